@@ -1,0 +1,129 @@
+//! The one error type of fencelock, with stable codes shared by every host and the wire.
+
+use alloc::string::String;
+use core::fmt;
+
+/// Stable machine-readable error codes; on the wire an error reply starts with one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The lock is held (or in lock-delay) and the caller did not wait.
+    Locked,
+    /// The token is not a live lease of that lock: released, superseded, stolen or unknown.
+    Stale,
+    /// The token's lease lapsed.
+    Expired,
+    /// The wait ran out before the lock was granted.
+    Timeout,
+    /// The server restarted after a crash and grants nothing until the restart grace ends.
+    NotReady,
+    /// A configured limit (waiters, locks, holders) was reached.
+    Limit,
+    /// The token sequence reached 2^53-1; no further token can be issued.
+    Exhausted,
+    /// The request itself is malformed (names, numbers, TTL bounds, syntax).
+    BadRequest,
+}
+
+impl ErrorCode {
+    /// Returns the code as sent on the wire and shown to users.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Locked => "LOCKED",
+            ErrorCode::Stale => "STALE",
+            ErrorCode::Expired => "EXPIRED",
+            ErrorCode::Timeout => "TIMEOUT",
+            ErrorCode::NotReady => "NOTREADY",
+            ErrorCode::Limit => "LIMIT",
+            ErrorCode::Exhausted => "EXHAUSTED",
+            // Redis clients and users know `ERR` as "your request was wrong".
+            ErrorCode::BadRequest => "ERR",
+        }
+    }
+
+    /// Parses a code as produced by [`ErrorCode::as_str`].
+    #[must_use]
+    pub fn from_str_code(code: &str) -> Option<ErrorCode> {
+        Some(match code {
+            "LOCKED" => ErrorCode::Locked,
+            "STALE" => ErrorCode::Stale,
+            "EXPIRED" => ErrorCode::Expired,
+            "TIMEOUT" => ErrorCode::Timeout,
+            "NOTREADY" => ErrorCode::NotReady,
+            "LIMIT" => ErrorCode::Limit,
+            "EXHAUSTED" => ErrorCode::Exhausted,
+            "ERR" | "BADREQ" => ErrorCode::BadRequest,
+            _ => return None,
+        })
+    }
+}
+
+/// Everything that can go wrong in a lock operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The lock is held; `ms_left` is the time until the soonest holder's lease ends
+    /// (or the lock-delay ends).
+    Locked { ms_left: u64 },
+    /// The token is not a live lease of the lock.
+    Stale { token: u64 },
+    /// The token's lease lapsed.
+    Expired { token: u64 },
+    /// The wait ran out.
+    Timeout { waited_ms: u64 },
+    /// Restart grace after a crash; `ms_left` until grants resume.
+    NotReady { ms_left: u64 },
+    /// A limit was reached; the message names it.
+    Limit(&'static str),
+    /// No token above 2^53-1 can be issued.
+    Exhausted,
+    /// The request is malformed; the message says how.
+    BadRequest(String),
+}
+
+impl Error {
+    /// Returns the stable code of this error.
+    #[must_use]
+    pub const fn code(&self) -> ErrorCode {
+        match self {
+            Error::Locked { .. } => ErrorCode::Locked,
+            Error::Stale { .. } => ErrorCode::Stale,
+            Error::Expired { .. } => ErrorCode::Expired,
+            Error::Timeout { .. } => ErrorCode::Timeout,
+            Error::NotReady { .. } => ErrorCode::NotReady,
+            Error::Limit(_) => ErrorCode::Limit,
+            Error::Exhausted => ErrorCode::Exhausted,
+            Error::BadRequest(_) => ErrorCode::BadRequest,
+        }
+    }
+
+    pub(crate) fn bad(message: impl Into<String>) -> Error {
+        Error::BadRequest(message.into())
+    }
+}
+
+impl fmt::Display for Error {
+    /// Formats as `CODE message`, exactly the text of a wire error reply.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let code = self.code().as_str();
+        match self {
+            Error::Locked { ms_left } => write!(f, "{code} lock is held, free in at most {ms_left} ms"),
+            Error::Stale { token } => {
+                write!(f, "{code} token {token} is not a live lease of this lock (released, superseded or unknown)")
+            }
+            Error::Expired { token } => write!(f, "{code} the lease of token {token} expired"),
+            Error::Timeout { waited_ms } => write!(f, "{code} lock not granted within {waited_ms} ms"),
+            Error::NotReady { ms_left } => write!(
+                f,
+                "{code} restarting after a crash, {ms_left} ms left until grants resume (every earlier lease must lapse first)"
+            ),
+            Error::Limit(what) => write!(f, "{code} {what}"),
+            Error::Exhausted => write!(f, "{code} token sequence exhausted at 2^53-1"),
+            Error::BadRequest(message) => write!(f, "{code} {message}"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for Error {}

@@ -1,0 +1,40 @@
+//! fencelock-core: the whole semantics of fencelock as a sans-IO state machine.
+//!
+//! A client takes a lease on a named lock and receives a fencing token that is larger than
+//! every token issued before it. The protected resource keeps the highest token it has
+//! accepted ([`Fence`]) and refuses older ones, so a client paused past its lease can do no harm.
+//!
+//! Nothing here reads a clock, does I/O, spawns threads or panics on any input (invariant I6):
+//! every method that needs time takes `now`, inputs are `handle_*`/plain calls, and outputs are
+//! polled (`poll_event`, `poll_persist`, `poll_timeout`).
+#![no_std]
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+mod config;
+mod engine;
+mod error;
+mod fence;
+pub mod protocol;
+mod snapshot;
+mod time;
+mod tokens;
+
+pub use config::Config;
+pub use engine::{
+    AcquireOptions, Acquired, ClientId, Engine, Event, HolderInfo, LockInfo, Mode, Start, Stats,
+    Token, WaiterId, WaiterInfo,
+};
+pub use error::{Error, ErrorCode};
+pub use fence::{Fence, FenceMark, FenceOutcome};
+#[cfg(feature = "std")]
+pub use fence::SharedFence;
+pub use snapshot::{Snapshot, SnapshotDelay, SnapshotLease, SNAPSHOT_VERSION};
+#[cfg(feature = "std")]
+pub use time::MonotonicClock;
+pub use time::{Clock, Instant, ManualClock};
+pub use tokens::MAX_TOKEN;

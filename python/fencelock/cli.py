@@ -1,0 +1,242 @@
+"""The ``fencelock`` command: run a server, or talk to one.
+
+Client subcommands take durations in seconds, like the Python API; server flags keep the
+``-ms`` names of the wire and the other hosts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import subprocess
+import sys
+from typing import Any, List, Optional, Sequence
+
+from .client import DEFAULT_HOST, DEFAULT_PORT, Client
+from .errors import ConnectionLost, FencelockError, LeaseLost
+
+__all__ = ["main", "build_parser"]
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_LOST = 75  # EX_TEMPFAIL: the lease was lost while the command ran
+EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: no server
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Runs the CLI and returns its exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.handler(args) or 0)
+    except ConnectionLost as error:
+        print(f"fencelock: {error.message}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except LeaseLost as error:
+        print(f"fencelock: {error.message}", file=sys.stderr)
+        return EXIT_LOST
+    except FencelockError as error:
+        print(f"fencelock: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except (ValueError, TypeError) as error:
+        print(f"fencelock: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Builds the argument parser (exposed for documentation and tests)."""
+    parser = argparse.ArgumentParser(
+        prog="fencelock",
+        description="A lock service with fencing tokens. Run a server with 'fencelock serve', "
+        "or use the client subcommands against a running server.",
+        epilog="Examples:\n"
+        "  fencelock serve --data-dir ./.fencelock\n"
+        "  TOKEN=$(fencelock acquire jobs/nightly 30 --wait 5)\n"
+        "  fencelock release jobs/nightly $TOKEN\n"
+        "  fencelock run jobs/nightly --ttl 30 -- ./nightly.sh   # token in $FENCELOCK_TOKEN\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve", help="run the lock server (asyncio; RESP2/RESP3 on TCP)",
+        description="Run the fencelock server. Speaks RESP2/RESP3, so redis-cli and Redis "
+        "client libraries can talk to it.",
+    )
+    serve.add_argument("--host", default=DEFAULT_HOST, help="address to bind (default %(default)s)")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to bind, 0 for any free port (default %(default)s)")
+    storage = serve.add_mutually_exclusive_group()
+    storage.add_argument("--data-dir", metavar="DIR", help="directory for the token ceiling and the clean-shutdown snapshot (default ./.fencelock)")
+    storage.add_argument("--in-memory", action="store_true", help="keep nothing on disk (tokens restart after a restart: for tests only)")
+    serve.add_argument("--max-ttl-ms", type=_positive_int, metavar="N", help="longest lease a client may ask for (default 300000 = 5 min; also the restart grace after a crash)")
+    serve.add_argument("--lock-delay-ms", type=_nonnegative_int, metavar="N", help="lock-delay after a lease expires (default 0 = off)")
+    serve.add_argument("--max-connections", type=_positive_int, default=10000, metavar="N", help="connection cap; extra connections get an error and are closed (default %(default)s)")
+    serve.add_argument("--test-clock", action="store_true", help="use a manual clock moved by 'DEBUG ADVANCE ms' (tests only)")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="log level (default %(default)s)")
+    serve.add_argument("--ready-file", metavar="PATH", help=argparse.SUPPRESS)
+    serve.set_defaults(handler=_serve)
+
+    def client_command(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("--host", default=DEFAULT_HOST, help="server address (default %(default)s)")
+        sub.add_argument("--port", type=int, default=DEFAULT_PORT, help="server port (default %(default)s)")
+        return sub
+
+    acquire = client_command("acquire", "take a lease and print its fencing token")
+    acquire.add_argument("name", help="lock name")
+    acquire.add_argument("ttl", type=float, help="lease length in seconds")
+    acquire.add_argument("--wait", type=float, metavar="SECONDS", help="wait up to this long for the lock (default: fail at once if held)")
+    acquire.add_argument("--shared", action="store_true", help="take a shared lease (readers)")
+    acquire.add_argument("--steal", action="store_true", help="take the lock even if held; the old holder is fenced off")
+    acquire.add_argument("--owner", help="a label shown by 'query'")
+    acquire.set_defaults(handler=_acquire)
+
+    renew = client_command("renew", "extend a lease; prints seconds left")
+    renew.add_argument("name")
+    renew.add_argument("token", type=int)
+    renew.add_argument("ttl", type=float, help="new lease length in seconds from now")
+    renew.set_defaults(handler=_renew)
+
+    release = client_command("release", "release a lease")
+    release.add_argument("name")
+    release.add_argument("token", type=int)
+    release.set_defaults(handler=_release)
+
+    verify = client_command("verify", "check a lease; prints seconds left (exit 1 if not live)")
+    verify.add_argument("name")
+    verify.add_argument("token", type=int)
+    verify.set_defaults(handler=_verify)
+
+    query = client_command("query", "list locks with their holders and waiters")
+    query.add_argument("prefix", nargs="?", default="", help="only locks whose name starts with this")
+    query.add_argument("--json", action="store_true", help="print JSON")
+    query.set_defaults(handler=_query)
+
+    info = client_command("info", "print server facts and counters")
+    info.add_argument("--json", action="store_true", help="print JSON")
+    info.set_defaults(handler=_info)
+
+    run = client_command("run", "hold a lock (auto-renewed) while a command runs; its token is in $FENCELOCK_TOKEN")
+    run.add_argument("name")
+    run.add_argument("--ttl", type=float, default=30.0, help="lease length in seconds (default %(default)s)")
+    run.add_argument("--wait", type=float, default=None, metavar="SECONDS", help="wait up to this long for the lock")
+    run.add_argument("--shared", action="store_true")
+    run.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
+    run.set_defaults(handler=_run)
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def _nonnegative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    from .server import ServerOptions, run_server
+
+    options = ServerOptions(
+        host=args.host,
+        port=args.port,
+        data_dir=None if args.in_memory else (args.data_dir or ".fencelock"),
+        max_ttl_ms=args.max_ttl_ms,
+        lock_delay_ms=args.lock_delay_ms,
+        max_connections=args.max_connections,
+        test_clock=args.test_clock,
+        ready_file=args.ready_file,
+    )
+    return run_server(options)
+
+
+def _client(args: argparse.Namespace) -> Client:
+    return Client(args.host, args.port)
+
+
+def _acquire(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        lease = client.acquire(args.name, args.ttl, wait=args.wait, shared=args.shared, steal=args.steal, owner=args.owner)
+    print(lease.token)
+    return 0
+
+
+def _renew(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        print(f"{client.renew(args.name, args.token, args.ttl):.3f}")
+    return 0
+
+
+def _release(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        client.release(args.name, args.token)
+    print("OK")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        print(f"{client.verify(args.name, args.token):.3f}")
+    return 0
+
+
+def _query(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        locks = client.query(args.prefix)
+    if args.json:
+        print(json.dumps([dataclasses.asdict(lock) for lock in locks], indent=2))
+        return 0
+    if not locks:
+        print("(no locks)")
+    for lock in locks:
+        delay = f"  lock-delay {lock.delay_ms_left} ms" if lock.delay_ms_left else ""
+        print(f"{lock.name}{delay}")
+        for holder in lock.holders:
+            owner = f" owner={holder.owner}" if holder.owner else ""
+            print(f"  holder token={holder.token} {holder.mode} {holder.ms_left} ms left{owner}")
+        for waiter in lock.waiters:
+            owner = f" owner={waiter.owner}" if waiter.owner else ""
+            print(f"  waiter #{waiter.position} {waiter.mode} {waiter.ms_left} ms left{owner}")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        facts = client.info()
+    if args.json:
+        print(json.dumps(facts, indent=2))
+    else:
+        for key, value in facts.items():
+            print(f"{key}:{value}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    command: List[str] = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        raise ValueError("run: give the command after --")
+    with _client(args) as client:
+        with client.lock(args.name, ttl=args.ttl, wait=args.wait, shared=args.shared) as lease:
+            env: Any = dict(os.environ, FENCELOCK_TOKEN=str(lease.token), FENCELOCK_LOCK=args.name)
+            status = subprocess.call(command, env=env)
+    return status

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Creates a venv, installs the fencelock package (building the native module with cargo) and the
+# test dependencies, then runs pytest. `make test` runs this; so can a developer.
+#   VENV=path   venv to use (default: <repo>/.venv-python-test, created if missing)
+#   extra arguments go to pytest.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+repo="$(cd "$here/.." && pwd)"
+venv="${VENV:-$repo/.venv-python-test}"
+python="${PYTHON:-python3}"
+
+if [ ! -x "$venv/bin/python" ]; then
+    "$python" -m venv "$venv"
+fi
+"$venv/bin/python" -m pip install --quiet --upgrade pip
+"$venv/bin/python" -m pip install --quiet "$here[test]"
+cd "$here"
+exec "$venv/bin/python" -m pytest -q "$@"

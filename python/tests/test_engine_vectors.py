@@ -1,0 +1,190 @@
+"""Runs every shared engine scenario (tests/vectors/engine/*.json) through the Python binding.
+
+Format: tests/vectors/README.md. The runner uses the native module directly so that times are
+the vectors' own milliseconds; errors still come out as the mapped ``fencelock`` exceptions.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import pytest
+
+from fencelock import FencelockError
+from fencelock._native import NativeEngine
+
+from .conftest import VECTORS
+
+FILES = sorted((VECTORS / "engine").glob("*.json"))
+
+
+def test_the_vector_set_is_there() -> None:
+    assert len(FILES) >= 15, f"expected the shared engine vectors in {VECTORS / 'engine'}"
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+def test_engine_vector(path: Path) -> None:
+    scenario = json.loads(path.read_text())
+    runner = Runner(scenario)
+    for index, step in enumerate(scenario["steps"]):
+        try:
+            runner.step(step)
+        except AssertionError as failure:
+            raise AssertionError(f"step {index} {json.dumps(step)}: {failure}") from None
+
+
+class Runner:
+    def __init__(self, scenario: Dict[str, Any]) -> None:
+        self.config: Dict[str, int] = dict(scenario.get("config") or {})
+        start = scenario.get("start") or {}
+        if start.get("kind") == "crashed":
+            self.persisted = int(start.get("ceiling", 0))
+            self.engine = NativeEngine(self.config, "crashed", self.persisted, None, 0)
+        else:
+            self.persisted = 0
+            self.engine = NativeEngine(self.config)
+        self.highest_token = 0
+        self.at = 0
+
+    def step(self, step: Dict[str, Any]) -> None:
+        if "at_ms" in step:
+            self.at = int(step["at_ms"])
+        result = self.execute(step, self.at)
+        while (ceiling := self.engine.poll_persist()) is not None:
+            assert ceiling >= self.persisted, f"persist request went down: {ceiling} < {self.persisted}"
+            self.persisted = ceiling
+        if "token" in result:
+            self.see_token(result["token"])
+        events: List[Dict[str, Any]] = []
+        while (raw := self.engine.poll_event()) is not None:
+            event = event_json(raw)
+            if event["type"] == "granted":
+                self.see_token(event["token"])
+            events.append(event)
+        assert self.engine.last_token() <= self.persisted, (
+            f"token {self.engine.last_token()} revealed above persisted ceiling {self.persisted}"
+        )
+        broken = self.engine.check_invariants()
+        assert broken is None, broken
+        if "expect" in step:
+            matches(step["expect"], result, "expect")
+        if "events" in step:
+            matches(step["events"], events, "events")
+
+    def see_token(self, token: int) -> None:
+        assert token > self.highest_token, f"I2: token {token} not above earlier {self.highest_token}"
+        self.highest_token = token
+
+    def execute(self, step: Dict[str, Any], now: int) -> Dict[str, Any]:
+        op = step["op"]
+        name = step.get("name", "")
+        token = int(step.get("token", 0))
+        ttl = int(step.get("ttl_ms", 0))
+        engine = self.engine
+        try:
+            if op == "acquire":
+                kind, number, deadline = engine.acquire(
+                    now, name, ttl,
+                    shared=step.get("mode") == "shared",
+                    wait_ms=int(step.get("wait_ms", 0)),
+                    owner=step.get("owner"),
+                    steal=bool(step.get("steal", False)),
+                    client=int(step.get("client", 0)),
+                    ephemeral=bool(step.get("ephemeral", False)),
+                    lock_delay_ms=step.get("lock_delay_ms"),
+                )
+                if kind == "granted":
+                    return {"token": number, "deadline_ms": deadline}
+                return {"queued": number, "deadline_ms": deadline}
+            if op == "renew":
+                return {"ms_left": engine.renew(now, name, token, ttl)}
+            if op == "verify":
+                return {"ms_left": engine.verify(now, name, token)}
+            if op == "release":
+                engine.release(now, name, token)
+                return {"ok": True}
+        except FencelockError as error:
+            return {"error": error.code, "message": str(error)}
+        if op == "cancel":
+            return {"ok": engine.cancel_wait(now, int(step.get("waiter", 0)))}
+        if op == "disconnect":
+            engine.disconnect(now, int(step.get("client", 0)))
+            return {}
+        if op == "tick":
+            engine.handle_timeout(now)
+            return {}
+        if op == "next_timeout":
+            return {"at_ms": engine.poll_timeout()}
+        if op == "query":
+            return {"locks": [
+                {
+                    "name": lock_name,
+                    "delay_ms_left": delay,
+                    "holders": [
+                        {"token": t, "mode": m, "owner": o, "ms_left": left, "client": c}
+                        for t, m, o, left, c in holders
+                    ],
+                    "waiters": [
+                        {"waiter": w, "position": p, "mode": m, "owner": o, "client": c, "ms_left": left}
+                        for w, p, m, o, c, left in waiters
+                    ],
+                }
+                for lock_name, holders, waiters, delay in engine.query(now, step.get("prefix", ""))
+            ]}
+        if op == "stats":
+            return dict(engine.stats())
+        if op == "counts":
+            return {"locks": engine.live_locks(), "leases": engine.live_leases(), "waiting": engine.waiting()}
+        if op == "ceiling":
+            return {"ceiling": self.persisted}
+        if op == "grace":
+            return {"ms_left": engine.grace_left(now)}
+        if op == "restart":
+            kind = step.get("kind")
+            if kind == "crash":
+                self.engine = NativeEngine(self.config, "crashed", self.persisted, None, now)
+            elif kind == "clean":
+                snapshot = bytes(engine.snapshot(now))
+                self.engine = NativeEngine(self.config, "clean", self.persisted, snapshot, now)
+            else:
+                raise AssertionError(f"unknown restart kind {kind!r}")
+            return {}
+        raise AssertionError(f"unknown op {op!r}")
+
+
+def event_json(raw: Any) -> Dict[str, Any]:
+    kind = raw[0]
+    if kind == "granted":
+        _, name, token, waiter, client, deadline = raw
+        return {"type": kind, "name": name, "token": token, "waiter": waiter, "client": client, "deadline_ms": deadline}
+    if kind == "wait_timed_out":
+        _, name, waiter, client, waited = raw
+        return {"type": kind, "name": name, "waiter": waiter, "client": client, "waited_ms": waited}
+    if kind == "expired":
+        _, name, token, owner, client = raw
+        return {"type": kind, "name": name, "token": token, "owner": owner, "client": client}
+    _, name, token, owner, client, by_token = raw
+    return {"type": kind, "name": name, "token": token, "owner": owner, "client": client, "by_token": by_token}
+
+
+def matches(expected: Any, actual: Any, path: str) -> None:
+    """Partial for objects, exact for arrays and scalars (tests/vectors/README.md)."""
+    if isinstance(expected, dict):
+        assert isinstance(actual, dict), f"{path}: expected an object, got {actual!r}"
+        for key, value in expected.items():
+            assert key in actual, f"{path}.{key}: missing in {actual!r}"
+            matches(value, actual[key], f"{path}.{key}")
+    elif isinstance(expected, list):
+        assert isinstance(actual, list) and len(actual) == len(expected), (
+            f"{path}: expected {len(expected)} items, got {actual!r}"
+        )
+        for index, (want, got) in enumerate(zip(expected, actual)):
+            matches(want, got, f"{path}[{index}]")
+    else:
+        assert type(expected) is type(actual) or (
+            isinstance(expected, (int, float)) and isinstance(actual, (int, float))
+            and not isinstance(expected, bool) and not isinstance(actual, bool)
+        ), f"{path}: expected {expected!r}, got {actual!r}"
+        assert expected == actual, f"{path}: expected {expected!r}, got {actual!r}"

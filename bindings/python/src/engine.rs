@@ -238,7 +238,7 @@ impl NativeEngine {
 }
 
 /// Starts from `Config::default()` and applies each key of `overrides`.
-fn build_config(py: Python<'_>, overrides: Option<&Bound<'_, PyDict>>) -> PyResult<Config> {
+pub(crate) fn build_config(py: Python<'_>, overrides: Option<&Bound<'_, PyDict>>) -> PyResult<Config> {
     let mut config = Config::default();
     let Some(overrides) = overrides else {
         return Ok(config);

@@ -1,0 +1,108 @@
+"""The asyncio client against a real server: the twins of the sync round trips."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Awaitable, Callable
+
+import pytest
+
+import fencelock
+
+from .conftest import ServerProcess
+
+
+def run(coro: Awaitable[Any]) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, 20))  # type: ignore[arg-type]
+
+
+def test_round_trip_and_errors(server: ServerProcess) -> None:
+    async def scenario() -> None:
+        async with fencelock.AsyncClient(port=server.port) as client:
+            lease = await client.acquire("a", 5.0)
+            with pytest.raises(fencelock.Locked):
+                await client.acquire("a", 5.0)
+            # Pipelined on one connection, answered in order.
+            lefts = await asyncio.gather(*(client.verify("a", lease.token) for _ in range(50)))
+            assert lefts == [5.0] * 50
+            assert await client.renew("a", lease.token, 6.0) == 6.0
+            (lock,) = await client.query("a")
+            assert lock.holders[0].token == lease.token
+            assert (await client.info())["live_leases"] == 1
+            await client.release("a", lease.token)
+            with pytest.raises(fencelock.Stale):
+                await client.release("a", lease.token)
+
+    run(scenario())
+
+
+def test_wait_does_not_block_other_requests(server: ServerProcess) -> None:
+    async def scenario() -> None:
+        async with fencelock.AsyncClient(port=server.port) as client:
+            holder = await client.acquire("w", 10.0)
+            waiting = asyncio.ensure_future(client.acquire("w", 10.0, wait=10.0))
+            await _until(lambda: _waiters(client, "w", 1))
+            # The shared connection stays free while the waiter has its own.
+            assert await client.verify("w", holder.token) > 0
+            await client.release("w", holder.token)
+            granted = await waiting
+            assert granted.token > holder.token
+
+    run(scenario())
+
+
+def test_cancelled_wait_leaves_the_queue(server: ServerProcess) -> None:
+    async def scenario() -> None:
+        async with fencelock.AsyncClient(port=server.port) as client:
+            await client.acquire("c", 10.0)
+            waiting = asyncio.ensure_future(client.acquire("c", 10.0, wait=10.0))
+            await _until(lambda: _waiters(client, "c", 1))
+            waiting.cancel()
+            await _until(lambda: _waiters(client, "c", 0))
+
+    run(scenario())
+
+
+def test_lock_block_and_lost_lease_push(server: ServerProcess) -> None:
+    async def scenario() -> None:
+        async with fencelock.AsyncClient(port=server.port) as client:
+            with pytest.raises(fencelock.LeaseLost):
+                async with client.lock("job", ttl=3.0) as lease:
+                    await client.execute("DEBUG", "ADVANCE", "3000")
+                    # The reader task applies the RESP3 push without any request of ours.
+                    await _until(lambda: _is_lost(lease))
+                    assert "expired" in (lease.lost_reason or "")
+
+    run(scenario())
+
+
+def test_async_lock_renews_on_real_time(start_server) -> None:
+    real = start_server()
+
+    async def scenario() -> None:
+        async with fencelock.AsyncClient(port=real.port) as client:
+            async with client.lock("job", ttl=0.3) as lease:
+                await asyncio.sleep(1.0)
+                assert not lease.lost
+                assert await client.verify("job", lease.token) > 0
+            assert await client.query("job") == []
+
+    run(scenario())
+
+
+async def _waiters(client: fencelock.AsyncClient, name: str, count: int) -> bool:
+    locks = await client.query(name)
+    return bool(locks) and len(locks[0].waiters) == count or (not locks and count == 0)
+
+
+async def _is_lost(lease: fencelock.Lease) -> bool:
+    return lease.lost
+
+
+async def _until(condition: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await condition():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.01)

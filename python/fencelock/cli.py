@@ -29,7 +29,16 @@ EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: no server
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Runs the CLI and returns its exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    # Everything after "--" is the command for `run`; argparse's subparsers mangle it otherwise.
+    trailing: List[str] = []
+    if "--" in words:
+        cut = words.index("--")
+        words, trailing = words[:cut], words[cut + 1 :]
+    args = parser.parse_args(words)
+    if trailing and getattr(args, "handler", None) is not _run:
+        parser.error("only 'run' takes a command after --")
+    args.command = trailing
     if not getattr(args, "handler", None):
         parser.print_help()
         return EXIT_USAGE
@@ -78,10 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     storage.add_argument("--in-memory", action="store_true", help="keep nothing on disk (tokens restart after a restart: for tests only)")
     serve.add_argument("--max-ttl-ms", type=_positive_int, metavar="N", help="longest lease a client may ask for (default 300000 = 5 min; also the restart grace after a crash)")
     serve.add_argument("--lock-delay-ms", type=_nonnegative_int, metavar="N", help="lock-delay after a lease expires (default 0 = off)")
+    serve.add_argument("--token-block", type=_positive_int, metavar="N", help="tokens reserved per durable write of the token ceiling (default 1048576)")
     serve.add_argument("--max-connections", type=_positive_int, default=10000, metavar="N", help="connection cap; extra connections get an error and are closed (default %(default)s)")
     serve.add_argument("--test-clock", action="store_true", help="use a manual clock moved by 'DEBUG ADVANCE ms' (tests only)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="log level (default %(default)s)")
-    serve.add_argument("--ready-file", metavar="PATH", help=argparse.SUPPRESS)
+    serve.add_argument("--ready-file", metavar="PATH", help="once listening, write 'HOST PORT' to this file (handy with --port 0)")
     serve.set_defaults(handler=_serve)
 
     def client_command(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -124,12 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(handler=_info)
 
-    run = client_command("run", "hold a lock (auto-renewed) while a command runs; its token is in $FENCELOCK_TOKEN")
+    run = client_command("run", "hold a lock (auto-renewed) while a command runs: fencelock run NAME [options] -- COMMAND...; its token is in $FENCELOCK_TOKEN")
     run.add_argument("name")
     run.add_argument("--ttl", type=float, default=30.0, help="lease length in seconds (default %(default)s)")
     run.add_argument("--wait", type=float, default=None, metavar="SECONDS", help="wait up to this long for the lock")
     run.add_argument("--shared", action="store_true")
-    run.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
     run.set_defaults(handler=_run)
     return parser
 
@@ -164,6 +173,7 @@ def _serve(args: argparse.Namespace) -> int:
         max_connections=args.max_connections,
         test_clock=args.test_clock,
         ready_file=args.ready_file,
+        engine_settings={"token_block": args.token_block} if args.token_block else {},
     )
     return run_server(options)
 
@@ -231,8 +241,6 @@ def _info(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     command: List[str] = list(args.command)
-    if command and command[0] == "--":
-        command = command[1:]
     if not command:
         raise ValueError("run: give the command after --")
     with _client(args) as client:

@@ -17,6 +17,10 @@ pub struct Snapshot {
     pub version: u32,
     /// The next token the engine would have issued.
     pub next_token: u64,
+    /// The token ceiling persisted when the snapshot was taken; a snapshot whose ceiling is not
+    /// the one on disk is stale and is treated as a crash.
+    #[serde(default)]
+    pub ceiling: u64,
     /// Every live lease.
     pub leases: Vec<SnapshotLease>,
     /// Locks inside a lock-delay.

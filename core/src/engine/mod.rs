@@ -99,13 +99,11 @@ impl Engine {
         engine.now = now;
         match start {
             Start::Fresh => {}
-            Start::Crashed { ceiling } => {
-                engine.tokens = TokenSequence::resume(ceiling, 0, engine.config.token_block);
-                let grace = engine
-                    .config
-                    .max_ttl_ms
-                    .saturating_add(engine.config.lock_delay_ms);
-                engine.grace_until = now.plus_ms(grace);
+            Start::Crashed { ceiling } => engine.resume_after_crash(ceiling, now),
+            // A snapshot taken under another ceiling than the one on disk is not from the last
+            // run: trusting it could reissue tokens, so it counts as a crash.
+            Start::Clean { ceiling, snapshot } if snapshot.ceiling != ceiling => {
+                engine.resume_after_crash(ceiling, now);
             }
             Start::Clean { ceiling, snapshot } => {
                 engine.tokens =
@@ -338,6 +336,7 @@ impl Engine {
         Snapshot {
             version: SNAPSHOT_VERSION,
             next_token: self.tokens.next(),
+            ceiling: self.tokens.ceiling(),
             leases,
             delays,
         }
@@ -420,6 +419,16 @@ impl Engine {
 // ---- helpers, in the order the public API calls them ----
 
 impl Engine {
+    fn resume_after_crash(&mut self, ceiling: u64, now: Instant) {
+        self.tokens =
+            TokenSequence::resume(ceiling, ceiling.saturating_add(1), self.config.token_block);
+        let grace = self
+            .config
+            .max_ttl_ms
+            .saturating_add(self.config.lock_delay_ms);
+        self.grace_until = now.plus_ms(grace);
+    }
+
     /// Moves time forward (never back) and fires everything due at or before it.
     fn advance(&mut self, now: Instant) -> Instant {
         let now = now.max(self.now);
@@ -972,6 +981,7 @@ impl Engine {
                 Mode::Exclusive
             };
             let blocked = lock.delay_until > now
+                || self.tokens.next() > crate::tokens::MAX_TOKEN
                 || !lock.holders.admits(mode)
                 || holders.len() >= self.config.max_holders_per_lock;
             if !blocked {

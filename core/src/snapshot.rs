@@ -52,6 +52,9 @@ pub struct SnapshotLease {
 pub struct SnapshotDelay {
     /// Lock name.
     pub name: String,
+    /// The token whose expiry began the delay.
+    #[serde(default)]
+    pub token: u64,
     /// Milliseconds of delay left at shutdown.
     pub ms_left: u64,
 }

@@ -1,5 +1,10 @@
 //! Runs every shared engine scenario in tests/vectors/engine through the Rust engine.
-#![allow(clippy::indexing_slicing, clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used
+)]
 
 mod support;
 

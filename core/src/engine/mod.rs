@@ -245,18 +245,21 @@ impl Engine {
             .range((client, 0, 0)..=(client, u64::MAX, u32::MAX))
             .copied()
             .collect();
-        for (_, tagged, slot) in owned {
-            match TimerKind::untag(tagged) {
-                (TimerKind::Wait, waiter) => {
-                    self.drop_waiter(slot, waiter);
-                }
-                (TimerKind::Lease, token) => {
-                    if self.drop_lease(slot, token).is_some() {
-                        self.stats.releases += 1;
-                    }
-                }
-                (TimerKind::Delay, _) => {}
+        // Withdraw every wait first: otherwise dropping the client's lease could grant the
+        // lock to one of its own waits, a lease nobody would ever release.
+        for &(_, tagged, slot) in &owned {
+            if let (TimerKind::Wait, waiter) = TimerKind::untag(tagged) {
+                self.drop_waiter(slot, waiter);
             }
+        }
+        for &(_, tagged, slot) in &owned {
+            if let (TimerKind::Lease, token) = TimerKind::untag(tagged) {
+                if self.drop_lease(slot, token).is_some() {
+                    self.stats.releases += 1;
+                }
+            }
+        }
+        for &(_, _, slot) in &owned {
             self.grant_waiters(slot, now);
             self.reclaim_if_idle(slot, now);
             self.debug_check(slot, now);
@@ -327,6 +330,7 @@ impl Engine {
             if lock.delay_until > now {
                 delays.push(SnapshotDelay {
                     name: String::from(&*lock.name),
+                    token: lock.delay_token,
                     ms_left: lock.delay_until.ms_since(now),
                 });
             }
@@ -444,14 +448,15 @@ impl Engine {
                     if let Some(lock) = self.lock_mut(slot) {
                         if lock.delay_until <= now {
                             lock.delay_until = Instant::ZERO;
+                            lock.delay_token = 0;
                         }
                     }
                     self.grant_waiters(slot, now);
                 }
                 TimerKind::Wait => self.time_out_waiter(slot, key.id(), now),
             }
+            // No per-lock invariant check here: other timers of this lock may still be due.
             self.reclaim_if_idle(slot, now);
-            self.debug_check(slot, now);
         }
         now
     }
@@ -468,13 +473,7 @@ impl Engine {
         // Lock-delay runs from the deadline itself, so a late handle_timeout shortens nothing.
         let until = at.plus_ms(u64::from(lease.lock_delay_ms));
         if until > now && until > lock.delay_until {
-            let previous = core::mem::replace(&mut lock.delay_until, until);
-            self.timers
-                .remove(&TimerKey::new(previous, TimerKind::Delay, u64::from(slot)));
-            self.timers.insert(
-                TimerKey::new(until, TimerKind::Delay, u64::from(slot)),
-                slot,
-            );
+            self.set_delay(slot, until, token);
         }
         let name_hash = self.hasher.hash_one(name.as_str());
         self.expired.insert(token, name_hash);
@@ -706,12 +705,7 @@ impl Engine {
         };
         let evicted = lock.holders.take_all();
         let name = String::from(&*lock.name);
-        let previous_delay = core::mem::replace(&mut lock.delay_until, Instant::ZERO);
-        self.timers.remove(&TimerKey::new(
-            previous_delay,
-            TimerKind::Delay,
-            u64::from(slot),
-        ));
+        self.set_delay(slot, Instant::ZERO, 0);
         for lease in evicted {
             self.forget_lease(slot, &lease);
             self.events.push_back(Event::Stolen {
@@ -728,6 +722,8 @@ impl Engine {
         let deadline = lease.deadline;
         self.install_lease(slot, lease);
         self.stats.grants += 1;
+        // A shared steal may admit shared waiters at the head of the queue.
+        self.grant_waiters(slot, now);
         Ok(Acquired::Granted { token, deadline })
     }
 
@@ -849,11 +845,8 @@ impl Engine {
             entry.remove();
         }
         if lock.delay_until != Instant::ZERO {
-            self.timers.remove(&TimerKey::new(
-                lock.delay_until,
-                TimerKind::Delay,
-                u64::from(slot),
-            ));
+            let key = TimerKey::new(lock.delay_until, TimerKind::Delay, lock.delay_token);
+            self.timers.remove(&key);
         }
         self.free_slots.push(slot);
     }
@@ -917,17 +910,31 @@ impl Engine {
             if delay.ms_left == 0 {
                 continue;
             }
-            let slot = self.find_or_create(&delay.name)?;
-            let until = now.plus_ms(delay.ms_left);
-            if let Some(lock) = self.lock_mut(slot) {
-                lock.delay_until = until;
+            if delay.token >= self.tokens.next() {
+                return Err(Error::bad(
+                    "snapshot lock-delay token is not below the next token",
+                ));
             }
-            self.timers.insert(
-                TimerKey::new(until, TimerKind::Delay, u64::from(slot)),
-                slot,
-            );
+            let slot = self.find_or_create(&delay.name)?;
+            self.set_delay(slot, now.plus_ms(delay.ms_left), delay.token);
         }
         Ok(())
+    }
+
+    /// Starts (or with `Instant::ZERO` ends) the lock-delay of a lock. Its timer is keyed by the
+    /// token whose expiry began it, so delays ending at one instant end in token order.
+    fn set_delay(&mut self, slot: u32, until: Instant, token: Token) {
+        let Some(lock) = self.lock_mut(slot) else {
+            return;
+        };
+        let previous = TimerKey::new(lock.delay_until, TimerKind::Delay, lock.delay_token);
+        lock.delay_until = until;
+        lock.delay_token = token;
+        self.timers.remove(&previous);
+        if until != Instant::ZERO {
+            self.timers
+                .insert(TimerKey::new(until, TimerKind::Delay, token), slot);
+        }
     }
 
     fn lock(&self, slot: u32) -> Option<&Lock> {

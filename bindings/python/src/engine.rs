@@ -1,7 +1,8 @@
 //! The lock engine, with milliseconds in and tuples out; `fencelock.Engine` is the Python face.
 
 use fencelock_core::{
-    AcquireOptions, Acquired, Config, Engine, Error, Event, Instant, LockInfo, Mode, Snapshot, Start,
+    AcquireOptions, Acquired, Config, Engine, Error, Event, Instant, LockInfo, Mode, Snapshot,
+    Start,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
@@ -33,11 +34,16 @@ impl NativeEngine {
         let start = match (start, snapshot) {
             ("fresh", None) => Start::Fresh,
             ("crashed", None) => Start::Crashed { ceiling },
-            ("clean", Some(bytes)) => {
-                Start::Clean { ceiling, snapshot: Snapshot::decode(bytes).into_py_result(py)? }
-            }
+            ("clean", Some(bytes)) => Start::Clean {
+                ceiling,
+                snapshot: Snapshot::decode(bytes).into_py_result(py)?,
+            },
             (other, snapshot) => {
-                let detail = if snapshot.is_some() { "with a snapshot" } else { "without a snapshot" };
+                let detail = if snapshot.is_some() {
+                    "with a snapshot"
+                } else {
+                    "without a snapshot"
+                };
                 return Err(to_pyerr(
                     py,
                     &Error::BadRequest(format!(
@@ -68,7 +74,11 @@ impl NativeEngine {
         lock_delay_ms: Option<u64>,
     ) -> PyResult<(&'static str, u64, u64)> {
         let options = AcquireOptions {
-            mode: if shared { Mode::Shared } else { Mode::Exclusive },
+            mode: if shared {
+                Mode::Shared
+            } else {
+                Mode::Exclusive
+            },
             wait_ms,
             owner,
             steal,
@@ -76,7 +86,10 @@ impl NativeEngine {
             ephemeral,
             lock_delay_ms,
         };
-        let acquired = self.engine.acquire(Instant(now_ms), name, ttl_ms, &options).into_py_result(py)?;
+        let acquired = self
+            .engine
+            .acquire(Instant(now_ms), name, ttl_ms, &options)
+            .into_py_result(py)?;
         Ok(match acquired {
             Acquired::Granted { token, deadline } => ("granted", token, deadline.as_ms()),
             Acquired::Queued { waiter, deadline } => ("queued", waiter, deadline.as_ms()),
@@ -84,18 +97,31 @@ impl NativeEngine {
     }
 
     /// Renews the lease (name, token) to `ttl_ms` from now; returns ms left.
-    fn renew(&mut self, py: Python<'_>, now_ms: u64, name: &str, token: u64, ttl_ms: u64) -> PyResult<u64> {
-        self.engine.renew(Instant(now_ms), name, token, ttl_ms).into_py_result(py)
+    fn renew(
+        &mut self,
+        py: Python<'_>,
+        now_ms: u64,
+        name: &str,
+        token: u64,
+        ttl_ms: u64,
+    ) -> PyResult<u64> {
+        self.engine
+            .renew(Instant(now_ms), name, token, ttl_ms)
+            .into_py_result(py)
     }
 
     /// Releases the lease (name, token).
     fn release(&mut self, py: Python<'_>, now_ms: u64, name: &str, token: u64) -> PyResult<()> {
-        self.engine.release(Instant(now_ms), name, token).into_py_result(py)
+        self.engine
+            .release(Instant(now_ms), name, token)
+            .into_py_result(py)
     }
 
     /// Returns ms left on the lease (name, token).
     fn verify(&mut self, py: Python<'_>, now_ms: u64, name: &str, token: u64) -> PyResult<u64> {
-        self.engine.verify(Instant(now_ms), name, token).into_py_result(py)
+        self.engine
+            .verify(Instant(now_ms), name, token)
+            .into_py_result(py)
     }
 
     /// Withdraws a queued request; returns whether it was still waiting.
@@ -124,18 +150,40 @@ impl NativeEngine {
             return Ok(None);
         };
         let tuple = match event {
-            Event::Granted { name, token, waiter, client, deadline } => {
-                ("granted", name, token, waiter, client, deadline.as_ms()).into_pyobject(py)?.into_any()
-            }
-            Event::WaitTimedOut { name, waiter, client, waited_ms } => {
-                ("wait_timed_out", name, waiter, client, waited_ms).into_pyobject(py)?.into_any()
-            }
-            Event::Expired { name, token, owner, client } => {
-                ("expired", name, token, owner, client).into_pyobject(py)?.into_any()
-            }
-            Event::Stolen { name, token, owner, client, by_token } => {
-                ("stolen", name, token, owner, client, by_token).into_pyobject(py)?.into_any()
-            }
+            Event::Granted {
+                name,
+                token,
+                waiter,
+                client,
+                deadline,
+            } => ("granted", name, token, waiter, client, deadline.as_ms())
+                .into_pyobject(py)?
+                .into_any(),
+            Event::WaitTimedOut {
+                name,
+                waiter,
+                client,
+                waited_ms,
+            } => ("wait_timed_out", name, waiter, client, waited_ms)
+                .into_pyobject(py)?
+                .into_any(),
+            Event::Expired {
+                name,
+                token,
+                owner,
+                client,
+            } => ("expired", name, token, owner, client)
+                .into_pyobject(py)?
+                .into_any(),
+            Event::Stolen {
+                name,
+                token,
+                owner,
+                client,
+                by_token,
+            } => ("stolen", name, token, owner, client, by_token)
+                .into_pyobject(py)?
+                .into_any(),
         };
         Ok(Some(tuple.cast_into::<PyTuple>()?))
     }
@@ -163,17 +211,33 @@ impl NativeEngine {
         self.engine
             .query(Instant(now_ms), prefix)
             .into_iter()
-            .map(|LockInfo { name, holders, waiters, delay_ms_left }| {
-                let holders = holders
-                    .into_iter()
-                    .map(|h| (h.token, h.mode.as_str(), h.owner, h.ms_left, h.client))
-                    .collect();
-                let waiters = waiters
-                    .into_iter()
-                    .map(|w| (w.waiter, w.position, w.mode.as_str(), w.owner, w.client, w.ms_left))
-                    .collect();
-                (name, holders, waiters, delay_ms_left)
-            })
+            .map(
+                |LockInfo {
+                     name,
+                     holders,
+                     waiters,
+                     delay_ms_left,
+                 }| {
+                    let holders = holders
+                        .into_iter()
+                        .map(|h| (h.token, h.mode.as_str(), h.owner, h.ms_left, h.client))
+                        .collect();
+                    let waiters = waiters
+                        .into_iter()
+                        .map(|w| {
+                            (
+                                w.waiter,
+                                w.position,
+                                w.mode.as_str(),
+                                w.owner,
+                                w.client,
+                                w.ms_left,
+                            )
+                        })
+                        .collect();
+                    (name, holders, waiters, delay_ms_left)
+                },
+            )
             .collect()
     }
 
@@ -238,7 +302,10 @@ impl NativeEngine {
 }
 
 /// Starts from `Config::default()` and applies each key of `overrides`.
-pub(crate) fn build_config(py: Python<'_>, overrides: Option<&Bound<'_, PyDict>>) -> PyResult<Config> {
+pub(crate) fn build_config(
+    py: Python<'_>,
+    overrides: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Config> {
     let mut config = Config::default();
     let Some(overrides) = overrides else {
         return Ok(config);
@@ -259,7 +326,10 @@ pub(crate) fn build_config(py: Python<'_>, overrides: Option<&Bound<'_, PyDict>>
             "token_block" => config.token_block = value.extract()?,
             "expired_memory" => config.expired_memory = value.extract()?,
             other => {
-                return Err(to_pyerr(py, &Error::BadRequest(format!("unknown engine setting {other:?}"))));
+                return Err(to_pyerr(
+                    py,
+                    &Error::BadRequest(format!("unknown engine setting {other:?}")),
+                ));
             }
         }
     }

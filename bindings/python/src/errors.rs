@@ -9,7 +9,9 @@ pub(crate) fn to_pyerr(py: Python<'_>, error: &Error) -> PyErr {
     let code = error.code().as_str();
     let text = error.to_string();
     // Display is "CODE message"; the class already carries the code.
-    let message = text.strip_prefix(code).map_or(text.as_str(), str::trim_start);
+    let message = text
+        .strip_prefix(code)
+        .map_or(text.as_str(), str::trim_start);
     let built = py
         .import("fencelock.errors")
         .and_then(|errors| errors.getattr("error_from_code"))

@@ -37,7 +37,10 @@ impl NativeFence {
 
     /// Returns every (resource, highest) pair.
     fn marks(&self) -> Vec<(String, u64)> {
-        self.fence.marks().map(|(resource, highest)| (resource.to_owned(), highest)).collect()
+        self.fence
+            .marks()
+            .map(|(resource, highest)| (resource.to_owned(), highest))
+            .collect()
     }
 
     fn __len__(&self) -> usize {

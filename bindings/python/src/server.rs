@@ -35,19 +35,24 @@ impl NativeServer {
         let start = match (start, snapshot) {
             ("fresh", None) => Start::Fresh,
             ("crashed", None) => Start::Crashed { ceiling },
-            ("clean", Some(bytes)) => {
-                Start::Clean { ceiling, snapshot: Snapshot::decode(bytes).into_py_result(py)? }
-            }
+            ("clean", Some(bytes)) => Start::Clean {
+                ceiling,
+                snapshot: Snapshot::decode(bytes).into_py_result(py)?,
+            },
             (other, _) => {
                 return Err(to_pyerr(
                     py,
-                    &Error::BadRequest(format!("start {other:?} is not one of: fresh, crashed, clean with a snapshot")),
+                    &Error::BadRequest(format!(
+                        "start {other:?} is not one of: fresh, crashed, clean with a snapshot"
+                    )),
                 ));
             }
         };
         let engine = Engine::start(engine_config, start, Instant(now_ms)).into_py_result(py)?;
         let server_config = build_server_config(py, server_config)?;
-        Ok(NativeServer { server: Server::new(engine, server_config) })
+        Ok(NativeServer {
+            server: Server::new(engine, server_config),
+        })
     }
 
     /// Registers a connection and returns its id (never 0).
@@ -73,7 +78,8 @@ impl NativeServer {
 
     /// Reports how many bytes the host holds unsent for a connection.
     fn handle_unsent(&mut self, conn: u64, unsent_bytes: usize, now_ms: u64) {
-        self.server.handle_unsent(conn, unsent_bytes, Instant(now_ms));
+        self.server
+            .handle_unsent(conn, unsent_bytes, Instant(now_ms));
     }
 
     /// Runs what is due (spurious calls are harmless).
@@ -110,7 +116,10 @@ impl NativeServer {
 
     /// Returns the clean-shutdown snapshot of the engine as bytes.
     fn snapshot<'py>(&mut self, py: Python<'py>, now_ms: u64) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.server.engine_mut().snapshot(Instant(now_ms)).encode())
+        PyBytes::new(
+            py,
+            &self.server.engine_mut().snapshot(Instant(now_ms)).encode(),
+        )
     }
 
     /// Returns the restart grace left in ms.
@@ -135,13 +144,18 @@ impl NativeServer {
 fn output_tuple<'py>(py: Python<'py>, output: Output) -> PyResult<Bound<'py, PyTuple>> {
     let tuple = match output {
         Output::PersistCeiling(ceiling) => ("persist", ceiling).into_pyobject(py)?.into_any(),
-        Output::Transmit { conn, bytes } => ("transmit", conn, PyBytes::new(py, &bytes)).into_pyobject(py)?.into_any(),
+        Output::Transmit { conn, bytes } => ("transmit", conn, PyBytes::new(py, &bytes))
+            .into_pyobject(py)?
+            .into_any(),
         Output::Close { conn } => ("close", conn).into_pyobject(py)?.into_any(),
     };
     Ok(tuple.cast_into::<PyTuple>()?)
 }
 
-fn build_server_config(py: Python<'_>, overrides: Option<&Bound<'_, PyDict>>) -> PyResult<ServerConfig> {
+fn build_server_config(
+    py: Python<'_>,
+    overrides: Option<&Bound<'_, PyDict>>,
+) -> PyResult<ServerConfig> {
     let mut config = ServerConfig::default();
     let Some(overrides) = overrides else {
         return Ok(config);
@@ -156,7 +170,10 @@ fn build_server_config(py: Python<'_>, overrides: Option<&Bound<'_, PyDict>>) ->
             "max_connections" => config.max_connections = value.extract()?,
             "test_clock" => config.test_clock = value.extract()?,
             other => {
-                return Err(to_pyerr(py, &Error::BadRequest(format!("unknown server setting {other:?}"))));
+                return Err(to_pyerr(
+                    py,
+                    &Error::BadRequest(format!("unknown server setting {other:?}")),
+                ));
             }
         }
     }

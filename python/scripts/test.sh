@@ -15,4 +15,6 @@ fi
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 "$venv/bin/python" -m pip install --quiet "$here[test]"
 cd "$here"
-exec "$venv/bin/python" -m pytest -q "$@"
+# The pytest script (not `python -m pytest`) keeps this source tree off sys.path, so the tests
+# exercise the installed package with its built native module.
+exec "$venv/bin/pytest" -q "$@"

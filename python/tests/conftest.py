@@ -35,7 +35,8 @@ class ServerProcess:
             "--ready-file", str(ready), "--log-level", "debug", *storage, *self.args,
         ]
         self.log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
+        # cwd outside the source tree: `python -m` must import the installed package.
+        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, cwd=self.tmp)
         deadline = time.monotonic() + 20
         while not ready.exists():
             if self.process.poll() is not None:

@@ -9,7 +9,7 @@ import pytest
 
 import fencelock
 
-from .conftest import ServerProcess
+from typing import Any as ServerProcess  # the conftest fixture type (tests import no siblings)
 
 
 def run(coro: Awaitable[Any]) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from typing import List
 
 import pytest
@@ -13,7 +14,10 @@ from fencelock.cli import build_parser, main
 
 
 def fencelock_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "fencelock", *args], capture_output=True, text=True, timeout=30)
+    # cwd outside the source tree: `python -m` must import the installed package.
+    return subprocess.run(
+        [sys.executable, "-m", "fencelock", *args], capture_output=True, text=True, timeout=30, cwd=tempfile.gettempdir()
+    )
 
 
 @pytest.mark.parametrize("command", [[], ["serve"], ["acquire"], ["release"], ["renew"], ["verify"], ["query"], ["info"], ["run"]])

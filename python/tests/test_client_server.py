@@ -10,7 +10,7 @@ import pytest
 
 import fencelock
 
-from .conftest import ServerProcess
+from typing import Any as ServerProcess  # the conftest fixture type (tests import no siblings)
 
 
 def advance(client: fencelock.Client, ms: int) -> None:

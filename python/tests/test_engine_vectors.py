@@ -7,6 +7,7 @@ the vectors' own milliseconds; errors still come out as the mapped ``fencelock``
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -15,8 +16,9 @@ import pytest
 from fencelock import FencelockError
 from fencelock._native import NativeEngine
 
-from .conftest import VECTORS
 
+# Tests import no sibling modules (importlib mode), so the path is computed here too.
+VECTORS = Path(os.environ.get("FENCELOCK_VECTORS", Path(__file__).resolve().parents[2] / "tests" / "vectors"))
 FILES = sorted((VECTORS / "engine").glob("*.json"))
 
 

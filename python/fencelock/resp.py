@@ -137,7 +137,7 @@ class Parser:
     def _parse(self, pos: int) -> Tuple[Any, int]:
         if pos >= len(self._buffer):
             raise _NeedMore
-        kind = self._buffer[pos : pos + 1]
+        kind = bytes(self._buffer[pos : pos + 1])
         line, pos = self._line(pos + 1)
         if kind == b"+":
             return line.decode("utf-8", "replace"), pos

@@ -30,9 +30,9 @@ pub use engine::{
     Token, WaiterId, WaiterInfo,
 };
 pub use error::{Error, ErrorCode};
-pub use fence::{Fence, FenceMark, FenceOutcome};
 #[cfg(feature = "std")]
 pub use fence::SharedFence;
+pub use fence::{Fence, FenceMark, FenceOutcome};
 pub use snapshot::{Snapshot, SnapshotDelay, SnapshotLease, SNAPSHOT_VERSION};
 #[cfg(feature = "std")]
 pub use time::MonotonicClock;

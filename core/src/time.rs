@@ -52,7 +52,9 @@ impl ManualClock {
     /// Creates a clock showing `start`.
     #[must_use]
     pub const fn new(start: Instant) -> Self {
-        ManualClock { ms: AtomicU64::new(start.0) }
+        ManualClock {
+            ms: AtomicU64::new(start.0),
+        }
     }
 
     /// Moves the clock forward by `ms` milliseconds and returns the new instant.
@@ -85,7 +87,9 @@ impl MonotonicClock {
     /// Creates a clock whose origin is now.
     #[must_use]
     pub fn new() -> Self {
-        MonotonicClock { origin: std::time::Instant::now() }
+        MonotonicClock {
+            origin: std::time::Instant::now(),
+        }
     }
 }
 

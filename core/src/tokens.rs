@@ -23,7 +23,12 @@ impl TokenSequence {
     /// Starts above `ceiling`, the last ceiling persisted (0 for a fresh start).
     pub(crate) fn resume(ceiling: u64, next: u64, block: u64) -> Self {
         let next = next.max(ceiling.saturating_add(1)).max(1);
-        TokenSequence { next, ceiling, pending: None, block: block.max(1) }
+        TokenSequence {
+            next,
+            ceiling,
+            pending: None,
+            block: block.max(1),
+        }
     }
 
     /// Issues the next token, raising the ceiling first when it is reached.

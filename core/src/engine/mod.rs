@@ -1,0 +1,1061 @@
+//! The lock engine: leases, waiters, expiry, lock-delay, steal, fencing tokens, restart.
+//!
+//! Invariants (asserted in debug builds by [`Engine::check_invariants`], tested everywhere):
+//! - I1 a lock has one exclusive holder or any number of shared holders, never both;
+//! - I2 every token issued is strictly greater than every token issued before, across restarts;
+//! - I3 renew, release and verify act only on the lease named by (lock, token);
+//! - I4 a lapsed lease stays lapsed;
+//! - I5 waiters are served first come, first served; a waiter that left never blocks the queue;
+//! - I6 nothing here reads a clock, does I/O, spawns threads or panics.
+
+mod lock;
+mod timers;
+mod types;
+
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::hash::BuildHasher;
+
+use hashbrown::{DefaultHashBuilder, HashTable};
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::snapshot::{Snapshot, SnapshotDelay, SnapshotLease, SNAPSHOT_VERSION};
+use crate::time::Instant;
+use crate::tokens::TokenSequence;
+use lock::{Lease, Lock, Waiter};
+use timers::{TimerKey, TimerKind};
+pub use types::{
+    AcquireOptions, Acquired, ClientId, Event, HolderInfo, LockInfo, Mode, Start, Stats, Token,
+    WaiterId, WaiterInfo,
+};
+
+/// The whole lock service as a sans-IO state machine. Every call takes `now`; a time earlier
+/// than the last one seen counts as no progress. Everything due at or before `now` happens
+/// before the call itself, so expiry is exact whether or not [`Engine::handle_timeout`] ran.
+///
+/// After every call the host must take [`Engine::poll_persist`] and make it durable before it
+/// delivers any reply or event of that call, then deliver [`Engine::poll_event`]s.
+#[derive(Debug)]
+pub struct Engine {
+    config: Config,
+    /// Locks by slot; a slot is reused after its lock is reclaimed.
+    slots: Vec<Option<Lock>>,
+    free_slots: Vec<u32>,
+    /// Name -> slot, hashing the name stored in the slot (names are kept once).
+    by_name: HashTable<u32>,
+    hasher: DefaultHashBuilder,
+    /// Deadlines of leases, waits and lock-delays, in firing order.
+    timers: BTreeMap<TimerKey, u32>,
+    /// (client, timer-tagged id, slot) for waits and ephemeral leases, dropped on disconnect.
+    by_client: BTreeSet<(ClientId, u64, u32)>,
+    /// Waiter -> (slot, wait deadline).
+    waiters: BTreeMap<WaiterId, (u32, Instant)>,
+    next_waiter: WaiterId,
+    tokens: TokenSequence,
+    /// Recently expired tokens -> hash of their lock name, so late calls learn `EXPIRED`.
+    expired: BTreeMap<Token, u64>,
+    events: VecDeque<Event>,
+    stats: Stats,
+    now: Instant,
+    grace_until: Instant,
+    live_leases: usize,
+}
+
+impl Engine {
+    /// Creates an engine with nothing persisted: tokens start at 1, no restart grace.
+    #[must_use]
+    pub fn new(config: Config) -> Engine {
+        let tokens = TokenSequence::resume(0, 1, config.token_block);
+        Engine {
+            config,
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+            by_name: HashTable::new(),
+            hasher: DefaultHashBuilder::default(),
+            timers: BTreeMap::new(),
+            by_client: BTreeSet::new(),
+            waiters: BTreeMap::new(),
+            next_waiter: 1,
+            tokens,
+            expired: BTreeMap::new(),
+            events: VecDeque::new(),
+            stats: Stats::default(),
+            now: Instant::ZERO,
+            grace_until: Instant::ZERO,
+            live_leases: 0,
+        }
+    }
+
+    /// Creates an engine from what the last run left: nothing, a crash, or a clean snapshot.
+    ///
+    /// # Errors
+    /// [`Error::BadRequest`] if the snapshot is inconsistent (a token at or above its next token,
+    /// a bad name, duplicated tokens, conflicting holders).
+    pub fn start(config: Config, start: Start, now: Instant) -> Result<Engine, Error> {
+        let mut engine = Engine::new(config);
+        engine.now = now;
+        match start {
+            Start::Fresh => {}
+            Start::Crashed { ceiling } => {
+                engine.tokens = TokenSequence::resume(ceiling, 0, engine.config.token_block);
+                let grace = engine
+                    .config
+                    .max_ttl_ms
+                    .saturating_add(engine.config.lock_delay_ms);
+                engine.grace_until = now.plus_ms(grace);
+            }
+            Start::Clean { ceiling, snapshot } => {
+                engine.tokens =
+                    TokenSequence::resume(ceiling, snapshot.next_token, engine.config.token_block);
+                engine.restore(&snapshot, now)?;
+            }
+        }
+        Ok(engine)
+    }
+
+    /// Acquires a lease on `name` for `ttl_ms`, or queues the request when `options.wait_ms` > 0.
+    ///
+    /// # Errors
+    /// `LOCKED` if held and not waiting, `NOTREADY` in a restart grace, `LIMIT` past a bound,
+    /// `EXHAUSTED` past 2^53-1, `ERR` for a bad name, TTL, wait, owner or lock-delay.
+    pub fn acquire(
+        &mut self,
+        now: Instant,
+        name: &str,
+        ttl_ms: u64,
+        options: &AcquireOptions,
+    ) -> Result<Acquired, Error> {
+        let now = self.advance(now);
+        self.validate_name(name)?;
+        self.validate_ttl(ttl_ms)?;
+        let lock_delay_ms = self.validate_acquire_options(options)?;
+        let ready_in = self.grace_left(now);
+        if ready_in > 0 {
+            return Err(Error::NotReady { ms_left: ready_in });
+        }
+        self.stats.acquires += 1;
+        let slot = self.find_or_create(name)?;
+        let result = self.acquire_in(slot, now, ttl_ms, options, lock_delay_ms);
+        self.reclaim_if_idle(slot, now);
+        self.debug_check(slot, now);
+        result
+    }
+
+    /// Renews the lease `token` of `name` so that it ends `ttl_ms` from now; returns the ms left.
+    ///
+    /// # Errors
+    /// `STALE` or `EXPIRED` if `token` is not a live lease of `name`; `ERR` for a bad TTL.
+    pub fn renew(
+        &mut self,
+        now: Instant,
+        name: &str,
+        token: Token,
+        ttl_ms: u64,
+    ) -> Result<u64, Error> {
+        let now = self.advance(now);
+        self.validate_name(name)?;
+        self.validate_ttl(ttl_ms)?;
+        let Some(slot) = self.find(name) else {
+            return Err(self.reject(name, token));
+        };
+        let deadline = now.plus_ms(ttl_ms);
+        let Some(lease) = self
+            .lock_mut(slot)
+            .and_then(|lock| lock.holders.find_mut(token))
+        else {
+            return Err(self.reject(name, token));
+        };
+        let previous = core::mem::replace(&mut lease.deadline, deadline);
+        self.timers
+            .remove(&TimerKey::new(previous, TimerKind::Lease, token));
+        self.timers
+            .insert(TimerKey::new(deadline, TimerKind::Lease, token), slot);
+        self.stats.renewals += 1;
+        self.debug_check(slot, now);
+        Ok(ttl_ms)
+    }
+
+    /// Releases the lease `token` of `name`; waiters behind it are granted at once.
+    ///
+    /// # Errors
+    /// `STALE` or `EXPIRED` if `token` is not a live lease of `name`.
+    pub fn release(&mut self, now: Instant, name: &str, token: Token) -> Result<(), Error> {
+        let now = self.advance(now);
+        self.validate_name(name)?;
+        let Some(slot) = self.find(name) else {
+            return Err(self.reject(name, token));
+        };
+        if self.drop_lease(slot, token).is_none() {
+            return Err(self.reject(name, token));
+        }
+        self.stats.releases += 1;
+        self.grant_waiters(slot, now);
+        self.reclaim_if_idle(slot, now);
+        self.debug_check(slot, now);
+        Ok(())
+    }
+
+    /// Returns the ms left of the lease `token` of `name`. Verifying is an optimisation:
+    /// only the resource's [`crate::Fence`], checked at write time, is safe.
+    ///
+    /// # Errors
+    /// `STALE` or `EXPIRED` if `token` is not a live lease of `name`.
+    pub fn verify(&mut self, now: Instant, name: &str, token: Token) -> Result<u64, Error> {
+        let now = self.advance(now);
+        self.validate_name(name)?;
+        let deadline = self
+            .find(name)
+            .and_then(|slot| self.lock(slot))
+            .and_then(|lock| {
+                lock.holders
+                    .as_slice()
+                    .iter()
+                    .find(|lease| lease.token == token)
+            })
+            .map(|lease| lease.deadline);
+        match deadline {
+            Some(deadline) => Ok(deadline.ms_since(now)),
+            None => Err(self.reject(name, token)),
+        }
+    }
+
+    /// Withdraws a queued request; returns false if it is no longer queued.
+    pub fn cancel_wait(&mut self, now: Instant, waiter: WaiterId) -> bool {
+        let now = self.advance(now);
+        let Some(&(slot, _)) = self.waiters.get(&waiter) else {
+            return false;
+        };
+        self.drop_waiter(slot, waiter);
+        // The withdrawn waiter may have been what held back the ones behind it (I5).
+        self.grant_waiters(slot, now);
+        self.reclaim_if_idle(slot, now);
+        self.debug_check(slot, now);
+        true
+    }
+
+    /// Drops everything of `client`: its queued requests and its ephemeral leases.
+    pub fn disconnect(&mut self, now: Instant, client: ClientId) {
+        let now = self.advance(now);
+        if client == 0 {
+            return;
+        }
+        let owned: Vec<(ClientId, u64, u32)> = self
+            .by_client
+            .range((client, 0, 0)..=(client, u64::MAX, u32::MAX))
+            .copied()
+            .collect();
+        for (_, tagged, slot) in owned {
+            match TimerKind::untag(tagged) {
+                (TimerKind::Wait, waiter) => {
+                    self.drop_waiter(slot, waiter);
+                }
+                (TimerKind::Lease, token) => {
+                    if self.drop_lease(slot, token).is_some() {
+                        self.stats.releases += 1;
+                    }
+                }
+                (TimerKind::Delay, _) => {}
+            }
+            self.grant_waiters(slot, now);
+            self.reclaim_if_idle(slot, now);
+            self.debug_check(slot, now);
+        }
+    }
+
+    /// Expires due leases and waits, ends due lock-delays and grants to the next waiters.
+    /// Calling it early or twice does nothing more than what is due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.advance(now);
+    }
+
+    /// Returns the earliest instant at which [`Engine::handle_timeout`] has work.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.first_key_value().map(|(key, _)| key.at)
+    }
+
+    /// Takes the next event for the host to deliver.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Takes a raised token ceiling that the host must persist (atomically, with fsync) before
+    /// it delivers any reply or event of the call that raised it.
+    #[must_use]
+    pub fn poll_persist(&mut self) -> Option<u64> {
+        self.tokens.poll_persist()
+    }
+
+    /// Lists the locks whose names start with `prefix`, sorted by name.
+    pub fn query(&mut self, now: Instant, prefix: &str) -> Vec<LockInfo> {
+        let now = self.advance(now);
+        let mut locks: Vec<LockInfo> = self
+            .slots
+            .iter()
+            .flatten()
+            .filter(|lock| lock.name.starts_with(prefix))
+            .map(|lock| lock_info(lock, now))
+            .collect();
+        locks.sort_by(|a, b| a.name.cmp(&b.name));
+        locks
+    }
+
+    /// Returns the counters since start.
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Captures every live lease and lock-delay for a clean shutdown.
+    pub fn snapshot(&mut self, now: Instant) -> Snapshot {
+        let now = self.advance(now);
+        let mut leases = Vec::new();
+        let mut delays = Vec::new();
+        for lock in self.slots.iter().flatten() {
+            for lease in lock.holders.as_slice() {
+                leases.push(SnapshotLease {
+                    name: String::from(&*lock.name),
+                    token: lease.token,
+                    shared: lease.shared,
+                    owner: lease.owner.as_deref().map(String::from),
+                    ms_left: lease.deadline.ms_since(now),
+                    lock_delay_ms: u64::from(lease.lock_delay_ms),
+                });
+            }
+            if lock.delay_until > now {
+                delays.push(SnapshotDelay {
+                    name: String::from(&*lock.name),
+                    ms_left: lock.delay_until.ms_since(now),
+                });
+            }
+        }
+        leases.sort_by_key(|lease| lease.token);
+        delays.sort_by(|a, b| a.name.cmp(&b.name));
+        Snapshot {
+            version: SNAPSHOT_VERSION,
+            next_token: self.tokens.next(),
+            leases,
+            delays,
+        }
+    }
+
+    /// Returns the ms left in the restart grace (0 when grants are allowed).
+    #[must_use]
+    pub fn grace_left(&self, now: Instant) -> u64 {
+        self.grace_until.ms_since(now.max(self.now))
+    }
+
+    /// Returns the highest token issued so far (0 if none).
+    #[must_use]
+    pub fn last_token(&self) -> Token {
+        self.tokens.last_issued()
+    }
+
+    /// Returns the highest token ceiling handed to the host for persisting.
+    #[must_use]
+    pub fn token_ceiling(&self) -> u64 {
+        self.tokens.ceiling()
+    }
+
+    /// Returns the configuration.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Returns the number of locks that exist (held, waited on or in lock-delay).
+    #[must_use]
+    pub fn live_locks(&self) -> usize {
+        self.by_name.len()
+    }
+
+    /// Returns the number of live leases.
+    #[must_use]
+    pub fn live_leases(&self) -> usize {
+        self.live_leases
+    }
+
+    /// Returns the number of queued requests.
+    #[must_use]
+    pub fn waiting(&self) -> usize {
+        self.waiters.len()
+    }
+
+    /// Checks every invariant over the whole engine; returns a description of the first broken one.
+    ///
+    /// # Errors
+    /// A message naming the broken invariant. Used by tests; O(size of the engine).
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut leases = 0usize;
+        let mut waiting = 0usize;
+        for (slot, lock) in self.slots.iter().enumerate() {
+            let Some(lock) = lock else { continue };
+            let slot = u32::try_from(slot).map_err(|_| String::from("slot overflow"))?;
+            self.check_lock(slot, lock, self.now)?;
+            leases += lock.holders.len();
+            waiting += lock.waiters.len();
+        }
+        if leases != self.live_leases {
+            return Err(alloc::format!(
+                "lease count {} != {}",
+                leases,
+                self.live_leases
+            ));
+        }
+        if waiting != self.waiters.len() {
+            return Err(alloc::format!(
+                "waiter count {} != {}",
+                waiting,
+                self.waiters.len()
+            ));
+        }
+        Ok(())
+    }
+}
+
+// ---- helpers, in the order the public API calls them ----
+
+impl Engine {
+    /// Moves time forward (never back) and fires everything due at or before it.
+    fn advance(&mut self, now: Instant) -> Instant {
+        let now = now.max(self.now);
+        self.now = now;
+        while let Some((&key, &slot)) = self.timers.first_key_value() {
+            if key.at > now {
+                break;
+            }
+            self.timers.remove(&key);
+            match key.kind() {
+                TimerKind::Lease => self.expire_lease(slot, key.id(), key.at, now),
+                TimerKind::Delay => {
+                    if let Some(lock) = self.lock_mut(slot) {
+                        if lock.delay_until <= now {
+                            lock.delay_until = Instant::ZERO;
+                        }
+                    }
+                    self.grant_waiters(slot, now);
+                }
+                TimerKind::Wait => self.time_out_waiter(slot, key.id(), now),
+            }
+            self.reclaim_if_idle(slot, now);
+            self.debug_check(slot, now);
+        }
+        now
+    }
+
+    fn expire_lease(&mut self, slot: u32, token: Token, at: Instant, now: Instant) {
+        let Some(lease) = self.drop_lease(slot, token) else {
+            return;
+        };
+        self.stats.expiries += 1;
+        let Some(lock) = self.lock_mut(slot) else {
+            return;
+        };
+        let name = String::from(&*lock.name);
+        // Lock-delay runs from the deadline itself, so a late handle_timeout shortens nothing.
+        let until = at.plus_ms(u64::from(lease.lock_delay_ms));
+        if until > now && until > lock.delay_until {
+            let previous = core::mem::replace(&mut lock.delay_until, until);
+            self.timers
+                .remove(&TimerKey::new(previous, TimerKind::Delay, u64::from(slot)));
+            self.timers.insert(
+                TimerKey::new(until, TimerKind::Delay, u64::from(slot)),
+                slot,
+            );
+        }
+        let name_hash = self.hasher.hash_one(name.as_str());
+        self.expired.insert(token, name_hash);
+        while self.expired.len() > self.config.expired_memory {
+            self.expired.pop_first();
+        }
+        self.events.push_back(Event::Expired {
+            name,
+            token,
+            owner: lease.owner.map(String::from),
+            client: lease.client,
+        });
+        self.grant_waiters(slot, now);
+    }
+
+    fn time_out_waiter(&mut self, slot: u32, waiter: WaiterId, now: Instant) {
+        let Some(removed) = self.drop_waiter(slot, waiter) else {
+            return;
+        };
+        self.stats.wait_timeouts += 1;
+        let name = self
+            .lock(slot)
+            .map(|lock| String::from(&*lock.name))
+            .unwrap_or_default();
+        self.events.push_back(Event::WaitTimedOut {
+            name,
+            waiter,
+            client: removed.client,
+            waited_ms: now.ms_since(removed.enqueued_at),
+        });
+        // A timed-out writer at the head may have held back readers behind it (I5).
+        self.grant_waiters(slot, now);
+    }
+
+    fn validate_name(&self, name: &str) -> Result<(), Error> {
+        if name.is_empty() {
+            return Err(Error::bad("lock name is empty"));
+        }
+        if name.len() > self.config.max_name_len {
+            return Err(Error::bad(alloc::format!(
+                "lock name is {} bytes, longer than the limit of {}",
+                name.len(),
+                self.config.max_name_len
+            )));
+        }
+        Ok(())
+    }
+
+    fn validate_ttl(&self, ttl_ms: u64) -> Result<(), Error> {
+        if ttl_ms == 0 {
+            return Err(Error::bad("ttl must be at least 1 ms"));
+        }
+        if ttl_ms > self.config.max_ttl_ms {
+            return Err(Error::bad(alloc::format!(
+                "ttl {} ms is over the maximum of {} ms",
+                ttl_ms,
+                self.config.max_ttl_ms
+            )));
+        }
+        Ok(())
+    }
+
+    /// Validates the options and returns the lock-delay that applies.
+    fn validate_acquire_options(&self, options: &AcquireOptions) -> Result<u32, Error> {
+        if options.wait_ms > self.config.max_wait_ms {
+            return Err(Error::bad(alloc::format!(
+                "wait {} ms is over the maximum of {} ms",
+                options.wait_ms,
+                self.config.max_wait_ms
+            )));
+        }
+        if let Some(owner) = &options.owner {
+            if owner.len() > self.config.max_owner_len {
+                return Err(Error::bad(alloc::format!(
+                    "owner label is {} bytes, longer than the limit of {}",
+                    owner.len(),
+                    self.config.max_owner_len
+                )));
+            }
+        }
+        if options.ephemeral && options.client == 0 {
+            return Err(Error::bad("an ephemeral lease needs a client"));
+        }
+        if options.steal && options.wait_ms > 0 {
+            return Err(Error::bad(
+                "steal takes the lock at once; it cannot be combined with wait",
+            ));
+        }
+        let delay = options.lock_delay_ms.unwrap_or(self.config.lock_delay_ms);
+        if delay > self.config.max_lock_delay_ms {
+            return Err(Error::bad(alloc::format!(
+                "lock-delay {} ms is over the maximum of {} ms",
+                delay,
+                self.config.max_lock_delay_ms
+            )));
+        }
+        // max_lock_delay_ms is configured by the host; a value past u32 is clamped, not wrapped.
+        Ok(u32::try_from(delay).unwrap_or(u32::MAX))
+    }
+
+    fn hash(&self, name: &str) -> u64 {
+        self.hasher.hash_one(name)
+    }
+
+    fn find(&self, name: &str) -> Option<u32> {
+        let slots = &self.slots;
+        self.by_name
+            .find(self.hash(name), |&slot| {
+                slot_name(slots, slot) == Some(name)
+            })
+            .copied()
+    }
+
+    fn find_or_create(&mut self, name: &str) -> Result<u32, Error> {
+        if let Some(slot) = self.find(name) {
+            return Ok(slot);
+        }
+        if self.by_name.len() >= self.config.max_locks {
+            return Err(Error::Limit("too many live locks"));
+        }
+        let lock = Lock::new(name);
+        let slot = match self.free_slots.pop() {
+            Some(slot) => {
+                if let Some(entry) = self.slots.get_mut(slot as usize) {
+                    *entry = Some(lock);
+                }
+                slot
+            }
+            None => {
+                let slot = u32::try_from(self.slots.len())
+                    .map_err(|_| Error::Limit("too many live locks"))?;
+                self.slots.push(Some(lock));
+                slot
+            }
+        };
+        let hash = self.hash(name);
+        let slots = &self.slots;
+        let hasher = &self.hasher;
+        self.by_name.insert_unique(hash, slot, |&other| {
+            hasher.hash_one(slot_name(slots, other).unwrap_or_default())
+        });
+        Ok(slot)
+    }
+
+    fn acquire_in(
+        &mut self,
+        slot: u32,
+        now: Instant,
+        ttl_ms: u64,
+        options: &AcquireOptions,
+        lock_delay_ms: u32,
+    ) -> Result<Acquired, Error> {
+        let Some(lock) = self.lock(slot) else {
+            return Err(Error::Limit("lock vanished"));
+        };
+        let shared = options.mode == Mode::Shared;
+        if options.steal {
+            return self.steal(slot, now, ttl_ms, options, lock_delay_ms);
+        }
+        let holders_full = lock.holders.len() >= self.config.max_holders_per_lock;
+        let grantable = lock.delay_until <= now
+            && lock.waiters.is_empty()
+            && lock.holders.admits(options.mode)
+            && !holders_full;
+        if grantable {
+            let token = self.tokens.issue()?;
+            let lease = new_lease(token, now.plus_ms(ttl_ms), options, lock_delay_ms, shared);
+            let deadline = lease.deadline;
+            self.install_lease(slot, lease);
+            self.stats.grants += 1;
+            return Ok(Acquired::Granted { token, deadline });
+        }
+        if options.wait_ms == 0 {
+            let ms_left = lock
+                .holders
+                .as_slice()
+                .iter()
+                .map(|lease| lease.deadline.ms_since(now))
+                .max()
+                .unwrap_or(0)
+                .max(lock.delay_until.ms_since(now));
+            return Err(Error::Locked { ms_left });
+        }
+        if lock.waiters.len() >= self.config.max_waiters_per_lock {
+            return Err(Error::Limit("too many waiters on this lock"));
+        }
+        if self.waiters.len() >= self.config.max_waiters_total {
+            return Err(Error::Limit("too many waiters in all"));
+        }
+        let waiter = self.next_waiter;
+        self.next_waiter += 1;
+        let deadline = now.plus_ms(options.wait_ms);
+        let queued = Waiter {
+            id: waiter,
+            ttl_ms,
+            deadline,
+            enqueued_at: now,
+            owner: options.owner.as_deref().map(Box::from),
+            client: options.client,
+            lock_delay_ms,
+            shared,
+            ephemeral: options.ephemeral,
+        };
+        if let Some(lock) = self.lock_mut(slot) {
+            lock.waiters.push_back(queued);
+        }
+        self.waiters.insert(waiter, (slot, deadline));
+        self.timers
+            .insert(TimerKey::new(deadline, TimerKind::Wait, waiter), slot);
+        if options.client != 0 {
+            self.by_client
+                .insert((options.client, TimerKind::Wait.tag(waiter), slot));
+        }
+        Ok(Acquired::Queued { waiter, deadline })
+    }
+
+    /// Takes the lock at once: every current holder is fenced off with an event.
+    fn steal(
+        &mut self,
+        slot: u32,
+        now: Instant,
+        ttl_ms: u64,
+        options: &AcquireOptions,
+        lock_delay_ms: u32,
+    ) -> Result<Acquired, Error> {
+        let token = self.tokens.issue()?;
+        let Some(lock) = self.lock_mut(slot) else {
+            return Err(Error::Limit("lock vanished"));
+        };
+        let evicted = lock.holders.take_all();
+        let name = String::from(&*lock.name);
+        let previous_delay = core::mem::replace(&mut lock.delay_until, Instant::ZERO);
+        self.timers.remove(&TimerKey::new(
+            previous_delay,
+            TimerKind::Delay,
+            u64::from(slot),
+        ));
+        for lease in evicted {
+            self.forget_lease(slot, &lease);
+            self.events.push_back(Event::Stolen {
+                name: name.clone(),
+                token: lease.token,
+                owner: lease.owner.map(String::from),
+                client: lease.client,
+                by_token: token,
+            });
+        }
+        self.stats.steals += 1;
+        let shared = options.mode == Mode::Shared;
+        let lease = new_lease(token, now.plus_ms(ttl_ms), options, lock_delay_ms, shared);
+        let deadline = lease.deadline;
+        self.install_lease(slot, lease);
+        self.stats.grants += 1;
+        Ok(Acquired::Granted { token, deadline })
+    }
+
+    fn install_lease(&mut self, slot: u32, lease: Lease) {
+        self.timers.insert(
+            TimerKey::new(lease.deadline, TimerKind::Lease, lease.token),
+            slot,
+        );
+        if lease.ephemeral && lease.client != 0 {
+            self.by_client
+                .insert((lease.client, TimerKind::Lease.tag(lease.token), slot));
+        }
+        self.live_leases += 1;
+        if let Some(lock) = self.lock_mut(slot) {
+            lock.holders.push(lease);
+        }
+    }
+
+    /// Removes a holder and every index entry of it; None if `token` holds no lease there.
+    fn drop_lease(&mut self, slot: u32, token: Token) -> Option<Lease> {
+        let lease = self.lock_mut(slot)?.holders.remove(token)?;
+        self.forget_lease(slot, &lease);
+        Some(lease)
+    }
+
+    /// Removes the index entries of a lease already taken out of its lock.
+    fn forget_lease(&mut self, slot: u32, lease: &Lease) {
+        self.timers.remove(&TimerKey::new(
+            lease.deadline,
+            TimerKind::Lease,
+            lease.token,
+        ));
+        if lease.ephemeral && lease.client != 0 {
+            self.by_client
+                .remove(&(lease.client, TimerKind::Lease.tag(lease.token), slot));
+        }
+        self.live_leases -= 1;
+    }
+
+    fn drop_waiter(&mut self, slot: u32, waiter: WaiterId) -> Option<Waiter> {
+        let (_, deadline) = self.waiters.remove(&waiter)?;
+        self.timers
+            .remove(&TimerKey::new(deadline, TimerKind::Wait, waiter));
+        let lock = self.lock_mut(slot)?;
+        let at = lock.waiters.iter().position(|queued| queued.id == waiter)?;
+        let removed = lock.waiters.remove(at)?;
+        if removed.client != 0 {
+            self.by_client
+                .remove(&(removed.client, TimerKind::Wait.tag(waiter), slot));
+        }
+        Some(removed)
+    }
+
+    /// Grants the head of the queue, and every compatible waiter after it, while the lock admits them.
+    fn grant_waiters(&mut self, slot: u32, now: Instant) {
+        loop {
+            let Some(lock) = self.lock(slot) else { return };
+            if lock.delay_until > now || lock.holders.len() >= self.config.max_holders_per_lock {
+                return;
+            }
+            let Some(head) = lock.waiters.front() else {
+                return;
+            };
+            let mode = if head.shared {
+                Mode::Shared
+            } else {
+                Mode::Exclusive
+            };
+            if !lock.holders.admits(mode) {
+                return;
+            }
+            let head_id = head.id;
+            // An exhausted sequence grants nothing; the waiters time out as usual.
+            let Ok(token) = self.tokens.issue() else {
+                return;
+            };
+            let Some(waiter) = self.drop_waiter(slot, head_id) else {
+                return;
+            };
+            let name = self
+                .lock(slot)
+                .map(|lock| String::from(&*lock.name))
+                .unwrap_or_default();
+            let lease = Lease {
+                token,
+                deadline: now.plus_ms(waiter.ttl_ms),
+                owner: waiter.owner,
+                client: waiter.client,
+                lock_delay_ms: waiter.lock_delay_ms,
+                shared: waiter.shared,
+                ephemeral: waiter.ephemeral,
+            };
+            let deadline = lease.deadline;
+            self.install_lease(slot, lease);
+            self.stats.grants += 1;
+            self.stats.grants_after_wait += 1;
+            self.stats.total_wait_ms += now.ms_since(waiter.enqueued_at);
+            self.events.push_back(Event::Granted {
+                name,
+                token,
+                waiter: head_id,
+                client: waiter.client,
+                deadline,
+            });
+        }
+    }
+
+    /// Frees a lock that has no holders, waiters or lock-delay, so names used once cost nothing.
+    fn reclaim_if_idle(&mut self, slot: u32, now: Instant) {
+        let idle = self.lock(slot).is_some_and(|lock| lock.is_idle(now));
+        if !idle {
+            return;
+        }
+        let Some(lock) = self.slots.get_mut(slot as usize).and_then(Option::take) else {
+            return;
+        };
+        let hash = self.hasher.hash_one(&*lock.name);
+        if let Ok(entry) = self.by_name.find_entry(hash, |&other| other == slot) {
+            entry.remove();
+        }
+        if lock.delay_until != Instant::ZERO {
+            self.timers.remove(&TimerKey::new(
+                lock.delay_until,
+                TimerKind::Delay,
+                u64::from(slot),
+            ));
+        }
+        self.free_slots.push(slot);
+    }
+
+    /// Counts a rejected token and tells `EXPIRED` from `STALE`.
+    fn reject(&mut self, name: &str, token: Token) -> Error {
+        self.stats.stale_rejections += 1;
+        let name_hash = self.hash(name);
+        if self.expired.get(&token) == Some(&name_hash) {
+            Error::Expired { token }
+        } else {
+            Error::Stale { token }
+        }
+    }
+
+    fn restore(&mut self, snapshot: &Snapshot, now: Instant) -> Result<(), Error> {
+        let mut last_token = 0;
+        let mut leases: Vec<&SnapshotLease> = snapshot.leases.iter().collect();
+        leases.sort_by_key(|lease| lease.token);
+        for saved in leases {
+            self.validate_name(&saved.name)?;
+            if saved.token == 0 || saved.token <= last_token || saved.token >= self.tokens.next() {
+                return Err(Error::bad(alloc::format!(
+                    "snapshot lease token {} is out of order or not below the next token",
+                    saved.token
+                )));
+            }
+            last_token = saved.token;
+            if saved.ms_left == 0 {
+                continue;
+            }
+            let slot = self.find_or_create(&saved.name)?;
+            let mode = if saved.shared {
+                Mode::Shared
+            } else {
+                Mode::Exclusive
+            };
+            if !self
+                .lock(slot)
+                .is_some_and(|lock| lock.holders.admits(mode))
+            {
+                return Err(Error::bad(alloc::format!(
+                    "snapshot holds lock {:?} both shared and exclusive",
+                    saved.name
+                )));
+            }
+            // The connection of an ephemeral lease is gone; the lease lives out its time.
+            let lease = Lease {
+                token: saved.token,
+                deadline: now.plus_ms(saved.ms_left),
+                owner: saved.owner.as_deref().map(Box::from),
+                client: 0,
+                lock_delay_ms: u32::try_from(saved.lock_delay_ms).unwrap_or(u32::MAX),
+                shared: saved.shared,
+                ephemeral: false,
+            };
+            self.install_lease(slot, lease);
+        }
+        for delay in &snapshot.delays {
+            self.validate_name(&delay.name)?;
+            if delay.ms_left == 0 {
+                continue;
+            }
+            let slot = self.find_or_create(&delay.name)?;
+            let until = now.plus_ms(delay.ms_left);
+            if let Some(lock) = self.lock_mut(slot) {
+                lock.delay_until = until;
+            }
+            self.timers.insert(
+                TimerKey::new(until, TimerKind::Delay, u64::from(slot)),
+                slot,
+            );
+        }
+        Ok(())
+    }
+
+    fn lock(&self, slot: u32) -> Option<&Lock> {
+        self.slots.get(slot as usize).and_then(Option::as_ref)
+    }
+
+    fn lock_mut(&mut self, slot: u32) -> Option<&mut Lock> {
+        self.slots.get_mut(slot as usize).and_then(Option::as_mut)
+    }
+
+    fn debug_check(&self, slot: u32, now: Instant) {
+        #[cfg(debug_assertions)]
+        if let Some(lock) = self.lock(slot) {
+            if let Err(broken) = self.check_lock(slot, lock, now) {
+                debug_assert!(false, "invariant broken: {broken}");
+            }
+        }
+        let _ = (slot, now);
+    }
+
+    /// Checks I1, I4 and I5 on one lock.
+    fn check_lock(&self, slot: u32, lock: &Lock, now: Instant) -> Result<(), String> {
+        let holders = lock.holders.as_slice();
+        if holders.len() > 1 && holders.iter().any(|lease| !lease.shared) {
+            return Err(alloc::format!(
+                "I1: {:?} has an exclusive holder among others",
+                lock.name
+            ));
+        }
+        for lease in holders {
+            if lease.deadline <= now {
+                return Err(alloc::format!(
+                    "I4: {:?} token {} outlived its deadline",
+                    lock.name,
+                    lease.token
+                ));
+            }
+            if self.timers.get(&TimerKey::new(
+                lease.deadline,
+                TimerKind::Lease,
+                lease.token,
+            )) != Some(&slot)
+            {
+                return Err(alloc::format!("lease {} has no expiry timer", lease.token));
+            }
+        }
+        if let Some(head) = lock.waiters.front() {
+            let mode = if head.shared {
+                Mode::Shared
+            } else {
+                Mode::Exclusive
+            };
+            let blocked = lock.delay_until > now
+                || !lock.holders.admits(mode)
+                || holders.len() >= self.config.max_holders_per_lock;
+            if !blocked {
+                return Err(alloc::format!(
+                    "I5: head waiter of {:?} could be granted",
+                    lock.name
+                ));
+            }
+        }
+        for waiter in &lock.waiters {
+            if waiter.deadline <= now {
+                return Err(alloc::format!("I5: waiter {} outlived its wait", waiter.id));
+            }
+        }
+        if lock.is_idle(now) {
+            return Err(alloc::format!("{:?} is idle but not reclaimed", lock.name));
+        }
+        Ok(())
+    }
+}
+
+fn slot_name(slots: &[Option<Lock>], slot: u32) -> Option<&str> {
+    slots
+        .get(slot as usize)
+        .and_then(Option::as_ref)
+        .map(|lock| &*lock.name)
+}
+
+fn new_lease(
+    token: Token,
+    deadline: Instant,
+    options: &AcquireOptions,
+    lock_delay_ms: u32,
+    shared: bool,
+) -> Lease {
+    Lease {
+        token,
+        deadline,
+        owner: options.owner.as_deref().map(Box::from),
+        client: options.client,
+        lock_delay_ms,
+        shared,
+        ephemeral: options.ephemeral,
+    }
+}
+
+fn lock_info(lock: &Lock, now: Instant) -> LockInfo {
+    let mode_of = |shared: bool| {
+        if shared {
+            Mode::Shared
+        } else {
+            Mode::Exclusive
+        }
+    };
+    let mut holders: Vec<HolderInfo> = lock
+        .holders
+        .as_slice()
+        .iter()
+        .map(|lease| HolderInfo {
+            token: lease.token,
+            mode: mode_of(lease.shared),
+            owner: lease.owner.as_deref().map(String::from),
+            ms_left: lease.deadline.ms_since(now),
+            client: lease.client,
+        })
+        .collect();
+    holders.sort_by_key(|holder| holder.token);
+    let waiters = lock
+        .waiters
+        .iter()
+        .enumerate()
+        .map(|(at, waiter)| WaiterInfo {
+            waiter: waiter.id,
+            position: at + 1,
+            mode: mode_of(waiter.shared),
+            owner: waiter.owner.as_deref().map(String::from),
+            client: waiter.client,
+            ms_left: waiter.deadline.ms_since(now),
+        })
+        .collect();
+    LockInfo {
+        name: String::from(&*lock.name),
+        holders,
+        waiters,
+        delay_ms_left: lock.delay_until.ms_since(now),
+    }
+}

@@ -4,7 +4,12 @@
 //!
 //! `FENCELOCK_BLESS=1 cargo test -p fencelock-core --test protocol_vectors` rewrites the
 //! expected output of every step with what the server produced (review the diff!).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -34,7 +39,8 @@ fn protocol_vectors() {
     let mut failures = Vec::new();
     for path in &files {
         let text = std::fs::read_to_string(path).unwrap();
-        let mut vector: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mut vector: Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         if bless {
             let produced = run(&vector, Splitting::AsWritten);
             bless_vector(&mut vector, &produced);
@@ -42,14 +48,23 @@ fn protocol_vectors() {
             out.push('\n');
             std::fs::write(path, out).unwrap();
         }
-        for splitting in [Splitting::AsWritten, Splitting::Whole, Splitting::ByteByByte] {
+        for splitting in [
+            Splitting::AsWritten,
+            Splitting::Whole,
+            Splitting::ByteByByte,
+        ] {
             let produced = run(&vector, splitting);
             if let Err(message) = compare(&vector, &produced) {
                 failures.push(format!("{} ({splitting:?}): {message}", path.display()));
             }
         }
     }
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 fn vectors_dir() -> PathBuf {
@@ -85,7 +100,12 @@ fn run(vector: &Value, splitting: Splitting) -> Vec<StepOutput> {
                 }
             }
             "execute" => {
-                let argv: Vec<Vec<u8>> = step["argv"].as_array().unwrap().iter().map(bytes_of).collect();
+                let argv: Vec<Vec<u8>> = step["argv"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(bytes_of)
+                    .collect();
                 let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
                 server.execute(conn, &argv, now);
             }
@@ -99,7 +119,10 @@ fn run(vector: &Value, splitting: Splitting) -> Vec<StepOutput> {
             match output {
                 Output::PersistCeiling(ceiling) => {
                     // The ceiling must be durable before any reply that could carry its tokens.
-                    assert!(!transmitted, "PersistCeiling after a Transmit in the same step");
+                    assert!(
+                        !transmitted,
+                        "PersistCeiling after a Transmit in the same step"
+                    );
                     produced.persisted.push(ceiling);
                 }
                 Output::Transmit { conn, bytes } => {
@@ -122,7 +145,12 @@ fn chunks<'a>(data: &'a [u8], step: &Value, splitting: Splitting) -> Vec<&'a [u8
             let mut points: Vec<usize> = step
                 .get("splits")
                 .and_then(Value::as_array)
-                .map(|points| points.iter().map(|p| p.as_u64().unwrap() as usize).collect())
+                .map(|points| {
+                    points
+                        .iter()
+                        .map(|p| p.as_u64().unwrap() as usize)
+                        .collect()
+                })
                 .unwrap_or_default();
             points.retain(|&p| p > 0 && p < data.len());
             points.sort_unstable();
@@ -139,11 +167,21 @@ fn chunks<'a>(data: &'a [u8], step: &Value, splitting: Splitting) -> Vec<&'a [u8
 }
 
 fn compare(vector: &Value, produced: &[StepOutput]) -> Result<(), String> {
-    for (index, (step, got)) in vector["steps"].as_array().unwrap().iter().zip(produced).enumerate() {
+    for (index, (step, got)) in vector["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(produced)
+        .enumerate()
+    {
         let expected_out: BTreeMap<u64, Vec<u8>> = step
             .get("out")
             .and_then(Value::as_object)
-            .map(|out| out.iter().map(|(conn, bytes)| (conn.parse().unwrap(), bytes_of(bytes))).collect())
+            .map(|out| {
+                out.iter()
+                    .map(|(conn, bytes)| (conn.parse().unwrap(), bytes_of(bytes)))
+                    .collect()
+            })
             .unwrap_or_default();
         if expected_out != got.out {
             return Err(format!(
@@ -158,12 +196,18 @@ fn compare(vector: &Value, produced: &[StepOutput]) -> Result<(), String> {
             .map(|closed| closed.iter().map(|c| c.as_u64().unwrap()).collect())
             .unwrap_or_default();
         if expected_closed != got.closed {
-            return Err(format!("step {index}: closed {:?}, expected {expected_closed:?}", got.closed));
+            return Err(format!(
+                "step {index}: closed {:?}, expected {expected_closed:?}",
+                got.closed
+            ));
         }
         if let Some(persist) = step.get("persist").and_then(Value::as_array) {
             let expected: Vec<u64> = persist.iter().map(|c| c.as_u64().unwrap()).collect();
             if expected != got.persisted {
-                return Err(format!("step {index}: persisted {:?}, expected {expected:?}", got.persisted));
+                return Err(format!(
+                    "step {index}: persisted {:?}, expected {expected:?}",
+                    got.persisted
+                ));
             }
         }
     }
@@ -171,20 +215,34 @@ fn compare(vector: &Value, produced: &[StepOutput]) -> Result<(), String> {
 }
 
 fn bless_vector(vector: &mut Value, produced: &[StepOutput]) {
-    for (step, got) in vector["steps"].as_array_mut().unwrap().iter_mut().zip(produced) {
+    for (step, got) in vector["steps"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .zip(produced)
+    {
         let step = step.as_object_mut().unwrap();
         step.remove("out");
         step.remove("closed");
         if !got.out.is_empty() {
-            let out: Map<String, Value> =
-                got.out.iter().map(|(conn, bytes)| (conn.to_string(), Value::String(latin1(bytes)))).collect();
+            let out: Map<String, Value> = got
+                .out
+                .iter()
+                .map(|(conn, bytes)| (conn.to_string(), Value::String(latin1(bytes))))
+                .collect();
             step.insert("out".into(), Value::Object(out));
         }
         if !got.closed.is_empty() {
-            step.insert("closed".into(), got.closed.iter().copied().map(Value::from).collect());
+            step.insert(
+                "closed".into(),
+                got.closed.iter().copied().map(Value::from).collect(),
+            );
         }
         if step.contains_key("persist") {
-            step.insert("persist".into(), got.persisted.iter().copied().map(Value::from).collect());
+            step.insert(
+                "persist".into(),
+                got.persisted.iter().copied().map(Value::from).collect(),
+            );
         }
     }
 }
@@ -240,6 +298,9 @@ fn latin1(bytes: &[u8]) -> String {
 }
 
 fn show(out: &BTreeMap<u64, Vec<u8>>) -> String {
-    let parts: Vec<String> = out.iter().map(|(conn, bytes)| format!("{conn}: {:?}", latin1(bytes))).collect();
+    let parts: Vec<String> = out
+        .iter()
+        .map(|(conn, bytes)| format!("{conn}: {:?}", latin1(bytes)))
+        .collect();
     format!("{{{}}}", parts.join(", "))
 }

@@ -17,7 +17,9 @@ pub(crate) fn info(argv: &[&[u8]]) -> Result<Action, Error> {
     if argv.len() > 2 {
         return Err(usage_error("INFO", "INFO [section]"));
     }
-    let section = argv.get(1).map(|s| String::from_utf8_lossy(s).to_ascii_lowercase());
+    let section = argv
+        .get(1)
+        .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase());
     Ok(Action::Info(section.unwrap_or_default()))
 }
 
@@ -33,7 +35,9 @@ pub(crate) fn ping(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Result<Action, Erro
 
 /// `ECHO message`.
 pub(crate) fn echo(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Result<Action, Error> {
-    ctx.conn.reply().bulk(argv.get(1).copied().unwrap_or_default());
+    ctx.conn
+        .reply()
+        .bulk(argv.get(1).copied().unwrap_or_default());
     Ok(Action::Done)
 }
 
@@ -47,7 +51,9 @@ pub(crate) fn hello(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Result<Action, Err
             b"2" => RespVersion::Resp2,
             b"3" => RespVersion::Resp3,
             _ => {
-                ctx.conn.reply().error("NOPROTO unsupported protocol version; fencelock speaks 2 and 3");
+                ctx.conn
+                    .reply()
+                    .error("NOPROTO unsupported protocol version; fencelock speaks 2 and 3");
                 return Ok(Action::Done);
             }
         };
@@ -119,7 +125,9 @@ pub(crate) fn quit(ctx: &mut Context<'_>, _argv: &[&[u8]]) -> Result<Action, Err
 /// `SELECT 0`: fencelock has one namespace, which clients configured for db 0 expect.
 pub(crate) fn select(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Result<Action, Error> {
     if argv.get(1).copied() != Some(b"0".as_slice()) {
-        return Err(bad("DB index is out of range; fencelock has only database 0"));
+        return Err(bad(
+            "DB index is out of range; fencelock has only database 0",
+        ));
     }
     ctx.conn.reply().simple("OK");
     Ok(Action::Done)
@@ -133,7 +141,9 @@ pub(crate) fn client(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Result<Action, Er
         [] if is(sub, "ID") => ctx.conn.reply().unsigned(ctx.id),
         [] if is(sub, "GETNAME") => {
             let name = ctx.conn.name.clone();
-            ctx.conn.reply().optional_bulk(name.as_deref().map(str::as_bytes));
+            ctx.conn
+                .reply()
+                .optional_bulk(name.as_deref().map(str::as_bytes));
         }
         [name] if is(sub, "SETNAME") => {
             ctx.conn.name = client_name(name)?;
@@ -176,7 +186,9 @@ pub(crate) fn command(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Result<Action, E
     let mut reply = ctx.conn.reply();
     let Some(&sub) = argv.get(1) else {
         reply.array(COMMANDS.len());
-        COMMANDS.iter().for_each(|spec| command_info(&mut reply, spec));
+        COMMANDS
+            .iter()
+            .for_each(|spec| command_info(&mut reply, spec));
         return Ok(Action::Done);
     };
     let names = argv.get(2..).unwrap_or_default();
@@ -190,7 +202,9 @@ pub(crate) fn command(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Result<Action, E
     } else if is(sub, "INFO") {
         if names.is_empty() {
             reply.array(COMMANDS.len());
-            COMMANDS.iter().for_each(|spec| command_info(&mut reply, spec));
+            COMMANDS
+                .iter()
+                .for_each(|spec| command_info(&mut reply, spec));
         } else {
             reply.array(names.len());
             for &name in names {
@@ -201,7 +215,8 @@ pub(crate) fn command(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Result<Action, E
             }
         }
     } else if is(sub, "DOCS") {
-        let wanted = |spec: &&CommandSpec| names.is_empty() || names.iter().any(|n| is(n, spec.name));
+        let wanted =
+            |spec: &&CommandSpec| names.is_empty() || names.iter().any(|n| is(n, spec.name));
         reply.map(COMMANDS.iter().filter(wanted).count());
         for spec in COMMANDS.iter().filter(wanted) {
             reply.bulk(spec.name.to_ascii_lowercase().as_bytes());
@@ -285,7 +300,9 @@ fn client_name(name: &[u8]) -> Result<Option<String>, Error> {
         return Ok(None);
     }
     if !name.iter().all(|&b| (b'!'..=b'~').contains(&b)) {
-        return Err(bad("client names cannot contain spaces, newlines or special characters"));
+        return Err(bad(
+            "client names cannot contain spaces, newlines or special characters",
+        ));
     }
     // Printable ASCII is valid UTF-8.
     Ok(Some(String::from_utf8_lossy(name).to_string()))

@@ -13,10 +13,15 @@ pub(crate) fn name<'a>(arg: &'a [u8], what: &str) -> Result<&'a str, Error> {
 /// Reads a non-negative whole number such as a TTL, a wait or a token.
 pub(crate) fn number(arg: &[u8], what: &str) -> Result<u64, Error> {
     if arg.is_empty() {
-        return Err(Error::BadRequest(alloc::format!("{what} must be a whole number, got an empty string")));
+        return Err(Error::BadRequest(alloc::format!(
+            "{what} must be a whole number, got an empty string"
+        )));
     }
     if arg.first() == Some(&b'-') && arg.len() > 1 && arg.iter().skip(1).all(u8::is_ascii_digit) {
-        return Err(Error::BadRequest(alloc::format!("{what} must not be negative, got {}", shown(arg))));
+        return Err(Error::BadRequest(alloc::format!(
+            "{what} must not be negative, got {}",
+            shown(arg)
+        )));
     }
     let mut value: u64 = 0;
     for &byte in arg {
@@ -29,7 +34,9 @@ pub(crate) fn number(arg: &[u8], what: &str) -> Result<u64, Error> {
         value = value
             .checked_mul(10)
             .and_then(|v| v.checked_add(u64::from(byte - b'0')))
-            .ok_or_else(|| Error::BadRequest(alloc::format!("{what} is too large, got {}", shown(arg))))?;
+            .ok_or_else(|| {
+                Error::BadRequest(alloc::format!("{what} is too large, got {}", shown(arg)))
+            })?;
     }
     Ok(value)
 }

@@ -75,10 +75,16 @@ pub(crate) fn run(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Action {
 
 /// Returns the wrong-arity error for a command, with its usage.
 pub(crate) fn arity_error(name: &str, usage: &str) -> String {
-    format!("ERR wrong number of arguments for '{}': usage {usage}", name.to_ascii_lowercase())
+    format!(
+        "ERR wrong number of arguments for '{}': usage {usage}",
+        name.to_ascii_lowercase()
+    )
 }
 
 /// Returns a bad-request error saying how the command is used.
 pub(crate) fn usage_error(name: &str, usage: &str) -> Error {
-    Error::BadRequest(format!("wrong number of arguments for '{}': usage {usage}", name.to_ascii_lowercase()))
+    Error::BadRequest(format!(
+        "wrong number of arguments for '{}': usage {usage}",
+        name.to_ascii_lowercase()
+    ))
 }

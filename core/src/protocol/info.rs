@@ -91,7 +91,11 @@ pub(crate) fn info_text(section: &str, engine: &Engine, facts: &Facts, now: Inst
     }
     if wanted("tokens") {
         separate(&mut text);
-        let _ = write!(text, "# Tokens\r\nlast_token:{}\r\nmax_token:{MAX_TOKEN}\r\n", engine.last_token());
+        let _ = write!(
+            text,
+            "# Tokens\r\nlast_token:{}\r\nmax_token:{MAX_TOKEN}\r\n",
+            engine.last_token()
+        );
     }
     text
 }
@@ -104,7 +108,11 @@ pub(crate) fn client_line(id: ConnId, conn: &Connection, now: Instant) -> String
         "id={id} name={} age={} resp={} blocked={} lib-name={} lib-ver={}",
         conn.name.as_deref().unwrap_or(""),
         now.ms_since(conn.connected_at) / 1000,
-        if conn.version == RespVersion::Resp3 { 3 } else { 2 },
+        if conn.version == RespVersion::Resp3 {
+            3
+        } else {
+            2
+        },
         u8::from(conn.blocked.is_some()),
         conn.lib_name.as_deref().unwrap_or(""),
         conn.lib_version.as_deref().unwrap_or(""),

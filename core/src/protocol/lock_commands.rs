@@ -11,7 +11,10 @@ use crate::{AcquireOptions, Acquired, Error, LockInfo, Mode};
 pub(crate) fn acquire(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Result<Action, Error> {
     let name = args::name(arg(argv, 1), "lock name")?;
     let ttl_ms = args::number(arg(argv, 2), "ttl_ms")?;
-    let mut options = AcquireOptions { client: ctx.id, ..AcquireOptions::default() };
+    let mut options = AcquireOptions {
+        client: ctx.id,
+        ..AcquireOptions::default()
+    };
     let mut rest = argv.iter().skip(3);
     while let Some(&option) = rest.next() {
         if is(option, "WAIT") {
@@ -21,7 +24,8 @@ pub(crate) fn acquire(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Result<Action, E
         } else if is(option, "STEAL") {
             options.steal = true;
         } else if is(option, "OWNER") {
-            options.owner = Some(args::name(value(rest.next(), "OWNER", "label")?, "OWNER label")?.to_string());
+            options.owner =
+                Some(args::name(value(rest.next(), "OWNER", "label")?, "OWNER label")?.to_string());
         } else if is(option, "EPHEMERAL") {
             options.ephemeral = true;
         } else if is(option, "LOCKDELAY") {
@@ -144,6 +148,9 @@ fn arg<'a>(argv: &[&'a [u8]], index: usize) -> &'a [u8] {
 }
 
 fn value<'a>(next: Option<&&'a [u8]>, option: &str, unit: &str) -> Result<&'a [u8], Error> {
-    next.copied()
-        .ok_or_else(|| Error::BadRequest(alloc::format!("ACQUIRE option {option} needs a value ({unit})")))
+    next.copied().ok_or_else(|| {
+        Error::BadRequest(alloc::format!(
+            "ACQUIRE option {option} needs a value ({unit})"
+        ))
+    })
 }

@@ -22,7 +22,11 @@ pub struct ParserLimits {
 
 impl Default for ParserLimits {
     fn default() -> Self {
-        ParserLimits { max_request_bytes: 1 << 20, max_bulk_bytes: 1 << 20, max_args: 1024 }
+        ParserLimits {
+            max_request_bytes: 1 << 20,
+            max_bulk_bytes: 1 << 20,
+            max_args: 1024,
+        }
     }
 }
 
@@ -114,9 +118,12 @@ impl RequestParser {
                         self.args_left = number.finish("invalid multibulk length")?;
                         self.state = State::ArrayLenLf;
                     } else {
-                        number.push(byte, self.limits.max_args, "invalid multibulk length", || {
-                            too_many_args_text(self.limits.max_args)
-                        })?;
+                        number.push(
+                            byte,
+                            self.limits.max_args,
+                            "invalid multibulk length",
+                            || too_many_args_text(self.limits.max_args),
+                        )?;
                         self.state = State::ArrayLen(number);
                     }
                 }
@@ -151,7 +158,8 @@ impl RequestParser {
                         self.state = State::BulkLenLf(len);
                     } else {
                         let max = self.limits.max_bulk_bytes;
-                        number.push(byte, max, "invalid bulk length", || bulk_too_long_text(max))?;
+                        number
+                            .push(byte, max, "invalid bulk length", || bulk_too_long_text(max))?;
                         self.state = State::BulkLen(number);
                     }
                 }
@@ -167,13 +175,17 @@ impl RequestParser {
                     let take = left.min(rest.len());
                     // Size was checked against the limits when `$N` arrived; this copies only
                     // bytes that were actually received.
-                    self.data.extend_from_slice(rest.get(..take).unwrap_or_default());
+                    self.data
+                        .extend_from_slice(rest.get(..take).unwrap_or_default());
                     pos += take;
                     self.request_bytes += take;
                     self.state = if take == left {
                         State::BulkCr { start }
                     } else {
-                        State::BulkBody { start, left: left - take }
+                        State::BulkBody {
+                            start,
+                            left: left - take,
+                        }
                     };
                 }
                 State::BulkCr { start } => {
@@ -207,7 +219,8 @@ impl RequestParser {
                     match newline {
                         None => self.data.extend_from_slice(line),
                         Some(at) => {
-                            self.data.extend_from_slice(line.get(..at).unwrap_or_default());
+                            self.data
+                                .extend_from_slice(line.get(..at).unwrap_or_default());
                             self.split_inline()?;
                             if self.spans.is_empty() {
                                 // A line of only spaces is skipped like a blank line.
@@ -231,7 +244,9 @@ impl RequestParser {
 
     /// Returns the arguments of the request just completed by [`RequestParser::feed`].
     pub fn args(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
-        self.spans.iter().map(|&(start, end)| self.data.get(start..end).unwrap_or_default())
+        self.spans
+            .iter()
+            .map(|&(start, end)| self.data.get(start..end).unwrap_or_default())
     }
 
     /// Returns how many argument bytes and spans the parser holds: bounded by the bytes
@@ -270,11 +285,17 @@ impl RequestParser {
     /// Refuses a bulk string that could not fit, before any of its bytes are buffered.
     fn check_bulk(&self, len: usize) -> Result<(), ProtocolError> {
         if len > self.limits.max_bulk_bytes {
-            return Err(ProtocolError(bulk_too_long_text(self.limits.max_bulk_bytes)));
+            return Err(ProtocolError(bulk_too_long_text(
+                self.limits.max_bulk_bytes,
+            )));
         }
         // Its bytes, its CRLF, and at least four bytes (`$0\r\n`) per argument still to come.
         let remaining_framing = self.args_left.saturating_sub(1).saturating_mul(6);
-        let needed = self.request_bytes.saturating_add(len).saturating_add(2).saturating_add(remaining_framing);
+        let needed = self
+            .request_bytes
+            .saturating_add(len)
+            .saturating_add(2)
+            .saturating_add(remaining_framing);
         if needed > self.limits.max_request_bytes {
             return Err(request_too_big(self.limits.max_request_bytes));
         }
@@ -311,7 +332,9 @@ impl RequestParser {
             return Err(ProtocolError(too_many_args_text(self.limits.max_args)));
         }
         if end - start > self.limits.max_bulk_bytes {
-            return Err(ProtocolError(bulk_too_long_text(self.limits.max_bulk_bytes)));
+            return Err(ProtocolError(bulk_too_long_text(
+                self.limits.max_bulk_bytes,
+            )));
         }
         self.spans.push((start, end));
         Ok(())
@@ -354,7 +377,10 @@ impl Number {
             return Err(ProtocolError(invalid.into()));
         }
         let digit = usize::from(byte - b'0');
-        let value = self.value.checked_mul(10).and_then(|v| v.checked_add(digit));
+        let value = self
+            .value
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(digit));
         match value {
             Some(value) if value <= max => {
                 self.value = value;

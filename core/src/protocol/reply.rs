@@ -147,7 +147,10 @@ fn push_i64(out: &mut Vec<u8>, value: i64) {
 
 fn push_line_safe(out: &mut Vec<u8>, text: &[u8]) {
     if text.iter().any(|&b| b == b'\r' || b == b'\n') {
-        out.extend(text.iter().map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }));
+        out.extend(
+            text.iter()
+                .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+        );
     } else {
         out.extend_from_slice(text);
     }

@@ -65,7 +65,11 @@ impl Server {
             ready: VecDeque::new(),
             resumed: VecDeque::new(),
             next_conn: 1,
-            clock: ServerClock { manual, last: Instant::ZERO, started: None },
+            clock: ServerClock {
+                manual,
+                last: Instant::ZERO,
+                started: None,
+            },
             counters: Counters::default(),
         }
     }
@@ -95,7 +99,8 @@ impl Server {
         self.next_conn += 1;
         self.counters.connections_received += 1;
         let over_limit = self.connections.len() >= self.config.max_connections;
-        self.connections.insert(id, Connection::new(self.config.parser_limits(), now));
+        self.connections
+            .insert(id, Connection::new(self.config.parser_limits(), now));
         if over_limit {
             self.counters.rejected_connections += 1;
             if let Some(conn) = self.connections.get_mut(&id) {
@@ -124,7 +129,9 @@ impl Server {
         }
         let size: usize = argv.iter().map(|arg| arg.len().saturating_add(16)).sum();
         if argv.len() > self.config.max_args || size > self.config.max_request_bytes {
-            connection.reply().error("ERR request exceeds the server's argument or size limit");
+            connection
+                .reply()
+                .error("ERR request exceeds the server's argument or size limit");
             self.after_write(conn, now);
             return;
         }
@@ -218,7 +225,9 @@ impl Server {
     /// blocked, unpolled output), or 0 for an unknown connection.
     #[must_use]
     pub fn buffered_bytes(&self, conn: ConnId) -> usize {
-        self.connections.get(&conn).map_or(0, Connection::buffered_bytes)
+        self.connections
+            .get(&conn)
+            .map_or(0, Connection::buffered_bytes)
     }
 
     /// Parses and runs requests from `bytes` until they run out or the connection blocks.
@@ -259,7 +268,10 @@ impl Server {
         };
         // Move the parsed request out so the command can borrow the connection mutably;
         // this swaps pointers, it copies no bytes.
-        let parser = core::mem::replace(&mut connection.parser, super::parser::RequestParser::new(self.config.parser_limits()));
+        let parser = core::mem::replace(
+            &mut connection.parser,
+            super::parser::RequestParser::new(self.config.parser_limits()),
+        );
         let mut small: [&[u8]; 16] = [&[]; 16];
         let count = parser.args().len();
         if count <= small.len() {
@@ -283,12 +295,22 @@ impl Server {
         }
         let now = self.clock.now(now);
         self.counters.commands_processed += 1;
-        let Server { engine, connections, clock, .. } = self;
+        let Server {
+            engine,
+            connections,
+            clock,
+            ..
+        } = self;
         let Some(connection) = connections.get_mut(&conn) else {
             return;
         };
-        let mut context =
-            Context { engine, conn: connection, id: conn, now, manual_clock: &mut clock.manual };
+        let mut context = Context {
+            engine,
+            conn: connection,
+            id: conn,
+            now,
+            manual_clock: &mut clock.manual,
+        };
         let action = commands::run(&mut context, argv);
         let now = context.now;
         match action {
@@ -308,7 +330,9 @@ impl Server {
         };
         if connection.held.len().saturating_add(bytes.len()) > self.config.max_request_bytes {
             self.counters.protocol_errors += 1;
-            connection.reply().error("ERR Protocol error: too much input sent while blocked on a WAIT");
+            connection
+                .reply()
+                .error("ERR Protocol error: too much input sent while blocked on a WAIT");
             let now = self.clock.now(now);
             self.close(conn, now);
             return;
@@ -321,15 +345,35 @@ impl Server {
     fn route_events(&mut self, now: Instant) {
         while let Some(event) = self.engine.poll_event() {
             match event {
-                Event::Granted { waiter, client, token, .. } => {
+                Event::Granted {
+                    waiter,
+                    client,
+                    token,
+                    ..
+                } => {
                     self.unblock(client, waiter, now, |reply| reply.unsigned(token));
                 }
-                Event::WaitTimedOut { waiter, client, waited_ms, .. } => {
+                Event::WaitTimedOut {
+                    waiter,
+                    client,
+                    waited_ms,
+                    ..
+                } => {
                     let text = alloc::format!("{}", crate::Error::Timeout { waited_ms });
                     self.unblock(client, waiter, now, |reply| reply.error(&text));
                 }
-                Event::Expired { name, token, client, .. } => self.push(client, b"expired", &name, token, now),
-                Event::Stolen { name, token, client, .. } => self.push(client, b"stolen", &name, token, now),
+                Event::Expired {
+                    name,
+                    token,
+                    client,
+                    ..
+                } => self.push(client, b"expired", &name, token, now),
+                Event::Stolen {
+                    name,
+                    token,
+                    client,
+                    ..
+                } => self.push(client, b"stolen", &name, token, now),
                 // The engine's event enum may grow; events the protocol does not know are
                 // not sent to anyone.
                 #[allow(unreachable_patterns)]
@@ -338,7 +382,13 @@ impl Server {
         }
     }
 
-    fn unblock(&mut self, conn: ConnId, waiter: u64, now: Instant, reply: impl FnOnce(&mut ReplyEncoder<'_>)) {
+    fn unblock(
+        &mut self,
+        conn: ConnId,
+        waiter: u64,
+        now: Instant,
+        reply: impl FnOnce(&mut ReplyEncoder<'_>),
+    ) {
         let Some(connection) = self.connections.get_mut(&conn) else {
             return;
         };
@@ -388,7 +438,9 @@ impl Server {
         let Some(connection) = self.connections.get_mut(&conn) else {
             return;
         };
-        if connection.out.len().saturating_add(connection.unsent) > self.config.max_output_bytes && !connection.closing {
+        if connection.out.len().saturating_add(connection.unsent) > self.config.max_output_bytes
+            && !connection.closing
+        {
             // The client is not reading: drop what it would never read and close it.
             self.counters.output_limit_closes += 1;
             connection.out = Vec::new();
@@ -426,7 +478,11 @@ impl Server {
             uptime_ms: self.clock.uptime_ms(now),
             test_clock: self.config.test_clock,
             connected_clients: self.connections.len(),
-            blocked_clients: self.connections.values().filter(|c| c.blocked.is_some()).count(),
+            blocked_clients: self
+                .connections
+                .values()
+                .filter(|c| c.blocked.is_some())
+                .count(),
             max_clients: self.config.max_connections,
             counters: self.counters,
         };

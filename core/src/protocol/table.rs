@@ -160,7 +160,9 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
 
 /// Finds a command by name, ignoring ASCII case.
 pub(crate) fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
-    COMMANDS.iter().find(|spec| spec.name.as_bytes().eq_ignore_ascii_case(name))
+    COMMANDS
+        .iter()
+        .find(|spec| spec.name.as_bytes().eq_ignore_ascii_case(name))
 }
 
 impl CommandSpec {

@@ -93,8 +93,9 @@ pub(crate) fn info_text(section: &str, engine: &Engine, facts: &Facts, now: Inst
         separate(&mut text);
         let _ = write!(
             text,
-            "# Tokens\r\nlast_token:{}\r\nmax_token:{MAX_TOKEN}\r\n",
-            engine.last_token()
+            "# Tokens\r\nlast_token:{}\r\ntoken_ceiling:{}\r\nmax_token:{MAX_TOKEN}\r\n",
+            engine.last_token(),
+            engine.token_ceiling(),
         );
     }
     text

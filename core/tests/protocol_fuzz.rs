@@ -1,6 +1,11 @@
 //! Property tests over arbitrary bytes and split points fed to the server: no panic, memory
 //! bounded by the limits, and output independent of how the input is cut.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use fencelock_core::protocol::{Output, Server, ServerConfig};
 use fencelock_core::{Config, Engine, Instant};
@@ -23,7 +28,9 @@ fn fragment() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         proptest::collection::vec(any::<u8>(), 0..12),
         Just(b"*3\r\n$7\r\nACQUIRE\r\n$1\r\nk\r\n$3\r\n100\r\n".to_vec()),
-        Just(b"*5\r\n$7\r\nACQUIRE\r\n$1\r\nk\r\n$3\r\n100\r\n$4\r\nWAIT\r\n$3\r\n500\r\n".to_vec()),
+        Just(
+            b"*5\r\n$7\r\nACQUIRE\r\n$1\r\nk\r\n$3\r\n100\r\n$4\r\nWAIT\r\n$3\r\n500\r\n".to_vec()
+        ),
         Just(b"*3\r\n$7\r\nRELEASE\r\n$1\r\nk\r\n$1\r\n1\r\n".to_vec()),
         Just(b"*3\r\n$5\r\nDEBUG\r\n$7\r\nADVANCE\r\n$3\r\n200\r\n".to_vec()),
         Just(b"*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n".to_vec()),

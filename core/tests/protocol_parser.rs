@@ -1,5 +1,10 @@
 //! Unit tests of the incremental request parser.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use fencelock_core::protocol::{ParserLimits, RequestParser, Step};
 
@@ -24,7 +29,11 @@ fn args(words: &[&str]) -> Vec<Vec<u8>> {
 #[test]
 fn parses_arrays_of_bulk_strings() {
     let mut parser = RequestParser::new(ParserLimits::default());
-    let got = parse_all(&mut parser, b"*3\r\n$7\r\nACQUIRE\r\n$1\r\na\r\n$4\r\n1000\r\n").unwrap();
+    let got = parse_all(
+        &mut parser,
+        b"*3\r\n$7\r\nACQUIRE\r\n$1\r\na\r\n$4\r\n1000\r\n",
+    )
+    .unwrap();
     assert_eq!(got, vec![args(&["ACQUIRE", "a", "1000"])]);
     assert!(parser.is_idle());
 }
@@ -39,8 +48,20 @@ fn bulk_strings_may_hold_any_byte() {
 #[test]
 fn parses_pipelined_and_inline_requests() {
     let mut parser = RequestParser::new(ParserLimits::default());
-    let got = parse_all(&mut parser, b"PING\r\n*1\r\n$4\r\nPING\r\necho  a\tb\n\r\n  \r\nQUIT\r\n").unwrap();
-    assert_eq!(got, vec![args(&["PING"]), args(&["PING"]), args(&["echo", "a", "b"]), args(&["QUIT"])]);
+    let got = parse_all(
+        &mut parser,
+        b"PING\r\n*1\r\n$4\r\nPING\r\necho  a\tb\n\r\n  \r\nQUIT\r\n",
+    )
+    .unwrap();
+    assert_eq!(
+        got,
+        vec![
+            args(&["PING"]),
+            args(&["PING"]),
+            args(&["echo", "a", "b"]),
+            args(&["QUIT"])
+        ]
+    );
 }
 
 #[test]
@@ -92,7 +113,11 @@ fn framing_errors_are_reported() {
 
 #[test]
 fn limits_are_checked_at_the_header_before_buffering() {
-    let limits = ParserLimits { max_request_bytes: 100, max_bulk_bytes: 10, max_args: 3 };
+    let limits = ParserLimits {
+        max_request_bytes: 100,
+        max_bulk_bytes: 10,
+        max_args: 3,
+    };
     let mut parser = RequestParser::new(limits);
     // The bulk header alone is refused: none of its 11 bytes were sent.
     assert!(parser.feed(b"*2\r\n$4\r\nECHO\r\n$11\r").is_err());
@@ -101,15 +126,25 @@ fn limits_are_checked_at_the_header_before_buffering() {
     let mut parser = RequestParser::new(limits);
     // A huge announced length is refused digit by digit, without overflow.
     assert!(parser.feed(b"*1\r\n$99999999999999999999999999").is_err());
-    let limits = ParserLimits { max_request_bytes: 30, max_bulk_bytes: 1000, max_args: 10 };
+    let limits = ParserLimits {
+        max_request_bytes: 30,
+        max_bulk_bytes: 1000,
+        max_args: 10,
+    };
     let mut parser = RequestParser::new(limits);
-    assert!(parser.feed(b"*2\r\n$4\r\nECHO\r\n$20\r\n").is_err(), "cannot fit the request limit");
+    assert!(
+        parser.feed(b"*2\r\n$4\r\nECHO\r\n$20\r\n").is_err(),
+        "cannot fit the request limit"
+    );
 }
 
 #[test]
 fn a_half_sent_request_holds_only_the_bytes_received() {
     let mut parser = RequestParser::new(ParserLimits::default());
-    assert_eq!(parser.feed(b"*2\r\n$4\r\nECHO\r\n$1000000\r\nabc").unwrap(), Step::Partial);
+    assert_eq!(
+        parser.feed(b"*2\r\n$4\r\nECHO\r\n$1000000\r\nabc").unwrap(),
+        Step::Partial
+    );
     assert!(parser.buffered_bytes() < 100, "{}", parser.buffered_bytes());
     let mut parser = RequestParser::new(ParserLimits::default());
     assert_eq!(parser.feed(b"ECHO abcdef").unwrap(), Step::Partial);
@@ -118,7 +153,10 @@ fn a_half_sent_request_holds_only_the_bytes_received() {
 
 #[test]
 fn an_endless_inline_line_is_refused_at_the_limit() {
-    let limits = ParserLimits { max_request_bytes: 1000, ..ParserLimits::default() };
+    let limits = ParserLimits {
+        max_request_bytes: 1000,
+        ..ParserLimits::default()
+    };
     let mut parser = RequestParser::new(limits);
     let chunk = [b'a'; 300];
     let mut refused = false;

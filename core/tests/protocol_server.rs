@@ -1,12 +1,23 @@
 //! Behaviour of the sans-IO server that byte vectors cannot show: output ordering, timers,
 //! the unsent-bytes limit and INFO.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use fencelock_core::protocol::{Output, Server, ServerConfig};
 use fencelock_core::{Config, Engine, Instant};
 
 fn server(config: ServerConfig) -> Server {
-    Server::new(Engine::new(Config { token_block: 4, ..Config::default() }), config)
+    Server::new(
+        Engine::new(Config {
+            token_block: 4,
+            ..Config::default()
+        }),
+        config,
+    )
 }
 
 fn drain(server: &mut Server) -> Vec<Output> {
@@ -17,7 +28,9 @@ fn text(outputs: &[Output], conn: u64) -> String {
     outputs
         .iter()
         .filter_map(|o| match o {
-            Output::Transmit { conn: c, bytes } if *c == conn => Some(String::from_utf8_lossy(bytes).into_owned()),
+            Output::Transmit { conn: c, bytes } if *c == conn => {
+                Some(String::from_utf8_lossy(bytes).into_owned())
+            }
             _ => None,
         })
         .collect()
@@ -35,8 +48,16 @@ fn ceilings_come_before_the_replies_that_reveal_their_tokens() {
             match output {
                 Output::PersistCeiling(ceiling) => persisted = ceiling,
                 Output::Transmit { bytes, .. } => {
-                    let token: u64 = String::from_utf8(bytes).unwrap().trim_start_matches(':').trim().parse().unwrap();
-                    assert!(token <= persisted, "token {token} sent before ceiling above it was persisted ({persisted})");
+                    let token: u64 = String::from_utf8(bytes)
+                        .unwrap()
+                        .trim_start_matches(':')
+                        .trim()
+                        .parse()
+                        .unwrap();
+                    assert!(
+                        token <= persisted,
+                        "token {token} sent before ceiling above it was persisted ({persisted})"
+                    );
                 }
                 Output::Close { .. } => panic!("unexpected close"),
             }
@@ -65,7 +86,10 @@ fn timers_come_from_the_engine_and_expire_leases() {
     assert!(drain(&mut server).is_empty());
     server.handle_timeout(Instant(1250));
     let outputs = drain(&mut server);
-    assert_eq!(text(&outputs, conn), ">4\r\n$9\r\nfencelock\r\n$7\r\nexpired\r\n$1\r\na\r\n:1\r\n");
+    assert_eq!(
+        text(&outputs, conn),
+        ">4\r\n$9\r\nfencelock\r\n$7\r\nexpired\r\n$1\r\na\r\n:1\r\n"
+    );
     assert_eq!(server.poll_timeout(), None);
 }
 
@@ -81,18 +105,31 @@ fn resp2_connections_get_no_pushes() {
 
 #[test]
 fn a_test_clock_ignores_host_time() {
-    let mut server = server(ServerConfig { test_clock: true, ..ServerConfig::default() });
+    let mut server = server(ServerConfig {
+        test_clock: true,
+        ..ServerConfig::default()
+    });
     let conn = server.connect(Instant(5_000_000));
     server.receive(conn, b"ACQUIRE a 100\r\n", Instant(5_000_000));
     assert_eq!(server.poll_timeout(), None);
     server.handle_timeout(Instant(9_000_000));
-    server.receive(conn, b"VERIFY a 1\r\nDEBUG ADVANCE 40\r\nVERIFY a 1\r\n", Instant(9_000_000));
-    assert_eq!(text(&drain(&mut server), conn), ":1\r\n:100\r\n:40\r\n:60\r\n");
+    server.receive(
+        conn,
+        b"VERIFY a 1\r\nDEBUG ADVANCE 40\r\nVERIFY a 1\r\n",
+        Instant(9_000_000),
+    );
+    assert_eq!(
+        text(&drain(&mut server), conn),
+        ":1\r\n:100\r\n:40\r\n:60\r\n"
+    );
 }
 
 #[test]
 fn a_client_that_does_not_read_is_closed() {
-    let mut server = server(ServerConfig { max_output_bytes: 1000, ..ServerConfig::default() });
+    let mut server = server(ServerConfig {
+        max_output_bytes: 1000,
+        ..ServerConfig::default()
+    });
     let conn = server.connect(Instant(0));
     server.handle_unsent(conn, 999, Instant(0));
     assert!(drain(&mut server).is_empty());

@@ -38,3 +38,8 @@ pub use snapshot::{Snapshot, SnapshotDelay, SnapshotLease, SNAPSHOT_VERSION};
 pub use time::MonotonicClock;
 pub use time::{Clock, Instant, ManualClock};
 pub use tokens::MAX_TOKEN;
+
+/// The README example, compiled and run as a doctest so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -17,6 +17,10 @@ pub struct Snapshot {
     pub version: u32,
     /// The next token the engine would have issued.
     pub next_token: u64,
+    /// The token ceiling persisted when the snapshot was taken; a snapshot whose ceiling is not
+    /// the one on disk is stale and is treated as a crash.
+    #[serde(default)]
+    pub ceiling: u64,
     /// Every live lease.
     pub leases: Vec<SnapshotLease>,
     /// Locks inside a lock-delay.
@@ -48,6 +52,9 @@ pub struct SnapshotLease {
 pub struct SnapshotDelay {
     /// Lock name.
     pub name: String,
+    /// The token whose expiry began the delay.
+    #[serde(default)]
+    pub token: u64,
     /// Milliseconds of delay left at shutdown.
     pub ms_left: u64,
 }

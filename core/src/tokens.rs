@@ -20,9 +20,10 @@ pub(crate) struct TokenSequence {
 }
 
 impl TokenSequence {
-    /// Starts above `ceiling`, the last ceiling persisted (0 for a fresh start).
+    /// Starts issuing at `next` with `ceiling` the last ceiling persisted: after a crash `next`
+    /// is `ceiling + 1`; after a clean shutdown it is the snapshot's next token.
     pub(crate) fn resume(ceiling: u64, next: u64, block: u64) -> Self {
-        let next = next.max(ceiling.saturating_add(1)).max(1);
+        let next = next.max(1);
         TokenSequence {
             next,
             ceiling,
@@ -86,13 +87,13 @@ mod tests {
         assert_eq!(seq.issue(), Ok(11));
         assert_eq!(seq.poll_persist(), Some(20));
         // A crash after persisting 20: issuing resumes at 21 even though only 11 was used.
-        let mut after_crash = TokenSequence::resume(20, 0, 10);
+        let mut after_crash = TokenSequence::resume(20, 21, 10);
         assert_eq!(after_crash.issue(), Ok(21));
     }
 
     #[test]
     fn never_wraps_past_max_token() {
-        let mut seq = TokenSequence::resume(MAX_TOKEN - 1, 0, 1000);
+        let mut seq = TokenSequence::resume(MAX_TOKEN - 1, MAX_TOKEN, 1000);
         assert_eq!(seq.issue(), Ok(MAX_TOKEN));
         assert_eq!(seq.poll_persist(), Some(MAX_TOKEN));
         assert_eq!(seq.issue(), Err(Error::Exhausted));

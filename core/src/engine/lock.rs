@@ -126,6 +126,8 @@ pub(crate) struct Lock {
     pub(crate) waiters: VecDeque<Waiter>,
     /// Not grantable before this instant (lock-delay after an expiry).
     pub(crate) delay_until: Instant,
+    /// The token whose expiry began the lock-delay (keys its timer).
+    pub(crate) delay_token: Token,
 }
 
 impl Lock {
@@ -135,6 +137,7 @@ impl Lock {
             holders: Holders::None,
             waiters: VecDeque::new(),
             delay_until: Instant::ZERO,
+            delay_token: 0,
         }
     }
 

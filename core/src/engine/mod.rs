@@ -99,13 +99,11 @@ impl Engine {
         engine.now = now;
         match start {
             Start::Fresh => {}
-            Start::Crashed { ceiling } => {
-                engine.tokens = TokenSequence::resume(ceiling, 0, engine.config.token_block);
-                let grace = engine
-                    .config
-                    .max_ttl_ms
-                    .saturating_add(engine.config.lock_delay_ms);
-                engine.grace_until = now.plus_ms(grace);
+            Start::Crashed { ceiling } => engine.resume_after_crash(ceiling, now),
+            // A snapshot taken under another ceiling than the one on disk is not from the last
+            // run: trusting it could reissue tokens, so it counts as a crash.
+            Start::Clean { ceiling, snapshot } if snapshot.ceiling != ceiling => {
+                engine.resume_after_crash(ceiling, now);
             }
             Start::Clean { ceiling, snapshot } => {
                 engine.tokens =
@@ -247,18 +245,21 @@ impl Engine {
             .range((client, 0, 0)..=(client, u64::MAX, u32::MAX))
             .copied()
             .collect();
-        for (_, tagged, slot) in owned {
-            match TimerKind::untag(tagged) {
-                (TimerKind::Wait, waiter) => {
-                    self.drop_waiter(slot, waiter);
-                }
-                (TimerKind::Lease, token) => {
-                    if self.drop_lease(slot, token).is_some() {
-                        self.stats.releases += 1;
-                    }
-                }
-                (TimerKind::Delay, _) => {}
+        // Withdraw every wait first: otherwise dropping the client's lease could grant the
+        // lock to one of its own waits, a lease nobody would ever release.
+        for &(_, tagged, slot) in &owned {
+            if let (TimerKind::Wait, waiter) = TimerKind::untag(tagged) {
+                self.drop_waiter(slot, waiter);
             }
+        }
+        for &(_, tagged, slot) in &owned {
+            if let (TimerKind::Lease, token) = TimerKind::untag(tagged) {
+                if self.drop_lease(slot, token).is_some() {
+                    self.stats.releases += 1;
+                }
+            }
+        }
+        for &(_, _, slot) in &owned {
             self.grant_waiters(slot, now);
             self.reclaim_if_idle(slot, now);
             self.debug_check(slot, now);
@@ -329,6 +330,7 @@ impl Engine {
             if lock.delay_until > now {
                 delays.push(SnapshotDelay {
                     name: String::from(&*lock.name),
+                    token: lock.delay_token,
                     ms_left: lock.delay_until.ms_since(now),
                 });
             }
@@ -338,6 +340,7 @@ impl Engine {
         Snapshot {
             version: SNAPSHOT_VERSION,
             next_token: self.tokens.next(),
+            ceiling: self.tokens.ceiling(),
             leases,
             delays,
         }
@@ -420,6 +423,16 @@ impl Engine {
 // ---- helpers, in the order the public API calls them ----
 
 impl Engine {
+    fn resume_after_crash(&mut self, ceiling: u64, now: Instant) {
+        self.tokens =
+            TokenSequence::resume(ceiling, ceiling.saturating_add(1), self.config.token_block);
+        let grace = self
+            .config
+            .max_ttl_ms
+            .saturating_add(self.config.lock_delay_ms);
+        self.grace_until = now.plus_ms(grace);
+    }
+
     /// Moves time forward (never back) and fires everything due at or before it.
     fn advance(&mut self, now: Instant) -> Instant {
         let now = now.max(self.now);
@@ -435,14 +448,15 @@ impl Engine {
                     if let Some(lock) = self.lock_mut(slot) {
                         if lock.delay_until <= now {
                             lock.delay_until = Instant::ZERO;
+                            lock.delay_token = 0;
                         }
                     }
                     self.grant_waiters(slot, now);
                 }
                 TimerKind::Wait => self.time_out_waiter(slot, key.id(), now),
             }
+            // No per-lock invariant check here: other timers of this lock may still be due.
             self.reclaim_if_idle(slot, now);
-            self.debug_check(slot, now);
         }
         now
     }
@@ -459,13 +473,7 @@ impl Engine {
         // Lock-delay runs from the deadline itself, so a late handle_timeout shortens nothing.
         let until = at.plus_ms(u64::from(lease.lock_delay_ms));
         if until > now && until > lock.delay_until {
-            let previous = core::mem::replace(&mut lock.delay_until, until);
-            self.timers
-                .remove(&TimerKey::new(previous, TimerKind::Delay, u64::from(slot)));
-            self.timers.insert(
-                TimerKey::new(until, TimerKind::Delay, u64::from(slot)),
-                slot,
-            );
+            self.set_delay(slot, until, token);
         }
         let name_hash = self.hasher.hash_one(name.as_str());
         self.expired.insert(token, name_hash);
@@ -697,12 +705,7 @@ impl Engine {
         };
         let evicted = lock.holders.take_all();
         let name = String::from(&*lock.name);
-        let previous_delay = core::mem::replace(&mut lock.delay_until, Instant::ZERO);
-        self.timers.remove(&TimerKey::new(
-            previous_delay,
-            TimerKind::Delay,
-            u64::from(slot),
-        ));
+        self.set_delay(slot, Instant::ZERO, 0);
         for lease in evicted {
             self.forget_lease(slot, &lease);
             self.events.push_back(Event::Stolen {
@@ -719,6 +722,8 @@ impl Engine {
         let deadline = lease.deadline;
         self.install_lease(slot, lease);
         self.stats.grants += 1;
+        // A shared steal may admit shared waiters at the head of the queue.
+        self.grant_waiters(slot, now);
         Ok(Acquired::Granted { token, deadline })
     }
 
@@ -840,11 +845,8 @@ impl Engine {
             entry.remove();
         }
         if lock.delay_until != Instant::ZERO {
-            self.timers.remove(&TimerKey::new(
-                lock.delay_until,
-                TimerKind::Delay,
-                u64::from(slot),
-            ));
+            let key = TimerKey::new(lock.delay_until, TimerKind::Delay, lock.delay_token);
+            self.timers.remove(&key);
         }
         self.free_slots.push(slot);
     }
@@ -908,17 +910,31 @@ impl Engine {
             if delay.ms_left == 0 {
                 continue;
             }
-            let slot = self.find_or_create(&delay.name)?;
-            let until = now.plus_ms(delay.ms_left);
-            if let Some(lock) = self.lock_mut(slot) {
-                lock.delay_until = until;
+            if delay.token >= self.tokens.next() {
+                return Err(Error::bad(
+                    "snapshot lock-delay token is not below the next token",
+                ));
             }
-            self.timers.insert(
-                TimerKey::new(until, TimerKind::Delay, u64::from(slot)),
-                slot,
-            );
+            let slot = self.find_or_create(&delay.name)?;
+            self.set_delay(slot, now.plus_ms(delay.ms_left), delay.token);
         }
         Ok(())
+    }
+
+    /// Starts (or with `Instant::ZERO` ends) the lock-delay of a lock. Its timer is keyed by the
+    /// token whose expiry began it, so delays ending at one instant end in token order.
+    fn set_delay(&mut self, slot: u32, until: Instant, token: Token) {
+        let Some(lock) = self.lock_mut(slot) else {
+            return;
+        };
+        let previous = TimerKey::new(lock.delay_until, TimerKind::Delay, lock.delay_token);
+        lock.delay_until = until;
+        lock.delay_token = token;
+        self.timers.remove(&previous);
+        if until != Instant::ZERO {
+            self.timers
+                .insert(TimerKey::new(until, TimerKind::Delay, token), slot);
+        }
     }
 
     fn lock(&self, slot: u32) -> Option<&Lock> {
@@ -972,6 +988,7 @@ impl Engine {
                 Mode::Exclusive
             };
             let blocked = lock.delay_until > now
+                || self.tokens.next() > crate::tokens::MAX_TOKEN
                 || !lock.holders.admits(mode)
                 || holders.len() >= self.config.max_holders_per_lock;
             if !blocked {

@@ -1,2 +1,24 @@
 //! The wire protocol (RESP2/RESP3) as a sans-IO server: parser, command table, reply encoder
 //! and connection multiplexer, shared byte for byte by every host.
+//!
+//! A host owns the sockets and the clock. It calls [`Server::connect`], [`Server::receive`],
+//! [`Server::disconnect`] and [`Server::handle_timeout`], then drains [`Server::poll_output`]
+//! in order: a [`Output::PersistCeiling`] must be durable before the outputs after it are
+//! handled, because they may carry tokens up to that ceiling.
+
+mod admin;
+mod args;
+mod commands;
+mod config;
+mod connection;
+mod info;
+mod lock_commands;
+mod parser;
+mod reply;
+mod server;
+mod table;
+
+pub use config::ServerConfig;
+pub use parser::{ParserLimits, ProtocolError, RequestParser, Step};
+pub use reply::{ReplyEncoder, RespVersion};
+pub use server::{ConnId, Output, Server};

@@ -1,0 +1,49 @@
+//! Limits and switches of a protocol server.
+
+use super::parser::ParserLimits;
+
+/// Limits and switches of a [`Server`](super::Server); every bound is enforced with a clear
+/// error, before the bytes it guards are buffered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Largest request on the wire, framing included (default 1 MiB).
+    pub max_request_bytes: usize,
+    /// Largest single argument (default 1 MiB, so only the request limit applies).
+    pub max_bulk_bytes: usize,
+    /// Most arguments in one request, command name included (default 1024).
+    pub max_args: usize,
+    /// Output a connection may have waiting, in the server or reported unsent by the host
+    /// ([`Server::handle_unsent`](super::Server::handle_unsent)), before it is closed as a
+    /// client that does not read (default 64 MiB).
+    pub max_output_bytes: usize,
+    /// Connections served at once; one more gets an error and is closed (default 10 000).
+    pub max_connections: usize,
+    /// Serves `DEBUG ADVANCE ms`: the server then ignores the host's `now` and keeps a manual
+    /// clock starting at 0, so expiry scenarios run deterministically (default off).
+    pub test_clock: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_request_bytes: 1 << 20,
+            max_bulk_bytes: 1 << 20,
+            max_args: 1024,
+            max_output_bytes: 64 << 20,
+            max_connections: 10_000,
+            test_clock: false,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Returns the limits the request parser enforces.
+    #[must_use]
+    pub fn parser_limits(&self) -> ParserLimits {
+        ParserLimits {
+            max_request_bytes: self.max_request_bytes,
+            max_bulk_bytes: self.max_bulk_bytes,
+            max_args: self.max_args,
+        }
+    }
+}

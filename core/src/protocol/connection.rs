@@ -1,0 +1,61 @@
+//! State of one client connection: its parser, its pending output and what it is waiting for.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use super::parser::{ParserLimits, RequestParser};
+use super::reply::{ReplyEncoder, RespVersion};
+use crate::{Instant, WaiterId};
+
+/// One client connection as the server sees it.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    pub(crate) parser: RequestParser,
+    /// Encoded replies not yet handed to the host.
+    pub(crate) out: Vec<u8>,
+    pub(crate) version: RespVersion,
+    pub(crate) name: Option<String>,
+    pub(crate) lib_name: Option<String>,
+    pub(crate) lib_version: Option<String>,
+    /// The engine waiter this connection is blocked on (`ACQUIRE ... WAIT`): later requests
+    /// wait until it is granted or times out, as with Redis `BLPOP`.
+    pub(crate) blocked: Option<WaiterId>,
+    /// Raw input that arrived while blocked, replayed through the parser once unblocked.
+    pub(crate) held: Vec<u8>,
+    /// The server decided to close: input is ignored, pending output is sent, then `Close`.
+    pub(crate) closing: bool,
+    /// Already in the server's queue of connections with output to poll.
+    pub(crate) queued: bool,
+    /// Bytes the host reported as accepted but not yet written to the socket.
+    pub(crate) unsent: usize,
+    pub(crate) connected_at: Instant,
+}
+
+impl Connection {
+    pub(crate) fn new(limits: ParserLimits, now: Instant) -> Self {
+        Connection {
+            parser: RequestParser::new(limits),
+            out: Vec::new(),
+            version: RespVersion::Resp2,
+            name: None,
+            lib_name: None,
+            lib_version: None,
+            blocked: None,
+            held: Vec::new(),
+            closing: false,
+            queued: false,
+            unsent: 0,
+            connected_at: now,
+        }
+    }
+
+    /// Returns an encoder appending to this connection's output in its RESP version.
+    pub(crate) fn reply(&mut self) -> ReplyEncoder<'_> {
+        ReplyEncoder::new(&mut self.out, self.version)
+    }
+
+    /// Returns the bytes this connection holds in memory: partial request, held input, output.
+    pub(crate) fn buffered_bytes(&self) -> usize {
+        self.parser.buffered_bytes() + self.held.len() + self.out.len()
+    }
+}

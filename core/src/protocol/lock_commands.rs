@@ -1,0 +1,156 @@
+//! The lock commands: ACQUIRE, RENEW, RELEASE, VERIFY and QUERY.
+
+use alloc::string::ToString;
+
+use super::args::{self, is, shown};
+use super::commands::{usage_error, Action, Context};
+use super::reply::ReplyEncoder;
+use crate::{AcquireOptions, Acquired, Error, LockInfo, Mode};
+
+/// `ACQUIRE name ttl_ms [WAIT ms] [SHARED] [STEAL] [OWNER label] [EPHEMERAL] [LOCKDELAY ms]`.
+pub(crate) fn acquire(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Result<Action, Error> {
+    let name = args::name(arg(argv, 1), "lock name")?;
+    let ttl_ms = args::number(arg(argv, 2), "ttl_ms")?;
+    let mut options = AcquireOptions {
+        client: ctx.id,
+        ..AcquireOptions::default()
+    };
+    let mut rest = argv.iter().skip(3);
+    while let Some(&option) = rest.next() {
+        if is(option, "WAIT") {
+            options.wait_ms = args::number(value(rest.next(), "WAIT", "ms")?, "WAIT ms")?;
+        } else if is(option, "SHARED") {
+            options.mode = Mode::Shared;
+        } else if is(option, "STEAL") {
+            options.steal = true;
+        } else if is(option, "OWNER") {
+            options.owner =
+                Some(args::name(value(rest.next(), "OWNER", "label")?, "OWNER label")?.to_string());
+        } else if is(option, "EPHEMERAL") {
+            options.ephemeral = true;
+        } else if is(option, "LOCKDELAY") {
+            let ms = args::number(value(rest.next(), "LOCKDELAY", "ms")?, "LOCKDELAY ms")?;
+            options.lock_delay_ms = Some(ms);
+        } else {
+            return Err(Error::BadRequest(alloc::format!(
+                "unknown ACQUIRE option {}; options are WAIT ms, SHARED, STEAL, OWNER label, EPHEMERAL, LOCKDELAY ms",
+                shown(option)
+            )));
+        }
+    }
+    match ctx.engine.acquire(ctx.now, name, ttl_ms, &options)? {
+        Acquired::Granted { token, .. } => ctx.conn.reply().unsigned(token),
+        // No reply yet: the connection blocks until the engine grants or times out the wait.
+        Acquired::Queued { waiter, .. } => ctx.conn.blocked = Some(waiter),
+    }
+    Ok(Action::Done)
+}
+
+/// `RELEASE name token`.
+pub(crate) fn release(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Result<Action, Error> {
+    let name = args::name(arg(argv, 1), "lock name")?;
+    let token = args::number(arg(argv, 2), "token")?;
+    ctx.engine.release(ctx.now, name, token)?;
+    ctx.conn.reply().simple("OK");
+    Ok(Action::Done)
+}
+
+/// `RENEW name token ttl_ms`.
+pub(crate) fn renew(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Result<Action, Error> {
+    let name = args::name(arg(argv, 1), "lock name")?;
+    let token = args::number(arg(argv, 2), "token")?;
+    let ttl_ms = args::number(arg(argv, 3), "ttl_ms")?;
+    let ms_left = ctx.engine.renew(ctx.now, name, token, ttl_ms)?;
+    ctx.conn.reply().unsigned(ms_left);
+    Ok(Action::Done)
+}
+
+/// `VERIFY name token`.
+pub(crate) fn verify(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Result<Action, Error> {
+    let name = args::name(arg(argv, 1), "lock name")?;
+    let token = args::number(arg(argv, 2), "token")?;
+    let ms_left = ctx.engine.verify(ctx.now, name, token)?;
+    ctx.conn.reply().unsigned(ms_left);
+    Ok(Action::Done)
+}
+
+/// `QUERY [prefix]`: one map per lock (a flat array in RESP2).
+pub(crate) fn query(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Result<Action, Error> {
+    if argv.len() > 2 {
+        return Err(usage_error("QUERY", "QUERY [prefix]"));
+    }
+    let prefix = match argv.get(1) {
+        Some(&prefix) => args::name(prefix, "prefix")?,
+        None => "",
+    };
+    let locks = ctx.engine.query(ctx.now, prefix);
+    let mut reply = ctx.conn.reply();
+    reply.array(locks.len());
+    for lock in &locks {
+        encode_lock(&mut reply, lock);
+    }
+    Ok(Action::Done)
+}
+
+fn encode_lock(reply: &mut ReplyEncoder<'_>, lock: &LockInfo) {
+    reply.map(4);
+    reply.bulk(b"name");
+    reply.bulk(lock.name.as_bytes());
+    reply.bulk(b"holders");
+    reply.array(lock.holders.len());
+    for holder in &lock.holders {
+        reply.map(5);
+        reply.bulk(b"token");
+        reply.unsigned(holder.token);
+        reply.bulk(b"mode");
+        reply.bulk(mode_name(holder.mode));
+        reply.bulk(b"owner");
+        reply.optional_bulk(holder.owner.as_deref().map(str::as_bytes));
+        reply.bulk(b"ms_left");
+        reply.unsigned(holder.ms_left);
+        reply.bulk(b"client");
+        reply.unsigned(holder.client);
+    }
+    reply.bulk(b"waiters");
+    reply.array(lock.waiters.len());
+    for waiter in &lock.waiters {
+        reply.map(6);
+        reply.bulk(b"waiter");
+        reply.unsigned(waiter.waiter);
+        reply.bulk(b"position");
+        reply.unsigned(waiter.position as u64);
+        reply.bulk(b"mode");
+        reply.bulk(mode_name(waiter.mode));
+        reply.bulk(b"owner");
+        reply.optional_bulk(waiter.owner.as_deref().map(str::as_bytes));
+        reply.bulk(b"ms_left");
+        reply.unsigned(waiter.ms_left);
+        reply.bulk(b"client");
+        reply.unsigned(waiter.client);
+    }
+    reply.bulk(b"delay_ms_left");
+    reply.unsigned(lock.delay_ms_left);
+}
+
+fn mode_name(mode: Mode) -> &'static [u8] {
+    match mode {
+        Mode::Shared => b"shared",
+        // The engine's mode enum may grow; anything not shared excludes others.
+        #[allow(unreachable_patterns)]
+        _ => b"exclusive",
+    }
+}
+
+/// Returns argument `index`; dispatch checked the arity, so a missing one reads as empty and
+/// is refused by the typed readers.
+fn arg<'a>(argv: &[&'a [u8]], index: usize) -> &'a [u8] {
+    argv.get(index).copied().unwrap_or_default()
+}
+
+fn value<'a>(next: Option<&&'a [u8]>, option: &str, unit: &str) -> Result<&'a [u8], Error> {
+    next.copied().ok_or_else(|| {
+        Error::BadRequest(alloc::format!(
+            "ACQUIRE option {option} needs a value ({unit})"
+        ))
+    })
+}

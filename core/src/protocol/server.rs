@@ -1,0 +1,539 @@
+//! The sans-IO server: connections in, bytes and durable writes out, one engine inside.
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+use hashbrown::HashMap;
+
+use super::commands::{self, Action, Context};
+use super::connection::Connection;
+use super::info::{self, Counters, Facts};
+use super::parser::Step;
+use super::reply::{ReplyEncoder, RespVersion};
+use super::ServerConfig;
+use crate::{Engine, Event, Instant};
+
+/// Identifies a connection; it doubles as the engine's `ClientId`, so it is never 0.
+pub type ConnId = u64;
+
+/// Something the host must do, polled with [`Server::poll_output`] and handled in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub enum Output {
+    /// Durably store this token ceiling (temp file, fsync, rename, fsync dir) before handling
+    /// the next output: later transmits may carry tokens up to it.
+    PersistCeiling(u64),
+    /// Write these bytes to the connection.
+    Transmit {
+        /// The connection to write to.
+        conn: ConnId,
+        /// Encoded replies, already batched.
+        bytes: Vec<u8>,
+    },
+    /// Close the connection once the bytes transmitted before are written. The server has
+    /// already forgotten it; calling [`Server::disconnect`] afterwards is harmless.
+    Close {
+        /// The connection to close.
+        conn: ConnId,
+    },
+}
+
+/// The wire protocol served over any transport: the host feeds bytes and time in and
+/// performs the outputs it polls.
+#[derive(Debug)]
+pub struct Server {
+    engine: Engine,
+    config: ServerConfig,
+    connections: HashMap<ConnId, Connection>,
+    /// Connections with output or a close to poll, each once, in the order they got it.
+    ready: VecDeque<ConnId>,
+    /// Connections unblocked with held input to run.
+    resumed: VecDeque<ConnId>,
+    next_conn: ConnId,
+    clock: ServerClock,
+    counters: Counters,
+}
+
+impl Server {
+    /// Creates a server around `engine`.
+    #[must_use]
+    pub fn new(engine: Engine, config: ServerConfig) -> Server {
+        let manual = config.test_clock.then_some(Instant::ZERO);
+        Server {
+            engine,
+            config,
+            connections: HashMap::new(),
+            ready: VecDeque::new(),
+            resumed: VecDeque::new(),
+            next_conn: 1,
+            clock: ServerClock {
+                manual,
+                last: Instant::ZERO,
+                started: None,
+            },
+            counters: Counters::default(),
+        }
+    }
+
+    /// Returns the engine.
+    #[must_use]
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Returns the engine for changes the protocol does not make (restores, snapshots).
+    pub fn engine_mut(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+
+    /// Returns the configuration.
+    #[must_use]
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// Registers a new connection. Past `max_connections` it still gets an id, but its only
+    /// outputs are an error and a close.
+    pub fn connect(&mut self, now: Instant) -> ConnId {
+        let now = self.clock.now(now);
+        let id = self.next_conn;
+        self.next_conn += 1;
+        self.counters.connections_received += 1;
+        let over_limit = self.connections.len() >= self.config.max_connections;
+        self.connections
+            .insert(id, Connection::new(self.config.parser_limits(), now));
+        if over_limit {
+            self.counters.rejected_connections += 1;
+            if let Some(conn) = self.connections.get_mut(&id) {
+                conn.reply().error("ERR max number of clients reached");
+            }
+            self.close(id, now);
+        }
+        id
+    }
+
+    /// Handles bytes received on a connection, in any split; pipelined requests are all
+    /// answered in order.
+    pub fn receive(&mut self, conn: ConnId, bytes: &[u8], now: Instant) {
+        self.feed(conn, bytes, now);
+        self.run_resumed();
+    }
+
+    /// Runs one already-framed request (command name first), for hosts whose transport frames
+    /// messages; the reply still comes out as encoded bytes.
+    pub fn execute(&mut self, conn: ConnId, argv: &[&[u8]], now: Instant) {
+        let Some(connection) = self.connections.get_mut(&conn) else {
+            return;
+        };
+        if connection.closing {
+            return;
+        }
+        let size: usize = argv.iter().map(|arg| arg.len().saturating_add(16)).sum();
+        if argv.len() > self.config.max_args || size > self.config.max_request_bytes {
+            connection
+                .reply()
+                .error("ERR request exceeds the server's argument or size limit");
+            self.after_write(conn, now);
+            return;
+        }
+        if connection.blocked.is_some() {
+            // Keep the order: encode it as a request and run it after the wait ends.
+            let mut framed = Vec::new();
+            let mut encoder = ReplyEncoder::new(&mut framed, RespVersion::Resp2);
+            encoder.array(argv.len());
+            argv.iter().for_each(|arg| encoder.bulk(arg));
+            self.hold(conn, &framed, now);
+            return;
+        }
+        self.run(conn, argv, now);
+        self.run_resumed();
+    }
+
+    /// Forgets a connection the host closed: its waits are dropped and its EPHEMERAL leases
+    /// released (which may grant other connections).
+    pub fn disconnect(&mut self, conn: ConnId, now: Instant) {
+        let now = self.clock.now(now);
+        if self.connections.remove(&conn).is_some() {
+            self.engine.disconnect(now, conn);
+            self.route_events(now);
+            self.run_resumed();
+        }
+    }
+
+    /// Tells the server how many bytes the host holds unsent for a connection; past
+    /// `max_output_bytes` the connection is closed as a client that does not read.
+    pub fn handle_unsent(&mut self, conn: ConnId, unsent_bytes: usize, now: Instant) {
+        if let Some(connection) = self.connections.get_mut(&conn) {
+            connection.unsent = unsent_bytes;
+            self.after_write(conn, now);
+        }
+    }
+
+    /// Runs expiries and wait timeouts that are due; may be called spuriously. With a test
+    /// clock, only `DEBUG ADVANCE` moves time, so this does nothing new.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now = self.clock.now(now);
+        self.engine.handle_timeout(now);
+        self.route_events(now);
+        self.run_resumed();
+    }
+
+    /// Returns the next thing the host must do; a ceiling to persist always comes before
+    /// transmits that could carry tokens above it.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        if let Some(ceiling) = self.engine.poll_persist() {
+            return Some(Output::PersistCeiling(ceiling));
+        }
+        while let Some(id) = self.ready.pop_front() {
+            let Some(connection) = self.connections.get_mut(&id) else {
+                continue;
+            };
+            connection.queued = false;
+            if !connection.out.is_empty() {
+                let bytes = core::mem::take(&mut connection.out);
+                if connection.closing {
+                    // The close must follow the last bytes.
+                    connection.queued = true;
+                    self.ready.push_front(id);
+                }
+                return Some(Output::Transmit { conn: id, bytes });
+            }
+            if connection.closing {
+                self.connections.remove(&id);
+                return Some(Output::Close { conn: id });
+            }
+        }
+        None
+    }
+
+    /// Returns when [`Server::handle_timeout`] must next be called; `None` with a test clock,
+    /// whose time moves only by `DEBUG ADVANCE`.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.clock.manual.is_some() {
+            return None;
+        }
+        self.engine.poll_timeout()
+    }
+
+    /// Returns how many connections are open.
+    #[must_use]
+    pub fn connections(&self) -> usize {
+        self.connections.len()
+    }
+
+    /// Returns the bytes a connection holds in the server (partial request, input held while
+    /// blocked, unpolled output), or 0 for an unknown connection.
+    #[must_use]
+    pub fn buffered_bytes(&self, conn: ConnId) -> usize {
+        self.connections
+            .get(&conn)
+            .map_or(0, Connection::buffered_bytes)
+    }
+
+    /// Parses and runs requests from `bytes` until they run out or the connection blocks.
+    fn feed(&mut self, conn: ConnId, bytes: &[u8], now: Instant) {
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let Some(connection) = self.connections.get_mut(&conn) else {
+                return;
+            };
+            if connection.closing {
+                return;
+            }
+            if connection.blocked.is_some() {
+                self.hold(conn, rest, now);
+                return;
+            }
+            match connection.parser.feed(rest) {
+                Ok(Step::Partial) => return,
+                Ok(Step::Complete(consumed)) => {
+                    rest = rest.get(consumed..).unwrap_or_default();
+                    self.run_parsed(conn, now);
+                }
+                Err(error) => {
+                    self.counters.protocol_errors += 1;
+                    connection.reply().error(&alloc::format!("{error}"));
+                    let now = self.clock.now(now);
+                    self.close(conn, now);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Runs the request the connection's parser just completed.
+    fn run_parsed(&mut self, conn: ConnId, now: Instant) {
+        let Some(connection) = self.connections.get_mut(&conn) else {
+            return;
+        };
+        // Move the parsed request out so the command can borrow the connection mutably;
+        // this swaps pointers, it copies no bytes.
+        let parser = core::mem::replace(
+            &mut connection.parser,
+            super::parser::RequestParser::new(self.config.parser_limits()),
+        );
+        let mut small: [&[u8]; 16] = [&[]; 16];
+        let count = parser.args().len();
+        if count <= small.len() {
+            for (slot, arg) in small.iter_mut().zip(parser.args()) {
+                *slot = arg;
+            }
+            self.run(conn, small.get(..count).unwrap_or_default(), now);
+        } else {
+            let argv: Vec<&[u8]> = parser.args().collect();
+            self.run(conn, &argv, now);
+        }
+        if let Some(connection) = self.connections.get_mut(&conn) {
+            connection.parser = parser;
+        }
+    }
+
+    /// Runs one request and routes what it caused.
+    fn run(&mut self, conn: ConnId, argv: &[&[u8]], now: Instant) {
+        if argv.is_empty() {
+            return;
+        }
+        let now = self.clock.now(now);
+        self.counters.commands_processed += 1;
+        let Server {
+            engine,
+            connections,
+            clock,
+            ..
+        } = self;
+        let Some(connection) = connections.get_mut(&conn) else {
+            return;
+        };
+        let mut context = Context {
+            engine,
+            conn: connection,
+            id: conn,
+            now,
+            manual_clock: &mut clock.manual,
+        };
+        let action = commands::run(&mut context, argv);
+        let now = context.now;
+        match action {
+            Action::Done => {}
+            Action::Close => self.close(conn, now),
+            Action::Info(section) => self.write_info(conn, &section, now),
+            Action::ClientList => self.write_client_list(conn, now),
+        }
+        self.route_events(now);
+        self.after_write(conn, now);
+    }
+
+    /// Holds input that arrived while the connection is blocked on a wait.
+    fn hold(&mut self, conn: ConnId, bytes: &[u8], now: Instant) {
+        let Some(connection) = self.connections.get_mut(&conn) else {
+            return;
+        };
+        if connection.held.len().saturating_add(bytes.len()) > self.config.max_request_bytes {
+            self.counters.protocol_errors += 1;
+            connection
+                .reply()
+                .error("ERR Protocol error: too much input sent while blocked on a WAIT");
+            let now = self.clock.now(now);
+            self.close(conn, now);
+            return;
+        }
+        connection.held.extend_from_slice(bytes);
+    }
+
+    /// Delivers engine events: grants and timeouts unblock their connection, expiries and
+    /// steals become RESP3 pushes to the holder's connection.
+    fn route_events(&mut self, now: Instant) {
+        while let Some(event) = self.engine.poll_event() {
+            match event {
+                Event::Granted {
+                    waiter,
+                    client,
+                    token,
+                    ..
+                } => {
+                    self.unblock(client, waiter, now, |reply| reply.unsigned(token));
+                }
+                Event::WaitTimedOut {
+                    waiter,
+                    client,
+                    waited_ms,
+                    ..
+                } => {
+                    let text = alloc::format!("{}", crate::Error::Timeout { waited_ms });
+                    self.unblock(client, waiter, now, |reply| reply.error(&text));
+                }
+                Event::Expired {
+                    name,
+                    token,
+                    client,
+                    ..
+                } => self.push(client, b"expired", &name, token, now),
+                Event::Stolen {
+                    name,
+                    token,
+                    client,
+                    ..
+                } => self.push(client, b"stolen", &name, token, now),
+                // The engine's event enum may grow; events the protocol does not know are
+                // not sent to anyone.
+                #[allow(unreachable_patterns)]
+                _ => {}
+            }
+        }
+    }
+
+    fn unblock(
+        &mut self,
+        conn: ConnId,
+        waiter: u64,
+        now: Instant,
+        reply: impl FnOnce(&mut ReplyEncoder<'_>),
+    ) {
+        let Some(connection) = self.connections.get_mut(&conn) else {
+            return;
+        };
+        if connection.blocked != Some(waiter) || connection.closing {
+            return;
+        }
+        connection.blocked = None;
+        reply(&mut connection.reply());
+        if !connection.held.is_empty() {
+            self.resumed.push_back(conn);
+        }
+        self.after_write(conn, now);
+    }
+
+    fn push(&mut self, conn: ConnId, kind: &[u8], name: &str, token: u64, now: Instant) {
+        let Some(connection) = self.connections.get_mut(&conn) else {
+            return;
+        };
+        // RESP2 has no out-of-band messages: a push would be read as the next reply.
+        if connection.version != RespVersion::Resp3 || connection.closing {
+            return;
+        }
+        let mut reply = connection.reply();
+        reply.push(4);
+        reply.bulk(b"fencelock");
+        reply.bulk(kind);
+        reply.bulk(name.as_bytes());
+        reply.unsigned(token);
+        self.after_write(conn, now);
+    }
+
+    /// Runs input held by connections whose wait ended, until none is left; a loop rather
+    /// than recursion, because each run may unblock others.
+    fn run_resumed(&mut self) {
+        while let Some(conn) = self.resumed.pop_front() {
+            let Some(connection) = self.connections.get_mut(&conn) else {
+                continue;
+            };
+            let held = core::mem::take(&mut connection.held);
+            let now = self.clock.last_seen();
+            self.feed(conn, &held, now);
+        }
+    }
+
+    /// Queues a connection that has output, and closes one whose output passed the limit.
+    fn after_write(&mut self, conn: ConnId, now: Instant) {
+        let Some(connection) = self.connections.get_mut(&conn) else {
+            return;
+        };
+        if connection.out.len().saturating_add(connection.unsent) > self.config.max_output_bytes
+            && !connection.closing
+        {
+            // The client is not reading: drop what it would never read and close it.
+            self.counters.output_limit_closes += 1;
+            connection.out = Vec::new();
+            let now = self.clock.now(now);
+            self.close(conn, now);
+            return;
+        }
+        if !connection.queued && (!connection.out.is_empty() || connection.closing) {
+            connection.queued = true;
+            self.ready.push_back(conn);
+        }
+    }
+
+    /// Starts closing a connection: input is ignored from now on, its waits and EPHEMERAL
+    /// leases go at once, and `Close` follows its remaining output.
+    fn close(&mut self, conn: ConnId, now: Instant) {
+        let Some(connection) = self.connections.get_mut(&conn) else {
+            return;
+        };
+        if connection.closing {
+            return;
+        }
+        connection.closing = true;
+        connection.blocked = None;
+        connection.held = Vec::new();
+        if !connection.queued {
+            connection.queued = true;
+            self.ready.push_back(conn);
+        }
+        self.engine.disconnect(now, conn);
+    }
+
+    fn write_info(&mut self, conn: ConnId, section: &str, now: Instant) {
+        let facts = Facts {
+            uptime_ms: self.clock.uptime_ms(now),
+            test_clock: self.config.test_clock,
+            connected_clients: self.connections.len(),
+            blocked_clients: self
+                .connections
+                .values()
+                .filter(|c| c.blocked.is_some())
+                .count(),
+            max_clients: self.config.max_connections,
+            counters: self.counters,
+        };
+        let text = info::info_text(section, &self.engine, &facts, now);
+        if let Some(connection) = self.connections.get_mut(&conn) {
+            connection.reply().bulk(text.as_bytes());
+        }
+    }
+
+    fn write_client_list(&mut self, conn: ConnId, now: Instant) {
+        let mut ids: Vec<ConnId> = self.connections.keys().copied().collect();
+        ids.sort_unstable();
+        let mut text = alloc::string::String::new();
+        for id in ids {
+            if let Some(connection) = self.connections.get(&id) {
+                text.push_str(&info::client_line(id, connection, now));
+            }
+        }
+        if let Some(connection) = self.connections.get_mut(&conn) {
+            connection.reply().bulk(text.as_bytes());
+        }
+    }
+}
+
+/// The server's view of time: the host's `now` never going backwards, or a manual clock.
+#[derive(Debug)]
+struct ServerClock {
+    /// The manual time of a test clock, moved only by `DEBUG ADVANCE`.
+    manual: Option<Instant>,
+    last: Instant,
+    started: Option<Instant>,
+}
+
+impl ServerClock {
+    /// Returns the time to use for a call that brought the host's `now`.
+    fn now(&mut self, host: Instant) -> Instant {
+        let now = match self.manual {
+            Some(manual) => manual,
+            // An earlier time than already seen counts as no progress.
+            None => self.last.max(host),
+        };
+        self.last = now;
+        self.started.get_or_insert(now);
+        now
+    }
+
+    fn last_seen(&self) -> Instant {
+        self.manual.unwrap_or(self.last)
+    }
+
+    fn uptime_ms(&self, now: Instant) -> u64 {
+        now.ms_since(self.started.unwrap_or(now))
+    }
+}

@@ -1,0 +1,171 @@
+//! Unit tests of the incremental request parser.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use fencelock_core::protocol::{ParserLimits, RequestParser, Step};
+
+fn parse_all(parser: &mut RequestParser, mut input: &[u8]) -> Result<Vec<Vec<Vec<u8>>>, String> {
+    let mut requests = Vec::new();
+    while !input.is_empty() {
+        match parser.feed(input).map_err(|e| e.to_string())? {
+            Step::Complete(consumed) => {
+                requests.push(parser.args().map(<[u8]>::to_vec).collect());
+                input = &input[consumed..];
+            }
+            Step::Partial => break,
+        }
+    }
+    Ok(requests)
+}
+
+fn args(words: &[&str]) -> Vec<Vec<u8>> {
+    words.iter().map(|w| w.as_bytes().to_vec()).collect()
+}
+
+#[test]
+fn parses_arrays_of_bulk_strings() {
+    let mut parser = RequestParser::new(ParserLimits::default());
+    let got = parse_all(
+        &mut parser,
+        b"*3\r\n$7\r\nACQUIRE\r\n$1\r\na\r\n$4\r\n1000\r\n",
+    )
+    .unwrap();
+    assert_eq!(got, vec![args(&["ACQUIRE", "a", "1000"])]);
+    assert!(parser.is_idle());
+}
+
+#[test]
+fn bulk_strings_may_hold_any_byte() {
+    let mut parser = RequestParser::new(ParserLimits::default());
+    let got = parse_all(&mut parser, b"*2\r\n$4\r\nECHO\r\n$5\r\n\r\n\0*$\r\n").unwrap();
+    assert_eq!(got, vec![vec![b"ECHO".to_vec(), b"\r\n\0*$".to_vec()]]);
+}
+
+#[test]
+fn parses_pipelined_and_inline_requests() {
+    let mut parser = RequestParser::new(ParserLimits::default());
+    let got = parse_all(
+        &mut parser,
+        b"PING\r\n*1\r\n$4\r\nPING\r\necho  a\tb\n\r\n  \r\nQUIT\r\n",
+    )
+    .unwrap();
+    assert_eq!(
+        got,
+        vec![
+            args(&["PING"]),
+            args(&["PING"]),
+            args(&["echo", "a", "b"]),
+            args(&["QUIT"])
+        ]
+    );
+}
+
+#[test]
+fn every_split_point_gives_the_same_requests() {
+    let input: &[u8] = b"*2\r\n$4\r\nECHO\r\n$3\r\nabc\r\nPING x\r\n*1\r\n$0\r\n\r\n";
+    let mut whole = RequestParser::new(ParserLimits::default());
+    let expected = parse_all(&mut whole, input).unwrap();
+    assert_eq!(expected.len(), 3);
+    for cut in 0..=input.len() {
+        let mut parser = RequestParser::new(ParserLimits::default());
+        let (first, second) = input.split_at(cut);
+        let mut got = Vec::new();
+        for piece in [first, second] {
+            let mut rest = piece;
+            while let Step::Complete(consumed) = parser.feed(rest).unwrap() {
+                got.push(parser.args().map(<[u8]>::to_vec).collect::<Vec<_>>());
+                rest = &rest[consumed..];
+            }
+        }
+        assert_eq!(got, expected, "cut at {cut}");
+    }
+}
+
+#[test]
+fn empty_array_is_no_request() {
+    let mut parser = RequestParser::new(ParserLimits::default());
+    assert_eq!(parser.feed(b"*0\r\n").unwrap(), Step::Partial);
+    assert!(parser.is_idle());
+}
+
+#[test]
+fn framing_errors_are_reported() {
+    for bad in [
+        &b"*x\r\n"[..],
+        b"*\r\n",
+        b"*-1\r\n",
+        b"*1\r\n+OK\r\n",
+        b"*1\r\n$\r\n",
+        b"*1\r\n$-1\r\n",
+        b"*1\r\n$2\r\nabc\r\n",
+        b"*1\r\n$2\r\nab\rx",
+        b"*1\rx",
+    ] {
+        let mut parser = RequestParser::new(ParserLimits::default());
+        let error = parse_all(&mut parser, bad).expect_err(&String::from_utf8_lossy(bad));
+        assert!(error.starts_with("ERR Protocol error: "), "{error}");
+    }
+}
+
+#[test]
+fn limits_are_checked_at_the_header_before_buffering() {
+    let limits = ParserLimits {
+        max_request_bytes: 100,
+        max_bulk_bytes: 10,
+        max_args: 3,
+    };
+    let mut parser = RequestParser::new(limits);
+    // The bulk header alone is refused: none of its 11 bytes were sent.
+    assert!(parser.feed(b"*2\r\n$4\r\nECHO\r\n$11\r").is_err());
+    let mut parser = RequestParser::new(limits);
+    assert!(parser.feed(b"*4\r").is_err());
+    let mut parser = RequestParser::new(limits);
+    // A huge announced length is refused digit by digit, without overflow.
+    assert!(parser.feed(b"*1\r\n$99999999999999999999999999").is_err());
+    let limits = ParserLimits {
+        max_request_bytes: 30,
+        max_bulk_bytes: 1000,
+        max_args: 10,
+    };
+    let mut parser = RequestParser::new(limits);
+    assert!(
+        parser.feed(b"*2\r\n$4\r\nECHO\r\n$20\r\n").is_err(),
+        "cannot fit the request limit"
+    );
+}
+
+#[test]
+fn a_half_sent_request_holds_only_the_bytes_received() {
+    let mut parser = RequestParser::new(ParserLimits::default());
+    assert_eq!(
+        parser.feed(b"*2\r\n$4\r\nECHO\r\n$1000000\r\nabc").unwrap(),
+        Step::Partial
+    );
+    assert!(parser.buffered_bytes() < 100, "{}", parser.buffered_bytes());
+    let mut parser = RequestParser::new(ParserLimits::default());
+    assert_eq!(parser.feed(b"ECHO abcdef").unwrap(), Step::Partial);
+    assert!(parser.buffered_bytes() <= 11);
+}
+
+#[test]
+fn an_endless_inline_line_is_refused_at_the_limit() {
+    let limits = ParserLimits {
+        max_request_bytes: 1000,
+        ..ParserLimits::default()
+    };
+    let mut parser = RequestParser::new(limits);
+    let chunk = [b'a'; 300];
+    let mut refused = false;
+    for _ in 0..10 {
+        if parser.feed(&chunk).is_err() {
+            refused = true;
+            break;
+        }
+        assert!(parser.buffered_bytes() <= 1000);
+    }
+    assert!(refused);
+}

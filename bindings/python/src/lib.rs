@@ -7,6 +7,7 @@
 mod engine;
 mod errors;
 mod fence;
+mod server;
 
 use pyo3::prelude::*;
 
@@ -15,6 +16,7 @@ use pyo3::prelude::*;
 fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<engine::NativeEngine>()?;
     module.add_class::<fence::NativeFence>()?;
+    module.add_class::<server::NativeServer>()?;
     module.add("MAX_TOKEN", fencelock_core::MAX_TOKEN)?;
     module.add("SNAPSHOT_VERSION", fencelock_core::SNAPSHOT_VERSION)?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;

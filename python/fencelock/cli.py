@@ -90,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--token-block", type=_positive_int, metavar="N", help="tokens reserved per durable write of the token ceiling (default 1048576)")
     serve.add_argument("--max-connections", type=_positive_int, default=10000, metavar="N", help="connection cap; extra connections get an error and are closed (default %(default)s)")
     serve.add_argument("--test-clock", action="store_true", help="use a manual clock moved by 'DEBUG ADVANCE ms' (tests only)")
+    serve.add_argument("--loop", default="auto", choices=["auto", "asyncio", "uvloop"], help="event loop; auto uses uvloop when installed (pip install 'fencelock[fast]') (default %(default)s)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="log level (default %(default)s)")
     serve.add_argument("--ready-file", metavar="PATH", help="once listening, write 'HOST PORT' to this file (handy with --port 0)")
     serve.set_defaults(handler=_serve)
@@ -173,6 +174,7 @@ def _serve(args: argparse.Namespace) -> int:
         max_connections=args.max_connections,
         test_clock=args.test_clock,
         ready_file=args.ready_file,
+        loop=args.loop,
         engine_settings={"token_block": args.token_block} if args.token_block else {},
     )
     return run_server(options)

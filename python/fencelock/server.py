@@ -12,13 +12,14 @@ shutdown only, ``snapshot.json`` (live leases with their time left).
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import os
 import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple, cast
 
 from . import __version__
 from ._durable import DurabilityError, remove_durable, write_atomic
@@ -45,6 +46,7 @@ class ServerOptions:
     max_connections: int = 10_000
     test_clock: bool = False
     ready_file: Optional[str] = None
+    loop: str = "auto"
     engine_settings: Dict[str, int] = field(default_factory=dict)
 
 
@@ -127,8 +129,8 @@ class FencelockServer:
         host, port = self._listener.sockets[0].getsockname()[:2]
         where = f"data dir {self.data_dir}" if self.data_dir else "in memory (nothing on disk)"
         log.info(
-            "fencelock %s serving on %s:%d, %s, start %s%s", __version__, host, port, where,
-            self.start_kind, ", test clock" if self.options.test_clock else "",
+            "fencelock %s serving on %s:%d, %s, start %s, %s loop%s", __version__, host, port, where,
+            self.start_kind, _loop_name(), ", test clock" if self.options.test_clock else "",
         )
         if self.options.ready_file:
             write_atomic(self.options.ready_file, f"{host} {port}\n".encode())
@@ -240,8 +242,8 @@ class _Connection(asyncio.Protocol):
         self.transport: Optional[asyncio.Transport] = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports implement the Transport API without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             try:
@@ -250,7 +252,7 @@ class _Connection(asyncio.Protocol):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 pass
-        self.conn = self.server.connected(transport)
+        self.conn = self.server.connected(self.transport)
 
     def data_received(self, data: bytes) -> None:
         self.server.received(self.conn, data)
@@ -265,6 +267,11 @@ class _Connection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.server.backlog(self.conn, 0)
+
+
+def _loop_name() -> str:
+    module = type(asyncio.get_running_loop()).__module__
+    return "uvloop" if module.startswith("uvloop") else "asyncio"
 
 
 async def serve(options: ServerOptions, stop: Optional[asyncio.Event] = None) -> None:
@@ -285,16 +292,25 @@ async def serve(options: ServerOptions, stop: Optional[asyncio.Event] = None) ->
 
 
 def run_server(options: ServerOptions) -> int:
-    """Runs the server on uvloop when installed (``fencelock[fast]``), else asyncio; returns the exit status."""
-    try:
-        import uvloop  # type: ignore[import-not-found]
-    except ImportError:
-        uvloop = None
+    """Runs the server until SIGTERM/SIGINT and returns the exit status.
+
+    ``options.loop``: ``"uvloop"`` (``fencelock[fast]``), ``"asyncio"``, or ``"auto"`` for
+    uvloop when it is installed.
+    """
+    uvloop: Any = None
+    if options.loop in ("auto", "uvloop"):
+        try:
+            uvloop = importlib.import_module("uvloop")
+        except ImportError:
+            if options.loop == "uvloop":
+                log.error("--loop uvloop: uvloop is not installed (pip install 'fencelock[fast]')")
+                return 1
     try:
         if uvloop is not None:
-            log.debug("using uvloop")
+            log.debug("event loop: uvloop")
             uvloop.run(serve(options))
         else:
+            log.debug("event loop: asyncio")
             asyncio.run(serve(options))
     except OSError as error:
         log.error("cannot serve: %s", error)

@@ -84,7 +84,9 @@ def start_server(tmp_path: Path) -> Iterator["callable"]:
             server.stop(signal.SIGKILL)
 
 
-@pytest.fixture
-def server(start_server: "callable") -> ServerProcess:
-    """A server in memory on a test clock (moved with DEBUG ADVANCE)."""
-    return start_server("--test-clock")
+@pytest.fixture(params=["asyncio", "uvloop"])
+def server(request: pytest.FixtureRequest, start_server: "callable") -> ServerProcess:
+    """A server in memory on a test clock (moved with DEBUG ADVANCE), on each event loop."""
+    if request.param == "uvloop":
+        pytest.importorskip("uvloop")
+    return start_server("--test-clock", "--loop", request.param)

@@ -261,11 +261,15 @@ class _Connection(asyncio.Protocol):
         self.server.lost(self.conn)
 
     def pause_writing(self) -> None:
-        # The client is not reading: tell the core how much waits, so it can cut the connection.
+        # The client is not reading its replies: stop reading its requests (so the replies we
+        # hold stay bounded) and tell the core how much waits, so it can cut the connection.
         if self.transport is not None:
+            self.transport.pause_reading()
             self.server.backlog(self.conn, self.transport.get_write_buffer_size())
 
     def resume_writing(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
         self.server.backlog(self.conn, 0)
 
 

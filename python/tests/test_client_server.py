@@ -187,3 +187,26 @@ def _wait_until(condition, timeout: float = 5.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         time.sleep(0.01)
+
+
+def test_a_client_that_never_reads_does_not_grow_the_server(server: ServerProcess) -> None:
+    import socket
+
+    request = b"*1\r\n$4\r\nPING\r\n" * 20_000
+    with socket.create_connection(("127.0.0.1", server.port)) as greedy:
+        greedy.setblocking(False)
+        sent = 0
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:  # write until the server stops reading from us
+            try:
+                sent += greedy.send(request)
+            except BlockingIOError:
+                time.sleep(0.05)
+            except (ConnectionResetError, BrokenPipeError):
+                break  # the server cut it off as a client that does not read: also fine
+        # Others are still served while it stalls.
+        with fencelock.Client(port=server.port) as client:
+            client.ping()
+            assert client.acquire("still-served", 1.0).token >= 1
+    rss_kib = int(next(line for line in open(f"/proc/{server.process.pid}/status") if line.startswith("VmRSS")).split()[1])
+    assert rss_kib < 300_000, f"server grew to {rss_kib} KiB for a client that never reads"

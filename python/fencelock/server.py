@@ -87,6 +87,15 @@ class FencelockServer:
             native = NativeServer(engine_config, server_config, "clean", ceiling or 0, snapshot, now)
             # A snapshot is valid once: a crash after this start must not bring back its leases.
             remove_durable(snapshot_path)
+            grace = native.grace_left(now)
+            if grace:
+                # The core refused the snapshot (taken under another ceiling than the one on
+                # disk, so not from the last run) and started as after a crash.
+                log.warning(
+                    "snapshot does not match the token ceiling %s: recovering as from a crash; "
+                    "restart grace %d ms (no grants until every earlier lease has lapsed)", ceiling, grace,
+                )
+                return "crashed", native
             log.info(
                 "recovered from a clean shutdown: %d leases restored, tokens resume above %d",
                 native.live_leases(), native.last_token(),

@@ -92,3 +92,18 @@ def _wait_until(condition, timeout: float) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not reached in time"
         time.sleep(0.01)
+
+
+def test_a_snapshot_from_another_run_is_not_trusted(start_server, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    server = start_server("--max-ttl-ms", "500", data_dir=data)
+    with fencelock.Client(port=server.port) as client:
+        client.acquire("a", 0.4)
+    assert server.stop() == 0
+    # A ceiling that moved on after the snapshot was written (as if another run had used it).
+    (data / "ceiling").write_text(str(int((data / "ceiling").read_text()) + 1000) + "\n")
+    again = start_server("--max-ttl-ms", "500", data_dir=data)
+    assert "recovering as from a crash" in again.output()
+    with fencelock.Client(port=again.port) as client:
+        with pytest.raises(fencelock.NotReady):
+            client.acquire("b", 0.4)

@@ -31,4 +31,4 @@ rust-targets:
 	$(CARGO) build -p fencelock-core --no-default-features --target wasm32-unknown-unknown
 
 bench:
-	$(CARGO) bench -p fencelock-core --bench engine
+	$(CARGO) bench -p fencelock-core --bench engine --bench protocol

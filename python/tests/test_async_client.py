@@ -81,11 +81,34 @@ def test_async_lock_renews_on_real_time(start_server) -> None:
 
     async def scenario() -> None:
         async with fencelock.AsyncClient(port=real.port) as client:
-            async with client.lock("job", ttl=0.3) as lease:
-                await asyncio.sleep(1.0)
+            async with client.lock("job", ttl=0.6) as lease:
+                await asyncio.sleep(1.5)  # 2.5 TTLs: only renewals keep it alive
                 assert not lease.lost
                 assert await client.verify("job", lease.token) > 0
             assert await client.query("job") == []
+
+    run(scenario())
+
+
+def test_async_client_reconnects_after_a_restart(start_server, tmp_path) -> None:
+    data = tmp_path / "data"
+    first = start_server(data_dir=data)
+
+    async def before() -> Any:
+        client = fencelock.AsyncClient(port=first.port)
+        lease = await client.acquire("r", 60.0)
+        return lease.token, client
+
+    async def scenario() -> None:
+        token, client = await before()
+        assert first.stop() == 0
+        second = start_server(port=first.port, data_dir=data)
+        try:
+            assert await client.verify("r", token) > 0  # a new connection, transparently
+            assert (await client.acquire("r2", 5.0)).token > token
+        finally:
+            await client.close()
+            second.stop()
 
     run(scenario())
 

@@ -128,8 +128,8 @@ def test_ephemeral_lease_ends_with_its_connection(server: ServerProcess) -> None
 def test_lock_block_auto_renews(start_server) -> None:
     server = start_server()  # real clock: renewals must really keep the lease alive
     with fencelock.Client(port=server.port) as client:
-        with client.lock("job", ttl=0.3, wait=1.0) as lease:
-            time.sleep(1.0)
+        with client.lock("job", ttl=0.6, wait=1.0) as lease:
+            time.sleep(1.5)  # 2.5 TTLs: only renewals (every 0.2 s) keep it alive
             assert not lease.lost
             assert client.verify("job", lease.token) > 0
         assert not client.query("job")

@@ -23,7 +23,7 @@ WRITER = textwrap.dedent(
     lease = client.acquire("account-7", 1.0)
     client.verify("account-7", lease.token)   # verifying is not enough: the pause comes next
     print(lease.token, flush=True)
-    time.sleep(0.5)                            # the test stops this process in here
+    time.sleep(2.0)                            # the test stops this process in here
     with sqlite3.connect(db) as conn:
         cursor = conn.execute(
             "UPDATE account SET balance = :value, fence = :token WHERE id = 7 AND fence <= :token",

@@ -210,3 +210,36 @@ def test_a_client_that_never_reads_does_not_grow_the_server(server: ServerProces
             assert client.acquire("still-served", 1.0).token >= 1
     rss_kib = int(next(line for line in open(f"/proc/{server.process.pid}/status") if line.startswith("VmRSS")).split()[1])
     assert rss_kib < 300_000, f"server grew to {rss_kib} KiB for a client that never reads"
+
+
+def test_connection_cap_refuses_the_extra_connection(start_server) -> None:
+    import socket
+
+    capped = start_server("--max-connections", "2")
+    first = socket.create_connection(("127.0.0.1", capped.port))
+    second = socket.create_connection(("127.0.0.1", capped.port))
+    try:
+        for sock in (first, second):
+            sock.sendall(b"PING\r\n")
+            assert sock.recv(100) == b"+PONG\r\n"
+        with socket.create_connection(("127.0.0.1", capped.port)) as third:
+            third.settimeout(5)
+            reply = b""
+            while chunk := third.recv(100):
+                reply += chunk
+            assert reply.startswith(b"-ERR max number of clients reached")
+    finally:
+        first.close()
+        second.close()
+
+
+def test_sigint_is_a_clean_shutdown_too(start_server, tmp_path: Path) -> None:
+    import signal
+
+    data = tmp_path / "data"
+    server = start_server(data_dir=data)
+    with fencelock.Client(port=server.port) as client:
+        client.acquire("kept", 60.0)
+    assert server.stop(signal.SIGINT) == 0
+    assert (data / "snapshot.json").exists()
+    assert "stopped: 1 live leases kept in the snapshot" in server.output()

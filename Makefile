@@ -3,13 +3,19 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 CARGO ?= cargo
 
-.PHONY: test setup rust-test rust-lint rust-targets bench help
+PYTHON ?= python3
+VENV ?= .venv
+DATA_DIR ?= ./.fencelock
+
+.PHONY: test setup rust-test rust-lint rust-targets python-test serve bench bench-python help
 
 help:
-	@echo "make test    - set up toolchain targets and run every test (what CI runs)"
-	@echo "make bench   - run the core benchmarks (criterion)"
+	@echo "make serve        - install the Python package in $(VENV) and run the server on 127.0.0.1:7380 (data in $(DATA_DIR))"
+	@echo "make test         - set up everything and run every test (what CI runs)"
+	@echo "make bench        - core benchmarks (criterion)"
+	@echo "make bench-python - the TCP server against redis-server under redis-benchmark"
 
-test: setup rust-lint rust-test rust-targets
+test: setup rust-lint rust-test rust-targets python-test
 
 setup:
 	@echo "==> setup: rustup targets and components"
@@ -19,7 +25,7 @@ setup:
 rust-lint:
 	@echo "==> cargo fmt --check / clippy"
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy -p fencelock-core --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 rust-test:
 	@echo "==> cargo test (core: unit, shared vectors, model property test, doc examples)"
@@ -29,6 +35,18 @@ rust-targets:
 	@echo "==> core builds without std for targets without 64-bit atomics, and for wasm"
 	$(CARGO) build -p fencelock-core --no-default-features --target thumbv6m-none-eabi
 	$(CARGO) build -p fencelock-core --no-default-features --target wasm32-unknown-unknown
+
+python-test:
+	@echo "==> Python package: fresh venv, pip install ./python, pytest"
+	bash python/scripts/test.sh
+
+serve:
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet ./python
+	$(VENV)/bin/fencelock serve --host 127.0.0.1 --port 7380 --data-dir $(DATA_DIR)
+
+bench-python:
+	bash bench/python/run.sh
 
 bench:
 	$(CARGO) bench -p fencelock-core --bench engine --bench protocol

@@ -23,7 +23,7 @@ WRITER = textwrap.dedent(
     lease = client.acquire("account-7", 1.0)
     client.verify("account-7", lease.token)   # verifying is not enough: the pause comes next
     print(lease.token, flush=True)
-    time.sleep(2.0)                            # the test stops this process in here
+    sys.stdin.readline()                       # the test stops this process in here
     with sqlite3.connect(db) as conn:
         cursor = conn.execute(
             "UPDATE account SET balance = :value, fence = :token WHERE id = 7 AND fence <= :token",
@@ -58,7 +58,7 @@ def test_paused_writer_is_fenced_off(start_server, tmp_path: Path) -> None:
     script.write_text(WRITER)
     slow = subprocess.Popen(
         [sys.executable, str(script), str(server.port), str(db), "from-paused-writer"],
-        stdout=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     try:
         assert slow.stdout is not None
@@ -73,6 +73,9 @@ def test_paused_writer_is_fenced_off(start_server, tmp_path: Path) -> None:
                 assert fenced_update(db, "from-new-holder", lease.token) == 1
 
         slow.send_signal(signal.SIGCONT)
+        assert slow.stdin is not None
+        slow.stdin.write("resume\n")  # the writer goes on to its late write only now
+        slow.stdin.flush()
         late_rows = int(slow.stdout.readline())
         assert slow.wait(10) == 0
     finally:

@@ -21,6 +21,9 @@ setup:
 	@echo "==> setup: rustup targets and components"
 	rustup component add clippy rustfmt >/dev/null 2>&1 || true
 	rustup target add wasm32-unknown-unknown thumbv6m-none-eabi
+	@# redis-cli is an independent client in the Python tests; redis-server and
+	@# redis-benchmark are the peers of the benchmark (Debian's redis-tools / redis-server).
+	command -v redis-cli >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-tools >/dev/null; }
 
 rust-lint:
 	@echo "==> cargo fmt --check / clippy"

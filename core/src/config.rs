@@ -1,5 +1,9 @@
 //! Limits and defaults of an engine.
 
+use alloc::format;
+
+use crate::error::Error;
+
 /// Limits and defaults of an engine; every bound is checked with a clear error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -45,5 +49,56 @@ impl Default for Config {
             token_block: 1 << 20,
             expired_memory: 65_536,
         }
+    }
+}
+
+impl Config {
+    /// Sets one setting by its field name, as hosts read settings from flags, files and test
+    /// vectors; every host shares this table, so a name means the same everywhere.
+    ///
+    /// # Errors
+    /// [`Error::BadRequest`] for an unknown name or a value too large for the setting.
+    pub fn set(&mut self, name: &str, value: u64) -> Result<(), Error> {
+        let size = || {
+            usize::try_from(value)
+                .map_err(|_| Error::bad(format!("setting {name} = {value} is too large")))
+        };
+        match name {
+            "max_ttl_ms" => self.max_ttl_ms = value,
+            "max_wait_ms" => self.max_wait_ms = value,
+            "lock_delay_ms" => self.lock_delay_ms = value,
+            "max_lock_delay_ms" => self.max_lock_delay_ms = value,
+            "max_name_len" => self.max_name_len = size()?,
+            "max_owner_len" => self.max_owner_len = size()?,
+            "max_waiters_per_lock" => self.max_waiters_per_lock = size()?,
+            "max_waiters_total" => self.max_waiters_total = size()?,
+            "max_locks" => self.max_locks = size()?,
+            "max_holders_per_lock" => self.max_holders_per_lock = size()?,
+            "token_block" => self.token_block = value,
+            "expired_memory" => self.expired_memory = size()?,
+            other => return Err(Error::bad(format!("unknown engine setting {other:?}"))),
+        }
+        Ok(())
+    }
+
+    /// Returns every setting with its field name, in declaration order.
+    #[must_use]
+    pub fn settings(&self) -> [(&'static str, u64); 12] {
+        // usize -> u64 is lossless on every target Rust supports (pointers are at most 64 bits).
+        let wide = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        [
+            ("max_ttl_ms", self.max_ttl_ms),
+            ("max_wait_ms", self.max_wait_ms),
+            ("lock_delay_ms", self.lock_delay_ms),
+            ("max_lock_delay_ms", self.max_lock_delay_ms),
+            ("max_name_len", wide(self.max_name_len)),
+            ("max_owner_len", wide(self.max_owner_len)),
+            ("max_waiters_per_lock", wide(self.max_waiters_per_lock)),
+            ("max_waiters_total", wide(self.max_waiters_total)),
+            ("max_locks", wide(self.max_locks)),
+            ("max_holders_per_lock", wide(self.max_holders_per_lock)),
+            ("token_block", self.token_block),
+            ("expired_memory", wide(self.expired_memory)),
+        ]
     }
 }

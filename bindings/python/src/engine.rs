@@ -312,43 +312,17 @@ pub(crate) fn build_config(
     };
     for (key, value) in overrides.iter() {
         let key: String = key.extract()?;
-        match key.as_str() {
-            "max_ttl_ms" => config.max_ttl_ms = value.extract()?,
-            "max_wait_ms" => config.max_wait_ms = value.extract()?,
-            "lock_delay_ms" => config.lock_delay_ms = value.extract()?,
-            "max_lock_delay_ms" => config.max_lock_delay_ms = value.extract()?,
-            "max_name_len" => config.max_name_len = value.extract()?,
-            "max_owner_len" => config.max_owner_len = value.extract()?,
-            "max_waiters_per_lock" => config.max_waiters_per_lock = value.extract()?,
-            "max_waiters_total" => config.max_waiters_total = value.extract()?,
-            "max_locks" => config.max_locks = value.extract()?,
-            "max_holders_per_lock" => config.max_holders_per_lock = value.extract()?,
-            "token_block" => config.token_block = value.extract()?,
-            "expired_memory" => config.expired_memory = value.extract()?,
-            other => {
-                return Err(to_pyerr(
-                    py,
-                    &Error::BadRequest(format!("unknown engine setting {other:?}")),
-                ));
-            }
-        }
+        config
+            .set(&key, value.extract()?)
+            .map_err(|error| to_pyerr(py, &error))?;
     }
     Ok(config)
 }
 
 fn config_dict<'py>(py: Python<'py>, config: &Config) -> PyResult<Bound<'py, PyDict>> {
     let dict = PyDict::new(py);
-    dict.set_item("max_ttl_ms", config.max_ttl_ms)?;
-    dict.set_item("max_wait_ms", config.max_wait_ms)?;
-    dict.set_item("lock_delay_ms", config.lock_delay_ms)?;
-    dict.set_item("max_lock_delay_ms", config.max_lock_delay_ms)?;
-    dict.set_item("max_name_len", config.max_name_len)?;
-    dict.set_item("max_owner_len", config.max_owner_len)?;
-    dict.set_item("max_waiters_per_lock", config.max_waiters_per_lock)?;
-    dict.set_item("max_waiters_total", config.max_waiters_total)?;
-    dict.set_item("max_locks", config.max_locks)?;
-    dict.set_item("max_holders_per_lock", config.max_holders_per_lock)?;
-    dict.set_item("token_block", config.token_block)?;
-    dict.set_item("expired_memory", config.expired_memory)?;
+    for (name, value) in config.settings() {
+        dict.set_item(name, value)?;
+    }
     Ok(dict)
 }

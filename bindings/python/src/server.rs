@@ -162,20 +162,14 @@ fn build_server_config(
     };
     for (key, value) in overrides.iter() {
         let key: String = key.extract()?;
-        match key.as_str() {
-            "max_request_bytes" => config.max_request_bytes = value.extract()?,
-            "max_bulk_bytes" => config.max_bulk_bytes = value.extract()?,
-            "max_args" => config.max_args = value.extract()?,
-            "max_output_bytes" => config.max_output_bytes = value.extract()?,
-            "max_connections" => config.max_connections = value.extract()?,
-            "test_clock" => config.test_clock = value.extract()?,
-            other => {
-                return Err(to_pyerr(
-                    py,
-                    &Error::BadRequest(format!("unknown server setting {other:?}")),
-                ));
-            }
-        }
+        // `test_clock` arrives as a Python bool; every other setting as an int.
+        let number: u64 = match value.extract::<bool>() {
+            Ok(flag) => u64::from(flag),
+            Err(_) => value.extract()?,
+        };
+        config
+            .set(&key, number)
+            .map_err(|error| to_pyerr(py, &error))?;
     }
     Ok(config)
 }

@@ -1,6 +1,9 @@
 //! Limits and switches of a protocol server.
 
+use alloc::format;
+
 use super::parser::ParserLimits;
+use crate::error::Error;
 
 /// Limits and switches of a [`Server`](super::Server); every bound is enforced with a clear
 /// error, before the bytes it guards are buffered.
@@ -45,5 +48,30 @@ impl ServerConfig {
             max_bulk_bytes: self.max_bulk_bytes,
             max_args: self.max_args,
         }
+    }
+}
+
+impl ServerConfig {
+    /// Sets one setting by its field name (`test_clock` takes 0 or 1), as hosts read settings
+    /// from flags and files; every host shares this table.
+    ///
+    /// # Errors
+    /// [`Error::BadRequest`] for an unknown name or a value out of range.
+    pub fn set(&mut self, name: &str, value: u64) -> Result<(), Error> {
+        let size = || {
+            usize::try_from(value)
+                .map_err(|_| Error::bad(format!("setting {name} = {value} is too large")))
+        };
+        match name {
+            "max_request_bytes" => self.max_request_bytes = size()?,
+            "max_bulk_bytes" => self.max_bulk_bytes = size()?,
+            "max_args" => self.max_args = size()?,
+            "max_output_bytes" => self.max_output_bytes = size()?,
+            "max_connections" => self.max_connections = size()?,
+            "test_clock" if value <= 1 => self.test_clock = value == 1,
+            "test_clock" => return Err(Error::bad("setting test_clock takes 0 or 1")),
+            other => return Err(Error::bad(format!("unknown server setting {other:?}"))),
+        }
+        Ok(())
     }
 }

@@ -274,22 +274,7 @@ fn config_from(value: Option<&Value>) -> Result<Config, String> {
         let n = value
             .as_u64()
             .ok_or_else(|| format!("config {key} is not a number"))?;
-        let size = usize::try_from(n).map_err(|e| e.to_string())?;
-        match key.as_str() {
-            "max_ttl_ms" => config.max_ttl_ms = n,
-            "max_wait_ms" => config.max_wait_ms = n,
-            "lock_delay_ms" => config.lock_delay_ms = n,
-            "max_lock_delay_ms" => config.max_lock_delay_ms = n,
-            "max_name_len" => config.max_name_len = size,
-            "max_owner_len" => config.max_owner_len = size,
-            "max_waiters_per_lock" => config.max_waiters_per_lock = size,
-            "max_waiters_total" => config.max_waiters_total = size,
-            "max_locks" => config.max_locks = size,
-            "max_holders_per_lock" => config.max_holders_per_lock = size,
-            "token_block" => config.token_block = n,
-            "expired_memory" => config.expired_memory = size,
-            other => return Err(format!("unknown config field {other}")),
-        }
+        config.set(key, n).map_err(|e| e.to_string())?;
     }
     Ok(config)
 }

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import math
-from typing import Any, Dict, List, Optional, Union
+import time
+from typing import Any, Dict, List, Optional, Protocol, Union
 
 from .errors import BadRequest, FencelockError, error_from_text
 from .resp import ErrorReply, ProtocolError, decode_text
 from .types import HolderInfo, LockInfo, WaiterInfo
 
 Arg = Union[str, bytes, int]
+
+log = logging.getLogger("fencelock.client")
 
 # Commands that change nothing, or whose repetition cannot harm (RENEW only extends the named
 # lease; RELEASE of an already released token answers STALE, which still means "not held").
@@ -192,3 +196,92 @@ __all__ = [
     "is_gone",
     "BadRequest",
 ]
+
+
+# ---- rules of ``client.lock(...)`` shared by the sync and async contexts ----
+
+
+class LockRequest:
+    """What ``client.lock(...)`` was asked for; both context managers acquire with it."""
+
+    __slots__ = ("name", "ttl", "wait", "shared", "steal", "owner", "ephemeral", "auto_renew")
+
+    def __init__(
+        self,
+        name: str,
+        ttl: float,
+        wait: Optional[float],
+        shared: bool,
+        steal: bool,
+        owner: Optional[str],
+        ephemeral: bool,
+        auto_renew: bool,
+    ) -> None:
+        self.name = name
+        self.ttl = ttl
+        self.wait = wait
+        self.shared = shared
+        self.steal = steal
+        self.owner = owner
+        self.ephemeral = ephemeral
+        self.auto_renew = auto_renew
+
+    def acquire_options(self) -> Dict[str, Any]:
+        """Keyword arguments of ``acquire`` after the name and TTL."""
+        return {
+            "wait": self.wait, "shared": self.shared, "steal": self.steal,
+            "owner": self.owner, "ephemeral": self.ephemeral,
+        }
+
+
+class RenewSchedule:
+    """When to renew a lease and what a failed renewal means; the loops only wait and send.
+
+    Renewals happen every ttl/3. A refused renewal loses the lease. A lost connection is retried
+    sooner while the lease may still be live, and loses it once its conservative deadline passed.
+    """
+
+    def __init__(self, lease: "LeaseLike") -> None:
+        self.lease = lease
+        self.interval = lease.ttl / 3.0
+        self.next_at = time.monotonic() + self.interval
+
+    def delay(self) -> float:
+        """Seconds until the next renewal is due."""
+        return max(0.0, self.next_at - time.monotonic())
+
+    def renewed(self, sent: float, seconds_left: float) -> None:
+        """Records a renewal sent at ``sent`` that left the lease ``seconds_left``."""
+        self.lease.expires_at = sent + seconds_left
+        self.next_at = sent + self.interval
+
+    def connection_lost(self, error: Exception) -> bool:
+        """Schedules a retry and returns True, or marks the lease lost and returns False."""
+        now = time.monotonic()
+        if now >= self.lease.expires_at:
+            self.lease.mark_lost(f"renewal impossible until the lease lapsed: {error}")
+            return False
+        # Retry sooner than usual: the lease is running out while the server is away.
+        self.next_at = now + max(0.05, min(self.interval, (self.lease.expires_at - now) / 4))
+        return True
+
+    def refused(self, error: Exception) -> None:
+        self.lease.mark_lost(f"renewal refused: {error}")
+
+
+def release_failed(lease: "LeaseLike", error: FencelockError) -> None:
+    """A release that failed: STALE/EXPIRED mean the lease was already gone (lost); anything
+    else leaves it held until its TTL, which delays others but harms nothing."""
+    if is_gone(error):
+        lease.mark_lost(f"release failed: {error}")
+    else:
+        log.warning("could not release %r token %d: %s", lease.name, lease.token, error)
+
+
+class LeaseLike(Protocol):
+    name: str
+    token: int
+    ttl: float
+    expires_at: float
+
+    def mark_lost(self, reason: str) -> None: ...

@@ -125,7 +125,7 @@ class AsyncClient:
         steal: bool = False,
     ) -> "AsyncLockContext":
         """Returns an async context manager holding a lease; twin of :meth:`fencelock.Client.lock`."""
-        return AsyncLockContext(self, name, ttl, wait, shared, auto_renew, owner, ephemeral, steal)
+        return AsyncLockContext(self, cmd.LockRequest(name, ttl, wait, shared, steal, owner, ephemeral, auto_renew))
 
     async def close(self) -> None:
         """Closes every connection (EPHEMERAL leases held through them are dropped)."""
@@ -306,37 +306,17 @@ class _AsyncConnection:
 class AsyncLockContext:
     """``async with client.lock(...) as lease``: acquire, keep alive, release, report loss."""
 
-    def __init__(
-        self,
-        client: AsyncClient,
-        name: str,
-        ttl: float,
-        wait: Optional[float],
-        shared: bool,
-        auto_renew: bool,
-        owner: Optional[str],
-        ephemeral: bool,
-        steal: bool,
-    ) -> None:
+    def __init__(self, client: AsyncClient, request: cmd.LockRequest) -> None:
         self.client = client
-        self.name = name
-        self.ttl = ttl
-        self.wait = wait
-        self.shared = shared
-        self.auto_renew = auto_renew
-        self.owner = owner
-        self.ephemeral = ephemeral
-        self.steal = steal
+        self.request = request
         self.lease: Optional[Lease] = None
         self._renewer: Optional["asyncio.Task[None]"] = None
 
     async def __aenter__(self) -> Lease:
-        lease = await self.client.acquire(
-            self.name, self.ttl, wait=self.wait, shared=self.shared, steal=self.steal,
-            owner=self.owner, ephemeral=self.ephemeral,
-        )
+        request = self.request
+        lease = await self.client.acquire(request.name, request.ttl, **request.acquire_options())
         self.lease = lease
-        if self.auto_renew:
+        if request.auto_renew:
             self._renewer = asyncio.get_running_loop().create_task(self._renew_loop(lease))
         return lease
 
@@ -359,33 +339,25 @@ class AsyncLockContext:
             try:
                 await self.client.release(lease.name, lease.token)
             except FencelockError as error:
-                if cmd.is_gone(error):
-                    lease.mark_lost(f"release failed: {error}")
-                else:
-                    log.warning("could not release %r token %d: %s", lease.name, lease.token, error)
+                cmd.release_failed(lease, error)
         self.client.leases.discard(lease)
         if lease.lost and exc_type is None:
             lease.raise_if_lost()
 
     async def _renew_loop(self, lease: Lease) -> None:
-        interval = lease.ttl / 3.0
-        next_at = time.monotonic() + interval
+        schedule = cmd.RenewSchedule(lease)
         while not lease.lost:
-            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            await asyncio.sleep(schedule.delay())
             if lease.lost:
                 return
             sent = time.monotonic()
             try:
                 left = await self.client.renew(lease.name, lease.token, lease.ttl)
             except ConnectionLost as error:
-                now = time.monotonic()
-                if now >= lease.expires_at:
-                    lease.mark_lost(f"renewal impossible until the lease lapsed: {error}")
+                if not schedule.connection_lost(error):
                     return
-                next_at = now + max(0.05, min(interval, (lease.expires_at - now) / 4))
                 continue
             except FencelockError as error:
-                lease.mark_lost(f"renewal refused: {error}")
+                schedule.refused(error)
                 return
-            lease.expires_at = sent + left
-            next_at = sent + interval
+            schedule.renewed(sent, left)

@@ -159,7 +159,7 @@ class Client:
         renewal fails the lease is marked lost (``lease.lost``, ``lease.lost_reason``) and
         leaving the block raises :class:`LeaseLost`.
         """
-        return LockContext(self, name, ttl, wait, shared, auto_renew, owner, ephemeral, steal)
+        return LockContext(self, cmd.LockRequest(name, ttl, wait, shared, steal, owner, ephemeral, auto_renew))
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -308,40 +308,20 @@ class _Connection:
 class LockContext:
     """``with client.lock(...) as lease``: acquire, keep alive, release, and report loss."""
 
-    def __init__(
-        self,
-        client: Client,
-        name: str,
-        ttl: float,
-        wait: Optional[float],
-        shared: bool,
-        auto_renew: bool,
-        owner: Optional[str],
-        ephemeral: bool,
-        steal: bool,
-    ) -> None:
+    def __init__(self, client: Client, request: cmd.LockRequest) -> None:
         self.client = client
-        self.name = name
-        self.ttl = ttl
-        self.wait = wait
-        self.shared = shared
-        self.auto_renew = auto_renew
-        self.owner = owner
-        self.ephemeral = ephemeral
-        self.steal = steal
+        self.request = request
         self.lease: Optional[Lease] = None
         self._stop = threading.Event()
         self._renewer: Optional[threading.Thread] = None
 
     def __enter__(self) -> Lease:
-        lease = self.client.acquire(
-            self.name, self.ttl, wait=self.wait, shared=self.shared, steal=self.steal,
-            owner=self.owner, ephemeral=self.ephemeral,
-        )
+        request = self.request
+        lease = self.client.acquire(request.name, request.ttl, **request.acquire_options())
         self.lease = lease
-        if self.auto_renew:
+        if request.auto_renew:
             self._renewer = threading.Thread(
-                target=self._renew_loop, args=(lease,), name=f"fencelock-renew-{self.name}", daemon=True
+                target=self._renew_loop, args=(lease,), name=f"fencelock-renew-{request.name}", daemon=True
             )
             self._renewer.start()
         return lease
@@ -362,35 +342,24 @@ class LockContext:
             try:
                 self.client.release(lease.name, lease.token)
             except FencelockError as error:
-                if cmd.is_gone(error):
-                    lease.mark_lost(f"release failed: {error}")
-                else:
-                    # The lease stays held until its TTL; that delays others but harms nothing.
-                    log.warning("could not release %r token %d: %s", lease.name, lease.token, error)
+                cmd.release_failed(lease, error)
         self.client.leases.discard(lease)
         if lease.lost and exc_type is None:
             lease.raise_if_lost()
 
     def _renew_loop(self, lease: Lease) -> None:
-        interval = lease.ttl / 3.0
-        next_at = time.monotonic() + interval
+        schedule = cmd.RenewSchedule(lease)
         while not lease.lost:
-            if self._stop.wait(max(0.0, next_at - time.monotonic())) or lease.lost:
+            if self._stop.wait(schedule.delay()) or lease.lost:
                 return
             sent = time.monotonic()
             try:
                 left = self.client.renew(lease.name, lease.token, lease.ttl)
             except ConnectionLost as error:
-                now = time.monotonic()
-                if now >= lease.expires_at:
-                    lease.mark_lost(f"renewal impossible until the lease lapsed: {error}")
+                if not schedule.connection_lost(error):
                     return
-                # Retry sooner than usual: the lease is running out while the server is away.
-                next_at = now + max(0.05, min(interval, (lease.expires_at - now) / 4))
                 continue
             except FencelockError as error:
-                lease.mark_lost(f"renewal refused: {error}")
+                schedule.refused(error)
                 return
-            lease.expires_at = sent + left
-            next_at = sent + interval
-
+            schedule.renewed(sent, left)

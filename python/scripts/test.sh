@@ -15,6 +15,8 @@ fi
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 "$venv/bin/python" -m pip install --quiet "$here[test]"
 cd "$here"
+# The package promises types (py.typed and a stub for the native module): hold it to that.
+"$venv/bin/mypy" --strict fencelock
 # The pytest script (not `python -m pytest`) keeps this source tree off sys.path, so the tests
 # exercise the installed package with its built native module.
 exec "$venv/bin/pytest" -q "$@"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Creates a venv, installs the fencelock package (building the native module with cargo) and the
-# test dependencies, then runs pytest. `make test` runs this; so can a developer.
+# Builds the fencelock wheel from source (PEP 517, maturin, cargo), installs that wheel into a
+# venv with no Rust toolchain on PATH (the abi3 wheel must not need one), adds the test
+# dependencies, type-checks, then runs pytest. `make test` runs this; so can a developer.
 #   VENV=path   venv to use (default: <repo>/.venv-python-test, created if missing)
 #   extra arguments go to pytest.
 set -euo pipefail
@@ -13,7 +14,14 @@ if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
 "$venv/bin/python" -m pip install --quiet --upgrade pip
-"$venv/bin/python" -m pip install --quiet "$here[test]"
+wheels="$(mktemp -d)"
+trap 'rm -rf "$wheels"' EXIT
+echo "building the wheel (release build of the native module)..."
+"$venv/bin/python" -m pip wheel --quiet --no-deps --wheel-dir "$wheels" "$here"
+wheel="$(ls "$wheels"/fencelock-*-abi3-*.whl)"
+echo "installing $(basename "$wheel") with no cargo or rustc on PATH"
+PATH=/usr/bin:/bin "$venv/bin/python" -m pip install --quiet --force-reinstall --no-deps "$wheel"
+PATH=/usr/bin:/bin "$venv/bin/python" -m pip install --quiet "$wheel[test]"
 cd "$here"
 # The package promises types (py.typed and a stub for the native module): hold it to that.
 "$venv/bin/mypy" --strict fencelock

@@ -104,3 +104,27 @@ fn snapshot_round_trips_through_bytes() {
     assert_eq!(decoded, snapshot);
     assert_eq!(decoded.leases[0].ms_left, 7_500);
 }
+
+#[test]
+fn hosts_name_starts_with_one_shared_table() {
+    assert!(matches!(
+        Start::from_parts("fresh", 0, None),
+        Ok(Start::Fresh)
+    ));
+    assert!(matches!(
+        Start::from_parts("crashed", 7, None),
+        Ok(Start::Crashed { ceiling: 7 })
+    ));
+    let bytes = Engine::new(Config::default()).snapshot(Instant(0)).encode();
+    assert!(matches!(
+        Start::from_parts("clean", 0, Some(&bytes)),
+        Ok(Start::Clean { ceiling: 0, .. })
+    ));
+    let err = Start::from_parts("clean", 0, None).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "ERR start \"clean\" without a snapshot is not one of: fresh, crashed, clean with a snapshot"
+    );
+    assert!(Start::from_parts("warm", 0, None).is_err());
+    assert!(Start::from_parts("clean", 0, Some(b"{}")).is_err());
+}

@@ -1,8 +1,7 @@
 //! The lock engine, with milliseconds in and tuples out; `fencelock.Engine` is the Python face.
 
 use fencelock_core::{
-    AcquireOptions, Acquired, Config, Engine, Error, Event, Instant, LockInfo, Mode, Snapshot,
-    Start,
+    AcquireOptions, Acquired, Config, Engine, Event, Instant, LockInfo, Mode, Start,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
@@ -31,27 +30,7 @@ impl NativeEngine {
         now_ms: u64,
     ) -> PyResult<Self> {
         let config = build_config(py, config)?;
-        let start = match (start, snapshot) {
-            ("fresh", None) => Start::Fresh,
-            ("crashed", None) => Start::Crashed { ceiling },
-            ("clean", Some(bytes)) => Start::Clean {
-                ceiling,
-                snapshot: Snapshot::decode(bytes).into_py_result(py)?,
-            },
-            (other, snapshot) => {
-                let detail = if snapshot.is_some() {
-                    "with a snapshot"
-                } else {
-                    "without a snapshot"
-                };
-                return Err(to_pyerr(
-                    py,
-                    &Error::BadRequest(format!(
-                        "start {other:?} {detail} is not one of: fresh, crashed, clean with a snapshot"
-                    )),
-                ));
-            }
-        };
+        let start = Start::from_parts(start, ceiling, snapshot).into_py_result(py)?;
         let engine = Engine::start(config, start, Instant(now_ms)).into_py_result(py)?;
         Ok(NativeEngine { engine })
     }

@@ -1,7 +1,7 @@
 //! The protocol server: bytes and time in, outputs out; `fencelock.server` is the I/O loop.
 
 use fencelock_core::protocol::{Output, Server, ServerConfig};
-use fencelock_core::{Engine, Error, Instant, Snapshot, Start};
+use fencelock_core::{Engine, Instant, Start};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
@@ -32,22 +32,7 @@ impl NativeServer {
         now_ms: u64,
     ) -> PyResult<Self> {
         let engine_config = build_config(py, config)?;
-        let start = match (start, snapshot) {
-            ("fresh", None) => Start::Fresh,
-            ("crashed", None) => Start::Crashed { ceiling },
-            ("clean", Some(bytes)) => Start::Clean {
-                ceiling,
-                snapshot: Snapshot::decode(bytes).into_py_result(py)?,
-            },
-            (other, _) => {
-                return Err(to_pyerr(
-                    py,
-                    &Error::BadRequest(format!(
-                        "start {other:?} is not one of: fresh, crashed, clean with a snapshot"
-                    )),
-                ));
-            }
-        };
+        let start = Start::from_parts(start, ceiling, snapshot).into_py_result(py)?;
         let engine = Engine::start(engine_config, start, Instant(now_ms)).into_py_result(py)?;
         let server_config = build_server_config(py, server_config)?;
         Ok(NativeServer {

@@ -158,3 +158,35 @@ pub struct Stats {
     pub wait_timeouts: u64,
     pub total_wait_ms: u64,
 }
+
+impl Start {
+    /// Builds a start from what a host read off its data directory: `kind` is `"fresh"`,
+    /// `"crashed"` (with the persisted `ceiling`) or `"clean"` (with `ceiling` and the
+    /// snapshot's bytes). Every host names starts this way.
+    ///
+    /// # Errors
+    /// [`crate::Error::BadRequest`] for another kind, a snapshot where none belongs (or none
+    /// where one is needed), or snapshot bytes that do not decode.
+    pub fn from_parts(
+        kind: &str,
+        ceiling: u64,
+        snapshot: Option<&[u8]>,
+    ) -> Result<Start, crate::Error> {
+        match (kind, snapshot) {
+            ("fresh", None) => Ok(Start::Fresh),
+            ("crashed", None) => Ok(Start::Crashed { ceiling }),
+            ("clean", Some(bytes)) => Ok(Start::Clean {
+                ceiling,
+                snapshot: crate::snapshot::Snapshot::decode(bytes)?,
+            }),
+            (other, snapshot) => Err(crate::Error::BadRequest(alloc::format!(
+                "start {other:?} {} is not one of: fresh, crashed, clean with a snapshot",
+                if snapshot.is_some() {
+                    "with a snapshot"
+                } else {
+                    "without a snapshot"
+                }
+            ))),
+        }
+    }
+}

@@ -40,7 +40,7 @@ rust-targets:
 	$(CARGO) build -p fencelock-core --no-default-features --target wasm32-unknown-unknown
 
 python-test:
-	@echo "==> Python package: fresh venv, pip install ./python, pytest"
+	@echo "==> Python package: build the wheel, install it with no Rust on PATH, mypy, pytest"
 	bash python/scripts/test.sh
 
 serve:

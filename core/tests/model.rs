@@ -61,7 +61,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(1000), ..ProptestConfig::default() })]
     #[test]
     fn engine_matches_reference_model(
         lock_delay in prop_oneof![Just(0u64), 5..30u64],
@@ -468,11 +468,29 @@ impl Model {
 
     fn disconnect(&mut self, now: u64, client: u64) {
         self.advance(now);
+        // Locks are served in the order of the client's ephemeral leases (by token), then of
+        // its waits (by waiter id), so grants on several locks come out in a defined order.
+        let mut leases: Vec<(u64, usize)> = Vec::new();
+        let mut waits: Vec<(u64, usize)> = Vec::new();
         for l in 0..3 {
+            for h in &self.locks[l].holders {
+                if h.ephemeral && h.client == client {
+                    leases.push((h.token, l));
+                }
+            }
+            for w in &self.locks[l].waiters {
+                if w.client == client {
+                    waits.push((w.id, l));
+                }
+            }
             self.locks[l]
                 .holders
                 .retain(|h| !(h.ephemeral && h.client == client));
             self.locks[l].waiters.retain(|w| w.client != client);
+        }
+        leases.sort_unstable();
+        waits.sort_unstable();
+        for (_, l) in leases.into_iter().chain(waits) {
             self.grant(l);
         }
     }
@@ -489,4 +507,12 @@ impl MinByDue for Option<(u64, u8, u64, usize)> {
             _ => Some(other),
         }
     }
+}
+
+/// The number of cases: `PROPTEST_CASES` for a longer hunt, else the bounded default of make test.
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
 }

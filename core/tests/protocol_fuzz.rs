@@ -63,7 +63,7 @@ fn drain(server: &mut Server, closed: &mut Vec<u64>) -> Vec<(u64, Vec<u8>)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(512), ..ProptestConfig::default() })]
 
     #[test]
     fn arbitrary_input_never_panics_and_memory_stays_bounded(
@@ -124,4 +124,12 @@ proptest! {
         }
         prop_assert_eq!(run(vec![&data]), run(pieces));
     }
+}
+
+/// The number of cases: `PROPTEST_CASES` for a longer hunt, else the bounded default of make test.
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
 }

@@ -259,6 +259,7 @@ impl Engine {
                 }
             }
         }
+        // Serve the locks in the order of the client's leases (by token), then its waits.
         for &(_, _, slot) in &owned {
             self.grant_waiters(slot, now);
             self.reclaim_if_idle(slot, now);

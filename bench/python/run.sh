@@ -2,13 +2,15 @@
 # fencelock's Python server vs redis-server under redis-benchmark (issue 4, section 6).
 # Not a test: prints a CSV table and writes bench/results/python-server.csv.
 #
-# fencelock: ACQUIRE lock:<random> 1   (a 1 ms lease on a random name; it expires at once, so
+# fencelock: ACQUIRE lock:<random>:<random> 1   (a 1 ms lease on a random name; it expires at once, so
 #            the server also does the expiry work that a RELEASE would cause)
-# redis:     SET lock:<random> v NX PX 1 (the Redis lock recipe)
+# redis:     SET lock:<random>:<random> v NX PX 1 (the Redis lock recipe)
 # plus PING on both, the cost of the I/O loop alone.
 # redis-benchmark cannot send RELEASE with the token an ACQUIRE returned, and it exits on the
-# first error reply, so RELEASE (and compare-and-delete) are not driven directly; names come from
-# a 2e9 keyspace so that a LOCKED reply is very unlikely.
+# first error reply, so RELEASE (and compare-and-delete) are not driven directly. Names carry two
+# independent random numbers (a 4e18 keyspace): with one (2e9), two of the ~1000 leases alive in
+# any millisecond at 1M requests/s collide every few million requests, and the LOCKED reply
+# would end the run.
 #
 # Each case runs with 1 client, 50 clients, and 50 clients pipelining 16 (-P 16). The server is
 # pinned to CPU 0 and redis-benchmark to CPU 1; the server's CPU time per request is
@@ -18,7 +20,8 @@
 #   VENV=path  venv with fencelock installed (default: <repo>/.venv-bench, created with a
 #              release build of the package and uvloop)
 #   LOOP=auto|asyncio|uvloop  fencelock's event loop (default auto: uvloop when installed)
-#   N=requests per run (default 200000; the 1-client runs use N/4)
+#   N=requests per run (default 200000; the 1-client runs use N/4, the -P 16 runs 4N)
+#   RUNS=interleaved runs per case and server (default 5); the table shows medians and ratios
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
@@ -32,8 +35,11 @@ mkdir -p "$out_dir"
 csv="$out_dir/python-server.csv"
 work="$(mktemp -d)"
 server_pid=""
+rd_pid=""
 cleanup() {
-    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then kill -TERM "$server_pid"; wait "$server_pid" || true; fi
+    for pid in "$server_pid" "$rd_pid"; do
+        if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then kill -TERM "$pid"; wait "$pid" || true; fi
+    done
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -64,35 +70,61 @@ run_case() {
         'BEGIN { printf "%s,%.0f,%.2f\n", l, r, (t / hz) * 1e6 / n }'
 }
 
-cases() {  # cases NAME PORT PID LOCK-COMMAND...
-    local name="$1" port="$2" pid="$3"; shift 3
-    run_case "$name lock c=1"        "$port" "$pid" $((n / 4)) -c 1  -r 2000000000 "$@"
-    run_case "$name lock c=50"       "$port" "$pid" "$n"       -c 50 -r 2000000000 "$@"
-    run_case "$name lock c=50 P=16"  "$port" "$pid" $((n * 4)) -c 50 -P 16 -r 2000000000 "$@"
-    run_case "$name ping c=50"       "$port" "$pid" "$n"       -c 50 PING
-    run_case "$name ping c=50 P=16"  "$port" "$pid" $((n * 4)) -c 50 -P 16 PING
+# measure PORT PID REQUESTS redis-benchmark-args...: prints "rps cpu_us_per_request" (or "failed")
+measure() {
+    local port="$1" pid="$2" requests="$3"; shift 3
+    run_case x "$port" "$pid" "$requests" "$@" | awk -F, '{ if ($2 == "failed") print "failed"; else print $2, $3 }'
 }
 
-echo "case,requests_per_s,server_cpu_us_per_request" | tee "$csv"
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-# fencelock: the Python host around a release build of the native core, data dir on disk
-port=$(free_port)
-taskset -c "$server_cpu" "$venv/bin/python" -m fencelock serve --port "$port" --data-dir "$work/data" \
+# compare LABEL REQUESTS ARGS-FOR-FENCELOCK -- ARGS-FOR-REDIS: RUNS interleaved runs of each
+# server, medians and ratios. Interleaving spreads any drift of this shared machine over both.
+compare() {
+    local label="$1" requests="$2"; shift 2
+    local fl_args=() rd_args=()
+    while [ "$1" != "--" ]; do fl_args+=("$1"); shift; done
+    shift
+    rd_args=("$@")
+    : > "$work/fl.txt"; : > "$work/rd.txt"
+    for _ in $(seq "$runs"); do
+        measure "$fl_port" "$fl_pid" "$requests" "${fl_args[@]}" >> "$work/fl.txt"
+        measure "$rd_port" "$rd_pid" "$requests" "${rd_args[@]}" >> "$work/rd.txt"
+    done
+    if grep -q failed "$work/fl.txt" "$work/rd.txt"; then
+        echo "$label,failed,,,,,"
+        return
+    fi
+    local fl_rps rd_rps fl_cpu rd_cpu
+    fl_rps=$(awk '{print $1}' "$work/fl.txt" | median); rd_rps=$(awk '{print $1}' "$work/rd.txt" | median)
+    fl_cpu=$(awk '{print $2}' "$work/fl.txt" | median); rd_cpu=$(awk '{print $2}' "$work/rd.txt" | median)
+    awk -v l="$label" -v a="$fl_rps" -v b="$rd_rps" -v c="$fl_cpu" -v d="$rd_cpu" \
+        'BEGIN { printf "%s,%.0f,%.0f,%.2f,%.2f,%.2f,%.2f\n", l, a, b, a / b, c, d, c / d }'
+}
+
+runs="${RUNS:-5}"
+echo "case (median of $runs interleaved runs),fencelock_rps,redis_rps,throughput_ratio,fencelock_cpu_us_per_req,redis_cpu_us_per_req,cpu_ratio" | tee "$csv"
+
+# Both servers on the same core, started once; redis-benchmark on the other core.
+fl_port=$(free_port)
+taskset -c "$server_cpu" "$venv/bin/python" -m fencelock serve --port "$fl_port" --data-dir "$work/data" \
     --loop "$loop" --log-level info --ready-file "$work/ready" >"$work/fencelock.log" 2>&1 &
-server_pid=$!
+fl_pid=$!
+server_pid=$fl_pid
 for _ in $(seq 100); do [ -s "$work/ready" ] && break; sleep 0.1; done
 grep -o "serving on .*" "$work/fencelock.log" >&2 || true
-cases "fencelock($loop)" "$port" "$server_pid" ACQUIRE lock:__rand_int__ 1 | tee -a "$csv"
-kill -TERM "$server_pid"; wait "$server_pid" || true
-
-# redis-server: same pinning, no persistence
-port=$(free_port)
-taskset -c "$server_cpu" redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+rd_port=$(free_port)
+taskset -c "$server_cpu" redis-server --port "$rd_port" --bind 127.0.0.1 --save '' --appendonly no \
     --daemonize no --loglevel warning >"$work/redis.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
-cases redis "$port" "$server_pid" SET lock:__rand_int__ v NX PX 1 | tee -a "$csv"
-kill -TERM "$server_pid"; wait "$server_pid" || true
-server_pid=""
+rd_pid=$!
+for _ in $(seq 100); do redis-cli -p "$rd_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+
+lock_fl=(ACQUIRE lock:__rand_int__:__rand_int__ 1)
+lock_rd=(SET lock:__rand_int__:__rand_int__ v NX PX 1)
+compare "lock c=1"         $((n / 4)) -c 1  -r 2000000000 "${lock_fl[@]}" -- -c 1  -r 2000000000 "${lock_rd[@]}" | tee -a "$csv"
+compare "lock c=50"        "$n"       -c 50 -r 2000000000 "${lock_fl[@]}" -- -c 50 -r 2000000000 "${lock_rd[@]}" | tee -a "$csv"
+compare "lock c=50 P=16"   $((n * 4)) -c 50 -P 16 -r 2000000000 "${lock_fl[@]}" -- -c 50 -P 16 -r 2000000000 "${lock_rd[@]}" | tee -a "$csv"
+compare "ping c=50"        "$n"       -c 50 PING -- -c 50 PING | tee -a "$csv"
+compare "ping c=50 P=16"   $((n * 4)) -c 50 -P 16 PING -- -c 50 -P 16 PING | tee -a "$csv"
 
 echo "written: $csv" >&2

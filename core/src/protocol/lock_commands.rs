@@ -103,7 +103,7 @@ fn encode_lock(reply: &mut ReplyEncoder<'_>, lock: &LockInfo) {
         reply.bulk(b"token");
         reply.unsigned(holder.token);
         reply.bulk(b"mode");
-        reply.bulk(mode_name(holder.mode));
+        reply.bulk(holder.mode.as_str().as_bytes());
         reply.bulk(b"owner");
         reply.optional_bulk(holder.owner.as_deref().map(str::as_bytes));
         reply.bulk(b"ms_left");
@@ -120,7 +120,7 @@ fn encode_lock(reply: &mut ReplyEncoder<'_>, lock: &LockInfo) {
         reply.bulk(b"position");
         reply.unsigned(waiter.position as u64);
         reply.bulk(b"mode");
-        reply.bulk(mode_name(waiter.mode));
+        reply.bulk(waiter.mode.as_str().as_bytes());
         reply.bulk(b"owner");
         reply.optional_bulk(waiter.owner.as_deref().map(str::as_bytes));
         reply.bulk(b"ms_left");
@@ -132,14 +132,6 @@ fn encode_lock(reply: &mut ReplyEncoder<'_>, lock: &LockInfo) {
     reply.unsigned(lock.delay_ms_left);
 }
 
-fn mode_name(mode: Mode) -> &'static [u8] {
-    match mode {
-        Mode::Shared => b"shared",
-        // The engine's mode enum may grow; anything not shared excludes others.
-        #[allow(unreachable_patterns)]
-        _ => b"exclusive",
-    }
-}
 
 /// Returns argument `index`; dispatch checked the arity, so a missing one reads as empty and
 /// is refused by the typed readers.

@@ -69,6 +69,8 @@ class LeaseEvent:
     name: str
     token: int
     raw: List[Any]
+    #: For ``stolen``: the token of the lease that took the lock.
+    by_token: Optional[int] = None
 
 
 class LeaseRegistry:
@@ -95,7 +97,8 @@ class LeaseRegistry:
         with self._lock:
             lease = self._leases.get((event.name, event.token))
         if lease is not None:
-            lease.mark_lost(f"server push: {event.kind}")
+            taken = f" by token {event.by_token}" if event.by_token is not None else ""
+            lease.mark_lost(f"server push: {event.kind}{taken}")
         if self.on_event is not None:
             self.on_event(event)
 
@@ -111,4 +114,7 @@ def parse_lease_push(push: Push) -> Optional[LeaseEvent]:
         token = int(items[2])
     except (TypeError, ValueError):
         return None
-    return LeaseEvent(kind=items[0].lower(), name=items[1], token=token, raw=list(push.items))
+    by_token: Optional[int] = None
+    if len(items) > 3 and isinstance(items[3], int):
+        by_token = items[3]
+    return LeaseEvent(kind=items[0].lower(), name=items[1], token=token, raw=list(push.items), by_token=by_token)

@@ -155,6 +155,21 @@ def test_lost_lease_push_over_resp3(server: ServerProcess) -> None:
         assert [(e.kind, e.name, e.token) for e in events] == [("expired", "p", lease.token)]
 
 
+def test_stolen_push_names_the_new_token(server: ServerProcess) -> None:
+    events: list = []
+    with fencelock.Client(port=server.port, on_event=events.append) as victim, \
+            fencelock.Client(port=server.port) as thief:
+        lease = victim.acquire("s", 60.0)
+        taken = thief.acquire("s", 60.0, steal=True)
+        victim.ping()  # the push arrives before the reply on the victim's connection
+        assert lease.lost and lease.lost_reason == f"server push: stolen by token {taken.token}"
+        assert [(e.kind, e.name, e.token, e.by_token) for e in events] == [
+            ("stolen", "s", lease.token, taken.token)
+        ]
+        with pytest.raises(fencelock.Stale):
+            victim.renew("s", lease.token, 60.0)
+
+
 def test_reconnects_after_the_server_restarts(start_server, tmp_path: Path) -> None:
     data = tmp_path / "data"
     first = start_server(data_dir=data)

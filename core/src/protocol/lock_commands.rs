@@ -132,7 +132,6 @@ fn encode_lock(reply: &mut ReplyEncoder<'_>, lock: &LockInfo) {
     reply.unsigned(lock.delay_ms_left);
 }
 
-
 /// Returns argument `index`; dispatch checked the arity, so a missing one reads as empty and
 /// is refused by the typed readers.
 fn arg<'a>(argv: &[&'a [u8]], index: usize) -> &'a [u8] {

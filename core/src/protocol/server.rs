@@ -367,13 +367,14 @@ impl Server {
                     token,
                     client,
                     ..
-                } => self.push(client, b"expired", &name, token, now),
+                } => self.push(client, b"expired", &name, token, None, now),
                 Event::Stolen {
                     name,
                     token,
                     client,
+                    by_token,
                     ..
-                } => self.push(client, b"stolen", &name, token, now),
+                } => self.push(client, b"stolen", &name, token, Some(by_token), now),
                 // The engine's event enum may grow; events the protocol does not know are
                 // not sent to anyone.
                 #[allow(unreachable_patterns)]
@@ -403,7 +404,16 @@ impl Server {
         self.after_write(conn, now);
     }
 
-    fn push(&mut self, conn: ConnId, kind: &[u8], name: &str, token: u64, now: Instant) {
+    /// Pushes `[fencelock, kind, name, token]`, plus the new holder's token for a steal.
+    fn push(
+        &mut self,
+        conn: ConnId,
+        kind: &[u8],
+        name: &str,
+        token: u64,
+        by_token: Option<u64>,
+        now: Instant,
+    ) {
         let Some(connection) = self.connections.get_mut(&conn) else {
             return;
         };
@@ -412,11 +422,14 @@ impl Server {
             return;
         }
         let mut reply = connection.reply();
-        reply.push(4);
+        reply.push(if by_token.is_some() { 5 } else { 4 });
         reply.bulk(b"fencelock");
         reply.bulk(kind);
         reply.bulk(name.as_bytes());
         reply.unsigned(token);
+        if let Some(by_token) = by_token {
+            reply.unsigned(by_token);
+        }
         self.after_write(conn, now);
     }
 

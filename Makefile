@@ -7,7 +7,9 @@ PYTHON ?= python3
 VENV ?= .venv
 DATA_DIR ?= ./.fencelock
 
-.PHONY: test setup rust-test rust-lint rust-targets python-test serve bench bench-python help
+FUZZ_SECONDS ?= 20
+
+.PHONY: test setup rust-test rust-lint rust-targets fuzz python-test serve bench bench-python help
 
 help:
 	@echo "make serve        - install the Python package in $(VENV) and run the server on 127.0.0.1:7380 (data in $(DATA_DIR))"
@@ -15,7 +17,7 @@ help:
 	@echo "make bench        - core benchmarks (criterion)"
 	@echo "make bench-python - the TCP server against redis-server under redis-benchmark"
 
-test: setup rust-lint rust-test rust-targets python-test
+test: setup rust-lint rust-test rust-targets fuzz python-test
 
 setup:
 	@echo "==> setup: rustup targets and components"
@@ -28,6 +30,7 @@ setup:
 rust-lint:
 	@echo "==> cargo fmt --check / clippy"
 	$(CARGO) fmt --all -- --check
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 rust-test:
@@ -38,6 +41,14 @@ rust-targets:
 	@echo "==> core builds without std for targets without 64-bit atomics, and for wasm"
 	$(CARGO) build -p fencelock-core --no-default-features --target thumbv6m-none-eabi
 	$(CARGO) build -p fencelock-core --no-default-features --target wasm32-unknown-unknown
+
+# libFuzzer over the protocol server and the engine, bounded in time. cargo-fuzz's sanitizer
+# flags are unstable options; RUSTC_BOOTSTRAP lets the stable toolchain here accept them.
+fuzz:
+	@echo "==> cargo fuzz: $(FUZZ_SECONDS) s each on the protocol server and the engine"
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --version 0.13.2
+	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --fuzz-dir fuzz protocol_server -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 | grep -E "^(Done|stat::number_of_executed_units)|panicked|ERROR|SUMMARY|Test unit written" ; test $${PIPESTATUS[0]} -eq 0
+	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --fuzz-dir fuzz engine_ops -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 | grep -E "^(Done|stat::number_of_executed_units)|panicked|ERROR|SUMMARY|Test unit written" ; test $${PIPESTATUS[0]} -eq 0
 
 python-test:
 	@echo "==> Python package: build the wheel, install it with no Rust on PATH, mypy, pytest"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 import time
 from typing import Any, Dict, List, Optional, Protocol, Union
 
@@ -201,30 +202,18 @@ __all__ = [
 # ---- rules of ``client.lock(...)`` shared by the sync and async contexts ----
 
 
+@dataclass(frozen=True)
 class LockRequest:
     """What ``client.lock(...)`` was asked for; both context managers acquire with it."""
 
-    __slots__ = ("name", "ttl", "wait", "shared", "steal", "owner", "ephemeral", "auto_renew")
-
-    def __init__(
-        self,
-        name: str,
-        ttl: float,
-        wait: Optional[float],
-        shared: bool,
-        steal: bool,
-        owner: Optional[str],
-        ephemeral: bool,
-        auto_renew: bool,
-    ) -> None:
-        self.name = name
-        self.ttl = ttl
-        self.wait = wait
-        self.shared = shared
-        self.steal = steal
-        self.owner = owner
-        self.ephemeral = ephemeral
-        self.auto_renew = auto_renew
+    name: str
+    ttl: float
+    wait: Optional[float]
+    shared: bool
+    steal: bool
+    owner: Optional[str]
+    ephemeral: bool
+    auto_renew: bool
 
     def acquire_options(self) -> Dict[str, Any]:
         """Keyword arguments of ``acquire`` after the name and TTL."""

@@ -580,16 +580,20 @@ impl Engine {
     }
 
     fn find(&self, name: &str) -> Option<u32> {
+        self.find_hashed(self.hash(name), name)
+    }
+
+    fn find_hashed(&self, hash: u64, name: &str) -> Option<u32> {
         let slots = &self.slots;
         self.by_name
-            .find(self.hash(name), |&slot| {
-                slot_name(slots, slot) == Some(name)
-            })
+            .find(hash, |&slot| slot_name(slots, slot) == Some(name))
             .copied()
     }
 
     fn find_or_create(&mut self, name: &str) -> Result<u32, Error> {
-        if let Some(slot) = self.find(name) {
+        // One hash serves both the lookup and the insertion of a new lock.
+        let hash = self.hash(name);
+        if let Some(slot) = self.find_hashed(hash, name) {
             return Ok(slot);
         }
         if self.by_name.len() >= self.config.max_locks {
@@ -610,7 +614,6 @@ impl Engine {
                 slot
             }
         };
-        let hash = self.hash(name);
         let slots = &self.slots;
         let hasher = &self.hasher;
         self.by_name.insert_unique(hash, slot, |&other| {

@@ -23,6 +23,13 @@ pub enum ErrorCode {
     Exhausted,
     /// The request itself is malformed (names, numbers, TTL bounds, syntax).
     BadRequest,
+    /// Client side: the connection ended before the reply arrived; the request may or may
+    /// not have been applied.
+    ConnectionLost,
+    /// Client side: the peer sent bytes that are not RESP, or a reply of the wrong shape.
+    Protocol,
+    /// An error reply whose code fencelock does not know (another RESP server, a newer one).
+    Other,
 }
 
 impl ErrorCode {
@@ -39,6 +46,9 @@ impl ErrorCode {
             ErrorCode::Exhausted => "EXHAUSTED",
             // Redis clients and users know `ERR` as "your request was wrong".
             ErrorCode::BadRequest => "ERR",
+            ErrorCode::ConnectionLost => "CONNECTION",
+            ErrorCode::Protocol => "PROTOCOL",
+            ErrorCode::Other => "ERROR",
         }
     }
 
@@ -54,6 +64,8 @@ impl ErrorCode {
             "LIMIT" => ErrorCode::Limit,
             "EXHAUSTED" => ErrorCode::Exhausted,
             "ERR" | "BADREQ" => ErrorCode::BadRequest,
+            "CONNECTION" => ErrorCode::ConnectionLost,
+            "PROTOCOL" => ErrorCode::Protocol,
             _ => return None,
         })
     }
@@ -80,6 +92,17 @@ pub enum Error {
     Exhausted,
     /// The request is malformed; the message says how.
     BadRequest(String),
+    /// Client side: the connection ended before the reply arrived; the message says how.
+    ConnectionLost(String),
+    /// Client side: the peer broke the protocol; the message says how.
+    Protocol(String),
+    /// An error reply with a code fencelock does not know, kept as the server sent it.
+    Reply {
+        /// The first word of the error reply (`NOAUTH`, `WRONGTYPE`, ...).
+        code: String,
+        /// The rest of the reply.
+        message: String,
+    },
 }
 
 impl Error {
@@ -95,6 +118,9 @@ impl Error {
             Error::Limit(_) => ErrorCode::Limit,
             Error::Exhausted => ErrorCode::Exhausted,
             Error::BadRequest(_) => ErrorCode::BadRequest,
+            Error::ConnectionLost(_) => ErrorCode::ConnectionLost,
+            Error::Protocol(_) => ErrorCode::Protocol,
+            Error::Reply { .. } => ErrorCode::Other,
         }
     }
 
@@ -120,7 +146,11 @@ impl fmt::Display for Error {
             ),
             Error::Limit(what) => write!(f, "{code} {what}"),
             Error::Exhausted => write!(f, "{code} token sequence exhausted at 2^53-1"),
-            Error::BadRequest(message) => write!(f, "{code} {message}"),
+            Error::BadRequest(message)
+            | Error::ConnectionLost(message)
+            | Error::Protocol(message) => write!(f, "{code} {message}"),
+            Error::Reply { code, message } if message.is_empty() => write!(f, "{code}"),
+            Error::Reply { code, message } => write!(f, "{code} {message}"),
         }
     }
 }

@@ -1,5 +1,7 @@
 //! The one error type of fencelock, with stable codes shared by every host and the wire.
 
+use alloc::borrow::Cow;
+use alloc::format;
 use alloc::string::String;
 use core::fmt;
 
@@ -87,7 +89,7 @@ pub enum Error {
     /// Restart grace after a crash; `ms_left` until grants resume.
     NotReady { ms_left: u64 },
     /// A limit was reached; the message names it.
-    Limit(&'static str),
+    Limit(Cow<'static, str>),
     /// No token above 2^53-1 can be issued.
     Exhausted,
     /// The request is malformed; the message says how.
@@ -129,28 +131,48 @@ impl Error {
     }
 }
 
+impl Error {
+    /// Returns the first word of the error as sent on the wire: the code's text, or the
+    /// server's own code for an [`Error::Reply`].
+    #[must_use]
+    pub fn wire_code(&self) -> &str {
+        match self {
+            Error::Reply { code, .. } => code,
+            other => other.code().as_str(),
+        }
+    }
+
+    /// Returns the human-readable text after the code, so no binding strips prefixes.
+    #[must_use]
+    pub fn message(&self) -> String {
+        match self {
+            Error::Locked { ms_left } => format!("lock is held, free in at most {ms_left} ms"),
+            Error::Stale { token } => format!(
+                "token {token} is not a live lease of this lock (released, superseded or unknown)"
+            ),
+            Error::Expired { token } => format!("the lease of token {token} expired"),
+            Error::Timeout { waited_ms } => format!("lock not granted within {waited_ms} ms"),
+            Error::NotReady { ms_left } => format!(
+                "restarting after a crash, {ms_left} ms left until grants resume (every earlier lease must lapse first)"
+            ),
+            Error::Limit(what) => String::from(what.as_ref()),
+            Error::Exhausted => String::from("token sequence exhausted at 2^53-1"),
+            Error::BadRequest(message)
+            | Error::ConnectionLost(message)
+            | Error::Protocol(message)
+            | Error::Reply { message, .. } => message.clone(),
+        }
+    }
+}
+
 impl fmt::Display for Error {
     /// Formats as `CODE message`, exactly the text of a wire error reply.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let code = self.code().as_str();
-        match self {
-            Error::Locked { ms_left } => write!(f, "{code} lock is held, free in at most {ms_left} ms"),
-            Error::Stale { token } => {
-                write!(f, "{code} token {token} is not a live lease of this lock (released, superseded or unknown)")
-            }
-            Error::Expired { token } => write!(f, "{code} the lease of token {token} expired"),
-            Error::Timeout { waited_ms } => write!(f, "{code} lock not granted within {waited_ms} ms"),
-            Error::NotReady { ms_left } => write!(
-                f,
-                "{code} restarting after a crash, {ms_left} ms left until grants resume (every earlier lease must lapse first)"
-            ),
-            Error::Limit(what) => write!(f, "{code} {what}"),
-            Error::Exhausted => write!(f, "{code} token sequence exhausted at 2^53-1"),
-            Error::BadRequest(message)
-            | Error::ConnectionLost(message)
-            | Error::Protocol(message) => write!(f, "{code} {message}"),
-            Error::Reply { code, message } if message.is_empty() => write!(f, "{code}"),
-            Error::Reply { code, message } => write!(f, "{code} {message}"),
+        let message = self.message();
+        if message.is_empty() {
+            f.write_str(self.wire_code())
+        } else {
+            write!(f, "{} {message}", self.wire_code())
         }
     }
 }

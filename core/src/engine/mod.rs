@@ -597,7 +597,7 @@ impl Engine {
             return Ok(slot);
         }
         if self.by_name.len() >= self.config.max_locks {
-            return Err(Error::Limit("too many live locks"));
+            return Err(Error::Limit("too many live locks".into()));
         }
         let lock = Lock::new(name);
         let slot = match self.free_slots.pop() {
@@ -609,7 +609,7 @@ impl Engine {
             }
             None => {
                 let slot = u32::try_from(self.slots.len())
-                    .map_err(|_| Error::Limit("too many live locks"))?;
+                    .map_err(|_| Error::Limit("too many live locks".into()))?;
                 self.slots.push(Some(lock));
                 slot
             }
@@ -631,7 +631,7 @@ impl Engine {
         lock_delay_ms: u32,
     ) -> Result<Acquired, Error> {
         let Some(lock) = self.lock(slot) else {
-            return Err(Error::Limit("lock vanished"));
+            return Err(Error::Limit("lock vanished".into()));
         };
         let shared = options.mode == Mode::Shared;
         if options.steal {
@@ -662,10 +662,10 @@ impl Engine {
             return Err(Error::Locked { ms_left });
         }
         if lock.waiters.len() >= self.config.max_waiters_per_lock {
-            return Err(Error::Limit("too many waiters on this lock"));
+            return Err(Error::Limit("too many waiters on this lock".into()));
         }
         if self.waiters.len() >= self.config.max_waiters_total {
-            return Err(Error::Limit("too many waiters in all"));
+            return Err(Error::Limit("too many waiters in all".into()));
         }
         let waiter = self.next_waiter;
         self.next_waiter += 1;
@@ -705,7 +705,7 @@ impl Engine {
     ) -> Result<Acquired, Error> {
         let token = self.tokens.issue()?;
         let Some(lock) = self.lock_mut(slot) else {
-            return Err(Error::Limit("lock vanished"));
+            return Err(Error::Limit("lock vanished".into()));
         };
         let evicted = lock.holders.take_all();
         let name = String::from(&*lock.name);

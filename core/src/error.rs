@@ -165,6 +165,57 @@ impl Error {
     }
 }
 
+impl Error {
+    /// Reads the text of a wire error reply (`CODE message`) back into the error it reports,
+    /// the inverse of `Display`: structured fields are read from the message, and an unknown
+    /// code is kept as [`Error::Reply`].
+    #[must_use]
+    pub fn from_wire(text: &str) -> Error {
+        let (code, message) = text.split_once(' ').unwrap_or((text, ""));
+        let number_before = |marker: &str| number_before(message, marker);
+        let number_after = |marker: &str| number_after(message, marker);
+        let known = match ErrorCode::from_str_code(code) {
+            Some(ErrorCode::Locked) => {
+                number_before(" ms").map(|ms_left| Error::Locked { ms_left })
+            }
+            Some(ErrorCode::Stale) => number_after("token ").map(|token| Error::Stale { token }),
+            Some(ErrorCode::Expired) => {
+                number_after("token ").map(|token| Error::Expired { token })
+            }
+            Some(ErrorCode::Timeout) => {
+                number_before(" ms").map(|waited_ms| Error::Timeout { waited_ms })
+            }
+            Some(ErrorCode::NotReady) => {
+                number_before(" ms").map(|ms_left| Error::NotReady { ms_left })
+            }
+            Some(ErrorCode::Limit) => Some(Error::Limit(Cow::Owned(String::from(message)))),
+            Some(ErrorCode::Exhausted) => Some(Error::Exhausted),
+            Some(ErrorCode::BadRequest) => Some(Error::BadRequest(String::from(message))),
+            Some(ErrorCode::ConnectionLost) => Some(Error::ConnectionLost(String::from(message))),
+            Some(ErrorCode::Protocol) => Some(Error::Protocol(String::from(message))),
+            _ => None,
+        };
+        known.unwrap_or_else(|| Error::Reply {
+            code: String::from(code),
+            message: String::from(message),
+        })
+    }
+}
+
+/// Returns the whole number that ends right before the first `marker` in `text`.
+fn number_before(text: &str, marker: &str) -> Option<u64> {
+    let head = text.get(..text.find(marker)?)?;
+    let digits = head.rsplit(|c: char| !c.is_ascii_digit()).next()?;
+    digits.parse().ok()
+}
+
+/// Returns the whole number that starts right after the first `marker` in `text`.
+fn number_after(text: &str, marker: &str) -> Option<u64> {
+    let tail = text.get(text.find(marker)? + marker.len()..)?;
+    let digits = tail.split(|c: char| !c.is_ascii_digit()).next()?;
+    digits.parse().ok()
+}
+
 impl fmt::Display for Error {
     /// Formats as `CODE message`, exactly the text of a wire error reply.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -15,11 +15,13 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod client;
 mod config;
 mod engine;
 mod error;
 mod fence;
 pub mod protocol;
+mod rules;
 mod snapshot;
 mod time;
 mod tokens;

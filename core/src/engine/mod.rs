@@ -510,9 +510,7 @@ impl Engine {
     }
 
     fn validate_name(&self, name: &str) -> Result<(), Error> {
-        if name.is_empty() {
-            return Err(Error::bad("lock name is empty"));
-        }
+        crate::rules::name_not_empty(name)?;
         if name.len() > self.config.max_name_len {
             return Err(Error::bad(alloc::format!(
                 "lock name is {} bytes, longer than the limit of {}",
@@ -524,9 +522,7 @@ impl Engine {
     }
 
     fn validate_ttl(&self, ttl_ms: u64) -> Result<(), Error> {
-        if ttl_ms == 0 {
-            return Err(Error::bad("ttl must be at least 1 ms"));
-        }
+        crate::rules::ttl_not_zero(ttl_ms)?;
         if ttl_ms > self.config.max_ttl_ms {
             return Err(Error::bad(alloc::format!(
                 "ttl {} ms is over the maximum of {} ms",
@@ -558,11 +554,7 @@ impl Engine {
         if options.ephemeral && options.client == 0 {
             return Err(Error::bad("an ephemeral lease needs a client"));
         }
-        if options.steal && options.wait_ms > 0 {
-            return Err(Error::bad(
-                "steal takes the lock at once; it cannot be combined with wait",
-            ));
-        }
+        crate::rules::steal_without_wait(options.steal, options.wait_ms)?;
         let delay = options.lock_delay_ms.unwrap_or(self.config.lock_delay_ms);
         if delay > self.config.max_lock_delay_ms {
             return Err(Error::bad(alloc::format!(

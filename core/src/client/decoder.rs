@@ -1,0 +1,345 @@
+//! Incremental RESP2/RESP3 reply decoder: bytes in, whole [`Value`]s out.
+//!
+//! Replies are small and arrive whole almost always, so a partial reply is re-read from its
+//! first byte when more bytes come, except that a reply announcing a long bulk string waits
+//! until that many bytes are buffered before it is read again. Nesting depth, element counts
+//! and string sizes are bounded, and no memory is reserved from an announced size, so no byte
+//! sequence can exhaust the stack or the heap.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::Error;
+
+/// One decoded RESP value.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Value {
+    /// `+text`.
+    Simple(String),
+    /// `-CODE message` or RESP3 `!` blob error, as sent.
+    Error(String),
+    /// `:n` (and RESP3 `(n` when it fits in an i64).
+    Integer(i64),
+    /// `$n` bulk string (and RESP3 `=` verbatim string, without its format prefix).
+    Bulk(Vec<u8>),
+    /// `$-1`, `*-1` or RESP3 `_`.
+    Null,
+    /// RESP3 `#t` / `#f`.
+    Boolean(bool),
+    /// RESP3 `,` double.
+    Double(f64),
+    /// RESP3 `(` big number that does not fit in an i64, as its digits.
+    BigNumber(String),
+    /// `*n` array (and RESP3 `~` set).
+    Array(Vec<Value>),
+    /// RESP3 `%n` map, in wire order.
+    Map(Vec<(Value, Value)>),
+    /// RESP3 `>n` out-of-band push.
+    Push(Vec<Value>),
+}
+
+impl Value {
+    /// Returns the text of a simple or bulk string (lossy for invalid UTF-8).
+    #[must_use]
+    pub fn as_text(&self) -> Option<String> {
+        match self {
+            Value::Simple(text) | Value::BigNumber(text) => Some(text.clone()),
+            Value::Bulk(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
+            _ => None,
+        }
+    }
+
+    /// Returns the value as an integer: an integer reply, or a string of digits.
+    #[must_use]
+    pub fn as_integer(&self) -> Option<i64> {
+        match self {
+            Value::Integer(value) => Some(*value),
+            Value::Simple(text) => text.parse().ok(),
+            Value::Bulk(bytes) => core::str::from_utf8(bytes).ok()?.parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// Returns the key/value pairs of a map, or of a flat array of keys and values (RESP2).
+    #[must_use]
+    pub fn as_pairs(&self) -> Option<Vec<(&Value, &Value)>> {
+        match self {
+            Value::Map(pairs) => Some(pairs.iter().map(|(key, value)| (key, value)).collect()),
+            Value::Array(items) if items.len() % 2 == 0 => Some(
+                items
+                    .chunks_exact(2)
+                    .filter_map(|pair| Some((pair.first()?, pair.get(1)?)))
+                    .collect(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// Bounds on what a peer may send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecoderLimits {
+    /// Largest single reply, framing included.
+    pub max_reply_bytes: usize,
+    /// Deepest nesting of arrays and maps.
+    pub max_depth: usize,
+}
+
+impl Default for DecoderLimits {
+    fn default() -> Self {
+        DecoderLimits {
+            max_reply_bytes: 64 << 20,
+            max_depth: 32,
+        }
+    }
+}
+
+/// Reads replies from a byte stream split at any point.
+#[derive(Debug, Clone, Default)]
+pub struct Decoder {
+    limits: DecoderLimits,
+    buffer: Vec<u8>,
+    /// Bytes of `buffer` already decoded and handed out.
+    start: usize,
+    /// Do not try again before the buffer holds this many undecoded bytes.
+    need: usize,
+}
+
+/// Why one attempt stopped.
+enum Stop {
+    /// More bytes are needed; at least this many undecoded bytes in all.
+    More(usize),
+    Bad(String),
+}
+
+type Step<T> = Result<(T, usize), Stop>;
+
+impl Decoder {
+    /// Creates a decoder enforcing `limits`.
+    #[must_use]
+    pub fn new(limits: DecoderLimits) -> Decoder {
+        Decoder {
+            limits,
+            ..Decoder::default()
+        }
+    }
+
+    /// Appends received bytes.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        if self.start > 0 && self.start >= self.buffer.len() / 2 {
+            self.buffer.drain(..self.start);
+            self.start = 0;
+        }
+        self.buffer.extend_from_slice(bytes);
+    }
+
+    /// Returns the next whole reply, `Ok(None)` while it is incomplete.
+    ///
+    /// # Errors
+    /// [`Error::Protocol`] when the bytes are not RESP or break a limit; the stream cannot be
+    /// resynchronised after that.
+    pub fn next_value(&mut self) -> Result<Option<Value>, Error> {
+        let pending = self.buffer.get(self.start..).unwrap_or_default();
+        if pending.is_empty() || pending.len() < self.need {
+            return Ok(None);
+        }
+        let reader = Reader {
+            bytes: pending,
+            limits: self.limits,
+        };
+        match reader.value(0, 0) {
+            Ok((value, end)) => {
+                self.start += end;
+                self.need = 0;
+                Ok(Some(value))
+            }
+            Err(Stop::More(need)) => {
+                if need > self.limits.max_reply_bytes {
+                    return Err(Error::Protocol(alloc::format!(
+                        "reply larger than {} bytes",
+                        self.limits.max_reply_bytes
+                    )));
+                }
+                self.need = need;
+                Ok(None)
+            }
+            Err(Stop::Bad(message)) => Err(Error::Protocol(message)),
+        }
+    }
+
+    /// Returns how many received bytes are not yet decoded.
+    #[must_use]
+    pub fn buffered(&self) -> usize {
+        self.buffer.len().saturating_sub(self.start)
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    limits: DecoderLimits,
+}
+
+impl Reader<'_> {
+    fn value(&self, at: usize, depth: usize) -> Step<Value> {
+        if depth > self.limits.max_depth {
+            return Err(Stop::Bad(alloc::format!(
+                "replies nested deeper than {}",
+                self.limits.max_depth
+            )));
+        }
+        let Some(&kind) = self.bytes.get(at) else {
+            return Err(Stop::More(at + 1));
+        };
+        let (line, next) = self.line(at + 1)?;
+        match kind {
+            b'+' => Ok((Value::Simple(text(line)), next)),
+            b'-' => Ok((Value::Error(text(line)), next)),
+            b':' => Ok((Value::Integer(integer(line)?), next)),
+            b'$' | b'=' | b'!' => self.blob(kind, line, next),
+            b'*' | b'~' | b'>' => {
+                let Some(count) = length(line)? else {
+                    return Ok((Value::Null, next));
+                };
+                let (items, end) = self.items(next, count, depth)?;
+                Ok((
+                    if kind == b'>' {
+                        Value::Push(items)
+                    } else {
+                        Value::Array(items)
+                    },
+                    end,
+                ))
+            }
+            b'%' | b'|' => {
+                let count = length(line)?.unwrap_or(0);
+                let (flat, end) = self.items(next, count.saturating_mul(2), depth)?;
+                let mut pairs = Vec::with_capacity(flat.len() / 2);
+                let mut flat = flat.into_iter();
+                while let (Some(key), Some(value)) = (flat.next(), flat.next()) {
+                    pairs.push((key, value));
+                }
+                if kind == b'|' {
+                    // Attributes describe the reply that follows; clients have no use for them.
+                    return self.value(end, depth + 1);
+                }
+                Ok((Value::Map(pairs), end))
+            }
+            b'_' => Ok((Value::Null, next)),
+            b'#' => match line {
+                b"t" => Ok((Value::Boolean(true), next)),
+                b"f" => Ok((Value::Boolean(false), next)),
+                _ => Err(bad("boolean is neither t nor f", line)),
+            },
+            b',' => core::str::from_utf8(line)
+                .ok()
+                .and_then(|digits| digits.parse::<f64>().ok())
+                .map(|double| (Value::Double(double), next))
+                .ok_or_else(|| bad("bad double", line)),
+            b'(' => match integer(line) {
+                Ok(value) => Ok((Value::Integer(value), next)),
+                Err(_) if is_big_number(line) => Ok((Value::BigNumber(text(line)), next)),
+                Err(error) => Err(error),
+            },
+            other => Err(Stop::Bad(alloc::format!(
+                "unknown reply type byte 0x{other:02x}"
+            ))),
+        }
+    }
+
+    /// Returns the line starting at `at` (without CRLF) and where the next one starts.
+    fn line(&self, at: usize) -> Step<&[u8]> {
+        let rest = self.bytes.get(at..).unwrap_or_default();
+        match rest.iter().position(|&byte| byte == b'\n') {
+            Some(newline) => {
+                let line = rest.get(..newline).unwrap_or_default();
+                match line.split_last() {
+                    Some((b'\r', line)) => Ok((line, at + newline + 1)),
+                    _ => Err(Stop::Bad(String::from("line not terminated by CRLF"))),
+                }
+            }
+            None if rest.len() > 64 * 1024 => {
+                Err(Stop::Bad(String::from("reply line longer than 64 KiB")))
+            }
+            None => Err(Stop::More(self.bytes.len() + 1)),
+        }
+    }
+
+    fn blob(&self, kind: u8, line: &[u8], at: usize) -> Step<Value> {
+        let Some(len) = length(line)? else {
+            return Ok((Value::Null, at));
+        };
+        let end = at.saturating_add(len);
+        if len > self.limits.max_reply_bytes {
+            return Err(Stop::Bad(alloc::format!(
+                "string of {len} bytes is longer than the {} allowed",
+                self.limits.max_reply_bytes
+            )));
+        }
+        let Some(blob) = self.bytes.get(at..end) else {
+            return Err(Stop::More(end + 2));
+        };
+        match self.bytes.get(end..end + 2) {
+            Some(b"\r\n") => {}
+            Some(_) => return Err(Stop::Bad(String::from("string not terminated by CRLF"))),
+            None => return Err(Stop::More(end + 2)),
+        }
+        let value = match kind {
+            b'!' => Value::Error(String::from_utf8_lossy(blob).into_owned()),
+            // A verbatim string starts with its three-letter format and a colon.
+            b'=' => Value::Bulk(blob.get(4..).unwrap_or_default().to_vec()),
+            _ => Value::Bulk(blob.to_vec()),
+        };
+        Ok((value, end + 2))
+    }
+
+    fn items(&self, mut at: usize, count: usize, depth: usize) -> Step<Vec<Value>> {
+        // Every element takes at least three bytes, so a count larger than the bytes left
+        // cannot be whole yet; this also keeps the reservation below from trusting the peer.
+        let left = self.bytes.len().saturating_sub(at);
+        if count > self.limits.max_reply_bytes / 3 {
+            return Err(Stop::Bad(alloc::format!(
+                "{count} elements cannot fit in a reply"
+            )));
+        }
+        let mut items = Vec::with_capacity(count.min(left / 3));
+        for _ in 0..count {
+            let (item, next) = self.value(at, depth + 1)?;
+            items.push(item);
+            at = next;
+        }
+        Ok((items, at))
+    }
+}
+
+fn text(line: &[u8]) -> String {
+    String::from_utf8_lossy(line).into_owned()
+}
+
+fn integer(line: &[u8]) -> Result<i64, Stop> {
+    core::str::from_utf8(line)
+        .ok()
+        .and_then(|digits| digits.parse::<i64>().ok())
+        .ok_or_else(|| bad("bad integer", line))
+}
+
+fn is_big_number(line: &[u8]) -> bool {
+    let digits = line.strip_prefix(b"-").unwrap_or(line);
+    !digits.is_empty() && digits.iter().all(u8::is_ascii_digit)
+}
+
+/// Reads an announced length; `-1` is the null of RESP2.
+fn length(line: &[u8]) -> Result<Option<usize>, Stop> {
+    if line == b"-1" {
+        return Ok(None);
+    }
+    let value = integer(line)?;
+    usize::try_from(value)
+        .map(Some)
+        .map_err(|_| bad("negative length", line))
+}
+
+fn bad(what: &str, line: &[u8]) -> Stop {
+    let shown = String::from_utf8_lossy(line.get(..40).unwrap_or(line)).into_owned();
+    Stop::Bad(alloc::format!("{what}: {shown:?}"))
+}

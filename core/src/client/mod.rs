@@ -1,0 +1,795 @@
+//! The client side of the wire protocol as a sans-IO state machine, driven by every language's
+//! client: requests in, bytes and connection changes out, replies and lease events polled.
+//!
+//! A host opens and closes transports when told ([`Output::Connect`], [`Output::Close`]),
+//! writes [`Output::Transmit`] bytes, and reports back with [`Client::handle_connected`],
+//! [`Client::receive`] and [`Client::handle_disconnect`]. Time comes in as `now`; the host calls
+//! [`Client::handle_timeout`] at [`Client::poll_timeout`]. Everything a lock client decides is
+//! here: request encoding and validation, reply decoding and typing, which connection carries a
+//! request (short requests pipelined on one shared connection, each waiting acquire on its own,
+//! since the server blocks a waiting connection), request timeouts, retries of idempotent
+//! requests after a connection failure, failover across endpoints, the renewal schedule of
+//! leases kept alive, and lost-lease detection.
+
+mod decoder;
+mod leases;
+mod reply;
+mod request;
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::string::String;
+use alloc::vec::Vec;
+
+pub use decoder::{Decoder, DecoderLimits, Value};
+pub use leases::{LeaseStatus, LostReason};
+pub use reply::{InfoEntry, Reply};
+
+use crate::{AcquireOptions, Error, Instant, Token};
+use leases::Leases;
+use request::{Kind, Request};
+
+/// Identifies a request; replies carry it.
+pub type RequestId = u64;
+/// Identifies a transport the client asked the host to open.
+pub type ConnId = u64;
+
+/// How a client behaves; hosts expose these as options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClientConfig {
+    /// How many endpoints the host can connect to; [`Output::Connect`] names one by index,
+    /// and a failed connect moves on to the next (failover).
+    pub endpoints: usize,
+    /// Ask for RESP3 (`HELLO 3`) on every connection, so the server can push lost-lease
+    /// notices; a server that refuses leaves the connection on RESP2.
+    pub resp3: bool,
+    /// Longest a request may wait for its reply, in ms; a waiting acquire gets its wait on
+    /// top. Past it the connection is out of step and is closed.
+    pub request_timeout_ms: u64,
+    /// Longest a connect may take, in ms.
+    pub connect_timeout_ms: u64,
+    /// Bounds on the replies the client accepts.
+    pub limits: DecoderLimits,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            endpoints: 1,
+            resp3: true,
+            request_timeout_ms: 10_000,
+            connect_timeout_ms: 5_000,
+            limits: DecoderLimits::default(),
+        }
+    }
+}
+
+/// Something the host must do, polled with [`Client::poll_output`] and done in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+#[must_use]
+pub enum Output {
+    /// Open a transport to endpoint `endpoint` for `conn`, then call
+    /// [`Client::handle_connected`], or [`Client::handle_disconnect`] if it fails.
+    Connect {
+        /// The connection to open.
+        conn: ConnId,
+        /// Index of the endpoint, below [`ClientConfig::endpoints`].
+        endpoint: usize,
+    },
+    /// Write these bytes to the connection.
+    Transmit {
+        /// The connection to write to.
+        conn: ConnId,
+        /// Encoded requests, already batched.
+        bytes: Vec<u8>,
+    },
+    /// Close the transport; the client has already forgotten it.
+    Close {
+        /// The connection to close.
+        conn: ConnId,
+    },
+}
+
+/// Something that happened to a lease without a request asking, polled with
+/// [`Client::poll_event`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A lease this client took is gone, or can no longer be known to be held: stop using its
+    /// token. Sent once per lease; the client forgets the lease after it.
+    LeaseLost {
+        /// The lock.
+        name: String,
+        /// The lost lease's token.
+        token: Token,
+        /// Why it is lost.
+        reason: LostReason,
+    },
+    /// The server pushed a notice about a lease (`expired`, `stolen`), whether or not this
+    /// client still tracks that lease.
+    Notice {
+        /// The kind of notice, lowercase (`expired`, `stolen`).
+        kind: String,
+        /// The lock.
+        name: String,
+        /// The lease's token.
+        token: Token,
+        /// For `stolen`: the token of the lease that took the lock.
+        by_token: Option<Token>,
+    },
+}
+
+/// The client state machine.
+#[derive(Debug)]
+pub struct Client {
+    config: ClientConfig,
+    conns: BTreeMap<ConnId, Conn>,
+    /// The connection that carries short requests, pipelined.
+    shared: Option<ConnId>,
+    requests: BTreeMap<RequestId, Request>,
+    leases: Leases,
+    replies: VecDeque<(RequestId, Result<Reply, Error>)>,
+    events: VecDeque<Event>,
+    /// Connections with something to poll, each once, in order.
+    ready: VecDeque<ConnId>,
+    /// Connects and closes to poll, before any transmit.
+    control: VecDeque<Output>,
+    endpoint: usize,
+    next_conn: ConnId,
+    next_request: RequestId,
+    last_now: Instant,
+}
+
+#[derive(Debug)]
+struct Conn {
+    endpoint: usize,
+    open: bool,
+    /// Opened for one waiting acquire; returns to the idle pool after its reply.
+    dedicated: bool,
+    /// When a connect in progress gives up.
+    connect_deadline: Instant,
+    /// Endpoints tried for this connection's requests so far.
+    tries: usize,
+    decoder: Decoder,
+    out: Vec<u8>,
+    queued: bool,
+    /// Requests written (or to be written) on this connection, in order; `None` for the
+    /// internal `HELLO`.
+    in_flight: VecDeque<Option<RequestId>>,
+}
+
+impl Client {
+    /// Creates a client; it connects on the first request.
+    #[must_use]
+    pub fn new(config: ClientConfig) -> Client {
+        Client {
+            config,
+            conns: BTreeMap::new(),
+            shared: None,
+            requests: BTreeMap::new(),
+            leases: Leases::default(),
+            replies: VecDeque::new(),
+            events: VecDeque::new(),
+            ready: VecDeque::new(),
+            control: VecDeque::new(),
+            endpoint: 0,
+            next_conn: 1,
+            next_request: 1,
+            last_now: Instant::ZERO,
+        }
+    }
+
+    /// Returns the configuration.
+    #[must_use]
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// Asks for a lease: `ACQUIRE name ttl_ms [WAIT ms] ...`. A granted lease is tracked:
+    /// its conservative local deadline runs from now, when the request is sent.
+    ///
+    /// # Errors
+    /// [`Error::BadRequest`] for an empty name, a TTL of 0, a steal with a wait or a number
+    /// above 2^53-1.
+    pub fn acquire(
+        &mut self,
+        now: Instant,
+        name: &str,
+        ttl_ms: u64,
+        options: &AcquireOptions,
+    ) -> Result<RequestId, Error> {
+        let bytes = request::acquire(name, ttl_ms, options)?;
+        let kind = Kind::Acquire {
+            name: String::from(name),
+            ttl_ms,
+            ephemeral: options.ephemeral,
+        };
+        Ok(self.submit(now, kind, bytes, options.wait_ms))
+    }
+
+    /// Asks to extend the lease `(name, token)` to `ttl_ms` from now: `RENEW`.
+    ///
+    /// # Errors
+    /// [`Error::BadRequest`] for an empty name, a TTL of 0 or a number above 2^53-1.
+    pub fn renew(
+        &mut self,
+        now: Instant,
+        name: &str,
+        token: Token,
+        ttl_ms: u64,
+    ) -> Result<RequestId, Error> {
+        let bytes = request::renew(name, token, ttl_ms)?;
+        let kind = Kind::Renew {
+            name: String::from(name),
+            token,
+            automatic: false,
+        };
+        Ok(self.submit(now, kind, bytes, 0))
+    }
+
+    /// Asks to release the lease `(name, token)`: `RELEASE`. Retried once after a connection
+    /// failure; a retry that finds the lease gone counts as released.
+    ///
+    /// # Errors
+    /// [`Error::BadRequest`] for an empty name or a token above 2^53-1.
+    pub fn release(&mut self, now: Instant, name: &str, token: Token) -> Result<RequestId, Error> {
+        let bytes = request::name_token("RELEASE", name, token)?;
+        let kind = Kind::Release {
+            name: String::from(name),
+            token,
+        };
+        Ok(self.submit(now, kind, bytes, 0))
+    }
+
+    /// Asks how long the lease `(name, token)` has left: `VERIFY`.
+    ///
+    /// # Errors
+    /// [`Error::BadRequest`] for an empty name or a token above 2^53-1.
+    pub fn verify(&mut self, now: Instant, name: &str, token: Token) -> Result<RequestId, Error> {
+        let bytes = request::name_token("VERIFY", name, token)?;
+        let kind = Kind::Verify {
+            name: String::from(name),
+            token,
+        };
+        Ok(self.submit(now, kind, bytes, 0))
+    }
+
+    /// Lists the locks whose name starts with `prefix`: `QUERY [prefix]`.
+    pub fn query(&mut self, now: Instant, prefix: &str) -> RequestId {
+        let bytes = if prefix.is_empty() {
+            request::encode(&[b"QUERY"])
+        } else {
+            request::encode(&[b"QUERY", prefix.as_bytes()])
+        };
+        self.submit(now, Kind::Query, bytes, 0)
+    }
+
+    /// Asks for the server's facts and counters: `INFO [section]`.
+    pub fn info(&mut self, now: Instant, section: Option<&str>) -> RequestId {
+        let bytes = match section {
+            Some(section) => request::encode(&[b"INFO", section.as_bytes()]),
+            None => request::encode(&[b"INFO"]),
+        };
+        self.submit(now, Kind::Info, bytes, 0)
+    }
+
+    /// Round-trips a `PING`.
+    pub fn ping(&mut self, now: Instant) -> RequestId {
+        self.submit(now, Kind::Ping, request::encode(&[b"PING"]), 0)
+    }
+
+    /// Sends `HELLO version` on the shared connection and returns the server's facts.
+    pub fn hello(&mut self, now: Instant, version: u8) -> RequestId {
+        let digits = alloc::format!("{version}");
+        let bytes = request::encode(&[b"HELLO", digits.as_bytes()]);
+        self.submit(now, Kind::Command, bytes, 0)
+    }
+
+    /// Sends any command (name first) and returns its reply as a [`Reply::Value`]; never
+    /// retried, since the client cannot know what it does.
+    ///
+    /// # Errors
+    /// [`Error::BadRequest`] for an empty command.
+    pub fn command(&mut self, now: Instant, argv: &[&[u8]]) -> Result<RequestId, Error> {
+        if argv.first().map_or(true, |name| name.is_empty()) {
+            return Err(Error::bad("a command needs a name"));
+        }
+        Ok(self.submit(now, Kind::Command, request::encode(argv), 0))
+    }
+
+    /// Gives up on a request: its reply will not be polled. A waiting acquire's connection is
+    /// closed so the server drops the wait instead of granting a lease nobody would use.
+    pub fn cancel(&mut self, now: Instant, id: RequestId) {
+        self.tick(now);
+        let Some(request) = self.requests.get_mut(&id) else {
+            self.replies.retain(|(reply_id, _)| *reply_id != id);
+            return;
+        };
+        request.cancelled = true;
+        let conn = request.conn;
+        if request.waits {
+            self.fail_conn(conn, "request cancelled", now);
+        }
+    }
+
+    /// Keeps the tracked lease `(name, token)` alive: the client renews it every third of its
+    /// TTL (sooner after a failure) until it is released, forgotten or lost. Returns false if
+    /// the lease is not tracked.
+    pub fn keep_alive(&mut self, name: &str, token: Token) -> bool {
+        self.leases.keep_alive(name, token)
+    }
+
+    /// Stops tracking the lease `(name, token)`: no renewals, no loss events.
+    pub fn forget(&mut self, name: &str, token: Token) {
+        self.leases.forget(name, token);
+    }
+
+    /// Returns what the client knows of a tracked lease.
+    #[must_use]
+    pub fn lease(&self, now: Instant, name: &str, token: Token) -> Option<LeaseStatus> {
+        self.leases.status(now, name, token)
+    }
+
+    /// Reports that the transport of `conn` is open.
+    pub fn handle_connected(&mut self, now: Instant, conn: ConnId) {
+        self.tick(now);
+        if let Some(connection) = self.conns.get_mut(&conn) {
+            connection.open = true;
+            // Request deadlines run from when the bytes can leave.
+            for id in connection.in_flight.iter().flatten() {
+                if let Some(request) = self.requests.get_mut(id) {
+                    request.restart_clock(now);
+                }
+            }
+            self.queue(conn);
+        }
+    }
+
+    /// Handles bytes received on a connection, in any split.
+    pub fn receive(&mut self, now: Instant, conn: ConnId, bytes: &[u8]) {
+        self.tick(now);
+        let Some(connection) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        connection.decoder.feed(bytes);
+        loop {
+            let Some(connection) = self.conns.get_mut(&conn) else {
+                return;
+            };
+            match connection.decoder.next_value() {
+                Ok(Some(Value::Push(items))) => self.handle_push(&items),
+                Ok(Some(value)) => {
+                    let Some(slot) = connection.in_flight.pop_front() else {
+                        self.fail_conn(conn, "the server sent a reply nobody asked for", now);
+                        return;
+                    };
+                    self.handle_value(conn, slot, value);
+                }
+                Ok(None) => return,
+                Err(error) => {
+                    let message = error.message();
+                    self.fail_conn(conn, &message, now);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Reports that the transport of `conn` failed or closed (or never opened). Requests in
+    /// flight on it are retried on a new connection when that is safe, or fail with
+    /// [`Error::ConnectionLost`]; EPHEMERAL leases taken on it are lost.
+    pub fn handle_disconnect(&mut self, now: Instant, conn: ConnId, reason: &str) {
+        self.tick(now);
+        self.fail_conn(conn, reason, now);
+    }
+
+    /// Does what is due: request and connect timeouts, lapsed leases, renewals. May be called
+    /// spuriously.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now = self.tick(now);
+        let overdue: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, conn)| !conn.open && conn.connect_deadline <= now)
+            .map(|(&id, _)| id)
+            .collect();
+        for conn in overdue {
+            self.fail_conn(conn, "connect timed out", now);
+        }
+        let late: Vec<(ConnId, u64)> = self
+            .requests
+            .values()
+            .filter(|request| request.deadline <= now)
+            .map(|request| (request.conn, request.timeout_ms))
+            .collect();
+        for (conn, timeout_ms) in late {
+            let reason = alloc::format!("no reply within {timeout_ms} ms");
+            self.fail_conn(conn, &reason, now);
+        }
+        for (name, token, reason) in self.leases.lapsed(now) {
+            self.events.push_back(Event::LeaseLost {
+                name,
+                token,
+                reason,
+            });
+        }
+        for (name, token, ttl_ms) in self.leases.due_renewals(now) {
+            if let Ok(bytes) = request::renew(&name, token, ttl_ms) {
+                let kind = Kind::Renew {
+                    name,
+                    token,
+                    automatic: true,
+                };
+                self.submit(now, kind, bytes, 0);
+            }
+        }
+    }
+
+    /// Closes every connection: requests in flight fail with [`Error::ConnectionLost`] and
+    /// EPHEMERAL leases are lost; tracked leases stop renewing.
+    pub fn close(&mut self, now: Instant) {
+        self.tick(now);
+        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        for conn in conns {
+            self.drop_conn(conn, "client closed", now, false);
+        }
+        self.leases.stop_renewing();
+    }
+
+    /// Returns the next thing the host must do.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        if let Some(output) = self.control.pop_front() {
+            return Some(output);
+        }
+        while let Some(id) = self.ready.pop_front() {
+            let Some(conn) = self.conns.get_mut(&id) else {
+                continue;
+            };
+            conn.queued = false;
+            if conn.open && !conn.out.is_empty() {
+                return Some(Output::Transmit {
+                    conn: id,
+                    bytes: core::mem::take(&mut conn.out),
+                });
+            }
+        }
+        None
+    }
+
+    /// Returns the next reply, in the order they completed.
+    pub fn poll_reply(&mut self) -> Option<(RequestId, Result<Reply, Error>)> {
+        self.replies.pop_front()
+    }
+
+    /// Returns the next lease event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Returns when [`Client::handle_timeout`] must next be called.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let requests = self.requests.values().map(|request| request.deadline);
+        let connects = self
+            .conns
+            .values()
+            .filter(|conn| !conn.open)
+            .map(|conn| conn.connect_deadline);
+        requests
+            .chain(connects)
+            .chain(self.leases.next_deadline())
+            .min()
+    }
+
+    /// Returns how many requests await their reply.
+    #[must_use]
+    pub fn pending(&self) -> usize {
+        self.requests.len()
+    }
+
+    /// Returns how many connections are open or opening.
+    #[must_use]
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    fn tick(&mut self, now: Instant) -> Instant {
+        // A time earlier than one already seen counts as no progress.
+        self.last_now = self.last_now.max(now);
+        self.last_now
+    }
+
+    /// Registers a request, picks its connection and queues its bytes.
+    fn submit(&mut self, now: Instant, kind: Kind, bytes: Vec<u8>, wait_ms: u64) -> RequestId {
+        let now = self.tick(now);
+        let id = self.next_request;
+        self.next_request += 1;
+        let request = Request::new(kind, bytes, now, self.config.request_timeout_ms, wait_ms);
+        self.requests.insert(id, request);
+        self.dispatch(id, now);
+        id
+    }
+
+    /// Sends a registered request on the connection that suits it.
+    fn dispatch(&mut self, id: RequestId, now: Instant) {
+        let Some(waits) = self.requests.get(&id).map(|request| request.waits) else {
+            return;
+        };
+        let conn = if waits {
+            self.idle_dedicated(now)
+        } else {
+            self.shared_conn(now)
+        };
+        let Some(request) = self.requests.get_mut(&id) else {
+            return;
+        };
+        request.conn = conn;
+        if let Some(connection) = self.conns.get_mut(&conn) {
+            connection.out.extend_from_slice(&request.bytes);
+            connection.in_flight.push_back(Some(id));
+            if connection.open {
+                request.restart_clock(now);
+            } else {
+                // Not sent yet: the connect timeout bounds the wait until it is.
+                request.deadline = Instant(u64::MAX);
+            }
+        }
+        self.queue(conn);
+    }
+
+    fn shared_conn(&mut self, now: Instant) -> ConnId {
+        match self.shared {
+            Some(conn) if self.conns.contains_key(&conn) => conn,
+            _ => {
+                let conn = self.open_conn(now, false);
+                self.shared = Some(conn);
+                conn
+            }
+        }
+    }
+
+    /// Returns an open dedicated connection with nothing in flight, or a new one.
+    fn idle_dedicated(&mut self, now: Instant) -> ConnId {
+        let idle = self
+            .conns
+            .iter()
+            .find(|(_, conn)| conn.dedicated && conn.in_flight.is_empty())
+            .map(|(&id, _)| id);
+        idle.unwrap_or_else(|| self.open_conn(now, true))
+    }
+
+    fn open_conn(&mut self, now: Instant, dedicated: bool) -> ConnId {
+        let id = self.next_conn;
+        self.next_conn += 1;
+        let mut conn = Conn {
+            endpoint: self.endpoint,
+            open: false,
+            dedicated,
+            connect_deadline: now.plus_ms(self.config.connect_timeout_ms),
+            tries: 1,
+            decoder: Decoder::new(self.config.limits),
+            out: Vec::new(),
+            queued: false,
+            in_flight: VecDeque::new(),
+        };
+        if self.config.resp3 {
+            conn.out
+                .extend_from_slice(&request::encode(&[b"HELLO", b"3"]));
+            conn.in_flight.push_back(None);
+        }
+        self.conns.insert(id, conn);
+        self.control.push_back(Output::Connect {
+            conn: id,
+            endpoint: self.endpoint,
+        });
+        id
+    }
+
+    fn queue(&mut self, conn: ConnId) {
+        if let Some(connection) = self.conns.get_mut(&conn) {
+            if !connection.queued && connection.open && !connection.out.is_empty() {
+                connection.queued = true;
+                self.ready.push_back(conn);
+            }
+        }
+    }
+
+    /// Types a reply and applies what it means for tracked leases.
+    fn handle_value(&mut self, conn: ConnId, slot: Option<RequestId>, value: Value) {
+        let Some(id) = slot else {
+            // The reply to the connection's own HELLO 3: an error leaves it on RESP2.
+            return;
+        };
+        let Some(request) = self.requests.remove(&id) else {
+            return;
+        };
+        if request.waits {
+            if let Some(connection) = self.conns.get_mut(&conn) {
+                // Back in the idle pool (it may hold EPHEMERAL leases, so it stays open).
+                connection.dedicated = true;
+            }
+        }
+        let mut result = reply::typed(&request.kind, value);
+        match &request.kind {
+            Kind::Acquire {
+                name,
+                ttl_ms,
+                ephemeral,
+            } => {
+                if let Ok(Reply::Granted { token, .. }) = &mut result {
+                    let deadline = request.sent_at.plus_ms(*ttl_ms);
+                    let ephemeral_conn = ephemeral.then_some(conn);
+                    self.leases
+                        .track(name, *token, *ttl_ms, request.sent_at, ephemeral_conn);
+                    result = Ok(Reply::Granted {
+                        token: *token,
+                        deadline,
+                    });
+                }
+            }
+            Kind::Renew {
+                name,
+                token,
+                automatic,
+            } => {
+                let lost = match &result {
+                    Ok(Reply::MsLeft(ms_left)) => {
+                        self.leases.renewed(name, *token, request.sent_at, *ms_left);
+                        None
+                    }
+                    Err(Error::ConnectionLost(_)) | Ok(_) => None,
+                    Err(error) if is_gone(error) || *automatic => Some(error.clone()),
+                    Err(_) => None,
+                };
+                if let Some(error) = lost {
+                    self.lose(name, *token, LostReason::Refused(error));
+                }
+                if *automatic {
+                    // Nobody asked: the outcome shows only through the lease.
+                    return;
+                }
+            }
+            Kind::Release { name, token } => match &result {
+                Ok(_) => self.leases.forget(name, *token),
+                Err(error) if is_gone(error) => {
+                    if request.retried {
+                        // The first attempt released it before its connection failed.
+                        self.leases.forget(name, *token);
+                        result = Ok(Reply::Ok);
+                    } else {
+                        self.lose(name, *token, LostReason::Refused(error.clone()));
+                    }
+                }
+                Err(_) => {}
+            },
+            Kind::Verify { name, token } => {
+                if let Err(error) = &result {
+                    if is_gone(error) {
+                        self.lose(name, *token, LostReason::Refused(error.clone()));
+                    }
+                }
+            }
+            _ => {}
+        }
+        if !request.cancelled {
+            self.replies.push_back((id, result));
+        }
+    }
+
+    fn handle_push(&mut self, items: &[Value]) {
+        let Some(notice) = reply::lease_notice(items) else {
+            return;
+        };
+        if let Event::Notice {
+            kind,
+            name,
+            token,
+            by_token,
+        } = &notice
+        {
+            let reason = match (kind.as_str(), by_token) {
+                ("stolen", Some(by_token)) => Some(LostReason::Stolen {
+                    by_token: *by_token,
+                }),
+                ("expired", _) => Some(LostReason::Expired),
+                _ => None,
+            };
+            if let Some(reason) = reason {
+                let (name, token) = (name.clone(), *token);
+                self.lose(&name, token, reason);
+            }
+        }
+        self.events.push_back(notice);
+    }
+
+    /// Emits the loss of a tracked lease once and forgets it.
+    fn lose(&mut self, name: &str, token: Token, reason: LostReason) {
+        if self.leases.remove(name, token) {
+            self.events.push_back(Event::LeaseLost {
+                name: String::from(name),
+                token,
+                reason,
+            });
+        }
+    }
+
+    /// Ends a connection that failed, retrying what may be retried.
+    fn fail_conn(&mut self, conn: ConnId, reason: &str, now: Instant) {
+        self.drop_conn(conn, reason, now, true);
+    }
+
+    fn drop_conn(&mut self, conn: ConnId, reason: &str, now: Instant, retry: bool) {
+        let Some(connection) = self.conns.remove(&conn) else {
+            return;
+        };
+        self.control.push_back(Output::Close { conn });
+        if self.shared == Some(conn) {
+            self.shared = None;
+        }
+        let never_opened = !connection.open;
+        if never_opened && retry {
+            // Failover: the next connect goes to the next endpoint.
+            self.endpoint = (connection.endpoint + 1) % self.config.endpoints.max(1);
+        }
+        for (name, token) in self.leases.ephemeral_on(conn) {
+            self.lose(&name, token, LostReason::ConnectionClosed);
+        }
+        let endpoints = self.config.endpoints.max(1);
+        for id in connection.in_flight.into_iter().flatten() {
+            let Some(request) = self.requests.get_mut(&id) else {
+                continue;
+            };
+            let may_retry = retry
+                && !request.cancelled
+                && (if never_opened {
+                    // Nothing was sent: any request may go to the next endpoint.
+                    connection.tries < endpoints
+                } else {
+                    request.kind.idempotent() && !request.retried
+                });
+            if may_retry {
+                if !never_opened {
+                    request.retried = true;
+                }
+                self.dispatch(id, now);
+                if never_opened {
+                    let tries = connection.tries + 1;
+                    if let Some(next) = self.requests.get(&id).map(|request| request.conn) {
+                        if let Some(next_conn) = self.conns.get_mut(&next) {
+                            next_conn.tries = next_conn.tries.max(tries);
+                        }
+                    }
+                }
+                continue;
+            }
+            let Some(request) = self.requests.remove(&id) else {
+                continue;
+            };
+            let error = Error::ConnectionLost(alloc::format!(
+                "{} failed: {reason}",
+                request.kind.command()
+            ));
+            if let Kind::Renew {
+                name,
+                token,
+                automatic: true,
+            } = &request.kind
+            {
+                let (name, token) = (name.clone(), *token);
+                if let Some(lost) = self.leases.renewal_failed(now, &name, token) {
+                    self.lose(&name, token, lost);
+                }
+                continue;
+            }
+            if !request.cancelled {
+                self.replies.push_back((id, Err(error)));
+            }
+        }
+    }
+}
+
+/// Tells whether an error means the token holds nothing: the lease is gone for good.
+fn is_gone(error: &Error) -> bool {
+    matches!(error, Error::Stale { .. } | Error::Expired { .. })
+}

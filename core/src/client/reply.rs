@@ -1,0 +1,232 @@
+//! Replies typed by the request they answer, and lease notices read out of RESP3 pushes.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use super::request::Kind;
+use super::{Event, Value};
+use crate::{Error, HolderInfo, Instant, LockInfo, Mode, Token, WaiterInfo};
+
+/// A successful reply, typed by its request.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Reply {
+    /// `ACQUIRE`: the lease's token, and its conservative local deadline (measured from when
+    /// the request was sent, so the server's lease never ends before it).
+    Granted {
+        /// The fencing token.
+        token: Token,
+        /// The local deadline on the host's clock.
+        deadline: Instant,
+    },
+    /// `RENEW` / `VERIFY`: the ms the lease has left by the server's clock.
+    MsLeft(u64),
+    /// `RELEASE` (and anything else that answers `OK`).
+    Ok,
+    /// `QUERY`: the locks, with holders and waiters.
+    Locks(Vec<LockInfo>),
+    /// `INFO`: `key:value` lines in order (section headers dropped).
+    Info(Vec<InfoEntry>),
+    /// `PING`: `PONG`, or the message sent.
+    Pong(Vec<u8>),
+    /// A raw command's reply.
+    Value(Value),
+}
+
+/// One `key:value` line of an `INFO` reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InfoEntry {
+    /// The section it appeared under, lowercase (`server`, `stats`, ...).
+    pub section: String,
+    /// The key.
+    pub key: String,
+    /// The value as sent.
+    pub value: String,
+}
+
+/// Types `value` as the reply to a request of `kind`; error replies become core errors.
+pub(crate) fn typed(kind: &Kind, value: Value) -> Result<Reply, Error> {
+    if let Value::Error(text) = &value {
+        return Err(Error::from_wire(text));
+    }
+    match kind {
+        Kind::Acquire { .. } => integer(&value, "ACQUIRE").map(|token| Reply::Granted {
+            token,
+            deadline: Instant::ZERO,
+        }),
+        Kind::Renew { .. } => integer(&value, "RENEW").map(Reply::MsLeft),
+        Kind::Verify { .. } => integer(&value, "VERIFY").map(Reply::MsLeft),
+        Kind::Release { .. } => match &value {
+            Value::Simple(text) if text == "OK" => Ok(Reply::Ok),
+            other => Err(shape("RELEASE", "OK", other)),
+        },
+        Kind::Query => locks(&value),
+        Kind::Info => info(&value),
+        Kind::Ping => match value {
+            Value::Simple(text) => Ok(Reply::Pong(text.into_bytes())),
+            Value::Bulk(bytes) => Ok(Reply::Pong(bytes)),
+            other => Err(shape("PING", "PONG", &other)),
+        },
+        Kind::Command => Ok(Reply::Value(value)),
+    }
+}
+
+/// Reads `[fencelock, kind, name, token, (by_token)]`, the pushes fencelock servers send.
+pub(crate) fn lease_notice(items: &[Value]) -> Option<Event> {
+    let (first, rest) = items.split_first()?;
+    if !first.as_text()?.eq_ignore_ascii_case("fencelock") {
+        return None;
+    }
+    let kind = rest.first()?.as_text()?.to_ascii_lowercase();
+    let name = rest.get(1)?.as_text()?;
+    let token = u64::try_from(rest.get(2)?.as_integer()?).ok()?;
+    let by_token = rest
+        .get(3)
+        .and_then(Value::as_integer)
+        .and_then(|token| u64::try_from(token).ok());
+    Some(Event::Notice {
+        kind,
+        name,
+        token,
+        by_token,
+    })
+}
+
+fn integer(value: &Value, command: &str) -> Result<u64, Error> {
+    value
+        .as_integer()
+        .and_then(|number| u64::try_from(number).ok())
+        .ok_or_else(|| shape(command, "a whole number", value))
+}
+
+fn shape(command: &str, expected: &str, got: &Value) -> Error {
+    let mut shown = alloc::format!("{got:?}");
+    if shown.len() > 80 {
+        let mut cut = 80;
+        while !shown.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        shown.truncate(cut);
+        shown.push_str("...");
+    }
+    Error::Protocol(alloc::format!(
+        "{command}: expected {expected}, got {shown}"
+    ))
+}
+
+fn locks(value: &Value) -> Result<Reply, Error> {
+    let Value::Array(items) = value else {
+        return Err(shape("QUERY", "an array of locks", value));
+    };
+    items
+        .iter()
+        .map(lock)
+        .collect::<Option<Vec<LockInfo>>>()
+        .map(Reply::Locks)
+        .ok_or_else(|| shape("QUERY", "locks as field/value maps", value))
+}
+
+/// Fields of a map (RESP3) or a flat field/value array (RESP2), looked up by name.
+struct Fields<'a>(Vec<(&'a Value, &'a Value)>);
+
+impl<'a> Fields<'a> {
+    fn of(value: &'a Value) -> Option<Fields<'a>> {
+        value.as_pairs().map(Fields)
+    }
+
+    fn get(&self, field: &str) -> Option<&'a Value> {
+        self.0
+            .iter()
+            .find(|(key, _)| key.as_text().as_deref() == Some(field))
+            .map(|(_, value)| *value)
+    }
+
+    fn number(&self, field: &str) -> Option<u64> {
+        u64::try_from(self.get(field)?.as_integer()?).ok()
+    }
+
+    fn text(&self, field: &str) -> Option<String> {
+        self.get(field)?.as_text()
+    }
+
+    fn owner(&self) -> Option<String> {
+        self.text("owner")
+    }
+
+    fn mode(&self) -> Option<Mode> {
+        match self.text("mode")?.as_str() {
+            "exclusive" => Some(Mode::Exclusive),
+            "shared" => Some(Mode::Shared),
+            _ => None,
+        }
+    }
+
+    fn list(&self, field: &str) -> Option<&'a [Value]> {
+        match self.get(field)? {
+            Value::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+}
+
+fn lock(value: &Value) -> Option<LockInfo> {
+    let fields = Fields::of(value)?;
+    let holders = fields
+        .list("holders")?
+        .iter()
+        .map(|holder| {
+            let holder = Fields::of(holder)?;
+            Some(HolderInfo {
+                token: holder.number("token")?,
+                mode: holder.mode()?,
+                owner: holder.owner(),
+                ms_left: holder.number("ms_left")?,
+                client: holder.number("client").unwrap_or(0),
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    let waiters = fields
+        .list("waiters")?
+        .iter()
+        .map(|waiter| {
+            let waiter = Fields::of(waiter)?;
+            Some(WaiterInfo {
+                waiter: waiter.number("waiter")?,
+                position: usize::try_from(waiter.number("position")?).ok()?,
+                mode: waiter.mode()?,
+                owner: waiter.owner(),
+                client: waiter.number("client").unwrap_or(0),
+                ms_left: waiter.number("ms_left")?,
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(LockInfo {
+        name: fields.text("name")?,
+        holders,
+        waiters,
+        delay_ms_left: fields.number("delay_ms_left").unwrap_or(0),
+    })
+}
+
+fn info(value: &Value) -> Result<Reply, Error> {
+    let Some(text) = value.as_text() else {
+        return Err(shape("INFO", "text", value));
+    };
+    let mut section = String::new();
+    let mut entries = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some(header) = line.strip_prefix('#') {
+            section = header.trim().to_ascii_lowercase();
+            continue;
+        }
+        if let Some((key, value)) = line.split_once(':') {
+            entries.push(InfoEntry {
+                section: section.clone(),
+                key: String::from(key),
+                value: String::from(value),
+            });
+        }
+    }
+    Ok(Reply::Info(entries))
+}

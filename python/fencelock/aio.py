@@ -1,24 +1,24 @@
-"""The asyncio client, twin of :class:`fencelock.Client`.
+"""The asyncio client, twin of :class:`fencelock.Client`: asyncio transports around the core's
+sans-IO client.
 
-Short requests are pipelined on one shared connection; an acquire that waits gets a connection
-of its own (the server blocks a waiting connection, as Redis does for BLPOP). Each connection
-has a reader task, so lost-lease pushes mark leases lost as soon as they arrive.
+The core client decides which connection carries a request (short requests pipelined on one
+shared connection, each waiting acquire on its own), timeouts, retries, failover, renewals and
+lost-lease detection; this module only opens transports, writes, feeds received bytes back and
+keeps one timer armed at the core's next deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
-import time
 from types import TracebackType
-from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Type, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type, Union
 
 from . import _commands as cmd
-from .client import DEFAULT_HOST, DEFAULT_PORT
+from ._native import NativeClient
+from .client import DEFAULT_HOST, DEFAULT_PORT, Endpoint
 from .errors import ConnectionLost, FencelockError
 from .lease import Lease, LeaseEvent, LeaseRegistry
-from .resp import NEED_MORE, ErrorReply, Parser, ProtocolError, Push, encode_command
 from .types import LockInfo
 
 __all__ = ["AsyncClient", "AsyncLockContext"]
@@ -38,6 +38,7 @@ class AsyncClient:
         connect_timeout: float = 5.0,
         protocol: int = 3,
         on_event: Optional[Callable[[LeaseEvent], None]] = None,
+        fallbacks: Sequence[Endpoint] = (),
     ) -> None:
         """Creates a client; connections are made on first use."""
         self.host = host
@@ -45,11 +46,15 @@ class AsyncClient:
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.protocol = protocol
+        self.endpoints: List[Endpoint] = [(host, port), *fallbacks]
         self.leases = LeaseRegistry(on_event)
-        self._shared: Optional[_AsyncConnection] = None
-        self._shared_lock: Optional[asyncio.Lock] = None
-        self._idle: List[_AsyncConnection] = []
-        self._busy: "set[_AsyncConnection]" = set()
+        self._native = NativeClient(
+            endpoints=len(self.endpoints),
+            resp3=protocol == 3,
+            request_timeout_ms=cmd.to_ms(timeout, "timeout"),
+            connect_timeout_ms=cmd.to_ms(connect_timeout, "connect_timeout"),
+        )
+        self._driver: Optional[_Driver] = None
         self._closed = False
 
     async def acquire(
@@ -61,57 +66,49 @@ class AsyncClient:
         steal: bool = False,
         owner: Optional[str] = None,
         ephemeral: bool = False,
+        lock_delay: Optional[float] = None,
     ) -> Lease:
         """Takes a lease on ``name`` for ``ttl`` seconds; see :meth:`fencelock.Client.acquire`."""
-        args = cmd.acquire_args(name, ttl, wait, shared, steal, owner, ephemeral)
-        sent = time.monotonic()
-        reply, _ = await self._call(args, extra_time=wait or 0.0, dedicated=bool(wait))
-        token = cmd.read_int(reply, "ACQUIRE")
-        lease = Lease(
-            name=name, token=token, ttl=float(ttl), shared=shared, owner=owner,
-            ephemeral=ephemeral, expires_at=sent + ttl,
-        )
+        request = cmd.AcquireRequest(name, ttl, wait, shared, steal, owner, ephemeral, lock_delay)
+        lease = request.lease(await self._call(request.submit))
+        lease._status = self._deadline
         self.leases.add(lease)
         return lease
 
     async def renew(self, name: str, token: int, ttl: float) -> float:
         """Extends the lease ``(name, token)``; returns seconds left."""
-        reply, _ = await self._call(["RENEW", name, cmd.check_token(token), cmd.to_ms(ttl, "ttl")])
-        return cmd.read_int(reply, "RENEW") / 1000.0
+        ttl_ms = cmd.to_ms(ttl, "ttl")
+        token = cmd.check_token(token)
+        ms_left: int = await self._call(lambda native, now: native.renew(now, cmd.check_name(name), token, ttl_ms))
+        return ms_left / 1000.0
 
     async def release(self, name: str, token: int) -> None:
         """Releases the lease ``(name, token)``; raises Stale/Expired if it is not live."""
-        reply, retried = await self._call(["RELEASE", name, cmd.check_token(token)])
-        try:
-            cmd.read_ok(reply, "RELEASE")
-        except FencelockError as error:
-            if not (retried and cmd.is_gone(error)):
-                raise
+        token = cmd.check_token(token)
+        await self._call(lambda native, now: native.release(now, cmd.check_name(name), token))
 
     async def verify(self, name: str, token: int) -> float:
         """Returns seconds left on the lease ``(name, token)``, or raises Stale/Expired."""
-        reply, _ = await self._call(["VERIFY", name, cmd.check_token(token)])
-        return cmd.read_int(reply, "VERIFY") / 1000.0
+        token = cmd.check_token(token)
+        ms_left: int = await self._call(lambda native, now: native.verify(now, cmd.check_name(name), token))
+        return ms_left / 1000.0
 
     async def query(self, prefix: str = "") -> List[LockInfo]:
         """Lists locks whose name starts with ``prefix``, with holders and waiters."""
-        reply, _ = await self._call(["QUERY", prefix] if prefix else ["QUERY"])
-        return cmd.read_query(reply)
+        return cmd.lock_infos(await self._call(lambda native, now: native.query(now, prefix)))
 
     async def info(self) -> Dict[str, Union[str, int, float]]:
         """Returns the server's INFO facts and counters as a flat dict."""
-        reply, _ = await self._call(["INFO"])
-        return cmd.read_info(reply)
+        return cmd.info_dict(await self._call(lambda native, now: native.info(now)))
 
     async def ping(self) -> None:
         """Round-trips a PING; raises ConnectionLost if the server is unreachable."""
-        reply, _ = await self._call(["PING"])
-        cmd.raise_for_error(reply)
+        await self._call(lambda native, now: native.ping(now))
 
     async def execute(self, *args: Union[str, bytes, int]) -> Any:
         """Sends any command and returns its raw reply (errors raised as exceptions)."""
-        reply, _ = await self._call(list(args))
-        return cmd.raise_for_error(reply)
+        argv = cmd.argv_bytes(args)
+        return await self._call(lambda native, now: native.command(now, argv))
 
     def lock(
         self,
@@ -123,21 +120,18 @@ class AsyncClient:
         owner: Optional[str] = None,
         ephemeral: bool = False,
         steal: bool = False,
+        lock_delay: Optional[float] = None,
     ) -> "AsyncLockContext":
         """Returns an async context manager holding a lease; twin of :meth:`fencelock.Client.lock`."""
-        return AsyncLockContext(self, cmd.LockRequest(name, ttl, wait, shared, steal, owner, ephemeral, auto_renew))
+        request = cmd.AcquireRequest(name, ttl, wait, shared, steal, owner, ephemeral, lock_delay)
+        return AsyncLockContext(self, cmd.LockRequest(request, auto_renew))
 
     async def close(self) -> None:
         """Closes every connection (EPHEMERAL leases held through them are dropped)."""
         self._closed = True
-        conns = list(self._idle) + list(self._busy)
-        if self._shared is not None:
-            conns.append(self._shared)
-        self._idle.clear()
-        self._busy.clear()
-        self._shared = None
-        for conn in conns:
-            await conn.close()
+        driver, self._driver = self._driver, None
+        if driver is not None:
+            await driver.close()
 
     async def __aenter__(self) -> "AsyncClient":
         return self
@@ -150,157 +144,166 @@ class AsyncClient:
 
     # -- plumbing --------------------------------------------------------------------------
 
-    async def _call(
-        self, args: Sequence[Union[str, bytes, int]], extra_time: float = 0.0, dedicated: bool = False
-    ) -> "tuple[Any, bool]":
-        command = str(args[0]).upper()
-        attempts = 2 if command in cmd.RETRYABLE else 1
-        payload = encode_command(*args)
-        for attempt in range(attempts):
-            conn = await (self._checkout() if dedicated else self._shared_connection())
-            try:
-                reply = await asyncio.wait_for(conn.request(payload), self.timeout + extra_time)
-            except (OSError, ProtocolError, asyncio.TimeoutError) as error:
-                # A timed-out reply may still arrive: the stream is out of step, drop it.
-                await conn.close()
-                self._busy.discard(conn)
-                if attempt + 1 < attempts:
-                    log.debug("%s failed (%r); retrying on a new connection", command, error)
-                    continue
-                raise ConnectionLost(
-                    f"{command} to {self.host}:{self.port} failed: {error or type(error).__name__}"
-                ) from error
-            except BaseException:
-                # Cancelled: on the shared connection the reply still lands in this request's
-                # slot, so the stream stays in step. A dedicated connection may hold a waiting
-                # ACQUIRE; closing it makes the server drop the wait instead of granting a lease
-                # nobody will use.
-                if dedicated:
-                    await conn.close()
-                    self._busy.discard(conn)
-                raise
-            if dedicated:
-                self._checkin(conn)
-            return reply, attempt > 0
-        raise AssertionError("unreachable: the loop returns or raises")
-
-    async def _shared_connection(self) -> "_AsyncConnection":
-        if self._shared is not None and not self._shared.closed:
-            return self._shared
-        if self._shared_lock is None:
-            self._shared_lock = asyncio.Lock()
-        async with self._shared_lock:
-            if self._shared is None or self._shared.closed:
-                self._shared = await self._connect()
-            return self._shared
-
-    async def _checkout(self) -> "_AsyncConnection":
-        while self._idle:
-            conn = self._idle.pop()
-            if not conn.closed:
-                self._busy.add(conn)
-                return conn
-        conn = await self._connect()
-        self._busy.add(conn)
-        return conn
-
-    def _checkin(self, conn: "_AsyncConnection") -> None:
-        self._busy.discard(conn)
-        if not conn.closed and not self._closed:
-            self._idle.append(conn)
-
-    async def _connect(self) -> "_AsyncConnection":
+    async def _call(self, submit: Callable[[NativeClient, int], int]) -> Any:
         if self._closed:
             raise ConnectionLost("client is closed")
-        try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(self.host, self.port), self.connect_timeout
-            )
-        except (OSError, asyncio.TimeoutError) as error:
-            raise ConnectionLost(f"cannot connect to {self.host}:{self.port}: {error!r}") from error
-        conn = _AsyncConnection(reader, writer, self.leases)
-        if self.protocol == 3:
-            try:
-                reply = await asyncio.wait_for(conn.request(encode_command("HELLO", "3")), self.timeout)
-            except (OSError, ProtocolError, asyncio.TimeoutError) as error:
-                await conn.close()
-                raise ConnectionLost(f"HELLO to {self.host}:{self.port} failed: {error!r}") from error
-            conn.resp3 = not isinstance(reply, ErrorReply)
-        return conn
+        loop = asyncio.get_running_loop()
+        if self._driver is None or self._driver.loop is not loop:
+            self._driver = _Driver(self._native, self.endpoints, self.leases, loop)
+        return cmd.result(await self._driver.request(submit))
+
+    def _deadline(self, lease: Lease) -> Optional[float]:
+        status = self._native.lease(cmd.now_ms(), lease.name, lease.token)
+        return None if status is None else status[0] / 1000.0
+
+    def _keep_alive(self, lease: Lease) -> None:
+        if not self._native.keep_alive(lease.name, lease.token):
+            lease.mark_lost("its lease time ran out before a renewal was confirmed")
+        if self._driver is not None:
+            self._driver.pump()
+
+    def _forget(self, lease: Lease) -> None:
+        self._native.forget(lease.name, lease.token)
+        self.leases.discard(lease)
 
 
-class _AsyncConnection:
-    """One stream with a reader task that matches replies to requests in order."""
+class _Driver:
+    """Performs the core client's outputs on one event loop."""
 
     def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, leases: LeaseRegistry
+        self, native: NativeClient, endpoints: List[Endpoint], leases: LeaseRegistry, loop: asyncio.AbstractEventLoop
     ) -> None:
-        self.reader = reader
-        self.writer = writer
+        self.native = native
+        self.endpoints = endpoints
         self.leases = leases
-        self.parser = Parser()
-        self.resp3 = False
-        self.closed = False
-        self._waiting: Deque["asyncio.Future[Any]"] = collections.deque()
-        self._task = asyncio.get_running_loop().create_task(self._read_loop())
+        self.loop = loop
+        self.transports: Dict[int, asyncio.Transport] = {}
+        self.connecting: Dict[int, "asyncio.Task[None]"] = {}
+        self.futures: Dict[int, "asyncio.Future[Any]"] = {}
+        self.timer: Optional[asyncio.TimerHandle] = None
 
-    def pending(self) -> int:
-        return len(self._waiting)
-
-    async def request(self, payload: bytes) -> Any:
-        if self.closed:
-            raise ConnectionResetError("connection is closed")
-        future: "asyncio.Future[Any]" = asyncio.get_running_loop().create_future()
-        self._waiting.append(future)
-        self.writer.write(payload)
-        await self.writer.drain()
-        return await future
-
-    async def _read_loop(self) -> None:
-        error: BaseException = ConnectionResetError("server closed the connection")
+    async def request(self, submit: Callable[[NativeClient, int], int]) -> Any:
+        future: "asyncio.Future[Any]" = self.loop.create_future()
+        request_id = submit(self.native, cmd.now_ms())
+        self.futures[request_id] = future
+        self.pump()
         try:
-            while True:
-                data = await self.reader.read(65536)
-                if not data:
-                    break
-                self.parser.feed(data)
-                while True:
-                    reply = self.parser.get()
-                    if reply is NEED_MORE:
-                        break
-                    if isinstance(reply, Push):
-                        self.leases.handle_push(reply)
-                    elif self._waiting:
-                        future = self._waiting.popleft()
-                        if not future.done():
-                            future.set_result(reply)
-                    else:
-                        raise ProtocolError(f"reply nobody asked for: {reply!r}")
-        except (OSError, ProtocolError) as failure:
-            error = failure
+            return await future
         except asyncio.CancelledError:
-            error = ConnectionResetError("connection closed by the client")
-        finally:
-            self.closed = True
-            while self._waiting:
-                future = self._waiting.popleft()
-                if not future.done():
-                    future.set_exception(error)
-            self.writer.close()
+            # The core closes a waiting acquire's connection so the server drops the wait;
+            # a short request keeps its place in the pipeline and its reply is dropped.
+            self.futures.pop(request_id, None)
+            self.native.cancel(cmd.now_ms(), request_id)
+            self.pump()
+            raise
+
+    def pump(self) -> None:
+        """Does every pending output, resolves replies, routes events and re-arms the timer."""
+        while True:
+            outputs, replies, events, timeout_ms = self.native.drain()
+            for output in outputs:
+                if output[0] == "connect":
+                    conn, endpoint = output[1], output[2]
+                    self.connecting[conn] = self.loop.create_task(self._open(conn, endpoint))
+                elif output[0] == "transmit":
+                    transport = self.transports.get(output[1])
+                    if transport is not None:
+                        transport.write(output[2])
+                else:
+                    self._close(output[1])
+            cmd.route_events(events, self.leases)
+            for request_id, payload in replies:
+                future = self.futures.pop(request_id, None)
+                if future is not None and not future.done():
+                    future.set_result(payload)
+            if not (outputs or replies or events):
+                break
+        self._arm(timeout_ms)
+
+    def _arm(self, timeout_ms: Optional[int]) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if timeout_ms is not None:
+            delay = max(0.0, (timeout_ms - cmd.now_ms()) / 1000.0)
+            self.timer = self.loop.call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self.timer = None
+        self.native.handle_timeout(cmd.now_ms())
+        self.pump()
+
+    async def _open(self, conn: int, endpoint: int) -> None:
+        host, port = self.endpoints[endpoint]
+        try:
+            await self.loop.create_connection(lambda: _Connection(self, conn), host, port)
+        except asyncio.CancelledError:
+            return
+        except OSError as error:
+            self.connecting.pop(conn, None)
+            self.native.handle_disconnect(cmd.now_ms(), conn, f"cannot connect to {host}:{port}: {error}")
+            self.pump()
+
+    def connection_made(self, conn: int, transport: asyncio.Transport) -> None:
+        self.connecting.pop(conn, None)
+        self.transports[conn] = transport
+        self.native.handle_connected(cmd.now_ms(), conn)
+        self.pump()
+
+    def data_received(self, conn: int, data: bytes) -> None:
+        self.native.receive(cmd.now_ms(), conn, data)
+        self.pump()
+
+    def connection_lost(self, conn: int, reason: str) -> None:
+        if self.transports.pop(conn, None) is not None:
+            self.native.handle_disconnect(cmd.now_ms(), conn, reason)
+            self.pump()
+
+    def _close(self, conn: int) -> None:
+        task = self.connecting.pop(conn, None)
+        if task is not None:
+            task.cancel()
+        transport = self.transports.pop(conn, None)
+        if transport is not None:
+            transport.close()
 
     async def close(self) -> None:
-        if not self._task.done():
-            self._task.cancel()
-        self.closed = True
-        try:
-            await self._task
-        except (asyncio.CancelledError, Exception):
-            pass
-        try:
-            self.writer.close()
-            await self.writer.wait_closed()
-        except (OSError, RuntimeError):
-            pass
+        self.native.close(cmd.now_ms())
+        self.pump()
+        for conn in list(self.transports) + list(self.connecting):
+            self._close(conn)
+        if self.timer is not None:
+            self.timer.cancel()
+        failure = ConnectionLost("client is closed")
+        for future in self.futures.values():
+            if not future.done():
+                future.set_result(failure)
+        self.futures.clear()
+        # Let transports finish closing before the loop may end.
+        await asyncio.sleep(0)
+
+
+class _Connection(asyncio.Protocol):
+    def __init__(self, driver: _Driver, conn: int) -> None:
+        self.driver = driver
+        self.conn = conn
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                import socket
+
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        self.driver.connection_made(self.conn, transport)  # type: ignore[arg-type]
+
+    def data_received(self, data: bytes) -> None:
+        self.driver.data_received(self.conn, data)
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        self.driver.connection_lost(self.conn, str(exc) if exc else "server closed the connection")
 
 
 class AsyncLockContext:
@@ -310,14 +313,16 @@ class AsyncLockContext:
         self.client = client
         self.request = request
         self.lease: Optional[Lease] = None
-        self._renewer: Optional["asyncio.Task[None]"] = None
 
     async def __aenter__(self) -> Lease:
-        request = self.request
-        lease = await self.client.acquire(request.name, request.ttl, **request.acquire_options())
+        acquire = self.request.acquire
+        lease = await self.client.acquire(
+            acquire.name, acquire.ttl, acquire.wait, acquire.shared, acquire.steal,
+            acquire.owner, acquire.ephemeral, acquire.lock_delay,
+        )
         self.lease = lease
-        if request.auto_renew:
-            self._renewer = asyncio.get_running_loop().create_task(self._renew_loop(lease))
+        if self.request.auto_renew:
+            self.client._keep_alive(lease)
         return lease
 
     async def __aexit__(
@@ -329,35 +334,12 @@ class AsyncLockContext:
         lease = self.lease
         if lease is None:
             return
-        if self._renewer is not None:
-            self._renewer.cancel()
-            try:
-                await self._renewer
-            except asyncio.CancelledError:
-                pass
         if not lease.lost:
             try:
                 await self.client.release(lease.name, lease.token)
             except FencelockError as error:
-                cmd.release_failed(lease, error)
-        self.client.leases.discard(lease)
+                if not lease.lost:
+                    log.warning("could not release %r token %d: %s", lease.name, lease.token, error)
+        self.client._forget(lease)
         if lease.lost and exc_type is None:
             lease.raise_if_lost()
-
-    async def _renew_loop(self, lease: Lease) -> None:
-        schedule = cmd.RenewSchedule(lease)
-        while not lease.lost:
-            await asyncio.sleep(schedule.delay())
-            if lease.lost:
-                return
-            sent = time.monotonic()
-            try:
-                left = await self.client.renew(lease.name, lease.token, lease.ttl)
-            except ConnectionLost as error:
-                if not schedule.connection_lost(error):
-                    return
-                continue
-            except FencelockError as error:
-                schedule.refused(error)
-                return
-            schedule.renewed(sent, left)

@@ -23,6 +23,7 @@ __all__ = [
     "BadRequest",
     "LeaseLost",
     "ConnectionLost",
+    "ProtocolError",
     "FenceRejected",
     "error_from_code",
     "error_from_text",
@@ -119,6 +120,12 @@ class ConnectionLost(FencelockError, ConnectionError):
     code = "CONNECTION"
 
 
+class ProtocolError(FencelockError):
+    """The server sent bytes that are not RESP, or a reply of the wrong shape."""
+
+    code = "PROTOCOL"
+
+
 class FenceRejected(FencelockError):
     """A fence refused a token lower than the highest it has accepted for the resource."""
 
@@ -141,6 +148,8 @@ _BY_CODE: Dict[str, Type[FencelockError]] = {
     "EXHAUSTED": TokensExhausted,
     "ERR": BadRequest,
     "BADREQ": BadRequest,
+    "CONNECTION": ConnectionLost,
+    "PROTOCOL": ProtocolError,
 }
 
 

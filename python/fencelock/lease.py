@@ -1,4 +1,5 @@
-"""Leases as the clients hand them out, and the bookkeeping that marks them lost."""
+"""Leases as the clients hand them out, and the registry that marks them lost when the core
+client says so."""
 
 from __future__ import annotations
 
@@ -6,10 +7,9 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 from .errors import LeaseLost
-from .resp import Push
 
 __all__ = ["Lease", "LeaseEvent", "LeaseRegistry"]
 
@@ -19,7 +19,7 @@ class Lease:
     """A granted lease: pass ``token`` to the protected resource with every write.
 
     ``expires_at`` is a conservative estimate on this process's monotonic clock (measured from
-    when the request was sent), so the server's lease never ends before it.
+    when the request was sent), so the server's lease never ends before it. Renewals move it.
     """
 
     name: str
@@ -32,12 +32,17 @@ class Lease:
     lost: bool = False
     lost_reason: Optional[str] = None
     _lost_event: threading.Event = field(default_factory=threading.Event, repr=False)
+    _status: Optional[Callable[["Lease"], Optional[float]]] = field(default=None, repr=False)
 
     @property
     def time_left(self) -> float:
         """Seconds left by the local conservative estimate (0 once lost or lapsed)."""
         if self.lost:
             return 0.0
+        if self._status is not None:
+            deadline = self._status(self)
+            if deadline is not None:
+                self.expires_at = deadline
         return max(0.0, self.expires_at - time.monotonic())
 
     def mark_lost(self, reason: str) -> None:
@@ -74,7 +79,7 @@ class LeaseEvent:
 
 
 class LeaseRegistry:
-    """Live leases of one client, so that server pushes can mark the right lease lost."""
+    """Live leases of one client, so that the core client's events reach the right lease."""
 
     def __init__(self, on_event: Optional[Callable[[LeaseEvent], None]] = None) -> None:
         self._leases: "weakref.WeakValueDictionary[Tuple[str, int], Lease]" = weakref.WeakValueDictionary()
@@ -89,32 +94,16 @@ class LeaseRegistry:
         with self._lock:
             self._leases.pop((lease.name, lease.token), None)
 
-    def handle_push(self, push: Push) -> None:
-        """Marks the lease named by a lease push lost and tells the ``on_event`` callback."""
-        event = parse_lease_push(push)
-        if event is None:
-            return
-        with self._lock:
-            lease = self._leases.get((event.name, event.token))
-        if lease is not None:
-            taken = f" by token {event.by_token}" if event.by_token is not None else ""
-            lease.mark_lost(f"server push: {event.kind}{taken}")
-        if self.on_event is not None:
-            self.on_event(event)
-
-
-def parse_lease_push(push: Push) -> Optional[LeaseEvent]:
-    """Reads ``[fencelock, kind, name, token, ...]`` (or ``[kind, name, token, ...]``) pushes."""
-    items = [item.decode("utf-8", "replace") if isinstance(item, bytes) else item for item in push.items]
-    if items and isinstance(items[0], str) and items[0].lower() == "fencelock":
-        items = items[1:]
-    if len(items) < 3 or not isinstance(items[0], str) or not isinstance(items[1], str):
-        return None
-    try:
-        token = int(items[2])
-    except (TypeError, ValueError):
-        return None
-    by_token: Optional[int] = None
-    if len(items) > 3 and isinstance(items[3], int):
-        by_token = items[3]
-    return LeaseEvent(kind=items[0].lower(), name=items[1], token=token, raw=list(push.items), by_token=by_token)
+    def handle_event(self, event: Tuple[Any, ...]) -> None:
+        """Applies ``("lease_lost", name, token, kind, text, by_token, refusal)`` or
+        ``("notice", kind, name, token, by_token)`` from the native client."""
+        if event[0] == "lease_lost":
+            name, token, text = event[1], event[2], event[4]
+            with self._lock:
+                lease = self._leases.pop((name, token), None)
+            if lease is not None:
+                lease.mark_lost(text)
+        elif event[0] == "notice" and self.on_event is not None:
+            _, kind, name, token, by_token = event
+            raw: List[Any] = [kind, name, token] + ([by_token] if by_token is not None else [])
+            self.on_event(LeaseEvent(kind=kind, name=name, token=token, raw=raw, by_token=by_token))

@@ -6,16 +6,12 @@ use pyo3::prelude::*;
 /// Builds the Python exception for a core error by asking `fencelock.errors.error_from_code`,
 /// so that the code-to-class table lives in one Python file.
 pub(crate) fn to_pyerr(py: Python<'_>, error: &Error) -> PyErr {
-    let code = error.code().as_str();
-    let text = error.to_string();
-    // Display is "CODE message"; the class already carries the code.
-    let message = text
-        .strip_prefix(code)
-        .map_or(text.as_str(), str::trim_start);
+    let code = error.wire_code();
+    let message = error.message();
     let built = py
         .import("fencelock.errors")
         .and_then(|errors| errors.getattr("error_from_code"))
-        .and_then(|build| build.call1((code, message)));
+        .and_then(|build| build.call1((code, message.as_str())));
     match built {
         Ok(exception) => PyErr::from_value(exception),
         // Only if the Python package is broken: report that instead of the core error.

@@ -4,6 +4,7 @@
 //! Python layer (`fencelock.engine`, `fencelock.fence`, `fencelock.server`) wraps. Every core
 //! error is raised as the `fencelock.errors` class of its code; nothing here panics on input.
 
+mod client;
 mod engine;
 mod errors;
 mod fence;
@@ -14,6 +15,7 @@ use pyo3::prelude::*;
 /// The private native module; import `fencelock` instead.
 #[pymodule]
 fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_class::<client::NativeClient>()?;
     module.add_class::<engine::NativeEngine>()?;
     module.add_class::<fence::NativeFence>()?;
     module.add_class::<server::NativeServer>()?;

@@ -108,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     acquire.add_argument("--shared", action="store_true", help="take a shared lease (readers)")
     acquire.add_argument("--steal", action="store_true", help="take the lock even if held; the old holder is fenced off")
     acquire.add_argument("--owner", help="a label shown by 'query'")
+    acquire.add_argument("--lock-delay", type=float, metavar="SECONDS", help="if this lease expires instead of being released, keep the lock from being granted again for this long")
     acquire.set_defaults(handler=_acquire)
 
     renew = client_command("renew", "extend a lease; prints seconds left")
@@ -140,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--ttl", type=float, default=30.0, help="lease length in seconds (default %(default)s)")
     run.add_argument("--wait", type=float, default=None, metavar="SECONDS", help="wait up to this long for the lock")
     run.add_argument("--shared", action="store_true")
+    run.add_argument("--lock-delay", type=float, metavar="SECONDS", help="if the lease expires (the command hung past renewals), keep the lock from being granted again for this long")
     run.set_defaults(handler=_run)
     return parser
 
@@ -186,7 +188,10 @@ def _client(args: argparse.Namespace) -> Client:
 
 def _acquire(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        lease = client.acquire(args.name, args.ttl, wait=args.wait, shared=args.shared, steal=args.steal, owner=args.owner)
+        lease = client.acquire(
+            args.name, args.ttl, wait=args.wait, shared=args.shared, steal=args.steal, owner=args.owner,
+            lock_delay=args.lock_delay,
+        )
     print(lease.token)
     return 0
 
@@ -246,7 +251,7 @@ def _run(args: argparse.Namespace) -> int:
     if not command:
         raise ValueError("run: give the command after --")
     with _client(args) as client:
-        with client.lock(args.name, ttl=args.ttl, wait=args.wait, shared=args.shared) as lease:
+        with client.lock(args.name, ttl=args.ttl, wait=args.wait, shared=args.shared, lock_delay=args.lock_delay) as lease:
             env: Any = dict(os.environ, FENCELOCK_TOKEN=str(lease.token), FENCELOCK_LOCK=args.name)
             status = subprocess.call(command, env=env)
     return status

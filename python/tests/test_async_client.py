@@ -129,3 +129,26 @@ async def _until(condition: Callable[[], Awaitable[bool]], timeout: float = 5.0)
         if loop.time() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(0.01)
+
+
+def test_lock_delay_and_idle_steal_push(server: ServerProcess) -> None:
+    async def scenario() -> None:
+        async with fencelock.AsyncClient(port=server.port) as client, \
+                fencelock.AsyncClient(port=server.port) as thief:
+            lease = await client.acquire("d", 1.0, lock_delay=2.0)
+            await client.execute("DEBUG", "ADVANCE", 1000)
+            with pytest.raises(fencelock.Locked) as held:
+                await client.acquire("d", 1.0)
+            assert held.value.ms_left == 2000
+            await client.execute("DEBUG", "ADVANCE", 2000)
+            kept = await client.acquire("d", 60.0)
+            assert kept.token > lease.token
+            taken = await thief.acquire("d", 60.0, steal=True)
+            # The victim sends nothing: its connection's reader sees the push.
+            for _ in range(200):
+                if kept.lost:
+                    break
+                await asyncio.sleep(0.01)
+            assert kept.lost_reason == f"server push: stolen by token {taken.token}"
+
+    run(scenario())

@@ -72,3 +72,15 @@ def test_no_server_is_a_clear_error() -> None:
 def test_parser_builds() -> None:
     assert build_parser().prog == "fencelock"
     assert os.environ is not None
+
+
+def test_acquire_with_lock_delay(start_server) -> None:
+    server = start_server("--test-clock")
+    port = str(server.port)
+    first = fencelock_cli("acquire", "cli-delay", "1", "--lock-delay", "2", "--port", port)
+    assert first.returncode == 0, first.stderr
+    import redis
+
+    redis.Redis(port=server.port).execute_command("DEBUG", "ADVANCE", 1000)
+    held = fencelock_cli("acquire", "cli-delay", "1", "--port", port)
+    assert held.returncode != 0 and "LOCKED" in held.stderr

@@ -258,3 +258,38 @@ def test_sigint_is_a_clean_shutdown_too(start_server, tmp_path: Path) -> None:
     assert server.stop(signal.SIGINT) == 0
     assert (data / "snapshot.json").exists()
     assert "stopped: 1 live leases kept in the snapshot" in server.output()
+
+
+def test_idle_client_learns_of_a_steal_without_a_request(server: ServerProcess) -> None:
+    # The sync client's I/O thread reads pushes while the caller does nothing at all.
+    with fencelock.Client(port=server.port) as victim, fencelock.Client(port=server.port) as thief:
+        lease = victim.acquire("idle", 60.0)
+        taken = thief.acquire("idle", 60.0, steal=True)
+        assert lease.wait_lost(5.0), "the push should reach an idle client"
+        assert lease.lost_reason == f"server push: stolen by token {taken.token}"
+
+
+def test_lock_delay_from_the_client(server: ServerProcess) -> None:
+    with fencelock.Client(port=server.port) as client:
+        lease = client.acquire("delayed", 1.0, lock_delay=2.0)
+        advance(client, 1000)  # the lease expires: the lock stays closed for 2 s
+        with pytest.raises(fencelock.Locked) as held:
+            client.acquire("delayed", 1.0)
+        assert held.value.ms_left == 2000
+        (lock,) = client.query("delayed")
+        assert lock.delay_ms_left == 2000 and not lock.holders
+        advance(client, 2000)
+        assert client.acquire("delayed", 1.0).token > lease.token
+
+
+def test_fails_over_to_the_next_endpoint(server: ServerProcess) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]
+    with fencelock.Client(port=dead, fallbacks=[("127.0.0.1", server.port)]) as client:
+        assert client.acquire("failover", 5.0).token > 0
+    with fencelock.Client(port=dead, fallbacks=[("127.0.0.1", dead)], connect_timeout=1.0) as client:
+        with pytest.raises(fencelock.ConnectionLost, match="cannot connect"):
+            client.ping()

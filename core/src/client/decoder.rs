@@ -317,10 +317,34 @@ fn text(line: &[u8]) -> String {
 }
 
 fn integer(line: &[u8]) -> Result<i64, Stop> {
-    core::str::from_utf8(line)
-        .ok()
-        .and_then(|digits| digits.parse::<i64>().ok())
-        .ok_or_else(|| bad("bad integer", line))
+    // Digits by hand: `str::parse` costs more than the rest of decoding a small reply.
+    let (negative, digits) = match line.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, line),
+    };
+    if digits.is_empty() || digits.len() > 19 {
+        return Err(bad("bad integer", line));
+    }
+    let mut value: i64 = 0;
+    for &byte in digits {
+        if !byte.is_ascii_digit() {
+            return Err(bad("bad integer", line));
+        }
+        // Negative numbers accumulate downwards, so i64::MIN is reachable.
+        let digit = i64::from(byte - b'0');
+        value = value
+            .checked_mul(10)
+            .and_then(|v| {
+                if negative {
+                    v.checked_sub(digit)
+                } else {
+                    v.checked_add(digit)
+                }
+            })
+            .ok_or_else(|| bad("bad integer", line))?;
+    }
+    Ok(value)
 }
 
 fn is_big_number(line: &[u8]) -> bool {

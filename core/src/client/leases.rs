@@ -1,9 +1,9 @@
 //! Leases a client took: their conservative local deadlines, the renewal schedule of those
 //! kept alive, and the rules that declare one lost.
 
-use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
+use hashbrown::HashMap;
 
 use super::ConnId;
 use crate::{Error, Instant, Token};
@@ -80,23 +80,24 @@ impl Tracked {
     }
 }
 
-/// The tracked leases, by token (tokens are unique across all locks).
+/// The tracked leases, by token (tokens are unique across all locks). Lists drawn from the
+/// map are sorted by token, so runs are reproducible whatever the hash order.
 #[derive(Debug, Default)]
 pub(crate) struct Leases {
-    by_token: BTreeMap<Token, Tracked>,
+    by_token: HashMap<Token, Tracked>,
 }
 
 impl Leases {
     pub(crate) fn track(
         &mut self,
-        name: &str,
+        name: String,
         token: Token,
         ttl_ms: u64,
         sent_at: Instant,
         ephemeral_conn: Option<ConnId>,
     ) {
         let mut lease = Tracked {
-            name: String::from(name),
+            name,
             ttl_ms,
             deadline: sent_at.plus_ms(ttl_ms),
             keep_alive: false,
@@ -173,24 +174,28 @@ impl Leases {
 
     /// Returns the kept-alive leases whose renewal is due, marking them as renewing.
     pub(crate) fn due_renewals(&mut self, now: Instant) -> Vec<(String, Token, u64)> {
-        self.by_token
+        let mut due: Vec<(String, Token, u64)> = self
+            .by_token
             .iter_mut()
             .filter(|(_, lease)| lease.keep_alive && !lease.renewing && lease.next_renewal <= now)
             .map(|(&token, lease)| {
                 lease.renewing = true;
                 (lease.name.clone(), token, lease.ttl_ms)
             })
-            .collect()
+            .collect();
+        due.sort_unstable_by_key(|&(_, token, _)| token);
+        due
     }
 
     /// Removes and returns the leases whose local deadline passed.
     pub(crate) fn lapsed(&mut self, now: Instant) -> Vec<(String, Token, LostReason)> {
-        let tokens: Vec<Token> = self
+        let mut tokens: Vec<Token> = self
             .by_token
             .iter()
             .filter(|(_, lease)| lease.deadline <= now)
             .map(|(&token, _)| token)
             .collect();
+        tokens.sort_unstable();
         tokens
             .into_iter()
             .filter_map(|token| {
@@ -202,11 +207,14 @@ impl Leases {
 
     /// Returns the EPHEMERAL leases taken on `conn`.
     pub(crate) fn ephemeral_on(&self, conn: ConnId) -> Vec<(String, Token)> {
-        self.by_token
+        let mut leases: Vec<(String, Token)> = self
+            .by_token
             .iter()
             .filter(|(_, lease)| lease.ephemeral_conn == Some(conn))
             .map(|(&token, lease)| (lease.name.clone(), token))
-            .collect()
+            .collect();
+        leases.sort_unstable_by_key(|&(_, token)| token);
+        leases
     }
 
     pub(crate) fn stop_renewing(&mut self) {

@@ -19,6 +19,7 @@ mod request;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::String;
 use alloc::vec::Vec;
+use hashbrown::HashMap;
 
 pub use decoder::{Decoder, DecoderLimits, Value};
 pub use leases::{LeaseStatus, LostReason};
@@ -127,7 +128,8 @@ pub struct Client {
     conns: BTreeMap<ConnId, Conn>,
     /// The connection that carries short requests, pipelined.
     shared: Option<ConnId>,
-    requests: BTreeMap<RequestId, Request>,
+    /// Requests awaiting a reply; a hash map because one is added and removed per request.
+    requests: HashMap<RequestId, Request>,
     leases: Leases,
     replies: VecDeque<(RequestId, Result<Reply, Error>)>,
     events: VecDeque<Event>,
@@ -167,7 +169,7 @@ impl Client {
             config,
             conns: BTreeMap::new(),
             shared: None,
-            requests: BTreeMap::new(),
+            requests: HashMap::new(),
             leases: Leases::default(),
             replies: VecDeque::new(),
             events: VecDeque::new(),
@@ -397,12 +399,14 @@ impl Client {
         for conn in overdue {
             self.fail_conn(conn, "connect timed out", now);
         }
-        let late: Vec<(ConnId, u64)> = self
+        let mut late: Vec<(ConnId, u64)> = self
             .requests
             .values()
             .filter(|request| request.deadline <= now)
             .map(|request| (request.conn, request.timeout_ms))
             .collect();
+        // Hash order is arbitrary: act in connection order, so runs are reproducible.
+        late.sort_unstable();
         for (conn, timeout_ms) in late {
             let reason = alloc::format!("no reply within {timeout_ms} ms");
             self.fail_conn(conn, &reason, now);
@@ -526,7 +530,17 @@ impl Client {
         };
         request.conn = conn;
         if let Some(connection) = self.conns.get_mut(&conn) {
-            connection.out.extend_from_slice(&request.bytes);
+            if connection.open && !request.kind.idempotent() {
+                // Sent now and never again: the bytes move instead of being copied.
+                let bytes = core::mem::take(&mut request.bytes);
+                if connection.out.is_empty() {
+                    connection.out = bytes;
+                } else {
+                    connection.out.extend_from_slice(&bytes);
+                }
+            } else {
+                connection.out.extend_from_slice(&request.bytes);
+            }
             connection.in_flight.push_back(Some(id));
             if connection.open {
                 request.restart_clock(now);
@@ -604,28 +618,20 @@ impl Client {
         let Some(request) = self.requests.remove(&id) else {
             return;
         };
-        if request.waits {
-            if let Some(connection) = self.conns.get_mut(&conn) {
-                // Back in the idle pool (it may hold EPHEMERAL leases, so it stays open).
-                connection.dedicated = true;
-            }
-        }
         let mut result = reply::typed(&request.kind, value);
-        match &request.kind {
+        match request.kind {
             Kind::Acquire {
                 name,
                 ttl_ms,
                 ephemeral,
             } => {
-                if let Ok(Reply::Granted { token, .. }) = &mut result {
-                    let deadline = request.sent_at.plus_ms(*ttl_ms);
+                if let Ok(Reply::Granted { token, .. }) = result {
+                    let deadline = request.sent_at.plus_ms(ttl_ms);
                     let ephemeral_conn = ephemeral.then_some(conn);
+                    // The name moves into the lease: a grant costs no second copy of it.
                     self.leases
-                        .track(name, *token, *ttl_ms, request.sent_at, ephemeral_conn);
-                    result = Ok(Reply::Granted {
-                        token: *token,
-                        deadline,
-                    });
+                        .track(name, token, ttl_ms, request.sent_at, ephemeral_conn);
+                    result = Ok(Reply::Granted { token, deadline });
                 }
             }
             Kind::Renew {
@@ -635,30 +641,30 @@ impl Client {
             } => {
                 let lost = match &result {
                     Ok(Reply::MsLeft(ms_left)) => {
-                        self.leases.renewed(name, *token, request.sent_at, *ms_left);
+                        self.leases.renewed(&name, token, request.sent_at, *ms_left);
                         None
                     }
                     Err(Error::ConnectionLost(_)) | Ok(_) => None,
-                    Err(error) if is_gone(error) || *automatic => Some(error.clone()),
+                    Err(error) if is_gone(error) || automatic => Some(error.clone()),
                     Err(_) => None,
                 };
                 if let Some(error) = lost {
-                    self.lose(name, *token, LostReason::Refused(error));
+                    self.lose(&name, token, LostReason::Refused(error));
                 }
-                if *automatic {
+                if automatic {
                     // Nobody asked: the outcome shows only through the lease.
                     return;
                 }
             }
             Kind::Release { name, token } => match &result {
-                Ok(_) => self.leases.forget(name, *token),
+                Ok(_) => self.leases.forget(&name, token),
                 Err(error) if is_gone(error) => {
                     if request.retried {
                         // The first attempt released it before its connection failed.
-                        self.leases.forget(name, *token);
+                        self.leases.forget(&name, token);
                         result = Ok(Reply::Ok);
                     } else {
-                        self.lose(name, *token, LostReason::Refused(error.clone()));
+                        self.lose(&name, token, LostReason::Refused(error.clone()));
                     }
                 }
                 Err(_) => {}
@@ -666,7 +672,7 @@ impl Client {
             Kind::Verify { name, token } => {
                 if let Err(error) = &result {
                     if is_gone(error) {
-                        self.lose(name, *token, LostReason::Refused(error.clone()));
+                        self.lose(&name, token, LostReason::Refused(error.clone()));
                     }
                 }
             }

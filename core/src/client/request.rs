@@ -4,7 +4,6 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::protocol::{ReplyEncoder, RespVersion};
 use crate::{rules, AcquireOptions, Error, Instant, Mode, Token, MAX_TOKEN};
 
 /// What a request was, so its reply can be typed and its effect on leases applied.
@@ -109,41 +108,39 @@ pub(crate) fn acquire(name: &str, ttl_ms: u64, options: &AcquireOptions) -> Resu
     rules::name_not_empty(name)?;
     rules::ttl_not_zero(ttl_ms)?;
     rules::steal_without_wait(options.steal, options.wait_ms)?;
-    let ttl = number("ttl_ms", ttl_ms)?;
-    let mut argv: Vec<&[u8]> = Vec::with_capacity(12);
-    argv.extend_from_slice(&[b"ACQUIRE", name.as_bytes(), ttl.as_bytes()]);
-    let wait = number("WAIT ms", options.wait_ms)?;
+    let ttl = Digits::of("ttl_ms", ttl_ms)?;
+    let wait = Digits::of("WAIT ms", options.wait_ms)?;
+    let delay = Digits::of("LOCKDELAY ms", options.lock_delay_ms.unwrap_or(0))?;
+    // At most 12 arguments: gathered on the stack, not in a vector.
+    let mut argv = Args::default();
+    argv.add(&[b"ACQUIRE", name.as_bytes(), ttl.as_bytes()]);
     if options.wait_ms > 0 {
-        argv.extend_from_slice(&[b"WAIT", wait.as_bytes()]);
+        argv.add(&[b"WAIT", wait.as_bytes()]);
     }
     if options.mode == Mode::Shared {
-        argv.push(b"SHARED");
+        argv.add(&[b"SHARED"]);
     }
     if options.steal {
-        argv.push(b"STEAL");
+        argv.add(&[b"STEAL"]);
     }
     if let Some(owner) = &options.owner {
-        argv.extend_from_slice(&[b"OWNER", owner.as_bytes()]);
+        argv.add(&[b"OWNER", owner.as_bytes()]);
     }
     if options.ephemeral {
-        argv.push(b"EPHEMERAL");
+        argv.add(&[b"EPHEMERAL"]);
     }
-    let delay = match options.lock_delay_ms {
-        Some(ms) => number("LOCKDELAY ms", ms)?,
-        None => String::new(),
-    };
     if options.lock_delay_ms.is_some() {
-        argv.extend_from_slice(&[b"LOCKDELAY", delay.as_bytes()]);
+        argv.add(&[b"LOCKDELAY", delay.as_bytes()]);
     }
-    Ok(encode(&argv))
+    Ok(encode(argv.as_slice()))
 }
 
 /// Encodes `RENEW name token ttl_ms`.
 pub(crate) fn renew(name: &str, token: Token, ttl_ms: u64) -> Result<Vec<u8>, Error> {
     rules::name_not_empty(name)?;
     rules::ttl_not_zero(ttl_ms)?;
-    let token = number("token", token)?;
-    let ttl = number("ttl_ms", ttl_ms)?;
+    let token = Digits::of("token", token)?;
+    let ttl = Digits::of("ttl_ms", ttl_ms)?;
     Ok(encode(&[
         b"RENEW",
         name.as_bytes(),
@@ -155,7 +152,7 @@ pub(crate) fn renew(name: &str, token: Token, ttl_ms: u64) -> Result<Vec<u8>, Er
 /// Encodes `COMMAND name token` (RELEASE, VERIFY).
 pub(crate) fn name_token(command: &str, name: &str, token: Token) -> Result<Vec<u8>, Error> {
     rules::name_not_empty(name)?;
-    let token = number("token", token)?;
+    let token = Digits::of("token", token)?;
     Ok(encode(&[
         command.as_bytes(),
         name.as_bytes(),
@@ -163,24 +160,90 @@ pub(crate) fn name_token(command: &str, name: &str, token: Token) -> Result<Vec<
     ]))
 }
 
-/// Encodes a request as an array of bulk strings, as every Redis client sends them.
+/// Encodes a request as an array of bulk strings, as every Redis client sends them. Written
+/// directly rather than through the reply encoder: this runs once per request and each
+/// header is a few bytes built on the stack.
 pub(crate) fn encode(argv: &[&[u8]]) -> Vec<u8> {
-    let size: usize = argv.iter().map(|arg| arg.len() + 16).sum();
-    let mut out = Vec::with_capacity(size + 16);
-    let mut encoder = ReplyEncoder::new(&mut out, RespVersion::Resp2);
-    encoder.array(argv.len());
+    let size: usize = argv.iter().map(|arg| arg.len() + 8).sum();
+    let mut out = Vec::with_capacity(size + 8);
+    header(&mut out, b'*', argv.len());
     for arg in argv {
-        encoder.bulk(arg);
+        header(&mut out, b'$', arg.len());
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
     }
     out
 }
 
-/// Formats a number argument, refusing what JavaScript numbers (and tokens) cannot hold.
-fn number(what: &str, value: u64) -> Result<String, Error> {
-    if value > MAX_TOKEN {
-        return Err(Error::BadRequest(alloc::format!(
-            "{what} {value} is above 2^53-1"
-        )));
+/// Appends `*N\r\n` or `$N\r\n`; lengths below 100, nearly all of them, take no loop.
+fn header(out: &mut Vec<u8>, kind: u8, len: usize) {
+    out.push(kind);
+    match u8::try_from(len) {
+        Ok(small) if small < 10 => out.push(b'0' + small),
+        Ok(small) if small < 100 => out.extend_from_slice(&[b'0' + small / 10, b'0' + small % 10]),
+        _ => out.extend_from_slice(Digits::new(len as u64).as_bytes()),
     }
-    Ok(alloc::format!("{value}"))
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Up to 12 arguments of one request.
+#[derive(Default)]
+struct Args<'a> {
+    argv: [&'a [u8]; 12],
+    count: usize,
+}
+
+impl<'a> Args<'a> {
+    fn add(&mut self, parts: &[&'a [u8]]) {
+        for &part in parts {
+            if let Some(slot) = self.argv.get_mut(self.count) {
+                *slot = part;
+                self.count += 1;
+            }
+        }
+    }
+
+    fn as_slice(&self) -> &[&'a [u8]] {
+        self.argv.get(..self.count).unwrap_or_default()
+    }
+}
+
+/// A number argument's decimal digits, on the stack.
+struct Digits {
+    buffer: [u8; 20],
+    start: usize,
+}
+
+impl Digits {
+    /// Formats `value`, refusing what JavaScript numbers (and tokens) cannot hold.
+    fn of(what: &str, value: u64) -> Result<Digits, Error> {
+        if value > MAX_TOKEN {
+            return Err(Error::BadRequest(alloc::format!(
+                "{what} {value} is above 2^53-1"
+            )));
+        }
+        Ok(Digits::new(value))
+    }
+
+    fn new(mut value: u64) -> Digits {
+        let mut digits = Digits {
+            buffer: [b'0'; 20],
+            start: 20,
+        };
+        loop {
+            digits.start -= 1;
+            if let Some(slot) = digits.buffer.get_mut(digits.start) {
+                // `value % 10` is a single digit.
+                *slot = b'0' + (value % 10) as u8;
+            }
+            value /= 10;
+            if value == 0 || digits.start == 0 {
+                return digits;
+            }
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        self.buffer.get(self.start..).unwrap_or_default()
+    }
 }

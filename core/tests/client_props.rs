@@ -5,7 +5,9 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    // Options are set field by field: the structs are non-exhaustive outside the crate.
+    clippy::field_reassign_with_default
 )]
 
 use fencelock_core::client::{Client, ClientConfig, Decoder, DecoderLimits, Output, Reply, Value};
@@ -178,8 +180,7 @@ struct Loopback {
 
 impl Loopback {
     fn new() -> Loopback {
-        let mut config = ServerConfig::default();
-        config.test_clock = false;
+        let config = ServerConfig::default();
         Loopback {
             client: Client::new(ClientConfig::default()),
             server: Server::new(Engine::new(Config::default()), config),

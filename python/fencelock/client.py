@@ -14,11 +14,12 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import select
 import selectors
 import socket
 import threading
 from types import TracebackType
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Type, Union
 
 from . import _commands as cmd
 from ._native import NativeClient
@@ -223,11 +224,22 @@ class Client:
 
 
 class _Waiter:
-    __slots__ = ("done", "payload")
+    """A caller's slot for its reply. The event is made only when the caller must block:
+    most callers read their reply themselves and never need one."""
+
+    __slots__ = ("done", "payload", "event")
 
     def __init__(self) -> None:
-        self.done = threading.Event()
+        self.done = False
         self.payload: Any = None
+        self.event: Optional[threading.Event] = None
+
+    def finish(self, payload: Any) -> None:
+        """Stores the reply; called with the client's lock held."""
+        self.payload = payload
+        self.done = True
+        if self.event is not None:
+            self.event.set()
 
 
 class _IoThread:
@@ -242,8 +254,16 @@ class _IoThread:
         self.connecting: Dict[int, Endpoint] = {}
         self.unsent: Dict[int, bytearray] = {}
         self.waiters: Dict[int, _Waiter] = {}
+        #: Connections a waiting caller reads itself, out of the selector meanwhile.
+        self.claimed: Set[int] = set()
+        #: Claimed connections the core closed, closed once their caller lets go.
+        self.doomed: Dict[int, socket.socket] = {}
         self.lock = threading.Lock()
         self.stopping = False
+        #: Set when performing an output may have given the core more to say.
+        self.changed = False
+        #: When the I/O thread's current sleep ends (ms on the core's clock).
+        self.sleep_until = 0
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -258,9 +278,73 @@ class _IoThread:
                 raise ConnectionLost("client is closed")
             request_id = submit(self.native, cmd.now_ms())
             self.waiters[request_id] = waiter
-        self.wake()
-        waiter.done.wait()
+            # The caller writes its own request: no hand-off to the I/O thread on the way out.
+            timeout_ms = self._pump()
+            conn = self.native.request_conn(request_id)
+            sock = None if conn is None or waiter.done else self._claim(conn)
+            # The I/O thread must wake only if it sleeps past the core's new deadline.
+            wake = timeout_ms is not None and timeout_ms < self.sleep_until
+        if wake:
+            self.wake()
+        if sock is not None and conn is not None:
+            # The caller reads its own reply (and whatever else shares the connection), so a
+            # round trip costs no thread switch; the I/O thread keeps the other connections.
+            try:
+                self._read_until(waiter, conn, sock)
+            finally:
+                with self.lock:
+                    self._unclaim(conn)
+        with self.lock:
+            if not waiter.done:
+                waiter.event = threading.Event()
+        if waiter.event is not None:
+            waiter.event.wait()
         return waiter.payload
+
+    def _claim(self, conn: int) -> Optional[socket.socket]:
+        """Takes a connection away from the I/O thread's selector, or returns None if it is
+        not open yet or another caller reads it."""
+        sock = self.socks.get(conn)
+        if sock is None or conn in self.connecting or conn in self.claimed:
+            return None
+        self.selector.unregister(sock)
+        self.claimed.add(conn)
+        return sock
+
+    def _unclaim(self, conn: int) -> None:
+        self.claimed.discard(conn)
+        closed = self.doomed.pop(conn, None)
+        if closed is not None:
+            closed.close()
+        sock = self.socks.get(conn)
+        if sock is not None:
+            events = selectors.EVENT_READ | (selectors.EVENT_WRITE if self.unsent.get(conn) else 0)
+            self.selector.register(sock, events, conn)
+
+    def _read_until(self, waiter: _Waiter, conn: int, sock: socket.socket) -> None:
+        while not waiter.done:
+            with self.lock:
+                if self.socks.get(conn) is not sock:
+                    return  # the core closed it; the reply comes through the I/O thread
+                writing = [sock] if self.unsent.get(conn) else []
+            try:
+                # A short cap: a close decided elsewhere (a timeout) is noticed soon.
+                readable, writable, _ = select.select([sock], writing, [], 0.05)
+            except (OSError, ValueError):
+                return
+            if not (readable or writable):
+                continue
+            with self.lock:
+                if self.socks.get(conn) is not sock:
+                    return
+                if writable:
+                    self._flush(conn, sock)
+                if readable:
+                    self._read(conn, sock)
+                timeout_ms = self._pump()
+                wake = timeout_ms is not None and timeout_ms < self.sleep_until
+            if wake:
+                self.wake()
 
     def wake(self) -> None:
         try:
@@ -283,43 +367,49 @@ class _IoThread:
                     timeout_ms = self._pump()
                     if self.stopping and not self.socks:
                         break
-                delay = None if timeout_ms is None else max(0.0, (timeout_ms - cmd.now_ms()) / 1000.0)
-                for key, mask in self.selector.select(delay):
-                    if key.data is None:
-                        self._drain_wake()
-                        continue
-                    with self.lock:
-                        self._ready(key.data, mask)
+                    now = cmd.now_ms()
+                    # Sleep at most a second: callers that add a later deadline need not wake us.
+                    self.sleep_until = min(timeout_ms, now + 1000) if timeout_ms is not None else now + 1000
+                ready = self.selector.select(max(0.0, (self.sleep_until - now) / 1000.0))
                 with self.lock:
-                    self.native.handle_timeout(cmd.now_ms())
+                    for key, mask in ready:
+                        if key.data is None:
+                            self._drain_wake()
+                        else:
+                            self._ready(key.data, mask)
+                    now = cmd.now_ms()
+                    if timeout_ms is not None and now >= timeout_ms:
+                        self.native.handle_timeout(now)
         except Exception:  # pragma: no cover - a bug here must not hang callers silently
             log.exception("fencelock client I/O thread failed")
         finally:
             self._shutdown()
 
     def _pump(self) -> Optional[int]:
-        """Performs the core client's outputs and hands out replies and events, until doing
-        them (a failed connect, a failed write) produces nothing more."""
+        """Performs the core client's outputs and hands out replies and events, again while
+        doing them (a connect, a close, a failed write) may have produced more."""
         while True:
+            self.changed = False
             outputs, replies, events, timeout_ms = self.native.drain()
             for output in outputs:
-                if output[0] == "connect":
-                    self._connect(output[1], output[2])
-                elif output[0] == "transmit":
+                if output[0] == "transmit":
                     self._send(output[1], output[2])
+                elif output[0] == "connect":
+                    self._connect(output[1], output[2])
                 else:
                     self._close(output[1])
             # Events first: a caller woken by a reply must already see its lease marked lost.
-            cmd.route_events(events, self.leases)
+            if events:
+                cmd.route_events(events, self.leases)
             for request_id, payload in replies:
                 waiter = self.waiters.pop(request_id, None)
                 if waiter is not None:
-                    waiter.payload = payload
-                    waiter.done.set()
-            if not (outputs or replies or events):
+                    waiter.finish(payload)
+            if not self.changed:
                 return timeout_ms
 
     def _connect(self, conn: int, endpoint: int) -> None:
+        self.changed = True
         host, port = self.endpoints[endpoint]
         try:
             family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
@@ -363,12 +453,15 @@ class _IoThread:
         except OSError as error:
             self._fail(conn, f"write failed: {error}")
             return
-        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if buffer else 0)
-        self.selector.modify(sock, events, conn)
+        if conn not in self.claimed:
+            events = selectors.EVENT_READ | (selectors.EVENT_WRITE if buffer else 0)
+            self.selector.modify(sock, events, conn)
 
     def _ready(self, conn: int, mask: int) -> None:
         sock = self.socks.get(conn)
-        if sock is None:
+        if sock is None or conn in self.claimed:
+            # A readiness reported just before a caller claimed the connection: it is the
+            # caller's to read now.
             return
         address = self.connecting.pop(conn, None)
         if address is not None:
@@ -382,19 +475,23 @@ class _IoThread:
         if mask & selectors.EVENT_WRITE:
             self._flush(conn, sock)
         if mask & selectors.EVENT_READ and conn in self.socks:
-            try:
-                data = sock.recv(65536)
-            except BlockingIOError:
-                return
-            except OSError as error:
-                self._fail(conn, f"read failed: {error}")
-                return
-            if not data:
-                self._fail(conn, "server closed the connection")
-                return
-            self.native.receive(cmd.now_ms(), conn, data)
+            self._read(conn, sock)
+
+    def _read(self, conn: int, sock: socket.socket) -> None:
+        try:
+            data = sock.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError as error:
+            self._fail(conn, f"read failed: {error}")
+            return
+        if not data:
+            self._fail(conn, "server closed the connection")
+            return
+        self.native.receive(cmd.now_ms(), conn, data)
 
     def _fail(self, conn: int, reason: str) -> None:
+        self.changed = True
         self._close(conn)
         self.native.handle_disconnect(cmd.now_ms(), conn, reason)
 
@@ -402,12 +499,18 @@ class _IoThread:
         sock = self.socks.pop(conn, None)
         self.unsent.pop(conn, None)
         self.connecting.pop(conn, None)
-        if sock is not None:
-            try:
-                self.selector.unregister(sock)
-            except (KeyError, ValueError):
-                pass
-            sock.close()
+        if sock is None:
+            return
+        if conn in self.claimed:
+            # Its caller may be in select() on it: closing now could hand the descriptor to
+            # a new socket under its feet. It closes when the caller lets go.
+            self.doomed[conn] = sock
+            return
+        try:
+            self.selector.unregister(sock)
+        except (KeyError, ValueError):
+            pass
+        sock.close()
 
     def _drain_wake(self) -> None:
         try:
@@ -423,8 +526,7 @@ class _IoThread:
                 self._close(conn)
             failure = ConnectionLost("client is closed")
             for waiter in self.waiters.values():
-                waiter.payload = failure
-                waiter.done.set()
+                waiter.finish(failure)
             self.waiters.clear()
         self.selector.close()
         self._wake_r.close()

@@ -215,6 +215,11 @@ impl NativeClient {
         (outputs, replies, events, timeout).into_pyobject(py)
     }
 
+    /// Returns the connection a pending request was sent on.
+    fn request_conn(&self, request: RequestId) -> Option<u64> {
+        self.lock().request_conn(request)
+    }
+
     /// Returns how many requests await their reply.
     fn pending(&self) -> usize {
         self.lock().pending()

@@ -486,6 +486,13 @@ impl Client {
             .min()
     }
 
+    /// Returns the connection a request awaiting its reply was sent on, so a host whose
+    /// caller waits for that reply can read that connection itself.
+    #[must_use]
+    pub fn request_conn(&self, id: RequestId) -> Option<ConnId> {
+        self.requests.get(&id).map(|request| request.conn)
+    }
+
     /// Returns how many requests await their reply.
     #[must_use]
     pub fn pending(&self) -> usize {

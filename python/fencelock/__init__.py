@@ -26,6 +26,7 @@ from .errors import (
     Locked,
     LockTimeout,
     NotReady,
+    ProtocolError,
     Stale,
     TokensExhausted,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "LockTimeout",
     "Locked",
     "NotReady",
+    "ProtocolError",
     "Queued",
     "Stale",
     "Stats",

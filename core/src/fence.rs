@@ -5,7 +5,21 @@
 
 use alloc::collections::BTreeMap;
 use alloc::string::String;
+use alloc::vec::Vec;
 use portable_atomic::{AtomicU64, Ordering};
+use serde::{Deserialize, Serialize};
+
+use crate::durable::CorruptFile;
+
+/// Version of the durable fence file written by [`Fence::encode`]; decoding refuses any other.
+pub const FENCE_FILE_VERSION: u32 = 1;
+
+/// The durable fence file: `{"marks": {resource: highest, ...}, "version": 1}` (JSON).
+#[derive(Serialize, Deserialize)]
+struct FenceFile {
+    marks: BTreeMap<String, u64>,
+    version: u32,
+}
 
 /// The answer of a fence check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +122,39 @@ impl Fence {
     pub fn restore(&mut self, resource: &str, token: u64) {
         let highest = self.marks.entry(String::from(resource)).or_insert(0);
         *highest = (*highest).max(token);
+    }
+
+    /// Encodes every mark as the content of a durable fence file, which the host writes
+    /// atomically (temp file, fsync, rename, fsync dir) before it reports an advanced mark.
+    #[must_use]
+    pub fn encode(&self) -> Vec<u8> {
+        let file = FenceFile {
+            marks: self.marks.clone(),
+            version: FENCE_FILE_VERSION,
+        };
+        // Serializing a map of strings to integers to a Vec cannot fail.
+        serde_json::to_vec(&file).unwrap_or_default()
+    }
+
+    /// Decodes a fence file written by [`Fence::encode`] (or by earlier hosts in the same format).
+    ///
+    /// # Errors
+    /// [`CorruptFile`] if the bytes are not a fence file of this version: a fence that forgot
+    /// its marks would accept stale tokens, so a host must never start from a bad file.
+    pub fn decode(bytes: &[u8]) -> Result<Fence, CorruptFile> {
+        let corrupt = |reason: String| CorruptFile {
+            what: "fence file",
+            reason,
+        };
+        let file: FenceFile =
+            serde_json::from_slice(bytes).map_err(|error| corrupt(alloc::format!("{error}")))?;
+        if file.version != FENCE_FILE_VERSION {
+            return Err(corrupt(alloc::format!(
+                "version {}, expected {FENCE_FILE_VERSION}",
+                file.version
+            )));
+        }
+        Ok(Fence { marks: file.marks })
     }
 
     /// Iterates over every resource and its mark, in name order (for persisting).

@@ -17,6 +17,7 @@ extern crate std;
 
 pub mod client;
 mod config;
+pub mod durable;
 mod engine;
 mod error;
 mod fence;
@@ -27,6 +28,7 @@ mod time;
 mod tokens;
 
 pub use config::Config;
+pub use durable::{CorruptFile, DataFile, DataFiles, FileAction, Recovery, StartKind};
 pub use engine::{
     AcquireOptions, Acquired, ClientId, Engine, Event, HolderInfo, LockInfo, Mode, Start, Stats,
     Token, WaiterId, WaiterInfo,
@@ -34,7 +36,7 @@ pub use engine::{
 pub use error::{Error, ErrorCode};
 #[cfg(feature = "std")]
 pub use fence::SharedFence;
-pub use fence::{Fence, FenceMark, FenceOutcome};
+pub use fence::{Fence, FenceMark, FenceOutcome, FENCE_FILE_VERSION};
 pub use snapshot::{Snapshot, SnapshotDelay, SnapshotLease, SNAPSHOT_VERSION};
 #[cfg(feature = "std")]
 pub use time::MonotonicClock;

@@ -48,7 +48,7 @@ fn drain(server: &mut Server, closed: &mut Vec<u64>) -> Vec<(u64, Vec<u8>)> {
     let mut sent = Vec::new();
     while let Some(output) = server.poll_output() {
         match output {
-            Output::PersistCeiling(_) => {}
+            Output::File(_) => {}
             Output::Transmit { conn, bytes } => {
                 assert!(!closed.contains(&conn), "bytes for a closed connection");
                 sent.push((conn, bytes));

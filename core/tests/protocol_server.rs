@@ -8,7 +8,7 @@
 )]
 
 use fencelock_core::protocol::{Output, Server, ServerConfig};
-use fencelock_core::{Config, Engine, Instant};
+use fencelock_core::{durable, Config, DataFile, Engine, FileAction, Instant};
 
 fn server(config: ServerConfig) -> Server {
     Server::new(
@@ -46,7 +46,11 @@ fn ceilings_come_before_the_replies_that_reveal_their_tokens() {
         server.receive(conn, request.as_bytes(), Instant(0));
         for output in drain(&mut server) {
             match output {
-                Output::PersistCeiling(ceiling) => persisted = ceiling,
+                Output::File(FileAction::Write {
+                    file: DataFile::Ceiling,
+                    bytes,
+                }) => persisted = durable::decode_ceiling(&bytes).unwrap(),
+                Output::File(other) => panic!("unexpected file output {other:?}"),
                 Output::Transmit { bytes, .. } => {
                     let token: u64 = String::from_utf8(bytes)
                         .unwrap()

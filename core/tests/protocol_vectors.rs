@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use fencelock_core::protocol::{Output, Server, ServerConfig};
-use fencelock_core::{Config, Engine, Instant};
+use fencelock_core::{durable, Config, DataFile, Engine, FileAction, Instant};
 use serde_json::{Map, Value};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -117,14 +117,20 @@ fn run(vector: &Value, splitting: Splitting) -> Vec<StepOutput> {
         let mut transmitted = false;
         while let Some(output) = server.poll_output() {
             match output {
-                Output::PersistCeiling(ceiling) => {
+                Output::File(FileAction::Write {
+                    file: DataFile::Ceiling,
+                    bytes,
+                }) => {
                     // The ceiling must be durable before any reply that could carry its tokens.
                     assert!(
                         !transmitted,
-                        "PersistCeiling after a Transmit in the same step"
+                        "ceiling write after a Transmit in the same step"
                     );
-                    produced.persisted.push(ceiling);
+                    produced
+                        .persisted
+                        .push(durable::decode_ceiling(&bytes).unwrap());
                 }
+                Output::File(other) => panic!("unexpected file output {other:?}"),
                 Output::Transmit { conn, bytes } => {
                     transmitted = true;
                     produced.out.entry(conn).or_default().extend(bytes);

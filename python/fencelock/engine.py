@@ -10,7 +10,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterator, List, Optional, Union
+from typing import Callable, Dict, Iterator, List, Optional, Union
 
 from . import _native
 from .types import HolderInfo, LockInfo, Stats, WaiterInfo
@@ -143,15 +143,15 @@ class Engine:
             Locked, NotReady, LimitReached, TokensExhausted, BadRequest.
         """
         with self._lock:
-            kind, number, deadline = self._native.acquire(
+            acquired = self._native.acquire(
                 self.now_ms(), name, _ms(ttl),
                 shared=shared, wait_ms=_ms(wait) if wait else 0, owner=owner, steal=steal,
                 client=client, ephemeral=ephemeral,
                 lock_delay_ms=None if lock_delay is None else _ms(lock_delay),
             )
-        if kind == "granted":
-            return Granted(name, number, self._at(deadline))
-        return Queued(name, number, self._at(deadline))
+        if isinstance(acquired, _native.AcquireGranted):
+            return Granted(name, acquired.token, self._at(acquired.deadline_ms))
+        return Queued(name, acquired.waiter, self._at(acquired.deadline_ms))
 
     def renew(self, name: str, token: int, ttl: float) -> float:
         """Extends the lease ``(name, token)`` to ``ttl`` seconds from now; returns seconds left."""
@@ -214,15 +214,21 @@ class Engine:
             rows = self._native.query(self.now_ms(), prefix)
         return [
             LockInfo(
-                name=name,
-                holders=[HolderInfo(token=t, mode=m, owner=o, ms_left=left, client=c) for t, m, o, left, c in holders],
-                waiters=[
-                    WaiterInfo(waiter=w, position=p, mode=m, owner=o, client=c, ms_left=left)
-                    for w, p, m, o, c, left in waiters
+                name=row.name,
+                holders=[
+                    HolderInfo(token=h.token, mode=h.mode, owner=h.owner, ms_left=h.ms_left, client=h.client)
+                    for h in row.holders
                 ],
-                delay_ms_left=delay,
+                waiters=[
+                    WaiterInfo(
+                        waiter=w.waiter, position=w.position, mode=w.mode, owner=w.owner, client=w.client,
+                        ms_left=w.ms_left,
+                    )
+                    for w in row.waiters
+                ],
+                delay_ms_left=row.delay_ms_left,
             )
-            for name, holders, waiters, delay in rows
+            for row in rows
         ]
 
     def stats(self) -> Stats:
@@ -271,19 +277,17 @@ class Engine:
         if broken is not None:
             raise AssertionError(broken)
 
-    def _event(self, raw: Any) -> Event:
-        kind = raw[0]
-        if kind == "granted":
-            _, name, token, waiter, client, deadline = raw
-            return Event(kind, name, token=token, waiter=waiter, client=client, expires_at=self._at(deadline))
-        if kind == "wait_timed_out":
-            _, name, waiter, client, waited_ms = raw
-            return Event(kind, name, waiter=waiter, client=client, waited=waited_ms / 1000.0)
-        if kind == "expired":
-            _, name, token, owner, client = raw
-            return Event(kind, name, token=token, owner=owner, client=client)
-        _, name, token, owner, client, by_token = raw
-        return Event(kind, name, token=token, owner=owner, client=client, by_token=by_token)
+    def _event(self, raw: _native._Event) -> Event:
+        if isinstance(raw, _native.GrantedEvent):
+            return Event(
+                raw.kind, raw.name, token=raw.token, waiter=raw.waiter, client=raw.client,
+                expires_at=self._at(raw.deadline_ms),
+            )
+        if isinstance(raw, _native.WaitTimedOutEvent):
+            return Event(raw.kind, raw.name, waiter=raw.waiter, client=raw.client, waited=raw.waited_ms / 1000.0)
+        if isinstance(raw, _native.ExpiredEvent):
+            return Event(raw.kind, raw.name, token=raw.token, owner=raw.owner, client=raw.client)
+        return Event(raw.kind, raw.name, token=raw.token, owner=raw.owner, client=raw.client, by_token=raw.by_token)
 
 
 def _ms(seconds: float) -> int:

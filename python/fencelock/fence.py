@@ -7,7 +7,6 @@ same comparison inside the resource, e.g. ``UPDATE ... WHERE fence <= :token``).
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from pathlib import Path
@@ -18,8 +17,6 @@ from ._native import NativeFence
 from .errors import FenceRejected
 
 __all__ = ["Fence", "FenceResult", "DurabilityError"]
-
-FILE_VERSION = 1
 
 
 class FenceResult(NamedTuple):
@@ -36,18 +33,17 @@ class FenceResult(NamedTuple):
 class Fence:
     """High-water marks per resource; thread-safe.
 
-    With ``path`` the marks live in a JSON file, rewritten atomically (temp file, fsync, rename,
-    fsync of the directory) before :meth:`check` reports an advanced mark, so a mark once
-    accepted survives a crash. A failed write is fatal: the fence refuses every later call.
+    With ``path`` the marks live in a file (its format is the core's, shared by every host),
+    rewritten atomically (temp file, fsync, rename, fsync of the directory) before
+    :meth:`check` reports an advanced mark, so a mark once accepted survives a crash. A failed
+    write is fatal: the fence refuses every later call.
     """
 
     def __init__(self, path: Optional[Union[str, "os.PathLike[str]"]] = None) -> None:
         self.path = Path(path) if path is not None else None
-        self._native = NativeFence()
+        self._native = self._load(self.path) if self.path is not None else NativeFence()
         self._lock = threading.Lock()
         self._failure: Optional[BaseException] = None
-        if self.path is not None and self.path.exists():
-            self._load(self.path)
 
     def check(self, resource: str, token: int) -> FenceResult:
         """Accepts ``token`` if it is >= the highest accepted for ``resource`` and advances the mark.
@@ -59,10 +55,10 @@ class Fence:
         """
         with self._lock:
             self._raise_if_failed()
-            accepted, advanced, highest = self._native.check(resource, token)
-            if advanced and self.path is not None:
+            checked = self._native.check(resource, token)
+            if checked.advanced and self.path is not None:
                 self._persist()
-            return FenceResult(accepted, advanced, highest)
+            return FenceResult(checked.accepted, checked.advanced, checked.highest)
 
     def require(self, resource: str, token: int) -> int:
         """Like :meth:`check` but raises :class:`FenceRejected` for an old token; returns the mark."""
@@ -98,20 +94,22 @@ class Fence:
 
     def _persist(self) -> None:
         assert self.path is not None
-        body = {"version": FILE_VERSION, "marks": dict(self._native.marks())}
         try:
-            write_atomic(self.path, json.dumps(body, sort_keys=True).encode("utf-8"))
+            write_atomic(self.path, self._native.encode())
         except DurabilityError as error:
             self._failure = error
             raise
 
-    def _load(self, path: Path) -> None:
+    @staticmethod
+    def _load(path: Path) -> NativeFence:
         try:
-            body = json.loads(path.read_bytes())
-            if body.get("version") != FILE_VERSION:
-                raise ValueError(f"version {body.get('version')!r}, expected {FILE_VERSION}")
-            for resource, highest in body["marks"].items():
-                self._native.restore(str(resource), int(highest))
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-            # A fence that forgot its marks would accept stale tokens: never start from a bad file.
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return NativeFence()
+        except OSError as error:
             raise ValueError(f"fence file {path} is unreadable: {error}") from error
+        try:
+            return NativeFence.decode(data)
+        except ValueError as error:
+            # A fence that forgot its marks would accept stale tokens: never start from a bad file.
+            raise ValueError(f"{path}: {error}") from error

@@ -2,11 +2,12 @@
 
 This file moves bytes, time and durable writes; the Rust ``Server`` parses, runs and encodes
 every request, so this host answers byte for byte like every other host. Order matters: each
-output is handled in the order polled, and a token ceiling is made durable (fsync) before
-any later bytes are written, since they may carry tokens up to it.
+output is handled in the order polled, and a file write is made durable (fsync) before any
+later output is handled, since later bytes may carry tokens up to the ceiling it wrote.
 
-Data directory: ``ceiling`` (the highest token that may have been revealed) and, after a clean
-shutdown only, ``snapshot.json`` (live leases with their time left).
+The data directory's rules (file names, formats, which start to take, what to remove before
+serving, what to write at shutdown) are the core's: this host reads the files the core names
+(``DATA_FILES``) and performs the writes and removals it is given, atomically and durably.
 """
 
 from __future__ import annotations
@@ -24,14 +25,12 @@ from typing import Any, Dict, Optional, Tuple, cast
 
 from . import __version__
 from ._durable import DurabilityError, remove_durable, write_atomic
-from ._native import NativeServer
+from ._native import DATA_FILES, Close, NativeServer, RemoveFile, Transmit, WriteFile
 
 __all__ = ["ServerOptions", "FencelockServer", "run_server", "serve"]
 
 log = logging.getLogger("fencelock.server")
 
-CEILING_FILE = "ceiling"
-SNAPSHOT_FILE = "snapshot.json"
 EXIT_DURABILITY = 3
 
 
@@ -57,7 +56,7 @@ class FencelockServer:
     def __init__(self, options: ServerOptions) -> None:
         self.options = options
         self.data_dir = Path(options.data_dir) if options.data_dir else None
-        self._origin = time.monotonic()
+        self._origin_ns = time.monotonic_ns()
         self._transports: Dict[int, asyncio.Transport] = {}
         self._timer: Optional[asyncio.TimerHandle] = None
         self._timer_at: Optional[int] = None
@@ -81,54 +80,32 @@ class FencelockServer:
         if self.data_dir is None:
             return "in-memory", NativeServer(engine_config, server_config, "fresh", 0, None, now)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        ceiling = self._read_ceiling()
-        snapshot_path = self.data_dir / SNAPSHOT_FILE
-        if snapshot_path.exists():
-            snapshot = snapshot_path.read_bytes()
-            native = NativeServer(engine_config, server_config, "clean", ceiling or 0, snapshot, now)
-            # A snapshot is valid once: a crash after this start must not bring back its leases.
-            remove_durable(snapshot_path)
-            grace = native.grace_left(now)
-            if grace:
-                # The core refused the snapshot (taken under another ceiling than the one on
-                # disk, so not from the last run) and started as after a crash.
-                log.warning(
-                    "snapshot does not match the token ceiling %s: recovering as from a crash; "
-                    "restart grace %d ms (no grants until every earlier lease has lapsed)", ceiling, grace,
-                )
-                return "crashed", native
-            log.info(
-                "recovered from a clean shutdown: %d leases restored, tokens resume above %d",
-                native.live_leases(), native.last_token(),
-            )
-            return "clean", native
-        if ceiling is not None:
-            native = NativeServer(engine_config, server_config, "crashed", ceiling, None, now)
-            grace = native.grace_left(now)
-            log.warning(
-                "recovered from a crash: tokens resume above %d; restart grace %d ms "
-                "(no grants until every lease of the last run has lapsed)", ceiling, grace,
-            )
-            return "crashed", native
-        return "fresh", NativeServer(engine_config, server_config, "fresh", 0, None, now)
-
-    def _read_ceiling(self) -> Optional[int]:
-        assert self.data_dir is not None
-        path = self.data_dir / CEILING_FILE
+        files: Dict[str, Optional[bytes]] = {}
+        for name in DATA_FILES:
+            try:
+                files[name] = (self.data_dir / name).read_bytes()
+            except FileNotFoundError:
+                files[name] = None
         try:
-            text = path.read_text().strip()
-        except FileNotFoundError:
-            return None
-        try:
-            return int(text)
-        except ValueError:
-            # Guessing a ceiling could reissue tokens: refuse to start instead.
-            raise SystemExit(f"fencelock: {path} is corrupt ({text[:40]!r}); refusing to start") from None
+            native = NativeServer.recover(files, engine_config, server_config, now)
+        except ValueError as error:
+            raise SystemExit(f"fencelock: {self.data_dir}: {error}; refusing to start") from None
+        recovery = native.recovery()
+        assert recovery is not None
+        for action in recovery.actions:
+            # Before serving anyone: e.g. a snapshot is valid for one start only.
+            self._perform(action)
+        if recovery.has_grace:
+            log.warning("%s", recovery.summary)
+        else:
+            log.info("%s", recovery.summary)
+        return recovery.kind, native
 
     # -- serving ---------------------------------------------------------------------------
 
     def now_ms(self) -> int:
-        return int((time.monotonic() - self._origin) * 1000)
+        """Returns the server's clock in whole ms, truncated (the core's timer rule)."""
+        return (time.monotonic_ns() - self._origin_ns) // 1_000_000
 
     async def start(self) -> Tuple[str, int]:
         """Binds the socket; returns the bound (host, port)."""
@@ -156,47 +133,46 @@ class FencelockServer:
             self._listener.close()
         if self._timer is not None:
             self._timer.cancel()
-        now = self.now_ms()
-        # EPHEMERAL leases end with their connections, so drop those before the snapshot.
-        for conn in list(self._transports):
-            self.native.disconnect(conn, now)
+        # The core closes every connection (EPHEMERAL leases end with them) and yields the
+        # ceiling write, the last bytes and closes, then the snapshot write, in that order.
+        self.native.shutdown(self.now_ms())
+        leases = self.native.live_leases()
         self.flush()
         for transport in list(self._transports.values()):
             transport.close()
         self._transports.clear()
-        leases = self.native.live_leases()
-        if self.data_dir is not None:
-            snapshot = self.native.snapshot(self.now_ms())
-            self.flush()
-            write_atomic(self.data_dir / SNAPSHOT_FILE, snapshot)
         log.info("stopped: %d live leases %s", leases,
                  "kept in the snapshot" if self.data_dir is not None else "dropped (in memory)")
 
     def flush(self) -> None:
         """Performs every pending output, in order, then re-arms the timer."""
         for output in self.native.drain():
-            kind = output[0]
-            if kind == "transmit":
-                transport = self._transports.get(output[1])
+            if isinstance(output, Transmit):
+                transport = self._transports.get(output.conn)
                 if transport is not None:
-                    transport.write(output[2])
-            elif kind == "persist":
-                self._persist_ceiling(output[1])
-            else:  # "close": the bytes written before it are flushed by the transport first
-                transport = self._transports.pop(output[1], None)
+                    transport.write(output.data)
+            elif isinstance(output, Close):
+                # The bytes written before it are flushed by the transport first.
+                transport = self._transports.pop(output.conn, None)
                 if transport is not None:
                     transport.close()
+            else:
+                self._perform(output)
         if not self._stopping:
             self._schedule()
 
-    def _persist_ceiling(self, ceiling: int) -> None:
+    def _perform(self, action: "WriteFile | RemoveFile") -> None:
+        """Makes a data-directory change durable, or exits: after a failed fsync nothing on
+        disk can be trusted, and going on could reissue tokens."""
         if self.data_dir is None:
             return
         try:
-            write_atomic(self.data_dir / CEILING_FILE, b"%d\n" % ceiling)
+            if isinstance(action, WriteFile):
+                write_atomic(self.data_dir / action.file, action.data)
+            else:
+                remove_durable(self.data_dir / action.file)
         except DurabilityError as error:
-            # After a failed fsync nothing on disk can be trusted; going on could reissue tokens.
-            log.critical("cannot persist the token ceiling %d: %s; exiting", ceiling, error)
+            log.critical("cannot %s %s durably: %s; exiting", action.kind, action.file, error)
             os._exit(EXIT_DURABILITY)
 
     def _schedule(self) -> None:
@@ -208,12 +184,11 @@ class FencelockServer:
             self._timer = None
         self._timer_at = deadline
         if deadline is not None:
-            loop = asyncio.get_running_loop()
-            self._timer = loop.call_at(self._loop_time(loop, deadline), self._on_timer)
-
-    def _loop_time(self, loop: asyncio.AbstractEventLoop, deadline_ms: int) -> float:
-        # The loop clock is monotonic but has its own origin; +1 ms so the engine sees it due.
-        return loop.time() + (deadline_ms + 1) / 1000.0 - (time.monotonic() - self._origin)
+            # Armed for exactly the deadline: a call at or after it always makes progress.
+            # A timer that fires early (ms-granular loops) finds the deadline unchanged in
+            # _on_timer and is re-armed for it, never for a guessed margin.
+            delay_ns = deadline * 1_000_000 - (time.monotonic_ns() - self._origin_ns)
+            self._timer = asyncio.get_running_loop().call_later(max(0, delay_ns) / 1e9, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None

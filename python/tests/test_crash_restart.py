@@ -107,3 +107,23 @@ def test_a_snapshot_from_another_run_is_not_trusted(start_server, tmp_path: Path
     with fencelock.Client(port=again.port) as client:
         with pytest.raises(fencelock.NotReady):
             client.acquire("b", 0.4)
+
+
+def test_a_corrupt_ceiling_refuses_to_start(tmp_path: Path) -> None:
+    from fencelock.server import FencelockServer, ServerOptions
+
+    (tmp_path / "ceiling").write_text("12x\n")
+    with pytest.raises(SystemExit) as refused:
+        FencelockServer(ServerOptions(data_dir=str(tmp_path)))
+    assert "ceiling is corrupt" in str(refused.value) and "refusing to start" in str(refused.value)
+
+
+def test_a_corrupt_snapshot_is_removed_and_the_start_is_a_crash(tmp_path: Path) -> None:
+    from fencelock.server import FencelockServer, ServerOptions
+
+    (tmp_path / "ceiling").write_text("40\n")
+    (tmp_path / "snapshot.json").write_text("{broken")
+    server = FencelockServer(ServerOptions(data_dir=str(tmp_path), max_ttl_ms=1000))
+    assert server.start_kind == "snapshot-refused"
+    assert not (tmp_path / "snapshot.json").exists()
+    assert server.native.grace_left(server.now_ms()) > 0

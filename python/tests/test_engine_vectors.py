@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional
 import pytest
 
 from fencelock import FencelockError
-from fencelock._native import NativeEngine
+from fencelock._native import AcquireGranted, NativeEngine
 
 
 # Tests import no sibling modules (importlib mode), so the path is computed here too.
@@ -87,7 +87,7 @@ class Runner:
         engine = self.engine
         try:
             if op == "acquire":
-                kind, number, deadline = engine.acquire(
+                acquired = engine.acquire(
                     now, name, ttl,
                     shared=step.get("mode") == "shared",
                     wait_ms=int(step.get("wait_ms", 0)),
@@ -97,9 +97,9 @@ class Runner:
                     ephemeral=bool(step.get("ephemeral", False)),
                     lock_delay_ms=step.get("lock_delay_ms"),
                 )
-                if kind == "granted":
-                    return {"token": number, "deadline_ms": deadline}
-                return {"queued": number, "deadline_ms": deadline}
+                if isinstance(acquired, AcquireGranted):
+                    return {"token": acquired.token, "deadline_ms": acquired.deadline_ms}
+                return {"queued": acquired.waiter, "deadline_ms": acquired.deadline_ms}
             if op == "renew":
                 return {"ms_left": engine.renew(now, name, token, ttl)}
             if op == "verify":
@@ -122,18 +122,19 @@ class Runner:
         if op == "query":
             return {"locks": [
                 {
-                    "name": lock_name,
-                    "delay_ms_left": delay,
+                    "name": lock.name,
+                    "delay_ms_left": lock.delay_ms_left,
                     "holders": [
-                        {"token": t, "mode": m, "owner": o, "ms_left": left, "client": c}
-                        for t, m, o, left, c in holders
+                        {"token": h.token, "mode": h.mode, "owner": h.owner, "ms_left": h.ms_left, "client": h.client}
+                        for h in lock.holders
                     ],
                     "waiters": [
-                        {"waiter": w, "position": p, "mode": m, "owner": o, "client": c, "ms_left": left}
-                        for w, p, m, o, c, left in waiters
+                        {"waiter": w.waiter, "position": w.position, "mode": w.mode, "owner": w.owner,
+                         "client": w.client, "ms_left": w.ms_left}
+                        for w in lock.waiters
                     ],
                 }
-                for lock_name, holders, waiters, delay in engine.query(now, step.get("prefix", ""))
+                for lock in engine.query(now, step.get("prefix", ""))
             ]}
         if op == "stats":
             return dict(engine.stats())
@@ -156,19 +157,12 @@ class Runner:
         raise AssertionError(f"unknown op {op!r}")
 
 
-def event_json(raw: Any) -> Dict[str, Any]:
-    kind = raw[0]
-    if kind == "granted":
-        _, name, token, waiter, client, deadline = raw
-        return {"type": kind, "name": name, "token": token, "waiter": waiter, "client": client, "deadline_ms": deadline}
-    if kind == "wait_timed_out":
-        _, name, waiter, client, waited = raw
-        return {"type": kind, "name": name, "waiter": waiter, "client": client, "waited_ms": waited}
-    if kind == "expired":
-        _, name, token, owner, client = raw
-        return {"type": kind, "name": name, "token": token, "owner": owner, "client": client}
-    _, name, token, owner, client, by_token = raw
-    return {"type": kind, "name": name, "token": token, "owner": owner, "client": client, "by_token": by_token}
+def event_json(event: Any) -> Dict[str, Any]:
+    fields = {"granted": ("name", "token", "waiter", "client", "deadline_ms"),
+              "wait_timed_out": ("name", "waiter", "client", "waited_ms"),
+              "expired": ("name", "token", "owner", "client"),
+              "stolen": ("name", "token", "owner", "client", "by_token")}[event.kind]
+    return {"type": event.kind, **{field: getattr(event, field) for field in fields}}
 
 
 def matches(expected: Any, actual: Any, path: str) -> None:

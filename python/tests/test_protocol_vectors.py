@@ -13,7 +13,7 @@ from typing import Dict, List, Optional
 
 import pytest
 
-from fencelock._native import NativeServer
+from fencelock._native import Close, NativeServer, Transmit, WriteFile
 
 
 # Tests import no sibling modules (importlib mode), so the path is computed here too.
@@ -53,12 +53,13 @@ def test_protocol_vector(path: Path, cut: str) -> None:
         closed: List[int] = []
         persisted: List[int] = []
         for output in server.drain():
-            if output[0] == "transmit":
-                out[str(output[1])] = out.get(str(output[1]), b"") + output[2]
-            elif output[0] == "close":
-                closed.append(output[1])
+            if isinstance(output, Transmit):
+                out[str(output.conn)] = out.get(str(output.conn), b"") + output.data
+            elif isinstance(output, Close):
+                closed.append(output.conn)
             else:
-                persisted.append(output[1])
+                assert isinstance(output, WriteFile) and output.file == "ceiling", output
+                persisted.append(int(output.data))
         expected_out = {key: value.encode("latin-1") for key, value in (step.get("out") or {}).items()}
         where = f"{path.name} step {index} ({op}, cut {cut})"
         assert out == expected_out, f"{where}: output differs"

@@ -1,12 +1,16 @@
-//! The lock engine, with milliseconds in and tuples out; `fencelock.Engine` is the Python face.
+//! The lock engine, with milliseconds in and typed records out; `fencelock.Engine` is the Python face.
 
 use fencelock_core::{
     AcquireOptions, Acquired, Config, Engine, Event, Instant, LockInfo, Mode, Start,
 };
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyTuple};
+use pyo3::types::{PyBytes, PyDict};
 
 use crate::errors::{to_pyerr, IntoPyResult};
+use crate::records::{
+    AcquireGranted, AcquireQueued, ExpiredEvent, GrantedEvent, HolderRecord, LockRecord,
+    StolenEvent, WaitTimedOutEvent, WaiterRecord,
+};
 
 /// The core engine. Every method that needs time takes `now_ms` from the caller's clock.
 #[pyclass(module = "fencelock._native")]
@@ -35,7 +39,7 @@ impl NativeEngine {
         Ok(NativeEngine { engine })
     }
 
-    /// Acquires; returns ("granted", token, deadline_ms) or ("queued", waiter, wait_deadline_ms).
+    /// Acquires; returns an `AcquireGranted` or an `AcquireQueued` record.
     #[pyo3(signature = (now_ms, name, ttl_ms, *, shared=false, wait_ms=0, owner=None, steal=false, client=0, ephemeral=false, lock_delay_ms=None))]
     #[allow(clippy::too_many_arguments)]
     fn acquire(
@@ -51,7 +55,7 @@ impl NativeEngine {
         client: u64,
         ephemeral: bool,
         lock_delay_ms: Option<u64>,
-    ) -> PyResult<(&'static str, u64, u64)> {
+    ) -> PyResult<Py<PyAny>> {
         let options = AcquireOptions {
             mode: if shared {
                 Mode::Shared
@@ -70,8 +74,22 @@ impl NativeEngine {
             .acquire(Instant(now_ms), name, ttl_ms, &options)
             .into_py_result(py)?;
         Ok(match acquired {
-            Acquired::Granted { token, deadline } => ("granted", token, deadline.as_ms()),
-            Acquired::Queued { waiter, deadline } => ("queued", waiter, deadline.as_ms()),
+            Acquired::Granted { token, deadline } => Py::new(
+                py,
+                AcquireGranted {
+                    token,
+                    deadline_ms: deadline.as_ms(),
+                },
+            )?
+            .into_any(),
+            Acquired::Queued { waiter, deadline } => Py::new(
+                py,
+                AcquireQueued {
+                    waiter,
+                    deadline_ms: deadline.as_ms(),
+                },
+            )?
+            .into_any(),
         })
     }
 
@@ -123,48 +141,79 @@ impl NativeEngine {
         self.engine.poll_timeout().map(Instant::as_ms)
     }
 
-    /// Returns the next event as a tuple whose first item names its kind, or None.
-    fn poll_event<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
+    /// Returns the next event as a record (`GrantedEvent`, `WaitTimedOutEvent`,
+    /// `ExpiredEvent`, `StolenEvent`), or None.
+    fn poll_event(&mut self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
         let Some(event) = self.engine.poll_event() else {
             return Ok(None);
         };
-        let tuple = match event {
+        let record = match event {
             Event::Granted {
                 name,
                 token,
                 waiter,
                 client,
                 deadline,
-            } => ("granted", name, token, waiter, client, deadline.as_ms())
-                .into_pyobject(py)?
-                .into_any(),
+            } => Py::new(
+                py,
+                GrantedEvent {
+                    name,
+                    token,
+                    waiter,
+                    client,
+                    deadline_ms: deadline.as_ms(),
+                },
+            )?
+            .into_any(),
             Event::WaitTimedOut {
                 name,
                 waiter,
                 client,
                 waited_ms,
-            } => ("wait_timed_out", name, waiter, client, waited_ms)
-                .into_pyobject(py)?
-                .into_any(),
+            } => Py::new(
+                py,
+                WaitTimedOutEvent {
+                    name,
+                    waiter,
+                    client,
+                    waited_ms,
+                },
+            )?
+            .into_any(),
             Event::Expired {
                 name,
                 token,
                 owner,
                 client,
-            } => ("expired", name, token, owner, client)
-                .into_pyobject(py)?
-                .into_any(),
+            } => Py::new(
+                py,
+                ExpiredEvent {
+                    name,
+                    token,
+                    owner,
+                    client,
+                },
+            )?
+            .into_any(),
             Event::Stolen {
                 name,
                 token,
                 owner,
                 client,
                 by_token,
-            } => ("stolen", name, token, owner, client, by_token)
-                .into_pyobject(py)?
-                .into_any(),
+            } => Py::new(
+                py,
+                StolenEvent {
+                    name,
+                    token,
+                    owner,
+                    client,
+                    by_token,
+                },
+            )?
+            .into_any(),
         };
-        Ok(Some(tuple.cast_into::<PyTuple>()?))
+        Ok(Some(record))
     }
 
     /// Returns a raised token ceiling that must be made durable before any reply of the same
@@ -173,50 +222,13 @@ impl NativeEngine {
         self.engine.poll_persist()
     }
 
-    /// Returns locks whose name starts with `prefix`, sorted by name, as
-    /// (name, [(token, mode, owner, ms_left, client)], [(waiter, position, mode, owner, client, ms_left)], delay_ms_left).
+    /// Returns locks whose name starts with `prefix`, sorted by name, as `LockRecord`s.
     #[pyo3(signature = (now_ms, prefix=""))]
-    #[allow(clippy::type_complexity)]
-    fn query(
-        &mut self,
-        now_ms: u64,
-        prefix: &str,
-    ) -> Vec<(
-        String,
-        Vec<(u64, &'static str, Option<String>, u64, u64)>,
-        Vec<(u64, usize, &'static str, Option<String>, u64, u64)>,
-        u64,
-    )> {
+    fn query(&mut self, now_ms: u64, prefix: &str) -> Vec<LockRecord> {
         self.engine
             .query(Instant(now_ms), prefix)
             .into_iter()
-            .map(
-                |LockInfo {
-                     name,
-                     holders,
-                     waiters,
-                     delay_ms_left,
-                 }| {
-                    let holders = holders
-                        .into_iter()
-                        .map(|h| (h.token, h.mode.as_str(), h.owner, h.ms_left, h.client))
-                        .collect();
-                    let waiters = waiters
-                        .into_iter()
-                        .map(|w| {
-                            (
-                                w.waiter,
-                                w.position,
-                                w.mode.as_str(),
-                                w.owner,
-                                w.client,
-                                w.ms_left,
-                            )
-                        })
-                        .collect();
-                    (name, holders, waiters, delay_ms_left)
-                },
-            )
+            .map(lock_record)
             .collect()
     }
 
@@ -277,6 +289,40 @@ impl NativeEngine {
     /// Returns the configuration as a dict.
     fn config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         config_dict(py, self.engine.config())
+    }
+}
+
+fn lock_record(lock: LockInfo) -> LockRecord {
+    let LockInfo {
+        name,
+        holders,
+        waiters,
+        delay_ms_left,
+    } = lock;
+    LockRecord {
+        name,
+        holders: holders
+            .into_iter()
+            .map(|holder| HolderRecord {
+                token: holder.token,
+                mode: holder.mode.as_str(),
+                owner: holder.owner,
+                ms_left: holder.ms_left,
+                client: holder.client,
+            })
+            .collect(),
+        waiters: waiters
+            .into_iter()
+            .map(|waiter| WaiterRecord {
+                waiter: waiter.waiter,
+                position: waiter.position,
+                mode: waiter.mode.as_str(),
+                owner: waiter.owner,
+                client: waiter.client,
+                ms_left: waiter.ms_left,
+            })
+            .collect(),
+        delay_ms_left,
     }
 }
 

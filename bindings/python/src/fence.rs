@@ -1,9 +1,14 @@
-//! The resource-side fence: high-water marks per resource.
+//! The resource-side fence: high-water marks per resource, and their durable file format.
 
 use fencelock_core::{Fence, FenceOutcome};
 use pyo3::prelude::*;
+use pyo3::types::PyBytes;
 
-/// An in-memory fence; `fencelock.Fence` adds the durable file and the Python API.
+use crate::errors::corrupt_file;
+use crate::records::FenceCheck;
+
+/// An in-memory fence; `fencelock.Fence` writes `encode()` to its file and reads it back with
+/// `decode()`, so the file format is the core's.
 #[pyclass(module = "fencelock._native")]
 #[derive(Debug, Default)]
 pub(crate) struct NativeFence {
@@ -17,11 +22,35 @@ impl NativeFence {
         NativeFence::default()
     }
 
-    /// Checks `token` for `resource`: returns (accepted, advanced, highest).
-    fn check(&mut self, resource: &str, token: u64) -> (bool, bool, u64) {
+    /// Decodes the content of a fence file into a fence.
+    ///
+    /// Raises `ValueError` if the bytes are not a fence file: a fence that forgot its marks
+    /// would accept stale tokens.
+    #[staticmethod]
+    fn decode(data: &[u8]) -> PyResult<NativeFence> {
+        Fence::decode(data)
+            .map(|fence| NativeFence { fence })
+            .map_err(|error| corrupt_file(&error))
+    }
+
+    /// Returns every mark as the content of a fence file, to write atomically and durably.
+    fn encode<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.fence.encode())
+    }
+
+    /// Checks `token` for `resource` and advances the mark if it is accepted.
+    fn check(&mut self, resource: &str, token: u64) -> FenceCheck {
         match self.fence.check(resource, token) {
-            FenceOutcome::Accepted { advanced, highest } => (true, advanced, highest),
-            FenceOutcome::Rejected { highest } => (false, false, highest),
+            FenceOutcome::Accepted { advanced, highest } => FenceCheck {
+                accepted: true,
+                advanced,
+                highest,
+            },
+            FenceOutcome::Rejected { highest } => FenceCheck {
+                accepted: false,
+                advanced: false,
+                highest,
+            },
         }
     }
 
@@ -30,7 +59,7 @@ impl NativeFence {
         self.fence.highest(resource)
     }
 
-    /// Raises the mark of `resource` to at least `token` (loading a durable file).
+    /// Raises the mark of `resource` to at least `token`.
     fn restore(&mut self, resource: &str, token: u64) {
         self.fence.restore(resource, token);
     }

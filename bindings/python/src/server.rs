@@ -1,18 +1,22 @@
 //! The protocol server: bytes and time in, outputs out; `fencelock.server` is the I/O loop.
 
 use fencelock_core::protocol::{Output, Server, ServerConfig};
-use fencelock_core::{Engine, Instant, Start};
+use fencelock_core::{DataFile, DataFiles, Engine, Instant, Recovery, Start};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList};
 
 use crate::engine::build_config;
-use crate::errors::{to_pyerr, IntoPyResult};
+use crate::errors::{corrupt_file, to_pyerr, IntoPyResult};
+use crate::records::{self, Close, Transmit};
 
 /// The core's sans-IO protocol server with its engine.
 #[pyclass(module = "fencelock._native")]
 #[derive(Debug)]
 pub(crate) struct NativeServer {
     server: Server,
+    /// How `recover` started it; None for a server built directly.
+    recovery: Option<Py<records::Recovery>>,
 }
 
 #[pymethods]
@@ -37,7 +41,72 @@ impl NativeServer {
         let server_config = build_server_config(py, server_config)?;
         Ok(NativeServer {
             server: Server::new(engine, server_config),
+            recovery: None,
         })
+    }
+
+    /// Starts a server from the data directory's files, read by the host: `files` maps each
+    /// name in `DATA_FILES` to its bytes, or None (or no entry) when the file is absent.
+    /// `recovery()` then says which start was taken and what to do on disk before serving.
+    ///
+    /// Raises `ValueError` for a corrupt ceiling file (guessing one could reissue tokens) or
+    /// an unknown file name.
+    #[staticmethod]
+    #[pyo3(signature = (files, config=None, server_config=None, now_ms=0))]
+    fn recover(
+        py: Python<'_>,
+        files: &Bound<'_, PyDict>,
+        config: Option<&Bound<'_, PyDict>>,
+        server_config: Option<&Bound<'_, PyDict>>,
+        now_ms: u64,
+    ) -> PyResult<Self> {
+        let engine_config = build_config(py, config)?;
+        let server_config = build_server_config(py, server_config)?;
+        let mut contents: Vec<(DataFile, Vec<u8>)> = Vec::new();
+        for (name, bytes) in files.iter() {
+            let name: String = name.extract()?;
+            let file = DataFile::from_name(&name).ok_or_else(|| {
+                PyValueError::new_err(format!("{name:?} is not a fencelock data file"))
+            })?;
+            if !bytes.is_none() {
+                contents.push((file, bytes.extract()?));
+            }
+        }
+        let mut read = DataFiles::default();
+        for (file, bytes) in &contents {
+            read.set(*file, Some(bytes));
+        }
+        let mut plan = Recovery::plan(read).map_err(|error| corrupt_file(&error))?;
+        let now = Instant(now_ms);
+        let engine = plan.start_engine(engine_config, now);
+        let actions = PyList::empty(py);
+        for action in core::mem::take(&mut plan.actions) {
+            actions.append(records::file_action(py, action)?)?;
+        }
+        let recovery = records::Recovery {
+            kind: plan.kind.as_str(),
+            summary: plan.summary(&engine, now),
+            has_grace: plan.kind.has_grace(),
+            refusal: plan.refusal.take(),
+            actions: actions.unbind(),
+        };
+        Ok(NativeServer {
+            server: Server::new(engine, server_config),
+            recovery: Some(Py::new(py, recovery)?),
+        })
+    }
+
+    /// Returns how `recover` started this server, or None if it was built directly.
+    fn recovery(&self, py: Python<'_>) -> Option<Py<records::Recovery>> {
+        self.recovery
+            .as_ref()
+            .map(|recovery| recovery.clone_ref(py))
+    }
+
+    /// Ends the run cleanly: every connection is closed, and the outputs then yield the
+    /// ceiling write, the remaining transmits and closes, and the snapshot write, in order.
+    fn shutdown(&mut self, now_ms: u64) {
+        self.server.shutdown(Instant(now_ms));
     }
 
     /// Registers a connection and returns its id (never 0).
@@ -72,24 +141,26 @@ impl NativeServer {
         self.server.handle_timeout(Instant(now_ms));
     }
 
-    /// Returns the next output: ("persist", ceiling), ("transmit", conn, bytes), ("close", conn), or None.
-    fn poll_output<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
-        match self.server.poll_output() {
-            Some(output) => Ok(Some(output_tuple(py, output)?)),
-            None => Ok(None),
-        }
+    /// Returns the next output (`WriteFile`, `RemoveFile`, `Transmit`, `Close`), or None.
+    fn poll_output(&mut self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        self.server
+            .poll_output()
+            .map(|output| output_record(py, output))
+            .transpose()
     }
 
     /// Returns every pending output, in order (as `poll_output` until None).
     fn drain<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let list = PyList::empty(py);
         while let Some(output) = self.server.poll_output() {
-            list.append(output_tuple(py, output)?)?;
+            list.append(output_record(py, output)?)?;
         }
         Ok(list)
     }
 
-    /// Returns when `handle_timeout` must next be called, in ms, or None.
+    /// Returns when `handle_timeout` must next be called, in ms, or None. A call at or after
+    /// that instant always makes progress: arm the timer for exactly it (no margin), and if
+    /// it fires before the clock, truncated to ms, gets there, re-arm for the same instant.
     fn poll_timeout(&self) -> Option<u64> {
         self.server.poll_timeout().map(Instant::as_ms)
     }
@@ -126,15 +197,19 @@ impl NativeServer {
     }
 }
 
-fn output_tuple<'py>(py: Python<'py>, output: Output) -> PyResult<Bound<'py, PyTuple>> {
-    let tuple = match output {
-        Output::PersistCeiling(ceiling) => ("persist", ceiling).into_pyobject(py)?.into_any(),
-        Output::Transmit { conn, bytes } => ("transmit", conn, PyBytes::new(py, &bytes))
-            .into_pyobject(py)?
-            .into_any(),
-        Output::Close { conn } => ("close", conn).into_pyobject(py)?.into_any(),
-    };
-    Ok(tuple.cast_into::<PyTuple>()?)
+fn output_record(py: Python<'_>, output: Output) -> PyResult<Py<PyAny>> {
+    Ok(match output {
+        Output::File(action) => records::file_action(py, action)?,
+        Output::Transmit { conn, bytes } => Py::new(
+            py,
+            Transmit {
+                conn,
+                data: PyBytes::new(py, &bytes).unbind(),
+            },
+        )?
+        .into_any(),
+        Output::Close { conn } => Py::new(py, Close { conn })?.into_any(),
+    })
 }
 
 fn build_server_config(

@@ -21,6 +21,7 @@ use core::hash::BuildHasher;
 use hashbrown::{DefaultHashBuilder, HashTable};
 
 use crate::config::Config;
+use crate::durable::{encode_ceiling, DataFile, FileAction};
 use crate::error::Error;
 use crate::snapshot::{Snapshot, SnapshotDelay, SnapshotLease, SNAPSHOT_VERSION};
 use crate::time::Instant;
@@ -112,6 +113,16 @@ impl Engine {
             }
         }
         Ok(engine)
+    }
+
+    /// Creates an engine after a crash: tokens resume above `ceiling` and nothing is granted
+    /// until every lease the last run could have issued has lapsed.
+    #[must_use]
+    pub fn after_crash(config: Config, ceiling: u64, now: Instant) -> Engine {
+        let mut engine = Engine::new(config);
+        engine.now = now;
+        engine.resume_after_crash(ceiling, now);
+        engine
     }
 
     /// Acquires a lease on `name` for `ttl_ms`, or queues the request when `options.wait_ms` > 0.
@@ -245,26 +256,34 @@ impl Engine {
             .range((client, 0, 0)..=(client, u64::MAX, u32::MAX))
             .copied()
             .collect();
-        // Withdraw every wait first: otherwise dropping the client's lease could grant the
-        // lock to one of its own waits, a lease nobody would ever release.
-        for &(_, tagged, slot) in &owned {
-            if let (TimerKind::Wait, waiter) = TimerKind::untag(tagged) {
-                self.drop_waiter(slot, waiter);
-            }
-        }
-        for &(_, tagged, slot) in &owned {
-            if let (TimerKind::Lease, token) = TimerKind::untag(tagged) {
-                if self.drop_lease(slot, token).is_some() {
-                    self.stats.releases += 1;
-                }
-            }
-        }
-        // Serve the locks in the order of the client's leases (by token), then its waits.
-        for &(_, _, slot) in &owned {
-            self.grant_waiters(slot, now);
-            self.reclaim_if_idle(slot, now);
-            self.debug_check(slot, now);
-        }
+        self.drop_owned(&owned, now);
+    }
+
+    /// Ends the run cleanly: every client is disconnected (waits and EPHEMERAL leases go), and
+    /// the returned actions write the token ceiling, then the snapshot of the leases left.
+    ///
+    /// The host performs them in order, each durable before the next: a crash between the two
+    /// leaves a ceiling without a snapshot, which restarts as a crash (safe), and a snapshot is
+    /// trusted only under the ceiling it names. The actions replace any pending
+    /// [`Engine::poll_persist`]. Calls after this one make the snapshot stale; a later start
+    /// then refuses it (its ceiling no longer matches) instead of reissuing tokens.
+    pub fn shutdown(&mut self, now: Instant) -> Vec<FileAction> {
+        let now = self.advance(now);
+        let owned: Vec<(ClientId, u64, u32)> = self.by_client.iter().copied().collect();
+        self.drop_owned(&owned, now);
+        // The ceiling write below covers whatever was pending.
+        let _ = self.tokens.poll_persist();
+        let snapshot = self.snapshot(now);
+        alloc::vec![
+            FileAction::Write {
+                file: DataFile::Ceiling,
+                bytes: encode_ceiling(self.tokens.ceiling()),
+            },
+            FileAction::Write {
+                file: DataFile::Snapshot,
+                bytes: snapshot.encode(),
+            },
+        ]
     }
 
     /// Expires due leases and waits, ends due lock-delays and grants to the next waiters.
@@ -274,6 +293,15 @@ impl Engine {
     }
 
     /// Returns the earliest instant at which [`Engine::handle_timeout`] has work.
+    ///
+    /// Timer rule, the same for every host: `handle_timeout(now)` with `now` at or after the
+    /// returned instant always makes progress (everything due at or before `now` happens, and
+    /// this then returns a later instant or `None`); with an earlier `now` it does nothing.
+    /// Instants are whole milliseconds: a host converts its clock by truncating (never by
+    /// rounding up, which would end leases early) and arms its timer for the moment its clock
+    /// reaches the returned instant exactly, with no margin. A host timer that fires early
+    /// (millisecond timer granularity, float conversions) finds its truncated reading one
+    /// millisecond short: the call does nothing and the host re-arms for the same instant.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.timers.first_key_value().map(|(key, _)| key.at)
@@ -432,6 +460,31 @@ impl Engine {
             .max_ttl_ms
             .saturating_add(self.config.lock_delay_ms);
         self.grace_until = now.plus_ms(grace);
+    }
+
+    /// Drops the given waits and ephemeral leases (entries of `by_client`), then serves the
+    /// locks they were on.
+    fn drop_owned(&mut self, owned: &[(ClientId, u64, u32)], now: Instant) {
+        // Withdraw every wait first: otherwise dropping a client's lease could grant the
+        // lock to one of its own waits, a lease nobody would ever release.
+        for &(_, tagged, slot) in owned {
+            if let (TimerKind::Wait, waiter) = TimerKind::untag(tagged) {
+                self.drop_waiter(slot, waiter);
+            }
+        }
+        for &(_, tagged, slot) in owned {
+            if let (TimerKind::Lease, token) = TimerKind::untag(tagged) {
+                if self.drop_lease(slot, token).is_some() {
+                    self.stats.releases += 1;
+                }
+            }
+        }
+        // Serve the locks in the order of the leases (by token), then the waits.
+        for &(_, _, slot) in owned {
+            self.grant_waiters(slot, now);
+            self.reclaim_if_idle(slot, now);
+            self.debug_check(slot, now);
+        }
     }
 
     /// Moves time forward (never back) and fires everything due at or before it.

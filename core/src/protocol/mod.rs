@@ -3,8 +3,9 @@
 //!
 //! A host owns the sockets and the clock. It calls [`Server::connect`], [`Server::receive`],
 //! [`Server::disconnect`] and [`Server::handle_timeout`], then drains [`Server::poll_output`]
-//! in order: a [`Output::PersistCeiling`] must be durable before the outputs after it are
-//! handled, because they may carry tokens up to that ceiling.
+//! in order: an [`Output::File`] must be durable before the outputs after it are handled,
+//! because they may carry tokens up to the ceiling it writes. [`Server::shutdown`] ends a run
+//! cleanly through the same outputs.
 
 mod admin;
 mod args;

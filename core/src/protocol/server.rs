@@ -10,6 +10,7 @@ use super::info::{self, Counters, Facts};
 use super::parser::Step;
 use super::reply::{ReplyEncoder, RespVersion};
 use super::ServerConfig;
+use crate::durable::{encode_ceiling, DataFile, FileAction};
 use crate::{Engine, Event, Instant};
 
 /// Identifies a connection; it doubles as the engine's `ClientId`, so it is never 0.
@@ -19,9 +20,11 @@ pub type ConnId = u64;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use]
 pub enum Output {
-    /// Durably store this token ceiling (temp file, fsync, rename, fsync dir) before handling
-    /// the next output: later transmits may carry tokens up to it.
-    PersistCeiling(u64),
+    /// Perform this durable change to the data directory (see [`crate::durable`]) and let it
+    /// complete before handling the next output: a ceiling write must be durable before the
+    /// transmits after it, which may carry tokens up to it. A host without a data directory
+    /// skips it.
+    File(FileAction),
     /// Write these bytes to the connection.
     Transmit {
         /// The connection to write to.
@@ -51,6 +54,12 @@ pub struct Server {
     next_conn: ConnId,
     clock: ServerClock,
     counters: Counters,
+    /// Set by [`Server::shutdown`]: no new connection is served.
+    stopped: bool,
+    /// Durable writes that go before every other output (the shutdown's ceiling).
+    files_first: VecDeque<FileAction>,
+    /// Durable writes that go after every other output (the shutdown's snapshot).
+    files_last: VecDeque<FileAction>,
 }
 
 impl Server {
@@ -71,6 +80,9 @@ impl Server {
                 started: None,
             },
             counters: Counters::default(),
+            stopped: false,
+            files_first: VecDeque::new(),
+            files_last: VecDeque::new(),
         }
     }
 
@@ -101,7 +113,12 @@ impl Server {
         let over_limit = self.connections.len() >= self.config.max_connections;
         self.connections
             .insert(id, Connection::new(self.config.parser_limits(), now));
-        if over_limit {
+        if self.stopped {
+            if let Some(conn) = self.connections.get_mut(&id) {
+                conn.reply().error("ERR server is shutting down");
+            }
+            self.close(id, now);
+        } else if over_limit {
             self.counters.rejected_connections += 1;
             if let Some(conn) = self.connections.get_mut(&id) {
                 conn.reply().error("ERR max number of clients reached");
@@ -168,9 +185,48 @@ impl Server {
         }
     }
 
+    /// Ends the run cleanly: every connection is closed (its waits and EPHEMERAL leases go),
+    /// and the outputs then yield, in this order, the token ceiling write, the remaining
+    /// transmits and closes, and the snapshot write (see [`Engine::shutdown`]). Connections
+    /// made afterwards get an error and a close; timers stop.
+    pub fn shutdown(&mut self, now: Instant) {
+        let now = self.clock.now(now);
+        self.stopped = true;
+        let mut ids: Vec<ConnId> = self.connections.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            // Marked closing before the engine drops every client at once, so that no lease
+            // is granted to a waiter that is about to be dropped too.
+            if let Some(connection) = self.connections.get_mut(&id) {
+                connection.closing = true;
+                connection.blocked = None;
+                connection.held = Vec::new();
+                if !connection.queued {
+                    connection.queued = true;
+                    self.ready.push_back(id);
+                }
+            }
+        }
+        let mut files = self.engine.shutdown(now);
+        self.route_events(now);
+        // The ceiling goes first: pending transmits may carry tokens up to it.
+        let snapshot = files.split_off(files.len().min(1));
+        self.files_first.extend(files);
+        self.files_last.extend(snapshot);
+    }
+
+    /// Returns true once [`Server::shutdown`] has run.
+    #[must_use]
+    pub fn is_stopped(&self) -> bool {
+        self.stopped
+    }
+
     /// Runs expiries and wait timeouts that are due; may be called spuriously. With a test
     /// clock, only `DEBUG ADVANCE` moves time, so this does nothing new.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.stopped {
+            return;
+        }
         let now = self.clock.now(now);
         self.engine.handle_timeout(now);
         self.route_events(now);
@@ -180,8 +236,14 @@ impl Server {
     /// Returns the next thing the host must do; a ceiling to persist always comes before
     /// transmits that could carry tokens above it.
     pub fn poll_output(&mut self) -> Option<Output> {
+        if let Some(action) = self.files_first.pop_front() {
+            return Some(Output::File(action));
+        }
         if let Some(ceiling) = self.engine.poll_persist() {
-            return Some(Output::PersistCeiling(ceiling));
+            return Some(Output::File(FileAction::Write {
+                file: DataFile::Ceiling,
+                bytes: encode_ceiling(ceiling),
+            }));
         }
         while let Some(id) = self.ready.pop_front() {
             let Some(connection) = self.connections.get_mut(&id) else {
@@ -202,14 +264,18 @@ impl Server {
                 return Some(Output::Close { conn: id });
             }
         }
-        None
+        self.files_last.pop_front().map(Output::File)
     }
 
     /// Returns when [`Server::handle_timeout`] must next be called; `None` with a test clock,
-    /// whose time moves only by `DEBUG ADVANCE`.
+    /// whose time moves only by `DEBUG ADVANCE`, and after [`Server::shutdown`].
+    ///
+    /// The timer rule of [`Engine::poll_timeout`] holds: a call at or after the returned
+    /// instant always makes progress, so a host arms its timer for exactly that instant (its
+    /// clock truncated to whole ms) and re-arms if its timer fired before its clock got there.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.clock.manual.is_some() {
+        if self.clock.manual.is_some() || self.stopped {
             return None;
         }
         self.engine.poll_timeout()

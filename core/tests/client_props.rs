@@ -222,7 +222,7 @@ impl Loopback {
                             *self.links.iter().find(|(_, s)| *s == conn).unwrap();
                         self.client.receive(self.now, client_conn, &bytes);
                     }
-                    protocol::Output::PersistCeiling(_) => {}
+                    protocol::Output::File(_) => {}
                     other => panic!("{other:?}"),
                 }
             }

@@ -42,13 +42,14 @@ rust-targets:
 	$(CARGO) build -p fencelock-core --no-default-features --target thumbv6m-none-eabi
 	$(CARGO) build -p fencelock-core --no-default-features --target wasm32-unknown-unknown
 
-# libFuzzer over the protocol server and the engine, bounded in time. cargo-fuzz's sanitizer
+# libFuzzer over the protocol server, the engine and the client, bounded in time. cargo-fuzz's sanitizer
 # flags are unstable options; RUSTC_BOOTSTRAP lets the stable toolchain here accept them.
 fuzz:
-	@echo "==> cargo fuzz: $(FUZZ_SECONDS) s each on the protocol server and the engine"
+	@echo "==> cargo fuzz: $(FUZZ_SECONDS) s each on the protocol server, the engine and the client"
 	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --version 0.13.2
 	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --fuzz-dir fuzz protocol_server -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 | grep -E "^(Done|stat::number_of_executed_units)|panicked|ERROR|SUMMARY|Test unit written" ; test $${PIPESTATUS[0]} -eq 0
 	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --fuzz-dir fuzz engine_ops -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 | grep -E "^(Done|stat::number_of_executed_units)|panicked|ERROR|SUMMARY|Test unit written" ; test $${PIPESTATUS[0]} -eq 0
+	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --fuzz-dir fuzz client_ops -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 | grep -E "^(Done|stat::number_of_executed_units)|panicked|ERROR|SUMMARY|Test unit written" ; test $${PIPESTATUS[0]} -eq 0
 
 python-test:
 	@echo "==> Python package: build the wheel, install it with no Rust on PATH, mypy, pytest"

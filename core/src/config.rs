@@ -5,7 +5,11 @@ use alloc::format;
 use crate::error::Error;
 
 /// Limits and defaults of an engine; every bound is checked with a clear error.
+///
+/// Outside this crate, start from `Config::default()` and set fields (or use [`Config::set`]):
+/// the struct may grow, so it cannot be built with a struct literal there.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Config {
     /// Longest lease a client may ask for, in ms (default 5 minutes).
     pub max_ttl_ms: u64,

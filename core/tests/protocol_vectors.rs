@@ -96,7 +96,7 @@ fn run(vector: &Value, splitting: Splitting) -> Vec<StepOutput> {
             "send" => {
                 let data = bytes_of(&step["data"]);
                 for chunk in chunks(&data, step, splitting) {
-                    server.receive(conn, chunk, now);
+                    server.receive(now, conn, chunk);
                 }
             }
             "execute" => {
@@ -107,9 +107,9 @@ fn run(vector: &Value, splitting: Splitting) -> Vec<StepOutput> {
                     .map(bytes_of)
                     .collect();
                 let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
-                server.execute(conn, &argv, now);
+                server.execute(now, conn, &argv);
             }
-            "disconnect" => server.disconnect(conn, now),
+            "disconnect" => server.disconnect(now, conn),
             "timeout" => server.handle_timeout(now),
             other => panic!("unknown op {other}"),
         }
@@ -130,6 +130,7 @@ fn run(vector: &Value, splitting: Splitting) -> Vec<StepOutput> {
                     produced.out.entry(conn).or_default().extend(bytes);
                 }
                 Output::Close { conn } => produced.closed.push(conn),
+                other => panic!("an output this runner does not know: {other:?}"),
             }
         }
         results.push(produced);

@@ -22,6 +22,8 @@ impl NativeFence {
         match self.fence.check(resource, token) {
             FenceOutcome::Accepted { advanced, highest } => (true, advanced, highest),
             FenceOutcome::Rejected { highest } => (false, false, highest),
+            // An outcome added to the core later: its own verdict, and the mark as it stands.
+            other => (other.is_accepted(), false, self.fence.highest(resource)),
         }
     }
 

@@ -33,7 +33,7 @@ impl NativeServer {
     ) -> PyResult<Self> {
         let engine_config = build_config(py, config)?;
         let start = Start::from_parts(start, ceiling, snapshot).into_py_result(py)?;
-        let engine = Engine::start(engine_config, start, Instant(now_ms)).into_py_result(py)?;
+        let engine = Engine::start(Instant(now_ms), engine_config, start).into_py_result(py)?;
         let server_config = build_server_config(py, server_config)?;
         Ok(NativeServer {
             server: Server::new(engine, server_config),
@@ -47,24 +47,24 @@ impl NativeServer {
 
     /// Feeds received bytes, split anywhere.
     fn receive(&mut self, conn: u64, data: &[u8], now_ms: u64) {
-        self.server.receive(conn, data, Instant(now_ms));
+        self.server.receive(Instant(now_ms), conn, data);
     }
 
     /// Runs one already-framed request (command name first).
     fn execute(&mut self, conn: u64, argv: Vec<Vec<u8>>, now_ms: u64) {
         let args: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
-        self.server.execute(conn, &args, Instant(now_ms));
+        self.server.execute(Instant(now_ms), conn, &args);
     }
 
     /// Forgets a connection the host closed (drops its waits and EPHEMERAL leases).
     fn disconnect(&mut self, conn: u64, now_ms: u64) {
-        self.server.disconnect(conn, Instant(now_ms));
+        self.server.disconnect(Instant(now_ms), conn);
     }
 
     /// Reports how many bytes the host holds unsent for a connection.
     fn handle_unsent(&mut self, conn: u64, unsent_bytes: usize, now_ms: u64) {
         self.server
-            .handle_unsent(conn, unsent_bytes, Instant(now_ms));
+            .handle_unsent(Instant(now_ms), conn, unsent_bytes);
     }
 
     /// Runs what is due (spurious calls are harmless).
@@ -133,6 +133,7 @@ fn output_tuple<'py>(py: Python<'py>, output: Output) -> PyResult<Bound<'py, PyT
             .into_pyobject(py)?
             .into_any(),
         Output::Close { conn } => ("close", conn).into_pyobject(py)?.into_any(),
+        other => return Err(crate::engine::unknown("server output", &other)),
     };
     Ok(tuple.cast_into::<PyTuple>()?)
 }

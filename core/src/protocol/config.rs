@@ -7,7 +7,11 @@ use crate::error::Error;
 
 /// Limits and switches of a [`Server`](super::Server); every bound is enforced with a clear
 /// error, before the bytes it guards are buffered.
+///
+/// Outside this crate, start from `ServerConfig::default()` and set fields (or use
+/// [`ServerConfig::set`]): the struct may grow, so it cannot be built with a struct literal.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ServerConfig {
     /// Largest request on the wire, framing included (default 1 MiB).
     pub max_request_bytes: usize,

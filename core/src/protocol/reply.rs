@@ -5,6 +5,7 @@ use alloc::vec::Vec;
 
 /// The RESP version a connection speaks; RESP3 after `HELLO 3`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum RespVersion {
     /// RESP2: maps are sent as flat arrays of keys and values, null as `$-1`, no pushes.
     #[default]

@@ -166,6 +166,10 @@ fn info_reports_sections_in_redis_style() {
         "total_commands_processed:2\r\n",
         "# Locks\r\nlive_locks:1\r\n",
         "# Tokens\r\nlast_token:1\r\n",
+        "# Config\r\nmax_ttl_ms:300000\r\n",
+        "token_block:4\r\n",
+        "max_connections:10000\r\ntest_clock:0\r\n",
+        "acquires:1\r\ngrants:1\r\n",
     ] {
         assert!(reply.contains(expected), "missing {expected:?} in {reply}");
     }

@@ -224,18 +224,10 @@ impl NativeEngine {
 
     /// Returns the counters as a dict.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let stats = self.engine.stats();
         let dict = PyDict::new(py);
-        dict.set_item("acquires", stats.acquires)?;
-        dict.set_item("grants", stats.grants)?;
-        dict.set_item("grants_after_wait", stats.grants_after_wait)?;
-        dict.set_item("releases", stats.releases)?;
-        dict.set_item("renewals", stats.renewals)?;
-        dict.set_item("expiries", stats.expiries)?;
-        dict.set_item("steals", stats.steals)?;
-        dict.set_item("stale_rejections", stats.stale_rejections)?;
-        dict.set_item("wait_timeouts", stats.wait_timeouts)?;
-        dict.set_item("total_wait_ms", stats.total_wait_ms)?;
+        for (name, value) in self.engine.stats().counters() {
+            dict.set_item(name, value)?;
+        }
         Ok(dict)
     }
 

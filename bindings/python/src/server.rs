@@ -17,9 +17,9 @@ pub(crate) struct NativeServer {
 
 #[pymethods]
 impl NativeServer {
-    /// Creates a server. `config` holds engine settings, `server_config` protocol limits
-    /// (`max_connections`, `max_request_bytes`, `max_bulk_bytes`, `max_args`,
-    /// `max_output_bytes`, `test_clock`); `start` is as for `NativeEngine`.
+    /// Creates a server. `config` holds engine settings and `server_config` protocol limits,
+    /// each by the field names of the core's tables (`Config::settings`,
+    /// `ServerConfig::settings`); `start` is as for `NativeEngine`.
     #[new]
     #[pyo3(signature = (config=None, server_config=None, start="fresh", ceiling=0, snapshot=None, now_ms=0))]
     fn new(

@@ -224,6 +224,38 @@ pub struct Stats {
     pub total_wait_ms: u64,
 }
 
+impl Stats {
+    /// Returns every counter with its field name, in declaration order: the names `INFO` and
+    /// every host report.
+    pub fn counters(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        COUNTERS.iter().map(move |&(name, get)| (name, get(self)))
+    }
+}
+
+/// Names a counter after its field, so the name cannot drift from the field.
+macro_rules! counter {
+    ($field:ident) => {
+        (stringify!($field), |stats: &Stats| stats.$field)
+    };
+}
+
+/// Reads one counter out of [`Stats`].
+type Counter = fn(&Stats) -> u64;
+
+/// Every counter of [`Stats`], in declaration order.
+const COUNTERS: &[(&str, Counter)] = &[
+    counter!(acquires),
+    counter!(grants),
+    counter!(grants_after_wait),
+    counter!(releases),
+    counter!(renewals),
+    counter!(expiries),
+    counter!(steals),
+    counter!(stale_rejections),
+    counter!(wait_timeouts),
+    counter!(total_wait_ms),
+];
+
 impl Start {
     /// Builds a start from what a host read off its data directory: `kind` is `"fresh"`,
     /// `"crashed"` (with the persisted `ceiling`) or `"clean"` (with `ceiling` and the

@@ -11,6 +11,7 @@ mod args;
 mod commands;
 mod config;
 mod connection;
+mod context;
 mod info;
 mod lock_commands;
 mod parser;

@@ -4,8 +4,9 @@ use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use hashbrown::HashMap;
 
-use super::commands::{self, Action, Context};
+use super::commands;
 use super::connection::Connection;
+use super::context::{Action, Context};
 use super::info::{self, Counters, Facts};
 use super::parser::Step;
 use super::reply::{ReplyEncoder, RespVersion};
@@ -496,7 +497,7 @@ impl Server {
             max_clients: self.config.max_connections,
             counters: self.counters,
         };
-        let text = info::info_text(section, &self.engine, &facts, now);
+        let text = info::info_text(section, &self.engine, &self.config, &facts, now);
         if let Some(connection) = self.connections.get_mut(&conn) {
             connection.reply().bulk(text.as_bytes());
         }

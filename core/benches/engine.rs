@@ -46,10 +46,9 @@ static ALLOCATOR: CountingAlloc = CountingAlloc;
 const MANY: usize = 1_000_000;
 
 fn big_config() -> Config {
-    Config {
-        max_locks: 2 * MANY,
-        ..Config::default()
-    }
+    let mut config = Config::default();
+    config.max_locks = 2 * MANY;
+    config
 }
 
 fn acquire_release(engine: &mut Engine, now: Instant, name: &str, options: &AcquireOptions) {

@@ -30,7 +30,7 @@ fn bench(c: &mut Criterion) {
         b.iter_batched(
             || batch(&mut next_token, resp_pair),
             |bytes| {
-                server.receive(conn, &bytes, Instant(1));
+                server.receive(Instant(1), conn, &bytes);
                 drain(&mut server)
             },
             BatchSize::SmallInput,
@@ -44,7 +44,7 @@ fn bench(c: &mut Criterion) {
         b.iter_batched(
             || batch(&mut next_token, inline_pair),
             |bytes| {
-                server.receive(conn, &bytes, Instant(1));
+                server.receive(Instant(1), conn, &bytes);
                 drain(&mut server)
             },
             BatchSize::SmallInput,
@@ -59,10 +59,10 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             for pair in 0..COMMANDS / 2 {
                 let name = names[pair % NAMES].as_bytes();
-                server.execute(conn, &[b"ACQUIRE", name, b"30000"], Instant(1));
+                server.execute(Instant(1), conn, &[b"ACQUIRE", name, b"30000"]);
                 let token = next_token.to_string();
                 next_token += 1;
-                server.execute(conn, &[b"RELEASE", name, token.as_bytes()], Instant(1));
+                server.execute(Instant(1), conn, &[b"RELEASE", name, token.as_bytes()]);
             }
             drain(&mut server)
         });

@@ -5,7 +5,11 @@ use alloc::format;
 use crate::error::Error;
 
 /// Limits and defaults of an engine; every bound is checked with a clear error.
+///
+/// Outside this crate, start from `Config::default()` and set fields (or use [`Config::set`]):
+/// the struct may grow, so it cannot be built with a struct literal there.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Config {
     /// Longest lease a client may ask for, in ms (default 5 minutes).
     pub max_ttl_ms: u64,
@@ -59,46 +63,108 @@ impl Config {
     /// # Errors
     /// [`Error::BadRequest`] for an unknown name or a value too large for the setting.
     pub fn set(&mut self, name: &str, value: u64) -> Result<(), Error> {
-        let size = || {
-            usize::try_from(value)
-                .map_err(|_| Error::bad(format!("setting {name} = {value} is too large")))
-        };
-        match name {
-            "max_ttl_ms" => self.max_ttl_ms = value,
-            "max_wait_ms" => self.max_wait_ms = value,
-            "lock_delay_ms" => self.lock_delay_ms = value,
-            "max_lock_delay_ms" => self.max_lock_delay_ms = value,
-            "max_name_len" => self.max_name_len = size()?,
-            "max_owner_len" => self.max_owner_len = size()?,
-            "max_waiters_per_lock" => self.max_waiters_per_lock = size()?,
-            "max_waiters_total" => self.max_waiters_total = size()?,
-            "max_locks" => self.max_locks = size()?,
-            "max_holders_per_lock" => self.max_holders_per_lock = size()?,
-            "token_block" => self.token_block = value,
-            "expired_memory" => self.expired_memory = size()?,
-            other => return Err(Error::bad(format!("unknown engine setting {other:?}"))),
-        }
-        Ok(())
+        set_by_name(self, ENGINE_SETTINGS, "engine", name, value)
     }
 
-    /// Returns every setting with its field name, in declaration order.
-    #[must_use]
-    pub fn settings(&self) -> [(&'static str, u64); 12] {
-        // usize -> u64 is lossless on every target Rust supports (pointers are at most 64 bits).
-        let wide = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
-        [
-            ("max_ttl_ms", self.max_ttl_ms),
-            ("max_wait_ms", self.max_wait_ms),
-            ("lock_delay_ms", self.lock_delay_ms),
-            ("max_lock_delay_ms", self.max_lock_delay_ms),
-            ("max_name_len", wide(self.max_name_len)),
-            ("max_owner_len", wide(self.max_owner_len)),
-            ("max_waiters_per_lock", wide(self.max_waiters_per_lock)),
-            ("max_waiters_total", wide(self.max_waiters_total)),
-            ("max_locks", wide(self.max_locks)),
-            ("max_holders_per_lock", wide(self.max_holders_per_lock)),
-            ("token_block", self.token_block),
-            ("expired_memory", wide(self.expired_memory)),
-        ]
+    /// Returns every setting with its field name, in declaration order (the hash seed, a
+    /// secret rather than a setting, is not among them).
+    pub fn settings(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        ENGINE_SETTINGS
+            .iter()
+            .map(move |setting| (setting.name, (setting.get)(self)))
     }
+}
+
+/// One setting of a configuration struct `C`, read and written as a `u64` by its field name.
+pub(crate) struct Setting<C> {
+    pub(crate) name: &'static str,
+    pub(crate) get: fn(&C) -> u64,
+    pub(crate) set: fn(&mut C, u64) -> Result<(), Refusal>,
+}
+
+/// Why a setting refused a value.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Refusal {
+    /// The value does not fit the field's type on this target.
+    TooLarge,
+    /// A switch takes 0 or 1.
+    NotASwitch,
+}
+
+/// Builds a [`Setting`] for a field of type `u64`, `usize` or `bool` (0 or 1).
+macro_rules! setting {
+    ($field:ident: u64) => {
+        $crate::config::Setting {
+            name: stringify!($field),
+            get: |config| config.$field,
+            set: |config, value| {
+                config.$field = value;
+                Ok(())
+            },
+        }
+    };
+    ($field:ident: usize) => {
+        $crate::config::Setting {
+            name: stringify!($field),
+            // usize -> u64 is lossless on every target Rust supports (pointers are at most
+            // 64 bits), so the fallback is never taken.
+            get: |config| u64::try_from(config.$field).unwrap_or(u64::MAX),
+            set: |config, value| {
+                config.$field =
+                    usize::try_from(value).map_err(|_| $crate::config::Refusal::TooLarge)?;
+                Ok(())
+            },
+        }
+    };
+    ($field:ident: bool) => {
+        $crate::config::Setting {
+            name: stringify!($field),
+            get: |config| u64::from(config.$field),
+            set: |config, value| {
+                config.$field = match value {
+                    0 => false,
+                    1 => true,
+                    _ => return Err($crate::config::Refusal::NotASwitch),
+                };
+                Ok(())
+            },
+        }
+    };
+}
+pub(crate) use setting;
+
+/// Every engine setting: the one list that [`Config::set`], [`Config::settings`], `INFO` and
+/// every host read.
+const ENGINE_SETTINGS: &[Setting<Config>] = &[
+    setting!(max_ttl_ms: u64),
+    setting!(max_wait_ms: u64),
+    setting!(lock_delay_ms: u64),
+    setting!(max_lock_delay_ms: u64),
+    setting!(max_name_len: usize),
+    setting!(max_owner_len: usize),
+    setting!(max_waiters_per_lock: usize),
+    setting!(max_waiters_total: usize),
+    setting!(max_locks: usize),
+    setting!(max_holders_per_lock: usize),
+    setting!(token_block: u64),
+    setting!(expired_memory: usize),
+];
+
+/// Sets `name` in `config` from `table`; `kind` names the table in errors.
+pub(crate) fn set_by_name<C>(
+    config: &mut C,
+    table: &[Setting<C>],
+    kind: &str,
+    name: &str,
+    value: u64,
+) -> Result<(), Error> {
+    let Some(setting) = table.iter().find(|setting| setting.name == name) else {
+        return Err(Error::bad(format!("unknown {kind} setting {name:?}")));
+    };
+    (setting.set)(config, value).map_err(|refusal| {
+        Error::bad(match refusal {
+            Refusal::TooLarge => format!("setting {name} = {value} is too large"),
+            Refusal::NotASwitch => format!("setting {name} takes 0 or 1"),
+        })
+    })
 }

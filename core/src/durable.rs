@@ -226,26 +226,26 @@ impl Recovery {
 
     /// Starts the engine this plan describes. A snapshot the engine cannot restore (tokens out
     /// of order, conflicting holders) turns the plan into a crash start instead of an error.
-    pub fn start_engine(&mut self, config: Config, now: Instant) -> Engine {
+    pub fn start_engine(&mut self, now: Instant, config: Config) -> Engine {
         let ceiling = match &self.start {
             Start::Clean { ceiling, snapshot } => vouched_ceiling(*ceiling, snapshot),
             Start::Crashed { ceiling } => *ceiling,
             Start::Fresh => 0,
         };
-        match Engine::start(config.clone(), self.start.clone(), now) {
+        match Engine::start(now, config.clone(), self.start.clone()) {
             Ok(engine) => engine,
             Err(error) => {
                 self.kind = StartKind::SnapshotRefused;
                 self.refusal = Some(error.message());
                 self.start = Start::Crashed { ceiling };
-                Engine::after_crash(config, ceiling, now)
+                Engine::after_crash(now, config, ceiling)
             }
         }
     }
 
     /// Describes the start for the host's log, with the numbers an operator needs.
     #[must_use]
-    pub fn summary(&self, engine: &Engine, now: Instant) -> String {
+    pub fn summary(&self, now: Instant, engine: &Engine) -> String {
         let grace = engine.grace_left(now);
         match self.kind {
             StartKind::Fresh => String::from("fresh start: nothing on disk, tokens start at 1"),

@@ -32,6 +32,8 @@ pub enum ErrorCode {
     Protocol,
     /// An error reply whose code fencelock does not know (another RESP server, a newer one).
     Other,
+    /// A state the code rules out was reached: a bug in fencelock, never the caller's fault.
+    Internal,
 }
 
 impl ErrorCode {
@@ -51,6 +53,7 @@ impl ErrorCode {
             ErrorCode::ConnectionLost => "CONNECTION",
             ErrorCode::Protocol => "PROTOCOL",
             ErrorCode::Other => "ERROR",
+            ErrorCode::Internal => "INTERNAL",
         }
     }
 
@@ -68,6 +71,7 @@ impl ErrorCode {
             "ERR" | "BADREQ" => ErrorCode::BadRequest,
             "CONNECTION" => ErrorCode::ConnectionLost,
             "PROTOCOL" => ErrorCode::Protocol,
+            "INTERNAL" => ErrorCode::Internal,
             _ => return None,
         })
     }
@@ -77,17 +81,31 @@ impl ErrorCode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
-    /// The lock is held; `ms_left` is the time until the soonest holder's lease ends
-    /// (or the lock-delay ends).
-    Locked { ms_left: u64 },
+    /// The lock is held and the caller did not wait.
+    Locked {
+        /// Time until the last current lease ends (or the lock-delay ends), in ms.
+        ms_left: u64,
+    },
     /// The token is not a live lease of the lock.
-    Stale { token: u64 },
+    Stale {
+        /// The token the caller named.
+        token: u64,
+    },
     /// The token's lease lapsed.
-    Expired { token: u64 },
+    Expired {
+        /// The token the caller named.
+        token: u64,
+    },
     /// The wait ran out.
-    Timeout { waited_ms: u64 },
-    /// Restart grace after a crash; `ms_left` until grants resume.
-    NotReady { ms_left: u64 },
+    Timeout {
+        /// How long the request waited, in ms.
+        waited_ms: u64,
+    },
+    /// Restart grace after a crash.
+    NotReady {
+        /// Time until grants resume, in ms.
+        ms_left: u64,
+    },
     /// A limit was reached; the message names it.
     Limit(Cow<'static, str>),
     /// No token above 2^53-1 can be issued.
@@ -105,6 +123,9 @@ pub enum Error {
         /// The rest of the reply.
         message: String,
     },
+    /// A state the code rules out was reached: a bug in fencelock, never the caller's fault.
+    /// Debug builds stop at the point of detection instead of returning it.
+    Internal(&'static str),
 }
 
 impl Error {
@@ -123,11 +144,19 @@ impl Error {
             Error::ConnectionLost(_) => ErrorCode::ConnectionLost,
             Error::Protocol(_) => ErrorCode::Protocol,
             Error::Reply { .. } => ErrorCode::Other,
+            Error::Internal(_) => ErrorCode::Internal,
         }
     }
 
     pub(crate) fn bad(message: impl Into<String>) -> Error {
         Error::BadRequest(message.into())
+    }
+
+    /// Reports a state the code rules out: debug builds (tests, fuzzing) stop here so the bug
+    /// is found; release builds answer with [`Error::Internal`] and keep serving.
+    pub(crate) fn internal(what: &'static str) -> Error {
+        debug_assert!(false, "fencelock bug: {what}");
+        Error::Internal(what)
     }
 }
 
@@ -157,6 +186,9 @@ impl Error {
             ),
             Error::Limit(what) => String::from(what.as_ref()),
             Error::Exhausted => String::from("token sequence exhausted at 2^53-1"),
+            Error::Internal(what) => {
+                format!("internal error, a bug in fencelock (please report it): {what}")
+            }
             Error::BadRequest(message)
             | Error::ConnectionLost(message)
             | Error::Protocol(message)

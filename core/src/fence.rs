@@ -23,12 +23,20 @@ struct FenceFile {
 
 /// The answer of a fence check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FenceOutcome {
-    /// The token is at least the highest seen; `advanced` says the high-water mark moved
-    /// (the host must persist it if the fence is durable).
-    Accepted { advanced: bool, highest: u64 },
-    /// The token is older than `highest`: the write must be refused.
-    Rejected { highest: u64 },
+    /// The token is at least the highest seen: the write may proceed.
+    Accepted {
+        /// The high-water mark moved (the host must persist it if the fence is durable).
+        advanced: bool,
+        /// The high-water mark now: the token just accepted.
+        highest: u64,
+    },
+    /// The token is older than the high-water mark: the write must be refused.
+    Rejected {
+        /// The high-water mark, unchanged.
+        highest: u64,
+    },
 }
 
 impl FenceOutcome {

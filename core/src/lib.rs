@@ -5,10 +5,12 @@
 //! accepted ([`Fence`]) and refuses older ones, so a client paused past its lease can do no harm.
 //!
 //! Nothing here reads a clock, does I/O, spawns threads or panics on any input (invariant I6):
-//! every method that needs time takes `now`, inputs are `handle_*`/plain calls, and outputs are
-//! polled (`poll_event`, `poll_persist`, `poll_timeout`).
+//! every method that needs time takes `now` as its first argument, inputs are calls
+//! (`acquire`, `receive`, `handle_timeout`, ...) and outputs are polled (`poll_event`,
+//! `poll_persist`, `poll_output`, `poll_timeout`). `docs/HOSTS.md` shows how a host drives it.
 #![no_std]
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 extern crate alloc;

@@ -203,12 +203,12 @@ impl Loopback {
                     Output::Transmit { conn, bytes } => {
                         let (_, server_conn) =
                             *self.links.iter().find(|(c, _)| *c == conn).unwrap();
-                        self.server.receive(server_conn, &bytes, self.now);
+                        self.server.receive(self.now, server_conn, &bytes);
                     }
                     Output::Close { conn } => {
                         if let Some(index) = self.links.iter().position(|(c, _)| *c == conn) {
                             let (_, server_conn) = self.links.remove(index);
-                            self.server.disconnect(server_conn, self.now);
+                            self.server.disconnect(self.now, server_conn);
                         }
                     }
                     other => panic!("{other:?}"),

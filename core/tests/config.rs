@@ -12,10 +12,10 @@ use fencelock_core::Config;
 #[test]
 fn every_engine_setting_round_trips_by_name() {
     let mut config = Config::default();
-    for (i, (name, _)) in Config::default().settings().into_iter().enumerate() {
+    for (i, (name, _)) in Config::default().settings().enumerate() {
         config.set(name, 1000 + i as u64).unwrap();
     }
-    for (i, (name, value)) in config.settings().into_iter().enumerate() {
+    for (i, (name, value)) in config.settings().enumerate() {
         assert_eq!(value, 1000 + i as u64, "{name}");
     }
     assert_eq!(config.max_ttl_ms, 1000);

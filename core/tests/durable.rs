@@ -4,7 +4,9 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    // Settings are set field by field: the structs are non-exhaustive outside the crate.
+    clippy::field_reassign_with_default
 )]
 
 use fencelock_core::durable::{decode_ceiling, encode_ceiling};
@@ -16,10 +18,9 @@ use fencelock_core::{
 use proptest::prelude::*;
 
 fn config() -> Config {
-    Config {
-        token_block: 10,
-        ..Config::default()
-    }
+    let mut config = Config::default();
+    config.token_block = 10;
+    config
 }
 
 fn grant(engine: &mut Engine, now: u64, name: &str, options: &AcquireOptions) -> u64 {
@@ -62,9 +63,9 @@ fn nothing_on_disk_is_a_fresh_start_with_nothing_to_do() {
     let mut plan = Recovery::plan(DataFiles::default()).unwrap();
     assert_eq!(plan.kind, StartKind::Fresh);
     assert!(plan.actions.is_empty());
-    let engine = plan.start_engine(config(), Instant(0));
+    let engine = plan.start_engine(Instant(0), config());
     assert_eq!(engine.grace_left(Instant(0)), 0);
-    assert!(plan.summary(&engine, Instant(0)).contains("fresh"));
+    assert!(plan.summary(Instant(0), &engine).contains("fresh"));
 }
 
 #[test]
@@ -73,10 +74,10 @@ fn a_ceiling_without_a_snapshot_is_a_crash() {
     assert_eq!(plan.kind, StartKind::Crashed);
     assert!(matches!(plan.start, Start::Crashed { ceiling: 40 }));
     assert!(plan.actions.is_empty());
-    let mut engine = plan.start_engine(config(), Instant(0));
+    let mut engine = plan.start_engine(Instant(0), config());
     let grace = engine.grace_left(Instant(0));
     assert_eq!(grace, config().max_ttl_ms + config().lock_delay_ms);
-    let summary = plan.summary(&engine, Instant(0));
+    let summary = plan.summary(Instant(0), &engine);
     assert!(
         summary.starts_with("recovered from a crash") && summary.contains("restart grace"),
         "{summary}"
@@ -92,11 +93,9 @@ fn a_clean_shutdown_restarts_clean_and_removes_the_snapshot_first() {
     let mut dir: [Option<Vec<u8>>; 2] = [None, None];
     let mut engine = Engine::new(config());
     let kept = grant(&mut engine, 0, "kept", &AcquireOptions::default());
-    let ephemeral = AcquireOptions {
-        client: 7,
-        ephemeral: true,
-        ..AcquireOptions::default()
-    };
+    let mut ephemeral = AcquireOptions::default();
+    ephemeral.client = 7;
+    ephemeral.ephemeral = true;
     grant(&mut engine, 0, "gone", &ephemeral);
     apply(&mut dir, engine.shutdown(Instant(1_000)));
     assert_eq!(decode_ceiling(dir[0].as_deref().unwrap()).unwrap(), 10);
@@ -109,7 +108,7 @@ fn a_clean_shutdown_restarts_clean_and_removes_the_snapshot_first() {
             file: DataFile::Snapshot
         }]
     );
-    let mut engine = plan.start_engine(config(), Instant(0));
+    let mut engine = plan.start_engine(Instant(0), config());
     assert_eq!(engine.grace_left(Instant(0)), 0);
     assert_eq!(
         engine.live_leases(),
@@ -118,7 +117,7 @@ fn a_clean_shutdown_restarts_clean_and_removes_the_snapshot_first() {
     );
     assert_eq!(engine.verify(Instant(0), "kept", kept), Ok(9_000));
     assert!(plan
-        .summary(&engine, Instant(0))
+        .summary(Instant(0), &engine)
         .starts_with("recovered from a clean shutdown: 1 leases restored"));
     apply(&mut dir, plan.actions);
     assert!(dir[1].is_none());
@@ -138,9 +137,9 @@ fn a_corrupt_snapshot_is_refused_and_the_start_is_a_crash() {
             file: DataFile::Snapshot
         }]
     );
-    let engine = plan.start_engine(config(), Instant(0));
+    let engine = plan.start_engine(Instant(0), config());
     assert!(engine.grace_left(Instant(0)) > 0);
-    let summary = plan.summary(&engine, Instant(0));
+    let summary = plan.summary(Instant(0), &engine);
     assert!(summary.contains("recovering as from a crash"), "{summary}");
 }
 
@@ -175,7 +174,7 @@ fn an_inconsistent_snapshot_becomes_a_crash_start_not_an_error() {
     let bad = br#"{"version": 1, "next_token": 5, "ceiling": 9, "leases": [{"name": "a", "token": 7, "shared": false, "ms_left": 10}]}"#;
     let mut plan = Recovery::plan(files(Some(b"9"), Some(bad))).unwrap();
     assert_eq!(plan.kind, StartKind::Clean);
-    let mut engine = plan.start_engine(config(), Instant(0));
+    let mut engine = plan.start_engine(Instant(0), config());
     assert_eq!(plan.kind, StartKind::SnapshotRefused);
     assert!(plan
         .refusal
@@ -222,9 +221,9 @@ fn shutdown_writes_the_ceiling_then_closes_then_writes_the_snapshot() {
     let holder = server.connect(Instant(0));
     let waiter = server.connect(Instant(0));
     server.receive(
+        Instant(0),
         holder,
         b"ACQUIRE a 10000\r\nACQUIRE e 10000 EPHEMERAL\r\n",
-        Instant(0),
     );
     let first: Vec<Output> = std::iter::from_fn(|| server.poll_output()).collect();
     assert!(matches!(
@@ -234,7 +233,7 @@ fn shutdown_writes_the_ceiling_then_closes_then_writes_the_snapshot() {
             ..
         })
     ));
-    server.receive(waiter, b"ACQUIRE a 10000 WAIT 5000\r\n", Instant(1));
+    server.receive(Instant(1), waiter, b"ACQUIRE a 10000 WAIT 5000\r\n");
     server.shutdown(Instant(2));
     let outputs: Vec<Output> = std::iter::from_fn(|| server.poll_output()).collect();
     let kinds: Vec<&str> = outputs
@@ -251,6 +250,7 @@ fn shutdown_writes_the_ceiling_then_closes_then_writes_the_snapshot() {
             Output::File(FileAction::Remove { .. }) => "remove",
             Output::Transmit { .. } => "transmit",
             Output::Close { .. } => "close",
+            other => panic!("unexpected output {other:?}"),
         })
         .collect();
     assert_eq!(kinds, ["ceiling", "close", "close", "snapshot"]);
@@ -350,14 +350,11 @@ fn corrupt_fence_files_are_refused_with_a_clear_error() {
 
 #[test]
 fn handle_timeout_at_poll_timeout_always_makes_progress() {
-    let mut engine = Engine::new(Config {
-        lock_delay_ms: 3,
-        ..config()
-    });
-    let wait = AcquireOptions {
-        wait_ms: 25,
-        ..AcquireOptions::default()
-    };
+    let mut delayed = config();
+    delayed.lock_delay_ms = 3;
+    let mut engine = Engine::new(delayed);
+    let mut wait = AcquireOptions::default();
+    wait.wait_ms = 25;
     for i in 0..20u64 {
         let name = format!("l{}", i % 4);
         let _ = engine.acquire(Instant(i), &name, 7 + i % 5, &wait);

@@ -67,7 +67,10 @@ proptest! {
         lock_delay in prop_oneof![Just(0u64), 5..30u64],
         steps in prop::collection::vec((0..25u64, op()), 1..120),
     ) {
-        let config = Config { max_ttl_ms: 100, lock_delay_ms: lock_delay, token_block: 7, ..Config::default() };
+        let mut config = Config::default();
+        config.max_ttl_ms = 100;
+        config.lock_delay_ms = lock_delay;
+        config.token_block = 7;
         let mut engine = Engine::new(config);
         let mut model = Model { lock_delay, ..Model::default() };
         let mut now = 0u64;
@@ -77,14 +80,18 @@ proptest! {
             let t = Instant(now);
             let (got, want) = match &op {
                 Op::Acquire { name, ttl, wait, shared, steal, client, ephemeral } => {
-                    let options = AcquireOptions {
-                        mode: if *shared { Mode::Shared } else { Mode::Exclusive },
-                        wait_ms: *wait, owner: None, steal: *steal, client: *client,
-                        ephemeral: *ephemeral, lock_delay_ms: None,
-                    };
+                    let mut options = AcquireOptions::default();
+                    options.mode = if *shared { Mode::Shared } else { Mode::Exclusive };
+                    options.wait_ms = *wait;
+                    options.owner = None;
+                    options.steal = *steal;
+                    options.client = *client;
+                    options.ephemeral = *ephemeral;
+                    options.lock_delay_ms = None;
                     let got = match engine.acquire(t, NAMES[*name], *ttl, &options) {
                         Ok(Acquired::Granted { token, deadline }) => format!("granted {token} {deadline:?}"),
                         Ok(Acquired::Queued { waiter, deadline }) => format!("queued {waiter} {deadline:?}"),
+                        Ok(other) => format!("unknown {other:?}"),
                         Err(e) => code(&e),
                     };
                     (got, model.acquire(now, *name, *ttl, *wait, *shared, *steal, *client, *ephemeral))
@@ -194,6 +201,7 @@ fn event_text(event: &Event) -> String {
         } => {
             format!("stolen {name} {token} c{client} by {by_token}")
         }
+        other => format!("unknown {other:?}"),
     }
 }
 

@@ -12,14 +12,13 @@ use fencelock_core::{Config, Engine, Instant};
 use proptest::prelude::*;
 
 fn small_server() -> Server {
-    let config = ServerConfig {
-        max_request_bytes: 256,
-        max_bulk_bytes: 64,
-        max_args: 8,
-        max_output_bytes: 4096,
-        max_connections: 4,
-        test_clock: true,
-    };
+    let mut config = ServerConfig::default();
+    config.max_request_bytes = 256;
+    config.max_bulk_bytes = 64;
+    config.max_args = 8;
+    config.max_output_bytes = 4096;
+    config.max_connections = 4;
+    config.test_clock = true;
     Server::new(Engine::new(Config::default()), config)
 }
 
@@ -57,6 +56,7 @@ fn drain(server: &mut Server, closed: &mut Vec<u64>) -> Vec<(u64, Vec<u8>)> {
                 assert!(!closed.contains(&conn), "closed twice");
                 closed.push(conn);
             }
+            other => panic!("an output this test does not know: {other:?}"),
         }
     }
     sent
@@ -76,7 +76,7 @@ proptest! {
             let conn = conns[which as usize];
             let data: Vec<u8> = fragments.concat();
             for piece in data.chunks(chunk) {
-                server.receive(conn, piece, Instant(0));
+                server.receive(Instant(0), conn, piece);
                 // Limits: a partial request, plus input held behind a WAIT, plus the
                 // spans of at most max_args arguments.
                 for &c in &conns {
@@ -91,7 +91,7 @@ proptest! {
         }
         server.handle_timeout(Instant(10_000));
         for &c in &conns {
-            server.disconnect(c, Instant(10_000));
+            server.disconnect(Instant(10_000), c);
         }
         drain(&mut server, &mut closed);
         prop_assert_eq!(server.connections(), 0);
@@ -109,7 +109,7 @@ proptest! {
             let conn = server.connect(Instant(0));
             let mut closed = Vec::new();
             for piece in pieces {
-                server.receive(conn, piece, Instant(0));
+                server.receive(Instant(0), conn, piece);
             }
             let bytes: Vec<u8> = drain(&mut server, &mut closed).into_iter().flat_map(|(_, b)| b).collect();
             (bytes, closed)

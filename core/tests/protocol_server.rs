@@ -11,13 +11,9 @@ use fencelock_core::protocol::{Output, Server, ServerConfig};
 use fencelock_core::{durable, Config, DataFile, Engine, FileAction, Instant};
 
 fn server(config: ServerConfig) -> Server {
-    Server::new(
-        Engine::new(Config {
-            token_block: 4,
-            ..Config::default()
-        }),
-        config,
-    )
+    let mut engine_config = Config::default();
+    engine_config.token_block = 4;
+    Server::new(Engine::new(engine_config), config)
 }
 
 fn drain(server: &mut Server) -> Vec<Output> {
@@ -43,7 +39,7 @@ fn ceilings_come_before_the_replies_that_reveal_their_tokens() {
     let mut persisted = 0;
     for round in 0..10 {
         let request = format!("ACQUIRE lock{round} 1000\r\n");
-        server.receive(conn, request.as_bytes(), Instant(0));
+        server.receive(Instant(0), conn, request.as_bytes());
         for output in drain(&mut server) {
             match output {
                 Output::File(FileAction::Write {
@@ -63,7 +59,7 @@ fn ceilings_come_before_the_replies_that_reveal_their_tokens() {
                         "token {token} sent before ceiling above it was persisted ({persisted})"
                     );
                 }
-                Output::Close { .. } => panic!("unexpected close"),
+                other => panic!("unexpected output {other:?}"),
             }
         }
     }
@@ -73,7 +69,7 @@ fn ceilings_come_before_the_replies_that_reveal_their_tokens() {
 fn pipelined_replies_are_batched_into_one_transmit() {
     let mut server = server(ServerConfig::default());
     let conn = server.connect(Instant(0));
-    server.receive(conn, "PING\r\n".repeat(50).as_bytes(), Instant(0));
+    server.receive(Instant(0), conn, "PING\r\n".repeat(50).as_bytes());
     let outputs = drain(&mut server);
     assert_eq!(outputs.len(), 1);
     assert_eq!(text(&outputs, conn), "+PONG\r\n".repeat(50));
@@ -83,7 +79,7 @@ fn pipelined_replies_are_batched_into_one_transmit() {
 fn timers_come_from_the_engine_and_expire_leases() {
     let mut server = server(ServerConfig::default());
     let conn = server.connect(Instant(1000));
-    server.receive(conn, b"HELLO 3\r\nACQUIRE a 250\r\n", Instant(1000));
+    server.receive(Instant(1000), conn, b"HELLO 3\r\nACQUIRE a 250\r\n");
     drain(&mut server);
     assert_eq!(server.poll_timeout(), Some(Instant(1250)));
     server.handle_timeout(Instant(1100)); // spurious: nothing due
@@ -101,7 +97,7 @@ fn timers_come_from_the_engine_and_expire_leases() {
 fn resp2_connections_get_no_pushes() {
     let mut server = server(ServerConfig::default());
     let conn = server.connect(Instant(0));
-    server.receive(conn, b"ACQUIRE a 10\r\n", Instant(0));
+    server.receive(Instant(0), conn, b"ACQUIRE a 10\r\n");
     drain(&mut server);
     server.handle_timeout(Instant(10));
     assert!(drain(&mut server).is_empty());
@@ -109,18 +105,17 @@ fn resp2_connections_get_no_pushes() {
 
 #[test]
 fn a_test_clock_ignores_host_time() {
-    let mut server = server(ServerConfig {
-        test_clock: true,
-        ..ServerConfig::default()
-    });
+    let mut config = ServerConfig::default();
+    config.test_clock = true;
+    let mut server = server(config);
     let conn = server.connect(Instant(5_000_000));
-    server.receive(conn, b"ACQUIRE a 100\r\n", Instant(5_000_000));
+    server.receive(Instant(5_000_000), conn, b"ACQUIRE a 100\r\n");
     assert_eq!(server.poll_timeout(), None);
     server.handle_timeout(Instant(9_000_000));
     server.receive(
+        Instant(9_000_000),
         conn,
         b"VERIFY a 1\r\nDEBUG ADVANCE 40\r\nVERIFY a 1\r\n",
-        Instant(9_000_000),
     );
     assert_eq!(
         text(&drain(&mut server), conn),
@@ -130,17 +125,16 @@ fn a_test_clock_ignores_host_time() {
 
 #[test]
 fn a_client_that_does_not_read_is_closed() {
-    let mut server = server(ServerConfig {
-        max_output_bytes: 1000,
-        ..ServerConfig::default()
-    });
+    let mut config = ServerConfig::default();
+    config.max_output_bytes = 1000;
+    let mut server = server(config);
     let conn = server.connect(Instant(0));
-    server.handle_unsent(conn, 999, Instant(0));
+    server.handle_unsent(Instant(0), conn, 999);
     assert!(drain(&mut server).is_empty());
-    server.receive(conn, b"PING\r\n", Instant(0));
+    server.receive(Instant(0), conn, b"PING\r\n");
     assert_eq!(drain(&mut server), vec![Output::Close { conn }]);
     assert_eq!(server.connections(), 0);
-    server.disconnect(conn, Instant(0)); // harmless after Close
+    server.disconnect(Instant(0), conn); // harmless after Close
 }
 
 #[test]
@@ -148,13 +142,13 @@ fn closing_a_waiting_connection_removes_its_waiter() {
     let mut server = server(ServerConfig::default());
     let holder = server.connect(Instant(0));
     let waiter = server.connect(Instant(0));
-    server.receive(holder, b"ACQUIRE a 1000\r\n", Instant(0));
-    server.receive(waiter, b"ACQUIRE a 1000 WAIT 5000\r\nPING\r\n", Instant(0));
+    server.receive(Instant(0), holder, b"ACQUIRE a 1000\r\n");
+    server.receive(Instant(0), waiter, b"ACQUIRE a 1000 WAIT 5000\r\nPING\r\n");
     assert_eq!(server.engine().waiting(), 1);
-    server.receive(waiter, b"QUIT\r\n", Instant(0)); // held behind the wait, never run
-    server.disconnect(waiter, Instant(10));
+    server.receive(Instant(0), waiter, b"QUIT\r\n"); // held behind the wait, never run
+    server.disconnect(Instant(10), waiter);
     assert_eq!(server.engine().waiting(), 0);
-    server.receive(holder, b"RELEASE a 1\r\n", Instant(20));
+    server.receive(Instant(20), holder, b"RELEASE a 1\r\n");
     let outputs = drain(&mut server);
     assert_eq!(text(&outputs, holder), ":1\r\n+OK\r\n");
     assert_eq!(text(&outputs, waiter), "");
@@ -164,7 +158,7 @@ fn closing_a_waiting_connection_removes_its_waiter() {
 fn info_reports_sections_in_redis_style() {
     let mut server = server(ServerConfig::default());
     let conn = server.connect(Instant(0));
-    server.receive(conn, b"ACQUIRE a 1000\r\nINFO\r\n", Instant(3000));
+    server.receive(Instant(3000), conn, b"ACQUIRE a 1000\r\nINFO\r\n");
     let reply = text(&drain(&mut server), conn);
     for expected in [
         "# Server\r\n",
@@ -176,10 +170,14 @@ fn info_reports_sections_in_redis_style() {
         "total_commands_processed:2\r\n",
         "# Locks\r\nlive_locks:1\r\n",
         "# Tokens\r\nlast_token:1\r\n",
+        "# Config\r\nmax_ttl_ms:300000\r\n",
+        "token_block:4\r\n",
+        "max_connections:10000\r\ntest_clock:0\r\n",
+        "acquires:1\r\ngrants:1\r\n",
     ] {
         assert!(reply.contains(expected), "missing {expected:?} in {reply}");
     }
-    server.receive(conn, b"INFO tokens\r\nINFO nosuch\r\n", Instant(3000));
+    server.receive(Instant(3000), conn, b"INFO tokens\r\nINFO nosuch\r\n");
     let reply = text(&drain(&mut server), conn);
     assert!(reply.starts_with("$"), "{reply}");
     assert!(!reply.contains("# Server"));

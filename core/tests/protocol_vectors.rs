@@ -96,7 +96,7 @@ fn run(vector: &Value, splitting: Splitting) -> Vec<StepOutput> {
             "send" => {
                 let data = bytes_of(&step["data"]);
                 for chunk in chunks(&data, step, splitting) {
-                    server.receive(conn, chunk, now);
+                    server.receive(now, conn, chunk);
                 }
             }
             "execute" => {
@@ -107,9 +107,9 @@ fn run(vector: &Value, splitting: Splitting) -> Vec<StepOutput> {
                     .map(bytes_of)
                     .collect();
                 let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
-                server.execute(conn, &argv, now);
+                server.execute(now, conn, &argv);
             }
-            "disconnect" => server.disconnect(conn, now),
+            "disconnect" => server.disconnect(now, conn),
             "timeout" => server.handle_timeout(now),
             other => panic!("unknown op {other}"),
         }
@@ -136,6 +136,7 @@ fn run(vector: &Value, splitting: Splitting) -> Vec<StepOutput> {
                     produced.out.entry(conn).or_default().extend(bytes);
                 }
                 Output::Close { conn } => produced.closed.push(conn),
+                other => panic!("an output this runner does not know: {other:?}"),
             }
         }
         results.push(produced);
@@ -253,40 +254,40 @@ fn bless_vector(vector: &mut Value, produced: &[StepOutput]) {
     }
 }
 
+/// Applies a vector's `engine` settings by name, through the table every host uses.
 fn engine_config(vector: &Value) -> Config {
     let mut config = Config::default();
-    if let Some(overrides) = vector.get("engine").and_then(Value::as_object) {
-        for (key, value) in overrides {
-            let value = value.as_u64().unwrap();
-            match key.as_str() {
-                "max_ttl_ms" => config.max_ttl_ms = value,
-                "max_wait_ms" => config.max_wait_ms = value,
-                "lock_delay_ms" => config.lock_delay_ms = value,
-                "max_name_len" => config.max_name_len = value as usize,
-                "token_block" => config.token_block = value,
-                other => panic!("unknown engine setting {other}"),
-            }
-        }
+    for (key, value) in settings(vector, "engine") {
+        config.set(&key, value).unwrap();
     }
     config
 }
 
+/// Applies a vector's `server` settings by name, through the table every host uses.
 fn server_config(vector: &Value) -> ServerConfig {
     let mut config = ServerConfig::default();
-    if let Some(overrides) = vector.get("server").and_then(Value::as_object) {
-        for (key, value) in overrides {
-            match key.as_str() {
-                "max_request_bytes" => config.max_request_bytes = value.as_u64().unwrap() as usize,
-                "max_bulk_bytes" => config.max_bulk_bytes = value.as_u64().unwrap() as usize,
-                "max_args" => config.max_args = value.as_u64().unwrap() as usize,
-                "max_output_bytes" => config.max_output_bytes = value.as_u64().unwrap() as usize,
-                "max_connections" => config.max_connections = value.as_u64().unwrap() as usize,
-                "test_clock" => config.test_clock = value.as_bool().unwrap(),
-                other => panic!("unknown server setting {other}"),
-            }
-        }
+    for (key, value) in settings(vector, "server") {
+        config.set(&key, value).unwrap();
     }
     config
+}
+
+/// Reads the settings object `field` of a vector; a switch may be written as a JSON bool.
+fn settings(vector: &Value, field: &str) -> Vec<(String, u64)> {
+    let Some(overrides) = vector.get(field).and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    overrides
+        .iter()
+        .map(|(key, value)| {
+            let number = value
+                .as_bool()
+                .map(u64::from)
+                .or_else(|| value.as_u64())
+                .unwrap_or_else(|| panic!("setting {key} is not a number or a bool"));
+            (key.clone(), number)
+        })
+        .collect()
 }
 
 /// Bytes are JSON strings whose characters are U+0000..U+00FF, one per byte (Latin-1).

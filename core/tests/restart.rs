@@ -17,10 +17,8 @@ fn grant(engine: &mut Engine, now: u64, name: &str) -> u64 {
 
 #[test]
 fn a_snapshot_older_than_the_ceiling_counts_as_a_crash() {
-    let config = Config {
-        token_block: 10,
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.token_block = 10;
     let mut engine = Engine::new(config.clone());
     grant(&mut engine, 0, "a");
     let ceiling = engine.poll_persist().unwrap();
@@ -28,12 +26,12 @@ fn a_snapshot_older_than_the_ceiling_counts_as_a_crash() {
 
     // The next run restores it but never removes it, issues past the ceiling, then crashes.
     let mut next_run = Engine::start(
+        Instant(0),
         config.clone(),
         Start::Clean {
             ceiling,
             snapshot: old_snapshot.clone(),
         },
-        Instant(0),
     )
     .unwrap();
     let mut issued = 0;
@@ -45,12 +43,12 @@ fn a_snapshot_older_than_the_ceiling_counts_as_a_crash() {
 
     // Restarting from the stale snapshot with the newer ceiling must not reissue tokens.
     let mut third = Engine::start(
+        Instant(0),
         config.clone(),
         Start::Clean {
             ceiling: newer_ceiling,
             snapshot: old_snapshot,
         },
-        Instant(0),
     )
     .unwrap();
     assert!(
@@ -81,12 +79,12 @@ fn corrupt_or_foreign_snapshots_are_refused_with_a_clear_error() {
     )
     .unwrap();
     let err = Engine::start(
+        Instant(0),
         Config::default(),
         Start::Clean {
             ceiling: 9,
             snapshot: bad,
         },
-        Instant(0),
     )
     .unwrap_err();
     assert!(

@@ -8,15 +8,13 @@ use libfuzzer_sys::fuzz_target;
 const NAMES: [&str; 4] = ["a", "b", "c", "d"];
 
 fuzz_target!(|data: &[u8]| {
-    let config = Config {
-        max_ttl_ms: 200,
-        max_wait_ms: 200,
-        lock_delay_ms: u64::from(data.first().copied().unwrap_or(0) % 3) * 10,
-        token_block: 5,
-        max_waiters_per_lock: 4,
-        max_holders_per_lock: 3,
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.max_ttl_ms = 200;
+    config.max_wait_ms = 200;
+    config.lock_delay_ms = u64::from(data.first().copied().unwrap_or(0) % 3) * 10;
+    config.token_block = 5;
+    config.max_waiters_per_lock = 4;
+    config.max_holders_per_lock = 3;
     let mut engine = Engine::new(config);
     let mut now = 0u64;
     let mut highest = 0u64;
@@ -29,19 +27,18 @@ fuzz_target!(|data: &[u8]| {
         let mut granted = None;
         match kind % 8 {
             0 | 1 => {
-                let options = AcquireOptions {
-                    mode: if a & 0x10 != 0 {
-                        Mode::Shared
-                    } else {
-                        Mode::Exclusive
-                    },
-                    wait_ms: if a & 0x20 != 0 { u64::from(b) } else { 0 },
-                    steal: a & 0x40 != 0 && a & 0x20 == 0,
-                    client: u64::from(b % 3) + 1,
-                    ephemeral: a & 0x80 != 0,
-                    lock_delay_ms: (c & 0x80 != 0).then_some(u64::from(c % 50)),
-                    owner: None,
+                let mut options = AcquireOptions::default();
+                options.mode = if a & 0x10 != 0 {
+                    Mode::Shared
+                } else {
+                    Mode::Exclusive
                 };
+                options.wait_ms = if a & 0x20 != 0 { u64::from(b) } else { 0 };
+                options.steal = a & 0x40 != 0 && a & 0x20 == 0;
+                options.client = u64::from(b % 3) + 1;
+                options.ephemeral = a & 0x80 != 0;
+                options.lock_delay_ms = (c & 0x80 != 0).then_some(u64::from(c % 50));
+                options.owner = None;
                 if let Ok(Acquired::Granted { token, .. }) =
                     engine.acquire(t, name, u64::from(b) + 1, &options)
                 {

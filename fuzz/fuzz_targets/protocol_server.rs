@@ -8,18 +8,15 @@ use fencelock_core::{Config, Engine, Instant};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let config = ServerConfig {
-        max_request_bytes: 4096,
-        max_bulk_bytes: 1024,
-        max_args: 16,
-        max_output_bytes: 64 * 1024,
-        ..ServerConfig::default()
-    };
+    let mut config = ServerConfig::default();
+    config.max_request_bytes = 4096;
+    config.max_bulk_bytes = 1024;
+    config.max_args = 16;
+    config.max_output_bytes = 64 * 1024;
     let limit = config.max_request_bytes;
-    let engine = Engine::new(Config {
-        max_ttl_ms: 10_000,
-        ..Config::default()
-    });
+    let mut engine_config = Config::default();
+    engine_config.max_ttl_ms = 10_000;
+    let engine = Engine::new(engine_config);
     let mut server = Server::new(engine, config);
     let mut now = 0u64;
     let conns = [
@@ -34,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
         let len = usize::from(control >> 2).min(tail.len());
         let (chunk, tail) = tail.split_at(len);
         now += u64::from(control & 0x3) * 7;
-        server.receive(conn, chunk, Instant(now));
+        server.receive(Instant(now), conn, chunk);
         if control & 0x80 != 0 {
             server.handle_timeout(Instant(now));
         }
@@ -44,14 +41,14 @@ fuzz_target!(|data: &[u8]| {
         );
         while let Some(output) = server.poll_output() {
             if let Output::Close { conn } = output {
-                server.disconnect(conn, Instant(now));
+                server.disconnect(Instant(now), conn);
             }
         }
         rest = tail;
     }
     // A well-behaved client beside the noise is still served.
     let good = server.connect(Instant(now));
-    server.receive(good, b"PING\r\n", Instant(now));
+    server.receive(Instant(now), good, b"PING\r\n");
     let mut answered = false;
     while let Some(output) = server.poll_output() {
         if let Output::Transmit { conn, bytes } = output {

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from .engine import Engine, Event, Granted, Queued
     from .fence import Fence
 
-__version__ = "0.1.0"
+from ._native import __version__ as __version__  # the Cargo workspace version: one source
 
 __all__ = [
     "AsyncClient",

@@ -3,6 +3,7 @@
 use fencelock_core::{
     AcquireOptions, Acquired, Config, Engine, Event, Instant, LockInfo, Mode, Start,
 };
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
@@ -35,7 +36,7 @@ impl NativeEngine {
     ) -> PyResult<Self> {
         let config = build_config(py, config)?;
         let start = Start::from_parts(start, ceiling, snapshot).into_py_result(py)?;
-        let engine = Engine::start(config, start, Instant(now_ms)).into_py_result(py)?;
+        let engine = Engine::start(Instant(now_ms), config, start).into_py_result(py)?;
         Ok(NativeEngine { engine })
     }
 
@@ -56,19 +57,18 @@ impl NativeEngine {
         ephemeral: bool,
         lock_delay_ms: Option<u64>,
     ) -> PyResult<Py<PyAny>> {
-        let options = AcquireOptions {
-            mode: if shared {
-                Mode::Shared
-            } else {
-                Mode::Exclusive
-            },
-            wait_ms,
-            owner,
-            steal,
-            client,
-            ephemeral,
-            lock_delay_ms,
+        let mut options = AcquireOptions::default();
+        options.mode = if shared {
+            Mode::Shared
+        } else {
+            Mode::Exclusive
         };
+        options.wait_ms = wait_ms;
+        options.owner = owner;
+        options.steal = steal;
+        options.client = client;
+        options.ephemeral = ephemeral;
+        options.lock_delay_ms = lock_delay_ms;
         let acquired = self
             .engine
             .acquire(Instant(now_ms), name, ttl_ms, &options)
@@ -90,6 +90,7 @@ impl NativeEngine {
                 },
             )?
             .into_any(),
+            other => return Err(unknown("acquire outcome", &other)),
         })
     }
 
@@ -212,6 +213,7 @@ impl NativeEngine {
                 },
             )?
             .into_any(),
+            other => return Err(unknown("event", &other)),
         };
         Ok(Some(record))
     }
@@ -298,6 +300,7 @@ fn lock_record(lock: LockInfo) -> LockRecord {
         holders,
         waiters,
         delay_ms_left,
+        ..
     } = lock;
     LockRecord {
         name,
@@ -350,4 +353,11 @@ fn config_dict<'py>(py: Python<'py>, config: &Config) -> PyResult<Bound<'py, PyD
         dict.set_item(name, value)?;
     }
     Ok(dict)
+}
+
+/// Reports a value of the core that this glue does not know: a bug in the glue, not the input.
+pub(crate) fn unknown(what: &str, value: &dyn core::fmt::Debug) -> PyErr {
+    PyRuntimeError::new_err(format!(
+        "fencelock._native does not know this {what} of fencelock-core (a bug, please report it): {value:?}"
+    ))
 }

@@ -51,6 +51,12 @@ impl NativeFence {
                 advanced: false,
                 highest,
             },
+            // An outcome added to the core later: its own verdict, and the mark as it stands.
+            other => FenceCheck {
+                accepted: other.is_accepted(),
+                advanced: false,
+                highest: self.fence.highest(resource),
+            },
         }
     }
 

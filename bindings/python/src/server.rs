@@ -37,7 +37,7 @@ impl NativeServer {
     ) -> PyResult<Self> {
         let engine_config = build_config(py, config)?;
         let start = Start::from_parts(start, ceiling, snapshot).into_py_result(py)?;
-        let engine = Engine::start(engine_config, start, Instant(now_ms)).into_py_result(py)?;
+        let engine = Engine::start(Instant(now_ms), engine_config, start).into_py_result(py)?;
         let server_config = build_server_config(py, server_config)?;
         Ok(NativeServer {
             server: Server::new(engine, server_config),
@@ -78,14 +78,14 @@ impl NativeServer {
         }
         let mut plan = Recovery::plan(read).map_err(|error| corrupt_file(&error))?;
         let now = Instant(now_ms);
-        let engine = plan.start_engine(engine_config, now);
+        let engine = plan.start_engine(now, engine_config);
         let actions = PyList::empty(py);
         for action in core::mem::take(&mut plan.actions) {
             actions.append(records::file_action(py, action)?)?;
         }
         let recovery = records::Recovery {
             kind: plan.kind.as_str(),
-            summary: plan.summary(&engine, now),
+            summary: plan.summary(now, &engine),
             has_grace: plan.kind.has_grace(),
             refusal: plan.refusal.take(),
             actions: actions.unbind(),
@@ -116,24 +116,24 @@ impl NativeServer {
 
     /// Feeds received bytes, split anywhere.
     fn receive(&mut self, conn: u64, data: &[u8], now_ms: u64) {
-        self.server.receive(conn, data, Instant(now_ms));
+        self.server.receive(Instant(now_ms), conn, data);
     }
 
     /// Runs one already-framed request (command name first).
     fn execute(&mut self, conn: u64, argv: Vec<Vec<u8>>, now_ms: u64) {
         let args: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
-        self.server.execute(conn, &args, Instant(now_ms));
+        self.server.execute(Instant(now_ms), conn, &args);
     }
 
     /// Forgets a connection the host closed (drops its waits and EPHEMERAL leases).
     fn disconnect(&mut self, conn: u64, now_ms: u64) {
-        self.server.disconnect(conn, Instant(now_ms));
+        self.server.disconnect(Instant(now_ms), conn);
     }
 
     /// Reports how many bytes the host holds unsent for a connection.
     fn handle_unsent(&mut self, conn: u64, unsent_bytes: usize, now_ms: u64) {
         self.server
-            .handle_unsent(conn, unsent_bytes, Instant(now_ms));
+            .handle_unsent(Instant(now_ms), conn, unsent_bytes);
     }
 
     /// Runs what is due (spurious calls are harmless).
@@ -209,6 +209,7 @@ fn output_record(py: Python<'_>, output: Output) -> PyResult<Py<PyAny>> {
         )?
         .into_any(),
         Output::Close { conn } => Py::new(py, Close { conn })?.into_any(),
+        other => return Err(crate::engine::unknown("server output", &other)),
     })
 }
 

@@ -8,6 +8,7 @@
 //! - I5 waiters are served first come, first served; a waiter that left never blocks the queue;
 //! - I6 nothing here reads a clock, does I/O, spawns threads or panics.
 
+mod index;
 mod lock;
 mod timers;
 mod types;
@@ -16,9 +17,6 @@ use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::hash::BuildHasher;
-
-use hashbrown::{DefaultHashBuilder, HashTable};
 
 use crate::config::Config;
 use crate::durable::{encode_ceiling, DataFile, FileAction};
@@ -26,6 +24,7 @@ use crate::error::Error;
 use crate::snapshot::{Snapshot, SnapshotDelay, SnapshotLease, SNAPSHOT_VERSION};
 use crate::time::Instant;
 use crate::tokens::TokenSequence;
+use index::LockIndex;
 use lock::{Lease, Lock, Waiter};
 use timers::{TimerKey, TimerKind};
 pub use types::{
@@ -42,12 +41,7 @@ pub use types::{
 #[derive(Debug)]
 pub struct Engine {
     config: Config,
-    /// Locks by slot; a slot is reused after its lock is reclaimed.
-    slots: Vec<Option<Lock>>,
-    free_slots: Vec<u32>,
-    /// Name -> slot, hashing the name stored in the slot (names are kept once).
-    by_name: HashTable<u32>,
-    hasher: DefaultHashBuilder,
+    locks: LockIndex,
     /// Deadlines of leases, waits and lock-delays, in firing order.
     timers: BTreeMap<TimerKey, u32>,
     /// (client, timer-tagged id, slot) for waits and ephemeral leases, dropped on disconnect.
@@ -72,10 +66,7 @@ impl Engine {
         let tokens = TokenSequence::resume(0, 1, config.token_block);
         Engine {
             config,
-            slots: Vec::new(),
-            free_slots: Vec::new(),
-            by_name: HashTable::new(),
-            hasher: DefaultHashBuilder::default(),
+            locks: LockIndex::new(),
             timers: BTreeMap::new(),
             by_client: BTreeSet::new(),
             waiters: BTreeMap::new(),
@@ -95,7 +86,7 @@ impl Engine {
     /// # Errors
     /// [`Error::BadRequest`] if the snapshot is inconsistent (a token at or above its next token,
     /// a bad name, duplicated tokens, conflicting holders).
-    pub fn start(config: Config, start: Start, now: Instant) -> Result<Engine, Error> {
+    pub fn start(now: Instant, config: Config, start: Start) -> Result<Engine, Error> {
         let mut engine = Engine::new(config);
         engine.now = now;
         match start {
@@ -118,7 +109,7 @@ impl Engine {
     /// Creates an engine after a crash: tokens resume above `ceiling` and nothing is granted
     /// until every lease the last run could have issued has lapsed.
     #[must_use]
-    pub fn after_crash(config: Config, ceiling: u64, now: Instant) -> Engine {
+    pub fn after_crash(now: Instant, config: Config, ceiling: u64) -> Engine {
         let mut engine = Engine::new(config);
         engine.now = now;
         engine.resume_after_crash(ceiling, now);
@@ -146,8 +137,21 @@ impl Engine {
             return Err(Error::NotReady { ms_left: ready_in });
         }
         self.stats.acquires += 1;
-        let slot = self.find_or_create(name)?;
-        let result = self.acquire_in(slot, now, ttl_ms, options, lock_delay_ms);
+        let max_holders = self.config.max_holders_per_lock;
+        let (slot, lock) = self.locks.find_or_create(name, self.config.max_locks)?;
+        // Decided with the lock at hand, so no later step can find it missing.
+        let plan = if options.steal {
+            Plan::steal(lock, &mut self.tokens)
+        } else {
+            Ok(Plan::admit(lock, now, options.mode, max_holders))
+        };
+        let request = Request {
+            now,
+            ttl_ms,
+            options,
+            lock_delay_ms,
+        };
+        let result = plan.and_then(|plan| self.carry_out(slot, plan, &request));
         self.reclaim_if_idle(slot, now);
         self.debug_check(slot, now);
         result
@@ -167,12 +171,13 @@ impl Engine {
         let now = self.advance(now);
         self.validate_name(name)?;
         self.validate_ttl(ttl_ms)?;
-        let Some(slot) = self.find(name) else {
+        let Some(slot) = self.locks.find(name) else {
             return Err(self.reject(name, token));
         };
         let deadline = now.plus_ms(ttl_ms);
         let Some(lease) = self
-            .lock_mut(slot)
+            .locks
+            .get_mut(slot)
             .and_then(|lock| lock.holders.find_mut(token))
         else {
             return Err(self.reject(name, token));
@@ -194,7 +199,7 @@ impl Engine {
     pub fn release(&mut self, now: Instant, name: &str, token: Token) -> Result<(), Error> {
         let now = self.advance(now);
         self.validate_name(name)?;
-        let Some(slot) = self.find(name) else {
+        let Some(slot) = self.locks.find(name) else {
             return Err(self.reject(name, token));
         };
         if self.drop_lease(slot, token).is_none() {
@@ -216,8 +221,9 @@ impl Engine {
         let now = self.advance(now);
         self.validate_name(name)?;
         let deadline = self
+            .locks
             .find(name)
-            .and_then(|slot| self.lock(slot))
+            .and_then(|slot| self.locks.get(slot))
             .and_then(|lock| {
                 lock.holders
                     .as_slice()
@@ -324,11 +330,10 @@ impl Engine {
     pub fn query(&mut self, now: Instant, prefix: &str) -> Vec<LockInfo> {
         let now = self.advance(now);
         let mut locks: Vec<LockInfo> = self
-            .slots
+            .locks
             .iter()
-            .flatten()
-            .filter(|lock| lock.name.starts_with(prefix))
-            .map(|lock| lock_info(lock, now))
+            .filter(|(_, lock)| lock.name.starts_with(prefix))
+            .map(|(_, lock)| lock_info(lock, now))
             .collect();
         locks.sort_by(|a, b| a.name.cmp(&b.name));
         locks
@@ -345,7 +350,7 @@ impl Engine {
         let now = self.advance(now);
         let mut leases = Vec::new();
         let mut delays = Vec::new();
-        for lock in self.slots.iter().flatten() {
+        for (_, lock) in self.locks.iter() {
             for lease in lock.holders.as_slice() {
                 leases.push(SnapshotLease {
                     name: String::from(&*lock.name),
@@ -402,7 +407,7 @@ impl Engine {
     /// Returns the number of locks that exist (held, waited on or in lock-delay).
     #[must_use]
     pub fn live_locks(&self) -> usize {
-        self.by_name.len()
+        self.locks.len()
     }
 
     /// Returns the number of live leases.
@@ -424,9 +429,7 @@ impl Engine {
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut leases = 0usize;
         let mut waiting = 0usize;
-        for (slot, lock) in self.slots.iter().enumerate() {
-            let Some(lock) = lock else { continue };
-            let slot = u32::try_from(slot).map_err(|_| String::from("slot overflow"))?;
+        for (slot, lock) in self.locks.iter() {
             self.check_lock(slot, lock, self.now)?;
             leases += lock.holders.len();
             waiting += lock.waiters.len();
@@ -529,7 +532,7 @@ impl Engine {
         if until > now && until > lock.delay_until {
             self.set_delay(slot, until, token);
         }
-        let name_hash = self.hasher.hash_one(name.as_str());
+        let name_hash = self.locks.hash(&name);
         self.expired.insert(token, name_hash);
         while self.expired.len() > self.config.expired_memory {
             self.expired.pop_first();
@@ -620,102 +623,86 @@ impl Engine {
         Ok(u32::try_from(delay).unwrap_or(u32::MAX))
     }
 
-    fn hash(&self, name: &str) -> u64 {
-        self.hasher.hash_one(name)
-    }
-
-    fn find(&self, name: &str) -> Option<u32> {
-        self.find_hashed(self.hash(name), name)
-    }
-
-    fn find_hashed(&self, hash: u64, name: &str) -> Option<u32> {
-        let slots = &self.slots;
-        self.by_name
-            .find(hash, |&slot| slot_name(slots, slot) == Some(name))
-            .copied()
-    }
-
-    fn find_or_create(&mut self, name: &str) -> Result<u32, Error> {
-        // One hash serves both the lookup and the insertion of a new lock.
-        let hash = self.hash(name);
-        if let Some(slot) = self.find_hashed(hash, name) {
-            return Ok(slot);
-        }
-        if self.by_name.len() >= self.config.max_locks {
-            return Err(Error::Limit("too many live locks".into()));
-        }
-        let lock = Lock::new(name);
-        let slot = match self.free_slots.pop() {
-            Some(slot) => {
-                if let Some(entry) = self.slots.get_mut(slot as usize) {
-                    *entry = Some(lock);
-                }
-                slot
-            }
-            None => {
-                let slot = u32::try_from(self.slots.len())
-                    .map_err(|_| Error::Limit("too many live locks".into()))?;
-                self.slots.push(Some(lock));
-                slot
-            }
-        };
-        let slots = &self.slots;
-        let hasher = &self.hasher;
-        self.by_name.insert_unique(hash, slot, |&other| {
-            hasher.hash_one(slot_name(slots, other).unwrap_or_default())
-        });
-        Ok(slot)
-    }
-
-    fn acquire_in(
+    /// Carries out what [`Plan`] decided for an acquire on the lock in `slot`.
+    fn carry_out(
         &mut self,
         slot: u32,
-        now: Instant,
-        ttl_ms: u64,
-        options: &AcquireOptions,
-        lock_delay_ms: u32,
+        plan: Plan,
+        request: &Request<'_>,
     ) -> Result<Acquired, Error> {
-        let Some(lock) = self.lock(slot) else {
-            return Err(Error::Limit("lock vanished".into()));
-        };
+        let Request {
+            now,
+            ttl_ms,
+            options,
+            lock_delay_ms,
+        } = *request;
         let shared = options.mode == Mode::Shared;
-        if options.steal {
-            return self.steal(slot, now, ttl_ms, options, lock_delay_ms);
+        match plan {
+            Plan::Grant => {
+                let token = self.tokens.issue()?;
+                let lease = new_lease(token, now.plus_ms(ttl_ms), options, lock_delay_ms, shared);
+                let deadline = lease.deadline;
+                self.install_lease(slot, lease);
+                self.stats.grants += 1;
+                Ok(Acquired::Granted { token, deadline })
+            }
+            Plan::Busy { ms_left, .. } if options.wait_ms == 0 => Err(Error::Locked { ms_left }),
+            Plan::Busy { queued, .. } => self.enqueue(slot, queued, request),
+            Plan::Steal {
+                token,
+                evicted,
+                name,
+                ended_delay,
+            } => {
+                self.timers.remove(&ended_delay);
+                for lease in evicted {
+                    self.forget_lease(slot, &lease);
+                    self.events.push_back(Event::Stolen {
+                        name: name.clone(),
+                        token: lease.token,
+                        owner: lease.owner.map(String::from),
+                        client: lease.client,
+                        by_token: token,
+                    });
+                }
+                self.stats.steals += 1;
+                let lease = new_lease(token, now.plus_ms(ttl_ms), options, lock_delay_ms, shared);
+                let deadline = lease.deadline;
+                self.install_lease(slot, lease);
+                self.stats.grants += 1;
+                // A shared steal may admit shared waiters at the head of the queue.
+                self.grant_waiters(slot, now);
+                Ok(Acquired::Granted { token, deadline })
+            }
         }
-        let holders_full = lock.holders.len() >= self.config.max_holders_per_lock;
-        let grantable = lock.delay_until <= now
-            && lock.waiters.is_empty()
-            && lock.holders.admits(options.mode)
-            && !holders_full;
-        if grantable {
-            let token = self.tokens.issue()?;
-            let lease = new_lease(token, now.plus_ms(ttl_ms), options, lock_delay_ms, shared);
-            let deadline = lease.deadline;
-            self.install_lease(slot, lease);
-            self.stats.grants += 1;
-            return Ok(Acquired::Granted { token, deadline });
-        }
-        if options.wait_ms == 0 {
-            let ms_left = lock
-                .holders
-                .as_slice()
-                .iter()
-                .map(|lease| lease.deadline.ms_since(now))
-                .max()
-                .unwrap_or(0)
-                .max(lock.delay_until.ms_since(now));
-            return Err(Error::Locked { ms_left });
-        }
-        if lock.waiters.len() >= self.config.max_waiters_per_lock {
+    }
+
+    /// Queues an acquire behind the `queued` waiters of the lock in `slot`.
+    fn enqueue(
+        &mut self,
+        slot: u32,
+        queued: usize,
+        request: &Request<'_>,
+    ) -> Result<Acquired, Error> {
+        let Request {
+            now,
+            ttl_ms,
+            options,
+            lock_delay_ms,
+        } = *request;
+        if queued >= self.config.max_waiters_per_lock {
             return Err(Error::Limit("too many waiters on this lock".into()));
         }
         if self.waiters.len() >= self.config.max_waiters_total {
             return Err(Error::Limit("too many waiters in all".into()));
         }
+        let Some(lock) = self.locks.get_mut(slot) else {
+            return Err(Error::internal("an acquire lost its lock"));
+        };
         let waiter = self.next_waiter;
         self.next_waiter += 1;
         let deadline = now.plus_ms(options.wait_ms);
-        let queued = Waiter {
+        lock.waiters.push_back(Waiter {
             id: waiter,
             ttl_ms,
             deadline,
@@ -723,12 +710,9 @@ impl Engine {
             owner: options.owner.as_deref().map(Box::from),
             client: options.client,
             lock_delay_ms,
-            shared,
+            shared: options.mode == Mode::Shared,
             ephemeral: options.ephemeral,
-        };
-        if let Some(lock) = self.lock_mut(slot) {
-            lock.waiters.push_back(queued);
-        }
+        });
         self.waiters.insert(waiter, (slot, deadline));
         self.timers
             .insert(TimerKey::new(deadline, TimerKind::Wait, waiter), slot);
@@ -737,43 +721,6 @@ impl Engine {
                 .insert((options.client, TimerKind::Wait.tag(waiter), slot));
         }
         Ok(Acquired::Queued { waiter, deadline })
-    }
-
-    /// Takes the lock at once: every current holder is fenced off with an event.
-    fn steal(
-        &mut self,
-        slot: u32,
-        now: Instant,
-        ttl_ms: u64,
-        options: &AcquireOptions,
-        lock_delay_ms: u32,
-    ) -> Result<Acquired, Error> {
-        let token = self.tokens.issue()?;
-        let Some(lock) = self.lock_mut(slot) else {
-            return Err(Error::Limit("lock vanished".into()));
-        };
-        let evicted = lock.holders.take_all();
-        let name = String::from(&*lock.name);
-        self.set_delay(slot, Instant::ZERO, 0);
-        for lease in evicted {
-            self.forget_lease(slot, &lease);
-            self.events.push_back(Event::Stolen {
-                name: name.clone(),
-                token: lease.token,
-                owner: lease.owner.map(String::from),
-                client: lease.client,
-                by_token: token,
-            });
-        }
-        self.stats.steals += 1;
-        let shared = options.mode == Mode::Shared;
-        let lease = new_lease(token, now.plus_ms(ttl_ms), options, lock_delay_ms, shared);
-        let deadline = lease.deadline;
-        self.install_lease(slot, lease);
-        self.stats.grants += 1;
-        // A shared steal may admit shared waiters at the head of the queue.
-        self.grant_waiters(slot, now);
-        Ok(Acquired::Granted { token, deadline })
     }
 
     fn install_lease(&mut self, slot: u32, lease: Lease) {
@@ -786,8 +733,11 @@ impl Engine {
                 .insert((lease.client, TimerKind::Lease.tag(lease.token), slot));
         }
         self.live_leases += 1;
-        if let Some(lock) = self.lock_mut(slot) {
-            lock.holders.push(lease);
+        match self.locks.get_mut(slot) {
+            Some(lock) => lock.holders.push(lease),
+            // Callers install into the lock they just looked at; the miss is reported, and
+            // the lease, counted above, makes `check_invariants` fail loudly as well.
+            None => drop(Error::internal("a lease was installed into an empty slot")),
         }
     }
 
@@ -886,24 +836,19 @@ impl Engine {
         if !idle {
             return;
         }
-        let Some(lock) = self.slots.get_mut(slot as usize).and_then(Option::take) else {
+        let Some(lock) = self.locks.remove(slot) else {
             return;
         };
-        let hash = self.hasher.hash_one(&*lock.name);
-        if let Ok(entry) = self.by_name.find_entry(hash, |&other| other == slot) {
-            entry.remove();
-        }
         if lock.delay_until != Instant::ZERO {
             let key = TimerKey::new(lock.delay_until, TimerKind::Delay, lock.delay_token);
             self.timers.remove(&key);
         }
-        self.free_slots.push(slot);
     }
 
     /// Counts a rejected token and tells `EXPIRED` from `STALE`.
     fn reject(&mut self, name: &str, token: Token) -> Error {
         self.stats.stale_rejections += 1;
-        let name_hash = self.hash(name);
+        let name_hash = self.locks.hash(name);
         if self.expired.get(&token) == Some(&name_hash) {
             Error::Expired { token }
         } else {
@@ -927,16 +872,15 @@ impl Engine {
             if saved.ms_left == 0 {
                 continue;
             }
-            let slot = self.find_or_create(&saved.name)?;
+            let (slot, lock) = self
+                .locks
+                .find_or_create(&saved.name, self.config.max_locks)?;
             let mode = if saved.shared {
                 Mode::Shared
             } else {
                 Mode::Exclusive
             };
-            if !self
-                .lock(slot)
-                .is_some_and(|lock| lock.holders.admits(mode))
-            {
+            if !lock.holders.admits(mode) {
                 return Err(Error::bad(alloc::format!(
                     "snapshot holds lock {:?} both shared and exclusive",
                     saved.name
@@ -964,7 +908,9 @@ impl Engine {
                     "snapshot lock-delay token is not below the next token",
                 ));
             }
-            let slot = self.find_or_create(&delay.name)?;
+            let (slot, _) = self
+                .locks
+                .find_or_create(&delay.name, self.config.max_locks)?;
             self.set_delay(slot, now.plus_ms(delay.ms_left), delay.token);
         }
         Ok(())
@@ -987,11 +933,11 @@ impl Engine {
     }
 
     fn lock(&self, slot: u32) -> Option<&Lock> {
-        self.slots.get(slot as usize).and_then(Option::as_ref)
+        self.locks.get(slot)
     }
 
     fn lock_mut(&mut self, slot: u32) -> Option<&mut Lock> {
-        self.slots.get_mut(slot as usize).and_then(Option::as_mut)
+        self.locks.get_mut(slot)
     }
 
     fn debug_check(&self, slot: u32, now: Instant) {
@@ -1059,11 +1005,67 @@ impl Engine {
     }
 }
 
-fn slot_name(slots: &[Option<Lock>], slot: u32) -> Option<&str> {
-    slots
-        .get(slot as usize)
-        .and_then(Option::as_ref)
-        .map(|lock| &*lock.name)
+/// The parts of an acquire that every [`Plan`] needs to carry it out.
+#[derive(Clone, Copy)]
+struct Request<'a> {
+    now: Instant,
+    ttl_ms: u64,
+    options: &'a AcquireOptions,
+    lock_delay_ms: u32,
+}
+
+/// What an acquire does, decided while its lock is at hand.
+enum Plan {
+    /// The lock admits the request now.
+    Grant,
+    /// The lock is held, in lock-delay or has a queue: `LOCKED`, or wait behind `queued`.
+    Busy { ms_left: u64, queued: usize },
+    /// The request took the lock with `token`; `evicted` lost it, and the lock-delay timer
+    /// `ended_delay` no longer applies.
+    Steal {
+        token: Token,
+        evicted: Vec<Lease>,
+        name: String,
+        ended_delay: TimerKey,
+    },
+}
+
+impl Plan {
+    fn admit(lock: &Lock, now: Instant, mode: Mode, max_holders: usize) -> Plan {
+        let grantable = lock.delay_until <= now
+            && lock.waiters.is_empty()
+            && lock.holders.admits(mode)
+            && lock.holders.len() < max_holders;
+        if grantable {
+            return Plan::Grant;
+        }
+        let ms_left = lock
+            .holders
+            .as_slice()
+            .iter()
+            .map(|lease| lease.deadline.ms_since(now))
+            .max()
+            .unwrap_or(0)
+            .max(lock.delay_until.ms_since(now));
+        Plan::Busy {
+            ms_left,
+            queued: lock.waiters.len(),
+        }
+    }
+
+    /// Takes the lock from its holders; nothing changes if no token can be issued.
+    fn steal(lock: &mut Lock, tokens: &mut TokenSequence) -> Result<Plan, Error> {
+        let token = tokens.issue()?;
+        let ended_delay = TimerKey::new(lock.delay_until, TimerKind::Delay, lock.delay_token);
+        lock.delay_until = Instant::ZERO;
+        lock.delay_token = 0;
+        Ok(Plan::Steal {
+            token,
+            evicted: lock.holders.take_all(),
+            name: String::from(&*lock.name),
+            ended_delay,
+        })
+    }
 }
 
 fn new_lease(

@@ -4,18 +4,19 @@
 use alloc::string::{String, ToString};
 
 use super::args::{self, bad, is, shown};
-use super::commands::{usage_error, Action, Context};
+use super::context::{usage_error, Action, Context};
 use super::reply::{ReplyEncoder, RespVersion};
 use super::table::{self, CommandSpec, COMMANDS};
 use crate::Error;
 
-/// The version reported by `HELLO` and `INFO`.
+/// The version reported by `HELLO` and `INFO`: the workspace version in Cargo.toml, the one
+/// source the Python package's version also comes from.
 pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// `INFO [section]`: the server encodes it, because it reports on every connection.
 pub(crate) fn info(argv: &[&[u8]]) -> Result<Action, Error> {
     if argv.len() > 2 {
-        return Err(usage_error("INFO", "INFO [section]"));
+        return Err(usage_error(&table::INFO));
     }
     let section = argv
         .get(1)
@@ -28,7 +29,7 @@ pub(crate) fn ping(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Result<Action, Erro
     match argv.get(1..).unwrap_or_default() {
         [] => ctx.conn.reply().simple("PONG"),
         [message] => ctx.conn.reply().bulk(message),
-        _ => return Err(usage_error("PING", "PING [message]")),
+        _ => return Err(usage_error(&table::PING)),
     }
     Ok(Action::Done)
 }
@@ -112,7 +113,7 @@ pub(crate) fn auth(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Result<Action, Erro
             ctx.conn.reply().simple("OK");
             Ok(Action::Done)
         }
-        _ => Err(usage_error("AUTH", "AUTH [username] password")),
+        _ => Err(usage_error(&table::AUTH)),
     }
 }
 
@@ -174,7 +175,7 @@ pub(crate) fn client(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Result<Action, Er
             return Err(Error::BadRequest(alloc::format!(
                 "unknown CLIENT subcommand or wrong arguments for {}; usage {}",
                 shown(sub),
-                table::lookup(b"CLIENT").map_or("", |spec| spec.usage)
+                table::CLIENT.usage
             )))
         }
     }
@@ -275,7 +276,7 @@ fn command_docs(reply: &mut ReplyEncoder<'_>, spec: &CommandSpec) {
     reply.bulk(b"summary");
     reply.bulk(spec.summary.as_bytes());
     reply.bulk(b"since");
-    reply.bulk(b"0.1.0");
+    reply.bulk(spec.since.as_bytes());
     reply.bulk(b"group");
     reply.bulk(b"generic");
     reply.bulk(b"arguments");

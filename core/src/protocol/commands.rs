@@ -1,34 +1,12 @@
-//! Runs one request against the engine and encodes its reply.
+//! Dispatch: finds a request's command in the table, checks its arity, runs its handler and
+//! encodes an error reply if it fails.
 
-use alloc::format;
 use alloc::string::{String, ToString};
 
-use super::connection::Connection;
-use super::table::{self, Kind};
-use super::{admin, lock_commands, ConnId};
-use crate::{Engine, Error, Instant};
-
-/// Everything a command may touch, borrowed from the server for one request.
-pub(crate) struct Context<'a> {
-    pub(crate) engine: &'a mut Engine,
-    pub(crate) conn: &'a mut Connection,
-    pub(crate) id: ConnId,
-    pub(crate) now: Instant,
-    /// The manual clock when the server runs with a test clock.
-    pub(crate) manual_clock: &'a mut Option<Instant>,
-}
-
-/// Work the server must finish after a command, because it needs more than one connection.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Action {
-    Done,
-    /// Send what was written, then close (`QUIT`).
-    Close,
-    /// Encode `INFO` for the lowercase section name (empty: every section).
-    Info(String),
-    /// Encode `CLIENT LIST`.
-    ClientList,
-}
+use super::args::shown;
+use super::context::{usage_error, Action, Context};
+use super::table::{self, Kind, COMMANDS};
+use super::{admin, lock_commands};
 
 /// Runs the request `argv` (command name first) and appends its reply, unless it blocks.
 pub(crate) fn run(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Action {
@@ -36,15 +14,11 @@ pub(crate) fn run(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Action {
         return Action::Done;
     };
     let Some(spec) = table::lookup(name) else {
-        let message = format!(
-            "ERR unknown command {}; fencelock serves ACQUIRE RENEW RELEASE VERIFY QUERY INFO PING ECHO HELLO AUTH QUIT SELECT CLIENT COMMAND DEBUG",
-            super::args::shown(name)
-        );
-        ctx.conn.reply().error(&message);
+        ctx.conn.reply().error(&unknown_command(name));
         return Action::Done;
     };
     if !spec.accepts(argv.len()) {
-        ctx.conn.reply().error(&arity_error(spec.name, spec.usage));
+        ctx.conn.reply().error(&usage_error(spec).to_string());
         return Action::Done;
     }
     let result = match spec.kind {
@@ -73,18 +47,12 @@ pub(crate) fn run(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Action {
     }
 }
 
-/// Returns the wrong-arity error for a command, with its usage.
-pub(crate) fn arity_error(name: &str, usage: &str) -> String {
-    format!(
-        "ERR wrong number of arguments for '{}': usage {usage}",
-        name.to_ascii_lowercase()
-    )
-}
-
-/// Returns a bad-request error saying how the command is used.
-pub(crate) fn usage_error(name: &str, usage: &str) -> Error {
-    Error::BadRequest(format!(
-        "wrong number of arguments for '{}': usage {usage}",
-        name.to_ascii_lowercase()
-    ))
+/// Returns the unknown-command error, listing every command the table serves.
+fn unknown_command(name: &[u8]) -> String {
+    let mut text = alloc::format!("ERR unknown command {}; fencelock serves", shown(name));
+    for spec in COMMANDS {
+        text.push(' ');
+        text.push_str(spec.name);
+    }
+    text
 }

@@ -1,13 +1,16 @@
 //! Limits and switches of a protocol server.
 
-use alloc::format;
-
 use super::parser::ParserLimits;
+use crate::config::{set_by_name, setting, Setting};
 use crate::error::Error;
 
 /// Limits and switches of a [`Server`](super::Server); every bound is enforced with a clear
 /// error, before the bytes it guards are buffered.
+///
+/// Outside this crate, start from `ServerConfig::default()` and set fields (or use
+/// [`ServerConfig::set`]): the struct may grow, so it cannot be built with a struct literal.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ServerConfig {
     /// Largest request on the wire, framing included (default 1 MiB).
     pub max_request_bytes: usize,
@@ -58,20 +61,24 @@ impl ServerConfig {
     /// # Errors
     /// [`Error::BadRequest`] for an unknown name or a value out of range.
     pub fn set(&mut self, name: &str, value: u64) -> Result<(), Error> {
-        let size = || {
-            usize::try_from(value)
-                .map_err(|_| Error::bad(format!("setting {name} = {value} is too large")))
-        };
-        match name {
-            "max_request_bytes" => self.max_request_bytes = size()?,
-            "max_bulk_bytes" => self.max_bulk_bytes = size()?,
-            "max_args" => self.max_args = size()?,
-            "max_output_bytes" => self.max_output_bytes = size()?,
-            "max_connections" => self.max_connections = size()?,
-            "test_clock" if value <= 1 => self.test_clock = value == 1,
-            "test_clock" => return Err(Error::bad("setting test_clock takes 0 or 1")),
-            other => return Err(Error::bad(format!("unknown server setting {other:?}"))),
-        }
-        Ok(())
+        set_by_name(self, SERVER_SETTINGS, "server", name, value)
+    }
+
+    /// Returns every setting with its field name, in declaration order (`test_clock` as 0 or 1).
+    pub fn settings(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        SERVER_SETTINGS
+            .iter()
+            .map(move |setting| (setting.name, (setting.get)(self)))
     }
 }
+
+/// Every server setting: the one list that [`ServerConfig::set`], [`ServerConfig::settings`],
+/// `INFO` and every host read.
+const SERVER_SETTINGS: &[Setting<ServerConfig>] = &[
+    setting!(max_request_bytes: usize),
+    setting!(max_bulk_bytes: usize),
+    setting!(max_args: usize),
+    setting!(max_output_bytes: usize),
+    setting!(max_connections: usize),
+    setting!(test_clock: bool),
+];

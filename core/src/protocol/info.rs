@@ -5,7 +5,7 @@ use core::fmt::Write;
 
 use super::connection::Connection;
 use super::reply::RespVersion;
-use super::ConnId;
+use super::{ConnId, ServerConfig};
 use crate::{Engine, Instant, MAX_TOKEN};
 
 /// Server-wide facts `INFO` reports beside the engine's.
@@ -31,7 +31,13 @@ pub(crate) struct Counters {
 
 /// Returns the INFO text for `section` (lowercase; empty, `all`, `default` or `everything`
 /// for all sections); an unknown section gives an empty text, as in Redis.
-pub(crate) fn info_text(section: &str, engine: &Engine, facts: &Facts, now: Instant) -> String {
+pub(crate) fn info_text(
+    section: &str,
+    engine: &Engine,
+    config: &ServerConfig,
+    facts: &Facts,
+    now: Instant,
+) -> String {
     let all = matches!(section, "" | "all" | "default" | "everything");
     let wanted = |name: &str| all || section == name;
     let mut text = String::new();
@@ -61,23 +67,14 @@ pub(crate) fn info_text(section: &str, engine: &Engine, facts: &Facts, now: Inst
         separate(&mut text);
         let _ = write!(
             text,
-            "# Stats\r\ntotal_connections_received:{}\r\nrejected_connections:{}\r\ntotal_commands_processed:{}\r\nprotocol_errors:{}\r\noutput_limit_disconnections:{}\r\nacquires:{}\r\ngrants:{}\r\ngrants_after_wait:{}\r\nreleases:{}\r\nrenewals:{}\r\nexpiries:{}\r\nsteals:{}\r\nstale_rejections:{}\r\nwait_timeouts:{}\r\ntotal_wait_ms:{}\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\nrejected_connections:{}\r\ntotal_commands_processed:{}\r\nprotocol_errors:{}\r\noutput_limit_disconnections:{}\r\n",
             counters.connections_received,
             counters.rejected_connections,
             counters.commands_processed,
             counters.protocol_errors,
             counters.output_limit_closes,
-            stats.acquires,
-            stats.grants,
-            stats.grants_after_wait,
-            stats.releases,
-            stats.renewals,
-            stats.expiries,
-            stats.steals,
-            stats.stale_rejections,
-            stats.wait_timeouts,
-            stats.total_wait_ms,
         );
+        lines(&mut text, stats.counters());
     }
     if wanted("locks") {
         separate(&mut text);
@@ -98,7 +95,20 @@ pub(crate) fn info_text(section: &str, engine: &Engine, facts: &Facts, now: Inst
             engine.token_ceiling(),
         );
     }
+    if wanted("config") {
+        separate(&mut text);
+        text.push_str("# Config\r\n");
+        lines(&mut text, engine.config().settings());
+        lines(&mut text, config.settings());
+    }
     text
+}
+
+/// Appends one `name:value` line per pair.
+fn lines(text: &mut String, pairs: impl Iterator<Item = (&'static str, u64)>) {
+    for (name, value) in pairs {
+        let _ = write!(text, "{name}:{value}\r\n");
+    }
 }
 
 /// Returns one `CLIENT INFO` / `CLIENT LIST` line, newline included.

@@ -3,8 +3,9 @@
 use alloc::string::ToString;
 
 use super::args::{self, is, shown};
-use super::commands::{usage_error, Action, Context};
+use super::context::{usage_error, Action, Context};
 use super::reply::ReplyEncoder;
+use super::table;
 use crate::{AcquireOptions, Acquired, Error, LockInfo, Mode};
 
 /// `ACQUIRE name ttl_ms [WAIT ms] [SHARED] [STEAL] [OWNER label] [EPHEMERAL] [LOCKDELAY ms]`.
@@ -77,7 +78,7 @@ pub(crate) fn verify(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Result<Action, Er
 /// `QUERY [prefix]`: one map per lock (a flat array in RESP2).
 pub(crate) fn query(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Result<Action, Error> {
     if argv.len() > 2 {
-        return Err(usage_error("QUERY", "QUERY [prefix]"));
+        return Err(usage_error(&table::QUERY));
     }
     let prefix = match argv.get(1) {
         Some(&prefix) => args::name(prefix, "prefix")?,

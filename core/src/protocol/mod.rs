@@ -12,6 +12,7 @@ mod args;
 mod commands;
 mod config;
 mod connection;
+mod context;
 mod info;
 mod lock_commands;
 mod parser;

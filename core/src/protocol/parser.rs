@@ -9,8 +9,10 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-/// Bounds the parser enforces on every request.
+/// Bounds the parser enforces on every request; outside this crate, start from
+/// `ParserLimits::default()` and set fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ParserLimits {
     /// Largest request on the wire, framing included, in bytes.
     pub max_request_bytes: usize,
@@ -51,6 +53,7 @@ impl fmt::Display for ProtocolError {
 
 /// What one call to [`RequestParser::feed`] achieved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Step {
     /// A request is complete after consuming this many input bytes; read it with
     /// [`RequestParser::args`] before feeding again.

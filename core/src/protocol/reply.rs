@@ -5,6 +5,7 @@ use alloc::vec::Vec;
 
 /// The RESP version a connection speaks; RESP3 after `HELLO 3`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum RespVersion {
     /// RESP2: maps are sent as flat arrays of keys and values, null as `$-1`, no pushes.
     #[default]
@@ -50,7 +51,7 @@ impl<'a> ReplyEncoder<'a> {
     /// Appends an integer reply.
     pub fn integer(&mut self, value: i64) {
         self.out.push(b':');
-        push_i64(self.out, value);
+        push_integer(self.out, value);
         self.out.extend_from_slice(b"\r\n");
     }
 
@@ -63,7 +64,7 @@ impl<'a> ReplyEncoder<'a> {
     /// Appends a bulk string.
     pub fn bulk(&mut self, bytes: &[u8]) {
         self.out.push(b'$');
-        push_usize(self.out, bytes.len());
+        push_integer(self.out, bytes.len());
         self.out.extend_from_slice(b"\r\n");
         self.out.extend_from_slice(bytes);
         self.out.extend_from_slice(b"\r\n");
@@ -110,39 +111,15 @@ impl<'a> ReplyEncoder<'a> {
 
     fn header(&mut self, kind: u8, len: usize) {
         self.out.push(kind);
-        push_usize(self.out, len);
+        push_integer(self.out, len);
         self.out.extend_from_slice(b"\r\n");
     }
 }
 
-/// Appends the decimal digits of `value` without going through `core::fmt`, which is slow on
-/// the hot path of every reply.
-pub(crate) fn push_usize(out: &mut Vec<u8>, value: usize) {
-    push_u64(out, value as u64);
-}
-
-pub(crate) fn push_u64(out: &mut Vec<u8>, mut value: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        // `at` starts at 20 and a u64 has at most 20 digits, so it never underflows.
-        if let Some(slot) = digits.get_mut(at) {
-            *slot = b'0' + (value % 10) as u8;
-        }
-        value /= 10;
-        if value == 0 || at == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(digits.get(at..).unwrap_or_default());
-}
-
-fn push_i64(out: &mut Vec<u8>, value: i64) {
-    if value < 0 {
-        out.push(b'-');
-    }
-    push_u64(out, value.unsigned_abs());
+/// Appends the decimal digits of `value`; `itoa` avoids `core::fmt`, which is slow on the hot
+/// path of every reply.
+fn push_integer(out: &mut Vec<u8>, value: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
 }
 
 fn push_line_safe(out: &mut Vec<u8>, text: &[u8]) {

@@ -4,8 +4,9 @@ use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use hashbrown::HashMap;
 
-use super::commands::{self, Action, Context};
+use super::commands;
 use super::connection::Connection;
+use super::context::{Action, Context};
 use super::info::{self, Counters, Facts};
 use super::parser::Step;
 use super::reply::{ReplyEncoder, RespVersion};
@@ -19,6 +20,7 @@ pub type ConnId = u64;
 /// Something the host must do, polled with [`Server::poll_output`] and handled in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use]
+#[non_exhaustive]
 pub enum Output {
     /// Perform this durable change to the data directory (see [`crate::durable`]) and let it
     /// complete before handling the next output: a ceiling write must be durable before the
@@ -117,27 +119,27 @@ impl Server {
             if let Some(conn) = self.connections.get_mut(&id) {
                 conn.reply().error("ERR server is shutting down");
             }
-            self.close(id, now);
+            self.close(now, id);
         } else if over_limit {
             self.counters.rejected_connections += 1;
             if let Some(conn) = self.connections.get_mut(&id) {
                 conn.reply().error("ERR max number of clients reached");
             }
-            self.close(id, now);
+            self.close(now, id);
         }
         id
     }
 
     /// Handles bytes received on a connection, in any split; pipelined requests are all
     /// answered in order.
-    pub fn receive(&mut self, conn: ConnId, bytes: &[u8], now: Instant) {
-        self.feed(conn, bytes, now);
+    pub fn receive(&mut self, now: Instant, conn: ConnId, bytes: &[u8]) {
+        self.feed(now, conn, bytes);
         self.run_resumed();
     }
 
     /// Runs one already-framed request (command name first), for hosts whose transport frames
     /// messages; the reply still comes out as encoded bytes.
-    pub fn execute(&mut self, conn: ConnId, argv: &[&[u8]], now: Instant) {
+    pub fn execute(&mut self, now: Instant, conn: ConnId, argv: &[&[u8]]) {
         let Some(connection) = self.connections.get_mut(&conn) else {
             return;
         };
@@ -149,7 +151,7 @@ impl Server {
             connection
                 .reply()
                 .error("ERR request exceeds the server's argument or size limit");
-            self.after_write(conn, now);
+            self.after_write(now, conn);
             return;
         }
         if connection.blocked.is_some() {
@@ -158,16 +160,16 @@ impl Server {
             let mut encoder = ReplyEncoder::new(&mut framed, RespVersion::Resp2);
             encoder.array(argv.len());
             argv.iter().for_each(|arg| encoder.bulk(arg));
-            self.hold(conn, &framed, now);
+            self.hold(now, conn, &framed);
             return;
         }
-        self.run(conn, argv, now);
+        self.run(now, conn, argv);
         self.run_resumed();
     }
 
     /// Forgets a connection the host closed: its waits are dropped and its EPHEMERAL leases
     /// released (which may grant other connections).
-    pub fn disconnect(&mut self, conn: ConnId, now: Instant) {
+    pub fn disconnect(&mut self, now: Instant, conn: ConnId) {
         let now = self.clock.now(now);
         if self.connections.remove(&conn).is_some() {
             self.engine.disconnect(now, conn);
@@ -178,10 +180,10 @@ impl Server {
 
     /// Tells the server how many bytes the host holds unsent for a connection; past
     /// `max_output_bytes` the connection is closed as a client that does not read.
-    pub fn handle_unsent(&mut self, conn: ConnId, unsent_bytes: usize, now: Instant) {
+    pub fn handle_unsent(&mut self, now: Instant, conn: ConnId, unsent_bytes: usize) {
         if let Some(connection) = self.connections.get_mut(&conn) {
             connection.unsent = unsent_bytes;
-            self.after_write(conn, now);
+            self.after_write(now, conn);
         }
     }
 
@@ -297,7 +299,7 @@ impl Server {
     }
 
     /// Parses and runs requests from `bytes` until they run out or the connection blocks.
-    fn feed(&mut self, conn: ConnId, bytes: &[u8], now: Instant) {
+    fn feed(&mut self, now: Instant, conn: ConnId, bytes: &[u8]) {
         let mut rest = bytes;
         while !rest.is_empty() {
             let Some(connection) = self.connections.get_mut(&conn) else {
@@ -307,20 +309,20 @@ impl Server {
                 return;
             }
             if connection.blocked.is_some() {
-                self.hold(conn, rest, now);
+                self.hold(now, conn, rest);
                 return;
             }
             match connection.parser.feed(rest) {
                 Ok(Step::Partial) => return,
                 Ok(Step::Complete(consumed)) => {
                     rest = rest.get(consumed..).unwrap_or_default();
-                    self.run_parsed(conn, now);
+                    self.run_parsed(now, conn);
                 }
                 Err(error) => {
                     self.counters.protocol_errors += 1;
                     connection.reply().error(&alloc::format!("{error}"));
                     let now = self.clock.now(now);
-                    self.close(conn, now);
+                    self.close(now, conn);
                     return;
                 }
             }
@@ -328,7 +330,7 @@ impl Server {
     }
 
     /// Runs the request the connection's parser just completed.
-    fn run_parsed(&mut self, conn: ConnId, now: Instant) {
+    fn run_parsed(&mut self, now: Instant, conn: ConnId) {
         let Some(connection) = self.connections.get_mut(&conn) else {
             return;
         };
@@ -344,10 +346,10 @@ impl Server {
             for (slot, arg) in small.iter_mut().zip(parser.args()) {
                 *slot = arg;
             }
-            self.run(conn, small.get(..count).unwrap_or_default(), now);
+            self.run(now, conn, small.get(..count).unwrap_or_default());
         } else {
             let argv: Vec<&[u8]> = parser.args().collect();
-            self.run(conn, &argv, now);
+            self.run(now, conn, &argv);
         }
         if let Some(connection) = self.connections.get_mut(&conn) {
             connection.parser = parser;
@@ -355,7 +357,7 @@ impl Server {
     }
 
     /// Runs one request and routes what it caused.
-    fn run(&mut self, conn: ConnId, argv: &[&[u8]], now: Instant) {
+    fn run(&mut self, now: Instant, conn: ConnId, argv: &[&[u8]]) {
         if argv.is_empty() {
             return;
         }
@@ -381,16 +383,16 @@ impl Server {
         let now = context.now;
         match action {
             Action::Done => {}
-            Action::Close => self.close(conn, now),
-            Action::Info(section) => self.write_info(conn, &section, now),
-            Action::ClientList => self.write_client_list(conn, now),
+            Action::Close => self.close(now, conn),
+            Action::Info(section) => self.write_info(now, conn, &section),
+            Action::ClientList => self.write_client_list(now, conn),
         }
         self.route_events(now);
-        self.after_write(conn, now);
+        self.after_write(now, conn);
     }
 
     /// Holds input that arrived while the connection is blocked on a wait.
-    fn hold(&mut self, conn: ConnId, bytes: &[u8], now: Instant) {
+    fn hold(&mut self, now: Instant, conn: ConnId, bytes: &[u8]) {
         let Some(connection) = self.connections.get_mut(&conn) else {
             return;
         };
@@ -400,7 +402,7 @@ impl Server {
                 .reply()
                 .error("ERR Protocol error: too much input sent while blocked on a WAIT");
             let now = self.clock.now(now);
-            self.close(conn, now);
+            self.close(now, conn);
             return;
         }
         connection.held.extend_from_slice(bytes);
@@ -417,7 +419,7 @@ impl Server {
                     token,
                     ..
                 } => {
-                    self.unblock(client, waiter, now, |reply| reply.unsigned(token));
+                    self.unblock(now, client, waiter, |reply| reply.unsigned(token));
                 }
                 Event::WaitTimedOut {
                     waiter,
@@ -426,34 +428,30 @@ impl Server {
                     ..
                 } => {
                     let text = alloc::format!("{}", crate::Error::Timeout { waited_ms });
-                    self.unblock(client, waiter, now, |reply| reply.error(&text));
+                    self.unblock(now, client, waiter, |reply| reply.error(&text));
                 }
                 Event::Expired {
                     name,
                     token,
                     client,
                     ..
-                } => self.push(client, b"expired", &name, token, None, now),
+                } => self.push(now, client, b"expired", &name, token, None),
                 Event::Stolen {
                     name,
                     token,
                     client,
                     by_token,
                     ..
-                } => self.push(client, b"stolen", &name, token, Some(by_token), now),
-                // The engine's event enum may grow; events the protocol does not know are
-                // not sent to anyone.
-                #[allow(unreachable_patterns)]
-                _ => {}
+                } => self.push(now, client, b"stolen", &name, token, Some(by_token)),
             }
         }
     }
 
     fn unblock(
         &mut self,
+        now: Instant,
         conn: ConnId,
         waiter: u64,
-        now: Instant,
         reply: impl FnOnce(&mut ReplyEncoder<'_>),
     ) {
         let Some(connection) = self.connections.get_mut(&conn) else {
@@ -467,18 +465,18 @@ impl Server {
         if !connection.held.is_empty() {
             self.resumed.push_back(conn);
         }
-        self.after_write(conn, now);
+        self.after_write(now, conn);
     }
 
     /// Pushes `[fencelock, kind, name, token]`, plus the new holder's token for a steal.
     fn push(
         &mut self,
+        now: Instant,
         conn: ConnId,
         kind: &[u8],
         name: &str,
         token: u64,
         by_token: Option<u64>,
-        now: Instant,
     ) {
         let Some(connection) = self.connections.get_mut(&conn) else {
             return;
@@ -496,7 +494,7 @@ impl Server {
         if let Some(by_token) = by_token {
             reply.unsigned(by_token);
         }
-        self.after_write(conn, now);
+        self.after_write(now, conn);
     }
 
     /// Runs input held by connections whose wait ended, until none is left; a loop rather
@@ -508,12 +506,12 @@ impl Server {
             };
             let held = core::mem::take(&mut connection.held);
             let now = self.clock.last_seen();
-            self.feed(conn, &held, now);
+            self.feed(now, conn, &held);
         }
     }
 
     /// Queues a connection that has output, and closes one whose output passed the limit.
-    fn after_write(&mut self, conn: ConnId, now: Instant) {
+    fn after_write(&mut self, now: Instant, conn: ConnId) {
         let Some(connection) = self.connections.get_mut(&conn) else {
             return;
         };
@@ -524,7 +522,7 @@ impl Server {
             self.counters.output_limit_closes += 1;
             connection.out = Vec::new();
             let now = self.clock.now(now);
-            self.close(conn, now);
+            self.close(now, conn);
             return;
         }
         if !connection.queued && (!connection.out.is_empty() || connection.closing) {
@@ -535,7 +533,7 @@ impl Server {
 
     /// Starts closing a connection: input is ignored from now on, its waits and EPHEMERAL
     /// leases go at once, and `Close` follows its remaining output.
-    fn close(&mut self, conn: ConnId, now: Instant) {
+    fn close(&mut self, now: Instant, conn: ConnId) {
         let Some(connection) = self.connections.get_mut(&conn) else {
             return;
         };
@@ -552,7 +550,7 @@ impl Server {
         self.engine.disconnect(now, conn);
     }
 
-    fn write_info(&mut self, conn: ConnId, section: &str, now: Instant) {
+    fn write_info(&mut self, now: Instant, conn: ConnId, section: &str) {
         let facts = Facts {
             uptime_ms: self.clock.uptime_ms(now),
             test_clock: self.config.test_clock,
@@ -565,13 +563,13 @@ impl Server {
             max_clients: self.config.max_connections,
             counters: self.counters,
         };
-        let text = info::info_text(section, &self.engine, &facts, now);
+        let text = info::info_text(section, &self.engine, &self.config, &facts, now);
         if let Some(connection) = self.connections.get_mut(&conn) {
             connection.reply().bulk(text.as_bytes());
         }
     }
 
-    fn write_client_list(&mut self, conn: ConnId, now: Instant) {
+    fn write_client_list(&mut self, now: Instant, conn: ConnId) {
         let mut ids: Vec<ConnId> = self.connections.keys().copied().collect();
         ids.sort_unstable();
         let mut text = alloc::string::String::new();

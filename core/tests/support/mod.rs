@@ -18,7 +18,7 @@ pub fn run_scenario(text: &str) -> Result<(), String> {
         _ => Start::Fresh,
     };
     let mut runner = Runner {
-        engine: Engine::start(config.clone(), start.clone(), Instant::ZERO)
+        engine: Engine::start(Instant::ZERO, config.clone(), start.clone())
             .map_err(|e| format!("start: {e}"))?,
         config,
         persisted: match start {
@@ -107,19 +107,18 @@ impl Runner {
         let ttl = step["ttl_ms"].as_u64().unwrap_or(0);
         Ok(match op {
             "acquire" => {
-                let options = AcquireOptions {
-                    mode: if step["mode"] == "shared" {
-                        Mode::Shared
-                    } else {
-                        Mode::Exclusive
-                    },
-                    wait_ms: step["wait_ms"].as_u64().unwrap_or(0),
-                    owner: step["owner"].as_str().map(String::from),
-                    steal: step["steal"].as_bool().unwrap_or(false),
-                    client: step["client"].as_u64().unwrap_or(0),
-                    ephemeral: step["ephemeral"].as_bool().unwrap_or(false),
-                    lock_delay_ms: step["lock_delay_ms"].as_u64(),
+                let mut options = AcquireOptions::default();
+                options.mode = if step["mode"] == "shared" {
+                    Mode::Shared
+                } else {
+                    Mode::Exclusive
                 };
+                options.wait_ms = step["wait_ms"].as_u64().unwrap_or(0);
+                options.owner = step["owner"].as_str().map(String::from);
+                options.steal = step["steal"].as_bool().unwrap_or(false);
+                options.client = step["client"].as_u64().unwrap_or(0);
+                options.ephemeral = step["ephemeral"].as_bool().unwrap_or(false);
+                options.lock_delay_ms = step["lock_delay_ms"].as_u64();
                 match self.engine.acquire(now, name, ttl, &options) {
                     Ok(Acquired::Granted { token, deadline }) => {
                         json!({"token": token, "deadline_ms": deadline.as_ms()})
@@ -127,6 +126,7 @@ impl Runner {
                     Ok(Acquired::Queued { waiter, deadline }) => {
                         json!({"queued": waiter, "deadline_ms": deadline.as_ms()})
                     }
+                    Ok(other) => json!({"unknown": format!("{other:?}")}),
                     Err(e) => error_json(&e),
                 }
             }
@@ -203,7 +203,7 @@ impl Runner {
                     other => return Err(format!("unknown restart kind {other:?}")),
                 };
                 // The new process has a new monotonic clock; the vector keeps its own timeline.
-                self.engine = Engine::start(self.config.clone(), start, now)
+                self.engine = Engine::start(now, self.config.clone(), start)
                     .map_err(|e| format!("restart: {e}"))?;
                 json!({})
             }
@@ -262,6 +262,7 @@ fn event_json(event: &Event) -> Value {
             "type": "stolen", "name": name, "token": token, "owner": owner, "client": client,
             "by_token": by_token,
         }),
+        other => json!({"type": "unknown", "debug": format!("{other:?}")}),
     }
 }
 

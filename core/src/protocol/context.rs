@@ -1,0 +1,45 @@
+//! What a command handler gets and gives back: the request's context, the action the server
+//! finishes after it, and the usage error built from the command table.
+//!
+//! Handlers (`admin`, `lock_commands`) and the dispatcher (`commands`) both depend on this
+//! module and never on each other.
+
+use alloc::format;
+use alloc::string::String;
+
+use super::connection::Connection;
+use super::table::CommandSpec;
+use super::ConnId;
+use crate::{Engine, Error, Instant};
+
+/// Everything a command may touch, borrowed from the server for one request.
+pub(crate) struct Context<'a> {
+    pub(crate) engine: &'a mut Engine,
+    pub(crate) conn: &'a mut Connection,
+    pub(crate) id: ConnId,
+    pub(crate) now: Instant,
+    /// The manual clock when the server runs with a test clock.
+    pub(crate) manual_clock: &'a mut Option<Instant>,
+}
+
+/// Work the server must finish after a command, because it needs more than one connection.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Action {
+    Done,
+    /// Send what was written, then close (`QUIT`).
+    Close,
+    /// Encode `INFO` for the lowercase section name (empty: every section).
+    Info(String),
+    /// Encode `CLIENT LIST`.
+    ClientList,
+}
+
+/// Returns the bad-request error saying how `spec`'s command is used, for a wrong number of
+/// arguments.
+pub(crate) fn usage_error(spec: &CommandSpec) -> Error {
+    Error::BadRequest(format!(
+        "wrong number of arguments for '{}': usage {}",
+        spec.name.to_ascii_lowercase(),
+        spec.usage
+    ))
+}

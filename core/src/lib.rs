@@ -26,7 +26,7 @@ mod snapshot;
 mod time;
 mod tokens;
 
-pub use config::Config;
+pub use config::{Config, HashSeed};
 pub use engine::{
     AcquireOptions, Acquired, ClientId, Engine, Event, HolderInfo, LockInfo, Mode, Start, Stats,
     Token, WaiterId, WaiterInfo,

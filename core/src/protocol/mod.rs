@@ -4,7 +4,8 @@
 //! A host owns the sockets and the clock. It calls [`Server::connect`], [`Server::receive`],
 //! [`Server::disconnect`] and [`Server::handle_timeout`], then drains [`Server::poll_output`]
 //! in order: a [`Output::PersistCeiling`] must be durable before the outputs after it are
-//! handled, because they may carry tokens up to that ceiling.
+//! handled, because they may carry tokens up to that ceiling. `docs/HOSTS.md` is the whole
+//! contract, told the way the Python host follows it.
 
 mod admin;
 mod args;

@@ -1,5 +1,6 @@
 //! Engine benchmarks: uncontended acquire+release, renew, verify, fence checks, and
-//! acquire+release beside 1,000,000 other live leases; plus memory per live lease.
+//! acquire+release beside 1,000,000 other live leases; plus memory per live lease; plus
+//! `adversarial`: lock names crafted to collide in the name index under a known hash seed.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -8,11 +9,15 @@
 )]
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::hash::BuildHasher;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicIsize, Ordering};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use fencelock_core::{AcquireOptions, Acquired, Config, Engine, Fence, FenceMark, Instant};
+use fencelock_core::{
+    AcquireOptions, Acquired, Config, Engine, Fence, FenceMark, HashSeed, Instant,
+};
+use siphasher::sip::SipHasher13;
 
 /// Counts live heap bytes so the memory cost of a lease is measured, not guessed.
 struct CountingAlloc;
@@ -125,5 +130,85 @@ fn engine_benches(c: &mut Criterion) {
     assert_eq!(engine.live_leases(), MANY);
 }
 
-criterion_group!(benches, engine_benches);
+/// Live locks whose names collide under the known seed.
+const COLLIDING: usize = 2_000;
+/// Names acquired and released in turn by the benchmark, colliding like the live ones.
+const PROBES: usize = 16;
+/// Low hash bits the crafted names share: the name index has at most 2^14 buckets at this
+/// size, so every crafted name lands in the same bucket and probes past all the others.
+const SHARED_LOW_BITS: u32 = 14;
+
+/// The seed an attacker knows: here the public default, as a host that forgot to inject one.
+const KNOWN_SEED: [u8; 16] = [0; 16];
+
+/// Finds names whose keyed hash under `seed` agrees in the low bits the index uses, as an
+/// attacker who knows the seed would (the engine hashes a name's bytes with SipHash-1-3).
+fn crafted_names(seed: [u8; 16], count: usize) -> Vec<String> {
+    let hasher = SipHasher13::new_with_key(&seed);
+    let mask = (1u64 << SHARED_LOW_BITS) - 1;
+    let target = hasher.hash(b"evil-0") & mask;
+    (0u64..)
+        .map(|i| format!("evil-{i}"))
+        .filter(|name| hasher.hash(name.as_bytes()) & mask == target)
+        .take(count)
+        .collect()
+}
+
+/// 16 bytes from the standard library's per-process random keys, as a host would inject.
+fn secret_seed() -> [u8; 16] {
+    let state = std::collections::hash_map::RandomState::new();
+    let mut seed = [0u8; 16];
+    seed[..8].copy_from_slice(&state.hash_one(1u8).to_le_bytes());
+    seed[8..].copy_from_slice(&state.hash_one(2u8).to_le_bytes());
+    seed
+}
+
+/// An engine holding a lease on each of `live` under `seed`.
+fn engine_holding(seed: [u8; 16], live: &[String]) -> Engine {
+    let mut config = Config::default();
+    config.hash_seed = HashSeed::from_bytes(seed);
+    let mut engine = Engine::new(config);
+    for name in live {
+        engine
+            .acquire(Instant(1_000), name, 300_000, &AcquireOptions::default())
+            .unwrap();
+    }
+    engine
+}
+
+fn adversarial_benches(c: &mut Criterion) {
+    let options = AcquireOptions::default();
+    let now = Instant(1_000);
+    let crafted = crafted_names(KNOWN_SEED, COLLIDING + PROBES);
+    let (live, probes) = crafted.split_at(COLLIDING);
+    let ordinary: Vec<String> = (0..COLLIDING + PROBES)
+        .map(|i| format!("lock-{i}"))
+        .collect();
+    let (ordinary_live, ordinary_probes) = ordinary.split_at(COLLIDING);
+    let cases = [
+        ("crafted names, known seed", KNOWN_SEED, live, probes),
+        ("crafted names, secret seed", secret_seed(), live, probes),
+        (
+            "ordinary names, known seed",
+            KNOWN_SEED,
+            ordinary_live,
+            ordinary_probes,
+        ),
+    ];
+    let mut group = c.benchmark_group("adversarial");
+    for (case, seed, live, probes) in cases {
+        let mut engine = engine_holding(seed, live);
+        let mut next = probes.iter().cycle();
+        group.bench_function(case, |b| {
+            b.iter(|| {
+                let name = next.next().unwrap();
+                acquire_release(&mut engine, now, black_box(name), &options);
+            });
+        });
+        assert_eq!(engine.live_leases(), COLLIDING);
+    }
+    group.finish();
+}
+
+criterion_group!(benches, engine_benches, adversarial_benches);
 criterion_main!(benches);

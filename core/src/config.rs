@@ -1,6 +1,7 @@
 //! Limits and defaults of an engine.
 
 use alloc::format;
+use core::fmt;
 
 use crate::error::Error;
 
@@ -35,6 +36,10 @@ pub struct Config {
     pub token_block: u64,
     /// Expired tokens remembered so that late calls get `EXPIRED` instead of `STALE` (default 65536).
     pub expired_memory: usize,
+    /// The secret key of the lock-name index. Lock names are chosen by clients, so a server
+    /// must set random bytes from the operating system here; the default is a fixed, public
+    /// key, fine for tests and simulations only.
+    pub hash_seed: HashSeed,
 }
 
 impl Default for Config {
@@ -52,7 +57,38 @@ impl Default for Config {
             max_holders_per_lock: 4096,
             token_block: 1 << 20,
             expired_memory: 65_536,
+            hash_seed: HashSeed::default(),
         }
+    }
+}
+
+/// A 128-bit key for the keyed hash (SipHash-1-3) of lock names.
+///
+/// With a key the clients cannot know, they cannot choose names that collide in the engine's
+/// name index and turn each lookup into a scan. The core never reads the operating system's
+/// randomness itself (invariant I6), so the host injects the key; [`HashSeed::default`] is a
+/// fixed key of zeros so that tests stay reproducible. `Debug` does not show the key.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub struct HashSeed([u8; 16]);
+
+impl HashSeed {
+    /// Creates a seed from 16 bytes; a server passes bytes from the operating system's randomness.
+    #[must_use]
+    pub const fn from_bytes(bytes: [u8; 16]) -> HashSeed {
+        HashSeed(bytes)
+    }
+
+    /// Returns the 16 bytes of the key.
+    #[must_use]
+    pub const fn to_bytes(self) -> [u8; 16] {
+        self.0
+    }
+}
+
+impl fmt::Debug for HashSeed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A key in a log would let a reader craft colliding names.
+        f.write_str("HashSeed(..)")
     }
 }
 

@@ -1,6 +1,6 @@
 //! The resource side: remembers the highest token accepted per resource and refuses older ones.
 //!
-//! Only the resource, comparing tokens atomically at write time, is safe (DESIGN.md defect 4):
+//! Only the resource, comparing tokens atomically at write time, is safe (docs/DESIGN.md, defect 4):
 //! a lease verified before a write can lapse before the write lands.
 
 use alloc::collections::BTreeMap;

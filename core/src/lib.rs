@@ -29,7 +29,7 @@ mod snapshot;
 mod time;
 mod tokens;
 
-pub use config::Config;
+pub use config::{Config, HashSeed};
 pub use durable::{CorruptFile, DataFile, DataFiles, FileAction, Recovery, StartKind};
 pub use engine::{
     AcquireOptions, Acquired, ClientId, Engine, Event, HolderInfo, LockInfo, Mode, Start, Stats,

@@ -1,7 +1,7 @@
 //! The lock engine, with milliseconds in and typed records out; `fencelock.Engine` is the Python face.
 
 use fencelock_core::{
-    AcquireOptions, Acquired, Config, Engine, Event, Instant, LockInfo, Mode, Start,
+    AcquireOptions, Acquired, Config, Engine, Event, HashSeed, Instant, LockInfo, Mode, Start,
 };
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -329,22 +329,39 @@ fn lock_record(lock: LockInfo) -> LockRecord {
     }
 }
 
-/// Starts from `Config::default()` and applies each key of `overrides`.
+/// Starts from `Config::default()` and applies each key of `overrides`. The key
+/// `hash_seed` (an int below 2^128) fixes the name index's key, for reproducible tests;
+/// without it the key is 16 bytes of `os.urandom`, so clients cannot craft colliding names.
 pub(crate) fn build_config(
     py: Python<'_>,
     overrides: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<Config> {
     let mut config = Config::default();
-    let Some(overrides) = overrides else {
-        return Ok(config);
-    };
-    for (key, value) in overrides.iter() {
+    let mut seed = None;
+    for (key, value) in overrides.into_iter().flat_map(|overrides| overrides.iter()) {
         let key: String = key.extract()?;
+        if key == "hash_seed" {
+            seed = Some(value.extract::<u128>()?.to_le_bytes());
+            continue;
+        }
         config
             .set(&key, value.extract()?)
             .map_err(|error| to_pyerr(py, &error))?;
     }
+    let seed = match seed {
+        Some(seed) => seed,
+        None => os_random_seed(py)?,
+    };
+    config.hash_seed = HashSeed::from_bytes(seed);
     Ok(config)
+}
+
+/// Reads 16 bytes from the operating system's randomness through Python's `os.urandom`.
+fn os_random_seed(py: Python<'_>) -> PyResult<[u8; 16]> {
+    let bytes: Vec<u8> = py.import("os")?.call_method1("urandom", (16,))?.extract()?;
+    bytes
+        .try_into()
+        .map_err(|_| PyRuntimeError::new_err("os.urandom(16) did not return 16 bytes"))
 }
 
 fn config_dict<'py>(py: Python<'py>, config: &Config) -> PyResult<Bound<'py, PyDict>> {

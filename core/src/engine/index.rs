@@ -1,11 +1,13 @@
 //! Locks by slot and by name: a slab of locks and a hash index over their names.
 
 use alloc::vec::Vec;
-use core::hash::BuildHasher;
+use core::fmt;
 
-use hashbrown::{DefaultHashBuilder, HashTable};
+use hashbrown::HashTable;
+use siphasher::sip::SipHasher13;
 
 use super::lock::Lock;
+use crate::config::HashSeed;
 use crate::error::Error;
 
 /// Every live lock, in a slot that stays put while the lock lives, found by name in O(1).
@@ -14,24 +16,25 @@ pub(crate) struct LockIndex {
     /// Locks by slot; a slot is reused after its lock is reclaimed.
     slots: Vec<Option<Lock>>,
     free_slots: Vec<u32>,
-    /// Name -> slot, hashing the name stored in the slot (names are kept once).
+    /// Name -> slot, by the keyed hash stored in the slot's lock (names are kept once).
     by_name: HashTable<u32>,
-    hasher: DefaultHashBuilder,
+    hasher: NameHasher,
 }
 
 impl LockIndex {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(seed: HashSeed) -> Self {
         LockIndex {
             slots: Vec::new(),
             free_slots: Vec::new(),
             by_name: HashTable::new(),
-            hasher: DefaultHashBuilder::default(),
+            hasher: NameHasher(SipHasher13::new_with_key(&seed.to_bytes())),
         }
     }
 
-    /// Returns the hash of a lock name; equal names hash alike for the life of the index.
+    /// Returns the keyed hash of a lock name; clients who do not know the seed cannot choose
+    /// names that collide.
     pub(crate) fn hash(&self, name: &str) -> u64 {
-        self.hasher.hash_one(name)
+        self.hasher.0.hash(name.as_bytes())
     }
 
     /// Returns the slot of the lock named `name`, if it exists.
@@ -72,8 +75,7 @@ impl LockIndex {
     /// Takes the lock out of `slot` and frees the slot and its name.
     pub(crate) fn remove(&mut self, slot: u32) -> Option<Lock> {
         let lock = self.slots.get_mut(slot as usize).and_then(Option::take)?;
-        let hash = self.hash(&lock.name);
-        if let Ok(entry) = self.by_name.find_entry(hash, |&other| other == slot) {
+        if let Ok(entry) = self.by_name.find_entry(lock.hash, |&other| other == slot) {
             entry.remove();
         }
         self.free_slots.push(slot);
@@ -105,7 +107,7 @@ impl LockIndex {
         if self.by_name.len() >= max_locks {
             return Err(Error::Limit("too many live locks".into()));
         }
-        let lock = Lock::new(name);
+        let lock = Lock::new(name, hash);
         let slot = match self.free_slots.pop() {
             Some(slot) => {
                 if let Some(entry) = self.slots.get_mut(slot as usize) {
@@ -121,11 +123,24 @@ impl LockIndex {
             }
         };
         let slots = &self.slots;
-        let hasher = &self.hasher;
+        // Growing the table moves every entry by the hash its lock keeps: no name is rehashed.
         self.by_name.insert_unique(hash, slot, |&other| {
-            hasher.hash_one(slot_name(slots, other).unwrap_or_default())
+            slots
+                .get(other as usize)
+                .and_then(Option::as_ref)
+                .map_or(0, |lock| lock.hash)
         });
         Ok(slot)
+    }
+}
+
+/// The keyed hasher of lock names; `Debug` hides its key, which `Engine`'s `Debug` would
+/// otherwise print.
+struct NameHasher(SipHasher13);
+
+impl fmt::Debug for NameHasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("NameHasher(SipHasher13, key hidden)")
     }
 }
 

@@ -122,6 +122,8 @@ impl Holders {
 #[derive(Debug)]
 pub(crate) struct Lock {
     pub(crate) name: Box<str>,
+    /// The keyed hash of `name`, kept so the index never hashes a stored name again.
+    pub(crate) hash: u64,
     pub(crate) holders: Holders,
     pub(crate) waiters: VecDeque<Waiter>,
     /// Not grantable before this instant (lock-delay after an expiry).
@@ -131,9 +133,10 @@ pub(crate) struct Lock {
 }
 
 impl Lock {
-    pub(crate) fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str, hash: u64) -> Self {
         Lock {
             name: name.into(),
+            hash,
             holders: Holders::None,
             waiters: VecDeque::new(),
             delay_until: Instant::ZERO,

@@ -64,9 +64,10 @@ impl Engine {
     #[must_use]
     pub fn new(config: Config) -> Engine {
         let tokens = TokenSequence::resume(0, 1, config.token_block);
+        let locks = LockIndex::new(config.hash_seed);
         Engine {
             config,
-            locks: LockIndex::new(),
+            locks,
             timers: BTreeMap::new(),
             by_client: BTreeSet::new(),
             waiters: BTreeMap::new(),
@@ -527,12 +528,12 @@ impl Engine {
             return;
         };
         let name = String::from(&*lock.name);
+        let name_hash = lock.hash;
         // Lock-delay runs from the deadline itself, so a late handle_timeout shortens nothing.
         let until = at.plus_ms(u64::from(lease.lock_delay_ms));
         if until > now && until > lock.delay_until {
             self.set_delay(slot, until, token);
         }
-        let name_hash = self.locks.hash(&name);
         self.expired.insert(token, name_hash);
         while self.expired.len() > self.config.expired_memory {
             self.expired.pop_first();

@@ -5,7 +5,8 @@
 //! [`Server::disconnect`] and [`Server::handle_timeout`], then drains [`Server::poll_output`]
 //! in order: an [`Output::File`] must be durable before the outputs after it are handled,
 //! because they may carry tokens up to the ceiling it writes. [`Server::shutdown`] ends a run
-//! cleanly through the same outputs.
+//! cleanly through the same outputs. `docs/HOSTS.md` is the whole contract, told the way the
+//! Python host follows it.
 
 mod admin;
 mod args;

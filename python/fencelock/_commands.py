@@ -12,9 +12,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
+from ._native import NativeClient
 from .errors import FencelockError
 from .lease import Lease, LeaseRegistry
-from .types import HolderInfo, LockInfo, WaiterInfo
+from .types import lock_infos as lock_infos
 
 Arg = Union[str, bytes, int, float]
 
@@ -22,6 +23,18 @@ Arg = Union[str, bytes, int, float]
 def now_ms() -> int:
     """The host's monotonic clock in whole milliseconds, as the core client counts time."""
     return time.monotonic_ns() // 1_000_000
+
+
+def native_client(endpoints: int, protocol: int, timeout: float, connect_timeout: float) -> NativeClient:
+    """Creates the core client behind a ``Client`` or an ``AsyncClient``."""
+    if protocol not in (2, 3):
+        raise ValueError(f"protocol must be 2 or 3, got {protocol!r}")
+    return NativeClient(
+        endpoints=endpoints,
+        resp3=protocol == 3,
+        request_timeout_ms=to_ms(timeout, "timeout"),
+        connect_timeout_ms=to_ms(connect_timeout, "connect_timeout"),
+    )
 
 
 def to_ms(seconds: float, what: str, *, allow_zero: bool = False) -> int:
@@ -111,22 +124,6 @@ class LockRequest:
 
     acquire: AcquireRequest
     auto_renew: bool
-
-
-def lock_infos(rows: List[Any]) -> List[LockInfo]:
-    """Builds :class:`LockInfo` records from the native rows (shared with the engine)."""
-    return [
-        LockInfo(
-            name=name,
-            holders=[HolderInfo(token=t, mode=m, owner=o, ms_left=ms, client=c) for t, m, o, ms, c in holders],
-            waiters=[
-                WaiterInfo(waiter=w, position=p, mode=m, owner=o, client=c, ms_left=ms)
-                for w, p, m, o, c, ms in waiters
-            ],
-            delay_ms_left=delay,
-        )
-        for name, holders, waiters, delay in rows
-    ]
 
 
 def info_dict(entries: List[Tuple[str, str, str]]) -> Dict[str, Union[str, int, float]]:

@@ -49,12 +49,7 @@ class AsyncClient:
         self.protocol = protocol
         self.endpoints: List[Endpoint] = [(host, port), *fallbacks]
         self.leases = LeaseRegistry(on_event)
-        self._native = NativeClient(
-            endpoints=len(self.endpoints),
-            resp3=protocol == 3,
-            request_timeout_ms=cmd.to_ms(timeout, "timeout"),
-            connect_timeout_ms=cmd.to_ms(connect_timeout, "connect_timeout"),
-        )
+        self._native = cmd.native_client(len(self.endpoints), protocol, timeout, connect_timeout)
         self._driver: Optional[_Driver] = None
         self._closed = False
 

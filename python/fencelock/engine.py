@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Optional, Union
 
 from . import _native
-from .types import HolderInfo, LockInfo, Stats, WaiterInfo
+from .types import LockInfo, Stats, lock_infos
 
 __all__ = ["Engine", "ManualClock", "Granted", "Queued", "Event", "MAX_TOKEN"]
 
@@ -211,25 +211,8 @@ class Engine:
     def query(self, prefix: str = "") -> List[LockInfo]:
         """Returns locks whose name starts with ``prefix``, sorted by name."""
         with self._lock:
-            rows = self._native.query(self.now_ms(), prefix)
-        return [
-            LockInfo(
-                name=row.name,
-                holders=[
-                    HolderInfo(token=h.token, mode=h.mode, owner=h.owner, ms_left=h.ms_left, client=h.client)
-                    for h in row.holders
-                ],
-                waiters=[
-                    WaiterInfo(
-                        waiter=w.waiter, position=w.position, mode=w.mode, owner=w.owner, client=w.client,
-                        ms_left=w.ms_left,
-                    )
-                    for w in row.waiters
-                ],
-                delay_ms_left=row.delay_ms_left,
-            )
-            for row in rows
-        ]
+            records = self._native.query(self.now_ms(), prefix)
+        return lock_infos(records)
 
     def stats(self) -> Stats:
         """Returns the counters since start."""

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Any, Iterable, List, Optional
 
-__all__ = ["HolderInfo", "WaiterInfo", "LockInfo", "Stats"]
+__all__ = ["HolderInfo", "WaiterInfo", "LockInfo", "Stats", "lock_infos"]
 
 
 @dataclass(frozen=True)
@@ -55,3 +55,26 @@ class Stats:
     stale_rejections: int = 0
     wait_timeouts: int = 0
     total_wait_ms: int = 0
+
+
+def lock_infos(records: Iterable[Any]) -> List[LockInfo]:
+    """Builds :class:`LockInfo` values from the native module's ``LockRecord``s (the engine's
+    ``query`` and the client's QUERY reply alike)."""
+    return [
+        LockInfo(
+            name=record.name,
+            holders=[
+                HolderInfo(token=h.token, mode=h.mode, owner=h.owner, ms_left=h.ms_left, client=h.client)
+                for h in record.holders
+            ],
+            waiters=[
+                WaiterInfo(
+                    waiter=w.waiter, position=w.position, mode=w.mode, owner=w.owner, client=w.client,
+                    ms_left=w.ms_left,
+                )
+                for w in record.waiters
+            ],
+            delay_ms_left=record.delay_ms_left,
+        )
+        for record in records
+    ]

@@ -82,15 +82,19 @@ def reply_json(op: str, payload: Any) -> Any:
     if op == "query":
         return {"locks": [
             {
-                "name": name,
-                "holders": [{"token": t, "mode": m, "owner": o, "ms_left": ms, "client": c} for t, m, o, ms, c in holders],
-                "waiters": [
-                    {"waiter": w, "position": p, "mode": m, "owner": o, "client": c, "ms_left": ms}
-                    for w, p, m, o, c, ms in waiters
+                "name": lock.name,
+                "holders": [
+                    {"token": h.token, "mode": h.mode, "owner": h.owner, "ms_left": h.ms_left, "client": h.client}
+                    for h in lock.holders
                 ],
-                "delay_ms_left": delay,
+                "waiters": [
+                    {"waiter": w.waiter, "position": w.position, "mode": w.mode, "owner": w.owner,
+                     "client": w.client, "ms_left": w.ms_left}
+                    for w in lock.waiters
+                ],
+                "delay_ms_left": lock.delay_ms_left,
             }
-            for name, holders, waiters, delay in payload
+            for lock in payload
         ]}
     if op == "info":
         return {"info": [list(entry) for entry in payload]}

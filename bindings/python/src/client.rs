@@ -5,12 +5,13 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use fencelock_core::client::{
     Client, ClientConfig, Event, LostReason, Output, Reply, RequestId, Value,
 };
-use fencelock_core::{AcquireOptions, Instant, LockInfo, Mode};
+use fencelock_core::Instant;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 use pyo3::IntoPyObjectExt;
 
+use crate::engine::{acquire_options, lock_record};
 use crate::errors::{to_pyerr, IntoPyResult};
 
 /// One client: connections, requests in flight, tracked leases. Thread-safe: the sync client's
@@ -49,8 +50,7 @@ impl NativeClient {
 
     /// Queues an ACQUIRE and returns its request id.
     #[pyo3(signature = (now_ms, name, ttl_ms, wait_ms=0, shared=false, steal=false, owner=None, ephemeral=false, lock_delay_ms=None))]
-    // Field by field: the options struct may grow fields this glue does not set.
-    #[allow(clippy::too_many_arguments, clippy::field_reassign_with_default)]
+    #[allow(clippy::too_many_arguments)]
     fn acquire(
         &self,
         py: Python<'_>,
@@ -64,17 +64,8 @@ impl NativeClient {
         ephemeral: bool,
         lock_delay_ms: Option<u64>,
     ) -> PyResult<RequestId> {
-        let mut options = AcquireOptions::default();
-        options.wait_ms = wait_ms;
-        options.mode = if shared {
-            Mode::Shared
-        } else {
-            Mode::Exclusive
-        };
-        options.steal = steal;
-        options.owner = owner;
-        options.ephemeral = ephemeral;
-        options.lock_delay_ms = lock_delay_ms;
+        // The connection is the client id on the server's side; here there is none.
+        let options = acquire_options(shared, wait_ms, owner, steal, 0, ephemeral, lock_delay_ms);
         self.lock()
             .acquire(Instant(now_ms), name, ttl_ms, &options)
             .into_py_result(py)
@@ -254,7 +245,7 @@ fn reply_object(py: Python<'_>, reply: Reply) -> PyResult<Py<PyAny>> {
         Reply::Ok => true.into_py_any(py),
         Reply::Locks(locks) => locks
             .into_iter()
-            .map(lock_row)
+            .map(lock_record)
             .collect::<Vec<_>>()
             .into_py_any(py),
         Reply::Info(entries) => entries
@@ -266,33 +257,6 @@ fn reply_object(py: Python<'_>, reply: Reply) -> PyResult<Py<PyAny>> {
         Reply::Value(value) => value_object(py, value),
         other => Err(PyValueError::new_err(format!("unknown reply {other:?}"))),
     }
-}
-
-type HolderRow = (u64, &'static str, Option<String>, u64, u64);
-type WaiterRow = (u64, usize, &'static str, Option<String>, u64, u64);
-
-/// The same row shape as `NativeEngine.query`, so one Python function builds `LockInfo`.
-fn lock_row(lock: LockInfo) -> (String, Vec<HolderRow>, Vec<WaiterRow>, u64) {
-    let holders = lock
-        .holders
-        .into_iter()
-        .map(|h| (h.token, h.mode.as_str(), h.owner, h.ms_left, h.client))
-        .collect();
-    let waiters = lock
-        .waiters
-        .into_iter()
-        .map(|w| {
-            (
-                w.waiter,
-                w.position,
-                w.mode.as_str(),
-                w.owner,
-                w.client,
-                w.ms_left,
-            )
-        })
-        .collect();
-    (lock.name, holders, waiters, lock.delay_ms_left)
 }
 
 /// Converts a raw reply to plain Python values: bulk strings are bytes, simple strings str,

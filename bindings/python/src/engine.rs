@@ -57,18 +57,15 @@ impl NativeEngine {
         ephemeral: bool,
         lock_delay_ms: Option<u64>,
     ) -> PyResult<Py<PyAny>> {
-        let mut options = AcquireOptions::default();
-        options.mode = if shared {
-            Mode::Shared
-        } else {
-            Mode::Exclusive
-        };
-        options.wait_ms = wait_ms;
-        options.owner = owner;
-        options.steal = steal;
-        options.client = client;
-        options.ephemeral = ephemeral;
-        options.lock_delay_ms = lock_delay_ms;
+        let options = acquire_options(
+            shared,
+            wait_ms,
+            owner,
+            steal,
+            client,
+            ephemeral,
+            lock_delay_ms,
+        );
         let acquired = self
             .engine
             .acquire(Instant(now_ms), name, ttl_ms, &options)
@@ -294,7 +291,7 @@ impl NativeEngine {
     }
 }
 
-fn lock_record(lock: LockInfo) -> LockRecord {
+pub(crate) fn lock_record(lock: LockInfo) -> LockRecord {
     let LockInfo {
         name,
         holders,
@@ -377,4 +374,31 @@ pub(crate) fn unknown(what: &str, value: &dyn core::fmt::Debug) -> PyErr {
     PyRuntimeError::new_err(format!(
         "fencelock._native does not know this {what} of fencelock-core (a bug, please report it): {value:?}"
     ))
+}
+
+/// Builds acquire options from the keyword arguments the engine's and the client's `acquire`
+/// take, field by field: the options struct is non-exhaustive.
+#[allow(clippy::field_reassign_with_default)]
+pub(crate) fn acquire_options(
+    shared: bool,
+    wait_ms: u64,
+    owner: Option<String>,
+    steal: bool,
+    client: u64,
+    ephemeral: bool,
+    lock_delay_ms: Option<u64>,
+) -> AcquireOptions {
+    let mut options = AcquireOptions::default();
+    options.mode = if shared {
+        Mode::Shared
+    } else {
+        Mode::Exclusive
+    };
+    options.wait_ms = wait_ms;
+    options.owner = owner;
+    options.steal = steal;
+    options.client = client;
+    options.ephemeral = ephemeral;
+    options.lock_delay_ms = lock_delay_ms;
+    options
 }

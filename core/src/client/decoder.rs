@@ -77,6 +77,24 @@ impl Value {
     }
 }
 
+/// A reply read by [`Decoder::next_small`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Small {
+    /// `:n`.
+    Integer(i64),
+    /// `+OK`.
+    Ok,
+}
+
+impl Small {
+    pub(crate) fn into_value(self) -> Value {
+        match self {
+            Small::Integer(value) => Value::Integer(value),
+            Small::Ok => Value::Simple(String::from("OK")),
+        }
+    }
+}
+
 /// Bounds on what a peer may send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DecoderLimits {
@@ -166,6 +184,24 @@ impl Decoder {
             }
             Err(Stop::Bad(message)) => Err(Error::Protocol(message)),
         }
+    }
+
+    /// Takes the next reply if it is one of the two that answer nearly every lock request,
+    /// `:n` or `+OK`, without building a [`Value`]; anything else is left for
+    /// [`Decoder::next_value`].
+    pub(crate) fn next_small(&mut self) -> Option<Small> {
+        let pending = self.buffer.get(self.start..)?;
+        if pending.starts_with(b"+OK\r\n") {
+            self.start += 5;
+            return Some(Small::Ok);
+        }
+        let digits = pending.strip_prefix(b":")?;
+        // An i64 has at most 20 characters; a longer line is not a small reply.
+        let newline = digits.iter().take(22).position(|&byte| byte == b'\n')?;
+        let line = digits.get(..newline)?.strip_suffix(b"\r")?;
+        let value = integer(line).ok()?;
+        self.start += newline + 2;
+        Some(Small::Integer(value))
     }
 
     /// Returns how many received bytes are not yet decoded.

@@ -3,6 +3,7 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
+use hashbrown::hash_map::Entry;
 use hashbrown::HashMap;
 
 use super::ConnId;
@@ -125,11 +126,13 @@ impl Leases {
 
     /// Removes a lease; returns whether it was tracked.
     pub(crate) fn remove(&mut self, name: &str, token: Token) -> bool {
-        if self.get_mut(name, token).is_some() {
-            self.by_token.remove(&token);
-            return true;
+        match self.by_token.entry(token) {
+            Entry::Occupied(lease) if lease.get().name == name => {
+                lease.remove();
+                true
+            }
+            _ => false,
         }
-        false
     }
 
     pub(crate) fn status(&self, now: Instant, name: &str, token: Token) -> Option<LeaseStatus> {

@@ -223,7 +223,6 @@ impl Client {
     ) -> Result<RequestId, Error> {
         let bytes = request::renew(name, token, ttl_ms)?;
         let kind = Kind::Renew {
-            name: String::from(name),
             token,
             automatic: false,
         };
@@ -237,10 +236,7 @@ impl Client {
     /// [`Error::BadRequest`] for an empty name or a token above 2^53-1.
     pub fn release(&mut self, now: Instant, name: &str, token: Token) -> Result<RequestId, Error> {
         let bytes = request::name_token("RELEASE", name, token)?;
-        let kind = Kind::Release {
-            name: String::from(name),
-            token,
-        };
+        let kind = Kind::Release { token };
         Ok(self.submit(now, kind, bytes, 0))
     }
 
@@ -250,10 +246,7 @@ impl Client {
     /// [`Error::BadRequest`] for an empty name or a token above 2^53-1.
     pub fn verify(&mut self, now: Instant, name: &str, token: Token) -> Result<RequestId, Error> {
         let bytes = request::name_token("VERIFY", name, token)?;
-        let kind = Kind::Verify {
-            name: String::from(name),
-            token,
-        };
+        let kind = Kind::Verify { token };
         Ok(self.submit(now, kind, bytes, 0))
     }
 
@@ -359,14 +352,21 @@ impl Client {
             let Some(connection) = self.conns.get_mut(&conn) else {
                 return;
             };
-            match connection.decoder.next_value() {
-                Ok(Some(Value::Push(items))) => self.handle_push(&items),
-                Ok(Some(value)) => {
+            let decoded = match connection.decoder.next_small() {
+                Some(small) => Ok(Some(Decoded::Small(small))),
+                None => connection
+                    .decoder
+                    .next_value()
+                    .map(|value| value.map(Decoded::Value)),
+            };
+            match decoded {
+                Ok(Some(Decoded::Value(Value::Push(items)))) => self.handle_push(&items),
+                Ok(Some(reply)) => {
                     let Some(slot) = connection.in_flight.pop_front() else {
                         self.fail_conn(conn, "the server sent a reply nobody asked for", now);
                         return;
                     };
-                    self.handle_value(conn, slot, value);
+                    self.handle_reply(conn, slot, reply);
                 }
                 Ok(None) => return,
                 Err(error) => {
@@ -421,7 +421,6 @@ impl Client {
         for (name, token, ttl_ms) in self.leases.due_renewals(now) {
             if let Ok(bytes) = request::renew(&name, token, ttl_ms) {
                 let kind = Kind::Renew {
-                    name,
                     token,
                     automatic: true,
                 };
@@ -617,7 +616,7 @@ impl Client {
     }
 
     /// Types a reply and applies what it means for tracked leases.
-    fn handle_value(&mut self, conn: ConnId, slot: Option<RequestId>, value: Value) {
+    fn handle_reply(&mut self, conn: ConnId, slot: Option<RequestId>, reply: Decoded) {
         let Some(id) = slot else {
             // The reply to the connection's own HELLO 3: an error leaves it on RESP2.
             return;
@@ -625,7 +624,10 @@ impl Client {
         let Some(request) = self.requests.remove(&id) else {
             return;
         };
-        let mut result = reply::typed(&request.kind, value);
+        let mut result = match reply {
+            Decoded::Small(small) => reply::typed_small(&request.kind, small),
+            Decoded::Value(value) => reply::typed(&request.kind, value),
+        };
         match request.kind {
             Kind::Acquire {
                 name,
@@ -641,14 +643,11 @@ impl Client {
                     result = Ok(Reply::Granted { token, deadline });
                 }
             }
-            Kind::Renew {
-                name,
-                token,
-                automatic,
-            } => {
+            Kind::Renew { token, automatic } => {
                 let lost = match &result {
                     Ok(Reply::MsLeft(ms_left)) => {
-                        self.leases.renewed(&name, token, request.sent_at, *ms_left);
+                        let name = request.name();
+                        self.leases.renewed(name, token, request.sent_at, *ms_left);
                         None
                     }
                     Err(Error::ConnectionLost(_)) | Ok(_) => None,
@@ -656,30 +655,32 @@ impl Client {
                     Err(_) => None,
                 };
                 if let Some(error) = lost {
-                    self.lose(&name, token, LostReason::Refused(error));
+                    self.lose(request.name(), token, LostReason::Refused(error));
                 }
                 if automatic {
                     // Nobody asked: the outcome shows only through the lease.
                     return;
                 }
             }
-            Kind::Release { name, token } => match &result {
-                Ok(_) => self.leases.forget(&name, token),
+            Kind::Release { token } => match &result {
+                Ok(_) => self.leases.forget(request.name(), token),
                 Err(error) if is_gone(error) => {
                     if request.retried {
                         // The first attempt released it before its connection failed.
-                        self.leases.forget(&name, token);
+                        self.leases.forget(request.name(), token);
                         result = Ok(Reply::Ok);
                     } else {
-                        self.lose(&name, token, LostReason::Refused(error.clone()));
+                        let reason = LostReason::Refused(error.clone());
+                        self.lose(request.name(), token, reason);
                     }
                 }
                 Err(_) => {}
             },
-            Kind::Verify { name, token } => {
+            Kind::Verify { token } => {
                 if let Err(error) = &result {
                     if is_gone(error) {
-                        self.lose(&name, token, LostReason::Refused(error.clone()));
+                        let reason = LostReason::Refused(error.clone());
+                        self.lose(request.name(), token, reason);
                     }
                 }
             }
@@ -784,12 +785,11 @@ impl Client {
                 request.kind.command()
             ));
             if let Kind::Renew {
-                name,
                 token,
                 automatic: true,
-            } = &request.kind
+            } = request.kind
             {
-                let (name, token) = (name.clone(), *token);
+                let name = String::from(request.name());
                 if let Some(lost) = self.leases.renewal_failed(now, &name, token) {
                     self.lose(&name, token, lost);
                 }
@@ -800,6 +800,12 @@ impl Client {
             }
         }
     }
+}
+
+/// A reply as the decoder read it: small ones need no value built.
+enum Decoded {
+    Small(decoder::Small),
+    Value(Value),
 }
 
 /// Tells whether an error means the token holds nothing: the lease is gone for good.

@@ -3,6 +3,7 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use super::decoder::Small;
 use super::request::Kind;
 use super::{Event, Value};
 use crate::{Error, HolderInfo, Instant, LockInfo, Mode, Token, WaiterInfo};
@@ -68,6 +69,22 @@ pub(crate) fn typed(kind: &Kind, value: Value) -> Result<Reply, Error> {
             other => Err(shape("PING", "PONG", &other)),
         },
         Kind::Command => Ok(Reply::Value(value)),
+    }
+}
+
+/// Types a small reply ([`Small`]) without building a value when it is what the request
+/// expects.
+pub(crate) fn typed_small(kind: &Kind, small: Small) -> Result<Reply, Error> {
+    match (kind, small) {
+        (Kind::Acquire { .. }, Small::Integer(token)) if token >= 0 => Ok(Reply::Granted {
+            token: token.unsigned_abs(),
+            deadline: Instant::ZERO,
+        }),
+        (Kind::Renew { .. } | Kind::Verify { .. }, Small::Integer(ms)) if ms >= 0 => {
+            Ok(Reply::MsLeft(ms.unsigned_abs()))
+        }
+        (Kind::Release { .. }, Small::Ok) => Ok(Reply::Ok),
+        (kind, small) => typed(kind, small.into_value()),
     }
 }
 

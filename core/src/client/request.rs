@@ -14,18 +14,17 @@ pub(crate) enum Kind {
         ttl_ms: u64,
         ephemeral: bool,
     },
+    // RENEW, RELEASE and VERIFY are idempotent, so their bytes are kept for a retry and the
+    // lock name is read back from them (`Request::name`) rather than copied once more.
     Renew {
-        name: String,
         token: Token,
         /// Sent by the client's own renewal schedule, not by the user.
         automatic: bool,
     },
     Release {
-        name: String,
         token: Token,
     },
     Verify {
-        name: String,
         token: Token,
     },
     Query,
@@ -96,6 +95,14 @@ impl Request {
         }
     }
 
+    /// Returns the lock name a request names: its second argument, read back from the bytes
+    /// this module encoded (an array of bulk strings).
+    pub(crate) fn name(&self) -> &str {
+        second_argument(&self.bytes)
+            .and_then(|name| core::str::from_utf8(name).ok())
+            .unwrap_or_default()
+    }
+
     /// Restarts the request's clocks when its bytes can leave (its connection opened).
     pub(crate) fn restart_clock(&mut self, now: Instant) {
         self.sent_at = now;
@@ -109,12 +116,19 @@ pub(crate) fn acquire(name: &str, ttl_ms: u64, options: &AcquireOptions) -> Resu
     rules::ttl_not_zero(ttl_ms)?;
     rules::steal_without_wait(options.steal, options.wait_ms)?;
     let ttl = Digits::of("ttl_ms", ttl_ms)?;
-    let wait = Digits::of("WAIT ms", options.wait_ms)?;
-    let delay = Digits::of("LOCKDELAY ms", options.lock_delay_ms.unwrap_or(0))?;
+    // Options are rare: their digits are formatted only when present.
+    let wait = match options.wait_ms {
+        0 => None,
+        ms => Some(Digits::of("WAIT ms", ms)?),
+    };
+    let delay = match options.lock_delay_ms {
+        Some(ms) => Some(Digits::of("LOCKDELAY ms", ms)?),
+        None => None,
+    };
     // At most 12 arguments: gathered on the stack, not in a vector.
     let mut argv = Args::default();
     argv.add(&[b"ACQUIRE", name.as_bytes(), ttl.as_bytes()]);
-    if options.wait_ms > 0 {
+    if let Some(wait) = &wait {
         argv.add(&[b"WAIT", wait.as_bytes()]);
     }
     if options.mode == Mode::Shared {
@@ -129,7 +143,7 @@ pub(crate) fn acquire(name: &str, ttl_ms: u64, options: &AcquireOptions) -> Resu
     if options.ephemeral {
         argv.add(&[b"EPHEMERAL"]);
     }
-    if options.lock_delay_ms.is_some() {
+    if let Some(delay) = &delay {
         argv.add(&[b"LOCKDELAY", delay.as_bytes()]);
     }
     Ok(encode(argv.as_slice()))
@@ -245,5 +259,32 @@ impl Digits {
 
     fn as_bytes(&self) -> &[u8] {
         self.buffer.get(self.start..).unwrap_or_default()
+    }
+}
+
+/// Returns the second bulk string of a request encoded by [`encode`], reading only the
+/// three length headers before it.
+fn second_argument(bytes: &[u8]) -> Option<&[u8]> {
+    let (_, at) = length_header(bytes, 0)?;
+    let (first, at) = length_header(bytes, at)?;
+    let (len, at) = length_header(bytes, at + first + 2)?;
+    bytes.get(at..at + len)
+}
+
+/// Reads a `*N\r\n` or `$N\r\n` header at `at`; returns N and where the next part starts.
+fn length_header(bytes: &[u8], at: usize) -> Option<(usize, usize)> {
+    let mut value: usize = 0;
+    let mut index = at + 1;
+    loop {
+        match bytes.get(index)? {
+            &digit @ b'0'..=b'9' => {
+                value = value
+                    .saturating_mul(10)
+                    .saturating_add(usize::from(digit - b'0'));
+            }
+            b'\r' => return Some((value, index + 2)),
+            _ => return None,
+        }
+        index += 1;
     }
 }

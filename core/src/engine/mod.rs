@@ -642,10 +642,7 @@ impl Engine {
             Plan::Grant => {
                 let token = self.tokens.issue()?;
                 let lease = new_lease(token, now.plus_ms(ttl_ms), options, lock_delay_ms, shared);
-                let deadline = lease.deadline;
-                self.install_lease(slot, lease);
-                self.stats.grants += 1;
-                Ok(Acquired::Granted { token, deadline })
+                Ok(self.grant(slot, lease))
             }
             Plan::Busy { ms_left, .. } if options.wait_ms == 0 => Err(Error::Locked { ms_left }),
             Plan::Busy { queued, .. } => self.enqueue(slot, queued, request),
@@ -668,14 +665,20 @@ impl Engine {
                 }
                 self.stats.steals += 1;
                 let lease = new_lease(token, now.plus_ms(ttl_ms), options, lock_delay_ms, shared);
-                let deadline = lease.deadline;
-                self.install_lease(slot, lease);
-                self.stats.grants += 1;
+                let granted = self.grant(slot, lease);
                 // A shared steal may admit shared waiters at the head of the queue.
                 self.grant_waiters(slot, now);
-                Ok(Acquired::Granted { token, deadline })
+                Ok(granted)
             }
         }
+    }
+
+    /// Installs a new lease granted at once and counts the grant.
+    fn grant(&mut self, slot: u32, lease: Lease) -> Acquired {
+        let (token, deadline) = (lease.token, lease.deadline);
+        self.install_lease(slot, lease);
+        self.stats.grants += 1;
+        Acquired::Granted { token, deadline }
     }
 
     /// Queues an acquire behind the `queued` waiters of the lock in `slot`.

@@ -8,8 +8,10 @@ use fencelock_core::{Config, HashSeed};
 use napi::bindgen_prelude::Buffer;
 use napi::{Env, Error, Status};
 
-/// The largest integer a JavaScript number holds exactly.
-const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
+/// 2^64: every whole number below it fits a `u64`. Above 2^53 a JavaScript number may
+/// already be rounded, but the core, not the glue, decides what is out of range
+/// (a token above 2^53-1 is its `BadRequest`).
+const U64_END: f64 = 18_446_744_073_709_551_616.0;
 
 /// Returns `value` as a JavaScript number; every value the core hands out (tokens, ms, ids)
 /// stays below 2^53, where the conversion is exact.
@@ -18,19 +20,19 @@ pub(crate) fn number(value: u64) -> f64 {
     value as f64
 }
 
-/// Reads a whole, non-negative JavaScript number (at most 2^53-1) as a `u64`.
+/// Reads a whole, non-negative JavaScript number (below 2^64) as a `u64`.
 ///
 /// # Errors
-/// `InvalidArg` for a fraction, a negative, NaN, an infinity or a number above 2^53-1.
+/// `InvalidArg` for a fraction, a negative, NaN, an infinity or a number of 2^64 or more.
 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 pub(crate) fn whole(what: &str, value: f64) -> napi::Result<u64> {
-    if (0.0..=MAX_SAFE).contains(&value) && value.fract() == 0.0 {
-        // Checked above: a whole number in 0..=2^53-1, which u64 holds exactly.
+    if (0.0..U64_END).contains(&value) && value.fract() == 0.0 {
+        // Checked above: a whole number in 0..2^64, which u64 holds exactly.
         Ok(value as u64)
     } else {
         Err(Error::new(
             Status::InvalidArg,
-            format!("{what} must be a whole number from 0 to 2^53-1, got {value}"),
+            format!("{what} must be a whole number >= 0, got {value}"),
         ))
     }
 }

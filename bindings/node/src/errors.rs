@@ -52,13 +52,33 @@ pub(crate) fn record(error: &CoreError) -> ErrorRecord {
     }
 }
 
-/// Returns a napi error that throws the record of `error` as a JavaScript object.
+/// Returns a napi error that throws a JavaScript `Error` carrying the record's fields
+/// (`fencelock`, `code`, `message`, `text`, `msLeft`, `token`, `waitedMs`).
 pub(crate) fn throw(env: &Env, error: &CoreError) -> napi::Error {
-    match record(error).into_unknown(env) {
-        Ok(value) => napi::Error::from(value),
+    match error_object(env, record(error)) {
+        Ok(value) => value,
         // Only when the engine cannot build an object: throw the text instead.
         Err(failure) => failure,
     }
+}
+
+fn error_object(env: &Env, record: ErrorRecord) -> napi::Result<napi::Error> {
+    // napi rethrows a referenced value only if it is an `Error`, so start from one.
+    let mut object = env.create_error(napi::Error::from_reason(record.text.clone()))?;
+    object.set("fencelock", true)?;
+    object.set("code", record.code)?;
+    object.set("message", record.message)?;
+    object.set("text", record.text)?;
+    if let Some(ms_left) = record.ms_left {
+        object.set("msLeft", ms_left)?;
+    }
+    if let Some(token) = record.token {
+        object.set("token", token)?;
+    }
+    if let Some(waited_ms) = record.waited_ms {
+        object.set("waitedMs", waited_ms)?;
+    }
+    Ok(napi::Error::from(object.into_unknown(env)?))
 }
 
 /// Shorthand for `result.map_err(|error| throw(env, &error))`.

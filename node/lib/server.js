@@ -28,7 +28,8 @@ const EXIT_DURABILITY = 3;
  *
  * Options: `host` (127.0.0.1), `port` (7380; 0 for any), `dataDir` (null: in memory),
  * `maxTtlMs`, `lockDelayMs`, `maxConnections` (10000), `testClock`, `readyFile`,
- * `engine` (more core engine settings in camelCase), `log` (a logger), `onFatal`.
+ * `engine` (more core engine settings in camelCase), `limits` (more core server settings in
+ * camelCase: `maxOutputBytes`, `maxRequestBytes`, ...), `log` (a logger), `onFatal`.
  */
 class Server {
   constructor(options = {}) {
@@ -60,7 +61,11 @@ class Server {
 
   startNative() {
     const engine = settings({ ...this.options.engine, maxTtlMs: this.options.maxTtlMs, lockDelayMs: this.options.lockDelayMs });
-    const server = settings({ maxConnections: this.options.maxConnections, testClock: Boolean(this.options.testClock) });
+    const server = settings({
+      ...this.options.limits,
+      maxConnections: this.options.maxConnections,
+      testClock: Boolean(this.options.testClock),
+    });
     const seed = crypto.randomBytes(16);
     const now = this.nowMs();
     if (this.dataDir === null) {

@@ -9,7 +9,7 @@ DATA_DIR ?= ./.fencelock
 
 FUZZ_SECONDS ?= 20
 
-.PHONY: test setup rust-test rust-lint rust-targets fuzz python-test node-test serve bench bench-python help
+.PHONY: test setup rust-test rust-lint rust-targets fuzz python-test node-test serve bench bench-python bench-node help
 
 help:
 	@echo "make serve        - install the Python package in $(VENV) and run the server on 127.0.0.1:7380 (data in $(DATA_DIR))"
@@ -17,6 +17,7 @@ help:
 	@echo "make bench        - core benchmarks (criterion)"
 	@echo "make bench-python - the TCP server against redis-server under redis-benchmark"
 	@echo "make node-test    - build, pack and install the npm package, then run its tests"
+	@echo "make bench-node   - the Node server against redis-server under redis-benchmark, and the in-process engine"
 
 test: setup rust-lint rust-test rust-targets fuzz python-test node-test
 
@@ -67,6 +68,9 @@ serve:
 
 bench-python:
 	bash bench/python/run.sh
+
+bench-node:
+	bash bench/node/run.sh
 
 bench:
 	$(CARGO) bench -p fencelock-core --bench engine --bench protocol

@@ -35,7 +35,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-command -v redis-benchmark >/dev/null || { echo "needs redis-benchmark and redis-server: apt-get install redis-tools redis-server" >&2; exit 1; }
+command -v redis-benchmark >/dev/null && command -v redis-server >/dev/null || { echo "needs redis-benchmark and redis-server: apt-get install redis-tools redis-server" >&2; exit 1; }
 if [ ! -f "$repo/node/fencelock.linux-x64-gnu.node" ]; then
     (cd "$repo/node" && npm ci --no-audit --no-fund --ignore-scripts && npm run build)
 fi

@@ -191,3 +191,26 @@ test('the Node client against the Python server', { skip: python === null && 'no
     fs.rmSync(data, { recursive: true, force: true });
   }
 });
+
+test('the client reconnects after the server restarts on the same port', async () => {
+  const data = fs.mkdtempSync(path.join(os.tmpdir(), 'fencelock-reconnect-'));
+  const first = await startServerProcess(NODE_SERVER, ['--data-dir', data]);
+  const port = first.port;
+  const client = await connect({ port, timeout: 3000 });
+  try {
+    const before = await client.acquire('r', { ttl: 60000 });
+    await first.stop('SIGTERM');
+    const again = await startServerProcess(NODE_SERVER, ['--data-dir', data, '--port', String(port)]);
+    try {
+      // The old connection is gone; the core client opens a new one for the next request.
+      assert.ok((await client.verify('r', before.token)) > 50000);
+      const next = await client.acquire('s', { ttl: 1000 });
+      assert.ok(next.token > before.token);
+    } finally {
+      await again.stop();
+    }
+  } finally {
+    await client.close();
+    fs.rmSync(data, { recursive: true, force: true });
+  }
+});

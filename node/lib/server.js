@@ -226,6 +226,8 @@ class Server {
     const conn = this.native.connect(this.nowMs());
     this.sockets.set(conn, socket);
     socket.on('data', (data) => {
+      // After the core closed `conn` it has forgotten it; bytes still arriving are dropped.
+      if (this.sockets.get(conn) !== socket) return;
       this.native.receive(this.nowMs(), conn, data);
       this.flush();
     });

@@ -9,15 +9,17 @@ DATA_DIR ?= ./.fencelock
 
 FUZZ_SECONDS ?= 20
 
-.PHONY: test setup rust-test rust-lint rust-targets fuzz python-test serve bench bench-python help
+.PHONY: test setup rust-test rust-lint rust-targets fuzz python-test node-test serve bench bench-python bench-node help
 
 help:
 	@echo "make serve        - install the Python package in $(VENV) and run the server on 127.0.0.1:7380 (data in $(DATA_DIR))"
 	@echo "make test         - set up everything and run every test (what CI runs)"
 	@echo "make bench        - core benchmarks (criterion)"
 	@echo "make bench-python - the TCP server against redis-server under redis-benchmark"
+	@echo "make node-test    - build, pack and install the npm package, then run its tests"
+	@echo "make bench-node   - the Node server against redis-server under redis-benchmark, and the in-process engine"
 
-test: setup rust-lint rust-test rust-targets fuzz python-test
+test: setup rust-lint rust-test rust-targets fuzz python-test node-test
 
 setup:
 	@echo "==> setup: rustup targets and components"
@@ -55,6 +57,10 @@ python-test:
 	@echo "==> Python package: build the wheel, install it with no Rust on PATH, mypy, pytest"
 	bash python/scripts/test.sh
 
+node-test:
+	@echo "==> Node package: npm ci, napi build, npm pack, install the tarball with no Rust on PATH, node --test"
+	bash node/scripts/test.sh
+
 serve:
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet ./python
@@ -62,6 +68,9 @@ serve:
 
 bench-python:
 	bash bench/python/run.sh
+
+bench-node:
+	bash bench/node/run.sh
 
 bench:
 	$(CARGO) bench -p fencelock-core --bench engine --bench protocol

@@ -1,0 +1,47 @@
+//! napi glue exposing fencelock-core to Node.js: the native addon of the npm package
+//! `fencelock`. Every rule lives in the core; this crate only converts values. The JavaScript
+//! in `node/lib` wraps these classes (`NativeEngine`, `NativeFence`, `NativeServer`,
+//! `NativeClient`) and turns the error records they throw into `FencelockError` subclasses.
+//!
+//! Numbers: tokens and milliseconds cross as JavaScript numbers. Tokens never exceed 2^53-1
+//! (the core's `MAX_TOKEN`), so they are exact; inputs are checked to be whole and in range.
+
+mod client;
+mod convert;
+mod engine;
+mod errors;
+mod fence;
+mod server;
+
+use napi_derive::napi;
+
+/// The constants of the core that hosts need.
+#[napi(object)]
+#[derive(Debug)]
+pub struct Constants {
+    /// Names of the files of a server's data directory, in the core's order.
+    pub data_files: Vec<String>,
+    /// The version written into fence files.
+    pub fence_file_version: u32,
+    /// The highest token the core issues (2^53-1).
+    pub max_token: f64,
+    /// The version written into snapshots.
+    pub snapshot_version: u32,
+    /// The version of this crate.
+    pub version: String,
+}
+
+/// Returns the core's constants.
+#[napi]
+pub fn constants() -> Constants {
+    Constants {
+        data_files: fencelock_core::DataFile::ALL
+            .iter()
+            .map(|file| file.name().to_owned())
+            .collect(),
+        fence_file_version: fencelock_core::FENCE_FILE_VERSION,
+        max_token: convert::number(fencelock_core::MAX_TOKEN),
+        snapshot_version: fencelock_core::SNAPSHOT_VERSION,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    }
+}

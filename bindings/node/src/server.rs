@@ -1,0 +1,301 @@
+//! The protocol server: bytes and time in, outputs out; `node/lib/server.js` is the I/O loop.
+
+use std::collections::HashMap;
+
+use fencelock_core::protocol::{Output, Server};
+use fencelock_core::{DataFile, DataFiles, Engine, FileAction, Instant, Recovery, Start};
+use napi::bindgen_prelude::Buffer;
+use napi::{Env, Status};
+use napi_derive::napi;
+
+use crate::convert::{engine_config, number, server_config, whole};
+use crate::errors::{corrupt_file, unknown, OrThrow};
+
+/// One thing for the host to do, in order: `kind` is `write` (replace data-dir file `file`
+/// with `data` atomically and durably before going on), `remove` (unlink `file`, fsync the
+/// directory), `transmit` (write `data` to `conn`) or `close` (close `conn` after its
+/// pending writes).
+#[napi(object)]
+// napi's Buffer has no Debug.
+#[allow(missing_debug_implementations)]
+pub struct ServerOutput {
+    /// `write`, `remove`, `transmit` or `close`.
+    pub kind: String,
+    /// `transmit`, `close`: the connection.
+    pub conn: Option<f64>,
+    /// `write`, `remove`: the data-directory file name.
+    pub file: Option<String>,
+    /// `write`, `transmit`: the bytes.
+    pub data: Option<Buffer>,
+}
+
+/// How a server started from its data directory.
+#[napi(object)]
+// napi's Buffer has no Debug.
+#[allow(missing_debug_implementations)]
+pub struct RecoveryRecord {
+    /// `fresh`, `crashed`, `clean` or `snapshot-refused`.
+    pub kind: String,
+    /// The line to log.
+    pub summary: String,
+    /// Whether grants wait for a restart grace.
+    pub has_grace: bool,
+    /// Why a snapshot was refused.
+    pub refusal: Option<String>,
+    /// File actions to perform, in order, before serving anyone.
+    pub actions: Vec<ServerOutput>,
+}
+
+/// The core's sans-IO protocol server with its engine.
+#[napi]
+pub struct NativeServer {
+    server: Server,
+    recovery: Option<RecoveryRecord>,
+}
+
+#[napi]
+impl NativeServer {
+    /// Creates a server with no data directory. `config` holds engine settings,
+    /// `serverConfig` protocol limits (`max_connections`, ..., `test_clock` as 0/1); `start`
+    /// is as for `NativeEngine`.
+    #[napi(constructor)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        env: Env,
+        config: Option<HashMap<String, f64>>,
+        server_settings: Option<HashMap<String, f64>>,
+        hash_seed: Option<Buffer>,
+        start: Option<String>,
+        ceiling: Option<f64>,
+        snapshot: Option<Buffer>,
+        now_ms: Option<f64>,
+    ) -> napi::Result<Self> {
+        let engine_config = engine_config(&env, config, hash_seed)?;
+        let server_config = server_config(&env, server_settings)?;
+        let ceiling = whole("ceiling", ceiling.unwrap_or(0.0))?;
+        let now = Instant(whole("nowMs", now_ms.unwrap_or(0.0))?);
+        let start = Start::from_parts(
+            start.as_deref().unwrap_or("fresh"),
+            ceiling,
+            snapshot.as_deref(),
+        )
+        .or_throw(&env)?;
+        let engine = Engine::start(now, engine_config, start).or_throw(&env)?;
+        Ok(NativeServer {
+            server: Server::new(engine, server_config),
+            recovery: None,
+        })
+    }
+
+    /// Starts a server from the data directory's files as the host read them: `files` maps
+    /// each name of `constants().dataFiles` to its bytes (absent or null: no such file).
+    /// `recovery()` then says which start was taken and what to do on disk before serving.
+    ///
+    /// # Errors
+    /// A corrupt ceiling file (guessing one could reissue tokens) or an unknown file name.
+    #[napi(factory)]
+    pub fn recover(
+        env: Env,
+        now_ms: f64,
+        files: HashMap<String, Option<Buffer>>,
+        config: Option<HashMap<String, f64>>,
+        server_settings: Option<HashMap<String, f64>>,
+        hash_seed: Option<Buffer>,
+    ) -> napi::Result<NativeServer> {
+        let now = Instant(whole("nowMs", now_ms)?);
+        let engine_config = engine_config(&env, config, hash_seed)?;
+        let server_config = server_config(&env, server_settings)?;
+        let mut contents: Vec<(DataFile, Buffer)> = Vec::new();
+        for (name, bytes) in files {
+            let file = DataFile::from_name(&name).ok_or_else(|| {
+                napi::Error::new(
+                    Status::InvalidArg,
+                    format!("{name:?} is not a fencelock data file"),
+                )
+            })?;
+            if let Some(bytes) = bytes {
+                contents.push((file, bytes));
+            }
+        }
+        let mut read = DataFiles::default();
+        for (file, bytes) in &contents {
+            read.set(*file, Some(bytes));
+        }
+        let mut plan = Recovery::plan(read).map_err(|error| corrupt_file(&error))?;
+        let engine = plan.start_engine(now, engine_config);
+        let actions = std::mem::take(&mut plan.actions)
+            .into_iter()
+            .map(file_output)
+            .collect();
+        let recovery = RecoveryRecord {
+            kind: plan.kind.as_str().to_owned(),
+            summary: plan.summary(now, &engine),
+            has_grace: plan.kind.has_grace(),
+            refusal: plan.refusal.take(),
+            actions,
+        };
+        Ok(NativeServer {
+            server: Server::new(engine, server_config),
+            recovery: Some(recovery),
+        })
+    }
+
+    /// Returns how `recover` started this server (once: its actions move to the caller), or
+    /// null if it was built directly.
+    #[napi]
+    pub fn take_recovery(&mut self) -> Option<RecoveryRecord> {
+        self.recovery.take()
+    }
+
+    /// Ends the run cleanly: the outputs then yield the ceiling write, the last transmits and
+    /// closes (every connection), and the snapshot write, in order.
+    #[napi]
+    pub fn shutdown(&mut self, now_ms: f64) -> napi::Result<()> {
+        self.server.shutdown(Instant(whole("nowMs", now_ms)?));
+        Ok(())
+    }
+
+    /// Registers a connection and returns its id (never 0).
+    #[napi]
+    pub fn connect(&mut self, now_ms: f64) -> napi::Result<f64> {
+        Ok(number(
+            self.server.connect(Instant(whole("nowMs", now_ms)?)),
+        ))
+    }
+
+    /// Feeds received bytes, split anywhere.
+    #[napi]
+    pub fn receive(&mut self, now_ms: f64, conn: f64, data: Buffer) -> napi::Result<()> {
+        let now = Instant(whole("nowMs", now_ms)?);
+        self.server.receive(now, whole("conn", conn)?, &data);
+        Ok(())
+    }
+
+    /// Runs one already-framed request (command name first).
+    #[napi]
+    pub fn execute(&mut self, now_ms: f64, conn: f64, argv: Vec<Buffer>) -> napi::Result<()> {
+        let now = Instant(whole("nowMs", now_ms)?);
+        let args: Vec<&[u8]> = argv.iter().map(|arg| arg.as_ref()).collect();
+        self.server.execute(now, whole("conn", conn)?, &args);
+        Ok(())
+    }
+
+    /// Forgets a connection the host closed (drops its waits and EPHEMERAL leases).
+    #[napi]
+    pub fn disconnect(&mut self, now_ms: f64, conn: f64) -> napi::Result<()> {
+        let now = Instant(whole("nowMs", now_ms)?);
+        self.server.disconnect(now, whole("conn", conn)?);
+        Ok(())
+    }
+
+    /// Reports how many bytes the host holds unsent for a connection.
+    #[napi]
+    pub fn handle_unsent(&mut self, now_ms: f64, conn: f64, unsent_bytes: f64) -> napi::Result<()> {
+        let now = Instant(whole("nowMs", now_ms)?);
+        let unsent = usize::try_from(whole("unsentBytes", unsent_bytes)?).unwrap_or(usize::MAX);
+        self.server.handle_unsent(now, whole("conn", conn)?, unsent);
+        Ok(())
+    }
+
+    /// Runs what is due (spurious calls are harmless).
+    #[napi]
+    pub fn handle_timeout(&mut self, now_ms: f64) -> napi::Result<()> {
+        self.server.handle_timeout(Instant(whole("nowMs", now_ms)?));
+        Ok(())
+    }
+
+    /// Returns every pending output, in the order they must be performed.
+    #[napi]
+    pub fn drain(&mut self) -> napi::Result<Vec<ServerOutput>> {
+        let mut outputs = Vec::new();
+        while let Some(output) = self.server.poll_output() {
+            outputs.push(match output {
+                Output::File(action) => file_output(action),
+                Output::Transmit { conn, bytes } => ServerOutput {
+                    kind: "transmit".to_owned(),
+                    conn: Some(number(conn)),
+                    file: None,
+                    data: Some(Buffer::from(bytes)),
+                },
+                Output::Close { conn } => ServerOutput {
+                    kind: "close".to_owned(),
+                    conn: Some(number(conn)),
+                    file: None,
+                    data: None,
+                },
+                other => return Err(unknown("server output", &other)),
+            });
+        }
+        Ok(outputs)
+    }
+
+    /// Returns when `handleTimeout` must next be called, in ms, or null. Arm the timer for
+    /// exactly that instant (no margin); a call at or after it always makes progress.
+    #[napi]
+    pub fn poll_timeout(&self) -> Option<f64> {
+        self.server.poll_timeout().map(|at| number(at.as_ms()))
+    }
+
+    /// Returns how many connections are open.
+    #[napi]
+    pub fn connections(&self) -> f64 {
+        number(self.server.connections() as u64)
+    }
+
+    /// Returns whether `shutdown` was called.
+    #[napi]
+    pub fn is_stopped(&self) -> bool {
+        self.server.is_stopped()
+    }
+
+    /// Returns the restart grace left in ms.
+    #[napi]
+    pub fn grace_left(&self, now_ms: f64) -> napi::Result<f64> {
+        let now = Instant(whole("nowMs", now_ms)?);
+        Ok(number(self.server.engine().grace_left(now)))
+    }
+
+    /// Returns the highest token issued.
+    #[napi]
+    pub fn last_token(&self) -> f64 {
+        number(self.server.engine().last_token())
+    }
+
+    /// Returns how many leases are live.
+    #[napi]
+    pub fn live_leases(&self) -> f64 {
+        number(self.server.engine().live_leases() as u64)
+    }
+
+    /// Returns how many locks exist.
+    #[napi]
+    pub fn live_locks(&self) -> f64 {
+        number(self.server.engine().live_locks() as u64)
+    }
+}
+
+impl std::fmt::Debug for NativeServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NativeServer")
+            .field("server", &self.server)
+            .field("recovering", &self.recovery.is_some())
+            .finish()
+    }
+}
+
+fn file_output(action: FileAction) -> ServerOutput {
+    match action {
+        FileAction::Write { file, bytes } => ServerOutput {
+            kind: "write".to_owned(),
+            conn: None,
+            file: Some(file.name().to_owned()),
+            data: Some(Buffer::from(bytes)),
+        },
+        FileAction::Remove { file } => ServerOutput {
+            kind: "remove".to_owned(),
+            conn: None,
+            file: Some(file.name().to_owned()),
+            data: None,
+        },
+    }
+}

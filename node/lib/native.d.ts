@@ -1,0 +1,511 @@
+/** One client: connections, requests in flight, tracked leases. */
+export declare class NativeClient {
+  /** Creates a client. */
+  constructor(settings?: ClientSettings | undefined | null)
+  /** Queues an ACQUIRE and returns its request id. */
+  acquire(nowMs: number, name: string, ttlMs: number, options?: AcquireOpts | undefined | null): number
+  /** Queues a RENEW. */
+  renew(nowMs: number, name: string, token: number, ttlMs: number): number
+  /** Queues a RELEASE. */
+  release(nowMs: number, name: string, token: number): number
+  /** Queues a VERIFY. */
+  verify(nowMs: number, name: string, token: number): number
+  /** Queues a QUERY. */
+  query(nowMs: number, prefix?: string | undefined | null): number
+  /** Queues an INFO. */
+  info(nowMs: number, section?: string | undefined | null): number
+  /** Queues a PING. */
+  ping(nowMs: number): number
+  /** Queues any command (name first); its reply comes back as a raw value. */
+  command(nowMs: number, argv: Array<Buffer>): number
+  /** Gives up on a request (a waiting acquire's connection is closed). */
+  cancel(nowMs: number, request: number): void
+  /** Keeps a tracked lease alive; false if it is not tracked. */
+  keepAlive(name: string, token: number): boolean
+  /** Stops tracking a lease. */
+  forget(name: string, token: number): void
+  /** Returns a tracked lease's status, or null. */
+  lease(nowMs: number, name: string, token: number): LeaseRecord | null
+  /** Reports that a connection is open. */
+  handleConnected(nowMs: number, conn: number): void
+  /** Feeds bytes received on a connection. */
+  receive(nowMs: number, conn: number, data: Buffer): void
+  /** Reports that a connection failed or closed. */
+  handleDisconnect(nowMs: number, conn: number, reason: string): void
+  /** Does what is due. */
+  handleTimeout(nowMs: number): void
+  /** Closes every connection. */
+  close(nowMs: number): void
+  /** Returns when `handleTimeout` is next due, in ms, or null. */
+  pollTimeout(): number | null
+  /** Returns every pending output, reply and event, and the next timeout. */
+  drain(): ClientDrain
+  /** Returns the connection a pending request was sent on, or null. */
+  requestConn(request: number): number | null
+  /** Returns how many requests await their reply. */
+  pending(): number
+  /** Returns how many connections are open or opening. */
+  connections(): number
+}
+
+/** The core engine. Every method that needs time takes `nowMs` first. */
+export declare class NativeEngine {
+  /**
+   * Creates an engine. `start` is `fresh`, `crashed` (with `ceiling`) or `clean` (with
+   * `ceiling` and `snapshot`); `config` overrides settings by their core names.
+   */
+  constructor(config?: Record<string, number> | undefined | null, hashSeed?: Buffer | undefined | null, start?: string | undefined | null, ceiling?: number | undefined | null, snapshot?: Buffer | undefined | null, nowMs?: number | undefined | null)
+  /** Acquires; returns `{ token, deadlineMs }` or `{ waiter, deadlineMs }`. */
+  acquire(nowMs: number, name: string, ttlMs: number, options?: AcquireOpts | undefined | null): AcquireResult
+  /** Renews the lease (name, token) to `ttlMs` from now; returns ms left. */
+  renew(nowMs: number, name: string, token: number, ttlMs: number): number
+  /** Releases the lease (name, token). */
+  release(nowMs: number, name: string, token: number): void
+  /** Returns ms left on the lease (name, token). */
+  verify(nowMs: number, name: string, token: number): number
+  /** Withdraws a queued request; returns whether it was still waiting. */
+  cancelWait(nowMs: number, waiter: number): boolean
+  /** Drops the client's waits and EPHEMERAL leases. */
+  disconnect(nowMs: number, client: number): void
+  /** Does whatever is due at `nowMs` (spurious calls are harmless). */
+  handleTimeout(nowMs: number): void
+  /** Returns the next deadline in ms, or null. */
+  pollTimeout(): number | null
+  /** Returns the next event, or null. */
+  pollEvent(): EngineEvent | null
+  /** Returns a raised token ceiling to make durable before delivering results, or null. */
+  pollPersist(): number | null
+  /** Returns locks whose name starts with `prefix`, sorted by name. */
+  query(nowMs: number, prefix?: string | undefined | null): Array<LockRecord>
+  /** Returns the counters since start. */
+  stats(): StatsRecord
+  /** Returns the clean-shutdown snapshot as bytes (JSON, identical on every host). */
+  snapshot(nowMs: number): Buffer
+  /** Returns the restart grace left in ms (0: ready). */
+  graceLeft(nowMs: number): number
+  /** Returns the highest token issued (0 if none). */
+  lastToken(): number
+  /** Returns the token ceiling handed out for persisting. */
+  tokenCeiling(): number
+  /** Returns how many locks exist. */
+  liveLocks(): number
+  /** Returns how many leases are live. */
+  liveLeases(): number
+  /** Returns how many requests wait. */
+  waiting(): number
+  /** Returns null if every invariant holds, else a description of the first broken one. */
+  checkInvariants(): string | null
+  /** Returns the configuration by core setting name. */
+  config(): Record<string, number>
+}
+
+/** An in-memory fence. */
+export declare class NativeFence {
+  /** Creates an empty fence. */
+  constructor()
+  /**
+   * Decodes the content of a fence file.
+   *
+   * # Errors
+   * The bytes are not a fence file: a fence that forgot its marks would accept stale tokens.
+   */
+  static decode(data: Buffer): NativeFence
+  /** Returns every mark as the content of a fence file, to write atomically and durably. */
+  encode(): Buffer
+  /** Checks `token` for `resource` and advances the mark if it is accepted. */
+  check(resource: string, token: number): FenceCheck
+  /** Returns the highest token accepted for `resource` (0 if none). */
+  highest(resource: string): number
+  /** Raises the mark of `resource` to at least `token`. */
+  restore(resource: string, token: number): void
+  /** Returns every mark. */
+  marks(): Array<FenceMarkRecord>
+}
+
+/** The core's sans-IO protocol server with its engine. */
+export declare class NativeServer {
+  /**
+   * Creates a server with no data directory. `config` holds engine settings,
+   * `serverConfig` protocol limits (`max_connections`, ..., `test_clock` as 0/1); `start`
+   * is as for `NativeEngine`.
+   */
+  constructor(config?: Record<string, number> | undefined | null, serverSettings?: Record<string, number> | undefined | null, hashSeed?: Buffer | undefined | null, start?: string | undefined | null, ceiling?: number | undefined | null, snapshot?: Buffer | undefined | null, nowMs?: number | undefined | null)
+  /**
+   * Starts a server from the data directory's files as the host read them: `files` maps
+   * each name of `constants().dataFiles` to its bytes (absent or null: no such file).
+   * `recovery()` then says which start was taken and what to do on disk before serving.
+   *
+   * # Errors
+   * A corrupt ceiling file (guessing one could reissue tokens) or an unknown file name.
+   */
+  static recover(nowMs: number, files: Record<string, Buffer | undefined | null>, config?: Record<string, number> | undefined | null, serverSettings?: Record<string, number> | undefined | null, hashSeed?: Buffer | undefined | null): NativeServer
+  /**
+   * Returns how `recover` started this server (once: its actions move to the caller), or
+   * null if it was built directly.
+   */
+  takeRecovery(): RecoveryRecord | null
+  /**
+   * Ends the run cleanly: the outputs then yield the ceiling write, the last transmits and
+   * closes (every connection), and the snapshot write, in order.
+   */
+  shutdown(nowMs: number): void
+  /** Registers a connection and returns its id (never 0). */
+  connect(nowMs: number): number
+  /** Feeds received bytes, split anywhere. */
+  receive(nowMs: number, conn: number, data: Buffer): void
+  /** Runs one already-framed request (command name first). */
+  execute(nowMs: number, conn: number, argv: Array<Buffer>): void
+  /** Forgets a connection the host closed (drops its waits and EPHEMERAL leases). */
+  disconnect(nowMs: number, conn: number): void
+  /** Reports how many bytes the host holds unsent for a connection. */
+  handleUnsent(nowMs: number, conn: number, unsentBytes: number): void
+  /** Runs what is due (spurious calls are harmless). */
+  handleTimeout(nowMs: number): void
+  /** Returns every pending output, in the order they must be performed. */
+  drain(): Array<ServerOutput>
+  /**
+   * Returns when `handleTimeout` must next be called, in ms, or null. Arm the timer for
+   * exactly that instant (no margin); a call at or after it always makes progress.
+   */
+  pollTimeout(): number | null
+  /** Returns how many connections are open. */
+  connections(): number
+  /** Returns whether `shutdown` was called. */
+  isStopped(): boolean
+  /** Returns the restart grace left in ms. */
+  graceLeft(nowMs: number): number
+  /** Returns the highest token issued. */
+  lastToken(): number
+  /** Returns how many leases are live. */
+  liveLeases(): number
+  /** Returns how many locks exist. */
+  liveLocks(): number
+}
+
+/** Options of an acquire, as the engine and the client take them (all optional). */
+export interface AcquireOpts {
+  /** Take a shared (read) lease instead of an exclusive one. */
+  shared?: boolean
+  /** Wait up to this many ms in the FIFO queue when the lock is held. */
+  waitMs?: number
+  /** A label shown by queries. */
+  owner?: string
+  /** Take the lock from its holders (their tokens become stale). */
+  steal?: boolean
+  /** Engine only: the client (connection) id the lease belongs to. */
+  client?: number
+  /** End the lease when its client disconnects. */
+  ephemeral?: boolean
+  /** Keep the lock unavailable this long after the lease lapses. */
+  lockDelayMs?: number
+}
+
+/** The outcome of an acquire: `token` when granted, `waiter` when queued. */
+export interface AcquireResult {
+  /** Set when the lock is held now. */
+  token?: number
+  /** Set when the request waits in the queue. */
+  waiter?: number
+  /** The lease's deadline, or the wait's. */
+  deadlineMs: number
+}
+
+/** Everything pending at once. */
+export interface ClientDrain {
+  /** Outputs, in order. */
+  outputs: Array<ClientOutput>
+  /** Replies, in order. */
+  replies: Array<ClientReply>
+  /** Events, in order (deliver them before the replies). */
+  events: Array<ClientEvent>
+  /** When `handleTimeout` is next due, in ms, or null. */
+  timeoutMs?: number
+}
+
+/**
+ * A lease event: `kind` is `lease_lost` (with `reason`: `lapsed`, `expired`, `stolen`,
+ * `connection_closed` or `refused`) or `notice` (a server push, with `notice`).
+ */
+export interface ClientEvent {
+  /** `lease_lost` or `notice`. */
+  kind: string
+  /** The lock. */
+  name: string
+  /** The lease's token. */
+  token: number
+  /** `lease_lost`: why, as a word. */
+  reason?: string
+  /** `lease_lost`: why, as a sentence. */
+  description?: string
+  /** `stolen`: the token that took the lock. */
+  byToken?: number
+  /** `refused`: the server's error. */
+  refusal?: ErrorRecord
+  /** `notice`: the notice's kind (`expired`, `stolen`). */
+  notice?: string
+}
+
+/**
+ * Something the host must do, in order: `connect` (open a transport for `conn` to endpoint
+ * number `endpoint`, then report back), `transmit` (write `data`), `close`.
+ */
+export interface ClientOutput {
+  /** `connect`, `transmit` or `close`. */
+  kind: string
+  /** The connection. */
+  conn: number
+  /** `connect`: the endpoint's index. */
+  endpoint?: number
+  /** `transmit`: the bytes. */
+  data?: Buffer
+}
+
+/** The answer to a request: `error`, or one field typed by the request. */
+export interface ClientReply {
+  /** The request id. */
+  id: number
+  /** The request failed. */
+  error?: ErrorRecord
+  /** ACQUIRE granted. */
+  granted?: GrantedRecord
+  /** RENEW, VERIFY: ms left. */
+  msLeft?: number
+  /** RELEASE (and anything else answering OK). */
+  ok?: boolean
+  /** QUERY. */
+  locks?: Array<LockRecord>
+  /** INFO. */
+  info?: Array<InfoRecord>
+  /** PING. */
+  pong?: Buffer
+  /** A raw command's reply. */
+  value?: RawValue
+}
+
+/** Settings of a client (all optional; the core's defaults otherwise). */
+export interface ClientSettings {
+  /** How many endpoints the host can connect to (a `connect` output names one by index). */
+  endpoints?: number
+  /** Ask for RESP3 so the server can push lost-lease notices. */
+  resp3?: boolean
+  /** Longest a request may wait for its reply, in ms (a waiting acquire adds its wait). */
+  requestTimeoutMs?: number
+  /** Longest a connect may take, in ms. */
+  connectTimeoutMs?: number
+}
+
+/** Returns the core's constants. */
+export declare function constants(): Constants
+
+/** The constants of the core that hosts need. */
+export interface Constants {
+  /** Names of the files of a server's data directory, in the core's order. */
+  dataFiles: Array<string>
+  /** The version written into fence files. */
+  fenceFileVersion: number
+  /** The highest token the core issues (2^53-1). */
+  maxToken: number
+  /** The version written into snapshots. */
+  snapshotVersion: number
+  /** The version of this crate. */
+  version: string
+}
+
+/** Something to deliver: `kind` is `granted`, `wait_timed_out`, `expired` or `stolen`. */
+export interface EngineEvent {
+  /** The event's kind. */
+  kind: string
+  /** The lock. */
+  name: string
+  /** The lease's token (all but `wait_timed_out`). */
+  token?: number
+  /** The waiter (`granted`, `wait_timed_out`). */
+  waiter?: number
+  /** The client id given with the acquire. */
+  client: number
+  /** `granted`: the lease's deadline. */
+  deadlineMs?: number
+  /** `wait_timed_out`: how long it waited. */
+  waitedMs?: number
+  /** `expired`, `stolen`: the lease's owner label. */
+  owner?: string
+  /** `stolen`: the new holder's token. */
+  byToken?: number
+}
+
+/** A core error as data. */
+export interface ErrorRecord {
+  /** Always true: marks a thrown value as a fencelock error record. */
+  fencelock: boolean
+  /** The stable wire code (`LOCKED`, `STALE`, ..., or a server's own code). */
+  code: string
+  /** The text after the code. */
+  message: string
+  /** `CODE message`, exactly the text of a wire error reply. */
+  text: string
+  /** `LOCKED` and `NOTREADY`: ms until the lock (or the server) frees up. */
+  msLeft?: number
+  /** `STALE` and `EXPIRED`: the token the request named. */
+  token?: number
+  /** `TIMEOUT`: how long the request waited. */
+  waitedMs?: number
+}
+
+/** The answer of a fence check. */
+export interface FenceCheck {
+  /** Whether the write may proceed. */
+  accepted: boolean
+  /** Whether the mark moved (the file must then be rewritten before the write). */
+  advanced: boolean
+  /** The mark after the check. */
+  highest: number
+}
+
+/** One resource's high-water mark. */
+export interface FenceMarkRecord {
+  /** The resource. */
+  resource: string
+  /** The highest token accepted for it. */
+  highest: number
+}
+
+/** A granted acquire: the token and the lease's conservative local deadline. */
+export interface GrantedRecord {
+  /** The fencing token. */
+  token: number
+  /** The local deadline, on the host's clock. */
+  deadlineMs: number
+}
+
+/** One holder of a lock. */
+export interface HolderRecord {
+  /** The lease's token. */
+  token: number
+  /** `exclusive` or `shared`. */
+  mode: string
+  /** The owner label. */
+  owner?: string
+  /** ms until the lease lapses. */
+  msLeft: number
+  /** The client id. */
+  client: number
+}
+
+/** One `key:value` line of an INFO reply. */
+export interface InfoRecord {
+  /** The section, lowercase. */
+  section: string
+  /** The key. */
+  key: string
+  /** The value as sent. */
+  value: string
+}
+
+/** A tracked lease's status. */
+export interface LeaseRecord {
+  /** The conservative local deadline. */
+  deadlineMs: number
+  /** ms until it. */
+  msLeft: number
+  /** Whether the client renews it. */
+  keptAlive: boolean
+}
+
+/** One lock, as a query lists it. */
+export interface LockRecord {
+  /** The lock's name. */
+  name: string
+  /** Who holds it. */
+  holders: Array<HolderRecord>
+  /** Who waits for it, in order. */
+  waiters: Array<WaiterRecord>
+  /** ms of lock-delay left. */
+  delayMsLeft: number
+}
+
+/** A raw RESP value, tagged by its type: exactly one field is set (none for null). */
+export interface RawValue {
+  /** `+text`. */
+  simple?: string
+  /** An error reply. */
+  error?: ErrorRecord
+  /** `:n`. */
+  integer?: number
+  /** `$n` bulk string. */
+  bulk?: Buffer
+  /** Set (true) for a null. */
+  null?: boolean
+  /** RESP3 boolean. */
+  boolean?: boolean
+  /** RESP3 double. */
+  double?: number
+  /** RESP3 big number, as its digits. */
+  big?: string
+  /** Array (or set). */
+  array?: Array<RawValue>
+  /** RESP3 map, as `[key, value]` pairs in wire order. */
+  map?: Array<Array<RawValue>>
+  /** RESP3 push. */
+  push?: Array<RawValue>
+}
+
+/** How a server started from its data directory. */
+export interface RecoveryRecord {
+  /** `fresh`, `crashed`, `clean` or `snapshot-refused`. */
+  kind: string
+  /** The line to log. */
+  summary: string
+  /** Whether grants wait for a restart grace. */
+  hasGrace: boolean
+  /** Why a snapshot was refused. */
+  refusal?: string
+  /** File actions to perform, in order, before serving anyone. */
+  actions: Array<ServerOutput>
+}
+
+/**
+ * One thing for the host to do, in order: `kind` is `write` (replace data-dir file `file`
+ * with `data` atomically and durably before going on), `remove` (unlink `file`, fsync the
+ * directory), `transmit` (write `data` to `conn`) or `close` (close `conn` after its
+ * pending writes).
+ */
+export interface ServerOutput {
+  /** `write`, `remove`, `transmit` or `close`. */
+  kind: string
+  /** `transmit`, `close`: the connection. */
+  conn?: number
+  /** `write`, `remove`: the data-directory file name. */
+  file?: string
+  /** `write`, `transmit`: the bytes. */
+  data?: Buffer
+}
+
+/** The engine's counters. */
+export interface StatsRecord {
+  acquires: number
+  grants: number
+  grantsAfterWait: number
+  releases: number
+  renewals: number
+  expiries: number
+  steals: number
+  staleRejections: number
+  waitTimeouts: number
+  totalWaitMs: number
+}
+
+/** One waiter of a lock (`position` 1 is the head). */
+export interface WaiterRecord {
+  /** The waiter id. */
+  waiter: number
+  /** Its place in the queue. */
+  position: number
+  /** `exclusive` or `shared`. */
+  mode: string
+  /** The owner label. */
+  owner?: string
+  /** The client id. */
+  client: number
+  /** ms until the wait ends. */
+  msLeft: number
+}

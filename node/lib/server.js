@@ -1,0 +1,313 @@
+'use strict';
+// `fencelock serve`: a `net` I/O loop around the core's sans-IO protocol server
+// (docs/HOSTS.md). This file moves bytes, time and durable writes; the core parses, runs and
+// encodes every request, so this host answers byte for byte like every other host. Outputs are
+// handled in the order polled, and a file write is durable (fsync) before any later output is
+// handled, since later bytes may carry tokens up to the ceiling it wrote.
+//
+// The data directory's rules (file names, formats, which start to take, what to remove before
+// serving, what to write at shutdown) are the core's: this host reads the files the core names
+// and performs the writes and removals it is given, atomically and durably.
+
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const net = require('node:net');
+const path = require('node:path');
+const { performance } = require('node:perf_hooks');
+const native = require('./native');
+const { translate } = require('./errors');
+const { writeAtomic, removeDurable } = require('./durable');
+const { settings } = require('./options');
+const { silent } = require('./log');
+
+const { dataFiles: DATA_FILES, version: VERSION } = native.constants();
+const EXIT_DURABILITY = 3;
+
+/**
+ * One listening socket, its connections, and the native server they share.
+ *
+ * Options: `host` (127.0.0.1), `port` (7380; 0 for any), `dataDir` (null: in memory),
+ * `maxTtlMs`, `lockDelayMs`, `maxConnections` (10000), `testClock`, `readyFile`,
+ * `engine` (more core engine settings in camelCase), `limits` (more core server settings in
+ * camelCase: `maxOutputBytes`, `maxRequestBytes`, ...), `log` (a logger), `onFatal`.
+ */
+class Server {
+  constructor(options = {}) {
+    this.options = {
+      host: '127.0.0.1',
+      port: 7380,
+      dataDir: null,
+      maxConnections: 10000,
+      testClock: false,
+      ...options,
+    };
+    this.log = options.log ?? silent;
+    this.dataDir = this.options.dataDir ?? null;
+    this.origin = performance.now();
+    this.sockets = new Map();
+    this.timer = null;
+    this.timerAt = null;
+    this.listener = null;
+    this.stopping = false;
+    this.stopped = null;
+    this.onFatal = options.onFatal ?? ((status) => process.exit(status));
+    this.startNative();
+  }
+
+  /** The server's clock in whole ms, truncated (the core's timer rule). */
+  nowMs() {
+    return Math.floor(performance.now() - this.origin);
+  }
+
+  startNative() {
+    const engine = settings({ ...this.options.engine, maxTtlMs: this.options.maxTtlMs, lockDelayMs: this.options.lockDelayMs });
+    const server = settings({
+      ...this.options.limits,
+      maxConnections: this.options.maxConnections,
+      testClock: Boolean(this.options.testClock),
+    });
+    const seed = crypto.randomBytes(16);
+    const now = this.nowMs();
+    if (this.dataDir === null) {
+      this.startKind = 'in-memory';
+      this.native = construct(() => new native.NativeServer(engine, server, seed, 'fresh', 0, null, now));
+      return;
+    }
+    fs.mkdirSync(this.dataDir, { recursive: true });
+    const files = {};
+    for (const name of DATA_FILES) {
+      try {
+        files[name] = fs.readFileSync(path.join(this.dataDir, name));
+      } catch (error) {
+        if (error.code !== 'ENOENT') throw error;
+        files[name] = null;
+      }
+    }
+    try {
+      this.native = native.NativeServer.recover(now, files, engine, server, seed);
+    } catch (error) {
+      const refused = new Error(`fencelock: ${this.dataDir}: ${translate(error).message}; refusing to start`);
+      refused.code = 'CORRUPT_DATA_DIR';
+      throw refused;
+    }
+    const recovery = this.native.takeRecovery();
+    for (const action of recovery.actions) {
+      // Before serving anyone: e.g. a snapshot is valid for one start only.
+      this.perform(action);
+    }
+    if (recovery.hasGrace) this.log.warning(recovery.summary);
+    else this.log.info(recovery.summary);
+    this.startKind = recovery.kind;
+  }
+
+  /** Binds the socket; resolves to the bound `{ host, port }`. */
+  async listen() {
+    this.listener = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
+    await new Promise((resolve, reject) => {
+      this.listener.once('error', reject);
+      this.listener.listen({ host: this.options.host, port: this.options.port, backlog: 1024 }, () => {
+        this.listener.off('error', reject);
+        resolve();
+      });
+    });
+    const { address: host, port } = this.listener.address();
+    this.address = { host, port };
+    const where = this.dataDir !== null ? `data dir ${this.dataDir}` : 'in memory (nothing on disk)';
+    this.log.info(
+      `fencelock ${VERSION} serving on ${host}:${port}, ${where}, start ${this.startKind}, node ${process.version}` +
+        `${this.options.testClock ? ', test clock' : ''}`,
+    );
+    if (this.options.readyFile) writeAtomic(this.options.readyFile, Buffer.from(`${host} ${port}\n`));
+    this.schedule();
+    return this.address;
+  }
+
+  /** Stops accepting, closes every connection, and writes the clean-shutdown snapshot. */
+  stop() {
+    if (this.stopped !== null) return this.stopped;
+    this.stopping = true;
+    this.stopped = (async () => {
+      if (this.listener !== null) this.listener.close();
+      clearTimeout(this.timer);
+      this.timer = null;
+      // The core closes every connection (EPHEMERAL leases end with them) and yields the
+      // ceiling write, the last bytes and closes, then the snapshot write, in that order.
+      this.native.shutdown(this.nowMs());
+      const leases = this.native.liveLeases();
+      this.flush();
+      const closing = [...this.sockets.values()].map((socket) => closed(socket));
+      for (const socket of this.sockets.values()) socket.end();
+      this.sockets.clear();
+      await Promise.race([Promise.all(closing), delay(1000)]);
+      this.log.info(
+        `stopped: ${leases} live leases ${this.dataDir !== null ? 'kept in the snapshot' : 'dropped (in memory)'}`,
+      );
+    })();
+    return this.stopped;
+  }
+
+  /** Performs every pending output, in order, then re-arms the timer. */
+  flush() {
+    for (const output of this.native.drain()) {
+      switch (output.kind) {
+        case 'transmit': {
+          const socket = this.sockets.get(output.conn);
+          if (socket !== undefined && !socket.write(output.data)) this.slowReader(output.conn, socket);
+          break;
+        }
+        case 'close': {
+          // `end` flushes the bytes written before it.
+          const socket = this.sockets.get(output.conn);
+          if (socket !== undefined) {
+            this.sockets.delete(output.conn);
+            socket.end();
+          }
+          break;
+        }
+        case 'write':
+        case 'remove':
+          this.perform(output);
+          break;
+        default:
+          // An output this host does not know may be a durability barrier: stop.
+          this.log.critical(`unknown server output ${JSON.stringify(output.kind)}: update the host; exiting`);
+          this.onFatal(EXIT_DURABILITY);
+          return;
+      }
+    }
+    if (!this.stopping) this.schedule();
+  }
+
+  /**
+   * Makes a data-directory change durable, or exits: after a failed fsync nothing on disk can
+   * be trusted, and going on could reissue tokens.
+   */
+  perform(action) {
+    if (this.dataDir === null) return;
+    const file = path.join(this.dataDir, action.file);
+    try {
+      if (action.kind === 'write') writeAtomic(file, action.data);
+      else removeDurable(file);
+    } catch (error) {
+      this.log.critical(`cannot ${action.kind} ${action.file} durably: ${error.message}; exiting`);
+      this.onFatal(EXIT_DURABILITY);
+      throw error;
+    }
+  }
+
+  schedule() {
+    const deadline = this.native.pollTimeout();
+    if (deadline === this.timerAt && (this.timer !== null || deadline === null)) return;
+    clearTimeout(this.timer);
+    this.timer = null;
+    this.timerAt = deadline;
+    if (deadline !== null) {
+      // Armed for exactly the deadline: a call at or after it always makes progress. A timer
+      // that fires early finds nothing due, and the flush re-arms it for the same instant.
+      const wait = Math.max(0, deadline - (performance.now() - this.origin));
+      this.timer = setTimeout(() => this.onTimer(), Math.ceil(wait));
+    }
+  }
+
+  onTimer() {
+    this.timer = null;
+    this.timerAt = null;
+    this.native.handleTimeout(this.nowMs());
+    this.flush();
+  }
+
+  // -- connections ------------------------------------------------------------------------
+
+  accept(socket) {
+    if (this.stopping) {
+      socket.destroy();
+      return;
+    }
+    const conn = this.native.connect(this.nowMs());
+    this.sockets.set(conn, socket);
+    socket.on('data', (data) => {
+      // After the core closed `conn` it has forgotten it; bytes still arriving are dropped.
+      if (this.sockets.get(conn) !== socket) return;
+      this.native.receive(this.nowMs(), conn, data);
+      this.flush();
+    });
+    socket.on('error', () => {
+      // A reset or a broken pipe: 'close' follows and reports the disconnect.
+    });
+    socket.on('close', () => {
+      if (this.sockets.get(conn) === socket) {
+        this.sockets.delete(conn);
+        if (!this.stopping) {
+          this.native.disconnect(this.nowMs(), conn);
+          this.flush();
+        }
+      }
+    });
+    this.flush();
+  }
+
+  /**
+   * The client is not reading its replies: stop reading its requests (so the replies held
+   * stay bounded) and tell the core how much waits, so it can cut the connection.
+   */
+  slowReader(conn, socket) {
+    if (socket.isPaused()) {
+      this.native.handleUnsent(this.nowMs(), conn, socket.writableLength);
+      return;
+    }
+    socket.pause();
+    this.native.handleUnsent(this.nowMs(), conn, socket.writableLength);
+    socket.once('drain', () => {
+      if (this.sockets.get(conn) !== socket) return;
+      socket.resume();
+      this.native.handleUnsent(this.nowMs(), conn, 0);
+      this.flush();
+    });
+  }
+}
+
+/**
+ * Serves until SIGTERM or SIGINT, then shuts down cleanly; resolves to the exit status.
+ */
+async function serve(options = {}) {
+  let server;
+  try {
+    server = new Server(options);
+  } catch (error) {
+    (options.log ?? silent).error(error.message);
+    return 1;
+  }
+  try {
+    await server.listen();
+  } catch (error) {
+    (options.log ?? silent).error(`cannot serve: ${error.message}`);
+    return 1;
+  }
+  await new Promise((resolve) => {
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
+  });
+  await server.stop();
+  return 0;
+}
+
+function construct(build) {
+  try {
+    return build();
+  } catch (error) {
+    throw translate(error);
+  }
+}
+
+function closed(socket) {
+  return new Promise((resolve) => {
+    if (socket.destroyed) resolve();
+    else socket.once('close', resolve);
+  });
+}
+
+function delay(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+module.exports = { Server, serve };

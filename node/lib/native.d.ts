@@ -161,7 +161,12 @@ export declare class NativeServer {
   handleUnsent(nowMs: number, conn: number, unsentBytes: number): void
   /** Runs what is due (spurious calls are harmless). */
   handleTimeout(nowMs: number): void
-  /** Returns every pending output, in the order they must be performed. */
+  /**
+   * Returns every pending output, in the order they must be performed.
+   *
+   * A transmit's bytes come as a Latin-1 string and a file's as a buffer the engine owns:
+   * creating an external buffer (with its finalizer) per reply dominated the server's time.
+   */
   drain(): Array<ServerOutput>
   /**
    * Returns when `handleTimeout` must next be called, in ms, or null. Arm the timer for
@@ -476,8 +481,11 @@ export interface ServerOutput {
   conn?: number
   /** `write`, `remove`: the data-directory file name. */
   file?: string
-  /** `write`, `transmit`: the bytes. */
-  data?: Buffer
+  /**
+   * `write`: the bytes of the file. `transmit`: the bytes as a Latin-1 string (one
+   * character per byte), to write with the `'latin1'` encoding.
+   */
+  data?: Buffer | string
 }
 
 /** The engine's counters. */

@@ -152,7 +152,7 @@ class Server {
       switch (output.kind) {
         case 'transmit': {
           const socket = this.sockets.get(output.conn);
-          if (socket !== undefined && !socket.write(output.data)) this.slowReader(output.conn, socket);
+          if (socket !== undefined && !socket.write(output.data, 'latin1')) this.slowReader(output.conn, socket);
           break;
         }
         case 'close': {
@@ -224,6 +224,8 @@ class Server {
       return;
     }
     const conn = this.native.connect(this.nowMs());
+    // Replies go out at once, as Redis sends them: Nagle would hold a reply back behind the last.
+    socket.setNoDelay(true);
     this.sockets.set(conn, socket);
     socket.on('data', (data) => {
       // After the core closed `conn` it has forgotten it; bytes still arriving are dropped.

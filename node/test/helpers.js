@@ -18,7 +18,8 @@ function vectorFiles(family) {
 
 /** One character per byte, as the vectors write bytes. */
 const bytes = (text) => Buffer.from(text, 'latin1');
-const text = (data) => Buffer.from(data).toString('latin1');
+// Transmits arrive as Latin-1 strings (one character per byte), file contents as buffers.
+const text = (data) => (typeof data === 'string' ? data : Buffer.from(data).toString('latin1'));
 
 /** The package's own error module (its one mapping of error records), from wherever it is installed. */
 function errors() {

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use fencelock_core::protocol::{Output, Server};
 use fencelock_core::{DataFile, DataFiles, Engine, FileAction, Instant, Recovery, Start};
-use napi::bindgen_prelude::Buffer;
+use napi::bindgen_prelude::{Buffer, BufferSlice, Object};
 use napi::{Env, Status};
 use napi_derive::napi;
 
@@ -25,7 +25,9 @@ pub struct ServerOutput {
     pub conn: Option<f64>,
     /// `write`, `remove`: the data-directory file name.
     pub file: Option<String>,
-    /// `write`, `transmit`: the bytes.
+    /// `write`: the bytes of the file. `transmit`: the bytes as a Latin-1 string (one
+    /// character per byte), to write with the `'latin1'` encoding.
+    #[napi(ts_type = "Buffer | string")]
     pub data: Option<Buffer>,
 }
 
@@ -205,26 +207,38 @@ impl NativeServer {
     }
 
     /// Returns every pending output, in the order they must be performed.
-    #[napi]
-    pub fn drain(&mut self) -> napi::Result<Vec<ServerOutput>> {
+    ///
+    /// A transmit's bytes come as a Latin-1 string and a file's as a buffer the engine owns:
+    /// creating an external buffer (with its finalizer) per reply dominated the server's time.
+    #[napi(ts_return_type = "Array<ServerOutput>")]
+    pub fn drain<'env>(&mut self, env: &'env Env) -> napi::Result<Vec<Object<'env>>> {
         let mut outputs = Vec::new();
         while let Some(output) = self.server.poll_output() {
-            outputs.push(match output {
-                Output::File(action) => file_output(action),
-                Output::Transmit { conn, bytes } => ServerOutput {
-                    kind: "transmit".to_owned(),
-                    conn: Some(number(conn)),
-                    file: None,
-                    data: Some(Buffer::from(bytes)),
-                },
-                Output::Close { conn } => ServerOutput {
-                    kind: "close".to_owned(),
-                    conn: Some(number(conn)),
-                    file: None,
-                    data: None,
-                },
+            let mut object = Object::new(env)?;
+            match output {
+                Output::File(FileAction::Write { file, bytes }) => {
+                    object.set("kind", "write")?;
+                    object.set("file", file.name())?;
+                    object.set("data", BufferSlice::copy_from(env, &bytes)?)?;
+                }
+                Output::File(FileAction::Remove { file }) => {
+                    object.set("kind", "remove")?;
+                    object.set("file", file.name())?;
+                }
+                Output::Transmit { conn, bytes } => {
+                    object.set("kind", "transmit")?;
+                    object.set("conn", number(conn))?;
+                    // A Latin-1 string holds the bytes one per character and costs a fraction
+                    // of a buffer to create; the host writes it with the 'latin1' encoding.
+                    object.set("data", env.create_string_latin1(&bytes)?)?;
+                }
+                Output::Close { conn } => {
+                    object.set("kind", "close")?;
+                    object.set("conn", number(conn))?;
+                }
                 other => return Err(unknown("server output", &other)),
-            });
+            }
+            outputs.push(object);
         }
         Ok(outputs)
     }

@@ -230,8 +230,11 @@ class Server {
     socket.on('data', (data) => {
       // After the core closed `conn` it has forgotten it; bytes still arriving are dropped.
       if (this.sockets.get(conn) !== socket) return;
-      this.native.receive(this.nowMs(), conn, data);
-      this.flush();
+      // Most requests are answered at once with one reply: the core hands it back directly.
+      // Anything else (other connections woken, file writes, a new timer) goes through flush.
+      const reply = this.native.receiveReply(this.nowMs(), conn, data);
+      if (reply === null) this.flush();
+      else if (reply.length > 0 && !socket.write(reply, 'latin1')) this.slowReader(conn, socket);
     });
     socket.on('error', () => {
       // A reset or a broken pipe: 'close' follows and reports the disconnect.

@@ -1,6 +1,8 @@
 'use strict';
 // Every shared protocol vector (tests/vectors/protocol/*.json) through the addon: bytes in,
-// exact bytes out, each input cut three ways (as given, whole, one byte at a time).
+// exact bytes out, each input cut three ways (as given, whole, one byte at a time), and once
+// more as given through `receiveReply`, the server's fast path (a reply handed back directly
+// when it is the only output), with the host's timer re-armed from `pollTimeout` after each step.
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
@@ -9,6 +11,7 @@ const { vectorFiles, bytes, text } = require('./helpers');
 
 const SEED = Buffer.alloc(16);
 const files = vectorFiles('protocol');
+let fastReplies = 0;
 
 test('the protocol vector set is there', () => {
   assert.ok(files.length >= 10);
@@ -30,11 +33,12 @@ function chunks(data, splits, cut) {
 }
 
 for (const { name, scenario } of files) {
-  for (const cut of ['given', 'whole', 'bytewise']) {
+  for (const cut of ['given', 'whole', 'bytewise', 'receiveReply']) {
     test(`protocol vector ${name} (${cut})`, () => {
       const server = new NativeServer(settings(scenario.engine), settings(scenario.server), SEED);
       let now = 0;
       scenario.steps.forEach((step, index) => {
+        const drained = [];
         now = step.at_ms ?? now;
         const conn = step.conn ?? 1;
         switch (step.op) {
@@ -42,7 +46,16 @@ for (const { name, scenario } of files) {
             assert.equal(server.connect(now), conn, `step ${index}: connection ids go 1, 2, 3, ...`);
             break;
           case 'send':
-            for (const chunk of chunks(bytes(step.data), step.splits, cut)) server.receive(now, conn, chunk);
+            if (cut === 'receiveReply') {
+              for (const chunk of chunks(bytes(step.data), step.splits, 'given')) {
+                const reply = server.receiveReply(now, conn, chunk);
+                if (reply === null) drained.push(...server.drain());
+                else if (reply.length > 0) fastReplies += 1;
+                if (reply !== null && reply.length > 0) drained.push({ kind: 'transmit', conn, data: Buffer.from(reply, 'latin1') });
+              }
+            } else {
+              for (const chunk of chunks(bytes(step.data), step.splits, cut)) server.receive(now, conn, chunk);
+            }
             break;
           case 'execute':
             server.execute(now, conn, step.argv.map(bytes));
@@ -59,7 +72,9 @@ for (const { name, scenario } of files) {
         const out = {};
         const closed = [];
         const persisted = [];
-        for (const output of server.drain()) {
+        drained.push(...server.drain());
+        if (cut === 'receiveReply') server.pollTimeout();
+        for (const output of drained) {
           if (output.kind === 'transmit') out[String(output.conn)] = (out[String(output.conn)] ?? '') + text(output.data);
           else if (output.kind === 'close') closed.push(output.conn);
           else {
@@ -75,3 +90,7 @@ for (const { name, scenario } of files) {
     });
   }
 }
+
+test('the fast path answered some of the vectors\' requests itself', () => {
+  assert.ok(fastReplies >= 20, `receiveReply returned ${fastReplies} replies`);
+});

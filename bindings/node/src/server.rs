@@ -1,10 +1,11 @@
 //! The protocol server: bytes and time in, outputs out; `node/lib/server.js` is the I/O loop.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use fencelock_core::protocol::{Output, Server};
 use fencelock_core::{DataFile, DataFiles, Engine, FileAction, Instant, Recovery, Start};
 use napi::bindgen_prelude::{Buffer, BufferSlice, Object};
+use napi::JsString;
 use napi::{Env, Status};
 use napi_derive::napi;
 
@@ -53,6 +54,10 @@ pub struct RecoveryRecord {
 pub struct NativeServer {
     server: Server,
     recovery: Option<RecoveryRecord>,
+    /// Outputs `receiveReply` polled but could not return; `drain` yields them first.
+    held: VecDeque<Output>,
+    /// The deadline `pollTimeout` last returned: the timer the host has armed.
+    armed: Option<Instant>,
 }
 
 #[napi]
@@ -86,6 +91,8 @@ impl NativeServer {
         Ok(NativeServer {
             server: Server::new(engine, server_config),
             recovery: None,
+            held: VecDeque::new(),
+            armed: None,
         })
     }
 
@@ -139,6 +146,8 @@ impl NativeServer {
         Ok(NativeServer {
             server: Server::new(engine, server_config),
             recovery: Some(recovery),
+            held: VecDeque::new(),
+            armed: None,
         })
     }
 
@@ -171,6 +180,51 @@ impl NativeServer {
         let now = Instant(whole("nowMs", now_ms)?);
         self.server.receive(now, whole("conn", conn)?, &data);
         Ok(())
+    }
+
+    /// Feeds received bytes like `receive`, for the common case of a request answered at once:
+    /// when everything they caused is at most one transmit to `conn` and the timer armed from
+    /// `pollTimeout` is still right, returns that transmit's bytes as a Latin-1 string (empty
+    /// if there is none) for the host to write. Otherwise returns null, and the host performs
+    /// `drain()` and re-arms its timer as after `receive`. One call instead of three, and no
+    /// output objects.
+    #[napi(ts_return_type = "string | null")]
+    pub fn receive_reply<'env>(
+        &mut self,
+        env: &'env Env,
+        now_ms: f64,
+        conn: f64,
+        data: &[u8],
+    ) -> napi::Result<Option<JsString<'env>>> {
+        let now = Instant(whole("nowMs", now_ms)?);
+        let conn = whole("conn", conn)?;
+        self.server.receive(now, conn, data);
+        if !self.held.is_empty() {
+            return Ok(None);
+        }
+        let reply = match self.server.poll_output() {
+            None => None,
+            Some(Output::Transmit { conn: to, bytes }) if to == conn => Some(bytes),
+            Some(other) => {
+                self.held.push_back(other);
+                return Ok(None);
+            }
+        };
+        if let Some(next) = self.server.poll_output() {
+            if let Some(bytes) = reply {
+                self.held.push_back(Output::Transmit { conn, bytes });
+            }
+            self.held.push_back(next);
+            return Ok(None);
+        }
+        if self.server.poll_timeout() != self.armed {
+            if let Some(bytes) = reply {
+                self.held.push_back(Output::Transmit { conn, bytes });
+            }
+            return Ok(None);
+        }
+        let bytes = reply.unwrap_or_default();
+        env.create_string_latin1(&bytes).map(Some)
     }
 
     /// Runs one already-framed request (command name first).
@@ -213,7 +267,7 @@ impl NativeServer {
     #[napi(ts_return_type = "Array<ServerOutput>")]
     pub fn drain<'env>(&mut self, env: &'env Env) -> napi::Result<Vec<Object<'env>>> {
         let mut outputs = Vec::new();
-        while let Some(output) = self.server.poll_output() {
+        while let Some(output) = self.held.pop_front().or_else(|| self.server.poll_output()) {
             let mut object = Object::new(env)?;
             match output {
                 Output::File(FileAction::Write { file, bytes }) => {
@@ -246,8 +300,9 @@ impl NativeServer {
     /// Returns when `handleTimeout` must next be called, in ms, or null. Arm the timer for
     /// exactly that instant (no margin); a call at or after it always makes progress.
     #[napi]
-    pub fn poll_timeout(&self) -> Option<f64> {
-        self.server.poll_timeout().map(|at| number(at.as_ms()))
+    pub fn poll_timeout(&mut self) -> Option<f64> {
+        self.armed = self.server.poll_timeout();
+        self.armed.map(|at| number(at.as_ms()))
     }
 
     /// Returns how many connections are open.

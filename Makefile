@@ -9,7 +9,9 @@ DATA_DIR ?= ./.fencelock
 
 FUZZ_SECONDS ?= 20
 
-.PHONY: test setup rust-test rust-lint rust-targets fuzz python-test node-test serve bench bench-python bench-node help
+matrix_python := .venv-python-test/bin/python
+
+.PHONY: matrix test setup rust-test rust-lint rust-targets fuzz python-test node-test serve bench bench-python bench-node help
 
 help:
 	@echo "make serve        - install the Python package in $(VENV) and run the server on 127.0.0.1:7380 (data in $(DATA_DIR))"
@@ -17,9 +19,10 @@ help:
 	@echo "make bench        - core benchmarks (criterion)"
 	@echo "make bench-python - the TCP server against redis-server under redis-benchmark"
 	@echo "make node-test    - build, pack and install the npm package, then run its tests"
+	@echo "make matrix       - every server x every client over the shared scenarios (after python-test, node-test)"
 	@echo "make bench-node   - the Node server against redis-server under redis-benchmark, and the in-process engine"
 
-test: setup rust-lint rust-test rust-targets fuzz python-test node-test
+test: setup rust-lint rust-test rust-targets fuzz python-test node-test matrix
 
 setup:
 	@echo "==> setup: rustup targets and components"
@@ -60,6 +63,14 @@ python-test:
 node-test:
 	@echo "==> Node package: npm ci, napi build, npm pack, install the tarball with no Rust on PATH, node --test"
 	bash node/scripts/test.sh
+
+# Every server x every client over the scenarios of tests/matrix/scenarios, and the data-dir
+# interchange; uses the venv python-test built and the addon node-test built.
+matrix:
+	@echo "==> cross-language matrix: every server x every client, one scenario suite"
+	@test -x $(matrix_python) || bash python/scripts/test.sh --co -q >/dev/null
+	@test -f node/fencelock.linux-x64-gnu.node || (cd node && npm ci --no-audit --no-fund --ignore-scripts && npm run build)
+	$(matrix_python) tests/matrix/run.py
 
 serve:
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)

@@ -22,7 +22,10 @@ help:
 	@echo "make matrix       - every server x every client over the shared scenarios (after python-test, node-test)"
 	@echo "make bench-node   - the Node server against redis-server under redis-benchmark, and the in-process engine"
 
-test: setup rust-lint rust-test rust-targets fuzz python-test node-test matrix
+# Every part below in order, stopping at the first failure, then a one-screen summary
+# (tests/run-all.sh; PARTS="rust-test matrix" runs a subset).
+test:
+	@bash tests/run-all.sh
 
 setup:
 	@echo "==> setup: rustup targets and components"

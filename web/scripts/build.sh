@@ -38,4 +38,6 @@ build() { # name target out-dir wasm-opt-level cargo-feature-args...
 # -O3: on this module -Oz came out larger in gzip (158.0 KB against 155.4 KB).
 build web web "$here/pkg/web" -O3 --no-default-features --features client,fence,server
 build node nodejs "$here/pkg/node" -O3
+# The nodejs target is CommonJS, inside a package whose .js files are ES modules.
+echo '{ "type": "commonjs" }' > "$here/pkg/node/package.json"
 node "$here/scripts/check-wasm.mjs"

@@ -131,6 +131,15 @@ export class Locks {
     return { held, pending };
   }
 
+  /**
+   * Describes the worker this client talks to: `{ liveness, started: { kind, summary },
+   * settings }` (`liveness` is the Web Lock it holds while it runs).
+   */
+  async worker() {
+    const { liveness, started, settings } = await this.link.ready();
+    return { liveness, started, settings };
+  }
+
   /** Closes every connection; leases still held end as the worker sees the connections go. */
   close() {
     if (this.closed) return;

@@ -19,7 +19,7 @@ export class WorkerLink {
   constructor(options, onGone) {
     this.options = options;
     this.onGone = onGone;
-    /** @type {Promise<{ control: any, settings: any }> | null} */
+    /** @type {Promise<{ control: any, settings: any, liveness: string, started: any }> | null} */
     this.current = null;
     this.closed = false;
   }
@@ -38,7 +38,7 @@ export class WorkerLink {
         if (message?.fencelock !== PROTOCOL || message.type !== 'hello') return;
         control.removeEventListener('message', onMessage);
         this.watch(message.liveness);
-        resolve({ control, settings: message.settings ?? {} });
+        resolve({ control, settings: message.settings ?? {}, liveness: message.liveness, started: message.started ?? null });
       };
       control.addEventListener('message', onMessage);
       if (typeof control.start === 'function') control.start();

@@ -4,7 +4,6 @@
 // from pollTimeout(), and the token ceiling is made durable in IndexedDB before any reply that
 // may reveal tokens up to it. The core decides everything else.
 
-import { WasmServer } from './wasm.js';
 import { openFiles } from './files.js';
 import { PROTOCOL, randomId, hashSeed, now } from './shared.js';
 
@@ -65,6 +64,8 @@ export class Host {
     this.timerAt = undefined;
     this.dead = false;
     this.liveness = `fencelock-worker:${randomId()}`;
+    /** How the engine started (`fresh`, `crashed`, ...), for clients to show. */
+    this.started = null;
   }
 
   /** Reads the durable files, starts the engine as the core's recovery plan says, then serves. */
@@ -72,9 +73,14 @@ export class Host {
     const config = options.config ?? {};
     this.files = options.inMemory ? null : await openFiles(`fencelock:${options.name ?? 'default'}`);
     const read = this.files ? await this.files.readAll() : {};
+    // Loaded here, not imported above: the module's top-level await would hold back this
+    // script's first run, and a SharedWorker's `connect` events would fire before `serve`
+    // listens.
+    const { WasmServer } = await import('./wasm.js');
     const server = WasmServer.recover(now(), read, config, options.server ?? {}, hashSeed());
     const recovery = server.takeRecovery();
     this.log(recovery.summary);
+    this.started = { kind: recovery.kind, summary: recovery.summary };
     for (const action of recovery.actions) await this.store(action);
     await this.holdLiveness();
     this.server = server;
@@ -108,7 +114,7 @@ export class Host {
   }
 
   hello(control) {
-    control.postMessage({ fencelock: PROTOCOL, type: 'hello', liveness: this.liveness, settings: this.settings });
+    control.postMessage({ fencelock: PROTOCOL, type: 'hello', liveness: this.liveness, settings: this.settings, started: this.started });
   }
 
   onControl(event) {

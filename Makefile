@@ -8,8 +8,9 @@ VENV ?= .venv
 DATA_DIR ?= ./.fencelock
 
 FUZZ_SECONDS ?= 20
+DEMO_PORT ?= 8380
 
-.PHONY: test setup rust-test rust-lint rust-targets fuzz python-test node-test serve bench bench-python bench-node help
+.PHONY: test setup rust-test rust-lint rust-targets fuzz python-test node-test web-test web-build serve demo bench bench-python bench-node bench-web help
 
 help:
 	@echo "make serve        - install the Python package in $(VENV) and run the server on 127.0.0.1:7380 (data in $(DATA_DIR))"
@@ -18,8 +19,11 @@ help:
 	@echo "make bench-python - the TCP server against redis-server under redis-benchmark"
 	@echo "make node-test    - build, pack and install the npm package, then run its tests"
 	@echo "make bench-node   - the Node server against redis-server under redis-benchmark, and the in-process engine"
+	@echo "make web-test     - build the wasm modules and the browser package, run its vectors under Node and its tests in headless Chromium"
+	@echo "make demo         - build the browser package and serve its demo on 127.0.0.1:$(DEMO_PORT)"
+	@echo "make bench-web    - lock round trips from a page through the SharedWorker beside navigator.locks.request"
 
-test: setup rust-lint rust-test rust-targets fuzz python-test node-test
+test: setup rust-lint rust-test rust-targets fuzz python-test node-test web-test
 
 setup:
 	@echo "==> setup: rustup targets and components"
@@ -60,6 +64,21 @@ python-test:
 node-test:
 	@echo "==> Node package: npm ci, napi build, npm pack, install the tarball with no Rust on PATH, node --test"
 	bash node/scripts/test.sh
+
+web-test:
+	@echo "==> Browser package: wasm-bindgen + wasm-opt build, import/size check, tsc, vectors under Node, headless Chromium"
+	bash web/scripts/test.sh
+
+# The demo and the benchmark need the built package (npm ci and the wasm build) first.
+web-build:
+	cd web && npm ci --no-audit --no-fund --loglevel=error && bash scripts/build.sh
+
+demo: web-build
+	@echo "==> fencelock-web demo: http://127.0.0.1:$(DEMO_PORT)/demo/index.html"
+	cd web && npx serve --no-clipboard -l tcp://127.0.0.1:$(DEMO_PORT) .
+
+bench-web: web-build
+	cd web && node bench/run.mjs
 
 serve:
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)

@@ -1,10 +1,10 @@
 //! Numbers, settings and seeds from JavaScript into the core's types.
 
 use fencelock_core::protocol::ServerConfig;
-use fencelock_core::{Config, HashSeed, Instant};
+use fencelock_core::{Config, Engine, HashSeed, Instant, Start};
 use wasm_bindgen::JsValue;
 
-use crate::errors::throw;
+use crate::errors::{throw, OrThrow};
 use crate::record::settings;
 
 /// 2^64: every whole number below it fits a `u64`. Above 2^53 a JavaScript number may
@@ -82,4 +82,27 @@ pub(crate) fn server_config(settings_object: &JsValue) -> Result<ServerConfig, J
         config.set(&name, value).map_err(|error| throw(&error))?;
     }
     Ok(config)
+}
+
+/// Starts an engine: `start` is `fresh` (the default), `crashed` (with `ceiling`) or `clean`
+/// (with `ceiling` and `snapshot`), at `now_ms` (default 0).
+///
+/// # Errors
+/// The core's `ERR` for an unknown start or a snapshot that does not decode.
+pub(crate) fn start_engine(
+    config: Config,
+    start: Option<String>,
+    ceiling: Option<f64>,
+    snapshot: Option<Vec<u8>>,
+    now_ms: Option<f64>,
+) -> Result<Engine, JsValue> {
+    let ceiling = whole("ceiling", ceiling.unwrap_or(0.0))?;
+    let now = instant(now_ms.unwrap_or(0.0))?;
+    let start = Start::from_parts(
+        start.as_deref().unwrap_or("fresh"),
+        ceiling,
+        snapshot.as_deref(),
+    )
+    .or_throw()?;
+    Engine::start(now, config, start).or_throw()
 }

@@ -3,7 +3,7 @@
 
 use fencelock_core::{AcquireOptions, HolderInfo, LockInfo, Mode, WaiterInfo};
 #[cfg(feature = "engine")]
-use fencelock_core::{Acquired, Engine, Event, Start};
+use fencelock_core::{Acquired, Engine, Event};
 use js_sys::Array;
 #[cfg(feature = "engine")]
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -11,7 +11,7 @@ use wasm_bindgen::JsValue;
 
 use crate::convert::number;
 #[cfg(feature = "engine")]
-use crate::convert::{engine_config, instant, whole};
+use crate::convert::{engine_config, instant, start_engine, whole};
 #[cfg(feature = "engine")]
 use crate::errors::{unknown, OrThrow};
 use crate::record::{bool_field, string_field, whole_field, Record};
@@ -39,15 +39,7 @@ impl WasmEngine {
         now_ms: Option<f64>,
     ) -> Result<WasmEngine, JsValue> {
         let config = engine_config(&config, hash_seed)?;
-        let ceiling = whole("ceiling", ceiling.unwrap_or(0.0))?;
-        let now = instant(now_ms.unwrap_or(0.0))?;
-        let start = Start::from_parts(
-            start.as_deref().unwrap_or("fresh"),
-            ceiling,
-            snapshot.as_deref(),
-        )
-        .or_throw()?;
-        let engine = Engine::start(now, config, start).or_throw()?;
+        let engine = start_engine(config, start, ceiling, snapshot, now_ms)?;
         Ok(WasmEngine { engine })
     }
 

@@ -1,13 +1,15 @@
 //! The protocol server: bytes and time in, outputs out; `web/src/worker.js` is the I/O loop.
 
 use fencelock_core::protocol::{Output, Server};
-use fencelock_core::{DataFile, DataFiles, Engine, FileAction, Recovery, Start};
+use fencelock_core::{DataFile, DataFiles, FileAction, Recovery};
 use js_sys::{Array, Object, Uint8Array};
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 
-use crate::convert::{engine_config, instant, number, server_config, type_error, whole};
-use crate::errors::{corrupt_file, unknown, OrThrow};
+use crate::convert::{
+    engine_config, instant, number, server_config, start_engine, type_error, whole,
+};
+use crate::errors::{corrupt_file, unknown};
 use crate::record::Record;
 
 /// The core's sans-IO protocol server with its engine.
@@ -35,15 +37,7 @@ impl WasmServer {
     ) -> Result<WasmServer, JsValue> {
         let engine_config = engine_config(&config, hash_seed)?;
         let server_config = server_config(&server_settings)?;
-        let ceiling = whole("ceiling", ceiling.unwrap_or(0.0))?;
-        let now = instant(now_ms.unwrap_or(0.0))?;
-        let start = Start::from_parts(
-            start.as_deref().unwrap_or("fresh"),
-            ceiling,
-            snapshot.as_deref(),
-        )
-        .or_throw()?;
-        let engine = Engine::start(now, engine_config, start).or_throw()?;
+        let engine = start_engine(engine_config, start, ceiling, snapshot, now_ms)?;
         Ok(WasmServer {
             server: Server::new(engine, server_config),
             recovery: None,

@@ -1,28 +1,19 @@
 // The demo page in headless Chromium: three tabs contend, one holds the lock, a paused tab's
 // late write is refused by the fence. A screenshot goes to the test output; the checks read
 // the DOM, not pixels.
-import test, { before, after } from 'node:test';
+import test from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { serveStatic, launch, OUTPUT } from './harness.mjs';
+import { useBrowser, OUTPUT } from './harness.mjs';
 
-let site;
-let browser;
-before(async () => {
-  site = await serveStatic();
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-  await site?.close();
-});
+const env = useBrowser();
 
 test('the demo shows the holder, its token, the queue and a refused stale write', async () => {
-  const page = await browser.context.newPage();
+  const page = await env.browser.context.newPage();
   const errors = [];
   page.on('pageerror', (error) => errors.push(error));
-  await page.goto(`${site.url}/demo/index.html?auto`);
+  await page.goto(`${env.site.url}/demo/index.html?auto`);
   await page.waitForFunction(() => document.getElementById('token').textContent !== '-' &&
     document.getElementById('queue').textContent.split(',').length === 2, null, { timeout: 15_000 });
   const owner = await page.evaluate(() => document.getElementById('holder').dataset.owner);

@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { before, after } from 'node:test';
 import handler from 'serve-handler';
 import { chromium } from 'playwright-core';
 
@@ -51,4 +52,21 @@ export async function openPage(context, base) {
   await page.waitForFunction(() => /** @type {any} */ (window).ready === true, null, { timeout: 10_000 });
   page.errors = errors;
   return page;
+}
+
+/**
+ * Serves web/ and launches Chromium before the file's tests, and stops both after them;
+ * returns the object whose `site` and `browser` the tests use.
+ */
+export function useBrowser() {
+  const env = { site: /** @type {any} */ (null), browser: /** @type {any} */ (null) };
+  before(async () => {
+    env.site = await serveStatic();
+    env.browser = await launch();
+  });
+  after(async () => {
+    await env.browser?.close();
+    await env.site?.close();
+  });
+  return env;
 }

@@ -2,24 +2,15 @@
 // engine), as the tabs of an origin do. Each test uses its own worker (its own `name`, so its
 // own IndexedDB ceiling). Waiting is on conditions (a query showing the queue, a promise
 // settling), never on a guessed sleep.
-import test, { before, after } from 'node:test';
+import test from 'node:test';
 import assert from 'node:assert/strict';
-import { serveStatic, launch, openPage } from './harness.mjs';
+import { useBrowser, openPage } from './harness.mjs';
 
-let site;
-let browser;
-before(async () => {
-  site = await serveStatic();
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-  await site?.close();
-});
+const env = useBrowser();
 
 /** Opens a page connected to the worker `query` names; its client is `window.locks`. */
 async function pageOn(query) {
-  const page = await openPage(browser.context, site.url);
+  const page = await openPage(env.browser.context, env.site.url);
   await page.evaluate(async (q) => {
     window.locks = await window.connectTo(q);
     window.held = {};

@@ -11,7 +11,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use crate::convert::{instant, number, type_error, whole};
 use crate::engine::{acquire_options, lock_record};
 use crate::errors::{record, unknown, OrThrow};
-use crate::record::{bool_field, whole_field, Record};
+use crate::record::{bool_field, opt_text, text, whole_field, Record};
 
 /// One client: connections, requests in flight, tracked leases.
 #[wasm_bindgen]
@@ -52,10 +52,11 @@ impl WasmClient {
     pub fn acquire(
         &mut self,
         now_ms: f64,
-        name: &str,
+        name_arg: JsValue,
         ttl_ms: f64,
         options: JsValue,
     ) -> Result<f64, JsValue> {
+        let name = &text("name", &name_arg)?;
         let now = instant(now_ms)?;
         let ttl = whole("ttlMs", ttl_ms)?;
         let options = acquire_options(&options, false)?;
@@ -69,10 +70,11 @@ impl WasmClient {
     pub fn renew(
         &mut self,
         now_ms: f64,
-        name: &str,
+        name_arg: JsValue,
         token: f64,
         ttl_ms: f64,
     ) -> Result<f64, JsValue> {
+        let name = &text("name", &name_arg)?;
         let now = instant(now_ms)?;
         let token = whole("token", token)?;
         let ttl = whole("ttlMs", ttl_ms)?;
@@ -83,21 +85,24 @@ impl WasmClient {
     }
 
     /// Queues a RELEASE.
-    pub fn release(&mut self, now_ms: f64, name: &str, token: f64) -> Result<f64, JsValue> {
+    pub fn release(&mut self, now_ms: f64, name_arg: JsValue, token: f64) -> Result<f64, JsValue> {
+        let name = &text("name", &name_arg)?;
         let now = instant(now_ms)?;
         let token = whole("token", token)?;
         self.client.release(now, name, token).map(number).or_throw()
     }
 
     /// Queues a VERIFY.
-    pub fn verify(&mut self, now_ms: f64, name: &str, token: f64) -> Result<f64, JsValue> {
+    pub fn verify(&mut self, now_ms: f64, name_arg: JsValue, token: f64) -> Result<f64, JsValue> {
+        let name = &text("name", &name_arg)?;
         let now = instant(now_ms)?;
         let token = whole("token", token)?;
         self.client.verify(now, name, token).map(number).or_throw()
     }
 
     /// Queues a QUERY.
-    pub fn query(&mut self, now_ms: f64, prefix: Option<String>) -> Result<f64, JsValue> {
+    pub fn query(&mut self, now_ms: f64, prefix_arg: JsValue) -> Result<f64, JsValue> {
+        let prefix = opt_text("prefix", &prefix_arg)?;
         let now = instant(now_ms)?;
         Ok(number(
             self.client.query(now, prefix.as_deref().unwrap_or("")),
@@ -105,7 +110,8 @@ impl WasmClient {
     }
 
     /// Queues an INFO.
-    pub fn info(&mut self, now_ms: f64, section: Option<String>) -> Result<f64, JsValue> {
+    pub fn info(&mut self, now_ms: f64, section_arg: JsValue) -> Result<f64, JsValue> {
+        let section = opt_text("section", &section_arg)?;
         let now = instant(now_ms)?;
         Ok(number(self.client.info(now, section.as_deref())))
     }
@@ -138,18 +144,21 @@ impl WasmClient {
 
     /// Keeps a tracked lease alive; false if it is not tracked.
     #[wasm_bindgen(js_name = keepAlive)]
-    pub fn keep_alive(&mut self, name: &str, token: f64) -> Result<bool, JsValue> {
+    pub fn keep_alive(&mut self, name_arg: JsValue, token: f64) -> Result<bool, JsValue> {
+        let name = &text("name", &name_arg)?;
         Ok(self.client.keep_alive(name, whole("token", token)?))
     }
 
     /// Stops tracking a lease.
-    pub fn forget(&mut self, name: &str, token: f64) -> Result<(), JsValue> {
+    pub fn forget(&mut self, name_arg: JsValue, token: f64) -> Result<(), JsValue> {
+        let name = &text("name", &name_arg)?;
         self.client.forget(name, whole("token", token)?);
         Ok(())
     }
 
     /// Returns a tracked lease's status `{ deadlineMs, msLeft, keptAlive }`, or null.
-    pub fn lease(&self, now_ms: f64, name: &str, token: f64) -> Result<JsValue, JsValue> {
+    pub fn lease(&self, now_ms: f64, name_arg: JsValue, token: f64) -> Result<JsValue, JsValue> {
+        let name = &text("name", &name_arg)?;
         let now = instant(now_ms)?;
         Ok(match self.client.lease(now, name, whole("token", token)?) {
             Some(status) => Record::new()
@@ -182,8 +191,9 @@ impl WasmClient {
         &mut self,
         now_ms: f64,
         conn: f64,
-        reason: &str,
+        reason_arg: JsValue,
     ) -> Result<(), JsValue> {
+        let reason = &text("reason", &reason_arg)?;
         let now = instant(now_ms)?;
         self.client
             .handle_disconnect(now, whole("conn", conn)?, reason);

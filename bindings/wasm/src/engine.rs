@@ -15,6 +15,8 @@ use crate::convert::{engine_config, instant, start_engine, whole};
 #[cfg(feature = "engine")]
 use crate::errors::{unknown, OrThrow};
 use crate::record::{bool_field, string_field, whole_field, Record};
+#[cfg(feature = "engine")]
+use crate::record::{opt_text, text};
 
 /// The core engine. Every method that needs time takes `nowMs` first.
 #[cfg(feature = "engine")]
@@ -33,11 +35,12 @@ impl WasmEngine {
     pub fn new(
         config: JsValue,
         hash_seed: Option<Vec<u8>>,
-        start: Option<String>,
+        start_arg: JsValue,
         ceiling: Option<f64>,
         snapshot: Option<Vec<u8>>,
         now_ms: Option<f64>,
     ) -> Result<WasmEngine, JsValue> {
+        let start = opt_text("start", &start_arg)?;
         let config = engine_config(&config, hash_seed)?;
         let engine = start_engine(config, start, ceiling, snapshot, now_ms)?;
         Ok(WasmEngine { engine })
@@ -47,10 +50,11 @@ impl WasmEngine {
     pub fn acquire(
         &mut self,
         now_ms: f64,
-        name: &str,
+        name_arg: JsValue,
         ttl_ms: f64,
         options: JsValue,
     ) -> Result<JsValue, JsValue> {
+        let name = &text("name", &name_arg)?;
         let now = instant(now_ms)?;
         let ttl = whole("ttlMs", ttl_ms)?;
         let options = acquire_options(&options, true)?;
@@ -71,10 +75,11 @@ impl WasmEngine {
     pub fn renew(
         &mut self,
         now_ms: f64,
-        name: &str,
+        name_arg: JsValue,
         token: f64,
         ttl_ms: f64,
     ) -> Result<f64, JsValue> {
+        let name = &text("name", &name_arg)?;
         let now = instant(now_ms)?;
         let token = whole("token", token)?;
         let ttl = whole("ttlMs", ttl_ms)?;
@@ -85,14 +90,16 @@ impl WasmEngine {
     }
 
     /// Releases the lease (name, token).
-    pub fn release(&mut self, now_ms: f64, name: &str, token: f64) -> Result<(), JsValue> {
+    pub fn release(&mut self, now_ms: f64, name_arg: JsValue, token: f64) -> Result<(), JsValue> {
+        let name = &text("name", &name_arg)?;
         let now = instant(now_ms)?;
         let token = whole("token", token)?;
         self.engine.release(now, name, token).or_throw()
     }
 
     /// Returns ms left on the lease (name, token).
-    pub fn verify(&mut self, now_ms: f64, name: &str, token: f64) -> Result<f64, JsValue> {
+    pub fn verify(&mut self, now_ms: f64, name_arg: JsValue, token: f64) -> Result<f64, JsValue> {
+        let name = &text("name", &name_arg)?;
         let now = instant(now_ms)?;
         let token = whole("token", token)?;
         self.engine.verify(now, name, token).map(number).or_throw()
@@ -141,7 +148,8 @@ impl WasmEngine {
     }
 
     /// Returns locks whose name starts with `prefix`, sorted by name.
-    pub fn query(&mut self, now_ms: f64, prefix: Option<String>) -> Result<Array, JsValue> {
+    pub fn query(&mut self, now_ms: f64, prefix_arg: JsValue) -> Result<Array, JsValue> {
+        let prefix = opt_text("prefix", &prefix_arg)?;
         let now = instant(now_ms)?;
         Ok(self
             .engine

@@ -8,7 +8,7 @@ use wasm_bindgen::JsValue;
 
 use crate::convert::{number, whole};
 use crate::errors::corrupt_file;
-use crate::record::Record;
+use crate::record::{text, Record};
 
 /// An in-memory fence: each resource's highest accepted token.
 #[wasm_bindgen]
@@ -42,7 +42,8 @@ impl WasmFence {
 
     /// Checks `token` for `resource` and advances the mark if it is accepted; returns
     /// `{ accepted, advanced, highest }`.
-    pub fn check(&mut self, resource: &str, token: f64) -> Result<JsValue, JsValue> {
+    pub fn check(&mut self, resource_arg: JsValue, token: f64) -> Result<JsValue, JsValue> {
+        let resource = &text("resource", &resource_arg)?;
         let token = whole("token", token)?;
         let (accepted, advanced, highest) = match self.fence.check(resource, token) {
             FenceOutcome::Accepted { advanced, highest } => (true, advanced, highest),
@@ -58,12 +59,14 @@ impl WasmFence {
     }
 
     /// Returns the highest token accepted for `resource` (0 if none).
-    pub fn highest(&self, resource: &str) -> f64 {
-        number(self.fence.highest(resource))
+    pub fn highest(&self, resource_arg: JsValue) -> Result<f64, JsValue> {
+        let resource = &text("resource", &resource_arg)?;
+        Ok(number(self.fence.highest(resource)))
     }
 
     /// Raises the mark of `resource` to at least `token`.
-    pub fn restore(&mut self, resource: &str, token: f64) -> Result<(), JsValue> {
+    pub fn restore(&mut self, resource_arg: JsValue, token: f64) -> Result<(), JsValue> {
+        let resource = &text("resource", &resource_arg)?;
         self.fence.restore(resource, whole("token", token)?);
         Ok(())
     }

@@ -109,3 +109,19 @@ pub(crate) fn settings(object: &JsValue) -> Result<Vec<(String, u64)>, JsValue> 
     }
     Ok(pairs)
 }
+
+/// Reads a string argument; wasm-bindgen's own string passing would trap on a non-string.
+pub(crate) fn text(what: &str, value: &JsValue) -> Result<String, JsValue> {
+    value
+        .as_string()
+        .ok_or_else(|| type_error(&format!("{what} must be a string")))
+}
+
+/// Reads an optional string argument (`undefined` and `null` are none).
+pub(crate) fn opt_text(what: &str, value: &JsValue) -> Result<Option<String>, JsValue> {
+    if value.is_undefined() || value.is_null() {
+        Ok(None)
+    } else {
+        text(what, value).map(Some)
+    }
+}

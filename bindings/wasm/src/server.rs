@@ -10,7 +10,7 @@ use crate::convert::{
     engine_config, instant, number, server_config, start_engine, type_error, whole,
 };
 use crate::errors::{corrupt_file, unknown};
-use crate::record::Record;
+use crate::record::{opt_text, Record};
 
 /// The core's sans-IO protocol server with its engine.
 #[wasm_bindgen]
@@ -30,11 +30,12 @@ impl WasmServer {
         config: JsValue,
         server_settings: JsValue,
         hash_seed: Option<Vec<u8>>,
-        start: Option<String>,
+        start_arg: JsValue,
         ceiling: Option<f64>,
         snapshot: Option<Vec<u8>>,
         now_ms: Option<f64>,
     ) -> Result<WasmServer, JsValue> {
+        let start = opt_text("start", &start_arg)?;
         let engine_config = engine_config(&config, hash_seed)?;
         let server_config = server_config(&server_settings)?;
         let engine = start_engine(engine_config, start, ceiling, snapshot, now_ms)?;

@@ -8,10 +8,11 @@ VENV ?= .venv
 DATA_DIR ?= ./.fencelock
 
 FUZZ_SECONDS ?= 20
+DEMO_PORT ?= 8380
 
 matrix_python := .venv-python-test/bin/python
 
-.PHONY: matrix test setup rust-test rust-lint rust-targets fuzz python-test node-test serve bench bench-python bench-node help
+.PHONY: test setup rust-test rust-lint rust-targets fuzz python-test node-test web-test web-build matrix serve demo bench bench-python bench-node bench-web help
 
 help:
 	@echo "make serve        - install the Python package in $(VENV) and run the server on 127.0.0.1:7380 (data in $(DATA_DIR))"
@@ -21,6 +22,9 @@ help:
 	@echo "make node-test    - build, pack and install the npm package, then run its tests"
 	@echo "make matrix       - every server x every client over the shared scenarios (after python-test, node-test)"
 	@echo "make bench-node   - the Node server against redis-server under redis-benchmark, and the in-process engine"
+	@echo "make web-test     - build the wasm modules and the browser package, run its vectors under Node and its tests in headless Chromium"
+	@echo "make demo         - build the browser package and serve its demo on 127.0.0.1:$(DEMO_PORT)"
+	@echo "make bench-web    - lock round trips from a page through the SharedWorker beside navigator.locks.request"
 
 # Every part below in order, stopping at the first failure, then a one-screen summary
 # (tests/run-all.sh; PARTS="rust-test matrix" runs a subset).
@@ -74,6 +78,21 @@ matrix:
 	@test -x $(matrix_python) || bash python/scripts/test.sh --co -q >/dev/null
 	@test -f node/fencelock.linux-x64-gnu.node || (cd node && npm ci --no-audit --no-fund --ignore-scripts && npm run build)
 	$(matrix_python) tests/matrix/run.py
+
+web-test:
+	@echo "==> Browser package: wasm-bindgen + wasm-opt build, import/size check, tsc, vectors under Node, headless Chromium"
+	bash web/scripts/test.sh
+
+# The demo and the benchmark need the built package (npm ci and the wasm build) first.
+web-build:
+	cd web && npm ci --no-audit --no-fund --loglevel=error && bash scripts/build.sh
+
+demo: web-build
+	@echo "==> fencelock-web demo: http://127.0.0.1:$(DEMO_PORT)/demo/index.html"
+	cd web && npx serve --no-clipboard -l tcp://127.0.0.1:$(DEMO_PORT) .
+
+bench-web: web-build
+	cd web && node bench/run.mjs
 
 serve:
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)

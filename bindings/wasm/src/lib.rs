@@ -1,0 +1,56 @@
+//! wasm-bindgen glue exposing fencelock-core to JavaScript: the module of the npm package
+//! `fencelock-web`, loaded by pages and workers (`--target web`) and by Node (`--target nodejs`,
+//! for the shared vectors). Every rule lives in the core; this crate only converts values. The
+//! JavaScript in `web/src` wraps these classes (`WasmEngine`, `WasmFence`, `WasmServer`,
+//! `WasmClient`) and turns the error records they throw into `FencelockError`s.
+//!
+//! Numbers: tokens and milliseconds cross as JavaScript numbers. Tokens never exceed 2^53-1
+//! (the core's `MAX_TOKEN`), so they are exact; inputs are checked to be whole and in range.
+//! Nothing here panics on input: a panic in wasm poisons the whole module.
+//!
+//! Features pick the classes a build exports (a page's module has the client and the fence, a
+//! worker's the server); helpers that a partial build does not reach are allowed to be unused.
+#![cfg_attr(
+    not(all(
+        feature = "client",
+        feature = "engine",
+        feature = "fence",
+        feature = "server"
+    )),
+    allow(dead_code)
+)]
+
+#[cfg(feature = "client")]
+mod client;
+mod convert;
+#[cfg(any(feature = "client", feature = "engine"))]
+mod engine;
+mod errors;
+#[cfg(feature = "fence")]
+mod fence;
+mod record;
+#[cfg(feature = "server")]
+mod server;
+
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::JsValue;
+
+use crate::convert::number;
+use crate::record::Record;
+
+/// Returns the core's constants: `{ dataFiles, fenceFileVersion, maxToken, snapshotVersion,
+/// version }`.
+#[wasm_bindgen]
+pub fn constants() -> JsValue {
+    let files = js_sys::Array::new();
+    for file in fencelock_core::DataFile::ALL {
+        files.push(&JsValue::from_str(file.name()));
+    }
+    Record::new()
+        .set("dataFiles", files)
+        .set("fenceFileVersion", fencelock_core::FENCE_FILE_VERSION)
+        .set("maxToken", number(fencelock_core::MAX_TOKEN))
+        .set("snapshotVersion", fencelock_core::SNAPSHOT_VERSION)
+        .set("version", env!("CARGO_PKG_VERSION"))
+        .into()
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Builds the wasm modules of fencelock-web from bindings/wasm (cargo profile `wasm`: size
+# first), processes each with the pinned wasm-bindgen CLI and optimises it with binaryen's
+# wasm-opt from npm (never Debian's: its wasm-opt 108 emits modules that fail to load).
+#   pkg/web   the browser's module: client, fence and protocol server (--target web). Pages and
+#             the worker load the same file, so the browser fetches it once; two modules
+#             (client, server) would repeat the core's shared code (formatting, allocator, JSON).
+#   pkg/node  everything, the engine too, for the shared vectors under Node (--target nodejs)
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+repo="$(cd "$here/.." && pwd)"
+cd "$repo"
+
+want="0.2.130"
+have="$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" || true
+if [ "$have" != "$want" ]; then
+  echo "==> installing wasm-bindgen-cli $want (it must match the crate's pinned wasm-bindgen)"
+  cargo install wasm-bindgen-cli --version "$want"
+fi
+rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
+
+wasm_opt="$here/node_modules/.bin/wasm-opt"
+test -x "$wasm_opt" || { echo "run npm ci in web/ first (binaryen provides wasm-opt)" >&2; exit 1; }
+# The features rustc's wasm32 target emits; wasm-opt must be told it may keep them.
+features=(--enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext
+          --enable-reference-types --enable-multivalue --enable-mutable-globals)
+built="target/wasm32-unknown-unknown/wasm/fencelock_wasm.wasm"
+
+build() { # name target out-dir wasm-opt-level cargo-feature-args...
+  local name="$1" target="$2" out="$3" level="$4"; shift 4
+  echo "==> $name: cargo build --profile wasm $* ; wasm-bindgen --target $target ; wasm-opt $level"
+  cargo build --quiet -p fencelock-wasm --target wasm32-unknown-unknown --profile wasm "$@"
+  rm -rf "$out"
+  wasm-bindgen --target "$target" --out-dir "$out" "$built"
+  "$wasm_opt" "$level" "${features[@]}" "$out/fencelock_wasm_bg.wasm" -o "$out/fencelock_wasm_bg.wasm"
+}
+
+# -O3: on this module -Oz came out larger in gzip (158.0 KB against 155.4 KB).
+build web web "$here/pkg/web" -O3 --no-default-features --features client,fence,server
+build node nodejs "$here/pkg/node" -O3
+# The nodejs target is CommonJS, inside a package whose .js files are ES modules.
+echo '{ "type": "commonjs" }' > "$here/pkg/node/package.json"
+node "$here/scripts/check-wasm.mjs"

@@ -86,6 +86,7 @@ def run_checks(records: List[Record], accepted: Sequence[Tuple[int, str, int, st
                kills: List[float], round_end: float) -> Report:
     """Runs every check; ``kills`` are the instants the server was certainly dead (after waitpid)."""
     report = Report()
+    _KILLS[:] = kills
     grants = [r for r in records if r.op == "acquire" and r.out == "ok"]
     report.counts = {
         "ops": len(records),
@@ -237,16 +238,36 @@ def _check_linearizable(records: List[Record], kills: List[float], round_end: fl
 
 
 def _excerpt(records: List[Record], lock: str, at: float, mark: Optional[str] = None,
-             before_ms: float = 1500, after_ms: float = 300, limit: int = 40) -> List[str]:
-    """The operations on ``lock`` invoked near ``at``, one per line, ``mark`` flagged."""
+             before_ms: float = 1500, after_ms: float = 300, limit: int = 30) -> List[str]:
+    """The operations on ``lock`` invoked near ``at``, one per line, ``mark`` flagged.
+
+    NOTREADY answers (the restart grace) are counted, not listed; the grant of every token
+    shown is listed even when it came earlier; server kills in the span are shown in place.
+    """
     near = [r for r in records if r.lock == lock and at - before_ms <= r.invoke <= at + after_ms]
+    grace = sum(1 for r in near if r.fields.get("code") == "NOTREADY")
+    near = [r for r in near if r.fields.get("code") != "NOTREADY"]
     if len(near) > limit:
         index = next((i for i, r in enumerate(near) if r.id == mark), len(near) // 2)
         near = near[max(0, index - limit + 8): index + 8]
-    lines = []
-    for r in near:
-        ret = f"{r.ret:12.3f}" if r.ret is not None else "      (none)"
-        detail = {k: v for k, v in r.fields.items() if k in ("token", "ttl", "wait", "code", "write_id") and v is not None}
-        flag = "  <--" if r.id == mark else ""
-        lines.append(f"{r.client:>6} [{r.invoke:12.3f} .. {ret}] {r.op:<7} {r.out or 'unknown':<8} {detail}{flag}")
+    tokens = {r.token for r in near if r.token is not None}
+    shown = {r.id for r in near}
+    grants = [r for r in records if r.lock == lock and r.op == "acquire" and r.out == "ok"
+              and r.token in tokens and r.id not in shown]
+    events = [(r.invoke, _describe_record(r, mark)) for r in sorted(grants + near, key=lambda r: r.invoke)]
+    events += [(k, f"{'server':>6} [{k:12.3f}] killed with SIGKILL (restarted on the same data dir)") for k in _KILLS
+               if (near and near[0].invoke <= k <= near[-1].invoke)]
+    lines = [line for _, line in sorted(events, key=lambda e: e[0])]
+    if grace:
+        lines.append(f"(and {grace} acquires answered NOTREADY in this span, not listed)")
     return lines
+
+
+_KILLS: List[float] = []
+
+
+def _describe_record(r: Record, mark: Optional[str]) -> str:
+    ret = f"{r.ret:12.3f}" if r.ret is not None else "      (none)"
+    detail = {k: v for k, v in r.fields.items() if k in ("token", "ttl", "wait", "code", "write_id") and v is not None}
+    flag = "  <--" if r.id == mark else ""
+    return f"{r.client:>6} [{r.invoke:12.3f} .. {ret}] {r.op:<7} {r.out or 'unknown':<8} {detail}{flag}"

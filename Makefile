@@ -107,3 +107,14 @@ bench-node:
 
 bench:
 	$(CARGO) bench -p fencelock-core --bench engine --bench protocol
+
+# The safety run (tests/safety/README.md): servers killed and restarted, clients paused, a fenced
+# PostgreSQL store, history checks. SEED=n replays a run's choices.
+.PHONY: safety safety-short
+safety:
+	@echo "==> safety run (long): each TCP server killed and restarted under paused clients"
+	bash tests/safety/run.sh long
+
+safety-short:
+	@echo "==> safety run (short): checker tests, a fault round that must be caught, a short round per server"
+	bash tests/safety/run.sh short

@@ -8,7 +8,7 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 logs="${SUMMARY_DIR:-$repo/.test-logs}"
 mkdir -p "$logs"
-parts=(${PARTS:-setup rust-lint rust-test rust-targets fuzz python-test node-test web-test matrix})
+parts=(${PARTS:-setup rust-lint rust-test rust-targets fuzz python-test node-test web-test matrix safety-short})
 summary=()
 failed=""
 started=$SECONDS

@@ -124,6 +124,27 @@ fn a_test_clock_ignores_host_time() {
 }
 
 #[test]
+fn a_test_clock_starts_at_the_engines_time() {
+    // A host that starts the engine at its real `now` (the browser worker at
+    // performance.now()) still gets every DEBUG ADVANCE in full.
+    let mut config = ServerConfig::default();
+    config.test_clock = true;
+    let engine =
+        Engine::start(Instant(71), Config::default(), fencelock_core::Start::Fresh).unwrap();
+    let mut server = Server::new(engine, config);
+    let conn = server.connect(Instant(80));
+    server.receive(
+        Instant(90),
+        conn,
+        b"ACQUIRE x 100\r\nDEBUG ADVANCE 100\r\nVERIFY x 1\r\n",
+    );
+    assert_eq!(
+        text(&drain(&mut server), conn),
+        ":1\r\n:171\r\n-EXPIRED the lease of token 1 expired\r\n"
+    );
+}
+
+#[test]
 fn a_client_that_does_not_read_is_closed() {
     let mut config = ServerConfig::default();
     config.max_output_bytes = 1000;

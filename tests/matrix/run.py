@@ -46,8 +46,14 @@ CLIENTS: Dict[str, Tuple[str, ...]] = {
     "redis-cli": (),
     "redis-py": ("connection", "query"),
     "ioredis": ("connection", "query"),
+    "browser": ("events", "connection", "query"),
 }
-SERVERS = ("python", "node")
+SERVERS = ("python", "node", "browser")
+
+
+def applicable(server: str, client: str) -> bool:
+    """The browser's SharedWorker serves only pages; pages reach no TCP server."""
+    return (server == "browser") == (client == "browser")
 
 
 # -- a minimal RESP client for the orchestrator's own control connection ----------------------
@@ -290,6 +296,110 @@ class RedisCliDriver(Driver):
         self.kill()
 
 
+class BrowserHub(ProcessDriver):
+    """tests/matrix/drivers/browser_driver.mjs: headless Chromium, one page per logical client,
+    all sharing the package's SharedWorker (in memory, test clock), fresh for each scenario."""
+
+    def __init__(self, work: str) -> None:
+        web = os.environ.get("FENCELOCK_WEB", os.path.join(REPO, "web"))
+        env = dict(os.environ, FENCELOCK_WEB=web)
+        argv = ["node", os.path.join(HERE, "drivers", "browser_driver.mjs")]
+        super().__init__(argv, env, os.path.join(work, "driver-browser.log"))
+        self.scenarios = 0
+
+    def begin(self, scenario: str) -> None:
+        self.scenarios += 1
+        self.expect_ok(self.send({"op": "scenario", "worker": f"matrix-{self.scenarios}-{scenario}"}))
+
+    def expect_ok(self, rid: int) -> Dict[str, Any]:
+        result = self.result(rid)
+        if "ok" not in result:
+            raise Failure(f"browser driver: {result}")
+        return dict(result["ok"])
+
+
+class PageClient(Driver):
+    """One logical client of a scenario: a page of the hub."""
+
+    def __init__(self, hub: BrowserHub, who: str) -> None:
+        super().__init__()
+        self.hub = hub
+        self.who = who
+
+    def send(self, request: Dict[str, Any]) -> int:
+        return self.hub.send({**request, "client": self.who})
+
+    def result(self, rid: int, timeout: float = STEP_TIMEOUT) -> Dict[str, Any]:
+        return self.hub.result(rid, timeout)
+
+    def wait_event(self, match: Callable[[Dict[str, Any]], bool], timeout: float = STEP_TIMEOUT) -> Dict[str, Any]:
+        return self.hub.wait_event(lambda e: e.get("client") == self.who and match(e), timeout)
+
+    def kill(self) -> None:
+        self.hub.expect_ok(self.hub.send({"op": "kill", "client": self.who}))
+
+    def close(self) -> None:
+        self.kill()
+
+
+class BrowserControl:
+    """The orchestrator's control through its own page: DEBUG ADVANCE and QUERY."""
+
+    def __init__(self, hub: BrowserHub) -> None:
+        self.hub = hub
+
+    def call(self, *args: Any) -> Any:
+        if args[:2] != ("DEBUG", "ADVANCE"):
+            raise ValueError(f"browser control runs DEBUG ADVANCE only, not {args}")
+        return self.hub.expect_ok(self.hub.send({"op": "control", "request": {"op": "advance", "ms": args[2]}}))
+
+    def lock(self, name: str) -> Dict[str, Any]:
+        ok = self.hub.expect_ok(self.hub.send({"op": "control", "request": {"op": "query", "prefix": name}}))
+        for lock in ok["locks"]:
+            if lock["name"] == name:
+                return dict(lock)
+        return {"name": name, "holders": [], "waiters": []}
+
+    def close(self) -> None:
+        pass
+
+
+class Cell:
+    """Where a scenario runs: a server and how to reach it (control, one driver per client)."""
+
+    def __init__(self, server_kind: str, client: str, work: str) -> None:
+        self.client = client
+        self.work = work
+        self.server: Optional[ServerProcess] = None
+        self.hub: Optional[BrowserHub] = None
+        if server_kind == "browser":
+            self.hub = BrowserHub(work)
+        else:
+            self.server = ServerProcess(server_kind, work, None, ("--test-clock",))
+
+    def begin(self, scenario: str) -> None:
+        if self.hub is not None:
+            self.hub.begin(scenario)
+
+    def control(self) -> Any:
+        if self.hub is not None:
+            return BrowserControl(self.hub)
+        assert self.server is not None
+        return Control(self.server.port)
+
+    def driver(self, who: str, label: str) -> Driver:
+        if self.hub is not None:
+            return PageClient(self.hub, who)
+        assert self.server is not None
+        return start_driver(self.client, self.server.port, self.work, label)
+
+    def stop(self) -> None:
+        if self.hub is not None:
+            self.hub.close()
+        if self.server is not None:
+            self.server.stop()
+
+
 def start_driver(client: str, port: int, work: str, label: str) -> Driver:
     if client == "redis-cli":
         return RedisCliDriver(port)
@@ -328,9 +438,10 @@ class Failure(AssertionError):
     pass
 
 
-def run_scenario(scenario: Scenario, server: ServerProcess, client: str, work: str) -> None:
+def run_scenario(scenario: Scenario, cell: Cell) -> None:
     prefix = f"{scenario.name}:"
-    control = Control(server.port)
+    cell.begin(scenario.name)
+    control = cell.control()
     drivers: Dict[str, Driver] = {}
     background: Dict[str, Tuple[str, int]] = {}
     tokens: Dict[str, int] = {}
@@ -418,7 +529,7 @@ def run_scenario(scenario: Scenario, server: ServerProcess, client: str, work: s
             else:
                 who = step["client"]
                 if who not in drivers:
-                    drivers[who] = start_driver(client, server.port, work, f"{scenario.name}-{who}")
+                    drivers[who] = cell.driver(who, f"{scenario.name}-{who}")
                 request = {k: resolve(v) for k, v in step.items() if k not in ("client", "expect", "save", "token_gt", "background", "ms_left", "locks")}
                 if name is not None:
                     request["name"] = name
@@ -488,7 +599,7 @@ def interchange(first: str, second: str, work: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--servers", default=",".join(SERVERS), help="comma-separated: python,node")
+    parser.add_argument("--servers", default=",".join(SERVERS), help="comma-separated: " + ",".join(SERVERS))
     parser.add_argument("--clients", default=",".join(CLIENTS), help="comma-separated: " + ",".join(CLIENTS))
     parser.add_argument("-k", dest="only", default=None, help="run only scenarios whose name contains this")
     parser.add_argument("--results", default=os.path.join(HERE, "RESULTS.md"), help="where to write the table")
@@ -513,13 +624,21 @@ def main() -> int:
     for server_kind in servers:
         for client in clients:
             outcome: List[str] = []
-            applicable = [s for s in scenarios if set(s.needs) <= set(CLIENTS[client])]
-            server = ServerProcess(server_kind, work, None, ("--test-clock",))
+            if not applicable(server_kind, client):
+                cells[(server_kind, client)] = ["n/a"] * len(scenarios)
+                continue
+            runnable = [s for s in scenarios if set(s.needs) <= set(CLIENTS[client])]
             try:
-                for scenario in applicable:
+                cell = Cell(server_kind, client, work)
+            except Exception as error:
+                failures.append(f"{server_kind} server x {client} client: could not start: {error}")
+                cells[(server_kind, client)] = ["fail"] * len(runnable)
+                continue
+            try:
+                for scenario in runnable:
                     t0 = time.monotonic()
                     try:
-                        run_scenario(scenario, server, client, work)
+                        run_scenario(scenario, cell)
                         outcome.append("pass")
                         status = "ok"
                     except Exception as error:  # a failed cell is reported, the run goes on
@@ -528,10 +647,11 @@ def main() -> int:
                         failures.append(f"{server_kind} server x {client} client, {scenario.name}: {error}")
                     print(f"  {server_kind:>6} x {client:<9} {scenario.name:<22} {status} ({time.monotonic() - t0:.1f} s)", flush=True)
             finally:
-                server.stop()
-            cells[(server_kind, client)] = outcome + ["n/a"] * (len(scenarios) - len(applicable))
+                cell.stop()
+            cells[(server_kind, client)] = outcome + ["n/a"] * (len(scenarios) - len(runnable))
     extra: List[Tuple[str, str]] = []
-    for first, second in [(a, b) for a in servers for b in servers if a != b]:
+    tcp = [s for s in servers if s != "browser"]
+    for first, second in [(a, b) for a in tcp for b in tcp if a != b]:
         label = f"data dir written by the {first} server, served by the {second} server"
         try:
             interchange(first, second, work)
@@ -567,7 +687,8 @@ def render(servers: List[str], clients: List[str], cells: Dict[Tuple[str, str], 
         f"Written by `tests/matrix/run.py` ({time.strftime('%Y-%m-%d')}, {seconds:.0f} s): each cell is one server with",
         f"one client library running the {len(scenarios)} scenarios of `tests/matrix/scenarios/` that its transport allows",
         "(passed / applicable; redis-cli opens one connection per command and reads no pushes, redis-py and ioredis",
-        "speak RESP2 without pushes). The browser SharedWorker server is exercised by the web package's tests.",
+        "speak RESP2 without pushes). The browser's SharedWorker serves only pages (headless Chromium), and pages reach no",
+        "TCP server: those cells are n/a.",
         "",
         "| server \\ client | " + " | ".join(clients) + " |",
         "|---|" + "---|" * len(clients),

@@ -381,6 +381,12 @@ impl Engine {
         }
     }
 
+    /// Returns the latest time the engine has been given (it never moves backwards).
+    #[must_use]
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
     /// Returns the ms left in the restart grace (0 when grants are allowed).
     #[must_use]
     pub fn grace_left(&self, now: Instant) -> u64 {

@@ -68,7 +68,9 @@ impl Server {
     /// Creates a server around `engine`.
     #[must_use]
     pub fn new(engine: Engine, config: ServerConfig) -> Server {
-        let manual = config.test_clock.then_some(Instant::ZERO);
+        // A test clock starts where the engine's time stands (0 for an engine made at 0): an
+        // engine started at a host's real `now` would otherwise ignore every advance up to it.
+        let manual = config.test_clock.then(|| engine.now());
         Server {
             engine,
             config,

@@ -53,7 +53,11 @@ impl BootClock {
         let offset = i128::from(monotonic_ms) - i128::from(now.as_ms());
         Ok(BootClock {
             boot_id,
-            offset_ms: i64::try_from(offset).unwrap_or(if offset < 0 { i64::MIN } else { i64::MAX }),
+            offset_ms: i64::try_from(offset).unwrap_or(if offset < 0 {
+                i64::MIN
+            } else {
+                i64::MAX
+            }),
         })
     }
 
@@ -294,10 +298,7 @@ mod tests {
     #[test]
     fn boot_ids_are_checked() {
         assert!(BootClock::at("  abc-1\n", Instant(0), 0).is_ok());
-        assert_eq!(
-            BootClock::at(" x\n", Instant(0), 0).unwrap().boot_id,
-            "x"
-        );
+        assert_eq!(BootClock::at(" x\n", Instant(0), 0).unwrap().boot_id, "x");
         for bad in ["", "   ", "a b", "é"] {
             assert!(BootClock::at(bad, Instant(0), 0).is_err(), "{bad:?}");
         }

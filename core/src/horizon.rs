@@ -276,6 +276,7 @@ fn valid_boot_id(boot_id: &str) -> Result<String, Error> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -323,7 +323,7 @@ fn the_server_persists_the_horizon_before_the_reply_that_depends_on_it() {
     let kinds = |server: &mut Server| -> Vec<String> {
         std::iter::from_fn(|| server.poll_output())
             .map(|output| match output {
-                Output::File(action) => format!("{}", action.file().name()),
+                Output::File(action) => action.file().name().to_owned(),
                 Output::Transmit { .. } => String::from("transmit"),
                 Output::Close { .. } => String::from("close"),
                 other => panic!("unknown output {other:?}"),

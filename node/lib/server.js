@@ -71,6 +71,9 @@ class Server {
     });
     const seed = crypto.randomBytes(16);
     const now = this.nowMs();
+    // The system monotonic clock, read with `now`: the boot clock maps one onto the other.
+    // performance.now() is that clock (CLOCK_MONOTONIC through libuv) from another origin.
+    const monotonic = native.monotonicMs();
     if (this.dataDir === null) {
       this.startKind = 'in-memory';
       this.native = construct(() => new native.NativeServer(engine, server, seed, 'fresh', 0, null, now));
@@ -87,9 +90,8 @@ class Server {
       }
     }
     // The lease horizon is stored on the system monotonic clock, which runs across process
-    // restarts on one boot; performance.now() is that clock (CLOCK_MONOTONIC) from another origin.
+    // restarts on one boot; a test clock's time is not that clock's.
     const bootId = this.options.testClock ? null : readBootId(this.log);
-    const monotonic = native.monotonicMs();
     try {
       this.native = native.NativeServer.recover(now, files, engine, server, seed, bootId, monotonic);
     } catch (error) {

@@ -4,6 +4,7 @@ use alloc::format;
 use core::fmt;
 
 use crate::error::Error;
+use crate::horizon::BootClock;
 
 /// Limits and defaults of an engine; every bound is checked with a clear error.
 ///
@@ -36,6 +37,15 @@ pub struct Config {
     pub token_block: u64,
     /// Expired tokens remembered so that late calls get `EXPIRED` instead of `STALE` (default 65536).
     pub expired_memory: usize,
+    /// How far past a deadline each persisted lease horizon reaches, in ms (default 5 s): a
+    /// busy server persists a horizon about once per this period, and a restart after a crash
+    /// on the same boot waits at most this much longer than the last deadline it revealed.
+    pub horizon_slack_ms: u64,
+    /// Where the host's clock stands on the system's boot-wide monotonic clock. With it the
+    /// engine keeps a lease horizon on disk and a crash restart waits only until it; without
+    /// it (the default, and every host without a boot identity) a crash restart waits the full
+    /// grace. Like the hash seed, a fact the host injects, not a setting.
+    pub boot_clock: Option<BootClock>,
     /// The secret key of the lock-name index. Lock names are chosen by clients, so a server
     /// must set random bytes from the operating system here; the default is a fixed, public
     /// key, fine for tests and simulations only.
@@ -57,6 +67,8 @@ impl Default for Config {
             max_holders_per_lock: 4096,
             token_block: 1 << 20,
             expired_memory: 65_536,
+            horizon_slack_ms: 5_000,
+            boot_clock: None,
             hash_seed: HashSeed::default(),
         }
     }
@@ -102,8 +114,8 @@ impl Config {
         set_by_name(self, ENGINE_SETTINGS, "engine", name, value)
     }
 
-    /// Returns every setting with its field name, in declaration order (the hash seed, a
-    /// secret rather than a setting, is not among them).
+    /// Returns every setting with its field name, in declaration order (the boot clock and
+    /// the hash seed, facts the host injects rather than settings, are not among them).
     pub fn settings(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
         ENGINE_SETTINGS
             .iter()
@@ -184,6 +196,7 @@ const ENGINE_SETTINGS: &[Setting<Config>] = &[
     setting!(max_holders_per_lock: usize),
     setting!(token_block: u64),
     setting!(expired_memory: usize),
+    setting!(horizon_slack_ms: u64),
 ];
 
 /// Sets `name` in `config` from `table`; `kind` names the table in errors.

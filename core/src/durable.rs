@@ -16,23 +16,28 @@ use core::fmt;
 
 use crate::config::Config;
 use crate::engine::{Engine, Start};
+use crate::horizon::Horizon;
 use crate::snapshot::Snapshot;
 use crate::time::Instant;
 use crate::tokens::MAX_TOKEN;
 
 /// One file of the data directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum DataFile {
     /// The token ceiling: the highest token that may have been revealed, as decimal text.
     Ceiling,
     /// The clean-shutdown snapshot of live leases; present only between a clean stop and the
     /// next start.
     Snapshot,
+    /// The lease horizon ([`Horizon`]): no lease revealed ends after it, on the system
+    /// monotonic clock of the boot it names. Kept only by hosts that give a boot clock.
+    Horizon,
 }
 
 impl DataFile {
     /// Every file a host must read before [`Recovery::plan`].
-    pub const ALL: [DataFile; 2] = [DataFile::Ceiling, DataFile::Snapshot];
+    pub const ALL: [DataFile; 3] = [DataFile::Ceiling, DataFile::Snapshot, DataFile::Horizon];
 
     /// Returns the file's name inside the data directory.
     #[must_use]
@@ -40,6 +45,7 @@ impl DataFile {
         match self {
             DataFile::Ceiling => "ceiling",
             DataFile::Snapshot => "snapshot.json",
+            DataFile::Horizon => "horizon",
         }
     }
 
@@ -84,6 +90,8 @@ pub struct DataFiles<'a> {
     pub ceiling: Option<&'a [u8]>,
     /// Content of [`DataFile::Snapshot`].
     pub snapshot: Option<&'a [u8]>,
+    /// Content of [`DataFile::Horizon`].
+    pub horizon: Option<&'a [u8]>,
 }
 
 impl<'a> DataFiles<'a> {
@@ -92,6 +100,7 @@ impl<'a> DataFiles<'a> {
         match file {
             DataFile::Ceiling => self.ceiling = bytes,
             DataFile::Snapshot => self.snapshot = bytes,
+            DataFile::Horizon => self.horizon = bytes,
         }
     }
 }
@@ -158,6 +167,9 @@ pub struct Recovery {
     pub start: Start,
     /// Why the snapshot was refused, for [`StartKind::SnapshotRefused`].
     pub refusal: Option<String>,
+    /// The lease horizon the last run left, if any; a crash start on the same boot waits only
+    /// until it.
+    pub horizon: Option<Horizon>,
     /// Durable changes to perform, in order, before serving: a snapshot is valid for one start
     /// only, so it is removed before any client is served (a later crash must not revive it).
     pub actions: Vec<FileAction>,
@@ -171,16 +183,25 @@ impl Recovery {
     /// the refused snapshot vouch for, so no token can be issued twice.
     ///
     /// # Errors
-    /// [`CorruptFile`] if the ceiling file is not a decimal token (guessing could reissue tokens).
+    /// [`CorruptFile`] if the ceiling file is not a decimal token (guessing could reissue
+    /// tokens) or the horizon file is not a lease horizon (guessing could end a grace early).
     pub fn plan(files: DataFiles<'_>) -> Result<Recovery, CorruptFile> {
         let ceiling = files.ceiling.map(decode_ceiling).transpose()?;
-        let Some(snapshot_bytes) = files.snapshot else {
-            return Ok(match ceiling {
+        let horizon = files.horizon.map(Horizon::decode).transpose()?;
+        let mut plan = Recovery::plan_tokens(ceiling, files.snapshot);
+        plan.horizon = horizon;
+        Ok(plan)
+    }
+
+    /// Plans the start from the ceiling and the snapshot.
+    fn plan_tokens(ceiling: Option<u64>, snapshot: Option<&[u8]>) -> Recovery {
+        let Some(snapshot_bytes) = snapshot else {
+            return match ceiling {
                 None => Recovery::without_snapshot(StartKind::Fresh, Start::Fresh),
                 Some(ceiling) => {
                     Recovery::without_snapshot(StartKind::Crashed, Start::Crashed { ceiling })
                 }
-            });
+            };
         };
         let actions = vec![FileAction::Remove {
             file: DataFile::Snapshot,
@@ -189,12 +210,13 @@ impl Recovery {
         let snapshot = match Snapshot::decode(snapshot_bytes) {
             Ok(snapshot) => snapshot,
             Err(error) => {
-                return Ok(Recovery {
+                return Recovery {
                     kind: StartKind::SnapshotRefused,
                     start: Start::Crashed { ceiling: on_disk },
                     refusal: Some(error.message()),
+                    horizon: None,
                     actions,
-                })
+                }
             }
         };
         if snapshot.ceiling != on_disk {
@@ -204,49 +226,81 @@ impl Recovery {
                 on_disk,
                 if ceiling.is_none() { " (no ceiling file)" } else { "" },
             );
-            return Ok(Recovery {
+            return Recovery {
                 kind: StartKind::SnapshotRefused,
                 start: Start::Crashed {
                     ceiling: vouched_ceiling(on_disk, &snapshot),
                 },
                 refusal: Some(refusal),
+                horizon: None,
                 actions,
-            });
+            };
         }
-        Ok(Recovery {
+        Recovery {
             kind: StartKind::Clean,
             start: Start::Clean {
                 ceiling: on_disk,
                 snapshot,
             },
             refusal: None,
+            horizon: None,
             actions,
-        })
+        }
     }
 
     /// Starts the engine this plan describes. A snapshot the engine cannot restore (tokens out
     /// of order, conflicting holders) turns the plan into a crash start instead of an error.
+    ///
+    /// With `config.boot_clock`, a crash start on the boot of the stored horizon waits only
+    /// until it, and a lease horizon covering restored leases goes first in `actions`. Without
+    /// one, a horizon on disk is removed first: the leases of this run will not be under it,
+    /// so a later start must not trust it.
     pub fn start_engine(&mut self, now: Instant, config: Config) -> Engine {
         let ceiling = match &self.start {
             Start::Clean { ceiling, snapshot } => vouched_ceiling(*ceiling, snapshot),
             Start::Crashed { ceiling } => *ceiling,
             Start::Fresh => 0,
         };
-        match Engine::start(now, config.clone(), self.start.clone()) {
-            Ok(engine) => engine,
-            Err(error) => {
-                self.kind = StartKind::SnapshotRefused;
-                self.refusal = Some(error.message());
-                self.start = Start::Crashed { ceiling };
-                Engine::after_crash(now, config, ceiling)
+        let keeps_horizon = config.boot_clock.is_some();
+        let mut engine = match (&self.start, self.kind) {
+            (Start::Crashed { ceiling }, StartKind::Crashed) => {
+                Engine::after_crash_within(now, config, *ceiling, self.horizon.as_ref())
             }
+            _ => match Engine::start(now, config.clone(), self.start.clone()) {
+                Ok(engine) => engine,
+                Err(error) => {
+                    self.kind = StartKind::SnapshotRefused;
+                    self.refusal = Some(error.message());
+                    self.start = Start::Crashed { ceiling };
+                    Engine::after_crash(now, config, ceiling)
+                }
+            },
+        };
+        if let Some(horizon) = engine.poll_horizon() {
+            self.actions.insert(
+                0,
+                FileAction::Write {
+                    file: DataFile::Horizon,
+                    bytes: horizon.encode(),
+                },
+            );
+        } else if !keeps_horizon && self.horizon.is_some() {
+            self.actions.insert(
+                0,
+                FileAction::Remove {
+                    file: DataFile::Horizon,
+                },
+            );
         }
+        engine
     }
 
-    /// Describes the start for the host's log, with the numbers an operator needs.
+    /// Describes the start for the host's log, with the numbers an operator needs: after a
+    /// crash, which grace case applied ([`crate::GraceCase`]) and how long the grace is.
     #[must_use]
     pub fn summary(&self, now: Instant, engine: &Engine) -> String {
         let grace = engine.grace_left(now);
+        let case = engine.grace_case();
         match self.kind {
             StartKind::Fresh => String::from("fresh start: nothing on disk, tokens start at 1"),
             StartKind::Clean => format!(
@@ -255,15 +309,19 @@ impl Recovery {
                 engine.last_token()
             ),
             StartKind::Crashed => format!(
-                "recovered from a crash: tokens resume above {}; restart grace {grace} ms \
-                 (no grants until every lease of the last run has lapsed)",
-                engine.last_token()
+                "recovered from a crash: tokens resume above {}; restart grace {grace} ms, \
+                 case {} ({}; no grants until every lease of the last run has lapsed)",
+                engine.last_token(),
+                case.as_str(),
+                case.reason(),
             ),
             StartKind::SnapshotRefused => format!(
                 "snapshot refused ({}): recovering as from a crash; tokens resume above {}; \
-                 restart grace {grace} ms (no grants until every earlier lease has lapsed)",
+                 restart grace {grace} ms, case {} (no grants until every earlier lease has \
+                 lapsed)",
                 self.refusal.as_deref().unwrap_or("unreadable"),
-                engine.last_token()
+                engine.last_token(),
+                case.as_str(),
             ),
         }
     }
@@ -273,6 +331,7 @@ impl Recovery {
             kind,
             start,
             refusal: None,
+            horizon: None,
             actions: Vec::new(),
         }
     }

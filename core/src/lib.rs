@@ -23,6 +23,7 @@ pub mod durable;
 mod engine;
 mod error;
 mod fence;
+mod horizon;
 pub mod protocol;
 mod rules;
 mod snapshot;
@@ -39,6 +40,7 @@ pub use error::{Error, ErrorCode};
 #[cfg(feature = "std")]
 pub use fence::SharedFence;
 pub use fence::{Fence, FenceMark, FenceOutcome, FENCE_FILE_VERSION};
+pub use horizon::{BootClock, GraceCase, Horizon, HORIZON_VERSION};
 pub use snapshot::{Snapshot, SnapshotDelay, SnapshotLease, SNAPSHOT_VERSION};
 #[cfg(feature = "std")]
 pub use time::MonotonicClock;

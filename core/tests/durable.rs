@@ -31,11 +31,14 @@ fn grant(engine: &mut Engine, now: u64, name: &str, options: &AcquireOptions) ->
 }
 
 fn files<'a>(ceiling: Option<&'a [u8]>, snapshot: Option<&'a [u8]>) -> DataFiles<'a> {
-    DataFiles { ceiling, snapshot }
+    let mut files = DataFiles::default();
+    files.set(DataFile::Ceiling, ceiling);
+    files.set(DataFile::Snapshot, snapshot);
+    files
 }
 
 /// Applies file actions to an in-memory data directory, as a host would on disk.
-fn apply(dir: &mut [Option<Vec<u8>>; 2], actions: impl IntoIterator<Item = FileAction>) {
+fn apply(dir: &mut [Option<Vec<u8>>; 3], actions: impl IntoIterator<Item = FileAction>) {
     for action in actions {
         match action {
             FileAction::Write { file, bytes } => dir[file as usize] = Some(bytes),
@@ -44,8 +47,10 @@ fn apply(dir: &mut [Option<Vec<u8>>; 2], actions: impl IntoIterator<Item = FileA
     }
 }
 
-fn read(dir: &[Option<Vec<u8>>; 2]) -> DataFiles<'_> {
-    files(dir[0].as_deref(), dir[1].as_deref())
+fn read(dir: &[Option<Vec<u8>>; 3]) -> DataFiles<'_> {
+    let mut read = files(dir[0].as_deref(), dir[1].as_deref());
+    read.set(DataFile::Horizon, dir[2].as_deref());
+    read
 }
 
 #[test]
@@ -90,7 +95,7 @@ fn a_ceiling_without_a_snapshot_is_a_crash() {
 
 #[test]
 fn a_clean_shutdown_restarts_clean_and_removes_the_snapshot_first() {
-    let mut dir: [Option<Vec<u8>>; 2] = [None, None];
+    let mut dir: [Option<Vec<u8>>; 3] = [None, None, None];
     let mut engine = Engine::new(config());
     let kept = grant(&mut engine, 0, "kept", &AcquireOptions::default());
     let mut ephemeral = AcquireOptions::default();
@@ -385,6 +390,10 @@ proptest! {
         let _ = Fence::decode(&bytes);
         let _ = Recovery::plan(files(Some(&bytes), Some(&bytes)));
         let _ = Recovery::plan(files(None, Some(&bytes)));
+        let mut with_horizon = files(Some(b"1"), None);
+        with_horizon.set(DataFile::Horizon, Some(&bytes));
+        let _ = Recovery::plan(with_horizon);
+        let _ = fencelock_core::Horizon::decode(&bytes);
     }
 
     #[test]

@@ -30,9 +30,10 @@ const COMMANDS = {
       ['port', { type: 'string', default: '7380', meta: 'PORT', help: 'port to bind, 0 for any free port (default 7380)', parse: integer }],
       ['data-dir', { type: 'string', meta: 'DIR', help: 'directory for the token ceiling and the clean-shutdown snapshot (default ./.fencelock)' }],
       ['in-memory', { type: 'boolean', help: 'keep nothing on disk (tokens restart after a restart: for tests only)' }],
-      ['max-ttl-ms', { type: 'string', meta: 'N', help: 'longest lease a client may ask for (default 300000 = 5 min; also the restart grace after a crash)', parse: positive }],
+      ['max-ttl-ms', { type: 'string', meta: 'N', help: 'longest lease a client may ask for (default 300000 = 5 min; also the restart grace after a crash when no lease horizon can be trusted)', parse: positive }],
       ['lock-delay-ms', { type: 'string', meta: 'N', help: 'lock-delay after a lease expires (default 0 = off)', parse: nonNegative }],
       ['token-block', { type: 'string', meta: 'N', help: 'tokens reserved per durable write of the token ceiling (default 1048576)', parse: positive }],
+      ['horizon-slack-ms', { type: 'string', meta: 'N', help: 'how far past a lease deadline each durable lease horizon reaches: about one fsync per N ms under load, and a crash restart waits at most N ms past the last deadline (default 5000)', parse: nonNegative }],
       ['max-connections', { type: 'string', default: '10000', meta: 'N', help: 'connection cap; extra connections get an error and are closed (default 10000)', parse: positive }],
       ['test-clock', { type: 'boolean', help: "use a manual clock moved by 'DEBUG ADVANCE ms' (tests only)" }],
       ['log-level', { type: 'string', default: 'info', meta: '{debug,info,warning,error}', choices: ['debug', 'info', 'warning', 'error'], help: 'log level (default info)' }],
@@ -223,6 +224,7 @@ async function serveCommand(args) {
   const { serve } = require('./server');
   const engine = {};
   if (args['token-block'] !== undefined) engine.tokenBlock = args['token-block'];
+  if (args['horizon-slack-ms'] !== undefined) engine.horizonSlackMs = args['horizon-slack-ms'];
   return serve({
     host: args.host,
     port: args.port,

@@ -51,10 +51,13 @@ export declare class NativeClient {
 /** The core engine. Every method that needs time takes `nowMs` first. */
 export declare class NativeEngine {
   /**
-   * Creates an engine. `start` is `fresh`, `crashed` (with `ceiling`) or `clean` (with
-   * `ceiling` and `snapshot`); `config` overrides settings by their core names.
+   * Creates an engine. `start` is `fresh`, `crashed` (with `ceiling`, and the bytes of the
+   * `horizon` file the last run left, if any) or `clean` (with `ceiling` and `snapshot`);
+   * `config` overrides settings by their core names. `bootId` and `monotonicMs` (the
+   * system monotonic clock read with `nowMs`) give the engine a boot clock, so that it
+   * keeps a lease horizon.
    */
-  constructor(config?: Record<string, number> | undefined | null, hashSeed?: Buffer | undefined | null, start?: string | undefined | null, ceiling?: number | undefined | null, snapshot?: Buffer | undefined | null, nowMs?: number | undefined | null)
+  constructor(config?: Record<string, number> | undefined | null, hashSeed?: Buffer | undefined | null, start?: string | undefined | null, ceiling?: number | undefined | null, snapshot?: Buffer | undefined | null, nowMs?: number | undefined | null, bootId?: string | undefined | null, monotonicMs?: number | undefined | null, horizon?: Buffer | undefined | null)
   /** Acquires; returns `{ token, deadlineMs }` or `{ waiter, deadlineMs }`. */
   acquire(nowMs: number, name: string, ttlMs: number, options?: AcquireOpts | undefined | null): AcquireResult
   /** Renews the lease (name, token) to `ttlMs` from now; returns ms left. */
@@ -83,6 +86,16 @@ export declare class NativeEngine {
   snapshot(nowMs: number): Buffer
   /** Returns the restart grace left in ms (0: ready). */
   graceLeft(nowMs: number): number
+  /**
+   * Returns the case that decided the restart grace: `none`, `horizon`, `rebooted`,
+   * `no-boot-id`, `no-horizon` or `stale-horizon`.
+   */
+  graceCase(): string
+  /**
+   * Returns the bytes of a lease horizon file that must be made durable (after the
+   * ceiling) before any reply of the same call is delivered, or null.
+   */
+  pollHorizon(): Buffer | null
   /** Returns the highest token issued (0 if none). */
   lastToken(): number
   /** Returns the token ceiling handed out for persisting. */
@@ -135,10 +148,15 @@ export declare class NativeServer {
    * each name of `constants().dataFiles` to its bytes (absent or null: no such file).
    * `recovery()` then says which start was taken and what to do on disk before serving.
    *
+   * `bootId` (Linux: `/proc/sys/kernel/random/boot_id`) and `monotonicMs` (the system
+   * monotonic clock, read with `nowMs`) let the server keep a lease horizon, so a crash
+   * restart on the same boot waits only until it; without them the grace is the full one.
+   *
    * # Errors
-   * A corrupt ceiling file (guessing one could reissue tokens) or an unknown file name.
+   * A corrupt ceiling or horizon file (guessing could reissue tokens or end a grace early)
+   * or an unknown file name.
    */
-  static recover(nowMs: number, files: Record<string, Buffer | undefined | null>, config?: Record<string, number> | undefined | null, serverSettings?: Record<string, number> | undefined | null, hashSeed?: Buffer | undefined | null): NativeServer
+  static recover(nowMs: number, files: Record<string, Buffer | undefined | null>, config?: Record<string, number> | undefined | null, serverSettings?: Record<string, number> | undefined | null, hashSeed?: Buffer | undefined | null, bootId?: string | undefined | null, monotonicMs?: number | undefined | null): NativeServer
   /**
    * Returns how `recover` started this server (once: its actions move to the caller), or
    * null if it was built directly.
@@ -437,6 +455,14 @@ export interface LockRecord {
   delayMsLeft: number
 }
 
+/**
+ * Returns the system monotonic clock (`CLOCK_MONOTONIC`: system-wide, running since boot and
+ * across process restarts) in whole ms, truncated. The server stores its lease horizon on this
+ * clock; its own `performance.now()` is the same clock from another origin (libuv reads
+ * `CLOCK_MONOTONIC` on Linux), which the tests check against this reading.
+ */
+export declare function monotonicMs(): number
+
 /** A raw RESP value, tagged by its type: exactly one field is set (none for null). */
 export interface RawValue {
   /** `+text`. */
@@ -471,6 +497,13 @@ export interface RecoveryRecord {
   summary: string
   /** Whether grants wait for a restart grace. */
   hasGrace: boolean
+  /**
+   * How the restart grace was decided: `none`, `horizon`, `rebooted`, `no-boot-id`,
+   * `no-horizon` or `stale-horizon`.
+   */
+  graceCase: string
+  /** The restart grace decided at start, in ms. */
+  graceMs: number
   /** Why a snapshot was refused. */
   refusal?: string
   /** File actions to perform, in order, before serving anyone. */
@@ -509,6 +542,7 @@ export interface StatsRecord {
   staleRejections: number
   waitTimeouts: number
   totalWaitMs: number
+  horizonWrites: number
 }
 
 /** One waiter of a lock (`position` 1 is the head). */

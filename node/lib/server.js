@@ -22,6 +22,9 @@ const { silent } = require('./log');
 
 const { dataFiles: DATA_FILES, version: VERSION } = native.constants();
 const EXIT_DURABILITY = 3;
+// Where Linux names the current boot; FENCELOCK_BOOT_ID_PATH overrides it (tests forge another
+// boot with it).
+const BOOT_ID_PATH = '/proc/sys/kernel/random/boot_id';
 
 /**
  * One listening socket, its connections, and the native server they share.
@@ -68,6 +71,9 @@ class Server {
     });
     const seed = crypto.randomBytes(16);
     const now = this.nowMs();
+    // The system monotonic clock, read with `now`: the boot clock maps one onto the other.
+    // performance.now() is that clock (CLOCK_MONOTONIC through libuv) from another origin.
+    const monotonic = native.monotonicMs();
     if (this.dataDir === null) {
       this.startKind = 'in-memory';
       this.native = construct(() => new native.NativeServer(engine, server, seed, 'fresh', 0, null, now));
@@ -83,8 +89,11 @@ class Server {
         files[name] = null;
       }
     }
+    // The lease horizon is stored on the system monotonic clock, which runs across process
+    // restarts on one boot; a test clock's time is not that clock's.
+    const bootId = this.options.testClock ? null : readBootId(this.log);
     try {
-      this.native = native.NativeServer.recover(now, files, engine, server, seed);
+      this.native = native.NativeServer.recover(now, files, engine, server, seed, bootId, monotonic);
     } catch (error) {
       const refused = new Error(`fencelock: ${this.dataDir}: ${translate(error).message}; refusing to start`);
       refused.code = 'CORRUPT_DATA_DIR';
@@ -294,6 +303,27 @@ async function serve(options = {}) {
   });
   await server.stop();
   return 0;
+}
+
+/**
+ * Returns this boot's identity, or null where it cannot be read (then no lease horizon is kept
+ * and a crash restart waits the full grace).
+ */
+function readBootId(log) {
+  if (process.platform !== 'linux') return null;
+  const file = process.env.FENCELOCK_BOOT_ID_PATH || BOOT_ID_PATH;
+  let text;
+  try {
+    text = fs.readFileSync(file, 'latin1').trim();
+  } catch (error) {
+    log.debug(`no boot id (${error.message}): a crash restart waits the full grace`);
+    return null;
+  }
+  if (!/^[\x21-\x7e]{1,128}$/.test(text)) {
+    log.warning(`boot id ${JSON.stringify(text.slice(0, 40))} is not printable ASCII: a crash restart waits the full grace`);
+    return null;
+  }
+  return text;
 }
 
 function construct(build) {

@@ -37,12 +37,16 @@ const CLI = path.join(path.dirname(require.resolve('fencelock/package.json')), '
 /**
  * Starts a server process (`command` is the argv before `serve`'s flags) with `--port 0
  * --ready-file`; resolves to `{ port, child, output(), stop(signal) }` once it listens.
+ * `env` adds environment variables (e.g. FENCELOCK_BOOT_ID_PATH).
  */
-async function startServerProcess(command, flags = []) {
+async function startServerProcess(command, flags = [], { env } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fencelock-ready-'));
   const ready = path.join(dir, 'ready');
   const [program, ...args] = command;
-  const child = spawn(program, [...args, '--port', '0', '--ready-file', ready, ...flags], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(program, [...args, '--port', '0', '--ready-file', ready, ...flags], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: env ? { ...process.env, ...env } : process.env,
+  });
   let output = '';
   child.stdout.on('data', (data) => { output += data; });
   child.stderr.on('data', (data) => { output += data; });

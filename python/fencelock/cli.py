@@ -85,9 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     storage = serve.add_mutually_exclusive_group()
     storage.add_argument("--data-dir", metavar="DIR", help="directory for the token ceiling and the clean-shutdown snapshot (default ./.fencelock)")
     storage.add_argument("--in-memory", action="store_true", help="keep nothing on disk (tokens restart after a restart: for tests only)")
-    serve.add_argument("--max-ttl-ms", type=_positive_int, metavar="N", help="longest lease a client may ask for (default 300000 = 5 min; also the restart grace after a crash)")
+    serve.add_argument("--max-ttl-ms", type=_positive_int, metavar="N", help="longest lease a client may ask for (default 300000 = 5 min; also the restart grace after a crash when no lease horizon can be trusted)")
     serve.add_argument("--lock-delay-ms", type=_nonnegative_int, metavar="N", help="lock-delay after a lease expires (default 0 = off)")
     serve.add_argument("--token-block", type=_positive_int, metavar="N", help="tokens reserved per durable write of the token ceiling (default 1048576)")
+    serve.add_argument("--horizon-slack-ms", type=_nonnegative_int, metavar="N", help="how far past a lease deadline each durable lease horizon reaches: about one fsync per N ms under load, and a crash restart waits at most N ms past the last deadline (default 5000)")
     serve.add_argument("--max-connections", type=_positive_int, default=10000, metavar="N", help="connection cap; extra connections get an error and are closed (default %(default)s)")
     serve.add_argument("--test-clock", action="store_true", help="use a manual clock moved by 'DEBUG ADVANCE ms' (tests only)")
     serve.add_argument("--loop", default="auto", choices=["auto", "asyncio", "uvloop"], help="event loop; auto uses uvloop when installed (pip install 'fencelock[fast]') (default %(default)s)")
@@ -177,7 +178,11 @@ def _serve(args: argparse.Namespace) -> int:
         test_clock=args.test_clock,
         ready_file=args.ready_file,
         loop=args.loop,
-        engine_settings={"token_block": args.token_block} if args.token_block else {},
+        engine_settings={
+            name: value
+            for name, value in (("token_block", args.token_block), ("horizon_slack_ms", args.horizon_slack_ms))
+            if value is not None
+        },
     )
     return run_server(options)
 

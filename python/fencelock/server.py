@@ -33,6 +33,10 @@ log = logging.getLogger("fencelock.server")
 
 EXIT_DURABILITY = 3
 
+#: Where Linux names the current boot; ``FENCELOCK_BOOT_ID_PATH`` overrides it (tests forge
+#: another boot with it).
+BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
+
 
 @dataclass
 class ServerOptions:
@@ -56,7 +60,9 @@ class FencelockServer:
     def __init__(self, options: ServerOptions) -> None:
         self.options = options
         self.data_dir = Path(options.data_dir) if options.data_dir else None
-        self._origin_ns = time.monotonic_ns()
+        # A whole millisecond, so that the engine's instants plus the origin's ms are exactly
+        # the system monotonic clock's ms (the lease horizon is stored on that clock).
+        self._origin_ns = time.monotonic_ns() // 1_000_000 * 1_000_000
         self._transports: Dict[int, asyncio.Transport] = {}
         self._timer: Optional[asyncio.TimerHandle] = None
         self._timer_at: Optional[int] = None
@@ -86,8 +92,12 @@ class FencelockServer:
                 files[name] = (self.data_dir / name).read_bytes()
             except FileNotFoundError:
                 files[name] = None
+        boot_id = None if self.options.test_clock else read_boot_id()
         try:
-            native = NativeServer.recover(files, engine_config, server_config, now)
+            native = NativeServer.recover(
+                files, engine_config, server_config, now,
+                boot_id=boot_id, monotonic_ms=self._origin_ns // 1_000_000 + now,
+            )
         except ValueError as error:
             raise SystemExit(f"fencelock: {self.data_dir}: {error}; refusing to start") from None
         recovery = native.recovery()
@@ -254,6 +264,26 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.resume_reading()
         self.server.backlog(self.conn, 0)
+
+
+def read_boot_id() -> Optional[str]:
+    """Returns this boot's identity, or None where it cannot be trusted to name the clock.
+
+    The lease horizon is stored on ``time.monotonic()``'s clock, which must then run across
+    process restarts: on Linux it is ``CLOCK_MONOTONIC``, system-wide since boot. Elsewhere, or
+    without a boot identity, the server keeps no horizon and a crash restart waits the full grace.
+    """
+    if time.get_clock_info("monotonic").implementation != "clock_gettime(CLOCK_MONOTONIC)":
+        return None
+    try:
+        text = Path(os.environ.get("FENCELOCK_BOOT_ID_PATH") or BOOT_ID_PATH).read_text("ascii").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        log.debug("no boot id (%s): a crash restart waits the full grace", error)
+        return None
+    if not text or len(text) > 128 or not all(33 <= ord(char) <= 126 for char in text):
+        log.warning("boot id %r is not printable ASCII: a crash restart waits the full grace", text[:40])
+        return None
+    return text
 
 
 def _loop_name() -> str:

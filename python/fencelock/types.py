@@ -55,6 +55,7 @@ class Stats:
     stale_rejections: int = 0
     wait_timeouts: int = 0
     total_wait_ms: int = 0
+    horizon_writes: int = 0
 
 
 def lock_infos(records: Iterable[Any]) -> List[LockInfo]:

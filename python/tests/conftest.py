@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import Dict, Iterator, List, Optional
 
 import pytest
 
@@ -19,8 +19,11 @@ VECTORS = Path(os.environ.get("FENCELOCK_VECTORS", REPO / "tests" / "vectors"))
 class ServerProcess:
     """``python -m fencelock serve`` in a child process, bound to 127.0.0.1."""
 
-    def __init__(self, tmp: Path, *args: str, port: int = 0, data_dir: Optional[Path] = None) -> None:
+    def __init__(
+        self, tmp: Path, *args: str, port: int = 0, data_dir: Optional[Path] = None, env: Optional[Dict[str, str]] = None
+    ) -> None:
         self.tmp = tmp
+        self.env = env
         self.args = list(args)
         self.port = port
         self.data_dir = data_dir
@@ -36,7 +39,10 @@ class ServerProcess:
         ]
         self.log = open(self.log_path, "ab")
         # cwd outside the source tree: `python -m` must import the installed package.
-        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, cwd=self.tmp)
+        environment = {**os.environ, **self.env} if self.env else None
+        self.process = subprocess.Popen(
+            command, stdout=self.log, stderr=subprocess.STDOUT, cwd=self.tmp, env=environment
+        )
         deadline = time.monotonic() + 20
         while not ready.exists():
             if self.process.poll() is not None:
@@ -72,8 +78,10 @@ def start_server(tmp_path: Path) -> Iterator["callable"]:
     """Returns a function starting servers; every one still running is stopped afterwards."""
     started: List[ServerProcess] = []
 
-    def start(*args: str, port: int = 0, data_dir: Optional[Path] = None) -> ServerProcess:
-        server = ServerProcess(tmp_path, *args, port=port, data_dir=data_dir).start()
+    def start(
+        *args: str, port: int = 0, data_dir: Optional[Path] = None, env: Optional[Dict[str, str]] = None
+    ) -> ServerProcess:
+        server = ServerProcess(tmp_path, *args, port=port, data_dir=data_dir, env=env).start()
         started.append(server)
         return server
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 
@@ -40,15 +40,37 @@ def test_engine_vector(path: Path) -> None:
 class Runner:
     def __init__(self, scenario: Dict[str, Any]) -> None:
         self.config: Dict[str, int] = dict(scenario.get("config") or {})
+        # (boot id, system monotonic ms at the scenario's time 0), if the engine has a boot clock.
+        boot = scenario.get("boot")
+        self.boot: Optional[Tuple[str, int]] = (boot["id"], int(boot["monotonic_ms"])) if boot else None
+        self.horizon: Optional[bytes] = None
         start = scenario.get("start") or {}
         if start.get("kind") == "crashed":
             self.persisted = int(start.get("ceiling", 0))
-            self.engine = NativeEngine(self.config, "crashed", self.persisted, None, 0)
+            self.engine = NativeEngine(self.config, "crashed", self.persisted, None, 0, **self.boot_args(0))
         else:
             self.persisted = 0
-            self.engine = NativeEngine(self.config)
+            self.engine = NativeEngine(self.config, **self.boot_args(0))
         self.highest_token = 0
         self.at = 0
+
+    def boot_args(self, now: int) -> Dict[str, Any]:
+        if self.boot is None:
+            return {}
+        return {"boot_id": self.boot[0], "monotonic_ms": self.boot[1] + now}
+
+    def horizon_json(self) -> Dict[str, Any]:
+        if self.horizon is None:
+            return {"monotonic_ms": None, "boot_id": None, "ceiling": None}
+        stored = json.loads(self.horizon)
+        return {key: stored[key] for key in ("monotonic_ms", "boot_id", "ceiling")}
+
+    def see_deadline(self, deadline: int) -> None:
+        """A deadline revealed by an engine with a boot clock must be under the persisted horizon."""
+        if self.boot is None:
+            return
+        horizon = self.horizon_json()["monotonic_ms"] or 0
+        assert self.boot[1] + deadline <= horizon, f"deadline {deadline} revealed past the persisted horizon {horizon}"
 
     def step(self, step: Dict[str, Any]) -> None:
         if "at_ms" in step:
@@ -57,13 +79,19 @@ class Runner:
         while (ceiling := self.engine.poll_persist()) is not None:
             assert ceiling >= self.persisted, f"persist request went down: {ceiling} < {self.persisted}"
             self.persisted = ceiling
+        while (horizon := self.engine.poll_horizon()) is not None:
+            self.horizon = horizon
         if "token" in result:
             self.see_token(result["token"])
+            self.see_deadline(result["deadline_ms"])
+        if step["op"] == "renew" and "ms_left" in result:
+            self.see_deadline(self.at + result["ms_left"])
         events: List[Dict[str, Any]] = []
         while (raw := self.engine.poll_event()) is not None:
             event = event_json(raw)
             if event["type"] == "granted":
                 self.see_token(event["token"])
+                self.see_deadline(event["deadline_ms"])
             events.append(event)
         assert self.engine.last_token() <= self.persisted, (
             f"token {self.engine.last_token()} revealed above persisted ceiling {self.persisted}"
@@ -143,14 +171,23 @@ class Runner:
         if op == "ceiling":
             return {"ceiling": self.persisted}
         if op == "grace":
-            return {"ms_left": engine.grace_left(now)}
+            return {"ms_left": engine.grace_left(now), "case": engine.grace_case()}
+        if op == "horizon":
+            return self.horizon_json()
         if op == "restart":
             kind = step.get("kind")
+            if step.get("no_boot"):
+                self.boot = None
+            elif "boot" in step:
+                # The system clock of that boot reads monotonic_ms now, at this step's time.
+                self.boot = (step["boot"]["id"], int(step["boot"]["monotonic_ms"]) - now)
             if kind == "crash":
-                self.engine = NativeEngine(self.config, "crashed", self.persisted, None, now)
+                self.engine = NativeEngine(
+                    self.config, "crashed", self.persisted, None, now, horizon=self.horizon, **self.boot_args(now)
+                )
             elif kind == "clean":
                 snapshot = bytes(engine.snapshot(now))
-                self.engine = NativeEngine(self.config, "clean", self.persisted, snapshot, now)
+                self.engine = NativeEngine(self.config, "clean", self.persisted, snapshot, now, **self.boot_args(now))
             else:
                 raise AssertionError(f"unknown restart kind {kind!r}")
             return {}

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 
 use fencelock_core::protocol::ServerConfig;
-use fencelock_core::{Config, HashSeed};
+use fencelock_core::{BootClock, Config, HashSeed, Instant};
 use napi::bindgen_prelude::Buffer;
 use napi::{Env, Error, Status};
 
@@ -43,6 +43,30 @@ pub(crate) fn whole(what: &str, value: f64) -> napi::Result<u64> {
 /// As [`whole`].
 pub(crate) fn whole_opt(what: &str, value: Option<f64>) -> napi::Result<Option<u64>> {
     value.map(|value| whole(what, value)).transpose()
+}
+
+/// Builds the boot clock from what the host read, or None when it read no boot identity.
+///
+/// # Errors
+/// The core's `BadRequest` for a boot identity that is not printable ASCII, or `InvalidArg`
+/// for one without a monotonic reading.
+pub(crate) fn boot_clock(
+    env: &Env,
+    boot_id: Option<String>,
+    now: Instant,
+    monotonic_ms: Option<f64>,
+) -> napi::Result<Option<BootClock>> {
+    let Some(boot_id) = boot_id else {
+        return Ok(None);
+    };
+    let Some(monotonic_ms) = monotonic_ms else {
+        return Err(Error::new(
+            Status::InvalidArg,
+            "a bootId needs the monotonicMs read with nowMs",
+        ));
+    };
+    let monotonic_ms = whole("monotonicMs", monotonic_ms)?;
+    crate::errors::OrThrow::or_throw(BootClock::at(&boot_id, now, monotonic_ms), env).map(Some)
 }
 
 /// Starts from `Config::default()` and applies each setting by its core name (`max_ttl_ms`,

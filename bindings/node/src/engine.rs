@@ -3,14 +3,15 @@
 use std::collections::HashMap;
 
 use fencelock_core::{
-    AcquireOptions, Acquired, Engine, Event, HolderInfo, Instant, LockInfo, Mode, Start, WaiterInfo,
+    AcquireOptions, Acquired, Engine, Event, HolderInfo, Horizon, Instant, LockInfo, Mode, Start,
+    WaiterInfo,
 };
 use napi::bindgen_prelude::Buffer;
 use napi::Env;
 use napi_derive::napi;
 
-use crate::convert::{engine_config, number, whole, whole_opt};
-use crate::errors::{unknown, OrThrow};
+use crate::convert::{boot_clock, engine_config, number, whole, whole_opt};
+use crate::errors::{corrupt_file, unknown, OrThrow};
 
 /// Options of an acquire, as the engine and the client take them (all optional).
 #[napi(object)]
@@ -130,6 +131,7 @@ pub struct StatsRecord {
     pub stale_rejections: f64,
     pub wait_timeouts: f64,
     pub total_wait_ms: f64,
+    pub horizon_writes: f64,
 }
 
 /// The core engine. Every method that needs time takes `nowMs` first.
@@ -141,9 +143,13 @@ pub struct NativeEngine {
 
 #[napi]
 impl NativeEngine {
-    /// Creates an engine. `start` is `fresh`, `crashed` (with `ceiling`) or `clean` (with
-    /// `ceiling` and `snapshot`); `config` overrides settings by their core names.
+    /// Creates an engine. `start` is `fresh`, `crashed` (with `ceiling`, and the bytes of the
+    /// `horizon` file the last run left, if any) or `clean` (with `ceiling` and `snapshot`);
+    /// `config` overrides settings by their core names. `bootId` and `monotonicMs` (the
+    /// system monotonic clock read with `nowMs`) give the engine a boot clock, so that it
+    /// keeps a lease horizon.
     #[napi(constructor)]
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         env: Env,
         config: Option<HashMap<String, f64>>,
@@ -152,17 +158,27 @@ impl NativeEngine {
         ceiling: Option<f64>,
         snapshot: Option<Buffer>,
         now_ms: Option<f64>,
+        boot_id: Option<String>,
+        monotonic_ms: Option<f64>,
+        horizon: Option<Buffer>,
     ) -> napi::Result<Self> {
-        let config = engine_config(&env, config, hash_seed)?;
+        let mut config = engine_config(&env, config, hash_seed)?;
         let ceiling = whole("ceiling", ceiling.unwrap_or(0.0))?;
         let now = Instant(whole("nowMs", now_ms.unwrap_or(0.0))?);
+        config.boot_clock = boot_clock(&env, boot_id, now, monotonic_ms)?;
         let start = Start::from_parts(
             start.as_deref().unwrap_or("fresh"),
             ceiling,
             snapshot.as_deref(),
         )
         .or_throw(&env)?;
-        let engine = Engine::start(now, config, start).or_throw(&env)?;
+        let engine = match (start, horizon) {
+            (Start::Crashed { ceiling }, Some(bytes)) => {
+                let horizon = Horizon::decode(&bytes).map_err(|error| corrupt_file(&error))?;
+                Engine::after_crash_within(now, config, ceiling, Some(&horizon))
+            }
+            (start, _) => Engine::start(now, config, start).or_throw(&env)?,
+        };
         Ok(NativeEngine { engine })
     }
 
@@ -303,6 +319,7 @@ impl NativeEngine {
             stale_rejections: number(stats.stale_rejections),
             wait_timeouts: number(stats.wait_timeouts),
             total_wait_ms: number(stats.total_wait_ms),
+            horizon_writes: number(stats.horizon_writes),
         }
     }
 
@@ -318,6 +335,22 @@ impl NativeEngine {
     pub fn grace_left(&self, now_ms: f64) -> napi::Result<f64> {
         let now = Instant(whole("nowMs", now_ms)?);
         Ok(number(self.engine.grace_left(now)))
+    }
+
+    /// Returns the case that decided the restart grace: `none`, `horizon`, `rebooted`,
+    /// `no-boot-id`, `no-horizon` or `stale-horizon`.
+    #[napi]
+    pub fn grace_case(&self) -> String {
+        self.engine.grace_case().as_str().to_owned()
+    }
+
+    /// Returns the bytes of a lease horizon file that must be made durable (after the
+    /// ceiling) before any reply of the same call is delivered, or null.
+    #[napi]
+    pub fn poll_horizon(&mut self) -> Option<Buffer> {
+        self.engine
+            .poll_horizon()
+            .map(|horizon| Buffer::from(horizon.encode()))
     }
 
     /// Returns the highest token issued (0 if none).

@@ -36,6 +36,18 @@ pub struct Constants {
     pub version: String,
 }
 
+/// Returns the system monotonic clock (`CLOCK_MONOTONIC`: system-wide, running since boot and
+/// across process restarts) in whole ms, truncated. The server stores its lease horizon on this
+/// clock; its own `performance.now()` is the same clock from another origin (libuv reads
+/// `CLOCK_MONOTONIC` on Linux), which the tests check against this reading.
+#[napi]
+pub fn monotonic_ms() -> f64 {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    let ms = u64::try_from(now.tv_sec).unwrap_or(0) * 1000
+        + u64::try_from(now.tv_nsec).unwrap_or(0) / 1_000_000;
+    convert::number(ms)
+}
+
 /// Returns the core's constants.
 #[napi]
 pub fn constants() -> Constants {

@@ -9,7 +9,7 @@ use napi::JsString;
 use napi::{Env, Status};
 use napi_derive::napi;
 
-use crate::convert::{engine_config, number, server_config, whole};
+use crate::convert::{boot_clock, engine_config, number, server_config, whole};
 use crate::errors::{corrupt_file, unknown, OrThrow};
 
 /// One thing for the host to do, in order: `kind` is `write` (replace data-dir file `file`
@@ -43,6 +43,11 @@ pub struct RecoveryRecord {
     pub summary: String,
     /// Whether grants wait for a restart grace.
     pub has_grace: bool,
+    /// How the restart grace was decided: `none`, `horizon`, `rebooted`, `no-boot-id`,
+    /// `no-horizon` or `stale-horizon`.
+    pub grace_case: String,
+    /// The restart grace decided at start, in ms.
+    pub grace_ms: f64,
     /// Why a snapshot was refused.
     pub refusal: Option<String>,
     /// File actions to perform, in order, before serving anyone.
@@ -100,9 +105,15 @@ impl NativeServer {
     /// each name of `constants().dataFiles` to its bytes (absent or null: no such file).
     /// `recovery()` then says which start was taken and what to do on disk before serving.
     ///
+    /// `bootId` (Linux: `/proc/sys/kernel/random/boot_id`) and `monotonicMs` (the system
+    /// monotonic clock, read with `nowMs`) let the server keep a lease horizon, so a crash
+    /// restart on the same boot waits only until it; without them the grace is the full one.
+    ///
     /// # Errors
-    /// A corrupt ceiling file (guessing one could reissue tokens) or an unknown file name.
+    /// A corrupt ceiling or horizon file (guessing could reissue tokens or end a grace early)
+    /// or an unknown file name.
     #[napi(factory)]
+    #[allow(clippy::too_many_arguments)]
     pub fn recover(
         env: Env,
         now_ms: f64,
@@ -110,9 +121,12 @@ impl NativeServer {
         config: Option<HashMap<String, f64>>,
         server_settings: Option<HashMap<String, f64>>,
         hash_seed: Option<Buffer>,
+        boot_id: Option<String>,
+        monotonic_ms: Option<f64>,
     ) -> napi::Result<NativeServer> {
         let now = Instant(whole("nowMs", now_ms)?);
-        let engine_config = engine_config(&env, config, hash_seed)?;
+        let mut engine_config = engine_config(&env, config, hash_seed)?;
+        engine_config.boot_clock = boot_clock(&env, boot_id, now, monotonic_ms)?;
         let server_config = server_config(&env, server_settings)?;
         let mut contents: Vec<(DataFile, Buffer)> = Vec::new();
         for (name, bytes) in files {
@@ -140,6 +154,8 @@ impl NativeServer {
             kind: plan.kind.as_str().to_owned(),
             summary: plan.summary(now, &engine),
             has_grace: plan.kind.has_grace(),
+            grace_case: engine.grace_case().as_str().to_owned(),
+            grace_ms: number(engine.grace_ms()),
             refusal: plan.refusal.take(),
             actions,
         };

@@ -1,13 +1,14 @@
 //! The lock engine, with milliseconds in and typed records out; `fencelock.Engine` is the Python face.
 
 use fencelock_core::{
-    AcquireOptions, Acquired, Config, Engine, Event, HashSeed, Instant, LockInfo, Mode, Start,
+    AcquireOptions, Acquired, BootClock, Config, Engine, Event, HashSeed, Horizon, Instant,
+    LockInfo, Mode, Start,
 };
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
-use crate::errors::{to_pyerr, IntoPyResult};
+use crate::errors::{corrupt_file, to_pyerr, IntoPyResult};
 use crate::records::{
     AcquireGranted, AcquireQueued, ExpiredEvent, GrantedEvent, HolderRecord, LockRecord,
     StolenEvent, WaitTimedOutEvent, WaiterRecord,
@@ -22,10 +23,14 @@ pub(crate) struct NativeEngine {
 
 #[pymethods]
 impl NativeEngine {
-    /// Creates an engine. `start` is "fresh", "crashed" (with `ceiling`) or "clean" (with
-    /// `ceiling` and `snapshot` bytes); `config` overrides defaults by field name.
+    /// Creates an engine. `start` is "fresh", "crashed" (with `ceiling`, and the bytes of the
+    /// `horizon` file the last run left, if any) or "clean" (with `ceiling` and `snapshot`
+    /// bytes); `config` overrides defaults by field name. `boot_id` and `monotonic_ms` (the
+    /// system monotonic clock read with `now_ms`) give the engine a boot clock, so that it
+    /// keeps a lease horizon.
     #[new]
-    #[pyo3(signature = (config=None, start="fresh", ceiling=0, snapshot=None, now_ms=0))]
+    #[pyo3(signature = (config=None, start="fresh", ceiling=0, snapshot=None, now_ms=0, *, boot_id=None, monotonic_ms=None, horizon=None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         config: Option<&Bound<'_, PyDict>>,
@@ -33,10 +38,21 @@ impl NativeEngine {
         ceiling: u64,
         snapshot: Option<&[u8]>,
         now_ms: u64,
+        boot_id: Option<&str>,
+        monotonic_ms: Option<u64>,
+        horizon: Option<&[u8]>,
     ) -> PyResult<Self> {
-        let config = build_config(py, config)?;
+        let mut config = build_config(py, config)?;
+        let now = Instant(now_ms);
+        config.boot_clock = boot_clock(py, boot_id, now, monotonic_ms)?;
         let start = Start::from_parts(start, ceiling, snapshot).into_py_result(py)?;
-        let engine = Engine::start(Instant(now_ms), config, start).into_py_result(py)?;
+        let engine = match (start, horizon) {
+            (Start::Crashed { ceiling }, Some(bytes)) => {
+                let horizon = Horizon::decode(bytes).map_err(|error| corrupt_file(&error))?;
+                Engine::after_crash_within(now, config, ceiling, Some(&horizon))
+            }
+            (start, _) => Engine::start(now, config, start).into_py_result(py)?,
+        };
         Ok(NativeEngine { engine })
     }
 
@@ -221,6 +237,20 @@ impl NativeEngine {
         self.engine.poll_persist()
     }
 
+    /// Returns the bytes of a lease horizon file that must be made durable (after the ceiling)
+    /// before any reply of the same call is delivered, or None.
+    fn poll_horizon<'py>(&mut self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        self.engine
+            .poll_horizon()
+            .map(|horizon| PyBytes::new(py, &horizon.encode()))
+    }
+
+    /// Returns the case that decided the restart grace: "none", "horizon", "rebooted",
+    /// "no-boot-id", "no-horizon" or "stale-horizon".
+    fn grace_case(&self) -> &'static str {
+        self.engine.grace_case().as_str()
+    }
+
     /// Returns locks whose name starts with `prefix`, sorted by name, as `LockRecord`s.
     #[pyo3(signature = (now_ms, prefix=""))]
     fn query(&mut self, now_ms: u64, prefix: &str) -> Vec<LockRecord> {
@@ -233,18 +263,10 @@ impl NativeEngine {
 
     /// Returns the counters as a dict.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let stats = self.engine.stats();
         let dict = PyDict::new(py);
-        dict.set_item("acquires", stats.acquires)?;
-        dict.set_item("grants", stats.grants)?;
-        dict.set_item("grants_after_wait", stats.grants_after_wait)?;
-        dict.set_item("releases", stats.releases)?;
-        dict.set_item("renewals", stats.renewals)?;
-        dict.set_item("expiries", stats.expiries)?;
-        dict.set_item("steals", stats.steals)?;
-        dict.set_item("stale_rejections", stats.stale_rejections)?;
-        dict.set_item("wait_timeouts", stats.wait_timeouts)?;
-        dict.set_item("total_wait_ms", stats.total_wait_ms)?;
+        for (name, value) in self.engine.stats().counters() {
+            dict.set_item(name, value)?;
+        }
         Ok(dict)
     }
 
@@ -351,6 +373,29 @@ pub(crate) fn build_config(
     };
     config.hash_seed = HashSeed::from_bytes(seed);
     Ok(config)
+}
+
+/// Builds the boot clock from what the host read, or None when it read no boot identity.
+///
+/// # Errors
+/// `ValueError` for a boot identity that is not printable ASCII, or one without a reading.
+pub(crate) fn boot_clock(
+    py: Python<'_>,
+    boot_id: Option<&str>,
+    now: Instant,
+    monotonic_ms: Option<u64>,
+) -> PyResult<Option<BootClock>> {
+    let Some(boot_id) = boot_id else {
+        return Ok(None);
+    };
+    let Some(monotonic_ms) = monotonic_ms else {
+        return Err(pyo3::exceptions::PyValueError::new_err(
+            "a boot_id needs the monotonic_ms read with now_ms",
+        ));
+    };
+    BootClock::at(boot_id, now, monotonic_ms)
+        .map(Some)
+        .map_err(|error| to_pyerr(py, &error))
 }
 
 /// Reads 16 bytes from the operating system's randomness through Python's `os.urandom`.

@@ -109,9 +109,10 @@ record! {
 
 record! {
     /// How a server started from its data directory: `kind` is "fresh", "crashed", "clean" or
-    /// "snapshot-refused"; `summary` is the line to log; `actions` must be performed, in
-    /// order, before serving anyone.
-    Recovery { kind: &'static str, summary: String, has_grace: bool, refusal: Option<String>, actions: Py<PyList> }
+    /// "snapshot-refused"; `summary` is the line to log; `grace_case` says how the restart
+    /// grace of `grace_ms` was decided ("none", "horizon", "rebooted", "no-boot-id",
+    /// "no-horizon", "stale-horizon"); `actions` must be performed, in order, before serving.
+    Recovery { kind: &'static str, summary: String, has_grace: bool, grace_case: &'static str, grace_ms: u64, refusal: Option<String>, actions: Py<PyList> }
 }
 
 /// Returns the record for a durable file action.

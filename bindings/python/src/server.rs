@@ -6,7 +6,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 
-use crate::engine::build_config;
+use crate::engine::{boot_clock, build_config};
 use crate::errors::{corrupt_file, to_pyerr, IntoPyResult};
 use crate::records::{self, Close, Transmit};
 
@@ -51,16 +51,23 @@ impl NativeServer {
     ///
     /// Raises `ValueError` for a corrupt ceiling file (guessing one could reissue tokens) or
     /// an unknown file name.
+    ///
+    /// `boot_id` (Linux: `/proc/sys/kernel/random/boot_id`) and `monotonic_ms` (the system
+    /// monotonic clock, read with `now_ms`) let the server keep a lease horizon, so a crash
+    /// restart on the same boot waits only until it; without them the grace is the full one.
     #[staticmethod]
-    #[pyo3(signature = (files, config=None, server_config=None, now_ms=0))]
+    #[pyo3(signature = (files, config=None, server_config=None, now_ms=0, *, boot_id=None, monotonic_ms=None))]
     fn recover(
         py: Python<'_>,
         files: &Bound<'_, PyDict>,
         config: Option<&Bound<'_, PyDict>>,
         server_config: Option<&Bound<'_, PyDict>>,
         now_ms: u64,
+        boot_id: Option<&str>,
+        monotonic_ms: Option<u64>,
     ) -> PyResult<Self> {
-        let engine_config = build_config(py, config)?;
+        let mut engine_config = build_config(py, config)?;
+        engine_config.boot_clock = boot_clock(py, boot_id, Instant(now_ms), monotonic_ms)?;
         let server_config = build_server_config(py, server_config)?;
         let mut contents: Vec<(DataFile, Vec<u8>)> = Vec::new();
         for (name, bytes) in files.iter() {
@@ -87,6 +94,8 @@ impl NativeServer {
             kind: plan.kind.as_str(),
             summary: plan.summary(now, &engine),
             has_grace: plan.kind.has_grace(),
+            grace_case: engine.grace_case().as_str(),
+            grace_ms: engine.grace_ms(),
             refusal: plan.refusal.take(),
             actions: actions.unbind(),
         };

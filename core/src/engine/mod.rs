@@ -21,6 +21,7 @@ use alloc::vec::Vec;
 use crate::config::Config;
 use crate::durable::{encode_ceiling, DataFile, FileAction};
 use crate::error::Error;
+use crate::horizon::{GraceCase, Horizon, HorizonTracker};
 use crate::snapshot::{Snapshot, SnapshotDelay, SnapshotLease, SNAPSHOT_VERSION};
 use crate::time::Instant;
 use crate::tokens::TokenSequence;
@@ -56,6 +57,11 @@ pub struct Engine {
     stats: Stats,
     now: Instant,
     grace_until: Instant,
+    /// Why the restart grace is what it is, and how long it was at start.
+    grace_case: GraceCase,
+    grace_ms: u64,
+    /// The durable upper bound on every deadline revealed (kept with a boot clock only).
+    horizon: HorizonTracker,
     live_leases: usize,
 }
 
@@ -65,6 +71,7 @@ impl Engine {
     pub fn new(config: Config) -> Engine {
         let tokens = TokenSequence::resume(0, 1, config.token_block);
         let locks = LockIndex::new(config.hash_seed);
+        let horizon = HorizonTracker::new(config.boot_clock.clone(), config.horizon_slack_ms);
         Engine {
             config,
             locks,
@@ -78,6 +85,9 @@ impl Engine {
             stats: Stats::default(),
             now: Instant::ZERO,
             grace_until: Instant::ZERO,
+            grace_case: GraceCase::None,
+            grace_ms: 0,
+            horizon,
             live_leases: 0,
         }
     }
@@ -92,11 +102,11 @@ impl Engine {
         engine.now = now;
         match start {
             Start::Fresh => {}
-            Start::Crashed { ceiling } => engine.resume_after_crash(ceiling, now),
+            Start::Crashed { ceiling } => engine.resume_after_crash(ceiling, now, None),
             // A snapshot taken under another ceiling than the one on disk is not from the last
             // run: trusting it could reissue tokens, so it counts as a crash.
             Start::Clean { ceiling, snapshot } if snapshot.ceiling != ceiling => {
-                engine.resume_after_crash(ceiling, now);
+                engine.resume_after_crash(ceiling, now, None);
             }
             Start::Clean { ceiling, snapshot } => {
                 engine.tokens =
@@ -108,12 +118,26 @@ impl Engine {
     }
 
     /// Creates an engine after a crash: tokens resume above `ceiling` and nothing is granted
-    /// until every lease the last run could have issued has lapsed.
+    /// until every lease the last run could have issued has lapsed (the full grace).
     #[must_use]
     pub fn after_crash(now: Instant, config: Config, ceiling: u64) -> Engine {
+        Engine::after_crash_within(now, config, ceiling, None)
+    }
+
+    /// Creates an engine after a crash, with the lease horizon the last run left, if any: on
+    /// the boot of `config.boot_clock` and under `ceiling`, nothing is granted until the
+    /// horizon has passed (no grace at all if it has); otherwise as [`Engine::after_crash`].
+    /// [`Engine::grace_case`] tells which case applied.
+    #[must_use]
+    pub fn after_crash_within(
+        now: Instant,
+        config: Config,
+        ceiling: u64,
+        horizon: Option<&Horizon>,
+    ) -> Engine {
         let mut engine = Engine::new(config);
         engine.now = now;
-        engine.resume_after_crash(ceiling, now);
+        engine.resume_after_crash(ceiling, now, horizon);
         engine
     }
 
@@ -184,6 +208,8 @@ impl Engine {
             return Err(self.reject(name, token));
         };
         let previous = core::mem::replace(&mut lease.deadline, deadline);
+        let lock_delay_ms = u64::from(lease.lock_delay_ms);
+        self.horizon.cover(deadline.plus_ms(lock_delay_ms));
         self.timers
             .remove(&TimerKey::new(previous, TimerKind::Lease, token));
         self.timers
@@ -267,12 +293,13 @@ impl Engine {
     }
 
     /// Ends the run cleanly: every client is disconnected (waits and EPHEMERAL leases go), and
-    /// the returned actions write the token ceiling, then the snapshot of the leases left.
+    /// the returned actions write the token ceiling (and a lease horizon still pending), then
+    /// the snapshot of the leases left, then remove the lease horizon (with a boot clock).
     ///
     /// The host performs them in order, each durable before the next: a crash between the two
     /// leaves a ceiling without a snapshot, which restarts as a crash (safe), and a snapshot is
     /// trusted only under the ceiling it names. The actions replace any pending
-    /// [`Engine::poll_persist`]. Calls after this one make the snapshot stale; a later start
+    /// [`Engine::poll_persist`] and [`Engine::poll_horizon`]. Calls after this one make the snapshot stale; a later start
     /// then refuses it (its ceiling no longer matches) instead of reissuing tokens.
     pub fn shutdown(&mut self, now: Instant) -> Vec<FileAction> {
         let now = self.advance(now);
@@ -281,16 +308,29 @@ impl Engine {
         // The ceiling write below covers whatever was pending.
         let _ = self.tokens.poll_persist();
         let snapshot = self.snapshot(now);
-        alloc::vec![
-            FileAction::Write {
-                file: DataFile::Ceiling,
-                bytes: encode_ceiling(self.tokens.ceiling()),
-            },
-            FileAction::Write {
-                file: DataFile::Snapshot,
-                bytes: snapshot.encode(),
-            },
-        ]
+        let mut actions = alloc::vec![FileAction::Write {
+            file: DataFile::Ceiling,
+            bytes: encode_ceiling(self.tokens.ceiling()),
+        }];
+        // Replies still to be sent may depend on a horizon not yet persisted.
+        if let Some(horizon) = self.poll_horizon() {
+            actions.push(FileAction::Write {
+                file: DataFile::Horizon,
+                bytes: horizon.encode(),
+            });
+        }
+        actions.push(FileAction::Write {
+            file: DataFile::Snapshot,
+            bytes: snapshot.encode(),
+        });
+        if self.horizon.is_kept() {
+            // The snapshot says all there is to say now; a horizon left behind could be
+            // trusted after a later run that did not keep it (an older build) had crashed.
+            actions.push(FileAction::Remove {
+                file: DataFile::Horizon,
+            });
+        }
+        actions
     }
 
     /// Expires due leases and waits, ends due lock-delays and grants to the next waiters.
@@ -325,6 +365,17 @@ impl Engine {
     #[must_use]
     pub fn poll_persist(&mut self) -> Option<u64> {
         self.tokens.poll_persist()
+    }
+
+    /// Takes a lease horizon that the host must persist as [`DataFile::Horizon`] (atomically,
+    /// with fsync) before it delivers any reply or event of the call that asked for it, and
+    /// after the ceiling of [`Engine::poll_persist`]. Only an engine with a boot clock keeps
+    /// horizons; a busy one asks about once per `horizon_slack_ms`.
+    #[must_use]
+    pub fn poll_horizon(&mut self) -> Option<Horizon> {
+        let horizon = self.horizon.poll(self.tokens.ceiling())?;
+        self.stats.horizon_writes += 1;
+        Some(horizon)
     }
 
     /// Lists the locks whose names start with `prefix`, sorted by name.
@@ -391,6 +442,27 @@ impl Engine {
     #[must_use]
     pub fn grace_left(&self, now: Instant) -> u64 {
         self.grace_until.ms_since(now.max(self.now))
+    }
+
+    /// Returns which case decided the restart grace.
+    #[must_use]
+    pub fn grace_case(&self) -> GraceCase {
+        self.grace_case
+    }
+
+    /// Returns the restart grace as decided at start, in ms (0 without one).
+    #[must_use]
+    pub fn grace_ms(&self) -> u64 {
+        self.grace_ms
+    }
+
+    /// Returns the ms from `now` to the lease horizon asked for, or None if the engine keeps
+    /// no horizon (no boot clock).
+    #[must_use]
+    pub fn horizon_ms_left(&self, now: Instant) -> Option<u64> {
+        self.horizon
+            .covered()
+            .map(|covered| covered.ms_since(now.max(self.now)))
     }
 
     /// Returns the highest token issued so far (0 if none).
@@ -462,14 +534,33 @@ impl Engine {
 // ---- helpers, in the order the public API calls them ----
 
 impl Engine {
-    fn resume_after_crash(&mut self, ceiling: u64, now: Instant) {
+    fn resume_after_crash(&mut self, ceiling: u64, now: Instant, horizon: Option<&Horizon>) {
         self.tokens =
             TokenSequence::resume(ceiling, ceiling.saturating_add(1), self.config.token_block);
-        let grace = self
+        let full = self
             .config
             .max_ttl_ms
             .saturating_add(self.config.lock_delay_ms);
-        self.grace_until = now.plus_ms(grace);
+        let (case, until) = match (self.horizon.clock(), horizon) {
+            (None, _) => (GraceCase::NoBootId, now.plus_ms(full)),
+            (Some(_), None) => (GraceCase::NoHorizon, now.plus_ms(full)),
+            (Some(clock), Some(stored)) if stored.boot_id != clock.boot_id => {
+                (GraceCase::Rebooted, now.plus_ms(full))
+            }
+            (Some(_), Some(stored)) if stored.ceiling != ceiling => {
+                (GraceCase::StaleHorizon, now.plus_ms(full))
+            }
+            // Same boot: the system monotonic clock ran on while no process was up, and no
+            // lease the last run revealed ends after the stored horizon.
+            (Some(clock), Some(stored)) => {
+                let until = clock.to_instant(stored.monotonic_ms);
+                self.horizon.resume(until, ceiling);
+                (GraceCase::Horizon, until.max(now))
+            }
+        };
+        self.grace_case = case;
+        self.grace_until = until;
+        self.grace_ms = until.ms_since(now);
     }
 
     /// Drops the given waits and ephemeral leases (entries of `by_client`), then serves the
@@ -734,6 +825,9 @@ impl Engine {
     }
 
     fn install_lease(&mut self, slot: u32, lease: Lease) {
+        // Lock-delay keeps the lock from others after the deadline: it counts as lease time.
+        self.horizon
+            .cover(lease.deadline.plus_ms(u64::from(lease.lock_delay_ms)));
         self.timers.insert(
             TimerKey::new(lease.deadline, TimerKind::Lease, lease.token),
             slot,
@@ -935,6 +1029,7 @@ impl Engine {
         let previous = TimerKey::new(lock.delay_until, TimerKind::Delay, lock.delay_token);
         lock.delay_until = until;
         lock.delay_token = token;
+        self.horizon.cover(until);
         self.timers.remove(&previous);
         if until != Instant::ZERO {
             self.timers

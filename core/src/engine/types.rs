@@ -222,6 +222,8 @@ pub struct Stats {
     pub wait_timeouts: u64,
     /// Time queued requests waited before their grant, summed, in ms.
     pub total_wait_ms: u64,
+    /// Lease horizons handed to the host to persist (one fsync each).
+    pub horizon_writes: u64,
 }
 
 impl Stats {
@@ -254,6 +256,7 @@ const COUNTERS: &[(&str, Counter)] = &[
     counter!(stale_rejections),
     counter!(wait_timeouts),
     counter!(total_wait_ms),
+    counter!(horizon_writes),
 ];
 
 impl Start {

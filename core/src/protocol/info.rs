@@ -45,11 +45,17 @@ pub(crate) fn info_text(
     if wanted("server") {
         let _ = write!(
             text,
-            "# Server\r\nfencelock_version:{}\r\nmode:standalone\r\nuptime_in_seconds:{}\r\ntest_clock:{}\r\nloading:0\r\nrestart_grace_ms_left:{}\r\nmax_ttl_ms:{}\r\n",
+            "# Server\r\nfencelock_version:{}\r\nmode:standalone\r\nuptime_in_seconds:{}\r\ntest_clock:{}\r\nloading:0\r\nrestart_grace_ms_left:{}\r\nrestart_grace_ms:{}\r\nrestart_grace_case:{}\r\nlease_horizon_ms_left:{}\r\nmax_ttl_ms:{}\r\n",
             super::admin::VERSION,
             facts.uptime_ms / 1000,
             u8::from(facts.test_clock),
             engine.grace_left(now),
+            engine.grace_ms(),
+            engine.grace_case().as_str(),
+            // -1: no horizon is kept (the host gave no boot clock).
+            engine
+                .horizon_ms_left(now)
+                .map_or(-1, |ms| i64::try_from(ms).unwrap_or(i64::MAX)),
             engine.config().max_ttl_ms,
         );
     }

@@ -190,8 +190,9 @@ impl Server {
     }
 
     /// Ends the run cleanly: every connection is closed (its waits and EPHEMERAL leases go),
-    /// and the outputs then yield, in this order, the token ceiling write, the remaining
-    /// transmits and closes, and the snapshot write (see [`Engine::shutdown`]). Connections
+    /// and the outputs then yield, in this order, the token ceiling write (and a pending lease
+    /// horizon), the remaining transmits and closes, the snapshot write and the removal of the
+    /// lease horizon (see [`Engine::shutdown`]). Connections
     /// made afterwards get an error and a close; timers stop.
     pub fn shutdown(&mut self, now: Instant) {
         let now = self.clock.now(now);
@@ -213,10 +214,15 @@ impl Server {
         }
         let mut files = self.engine.shutdown(now);
         self.route_events(now);
-        // The ceiling goes first: pending transmits may carry tokens up to it.
-        let snapshot = files.split_off(files.len().min(1));
+        // The ceiling and a pending horizon go first: pending transmits may carry tokens up
+        // to the one and deadlines up to the other. The snapshot and what follows go last.
+        let at = files
+            .iter()
+            .position(|action| action.file() == DataFile::Snapshot)
+            .unwrap_or(files.len());
+        let last = files.split_off(at);
         self.files_first.extend(files);
-        self.files_last.extend(snapshot);
+        self.files_last.extend(last);
     }
 
     /// Returns true once [`Server::shutdown`] has run.
@@ -238,7 +244,8 @@ impl Server {
     }
 
     /// Returns the next thing the host must do; a ceiling to persist always comes before
-    /// transmits that could carry tokens above it.
+    /// transmits that could carry tokens above it, and a lease horizon before transmits that
+    /// could reveal deadlines past the one persisted before.
     pub fn poll_output(&mut self) -> Option<Output> {
         if let Some(action) = self.files_first.pop_front() {
             return Some(Output::File(action));
@@ -247,6 +254,12 @@ impl Server {
             return Some(Output::File(FileAction::Write {
                 file: DataFile::Ceiling,
                 bytes: encode_ceiling(ceiling),
+            }));
+        }
+        if let Some(horizon) = self.engine.poll_horizon() {
+            return Some(Output::File(FileAction::Write {
+                file: DataFile::Horizon,
+                bytes: horizon.encode(),
             }));
         }
         while let Some(id) = self.ready.pop_front() {

@@ -3,7 +3,8 @@
 #![allow(dead_code)]
 
 use fencelock_core::{
-    AcquireOptions, Acquired, Config, Engine, Error, Event, Instant, Mode, Snapshot, Start,
+    AcquireOptions, Acquired, BootClock, Config, Engine, Error, Event, Horizon, Instant, Mode,
+    Snapshot, Start,
 };
 use serde_json::{json, Map, Value};
 
@@ -11,6 +12,11 @@ use serde_json::{json, Map, Value};
 pub fn run_scenario(text: &str) -> Result<(), String> {
     let scenario: Value = serde_json::from_str(text).map_err(|e| format!("bad JSON: {e}"))?;
     let config = config_from(scenario.get("config"))?;
+    // The boot of the system monotonic clock and its reading at the scenario's time 0.
+    let boot = match scenario.get("boot") {
+        Some(boot) => Some(boot_from(boot)?),
+        None => None,
+    };
     let start = match scenario.get("start") {
         Some(start) if start["kind"] == "crashed" => Start::Crashed {
             ceiling: start["ceiling"].as_u64().unwrap_or(0),
@@ -18,7 +24,7 @@ pub fn run_scenario(text: &str) -> Result<(), String> {
         _ => Start::Fresh,
     };
     let mut runner = Runner {
-        engine: Engine::start(Instant::ZERO, config.clone(), start.clone())
+        engine: Engine::start(Instant::ZERO, with_boot(&config, &boot, 0)?, start.clone())
             .map_err(|e| format!("start: {e}"))?,
         config,
         persisted: match start {
@@ -27,6 +33,8 @@ pub fn run_scenario(text: &str) -> Result<(), String> {
         },
         highest_token: 0,
         at: 0,
+        boot,
+        horizon: None,
     };
     let steps = scenario["steps"].as_array().ok_or("no steps")?;
     for (index, step) in steps.iter().enumerate() {
@@ -43,6 +51,10 @@ struct Runner {
     persisted: u64,
     highest_token: u64,
     at: u64,
+    /// (boot id, system monotonic ms at time 0) of the running engine, if it has a boot clock.
+    boot: Option<(String, i64)>,
+    /// The persisted lease horizon file.
+    horizon: Option<Vec<u8>>,
 }
 
 impl Runner {
@@ -61,13 +73,30 @@ impl Runner {
             }
             self.persisted = ceiling;
         }
+        while let Some(horizon) = self.engine.poll_horizon() {
+            self.horizon = Some(horizon.encode());
+        }
         if let Some(token) = result.get("token").and_then(Value::as_u64) {
             self.see_token(token)?;
         }
+        if let Some(deadline) = result.get("deadline_ms").and_then(Value::as_u64) {
+            if result.get("token").is_some() {
+                self.see_deadline(deadline)?;
+            }
+        }
+        if step["op"] == "renew" {
+            if let Some(ms_left) = result.get("ms_left").and_then(Value::as_u64) {
+                self.see_deadline(self.at + ms_left)?;
+            }
+        }
         let mut events = Vec::new();
         while let Some(event) = self.engine.poll_event() {
-            if let Event::Granted { token, .. } = &event {
+            if let Event::Granted {
+                token, deadline, ..
+            } = &event
+            {
                 self.see_token(*token)?;
+                self.see_deadline(deadline.as_ms())?;
             }
             events.push(event_json(&event));
         }
@@ -87,6 +116,28 @@ impl Runner {
             matches(expected, &Value::Array(events), "events")?;
         }
         Ok(())
+    }
+
+    /// A deadline revealed by an engine with a boot clock must be under the persisted horizon.
+    fn see_deadline(&self, deadline: u64) -> Result<(), String> {
+        let Some((_, base)) = &self.boot else {
+            return Ok(());
+        };
+        let horizon = self.persisted_horizon()?;
+        let at = horizon.as_ref().map_or(0, |horizon| horizon.monotonic_ms);
+        if base + deadline as i64 > at as i64 {
+            return Err(format!(
+                "deadline {deadline} revealed past the persisted horizon {at} (time 0 at {base})"
+            ));
+        }
+        Ok(())
+    }
+
+    fn persisted_horizon(&self) -> Result<Option<Horizon>, String> {
+        self.horizon
+            .as_deref()
+            .map(|bytes| Horizon::decode(bytes).map_err(|e| e.to_string()))
+            .transpose()
     }
 
     fn see_token(&mut self, token: u64) -> Result<(), String> {
@@ -172,26 +223,51 @@ impl Runner {
                     .collect();
                 json!({ "locks": locks })
             }
-            "stats" => {
-                let s = self.engine.stats();
-                json!({
-                    "acquires": s.acquires, "grants": s.grants, "grants_after_wait": s.grants_after_wait,
-                    "releases": s.releases, "renewals": s.renewals, "expiries": s.expiries,
-                    "steals": s.steals, "stale_rejections": s.stale_rejections,
-                    "wait_timeouts": s.wait_timeouts, "total_wait_ms": s.total_wait_ms,
-                })
-            }
+            "stats" => Value::Object(
+                self.engine
+                    .stats()
+                    .counters()
+                    .map(|(name, value)| (name.to_owned(), json!(value)))
+                    .collect(),
+            ),
             "counts" => json!({
                 "locks": self.engine.live_locks(), "leases": self.engine.live_leases(),
                 "waiting": self.engine.waiting(),
             }),
             "ceiling" => json!({"ceiling": self.persisted}),
-            "grace" => json!({"ms_left": self.engine.grace_left(now)}),
+            "grace" => json!({
+                "ms_left": self.engine.grace_left(now),
+                "case": self.engine.grace_case().as_str(),
+            }),
+            "horizon" => match self.persisted_horizon()? {
+                Some(horizon) => json!({
+                    "monotonic_ms": horizon.monotonic_ms, "boot_id": horizon.boot_id,
+                    "ceiling": horizon.ceiling,
+                }),
+                None => json!({"monotonic_ms": null, "boot_id": null, "ceiling": null}),
+            },
             "restart" => {
+                if step.get("no_boot").and_then(Value::as_bool) == Some(true) {
+                    self.boot = None;
+                } else if let Some(boot) = step.get("boot") {
+                    // The system clock reads `monotonic_ms` now, at this step's time.
+                    let (id, reading) = boot_from(boot)?;
+                    self.boot = Some((id, reading - now.as_ms() as i64));
+                }
+                let config = with_boot(&self.config, &self.boot, now.as_ms())?;
                 let start = match step["kind"].as_str() {
-                    Some("crash") => Start::Crashed {
-                        ceiling: self.persisted,
-                    },
+                    Some("crash") => {
+                        // The new process has a new monotonic clock; the vector keeps its own
+                        // timeline, and the system clock ran on.
+                        let horizon = self.persisted_horizon()?;
+                        self.engine = Engine::after_crash_within(
+                            now,
+                            config,
+                            self.persisted,
+                            horizon.as_ref(),
+                        );
+                        return Ok(json!({}));
+                    }
                     Some("clean") => {
                         let bytes = self.engine.snapshot(now).encode();
                         let snapshot = Snapshot::decode(&bytes).map_err(|e| e.to_string())?;
@@ -203,8 +279,8 @@ impl Runner {
                     other => return Err(format!("unknown restart kind {other:?}")),
                 };
                 // The new process has a new monotonic clock; the vector keeps its own timeline.
-                self.engine = Engine::start(now, self.config.clone(), start)
-                    .map_err(|e| format!("restart: {e}"))?;
+                self.engine =
+                    Engine::start(now, config, start).map_err(|e| format!("restart: {e}"))?;
                 json!({})
             }
             other => return Err(format!("unknown op {other}")),
@@ -264,6 +340,26 @@ fn event_json(event: &Event) -> Value {
         }),
         other => json!({"type": "unknown", "debug": format!("{other:?}")}),
     }
+}
+
+/// Reads `{"id", "monotonic_ms"}`.
+fn boot_from(value: &Value) -> Result<(String, i64), String> {
+    let id = value["id"].as_str().ok_or("boot without id")?;
+    let reading = value["monotonic_ms"]
+        .as_i64()
+        .ok_or("boot without monotonic_ms")?;
+    Ok((id.to_owned(), reading))
+}
+
+/// Returns `config` with the boot clock of `boot` for an engine started at `now`.
+fn with_boot(config: &Config, boot: &Option<(String, i64)>, now: u64) -> Result<Config, String> {
+    let mut config = config.clone();
+    if let Some((id, base)) = boot {
+        let reading = u64::try_from(base + now as i64).map_err(|_| "clock before boot")?;
+        config.boot_clock =
+            Some(BootClock::at(id, Instant(now), reading).map_err(|e| e.to_string())?);
+    }
+    Ok(config)
 }
 
 fn config_from(value: Option<&Value>) -> Result<Config, String> {

@@ -3,7 +3,7 @@
 
 use fencelock_core::{AcquireOptions, HolderInfo, LockInfo, Mode, WaiterInfo};
 #[cfg(feature = "engine")]
-use fencelock_core::{Acquired, Engine, Event};
+use fencelock_core::{Acquired, BootClock, Engine, Event, Horizon};
 use js_sys::Array;
 #[cfg(feature = "engine")]
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -13,7 +13,7 @@ use crate::convert::number;
 #[cfg(feature = "engine")]
 use crate::convert::{engine_config, instant, start_engine, whole};
 #[cfg(feature = "engine")]
-use crate::errors::{unknown, OrThrow};
+use crate::errors::{corrupt_file, unknown, OrThrow};
 use crate::record::{bool_field, string_field, whole_field, Record};
 #[cfg(feature = "engine")]
 use crate::record::{opt_text, text};
@@ -29,9 +29,13 @@ pub struct WasmEngine {
 #[cfg(feature = "engine")]
 #[wasm_bindgen]
 impl WasmEngine {
-    /// Creates an engine. `start` is `fresh`, `crashed` (with `ceiling`) or `clean` (with
-    /// `ceiling` and `snapshot`); `config` overrides settings by their core names.
+    /// Creates an engine. `start` is `fresh`, `crashed` (with `ceiling`, and the bytes of the
+    /// `horizon` file the last run left, if any) or `clean` (with `ceiling` and `snapshot`);
+    /// `config` overrides settings by their core names. `bootId` and `monotonicMs` (a system
+    /// monotonic clock read with `nowMs`) give the engine a boot clock, so that it keeps a
+    /// lease horizon.
     #[wasm_bindgen(constructor)]
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: JsValue,
         hash_seed: Option<Vec<u8>>,
@@ -39,11 +43,47 @@ impl WasmEngine {
         ceiling: Option<f64>,
         snapshot: Option<Vec<u8>>,
         now_ms: Option<f64>,
+        boot_id: JsValue,
+        monotonic_ms: Option<f64>,
+        horizon: Option<Vec<u8>>,
     ) -> Result<WasmEngine, JsValue> {
         let start = opt_text("start", &start_arg)?;
-        let config = engine_config(&config, hash_seed)?;
-        let engine = start_engine(config, start, ceiling, snapshot, now_ms)?;
+        let mut config = engine_config(&config, hash_seed)?;
+        if let Some(boot_id) = opt_text("bootId", &boot_id)? {
+            let Some(monotonic_ms) = monotonic_ms else {
+                return Err(js_sys::TypeError::new(
+                    "a bootId needs the monotonicMs read with nowMs",
+                )
+                .into());
+            };
+            let now = instant(now_ms.unwrap_or(0.0))?;
+            config.boot_clock =
+                Some(BootClock::at(&boot_id, now, whole("monotonicMs", monotonic_ms)?).or_throw()?);
+        }
+        let engine = match (start.as_deref(), horizon) {
+            (Some("crashed"), Some(bytes)) => {
+                let horizon = Horizon::decode(&bytes).map_err(|error| corrupt_file(&error))?;
+                let ceiling = whole("ceiling", ceiling.unwrap_or(0.0))?;
+                let now = instant(now_ms.unwrap_or(0.0))?;
+                Engine::after_crash_within(now, config, ceiling, Some(&horizon))
+            }
+            _ => start_engine(config, start, ceiling, snapshot, now_ms)?,
+        };
         Ok(WasmEngine { engine })
+    }
+
+    /// Returns the case that decided the restart grace: `none`, `horizon`, `rebooted`,
+    /// `no-boot-id`, `no-horizon` or `stale-horizon`.
+    #[wasm_bindgen(js_name = graceCase)]
+    pub fn grace_case(&self) -> String {
+        self.engine.grace_case().as_str().into()
+    }
+
+    /// Returns the bytes of a lease horizon file that must be made durable (after the
+    /// ceiling) before any reply of the same call is delivered, or undefined.
+    #[wasm_bindgen(js_name = pollHorizon)]
+    pub fn poll_horizon(&mut self) -> Option<Vec<u8>> {
+        self.engine.poll_horizon().map(|horizon| horizon.encode())
     }
 
     /// Acquires; returns `{ token, deadlineMs }` or `{ waiter, deadlineMs }`.
@@ -173,6 +213,7 @@ impl WasmEngine {
             .set("staleRejections", number(stats.stale_rejections))
             .set("waitTimeouts", number(stats.wait_timeouts))
             .set("totalWaitMs", number(stats.total_wait_ms))
+            .set("horizonWrites", number(stats.horizon_writes))
             .into()
     }
 

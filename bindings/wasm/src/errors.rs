@@ -51,7 +51,7 @@ impl<T> OrThrow<T> for Result<T, CoreError> {
     }
 }
 
-#[cfg(any(feature = "fence", feature = "server"))]
+#[cfg(any(feature = "engine", feature = "fence", feature = "server"))]
 /// Returns the error for a durable file that cannot be trusted (a corrupt ceiling or fence
 /// file): a plain `Error` with the core's reason and `code` `CORRUPT`.
 pub(crate) fn corrupt_file(error: &fencelock_core::CorruptFile) -> JsValue {

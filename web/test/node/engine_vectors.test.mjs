@@ -29,11 +29,14 @@ for (const { name, scenario } of files) {
 class Runner {
   constructor(scenario) {
     this.config = scenario.config ?? {};
+    // [boot id, system monotonic ms at the scenario's time 0], if the engine has a boot clock.
+    this.boot = scenario.boot ? [scenario.boot.id, scenario.boot.monotonic_ms] : null;
+    this.horizon = null;
     const start = scenario.start ?? {};
     this.persisted = start.kind === 'crashed' ? start.ceiling ?? 0 : 0;
     this.engine = start.kind === 'crashed'
-      ? new wasm.WasmEngine(this.config, SEED, 'crashed', this.persisted, undefined, 0)
-      : new wasm.WasmEngine(this.config, SEED);
+      ? new wasm.WasmEngine(this.config, SEED, 'crashed', this.persisted, undefined, 0, ...this.bootArgs(0))
+      : new wasm.WasmEngine(this.config, SEED, 'fresh', 0, undefined, 0, ...this.bootArgs(0));
     this.highest = 0;
     this.at = 0;
   }
@@ -45,17 +48,44 @@ class Runner {
       assert.ok(ceiling >= this.persisted, `persist request went down: ${ceiling} < ${this.persisted}`);
       this.persisted = ceiling;
     }
-    if ('token' in result) this.see(result.token);
+    for (let horizon = this.engine.pollHorizon(); horizon !== undefined; horizon = this.engine.pollHorizon()) {
+      this.horizon = horizon;
+    }
+    if ('token' in result) {
+      this.see(result.token);
+      this.seeDeadline(result.deadline_ms);
+    }
+    if (step.op === 'renew' && 'ms_left' in result) this.seeDeadline(this.at + result.ms_left);
     const events = [];
     for (let raw = this.engine.pollEvent(); raw !== undefined; raw = this.engine.pollEvent()) {
       const event = eventJson(raw);
-      if (event.type === 'granted') this.see(event.token);
+      if (event.type === 'granted') {
+        this.see(event.token);
+        this.seeDeadline(event.deadline_ms);
+      }
       events.push(event);
     }
     assert.ok(this.engine.lastToken() <= this.persisted, 'token revealed above the persisted ceiling');
     assert.equal(this.engine.checkInvariants(), undefined);
     if ('expect' in step) matches(step.expect, result, 'expect');
     if ('events' in step) matches(step.events, events, 'events');
+  }
+
+  bootArgs(now) {
+    return this.boot === null ? [undefined, undefined] : [this.boot[0], this.boot[1] + now];
+  }
+
+  horizonJson() {
+    if (this.horizon === null) return { monotonic_ms: null, boot_id: null, ceiling: null };
+    const { monotonic_ms, boot_id, ceiling } = JSON.parse(new TextDecoder().decode(this.horizon));
+    return { monotonic_ms, boot_id, ceiling };
+  }
+
+  /** A deadline revealed by an engine with a boot clock must be under the persisted horizon. */
+  seeDeadline(deadline) {
+    if (this.boot === null) return;
+    const horizon = this.horizonJson().monotonic_ms ?? 0;
+    assert.ok(this.boot[1] + deadline <= horizon, `deadline ${deadline} revealed past the persisted horizon ${horizon}`);
   }
 
   see(token) {
@@ -118,13 +148,19 @@ class Runner {
       case 'ceiling':
         return { ceiling: this.persisted };
       case 'grace':
-        return { ms_left: engine.graceLeft(now) };
+        return { ms_left: engine.graceLeft(now), case: engine.graceCase() };
+      case 'horizon':
+        return this.horizonJson();
       case 'restart':
+        if (step.no_boot) this.boot = null;
+        // The system clock of that boot reads monotonic_ms now, at this step's time.
+        else if (step.boot) this.boot = [step.boot.id, step.boot.monotonic_ms - now];
         if (step.kind === 'crash') {
-          this.engine = new wasm.WasmEngine(this.config, SEED, 'crashed', this.persisted, undefined, now);
+          this.engine = new wasm.WasmEngine(this.config, SEED, 'crashed', this.persisted, undefined, now, ...this.bootArgs(now),
+            this.horizon ?? undefined);
         } else if (step.kind === 'clean') {
           const snapshot = engine.snapshot(now);
-          this.engine = new wasm.WasmEngine(this.config, SEED, 'clean', this.persisted, snapshot, now);
+          this.engine = new wasm.WasmEngine(this.config, SEED, 'clean', this.persisted, snapshot, now, ...this.bootArgs(now));
         } else {
           throw new Error(`unknown restart kind ${step.kind}`);
         }

@@ -31,6 +31,8 @@ count() { # count PART LOG: one phrase saying what passed, from the part's own o
         matrix)
             n=$(grep -cE " ok \([0-9.]+ s\)$" "$log")
             echo "$n scenario runs passed; table in tests/matrix/RESULTS.md" ;;
+        safety-short)
+            echo "$(grep -oE "[0-9]+ passed" "$log" | head -n 1) checker tests; $(grep -E "^safety: " "$log" | tail -n 1 | sed 's/^safety: //')" ;;
         rust-lint) echo "fmt and clippy -D warnings clean" ;;
         rust-targets) echo "core builds for thumbv6m-none-eabi and wasm32 without std" ;;
         *) grep -E "^(summary|SUMMARY):" "$log" | tail -n 1 | sed -E 's/^(summary|SUMMARY): //' || true ;;

@@ -54,6 +54,8 @@ class History {
   failOrUnknown(id, error) {
     const code = error && error.code;
     if (CERTAIN_FAILURES.has(code)) this.ret(id, 'fail', { code });
+    // The core client says the request never left it (no connection opened): no effect.
+    else if (code === 'CONNECTION' && String(error?.message).includes(' not sent: ')) this.ret(id, 'fail', { code: 'NOTSENT', error: String(error) });
     else this.ret(id, 'unknown', { code: code ?? null, error: String(error) });
   }
 

@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             lease = client.acquire(lock, ttl / 1000.0, wait=None if wait is None else wait / 1000.0)
         except fencelock.FencelockError as error:
-            log.fail_or_unknown(op, error.code)
+            log.fail_or_unknown(op, error.code, str(error))
             time.sleep(rng.uniform(0.002, 0.03))
             continue
         except Exception as error:
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
                 client.release(lock, lease.token)
                 log.ret(op, "ok")
             except fencelock.FencelockError as error:
-                log.fail_or_unknown(op, error.code)
+                log.fail_or_unknown(op, error.code, str(error))
             except Exception as error:
                 log.ret(op, "unknown", error=repr(error))
     client.close()
@@ -146,9 +146,12 @@ class History:
     def ret(self, op_id: str, out: str, **fields: Any) -> None:
         self._emit({"ev": "ret", "id": op_id, "t": now_ms(), "out": out, **fields})
 
-    def fail_or_unknown(self, op_id: str, code: Optional[str]) -> None:
+    def fail_or_unknown(self, op_id: str, code: Optional[str], text: str = "") -> None:
         if code in CERTAIN_FAILURES:
             self.ret(op_id, "fail", code=code)
+        elif code == "CONNECTION" and " not sent: " in text:
+            # The core client says the request never left it (no connection opened): no effect.
+            self.ret(op_id, "fail", code="NOTSENT", error=text)
         else:
             self.ret(op_id, "unknown", code=code)
 

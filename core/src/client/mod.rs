@@ -780,8 +780,16 @@ impl Client {
             let Some(request) = self.requests.remove(&id) else {
                 continue;
             };
+            // A request that never left this client (its connection never opened, and it was
+            // not sent on an earlier one) certainly had no effect: say so, so a caller may
+            // retry even an ACQUIRE without risking a second lease.
+            let what = if never_opened && !request.retried {
+                "not sent"
+            } else {
+                "failed"
+            };
             let error = Error::ConnectionLost(alloc::format!(
-                "{} failed: {reason}",
+                "{} {what}: {reason}",
                 request.kind.command()
             ));
             if let Kind::Renew {

@@ -49,6 +49,12 @@ CLIENTS: Dict[str, Tuple[str, ...]] = {
     "browser": ("events", "connection", "query"),
 }
 SERVERS = ("python", "node", "browser")
+LABELS = {
+    "sync": "Python Client",
+    "asyncio": "Python AsyncClient",
+    "node": "Node client",
+    "browser": "browser page",
+}
 
 
 def applicable(server: str, client: str) -> bool:
@@ -690,11 +696,12 @@ def render(servers: List[str], clients: List[str], cells: Dict[Tuple[str, str], 
         "speak RESP2 without pushes). The browser's SharedWorker serves only pages (headless Chromium), and pages reach no",
         "TCP server: those cells are n/a.",
         "",
-        "| server \\ client | " + " | ".join(clients) + " |",
+        "| server \\ client | " + " | ".join(LABELS.get(c, c) for c in clients) + " |",
         "|---|" + "---|" * len(clients),
     ]
     for server in servers:
-        lines.append(f"| {server} | " + " | ".join(cell(cells[(server, c)]) for c in clients) + " |")
+        label = {"python": "Python", "node": "Node", "browser": "browser SharedWorker"}.get(server, server)
+        lines.append(f"| {label} | " + " | ".join(cell(cells[(server, c)]) for c in clients) + " |")
     lines += ["", "| scenario | what it checks | not applicable to |", "|---|---|---|"]
     for s in scenarios:
         na = [c for c in clients if not set(s.needs) <= set(CLIENTS[c])]

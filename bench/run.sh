@@ -69,12 +69,19 @@ if [ ! -f "$repo/node/fencelock.linux-x64-gnu.node" ]; then
     log "building the Node addon"
     (cd "$repo/node" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error && npm run build) >&2
 fi
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import fencelock, matplotlib' 2>/dev/null; then
-    log "creating $venv (the Python server, release build, uvloop; matplotlib for the plots)"
-    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-    "$venv/bin/python" -c 'import fencelock' 2>/dev/null || "$venv/bin/pip" install --quiet "$repo/python[fast]"
-    "$venv/bin/pip" install --quiet "matplotlib==3.11.2"
+# The Python server runs from $venv, or from the venv `make python-test` built (the same release
+# wheel, with uvloop) when $venv has no fencelock, so `make test` need not build the package twice.
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+py_server="$venv/bin/python"
+if ! "$py_server" -c 'import fencelock' 2>/dev/null; then
+    if [ -z "${VENV:-}" ] && "$repo/.venv-python-test/bin/python" -c 'import fencelock, uvloop' 2>/dev/null; then
+        py_server="$repo/.venv-python-test/bin/python"
+    else
+        log "installing the Python package (release build, uvloop) into $venv"
+        "$venv/bin/pip" install --quiet "$repo/python[fast]"
+    fi
 fi
+"$venv/bin/python" -c 'import matplotlib' 2>/dev/null || "$venv/bin/pip" install --quiet "matplotlib==3.11.2"
 
 # ---- servers ----
 declare -A port pid_of
@@ -93,7 +100,7 @@ start_server() { # NAME: starts it pinned to the server CPU, fills port[NAME] an
             pid_of[$name]=$!; port[$name]=$p
             for _ in $(seq 100); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.05; done ;;
         python)
-            taskset -c "$server_cpu" "$venv/bin/python" -m fencelock serve --port 0 --data-dir "$dir/data" \
+            taskset -c "$server_cpu" "$py_server" -m fencelock serve --port 0 --data-dir "$dir/data" \
                 --log-level warning --ready-file "$dir/ready" >"$dir/log" 2>&1 &
             pid_of[$name]=$!; wait_ready "$dir/ready"; port[$name]=$(awk '{print $2}' "$dir/ready") ;;
         node)
@@ -172,7 +179,7 @@ for server in "${servers[@]}" echo; do stop_server "$server"; done
 # 5. The in-process engines, pinned to the server CPU.
 log "in-process engines"
 taskset -c "$server_cpu" "$loadgen" engine --duration "$engine_seconds" > "$raw_dir/engines.jsonl"
-PAIRS=$engine_pairs RUNS=$engine_runs taskset -c "$server_cpu" "$venv/bin/python" "$here/python/engine.py" >> "$raw_dir/engines.jsonl"
+PAIRS=$engine_pairs RUNS=$engine_runs taskset -c "$server_cpu" "$py_server" "$here/python/engine.py" >> "$raw_dir/engines.jsonl"
 PAIRS=$engine_pairs RUNS=$engine_runs taskset -c "$server_cpu" node "$here/node/engine.js" \
     | tail -n +2 | awk -F, '{ printf "{\"engine\":\"node %s\",\"pairs_per_s\":%s,\"us_per_pair\":%s}\n", $1, $2, $3 }' >> "$raw_dir/engines.jsonl"
 
@@ -192,8 +199,8 @@ json.dump({
     "cores": os.cpu_count(), "cpu": cpu, "kernel": platform.release(),
     "server_cpu": $server_cpu, "bench_cpu": $bench_cpu,
     "load_before": open("$work/load.before").read().strip(), "load_after": open("$work/load.after").read().strip(),
-    "redis": cmd("redis-server", "--version"), "python": cmd("$venv/bin/python", "--version"),
-    "uvloop": cmd("$venv/bin/python", "-c", "import uvloop; print(uvloop.__version__)"),
+    "redis": cmd("redis-server", "--version"), "python": cmd("$py_server", "--version"),
+    "uvloop": cmd("$py_server", "-c", "import uvloop; print(uvloop.__version__)"),
     "node": cmd("node", "--version"), "rustc": cmd("rustc", "--version"),
     "fencelock": cmd("git", "-C", "$repo", "describe", "--always", "--dirty"),
     "elapsed_s": $(date +%s) - $started,

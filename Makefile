@@ -12,12 +12,14 @@ DEMO_PORT ?= 8380
 
 matrix_python := .venv-python-test/bin/python
 
-.PHONY: test setup rust-test rust-lint rust-targets fuzz python-test node-test web-test web-build matrix serve demo bench bench-python bench-node bench-web help
+.PHONY: test setup rust-test rust-lint rust-targets fuzz python-test node-test web-test web-build matrix serve demo bench bench-quick bench-core bench-python bench-node bench-web help
 
 help:
 	@echo "make serve        - install the Python package in $(VENV) and run the server on 127.0.0.1:7380 (data in $(DATA_DIR))"
 	@echo "make test         - set up everything and run every test (what CI runs)"
-	@echo "make bench        - core benchmarks (criterion)"
+	@echo "make bench        - every server and redis-server under bench/loadgen, side by side: bench/RESULTS.md and plots (~6 min)"
+	@echo "make bench-quick  - the same scripts in a short pass (QUICK=1, under 2 min, numbers not judged)"
+	@echo "make bench-core   - core benchmarks (criterion)"
 	@echo "make bench-python - the TCP server against redis-server under redis-benchmark"
 	@echo "make node-test    - build, pack and install the npm package, then run its tests"
 	@echo "make matrix       - every server x every client over the shared scenarios (after python-test, node-test)"
@@ -105,7 +107,14 @@ bench-python:
 bench-node:
 	bash bench/node/run.sh
 
+# Real lock cycles over TCP against every server and redis-server (bench/run.sh, bench/loadgen).
 bench:
+	bash bench/run.sh
+
+bench-quick:
+	QUICK=1 bash bench/run.sh
+
+bench-core:
 	$(CARGO) bench -p fencelock-core --bench engine --bench protocol
 
 # The safety run (tests/safety/README.md): servers killed and restarted, clients paused, a fenced

@@ -8,7 +8,7 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 logs="${SUMMARY_DIR:-$repo/.test-logs}"
 mkdir -p "$logs"
-parts=(${PARTS:-setup rust-lint rust-test rust-targets fuzz python-test node-test web-test matrix safety-short})
+parts=(${PARTS:-setup rust-lint rust-test rust-targets fuzz python-test node-test web-test matrix safety-short bench-quick})
 summary=()
 failed=""
 started=$SECONDS
@@ -33,6 +33,7 @@ count() { # count PART LOG: one phrase saying what passed, from the part's own o
             echo "$n scenario runs passed; table in tests/matrix/RESULTS.md" ;;
         safety-short)
             echo "$(grep -oE "[0-9]+ passed" "$log" | head -n 1) checker tests; $(grep -E "^safety: " "$log" | tail -n 1 | sed 's/^safety: //')" ;;
+        bench-quick) echo "the benchmark scripts run end to end (QUICK=1; numbers not judged)" ;;
         rust-lint) echo "fmt and clippy -D warnings clean" ;;
         rust-targets) echo "core builds for thumbv6m-none-eabi and wasm32 without std" ;;
         *) grep -E "^(summary|SUMMARY):" "$log" | tail -n 1 | sed -E 's/^(summary|SUMMARY): //' || true ;;

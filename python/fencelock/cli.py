@@ -94,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--loop", default="auto", choices=["auto", "asyncio", "uvloop"], help="event loop; auto uses uvloop when installed (pip install 'fencelock[fast]') (default %(default)s)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="log level (default %(default)s)")
     serve.add_argument("--ready-file", metavar="PATH", help="once listening, write 'HOST PORT' to this file (handy with --port 0)")
+    cluster = serve.add_argument_group("cluster mode (replicated through etcd; see docs/CLUSTER.md)")
+    cluster.add_argument("--etcd", metavar="URLS", help="etcd endpoints, comma-separated (e.g. http://127.0.0.1:2379): run as a node of a cluster")
+    cluster.add_argument("--cluster", metavar="NAME", default="default", help="cluster name: its keys live under /fencelock/NAME/ (default %(default)s)")
+    cluster.add_argument("--advertise", metavar="HOST:PORT", help="address clients reach this node at, sent in MOVED (default HOST:PORT)")
+    cluster.add_argument("--election-ttl", type=_positive_int, default=5, metavar="S", help="election lease TTL in seconds (default %(default)s)")
     serve.set_defaults(handler=_serve)
 
     def client_command(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -166,6 +171,10 @@ def _serve(args: argparse.Namespace) -> int:
         level=getattr(logging, args.log_level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.etcd:
+        from .cluster import cluster_options, run_cluster_server
+
+        return run_cluster_server(cluster_options(args))
     from .server import ServerOptions, run_server
 
     options = ServerOptions(

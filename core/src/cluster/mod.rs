@@ -133,6 +133,8 @@ pub struct ClusterNode {
     leader: Option<String>,
     /// The create revision of the election key this node holds while candidate or leader.
     term: u64,
+    /// The create revision of the election key as the watch (or range) last showed it.
+    seen_term: u64,
     lease: Option<i64>,
     /// Host time of the last keep-alive etcd confirmed, when it was sent.
     lease_confirmed: Instant,
@@ -152,6 +154,8 @@ pub struct ClusterNode {
     watch: Option<OpId>,
     /// The highest etcd revision seen.
     revision: u64,
+    /// The highest connection id handed out.
+    conn_floor: ConnId,
     /// The highest client id in the log: a new leader's connections start above it.
     max_client: u64,
     /// Engine time = `base_engine` + (host time - `base_host`) while leading.
@@ -178,6 +182,7 @@ impl ClusterNode {
             role: Role::Starting,
             leader: None,
             term: 0,
+            seen_term: 0,
             lease: None,
             lease_confirmed: now,
             next_keepalive: now,
@@ -192,6 +197,7 @@ impl ClusterNode {
             watch: None,
             revision: 0,
             max_client: 0,
+            conn_floor: 0,
             base_engine: Instant::ZERO,
             base_host: now,
             last_host: now,
@@ -241,6 +247,8 @@ impl ClusterNode {
     pub fn connect(&mut self, now: Instant) -> ConnId {
         let at = self.engine_time(now);
         let conn = self.server.connect(at);
+        // A rebuilt server must not hand out an id the host may still hold.
+        self.conn_floor = self.conn_floor.max(conn);
         self.end_turn();
         conn
     }
@@ -395,6 +403,11 @@ impl ClusterNode {
                     self.term = leader.create_revision;
                     if self.role == Role::Follower {
                         self.role = Role::Candidate;
+                        if self.seen_term == self.term {
+                            // The watch delivered our key before this answer: the log
+                            // before it is applied already.
+                            self.promote(now);
+                        }
                     }
                 } else {
                     self.leader = Some(String::from_utf8_lossy(&leader.value).into_owned());
@@ -429,6 +442,7 @@ impl ClusterNode {
                 for kv in kvs {
                     if kv.key == key {
                         self.leader = Some(String::from_utf8_lossy(&kv.value).into_owned());
+                        self.seen_term = kv.create_revision;
                         ours = self.term != 0 && kv.create_revision == self.term;
                     } else {
                         self.apply_log_key(now, &kv);
@@ -467,6 +481,7 @@ impl ClusterNode {
                     self.note_revision(kv.mod_revision);
                     if kv.key == key {
                         self.leader = Some(String::from_utf8_lossy(&kv.value).into_owned());
+                        self.seen_term = kv.create_revision;
                         let ours = self.term != 0 && kv.create_revision == self.term;
                         if ours && matches!(self.role, Role::Candidate | Role::Follower) {
                             // Every log entry before our key has been applied: lead.
@@ -490,6 +505,7 @@ impl ClusterNode {
                     self.note_revision(kv.mod_revision);
                     if kv.key == key {
                         self.leader = None;
+                        self.seen_term = 0;
                         if self.role == Role::Leader || self.role == Role::Candidate {
                             self.step_down(now, true);
                         } else {
@@ -731,9 +747,13 @@ impl ClusterNode {
     }
 
     fn reset_replica(&mut self) {
-        let next = self.server.connection_ids().last().copied().unwrap_or(0);
-        self.server = follower_server(&self.engine_config, &self.server_config, next + 1);
+        self.server = follower_server(
+            &self.engine_config,
+            &self.server_config,
+            self.conn_floor.saturating_add(1),
+        );
         self.committed = 0;
+        self.seen_term = 0;
         self.max_client = 0;
         self.role = Role::Starting;
     }

@@ -13,6 +13,8 @@ use crate::server::{build_server_config, output_record};
 
 /// A key-value as the host passes it: (key, value, create_revision, mod_revision).
 type Kv = (Vec<u8>, Vec<u8>, u64, u64);
+/// A watch event as the host passes it: (is_put, key, value, create_revision, mod_revision).
+type Event = (bool, Vec<u8>, Vec<u8>, u64, u64);
 
 /// A replicated server node.
 #[pyclass(module = "fencelock._native")]
@@ -160,7 +162,7 @@ impl NativeCluster {
     }
 
     /// Watch events: (is_put, key, value, create_revision, mod_revision) each.
-    fn events(&mut self, id: u64, events: Vec<(bool, Vec<u8>, Vec<u8>, u64, u64)>, now_ms: u64) {
+    fn events(&mut self, id: u64, events: Vec<Event>, now_ms: u64) {
         let events = events
             .into_iter()
             .map(|(put, key, value, create, modified)| {

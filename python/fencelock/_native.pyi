@@ -363,6 +363,7 @@ class NativeClient:
         resp3: bool = True,
         request_timeout_ms: int = 10000,
         connect_timeout_ms: int = 5000,
+        addresses: Optional[List[str]] = None,
     ) -> None: ...
     def acquire(
         self,

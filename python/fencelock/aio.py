@@ -49,7 +49,7 @@ class AsyncClient:
         self.protocol = protocol
         self.endpoints: List[Endpoint] = [(host, port), *fallbacks]
         self.leases = LeaseRegistry(on_event)
-        self._native = cmd.native_client(len(self.endpoints), protocol, timeout, connect_timeout)
+        self._native = cmd.native_client(self.endpoints, protocol, timeout, connect_timeout)
         self._driver: Optional[_Driver] = None
         self._closed = False
 

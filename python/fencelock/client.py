@@ -64,7 +64,7 @@ class Client:
         self.protocol = protocol
         self.endpoints: List[Endpoint] = [(host, port), *fallbacks]
         self.leases = LeaseRegistry(on_event)
-        self._native = cmd.native_client(len(self.endpoints), protocol, timeout, connect_timeout)
+        self._native = cmd.native_client(self.endpoints, protocol, timeout, connect_timeout)
         self._io: Optional[_IoThread] = None
         self._io_lock = threading.Lock()
         self._closed = False

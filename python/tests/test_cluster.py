@@ -211,5 +211,13 @@ def test_failover_keeps_leases_and_tokens_increase(etcd_cluster: str, start_serv
     assert time.monotonic() >= short_deadline
     taken = int(client.execute_command("ACQUIRE", "short", 1000))
     assert taken > fresh
+    # fencelock's own client, given every node, follows MOVED from a follower to the leader.
+    from fencelock import Client
+
+    first_follower = next(port for port in alive if port != new_leader)
+    with Client("127.0.0.1", first_follower, fallbacks=[("127.0.0.1", p) for p in ports if p != first_follower]) as lock_client:
+        lease = lock_client.acquire("via-client", 5.0)
+        assert lease.token > taken
+        lock_client.release("via-client", lease.token)
     other = next(port for port in alive if port != new_leader)
     assert _raw(other, "ACQUIRE", "x", "1000") == f"-MOVED 127.0.0.1:{new_leader}".encode()

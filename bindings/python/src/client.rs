@@ -24,14 +24,16 @@ pub(crate) struct NativeClient {
 
 #[pymethods]
 impl NativeClient {
-    /// Creates a client for `endpoints` addresses (the host maps an index to an address).
+    /// Creates a client for `endpoints` addresses (the host maps an index to an address);
+    /// `addresses` (`host:port` per endpoint) lets a cluster follower's `-MOVED` name one.
     #[new]
-    #[pyo3(signature = (endpoints=1, resp3=true, request_timeout_ms=10_000, connect_timeout_ms=5_000))]
+    #[pyo3(signature = (endpoints=1, resp3=true, request_timeout_ms=10_000, connect_timeout_ms=5_000, addresses=None))]
     fn new(
         endpoints: usize,
         resp3: bool,
         request_timeout_ms: u64,
         connect_timeout_ms: u64,
+        addresses: Option<Vec<String>>,
     ) -> PyResult<Self> {
         if endpoints == 0 {
             return Err(PyValueError::new_err(
@@ -43,6 +45,7 @@ impl NativeClient {
         config.resp3 = resp3;
         config.request_timeout_ms = request_timeout_ms;
         config.connect_timeout_ms = connect_timeout_ms;
+        config.endpoint_addresses = addresses.unwrap_or_default();
         Ok(NativeClient {
             client: Mutex::new(Client::new(config)),
         })

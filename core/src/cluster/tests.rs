@@ -136,6 +136,8 @@ struct Harness {
     /// Bytes each connection received: (node, conn) -> bytes.
     received: BTreeMap<(usize, ConnId), Vec<u8>>,
     now: Instant,
+    /// Deliver watch events before a campaign's answer (as a real network may).
+    watch_first: bool,
 }
 
 impl Harness {
@@ -149,6 +151,7 @@ impl Harness {
             dead: vec![false; count],
             received: BTreeMap::new(),
             now: Instant(1000),
+            watch_first: false,
         };
         for index in 0..count {
             let config = ClusterConfig::new("test", &alloc::format!("127.0.0.1:{}", 7381 + index));
@@ -203,9 +206,25 @@ impl Harness {
                         _ => {}
                     }
                     if let Some(result) = self.etcd.perform(&op) {
+                        if self.watch_first && matches!(op, EtcdOp::Campaign { .. }) {
+                            self.deliver(index);
+                        }
                         self.nodes[index].handle_etcd(self.now, op.id(), result);
                     }
                 }
+                progress |= self.deliver(index);
+            }
+            if !progress {
+                return;
+            }
+        }
+    }
+
+    /// Delivers the watch events a node has not seen; returns true if there were any.
+    fn deliver(&mut self, index: usize) -> bool {
+        let mut progress = false;
+        {
+            {
                 for w in 0..self.watches[index].len() {
                     let watch = &self.watches[index][w];
                     let events: Vec<WatchEvent> = self
@@ -228,10 +247,8 @@ impl Harness {
                     }
                 }
             }
-            if !progress {
-                return;
-            }
         }
+        progress
     }
 
     fn advance(&mut self, ms: u64) {
@@ -465,4 +482,31 @@ fn a_leader_without_a_confirmed_lease_steps_down() {
     h.paused[0] = true;
     h.advance(6000);
     assert_ne!(h.nodes[0].role(), Role::Leader);
+}
+
+#[test]
+fn a_winner_whose_watch_saw_its_key_first_still_leads() {
+    let mut h = Harness::new(0);
+    h.watch_first = true;
+    for index in 0..2 {
+        let config = ClusterConfig::new("test", &alloc::format!("127.0.0.1:{}", 7381 + index));
+        h.nodes.push(ClusterNode::new(
+            h.now,
+            config,
+            Config::default(),
+            ServerConfig::default(),
+        ));
+        h.watches.push(Vec::new());
+        h.paused.push(false);
+        h.parked.push(Vec::new());
+        h.dead.push(false);
+        h.pump();
+    }
+    assert_eq!(h.leader(), Some(0));
+    let conn = h.connect(0);
+    let first = token(&h.call(0, conn, &["ACQUIRE", "a", "60000"]));
+    h.kill(0);
+    assert_eq!(h.leader(), Some(1));
+    let conn = h.connect(1);
+    assert!(token(&h.call(1, conn, &["ACQUIRE", "b", "1000"])) > first);
 }

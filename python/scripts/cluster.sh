@@ -15,8 +15,9 @@ trap cleanup EXIT INT TERM
 initial="e1=http://127.0.0.1:2380,e2=http://127.0.0.1:22380,e3=http://127.0.0.1:32380"
 state=new
 [ -d "$data/etcd1/member" ] && state=existing
+prefixes=("" "" "2" "3")  # member i listens on ${prefix}2379 (client) and ${prefix}2380 (peer)
 for i in 1 2 3; do
-    prefix=$([ "$i" = 1 ] && echo "" || echo "$i$i")
+    prefix="${prefixes[$i]}"
     etcd --name "e$i" --data-dir "$data/etcd$i" \
         --listen-client-urls "http://127.0.0.1:${prefix}2379" --advertise-client-urls "http://127.0.0.1:${prefix}2379" \
         --listen-peer-urls "http://127.0.0.1:${prefix}2380" --initial-advertise-peer-urls "http://127.0.0.1:${prefix}2380" \

@@ -154,6 +154,8 @@ pub struct ClusterNode {
     watch: Option<OpId>,
     /// The highest etcd revision seen.
     revision: u64,
+    /// When to ask again for a lease or the log after etcd failed.
+    retry_at: Option<Instant>,
     /// The highest connection id handed out.
     conn_floor: ConnId,
     /// The highest client id in the log: a new leader's connections start above it.
@@ -198,6 +200,7 @@ impl ClusterNode {
             revision: 0,
             max_client: 0,
             conn_floor: 0,
+            retry_at: None,
             base_engine: Instant::ZERO,
             base_host: now,
             last_host: now,
@@ -287,6 +290,14 @@ impl ClusterNode {
             self.step_down(now, false);
             return;
         }
+        if self.retry_at.is_some_and(|at| now >= at) {
+            self.retry_at = None;
+            if self.lease.is_none() {
+                self.request_lease();
+            } else if self.role == Role::Starting {
+                self.read_log();
+            }
+        }
         if let Some(lease) = self.lease {
             let busy = self
                 .outstanding
@@ -314,6 +325,9 @@ impl ClusterNode {
             return None;
         }
         let mut next = self.lease.map(|_| self.next_keepalive);
+        if let Some(retry) = self.retry_at {
+            next = Some(next.map_or(retry, |at| at.min(retry)));
+        }
         if self.role == Role::Leader {
             let ttl_ms = node_ttl(&self.config).saturating_mul(1000);
             let lapse = self.lease_confirmed.plus_ms(ttl_ms);
@@ -387,10 +401,8 @@ impl ClusterNode {
                     self.campaign();
                 }
             }
-            (Pending::Lease, _) => {
-                // Try again at the next timeout.
-                self.request_lease();
-            }
+            // etcd unreachable: try again a little later, not in a hot loop.
+            (Pending::Lease, _) => self.retry_at = Some(now.plus_ms(RETRY_MS)),
             (Pending::KeepAlive { sent }, EtcdResult::KeepAlive { ttl_s }) if ttl_s > 0 => {
                 self.lease_confirmed = self.lease_confirmed.max(sent);
             }
@@ -467,7 +479,7 @@ impl ClusterNode {
                     self.campaign();
                 }
             }
-            (Pending::Range, _) => self.read_log(),
+            (Pending::Range, _) => self.retry_at = Some(now.plus_ms(RETRY_MS)),
             (Pending::Revoke, _) => {}
         }
         self.update_info();
@@ -825,6 +837,9 @@ impl ClusterNode {
         self.server.set_cluster_info(text);
     }
 }
+
+/// How long to wait before asking etcd again after a failed lease grant or log read, in ms.
+const RETRY_MS: u64 = 500;
 
 fn node_ttl(config: &ClusterConfig) -> u64 {
     config.election_ttl_s.max(1)

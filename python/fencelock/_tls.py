@@ -21,7 +21,8 @@ def client_context(tls: TlsOption, tls_ca: Optional[str] = None) -> Optional[ssl
     """Returns the client's TLS context, or None for plain TCP.
 
     ``tls=True`` verifies the server against ``tls_ca`` (a PEM file) or the system's CAs, and
-    checks its name; an ``ssl.SSLContext`` is used as given. ``tls_ca`` alone turns TLS on.
+    checks its name; an ``ssl.SSLContext`` is used as given (``tls_ca``, if also given, is added
+    to its trusted CAs). ``tls_ca`` alone turns TLS on.
     """
     if isinstance(tls, ssl.SSLContext):
         if tls_ca is not None:

@@ -185,10 +185,15 @@ def test_client_certificates_are_required_with_tls_ca(start_server: Callable[...
         client.release("mtls/a", lease.token)
 
 
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_a_handshake_that_never_finishes_is_closed_and_others_are_served(
-    start_server: Callable[..., Any], pki: Dict[str, str]
+    start_server: Callable[..., Any], pki: Dict[str, str], loop: str
 ) -> None:
-    server = start_server(*_tls_flags(pki), "--tls-handshake-timeout-ms", "500", "--metrics", "127.0.0.1:0")
+    if loop == "uvloop":
+        pytest.importorskip("uvloop")
+    server = start_server(
+        *_tls_flags(pki), "--tls-handshake-timeout-ms", "500", "--metrics", "127.0.0.1:0", "--loop", loop
+    )
     stalled = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(3)]
     # Half a ClientHello: the server waits for the rest, which never comes.
     stalled[0].sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")

@@ -19,6 +19,10 @@ class UsageError extends Error {}
 const CLIENT_FLAGS = [
   ['host', { type: 'string', default: '127.0.0.1', meta: 'HOST', help: 'server address (default 127.0.0.1)' }],
   ['port', { type: 'string', default: '7380', meta: 'PORT', help: 'server port (default 7380)', parse: integer }],
+  ['tls', { type: 'boolean', help: "connect with TLS (verified against the system's CAs, or --tls-ca)" }],
+  ['tls-ca', { type: 'string', meta: 'FILE', help: 'trust the server certificate this CA signed (PEM); implies --tls' }],
+  ['tls-cert', { type: 'string', meta: 'FILE', help: 'present this client certificate (PEM), with --tls-key' }],
+  ['tls-key', { type: 'string', meta: 'FILE', help: 'the private key of --tls-cert (PEM)' }],
 ];
 
 const COMMANDS = {
@@ -38,6 +42,11 @@ const COMMANDS = {
       ['test-clock', { type: 'boolean', help: "use a manual clock moved by 'DEBUG ADVANCE ms' (tests only)" }],
       ['log-level', { type: 'string', default: 'info', meta: '{debug,info,warning,error}', choices: ['debug', 'info', 'warning', 'error'], help: 'log level (default info)' }],
       ['ready-file', { type: 'string', meta: 'PATH', help: "once listening, write 'HOST PORT' to this file (handy with --port 0)" }],
+      ['tls-cert', { type: 'string', meta: 'FILE', help: 'serve TLS with this certificate chain (PEM); needs --tls-key' }],
+      ['tls-key', { type: 'string', meta: 'FILE', help: 'the private key of --tls-cert (PEM)' }],
+      ['tls-ca', { type: 'string', meta: 'FILE', help: 'require client certificates signed by this CA (PEM)' }],
+      ['tls-handshake-timeout-ms', { type: 'string', default: '10000', meta: 'N', help: 'close a TLS connection whose handshake is not done after N ms (default 10000)', parse: positive }],
+      ['metrics', { type: 'string', meta: 'HOST:PORT', help: 'serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9380)' }],
     ],
     positionals: [],
     handler: serveCommand,
@@ -160,7 +169,7 @@ async function main(argv = process.argv.slice(2)) {
   args.command = trailing;
   if (name === 'serve') return command.handler(args);
   const { Client } = require('./client');
-  const client = new Client({ host: args.host, port: args.port });
+  const client = new Client({ host: args.host, port: args.port, tls: cliTls(args) });
   try {
     return (await command.handler(client, args)) ?? 0;
   } catch (error) {
@@ -219,6 +228,17 @@ function parse(command, words) {
   return args;
 }
 
+/** Returns the client's `tls` option from the client flags (files read here), or undefined. */
+function cliTls(args) {
+  if (Boolean(args['tls-cert']) !== Boolean(args['tls-key'])) throw new UsageError('--tls-cert and --tls-key go together');
+  if (!args.tls && !args['tls-ca'] && !args['tls-cert']) return undefined;
+  const fs = require('node:fs');
+  const options = {};
+  if (args['tls-ca']) options.ca = fs.readFileSync(args['tls-ca']);
+  if (args['tls-cert']) Object.assign(options, { cert: fs.readFileSync(args['tls-cert']), key: fs.readFileSync(args['tls-key']) });
+  return Object.keys(options).length ? options : true;
+}
+
 async function serveCommand(args) {
   const { logger } = require('./log');
   const { serve } = require('./server');
@@ -234,6 +254,11 @@ async function serveCommand(args) {
     maxConnections: args['max-connections'],
     testClock: args['test-clock'],
     readyFile: args['ready-file'],
+    tlsCert: args['tls-cert'],
+    tlsKey: args['tls-key'],
+    tlsCa: args['tls-ca'],
+    tlsHandshakeTimeoutMs: args['tls-handshake-timeout-ms'],
+    metrics: args.metrics,
     engine,
     log: logger('fencelock.server', args['log-level']),
   });

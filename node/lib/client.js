@@ -6,6 +6,7 @@
 // timer armed at the core's next deadline.
 
 const net = require('node:net');
+const tls = require('node:tls');
 const { performance } = require('node:perf_hooks');
 const native = require('./native');
 const { ConnectionLost, LeaseLost, fromRecord, translate } = require('./errors');
@@ -23,12 +24,15 @@ const nowMs = () => Math.floor(performance.now() - ORIGIN);
  *
  * Options: `host`/`port`, or `endpoints` (`[{ host, port }, ...]` or `'host:port'` strings:
  * failover in order), `timeout` (10000: longest wait for a reply), `connectTimeout` (5000),
- * `protocol` (3, or 2 for no pushes), `onEvent` (server notices about leases).
+ * `protocol` (3, or 2 for no pushes), `onEvent` (server notices about leases), `tls` (`true`
+ * for TLS verified against Node's CAs, or `{ ca, cert, key, servername, ... }`: PEM contents
+ * and any other `tls.connect` option; the handshake counts against `connectTimeout`).
  */
 class Client {
   constructor(options = {}) {
     this.endpoints = endpointList(options);
     this.onEvent = options.onEvent ?? null;
+    this.tls = options.tls ? (options.tls === true ? {} : { ...options.tls }) : null;
     const protocol = options.protocol ?? 3;
     if (protocol !== 2 && protocol !== 3) throw new RangeError(`protocol must be 2 or 3, got ${protocol}`);
     this.native = construct(() => new native.NativeClient({
@@ -268,10 +272,17 @@ class Client {
 
   open(conn, endpoint) {
     const { host, port } = this.endpoints[endpoint];
-    const socket = net.connect({ host, port, noDelay: true });
+    let socket;
+    if (this.tls === null) {
+      socket = net.connect({ host, port, noDelay: true });
+    } else {
+      // SNI takes a host name, never an address; the certificate check then uses the address.
+      const servername = this.tls.servername ?? (net.isIP(host) ? undefined : host);
+      socket = tls.connect({ ...this.tls, host, port, servername, noDelay: true });
+    }
     this.sockets.set(conn, socket);
     let connected = false;
-    socket.on('connect', () => {
+    socket.on(this.tls === null ? 'connect' : 'secureConnect', () => {
       connected = true;
       if (this.sockets.get(conn) !== socket) return;
       this.native.handleConnected(nowMs(), conn);

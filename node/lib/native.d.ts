@@ -212,6 +212,13 @@ export declare class NativeServer {
   liveLeases(): number
   /** Returns how many locks exist. */
   liveLocks(): number
+  /**
+   * Returns the Prometheus text exposition of the server's metrics, to serve at
+   * `GET /metrics` (rendered by the core, so every host serves the same text).
+   */
+  metrics(nowMs: number): string
+  /** Records how long one durable data-directory change took, in microseconds. */
+  recordPersist(micros: number): void
 }
 
 /** Options of an acquire, as the engine and the client take them (all optional). */

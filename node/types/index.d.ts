@@ -182,6 +182,11 @@ export interface ClientOptions {
   protocol?: 2 | 3;
   /** Server notices about leases (RESP3 pushes). */
   onEvent?: (notice: LeaseNotice) => void;
+  /**
+   * TLS: `true` verifies the server against Node's CAs; an object gives PEM contents (`ca`,
+   * and `cert`/`key` for a client certificate), `servername`, or any other `tls.connect` option.
+   */
+  tls?: boolean | (import('node:tls').ConnectionOptions & { ca?: string | Buffer | Array<string | Buffer>; cert?: string | Buffer; key?: string | Buffer; servername?: string });
 }
 
 export interface LeaseNotice {
@@ -267,6 +272,15 @@ export interface ServerOptions {
   maxConnections?: number;
   testClock?: boolean;
   readyFile?: string;
+  /** TLS certificate chain and key (PEM file paths). */
+  tlsCert?: string;
+  tlsKey?: string;
+  /** PEM file path: clients must then present a certificate this CA signed. */
+  tlsCa?: string;
+  /** A TLS handshake not done by then is closed (default 10000). */
+  tlsHandshakeTimeoutMs?: number;
+  /** `HOST:PORT` to serve Prometheus metrics on (GET /metrics). */
+  metrics?: string;
   /** More core engine settings, in camelCase. */
   engine?: Record<string, number>;
   /** More core server settings, in camelCase (`maxOutputBytes`, ...). */
@@ -281,6 +295,8 @@ export declare class Server {
   /** `fresh`, `crashed`, `clean`, `snapshot-refused` or `in-memory`. */
   readonly startKind: string;
   readonly address?: { host: string; port: number };
+  /** Where metrics are served, once listening with `metrics`. */
+  readonly metricsAddress: { host: string; port: number } | null;
   nowMs(): number;
   listen(): Promise<{ host: string; port: number }>;
   stop(): Promise<void>;

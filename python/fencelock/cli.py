@@ -15,6 +15,7 @@ import subprocess
 import sys
 from typing import Any, List, Optional, Sequence
 
+from ._tls import client_context
 from .client import DEFAULT_HOST, DEFAULT_PORT, Client
 from .errors import ConnectionLost, FencelockError, LeaseLost
 
@@ -94,12 +95,21 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--loop", default="auto", choices=["auto", "asyncio", "uvloop"], help="event loop; auto uses uvloop when installed (pip install 'fencelock[fast]') (default %(default)s)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="log level (default %(default)s)")
     serve.add_argument("--ready-file", metavar="PATH", help="once listening, write 'HOST PORT' to this file (handy with --port 0)")
+    serve.add_argument("--tls-cert", metavar="FILE", help="serve TLS with this certificate chain (PEM); needs --tls-key")
+    serve.add_argument("--tls-key", metavar="FILE", help="the private key of --tls-cert (PEM)")
+    serve.add_argument("--tls-ca", metavar="FILE", help="require client certificates signed by this CA (PEM)")
+    serve.add_argument("--tls-handshake-timeout-ms", type=_positive_int, default=10000, metavar="N", help="close a TLS connection whose handshake is not done after N ms (default %(default)s)")
+    serve.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9380)")
     serve.set_defaults(handler=_serve)
 
     def client_command(name: str, help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.add_argument("--host", default=DEFAULT_HOST, help="server address (default %(default)s)")
         sub.add_argument("--port", type=int, default=DEFAULT_PORT, help="server port (default %(default)s)")
+        sub.add_argument("--tls", action="store_true", help="connect with TLS (verified against the system's CAs, or --tls-ca)")
+        sub.add_argument("--tls-ca", metavar="FILE", help="trust the server certificate this CA signed (PEM); implies --tls")
+        sub.add_argument("--tls-cert", metavar="FILE", help="present this client certificate (PEM), with --tls-key")
+        sub.add_argument("--tls-key", metavar="FILE", help="the private key of --tls-cert (PEM)")
         return sub
 
     acquire = client_command("acquire", "take a lease and print its fencing token")
@@ -178,6 +188,11 @@ def _serve(args: argparse.Namespace) -> int:
         test_clock=args.test_clock,
         ready_file=args.ready_file,
         loop=args.loop,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_ca=args.tls_ca,
+        tls_handshake_timeout_ms=args.tls_handshake_timeout_ms,
+        metrics=args.metrics,
         engine_settings={
             name: value
             for name, value in (("token_block", args.token_block), ("horizon_slack_ms", args.horizon_slack_ms))
@@ -188,7 +203,15 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _client(args: argparse.Namespace) -> Client:
-    return Client(args.host, args.port)
+    tls: Any = args.tls or None
+    if args.tls_cert or args.tls_key:
+        if not (args.tls_cert and args.tls_key):
+            raise ValueError("--tls-cert and --tls-key go together")
+        tls = client_context(True, args.tls_ca)
+        assert tls is not None
+        tls.load_cert_chain(args.tls_cert, args.tls_key)
+        return Client(args.host, args.port, tls=tls)
+    return Client(args.host, args.port, tls=tls, tls_ca=args.tls_ca)
 
 
 def _acquire(args: argparse.Namespace) -> int:

@@ -25,6 +25,7 @@ from typing import Any, Dict, Optional, Tuple, cast
 
 from . import __version__
 from ._durable import DurabilityError, remove_durable, write_atomic
+from ._tls import server_context
 from ._native import DATA_FILES, Close, NativeServer, RemoveFile, Transmit, WriteFile
 
 __all__ = ["ServerOptions", "FencelockServer", "run_server", "serve"]
@@ -52,6 +53,15 @@ class ServerOptions:
     ready_file: Optional[str] = None
     loop: str = "auto"
     engine_settings: Dict[str, int] = field(default_factory=dict)
+    #: TLS: the server's certificate chain and key (PEM); with ``tls_ca``, clients must
+    #: present a certificate that CA signed.
+    tls_cert: Optional[str] = None
+    tls_key: Optional[str] = None
+    tls_ca: Optional[str] = None
+    #: A TLS handshake not finished by then is closed; it never reaches the core.
+    tls_handshake_timeout_ms: int = 10_000
+    #: ``HOST:PORT`` to serve Prometheus metrics on (``GET /metrics``), or None.
+    metrics: Optional[str] = None
 
 
 class FencelockServer:
@@ -67,8 +77,21 @@ class FencelockServer:
         self._timer: Optional[asyncio.TimerHandle] = None
         self._timer_at: Optional[int] = None
         self._listener: Optional[asyncio.AbstractServer] = None
+        self._metrics_listener: Optional[asyncio.AbstractServer] = None
+        #: Where metrics are served, once listening.
+        self.metrics_address: Optional[Tuple[str, int]] = None
         self._stopping = False
+        self._native: Optional[NativeServer] = None
         self.start_kind, self.native = self._start_native()
+        self._native = self.native
+        self.tls_context = None
+        if options.tls_cert or options.tls_key or options.tls_ca:
+            if not (options.tls_cert and options.tls_key):
+                raise SystemExit("fencelock: --tls-cert and --tls-key go together (--tls-ca needs both)")
+            try:
+                self.tls_context = server_context(options.tls_cert, options.tls_key, options.tls_ca)
+            except (OSError, ValueError) as error:
+                raise SystemExit(f"fencelock: cannot load the TLS certificate or key: {error}") from None
 
     # -- start -----------------------------------------------------------------------------
 
@@ -120,17 +143,28 @@ class FencelockServer:
     async def start(self) -> Tuple[str, int]:
         """Binds the socket; returns the bound (host, port)."""
         loop = asyncio.get_running_loop()
+        # With TLS, connection_made comes only after the handshake: a client that never
+        # finishes it is closed by the loop at the timeout and never takes a core connection.
+        tls: Dict[str, Any] = {}
+        if self.tls_context is not None:
+            tls = {"ssl": self.tls_context, "ssl_handshake_timeout": self.options.tls_handshake_timeout_ms / 1000}
         self._listener = await loop.create_server(
-            lambda: _Connection(self), self.options.host, self.options.port, reuse_address=True, backlog=1024
+            lambda: _Connection(self), self.options.host, self.options.port, reuse_address=True, backlog=1024, **tls
         )
         host, port = self._listener.sockets[0].getsockname()[:2]
+        if self.options.metrics:
+            self._metrics_listener, self.metrics_address = await start_metrics(self, self.options.metrics)
         where = f"data dir {self.data_dir}" if self.data_dir else "in memory (nothing on disk)"
         log.info(
-            "fencelock %s serving on %s:%d, %s, start %s, %s loop%s", __version__, host, port, where,
-            self.start_kind, _loop_name(), ", test clock" if self.options.test_clock else "",
+            "fencelock %s serving on %s:%d%s, %s, start %s, %s loop%s%s", __version__, host, port,
+            " (TLS, client certificates required)" if self.options.tls_ca and tls else " (TLS)" if tls else "",
+            where, self.start_kind, _loop_name(), ", test clock" if self.options.test_clock else "",
+            f", metrics on http://{self.metrics_address[0]}:{self.metrics_address[1]}/metrics" if self.metrics_address else "",
         )
         if self.options.ready_file:
-            write_atomic(self.options.ready_file, f"{host} {port}\n".encode())
+            # With --metrics a third field says where they are served (for --metrics HOST:0).
+            metrics = f" {self.metrics_address[0]}:{self.metrics_address[1]}" if self.metrics_address else ""
+            write_atomic(self.options.ready_file, f"{host} {port}{metrics}\n".encode())
         self._schedule()
         return host, port
 
@@ -141,6 +175,8 @@ class FencelockServer:
         self._stopping = True
         if self._listener is not None:
             self._listener.close()
+        if self._metrics_listener is not None:
+            self._metrics_listener.close()
         if self._timer is not None:
             self._timer.cancel()
         # The core closes every connection (EPHEMERAL leases end with them) and yields the
@@ -177,10 +213,13 @@ class FencelockServer:
         if self.data_dir is None:
             return
         try:
+            started = time.perf_counter_ns()
             if isinstance(action, WriteFile):
                 write_atomic(self.data_dir / action.file, action.data)
             else:
                 remove_durable(self.data_dir / action.file)
+            if self._native is not None:
+                self._native.record_persist((time.perf_counter_ns() - started) // 1000)
         except DurabilityError as error:
             log.critical("cannot %s %s durably: %s; exiting", action.kind, action.file, error)
             os._exit(EXIT_DURABILITY)
@@ -264,6 +303,46 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.resume_reading()
         self.server.backlog(self.conn, 0)
+
+
+def _metrics_bytes(server: FencelockServer) -> bytes:
+    """Returns the Prometheus exposition, rendered by the core."""
+    return server.native.metrics(server.now_ms())
+
+
+METRICS_REQUEST_LIMIT = 8192
+METRICS_READ_TIMEOUT_S = 10.0
+
+
+async def start_metrics(server: FencelockServer, address: str) -> Tuple[asyncio.AbstractServer, Tuple[str, int]]:
+    """Serves ``GET /metrics`` (HTTP/1.1, one request per connection) on ``HOST:PORT``."""
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), METRICS_READ_TIMEOUT_S)
+            method, target, _ = (head.split(b"\r\n", 1)[0].decode("latin-1") + "  ").split(" ", 2)
+            path = target.split("?", 1)[0]
+            if method not in ("GET", "HEAD"):
+                status, body, kind = "405 Method Not Allowed", b"only GET\n", "text/plain; charset=utf-8"
+            elif path != "/metrics":
+                status, body, kind = "404 Not Found", b"metrics are at /metrics\n", "text/plain; charset=utf-8"
+            else:
+                status, body, kind = "200 OK", _metrics_bytes(server), "text/plain; version=0.0.4; charset=utf-8"
+            writer.write(
+                f"HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {len(body)}\r\n"
+                "Connection: close\r\n\r\n".encode() + (body if method != "HEAD" else b"")
+            )
+            await writer.drain()
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    listener = await asyncio.start_server(handle, host, int(port), limit=METRICS_REQUEST_LIMIT, reuse_address=True)
+    bound = listener.sockets[0].getsockname()[:2]
+    return listener, (str(bound[0]), int(bound[1]))
 
 
 def read_boot_id() -> Optional[str]:

@@ -357,6 +357,20 @@ impl NativeServer {
     pub fn live_locks(&self) -> f64 {
         number(self.server.engine().live_locks() as u64)
     }
+
+    /// Returns the Prometheus text exposition of the server's metrics, to serve at
+    /// `GET /metrics` (rendered by the core, so every host serves the same text).
+    #[napi]
+    pub fn metrics(&mut self, now_ms: f64) -> napi::Result<String> {
+        Ok(self.server.metrics_text(Instant(whole("nowMs", now_ms)?)))
+    }
+
+    /// Records how long one durable data-directory change took, in microseconds.
+    #[napi]
+    pub fn record_persist(&mut self, micros: f64) -> napi::Result<()> {
+        self.server.record_persist(whole("micros", micros)?);
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for NativeServer {

@@ -204,6 +204,17 @@ impl NativeServer {
     fn live_locks(&self) -> usize {
         self.server.engine().live_locks()
     }
+
+    /// Returns the Prometheus text exposition of the server's metrics, as bytes to serve at
+    /// `GET /metrics` (rendered by the core, so every host serves the same text).
+    fn metrics<'py>(&mut self, py: Python<'py>, now_ms: u64) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, self.server.metrics_text(Instant(now_ms)).as_bytes())
+    }
+
+    /// Records how long one durable data-directory change took, in microseconds.
+    fn record_persist(&mut self, micros: u64) {
+        self.server.record_persist(micros);
+    }
 }
 
 fn output_record(py: Python<'_>, output: Output) -> PyResult<Py<PyAny>> {

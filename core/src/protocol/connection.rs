@@ -3,6 +3,7 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use super::metrics::ErrorTally;
 use super::parser::{ParserLimits, RequestParser};
 use super::reply::{ReplyEncoder, RespVersion};
 use crate::{Instant, WaiterId};
@@ -29,6 +30,9 @@ pub(crate) struct Connection {
     /// Bytes the host reported as accepted but not yet written to the socket.
     pub(crate) unsent: usize,
     pub(crate) connected_at: Instant,
+    /// Error replies written to this connection, by code; the server adds them to its own
+    /// tally when it forgets the connection.
+    pub(crate) errors: ErrorTally,
 }
 
 impl Connection {
@@ -46,12 +50,13 @@ impl Connection {
             queued: false,
             unsent: 0,
             connected_at: now,
+            errors: ErrorTally::default(),
         }
     }
 
     /// Returns an encoder appending to this connection's output in its RESP version.
     pub(crate) fn reply(&mut self) -> ReplyEncoder<'_> {
-        ReplyEncoder::new(&mut self.out, self.version)
+        ReplyEncoder::counting(&mut self.out, self.version, &mut self.errors)
     }
 
     /// Returns the bytes this connection holds in memory: partial request, held input, output.

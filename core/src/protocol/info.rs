@@ -27,6 +27,8 @@ pub(crate) struct Counters {
     pub(crate) commands_processed: u64,
     pub(crate) protocol_errors: u64,
     pub(crate) output_limit_closes: u64,
+    /// Acquires that blocked their connection to wait (metrics only, not in INFO).
+    pub(crate) waits_started: u64,
 }
 
 /// Returns the INFO text for `section` (lowercase; empty, `all`, `default` or `everything`

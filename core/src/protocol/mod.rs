@@ -16,12 +16,14 @@ mod connection;
 mod context;
 mod info;
 mod lock_commands;
+mod metrics;
 mod parser;
 mod reply;
 mod server;
 mod table;
 
 pub use config::ServerConfig;
+pub use metrics::{ErrorTally, PersistHistogram, PERSIST_BUCKETS_MICROS};
 pub use parser::{ParserLimits, ProtocolError, RequestParser, Step};
 pub use reply::{ReplyEncoder, RespVersion};
 pub use server::{ConnId, Output, Server};

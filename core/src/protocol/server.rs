@@ -8,6 +8,7 @@ use super::commands;
 use super::connection::Connection;
 use super::context::{Action, Context};
 use super::info::{self, Counters, Facts};
+use super::metrics::{self, ErrorTally, PersistHistogram, Sample};
 use super::parser::Step;
 use super::reply::{ReplyEncoder, RespVersion};
 use super::ServerConfig;
@@ -62,6 +63,10 @@ pub struct Server {
     files_first: VecDeque<FileAction>,
     /// Durable writes that go after every other output (the shutdown's snapshot).
     files_last: VecDeque<FileAction>,
+    /// Error replies of connections already forgotten, by code.
+    retired_errors: ErrorTally,
+    /// How long the host's durable writes took, as it reported them.
+    persist: PersistHistogram,
 }
 
 impl Server {
@@ -87,6 +92,8 @@ impl Server {
             stopped: false,
             files_first: VecDeque::new(),
             files_last: VecDeque::new(),
+            retired_errors: ErrorTally::default(),
+            persist: PersistHistogram::default(),
         }
     }
 
@@ -173,7 +180,8 @@ impl Server {
     /// released (which may grant other connections).
     pub fn disconnect(&mut self, now: Instant, conn: ConnId) {
         let now = self.clock.now(now);
-        if self.connections.remove(&conn).is_some() {
+        if let Some(connection) = self.connections.remove(&conn) {
+            self.retired_errors.add(&connection.errors);
             self.engine.disconnect(now, conn);
             self.route_events(now);
             self.run_resumed();
@@ -277,7 +285,9 @@ impl Server {
                 return Some(Output::Transmit { conn: id, bytes });
             }
             if connection.closing {
-                self.connections.remove(&id);
+                if let Some(gone) = self.connections.remove(&id) {
+                    self.retired_errors.add(&gone.errors);
+                }
                 return Some(Output::Close { conn: id });
             }
         }
@@ -296,6 +306,31 @@ impl Server {
             return None;
         }
         self.engine.poll_timeout()
+    }
+
+    /// Returns the Prometheus text exposition (format 0.0.4) of the server's counters and
+    /// gauges, for a host to serve at `GET /metrics` with content type
+    /// `text/plain; version=0.0.4`; `docs/OPERATIONS.md` lists every metric.
+    #[must_use]
+    pub fn metrics_text(&mut self, now: Instant) -> alloc::string::String {
+        let now = self.clock.now(now);
+        let facts = self.facts(now);
+        let mut errors = self.retired_errors;
+        for connection in self.connections.values() {
+            errors.add(&connection.errors);
+        }
+        let sample = Sample {
+            facts: &facts,
+            errors: &errors,
+            persist: &self.persist,
+        };
+        metrics::metrics_text(&self.engine, &sample, now)
+    }
+
+    /// Records how long one durable write of an [`Output::File`] took the host (from the
+    /// first write to the last fsync), in microseconds, for the persist-latency histogram.
+    pub fn record_persist(&mut self, micros: u64) {
+        self.persist.record(micros);
     }
 
     /// Returns how many connections are open.
@@ -387,6 +422,7 @@ impl Server {
         let Some(connection) = connections.get_mut(&conn) else {
             return;
         };
+        let was_blocked = connection.blocked.is_some();
         let mut context = Context {
             engine,
             conn: connection,
@@ -396,6 +432,9 @@ impl Server {
         };
         let action = commands::run(&mut context, argv);
         let now = context.now;
+        if !was_blocked && context.conn.blocked.is_some() {
+            self.counters.waits_started += 1;
+        }
         match action {
             Action::Done => {}
             Action::Close => self.close(now, conn),
@@ -566,7 +605,15 @@ impl Server {
     }
 
     fn write_info(&mut self, now: Instant, conn: ConnId, section: &str) {
-        let facts = Facts {
+        let facts = self.facts(now);
+        let text = info::info_text(section, &self.engine, &self.config, &facts, now);
+        if let Some(connection) = self.connections.get_mut(&conn) {
+            connection.reply().bulk(text.as_bytes());
+        }
+    }
+
+    fn facts(&self, now: Instant) -> Facts {
+        Facts {
             uptime_ms: self.clock.uptime_ms(now),
             test_clock: self.config.test_clock,
             connected_clients: self.connections.len(),
@@ -577,10 +624,6 @@ impl Server {
                 .count(),
             max_clients: self.config.max_connections,
             counters: self.counters,
-        };
-        let text = info::info_text(section, &self.engine, &self.config, &facts, now);
-        if let Some(connection) = self.connections.get_mut(&conn) {
-            connection.reply().bulk(text.as_bytes());
         }
     }
 

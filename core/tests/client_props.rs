@@ -160,7 +160,10 @@ proptest! {
             Error::BadRequest(text.clone()),
             Error::ConnectionLost(text.clone()),
             Error::Protocol(text.clone()),
-            Error::Reply { code: "NOPERM".into(), message: text.clone() },
+            Error::NoAuth(text.clone()),
+            Error::NoPerm(text.clone()),
+            Error::WrongPass(text.clone()),
+            Error::Reply { code: "WRONGTYPE".into(), message: text.clone() },
         ];
         for error in errors {
             prop_assert_eq!(Error::from_wire(&error.to_string()), error);

@@ -29,6 +29,10 @@ pub(crate) struct Connection {
     /// Bytes the host reported as accepted but not yet written to the socket.
     pub(crate) unsent: usize,
     pub(crate) connected_at: Instant,
+    /// The user this connection authenticated as (when the server has users).
+    pub(crate) user: Option<String>,
+    /// Failed `AUTH` attempts on this connection.
+    pub(crate) auth_failures: u32,
 }
 
 impl Connection {
@@ -46,6 +50,8 @@ impl Connection {
             queued: false,
             unsent: 0,
             connected_at: now,
+            user: None,
+            auth_failures: 0,
         }
     }
 

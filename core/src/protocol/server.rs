@@ -4,13 +4,15 @@ use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use hashbrown::HashMap;
 
+use super::audit::AuditEvent;
+use super::auth::Auth;
 use super::commands;
 use super::connection::Connection;
 use super::context::{Action, Context};
 use super::info::{self, Counters, Facts};
 use super::parser::Step;
 use super::reply::{ReplyEncoder, RespVersion};
-use super::ServerConfig;
+use super::{ServerConfig, Users};
 use crate::durable::{encode_ceiling, DataFile, FileAction};
 use crate::{Engine, Event, Instant};
 
@@ -62,6 +64,9 @@ pub struct Server {
     files_first: VecDeque<FileAction>,
     /// Durable writes that go after every other output (the shutdown's snapshot).
     files_last: VecDeque<FileAction>,
+    auth: Auth,
+    /// The connection whose request is running, to name the stealer of a steal.
+    acting: Option<ConnId>,
 }
 
 impl Server {
@@ -71,6 +76,8 @@ impl Server {
         // A test clock starts where the engine's time stands (0 for an engine made at 0): an
         // engine started at a host's real `now` would otherwise ignore every advance up to it.
         let manual = config.test_clock.then(|| engine.now());
+        let budget = u64::try_from(config.password_checks_per_sec).unwrap_or(u64::MAX);
+        let auth = Auth::new(engine.config().hash_seed, budget);
         Server {
             engine,
             config,
@@ -87,7 +94,30 @@ impl Server {
             stopped: false,
             files_first: VecDeque::new(),
             files_last: VecDeque::new(),
+            auth,
+            acting: None,
         }
+    }
+
+    /// Sets the users connections must authenticate as (`None`: no authentication, every
+    /// connection may do everything). Used at start and on reload: connections already
+    /// authenticated keep their user name and meet its new rules from their next command
+    /// (a user no longer listed gets `NOPERM` until it authenticates again).
+    pub fn set_users(&mut self, users: Option<Users>) {
+        self.auth.set_users(users);
+    }
+
+    /// Returns true when connections must authenticate.
+    #[must_use]
+    pub fn auth_required(&self) -> bool {
+        self.auth.required()
+    }
+
+    /// Returns the next audit event for the host's log (failed authentications, steals).
+    /// At most 1024 wait; past that the oldest are dropped, so a host that never polls
+    /// loses nothing else.
+    pub fn poll_audit(&mut self) -> Option<AuditEvent> {
+        self.auth.poll_audit()
     }
 
     /// Returns the engine.
@@ -382,6 +412,8 @@ impl Server {
             engine,
             connections,
             clock,
+            auth,
+            config,
             ..
         } = self;
         let Some(connection) = connections.get_mut(&conn) else {
@@ -393,9 +425,12 @@ impl Server {
             id: conn,
             now,
             manual_clock: &mut clock.manual,
+            auth,
+            config,
         };
         let action = commands::run(&mut context, argv);
         let now = context.now;
+        self.acting = Some(conn);
         match action {
             Action::Done => {}
             Action::Close => self.close(now, conn),
@@ -403,6 +438,7 @@ impl Server {
             Action::ClientList => self.write_client_list(now, conn),
         }
         self.route_events(now);
+        self.acting = None;
         self.after_write(now, conn);
     }
 
@@ -454,10 +490,23 @@ impl Server {
                 Event::Stolen {
                     name,
                     token,
+                    owner,
                     client,
                     by_token,
-                    ..
-                } => self.push(now, client, b"stolen", &name, token, Some(by_token)),
+                } => {
+                    let conn = self.acting.unwrap_or(0);
+                    let user = self.connections.get(&conn).and_then(|c| c.user.clone());
+                    self.auth.audit(AuditEvent::Stolen {
+                        conn,
+                        user,
+                        name: name.clone(),
+                        token,
+                        owner,
+                        holder_conn: client,
+                        by_token,
+                    });
+                    self.push(now, client, b"stolen", &name, token, Some(by_token));
+                }
             }
         }
     }
@@ -577,6 +626,12 @@ impl Server {
                 .count(),
             max_clients: self.config.max_connections,
             counters: self.counters,
+            auth: (
+                self.auth.required(),
+                self.auth.user_count(),
+                self.auth.failures,
+                self.auth.audit_dropped,
+            ),
         };
         let text = info::info_text(section, &self.engine, &self.config, &facts, now);
         if let Some(connection) = self.connections.get_mut(&conn) {

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import socket
 from types import TracebackType
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type, Union
+from typing import Any, AsyncIterator, Callable, Dict, List, Optional, Sequence, Tuple, Type, Union
 
 from . import _commands as cmd
 from ._native import NativeClient
@@ -40,6 +40,8 @@ class AsyncClient:
         protocol: int = 3,
         on_event: Optional[Callable[[LeaseEvent], None]] = None,
         fallbacks: Sequence[Endpoint] = (),
+        username: Optional[str] = None,
+        password: Optional[str] = None,
     ) -> None:
         """Creates a client; connections are made on first use."""
         self.host = host
@@ -49,7 +51,7 @@ class AsyncClient:
         self.protocol = protocol
         self.endpoints: List[Endpoint] = [(host, port), *fallbacks]
         self.leases = LeaseRegistry(on_event)
-        self._native = cmd.native_client(len(self.endpoints), protocol, timeout, connect_timeout)
+        self._native = cmd.native_client(len(self.endpoints), protocol, timeout, connect_timeout, username, password)
         self._driver: Optional[_Driver] = None
         self._closed = False
 
@@ -92,6 +94,21 @@ class AsyncClient:
     async def query(self, prefix: str = "") -> List[LockInfo]:
         """Lists locks whose name starts with ``prefix``, with holders and waiters."""
         return cmd.lock_infos(await self._call(lambda native, now: native.query(now, prefix)))
+
+    async def iter_locks(self, prefix: str = "", *, page_size: int = cmd.PAGE_SIZE) -> AsyncIterator[LockInfo]:
+        """Yields every lock whose name starts with ``prefix``, a page at a time; see
+        :meth:`fencelock.Client.iter_locks`."""
+        cursor = ""
+        while True:
+            def submit(native: NativeClient, now: int, after: str = cursor) -> int:
+                return native.query_page(now, prefix, page_size, after)
+
+            next_cursor, page = await self._call(submit)
+            for lock in cmd.lock_infos(page):
+                yield lock
+            if not next_cursor:
+                return
+            cursor = next_cursor
 
     async def info(self) -> Dict[str, Union[str, int, float]]:
         """Returns the server's INFO facts and counters as a flat dict."""

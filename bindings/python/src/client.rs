@@ -116,7 +116,8 @@ impl NativeClient {
     /// Queues one page of a QUERY: at most `count` locks after `cursor` ("" for the first).
     #[pyo3(signature = (now_ms, prefix, count, cursor=""))]
     fn query_page(&self, now_ms: u64, prefix: &str, count: u64, cursor: &str) -> RequestId {
-        self.lock().query_page(Instant(now_ms), prefix, count, cursor)
+        self.lock()
+            .query_page(Instant(now_ms), prefix, count, cursor)
     }
 
     /// Queues an INFO.

@@ -146,6 +146,10 @@ impl Auth {
         self.audit.push_back(event);
     }
 
+    pub(crate) fn pending_audit(&self) -> usize {
+        self.audit.len()
+    }
+
     pub(crate) fn poll_audit(&mut self) -> Option<AuditEvent> {
         self.audit.pop_front()
     }

@@ -120,6 +120,12 @@ impl Server {
         self.auth.poll_audit()
     }
 
+    /// Returns how many audit events wait to be polled.
+    #[must_use]
+    pub fn pending_audit(&self) -> usize {
+        self.auth.pending_audit()
+    }
+
     /// Returns the engine.
     #[must_use]
     pub fn engine(&self) -> &Engine {

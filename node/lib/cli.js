@@ -174,8 +174,8 @@ async function main(argv = process.argv.slice(2)) {
   args.command = trailing;
   if (name === 'serve' || command.local) return command.handler(args);
   const { Client } = require('./client');
-  const password = args.password ?? process.env.FENCELOCK_PASSWORD ?? null;
-  const username = args.user ?? process.env.FENCELOCK_USER ?? null;
+  const password = args.password ?? (process.env.FENCELOCK_PASSWORD || undefined);
+  const username = args.user ?? (process.env.FENCELOCK_USER || undefined);
   const client = new Client({ host: args.host, port: args.port, username, password });
   try {
     return (await command.handler(client, args)) ?? 0;

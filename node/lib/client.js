@@ -36,8 +36,8 @@ class Client {
       resp3: protocol === 3,
       requestTimeoutMs: ms('timeout', options.timeout ?? 10000),
       connectTimeoutMs: ms('connectTimeout', options.connectTimeout ?? 5000),
-      username: options.username ?? null,
-      password: options.password ?? null,
+      username: options.username ?? undefined,
+      password: options.password ?? undefined,
     }));
     this.sockets = new Map();
     this.pending = new Map();

@@ -23,6 +23,8 @@ const CLIENT_FLAGS = [
   ['tls-ca', { type: 'string', meta: 'FILE', help: 'trust the server certificate this CA signed (PEM); implies --tls' }],
   ['tls-cert', { type: 'string', meta: 'FILE', help: 'present this client certificate (PEM), with --tls-key' }],
   ['tls-key', { type: 'string', meta: 'FILE', help: 'the private key of --tls-cert (PEM)' }],
+  ['user', { type: 'string', meta: 'USER', help: "user to authenticate as (default 'default'; or FENCELOCK_USER)" }],
+  ['password', { type: 'string', meta: 'PASSWORD', help: "password (better: FENCELOCK_PASSWORD, which 'ps' does not show)" }],
 ];
 
 const COMMANDS = {
@@ -47,9 +49,21 @@ const COMMANDS = {
       ['tls-ca', { type: 'string', meta: 'FILE', help: 'require client certificates signed by this CA (PEM)' }],
       ['tls-handshake-timeout-ms', { type: 'string', default: '10000', meta: 'N', help: 'close a TLS connection whose handshake is not done after N ms (default 10000)', parse: positive }],
       ['metrics', { type: 'string', meta: 'HOST:PORT', help: 'serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9380)' }],
+      ['users', { type: 'string', meta: 'FILE', help: "users file (JSON: names, password hashes from 'fencelock hash-password', lock-name prefix rules); reloaded on SIGHUP" }],
+      ['requirepass', { type: 'string', meta: 'PASSWORD', help: "one password for a single user 'default' with every right (or set FENCELOCK_REQUIREPASS, which 'ps' does not show)" }],
+      ['no-auth', { type: 'boolean', help: 'serve a non-loopback address without authentication anyway (protected mode refuses otherwise)' }],
+      ['log-format', { type: 'string', default: 'text', meta: '{text,json}', choices: ['text', 'json'], help: 'log lines as text or as one JSON object each (default text)' }],
     ],
     positionals: [],
     handler: serveCommand,
+  },
+  'hash-password': {
+    help: 'print a password hash for a users file',
+    description: 'Read a password (from stdin) and print its users-file hash\n(PBKDF2-HMAC-SHA256 with a random salt).',
+    flags: [['iterations', { type: 'string', meta: 'N', help: 'PBKDF2 iterations (default 100000; fewer only for tests)', parse: positive }]],
+    positionals: [],
+    local: true,
+    handler: hashPasswordCommand,
   },
   acquire: {
     help: 'take a lease and print its fencing token',
@@ -167,9 +181,11 @@ async function main(argv = process.argv.slice(2)) {
     throw error;
   }
   args.command = trailing;
-  if (name === 'serve') return command.handler(args);
+  if (name === 'serve' || command.local) return command.handler(args);
   const { Client } = require('./client');
-  const client = new Client({ host: args.host, port: args.port, tls: cliTls(args) });
+  const password = args.password ?? (process.env.FENCELOCK_PASSWORD || undefined);
+  const username = args.user ?? (process.env.FENCELOCK_USER || undefined);
+  const client = new Client({ host: args.host, port: args.port, tls: cliTls(args), username, password });
   try {
     return (await command.handler(client, args)) ?? 0;
   } catch (error) {
@@ -225,6 +241,9 @@ function parse(command, words) {
   if (command === COMMANDS.serve && args['data-dir'] !== undefined && args['in-memory']) {
     throw new UsageError('argument --in-memory: not allowed with argument --data-dir');
   }
+  if (command === COMMANDS.serve && args.users !== undefined && args.requirepass !== undefined) {
+    throw new UsageError('argument --requirepass: not allowed with argument --users');
+  }
   return args;
 }
 
@@ -260,8 +279,25 @@ async function serveCommand(args) {
     tlsHandshakeTimeoutMs: args['tls-handshake-timeout-ms'],
     metrics: args.metrics,
     engine,
-    log: logger('fencelock.server', args['log-level']),
+    usersFile: args.users,
+    requirepass: args.requirepass ?? (args.users === undefined ? process.env.FENCELOCK_REQUIREPASS || undefined : undefined),
+    noAuth: args['no-auth'],
+    log: logger('fencelock.server', args['log-level'], args['log-format']),
   });
+}
+
+async function hashPasswordCommand(args) {
+  const native = require('./native');
+  const chunks = [];
+  for await (const chunk of process.stdin) chunks.push(chunk);
+  const password = Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0];
+  if (!password) {
+    process.stderr.write('fencelock: empty password\n');
+    return EXIT_USAGE;
+  }
+  const iterations = args.iterations ?? native.constants().defaultIterations;
+  print(native.hashPassword(Buffer.from(password), require('node:crypto').randomBytes(16), iterations));
+  return 0;
 }
 
 async function runCommand(client, args) {

@@ -40,6 +40,8 @@ class Client {
       resp3: protocol === 3,
       requestTimeoutMs: ms('timeout', options.timeout ?? 10000),
       connectTimeoutMs: ms('connectTimeout', options.connectTimeout ?? 5000),
+      username: options.username ?? undefined,
+      password: options.password ?? undefined,
     }));
     this.sockets = new Map();
     this.pending = new Map();
@@ -89,6 +91,21 @@ class Client {
   /** Lists locks whose name starts with `prefix`, with holders and waiters. */
   query(prefix = '', { signal } = {}) {
     return this.call((now) => this.native.query(now, prefix), signal);
+  }
+
+  /**
+   * Yields every lock whose name starts with `prefix`, in name order, a page
+   * (`QUERY prefix COUNT n CURSOR c`) at a time: `for await (const lock of client.iterLocks('jobs/'))`.
+   */
+  async *iterLocks(prefix = '', { signal, pageSize = 500 } = {}) {
+    let cursor = '';
+    for (;;) {
+      const after = cursor;
+      const page = await this.call((now) => this.native.queryPage(now, prefix, pageSize, after), signal);
+      yield* page.locks;
+      if (!page.cursor) return;
+      cursor = page.cursor;
+    }
   }
 
   /** Resolves to the server's INFO facts and counters as a flat object (numbers converted). */
@@ -246,6 +263,7 @@ class Client {
     else if (reply.granted) waiter.resolve(reply.granted);
     else if (reply.msLeft !== undefined) waiter.resolve(reply.msLeft);
     else if (reply.ok) waiter.resolve(true);
+    else if (typeof reply.cursor === 'string') waiter.resolve({ cursor: reply.cursor, locks: reply.locks ?? [] });
     else if (reply.locks) waiter.resolve(reply.locks);
     else if (reply.info) waiter.resolve(reply.info);
     else if (reply.pong) waiter.resolve(reply.pong.toString());

@@ -63,7 +63,46 @@ class Server {
     this.stopping = false;
     this.stopped = null;
     this.onFatal = options.onFatal ?? ((status) => process.exit(status));
+    checkExposure(this.options, this.log);
     this.startNative();
+    this.loadAuth();
+  }
+
+  /** Gives the core its users: the users file, or one user for `requirepass`. */
+  loadAuth() {
+    const { usersFile, requirepass } = this.options;
+    if (usersFile && requirepass) throw new Error('fencelock: give --users or --requirepass, not both');
+    if (usersFile) {
+      try {
+        this.native.setUsers(fs.readFileSync(usersFile));
+      } catch (error) {
+        throw new Error(`fencelock: users file ${usersFile}: ${translate(error).message}; refusing to start`);
+      }
+      this.log.info(`authentication on: users from ${usersFile}`);
+    } else if (requirepass) {
+      // Hashed at once with a fresh salt: the plain password is not kept by the core.
+      this.native.setPasswordHash(native.hashPassword(Buffer.from(requirepass), crypto.randomBytes(16)));
+      this.log.info("authentication on: one user 'default' (--requirepass)");
+    } else {
+      this.log.info('authentication off: every client may take, steal and release every lock');
+    }
+  }
+
+  /** Reads the users file again (SIGHUP); on any error the users in force stay. */
+  reloadUsers() {
+    const { usersFile } = this.options;
+    if (!usersFile) {
+      this.log.info('SIGHUP: no users file to reload');
+      return false;
+    }
+    try {
+      this.native.setUsers(fs.readFileSync(usersFile));
+    } catch (error) {
+      this.log.error(`SIGHUP: users file ${usersFile} not reloaded, the users in force stay: ${translate(error).message}`);
+      return false;
+    }
+    this.log.info(`SIGHUP: users reloaded from ${usersFile}`);
+    return true;
   }
 
   /** The server's clock in whole ms, truncated (the core's timer rule). */
@@ -244,6 +283,10 @@ class Server {
           return;
       }
     }
+    for (let event = this.native.pollAudit(); event !== null; event = this.native.pollAudit()) {
+      if (this.log.audit) this.log.audit(event.text, event.json);
+      else this.log.warning(event.text);
+    }
     if (!this.stopping) this.schedule();
   }
 
@@ -360,12 +403,40 @@ async function serve(options = {}) {
     (options.log ?? silent).error(`cannot serve: ${error.message}`);
     return 1;
   }
+  const reload = () => server.reloadUsers();
+  process.on('SIGHUP', reload);
   await new Promise((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
   });
+  process.off('SIGHUP', reload);
   await server.stop();
   return 0;
+}
+
+/** Tells whether `host` reaches only this machine (127.0.0.0/8, ::1, localhost). */
+function isLoopback(host) {
+  if (host === 'localhost' || host === '::1') return true;
+  if (net.isIPv4(host)) return host.startsWith('127.');
+  if (net.isIPv6(host)) return /^::ffff:127\./i.test(host);
+  // A host name other than localhost may resolve anywhere: treat it as exposed.
+  return false;
+}
+
+/** Protected mode: refuses to serve a non-loopback address with no authentication. */
+function checkExposure(options, log) {
+  if (isLoopback(options.host) || options.usersFile || options.requirepass) return;
+  if (options.noAuth) {
+    log.warning(`serving ${options.host} with no authentication (--no-auth): anyone who reaches the port can take, steal and release every lock`);
+    return;
+  }
+  const error = new Error(
+    `fencelock: refusing to serve ${options.host} without authentication: anyone who reaches the port could take, ` +
+      'steal and release every lock. Give --users FILE or --requirepass (or FENCELOCK_REQUIREPASS), bind 127.0.0.1, ' +
+      'or pass --no-auth to insist.',
+  );
+  error.code = 'PROTECTED_MODE';
+  throw error;
 }
 
 /**
@@ -431,4 +502,4 @@ function delay(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
-module.exports = { Server, serve };
+module.exports = { Server, serve, isLoopback };

@@ -44,6 +44,12 @@ export declare class ProtocolError extends FencelockError {}
 export declare class ConnectionLost extends FencelockError {}
 export declare class InternalError extends FencelockError {}
 export declare class DurabilityError extends FencelockError {}
+/** NOAUTH: the server requires authentication. */
+export declare class AuthRequired extends FencelockError {}
+/** NOPERM: the user's rules do not allow the command. */
+export declare class PermissionDenied extends FencelockError {}
+/** WRONGPASS: unknown user or wrong password. */
+export declare class AuthFailed extends FencelockError {}
 export type LostReason = 'lapsed' | 'expired' | 'stolen' | 'connection_closed' | 'refused' | 'other' | 'lost';
 export declare class LeaseLost extends FencelockError {
   constructor(message?: string, options?: FencelockErrorOptions & { name?: string; token?: number; reason?: LostReason });
@@ -187,6 +193,10 @@ export interface ClientOptions {
    * and `cert`/`key` for a client certificate), `servername`, or any other `tls.connect` option.
    */
   tls?: boolean | (import('node:tls').ConnectionOptions & { ca?: string | Buffer | Array<string | Buffer>; cert?: string | Buffer; key?: string | Buffer; servername?: string });
+  /** User to authenticate as (default `default`, the user of `--requirepass`). */
+  username?: string;
+  /** Password; every connection authenticates with it (HELLO 3 AUTH, or AUTH). */
+  password?: string;
 }
 
 export interface LeaseNotice {
@@ -238,6 +248,8 @@ export declare class Client implements AsyncDisposable {
   release(name: string, token: number, options?: RequestOptions): Promise<void>;
   verify(name: string, token: number, options?: RequestOptions): Promise<number>;
   query(prefix?: string, options?: RequestOptions): Promise<LockRecord[]>;
+  /** Every lock under `prefix`, in name order, fetched a page (QUERY ... COUNT CURSOR) at a time. */
+  iterLocks(prefix?: string, options?: RequestOptions & { pageSize?: number }): AsyncIterableIterator<LockRecord>;
   info(options?: RequestOptions): Promise<Record<string, string | number>>;
   ping(options?: RequestOptions): Promise<void>;
   command(...args: Array<string | number | bigint | Uint8Array>): Promise<unknown>;

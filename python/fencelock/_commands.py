@@ -25,16 +25,31 @@ def now_ms() -> int:
     return time.monotonic_ns() // 1_000_000
 
 
-def native_client(endpoints: int, protocol: int, timeout: float, connect_timeout: float) -> NativeClient:
+def native_client(
+    endpoints: int,
+    protocol: int,
+    timeout: float,
+    connect_timeout: float,
+    username: Optional[str] = None,
+    password: Optional[str] = None,
+) -> NativeClient:
     """Creates the core client behind a ``Client`` or an ``AsyncClient``."""
     if protocol not in (2, 3):
         raise ValueError(f"protocol must be 2 or 3, got {protocol!r}")
+    if username is not None and password is None:
+        raise ValueError("username= needs password=")
     return NativeClient(
         endpoints=endpoints,
         resp3=protocol == 3,
         request_timeout_ms=to_ms(timeout, "timeout"),
         connect_timeout_ms=to_ms(connect_timeout, "connect_timeout"),
+        username=username,
+        password=password,
     )
+
+
+#: Locks per page when iterating (the server caps a page at its max_query_count anyway).
+PAGE_SIZE = 500
 
 
 def to_ms(seconds: float, what: str, *, allow_zero: bool = False) -> int:

@@ -14,7 +14,7 @@ import logging
 import socket
 import ssl
 from types import TracebackType
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type, Union
+from typing import Any, AsyncIterator, Callable, Dict, List, Optional, Sequence, Tuple, Type, Union
 
 from . import _commands as cmd
 from ._native import NativeClient
@@ -44,6 +44,8 @@ class AsyncClient:
         fallbacks: Sequence[Endpoint] = (),
         tls: TlsOption = None,
         tls_ca: Optional[str] = None,
+        username: Optional[str] = None,
+        password: Optional[str] = None,
     ) -> None:
         """Creates a client; connections are made on first use. ``tls`` and ``tls_ca`` are as
         for :class:`fencelock.Client`."""
@@ -55,7 +57,7 @@ class AsyncClient:
         self.endpoints: List[Endpoint] = [(host, port), *fallbacks]
         self.tls_context = client_context(tls, tls_ca)
         self.leases = LeaseRegistry(on_event)
-        self._native = cmd.native_client(len(self.endpoints), protocol, timeout, connect_timeout)
+        self._native = cmd.native_client(len(self.endpoints), protocol, timeout, connect_timeout, username, password)
         self._driver: Optional[_Driver] = None
         self._closed = False
 
@@ -98,6 +100,21 @@ class AsyncClient:
     async def query(self, prefix: str = "") -> List[LockInfo]:
         """Lists locks whose name starts with ``prefix``, with holders and waiters."""
         return cmd.lock_infos(await self._call(lambda native, now: native.query(now, prefix)))
+
+    async def iter_locks(self, prefix: str = "", *, page_size: int = cmd.PAGE_SIZE) -> AsyncIterator[LockInfo]:
+        """Yields every lock whose name starts with ``prefix``, a page at a time; see
+        :meth:`fencelock.Client.iter_locks`."""
+        cursor = ""
+        while True:
+            def submit(native: NativeClient, now: int, after: str = cursor) -> int:
+                return native.query_page(now, prefix, page_size, after)
+
+            next_cursor, page = await self._call(submit)
+            for lock in cmd.lock_infos(page):
+                yield lock
+            if not next_cursor:
+                return
+            cursor = next_cursor
 
     async def info(self) -> Dict[str, Union[str, int, float]]:
         """Returns the server's INFO facts and counters as a flat dict."""

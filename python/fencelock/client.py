@@ -20,7 +20,7 @@ import socket
 import ssl
 import threading
 from types import TracebackType
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Type, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Type, Union
 
 from . import _commands as cmd
 from ._native import NativeClient
@@ -54,8 +54,15 @@ class Client:
         fallbacks: Sequence[Endpoint] = (),
         tls: TlsOption = None,
         tls_ca: Optional[str] = None,
+        username: Optional[str] = None,
+        password: Optional[str] = None,
     ) -> None:
         """Creates a client; no connection is made until the first request.
+
+        ``username``/``password`` authenticate every connection (``HELLO 3 AUTH``, or
+        ``AUTH`` with ``protocol=2``); ``password`` alone is the ``default`` user of a server
+        started with ``--requirepass``. A wrong pair raises ``AuthFailed`` on the first
+        request, a missing one ``AuthRequired``, a rule that forbids ``PermissionDenied``.
 
         ``timeout`` bounds each round trip (a waiting acquire gets its wait on top), and
         ``protocol=3`` asks for RESP3 so the server can push lost-lease notices. When a
@@ -72,7 +79,7 @@ class Client:
         self.endpoints: List[Endpoint] = [(host, port), *fallbacks]
         self.tls_context = client_context(tls, tls_ca)
         self.leases = LeaseRegistry(on_event)
-        self._native = cmd.native_client(len(self.endpoints), protocol, timeout, connect_timeout)
+        self._native = cmd.native_client(len(self.endpoints), protocol, timeout, connect_timeout, username, password)
         self._io: Optional[_IoThread] = None
         self._io_lock = threading.Lock()
         self._closed = False
@@ -141,6 +148,21 @@ class Client:
     def query(self, prefix: str = "") -> List[LockInfo]:
         """Lists locks whose name starts with ``prefix``, with holders and waiters."""
         return cmd.lock_infos(self._call(lambda native, now: native.query(now, prefix)))
+
+    def iter_locks(self, prefix: str = "", *, page_size: int = cmd.PAGE_SIZE) -> Iterator[LockInfo]:
+        """Yields every lock whose name starts with ``prefix``, in name order, a page
+        (``QUERY prefix COUNT n CURSOR c``) at a time; locks changed between pages show as
+        they are when their page is read."""
+        cursor = ""
+        while True:
+            def submit(native: NativeClient, now: int, after: str = cursor) -> int:
+                return native.query_page(now, prefix, page_size, after)
+
+            next_cursor, page = self._call(submit)
+            yield from cmd.lock_infos(page)
+            if not next_cursor:
+                return
+            cursor = next_cursor
 
     def info(self) -> Dict[str, Union[str, int, float]]:
         """Returns the server's INFO facts and counters as a flat dict."""

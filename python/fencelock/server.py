@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import ipaddress
 import logging
 import os
 import signal
@@ -26,11 +27,14 @@ from typing import Any, Dict, Optional, Tuple, cast
 from . import __version__
 from ._durable import DurabilityError, remove_durable, write_atomic
 from ._tls import server_context
-from ._native import DATA_FILES, Close, NativeServer, RemoveFile, Transmit, WriteFile
+from ._native import DATA_FILES, Close, FencelockError, NativeServer, RemoveFile, Transmit, WriteFile, hash_password
 
-__all__ = ["ServerOptions", "FencelockServer", "run_server", "serve"]
+__all__ = ["ServerOptions", "FencelockServer", "run_server", "serve", "is_loopback"]
 
 log = logging.getLogger("fencelock.server")
+#: Audit events (failed authentications, steals): one record each, with the core's JSON in
+#: the record's ``audit`` attribute for ``--log-format json``.
+audit_log = logging.getLogger("fencelock.audit")
 
 EXIT_DURABILITY = 3
 
@@ -62,6 +66,13 @@ class ServerOptions:
     tls_handshake_timeout_ms: int = 10_000
     #: ``HOST:PORT`` to serve Prometheus metrics on (``GET /metrics``), or None.
     metrics: Optional[str] = None
+    #: A users file (JSON, see docs/PROTOCOL.md); reloaded on SIGHUP.
+    users_file: Optional[str] = None
+    #: One password for a single ``default`` user with every right.
+    requirepass: Optional[str] = field(default=None, repr=False)
+    #: Serve without authentication on a non-loopback address anyway.
+    no_auth: bool = False
+    server_settings: Dict[str, int] = field(default_factory=dict)
 
 
 class FencelockServer:
@@ -81,9 +92,11 @@ class FencelockServer:
         #: Where metrics are served, once listening.
         self.metrics_address: Optional[Tuple[str, int]] = None
         self._stopping = False
+        check_exposure(options)
         self._native: Optional[NativeServer] = None
         self.start_kind, self.native = self._start_native()
         self._native = self.native
+        self._load_auth()
         self.tls_context = None
         if options.tls_cert or options.tls_key or options.tls_ca:
             if not (options.tls_cert and options.tls_key):
@@ -101,7 +114,8 @@ class FencelockServer:
             engine_config["max_ttl_ms"] = self.options.max_ttl_ms
         if self.options.lock_delay_ms is not None:
             engine_config["lock_delay_ms"] = self.options.lock_delay_ms
-        server_config = {
+        server_config: Dict[str, Any] = {
+            **self.options.server_settings,
             "max_connections": self.options.max_connections,
             "test_clock": self.options.test_clock,
         }
@@ -133,6 +147,37 @@ class FencelockServer:
         else:
             log.info("%s", recovery.summary)
         return recovery.kind, native
+
+    def _load_auth(self) -> None:
+        """Gives the core its users: the users file, or one user for ``requirepass``."""
+        if self.options.users_file and self.options.requirepass:
+            raise SystemExit("fencelock: give --users or --requirepass, not both")
+        if self.options.users_file:
+            try:
+                self.native.set_users(Path(self.options.users_file).read_bytes())
+            except (OSError, FencelockError) as error:
+                raise SystemExit(f"fencelock: users file {self.options.users_file}: {_reason(error)}; refusing to start") from None
+            log.info("authentication on: users from %s", self.options.users_file)
+        elif self.options.requirepass:
+            # Hashed at once with a fresh salt: the plain password is not kept by the core.
+            self.native.set_password_hash(hash_password(self.options.requirepass.encode(), os.urandom(16)))
+            log.info("authentication on: one user 'default' (--requirepass)")
+        else:
+            log.info("authentication off: every client may take, steal and release every lock")
+
+    def reload_users(self) -> bool:
+        """Reads the users file again (SIGHUP); on any error the users in force stay."""
+        if not self.options.users_file:
+            log.info("SIGHUP: no users file to reload")
+            return False
+        try:
+            self.native.set_users(Path(self.options.users_file).read_bytes())
+        except (OSError, FencelockError) as error:
+            log.error("SIGHUP: users file %s not reloaded, the users in force stay: %s",
+                      self.options.users_file, _reason(error))
+            return False
+        log.info("SIGHUP: users reloaded from %s", self.options.users_file)
+        return True
 
     # -- serving ---------------------------------------------------------------------------
 
@@ -204,6 +249,9 @@ class FencelockServer:
                     transport.close()
             else:
                 self._perform(output)
+        while (event := self.native.poll_audit()) is not None:
+            kind, text, as_json = event
+            audit_log.warning("%s", text, extra={"audit": as_json, "audit_kind": kind})
         if not self._stopping:
             self._schedule()
 
@@ -365,6 +413,37 @@ def read_boot_id() -> Optional[str]:
     return text
 
 
+def is_loopback(host: str) -> bool:
+    """Tells whether ``host`` reaches only this machine (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        # A host name other than localhost may resolve anywhere: treat it as exposed.
+        return False
+
+
+def check_exposure(options: ServerOptions) -> None:
+    """Protected mode: refuses to serve a non-loopback address with no authentication."""
+    if is_loopback(options.host) or options.users_file or options.requirepass:
+        return
+    if options.no_auth:
+        log.warning("serving %s with no authentication (--no-auth): anyone who reaches the port "
+                    "can take, steal and release every lock", options.host)
+        return
+    raise SystemExit(
+        f"fencelock: refusing to serve {options.host} without authentication: anyone who reaches "
+        "the port could take, steal and release every lock. Give --users FILE or --requirepass "
+        "(or FENCELOCK_REQUIREPASS), bind 127.0.0.1, or pass --no-auth to insist."
+    )
+
+
+def _reason(error: BaseException) -> str:
+    message = getattr(error, "message", None)
+    return str(message) if message else str(error)
+
+
 def _loop_name() -> str:
     module = type(asyncio.get_running_loop()).__module__
     return "uvloop" if module.startswith("uvloop") else "asyncio"
@@ -380,6 +459,10 @@ async def serve(options: ServerOptions, stop: Optional[asyncio.Event] = None) ->
             loop.add_signal_handler(signum, stop.set)
         except (NotImplementedError, RuntimeError):
             pass
+    try:
+        loop.add_signal_handler(signal.SIGHUP, server.reload_users)
+    except (NotImplementedError, RuntimeError, AttributeError):
+        pass
     await server.start()
     try:
         await stop.wait()

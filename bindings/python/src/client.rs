@@ -26,12 +26,14 @@ pub(crate) struct NativeClient {
 impl NativeClient {
     /// Creates a client for `endpoints` addresses (the host maps an index to an address).
     #[new]
-    #[pyo3(signature = (endpoints=1, resp3=true, request_timeout_ms=10_000, connect_timeout_ms=5_000))]
+    #[pyo3(signature = (endpoints=1, resp3=true, request_timeout_ms=10_000, connect_timeout_ms=5_000, username=None, password=None))]
     fn new(
         endpoints: usize,
         resp3: bool,
         request_timeout_ms: u64,
         connect_timeout_ms: u64,
+        username: Option<&str>,
+        password: Option<&str>,
     ) -> PyResult<Self> {
         if endpoints == 0 {
             return Err(PyValueError::new_err(
@@ -43,6 +45,12 @@ impl NativeClient {
         config.resp3 = resp3;
         config.request_timeout_ms = request_timeout_ms;
         config.connect_timeout_ms = connect_timeout_ms;
+        config.credentials = password.map(|password| {
+            fencelock_core::client::Credentials::new(
+                username.unwrap_or(fencelock_core::protocol::DEFAULT_USER),
+                password,
+            )
+        });
         Ok(NativeClient {
             client: Mutex::new(Client::new(config)),
         })
@@ -103,6 +111,13 @@ impl NativeClient {
     #[pyo3(signature = (now_ms, prefix=""))]
     fn query(&self, now_ms: u64, prefix: &str) -> RequestId {
         self.lock().query(Instant(now_ms), prefix)
+    }
+
+    /// Queues one page of a QUERY: at most `count` locks after `cursor` ("" for the first).
+    #[pyo3(signature = (now_ms, prefix, count, cursor=""))]
+    fn query_page(&self, now_ms: u64, prefix: &str, count: u64, cursor: &str) -> RequestId {
+        self.lock()
+            .query_page(Instant(now_ms), prefix, count, cursor)
     }
 
     /// Queues an INFO.
@@ -247,6 +262,11 @@ fn reply_object(py: Python<'_>, reply: Reply) -> PyResult<Py<PyAny>> {
             .into_iter()
             .map(lock_record)
             .collect::<Vec<_>>()
+            .into_py_any(py),
+        Reply::LockPage { cursor, locks } => (
+            cursor,
+            locks.into_iter().map(lock_record).collect::<Vec<_>>(),
+        )
             .into_py_any(py),
         Reply::Info(entries) => entries
             .into_iter()

@@ -391,6 +391,47 @@ impl Engine {
         locks
     }
 
+    /// Returns at most `count` locks whose name starts with `prefix` and sorts after `after`
+    /// (all of them for `None`), in name order, and whether more such locks exist.
+    ///
+    /// One page costs a scan of the lock names and memory for `count` of them, never a copy
+    /// of every matching lock, so a server with a million locks answers in bounded memory.
+    pub fn query_page(
+        &mut self,
+        now: Instant,
+        prefix: &str,
+        after: Option<&str>,
+        count: usize,
+    ) -> (Vec<LockInfo>, bool) {
+        let now = self.advance(now);
+        // A max-heap of the `count` smallest names seen: the largest one is evicted first.
+        let mut smallest: alloc::collections::BinaryHeap<(&str, u32)> =
+            alloc::collections::BinaryHeap::new();
+        let mut more = false;
+        for (slot, lock) in self.locks.iter() {
+            let name: &str = &lock.name;
+            if !name.starts_with(prefix) || after.is_some_and(|after| name <= after) {
+                continue;
+            }
+            if smallest.len() < count {
+                smallest.push((name, slot));
+            } else {
+                more = true;
+                if smallest.peek().is_some_and(|&(largest, _)| name < largest) {
+                    smallest.pop();
+                    smallest.push((name, slot));
+                }
+            }
+        }
+        let page = smallest.into_sorted_vec();
+        let locks = page
+            .iter()
+            .filter_map(|&(_, slot)| self.locks.get(slot))
+            .map(|lock| lock_info(lock, now))
+            .collect();
+        (locks, more)
+    }
+
     /// Returns the counters since start.
     #[must_use]
     pub fn stats(&self) -> Stats {

@@ -33,6 +33,10 @@ pub(crate) struct Connection {
     /// Error replies written to this connection, by code; the server adds them to its own
     /// tally when it forgets the connection.
     pub(crate) errors: ErrorTally,
+    /// The user this connection authenticated as (when the server has users).
+    pub(crate) user: Option<String>,
+    /// Failed `AUTH` attempts on this connection.
+    pub(crate) auth_failures: u32,
 }
 
 impl Connection {
@@ -51,6 +55,8 @@ impl Connection {
             unsent: 0,
             connected_at: now,
             errors: ErrorTally::default(),
+            user: None,
+            auth_failures: 0,
         }
     }
 

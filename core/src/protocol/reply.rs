@@ -48,6 +48,16 @@ impl<'a> ReplyEncoder<'a> {
         }
     }
 
+    /// Returns how many bytes the output holds.
+    pub(crate) fn len(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Appends bytes another encoder of the same version produced.
+    pub(crate) fn raw(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
+    }
+
     /// Returns the RESP version this encoder writes.
     #[must_use]
     pub fn version(&self) -> RespVersion {

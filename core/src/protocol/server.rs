@@ -4,6 +4,8 @@ use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use hashbrown::HashMap;
 
+use super::audit::AuditEvent;
+use super::auth::Auth;
 use super::commands;
 use super::connection::Connection;
 use super::context::{Action, Context};
@@ -11,7 +13,7 @@ use super::info::{self, Counters, Facts};
 use super::metrics::{self, ErrorTally, PersistHistogram, Sample};
 use super::parser::Step;
 use super::reply::{ReplyEncoder, RespVersion};
-use super::ServerConfig;
+use super::{ServerConfig, Users};
 use crate::durable::{encode_ceiling, DataFile, FileAction};
 use crate::{Engine, Event, Instant};
 
@@ -67,6 +69,9 @@ pub struct Server {
     retired_errors: ErrorTally,
     /// How long the host's durable writes took, as it reported them.
     persist: PersistHistogram,
+    auth: Auth,
+    /// The connection whose request is running, to name the stealer of a steal.
+    acting: Option<ConnId>,
 }
 
 impl Server {
@@ -76,6 +81,8 @@ impl Server {
         // A test clock starts where the engine's time stands (0 for an engine made at 0): an
         // engine started at a host's real `now` would otherwise ignore every advance up to it.
         let manual = config.test_clock.then(|| engine.now());
+        let budget = u64::try_from(config.password_checks_per_sec).unwrap_or(u64::MAX);
+        let auth = Auth::new(engine.config().hash_seed, budget);
         Server {
             engine,
             config,
@@ -94,7 +101,36 @@ impl Server {
             files_last: VecDeque::new(),
             retired_errors: ErrorTally::default(),
             persist: PersistHistogram::default(),
+            auth,
+            acting: None,
         }
+    }
+
+    /// Sets the users connections must authenticate as (`None`: no authentication, every
+    /// connection may do everything). Used at start and on reload: connections already
+    /// authenticated keep their user name and meet its new rules from their next command
+    /// (a user no longer listed gets `NOPERM` until it authenticates again).
+    pub fn set_users(&mut self, users: Option<Users>) {
+        self.auth.set_users(users);
+    }
+
+    /// Returns true when connections must authenticate.
+    #[must_use]
+    pub fn auth_required(&self) -> bool {
+        self.auth.required()
+    }
+
+    /// Returns the next audit event for the host's log (failed authentications, steals).
+    /// At most 1024 wait; past that the oldest are dropped, so a host that never polls
+    /// loses nothing else.
+    pub fn poll_audit(&mut self) -> Option<AuditEvent> {
+        self.auth.poll_audit()
+    }
+
+    /// Returns how many audit events wait to be polled.
+    #[must_use]
+    pub fn pending_audit(&self) -> usize {
+        self.auth.pending_audit()
     }
 
     /// Returns the engine.
@@ -417,6 +453,8 @@ impl Server {
             engine,
             connections,
             clock,
+            auth,
+            config,
             ..
         } = self;
         let Some(connection) = connections.get_mut(&conn) else {
@@ -429,12 +467,15 @@ impl Server {
             id: conn,
             now,
             manual_clock: &mut clock.manual,
+            auth,
+            config,
         };
         let action = commands::run(&mut context, argv);
         let now = context.now;
         if !was_blocked && context.conn.blocked.is_some() {
             self.counters.waits_started += 1;
         }
+        self.acting = Some(conn);
         match action {
             Action::Done => {}
             Action::Close => self.close(now, conn),
@@ -442,6 +483,7 @@ impl Server {
             Action::ClientList => self.write_client_list(now, conn),
         }
         self.route_events(now);
+        self.acting = None;
         self.after_write(now, conn);
     }
 
@@ -493,10 +535,23 @@ impl Server {
                 Event::Stolen {
                     name,
                     token,
+                    owner,
                     client,
                     by_token,
-                    ..
-                } => self.push(now, client, b"stolen", &name, token, Some(by_token)),
+                } => {
+                    let conn = self.acting.unwrap_or(0);
+                    let user = self.connections.get(&conn).and_then(|c| c.user.clone());
+                    self.auth.audit(AuditEvent::Stolen {
+                        conn,
+                        user,
+                        name: name.clone(),
+                        token,
+                        owner,
+                        holder_conn: client,
+                        by_token,
+                    });
+                    self.push(now, client, b"stolen", &name, token, Some(by_token));
+                }
             }
         }
     }
@@ -624,6 +679,12 @@ impl Server {
                 .count(),
             max_clients: self.config.max_connections,
             counters: self.counters,
+            auth: (
+                self.auth.required(),
+                self.auth.user_count(),
+                self.auth.failures,
+                self.auth.audit_dropped,
+            ),
         }
     }
 

@@ -51,6 +51,9 @@ pub struct ClientConfig {
     pub connect_timeout_ms: u64,
     /// Bounds on the replies the client accepts.
     pub limits: DecoderLimits,
+    /// A bug planted on purpose for the simulator's own tests (feature `sim-bugs` only).
+    #[cfg(feature = "sim-bugs")]
+    pub planted_bug: Option<crate::PlantedBug>,
 }
 
 impl Default for ClientConfig {
@@ -61,6 +64,8 @@ impl Default for ClientConfig {
             request_timeout_ms: 10_000,
             connect_timeout_ms: 5_000,
             limits: DecoderLimits::default(),
+            #[cfg(feature = "sim-bugs")]
+            planted_bug: None,
         }
     }
 }
@@ -226,6 +231,10 @@ impl Client {
             token,
             automatic: false,
         };
+        // The renewal may shorten the lease the moment the server runs it, before its reply
+        // comes: until then the conservative deadline is the earlier of the two.
+        let now = self.tick(now);
+        self.leases.renewal_sent(name, token, now, ttl_ms);
         Ok(self.submit(now, kind, bytes, 0))
     }
 
@@ -635,6 +644,8 @@ impl Client {
                 ephemeral,
             } => {
                 if let Ok(Reply::Granted { token, .. }) = result {
+                    #[cfg(feature = "sim-bugs")]
+                    let request = self.planted_late_deadline(request);
                     let deadline = request.sent_at.plus_ms(ttl_ms);
                     let ephemeral_conn = ephemeral.then_some(conn);
                     // The name moves into the lease: a grant costs no second copy of it.
@@ -715,6 +726,16 @@ impl Client {
             }
         }
         self.events.push_back(notice);
+    }
+
+    /// The planted bug [`crate::PlantedBug::LateClientDeadline`]: the lease is measured
+    /// from the reply's arrival.
+    #[cfg(feature = "sim-bugs")]
+    fn planted_late_deadline(&self, mut request: Request) -> Request {
+        if self.config.planted_bug == Some(crate::PlantedBug::LateClientDeadline) {
+            request.sent_at = self.last_now;
+        }
+        request
     }
 
     /// Emits the loss of a tracked lease once and forgets it.

@@ -112,6 +112,13 @@ impl Engine {
                 engine.tokens =
                     TokenSequence::resume(ceiling, snapshot.next_token, engine.config.token_block);
                 engine.restore(&snapshot, now)?;
+                if snapshot.grace_ms_left > 0 {
+                    // The crash grace the last run was still in goes on: the leases it
+                    // protects are in no snapshot, and a later crash must wait for it too.
+                    engine.grace_until = now.plus_ms(snapshot.grace_ms_left);
+                    engine.grace_ms = snapshot.grace_ms_left;
+                    engine.horizon.cover(engine.grace_until);
+                }
             }
         }
         Ok(engine)
@@ -429,6 +436,7 @@ impl Engine {
             ceiling: self.tokens.ceiling(),
             leases,
             delays,
+            grace_ms_left: self.grace_until.ms_since(now),
         }
     }
 

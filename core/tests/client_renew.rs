@@ -1,7 +1,11 @@
 //! Regression (found by the deterministic simulator, tests/sim, seed 2): a renewal asked for
 //! with a shorter TTL shortens the server's lease as soon as the server runs it, so the
 //! client's conservative deadline must not stay at the old, later one while the reply is in flight.
-#![allow(clippy::unwrap_used, clippy::panic, clippy::field_reassign_with_default)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::field_reassign_with_default
+)]
 
 use fencelock_core::client::{Client, ClientConfig, Output, Reply};
 use fencelock_core::protocol::{Server, ServerConfig};

@@ -1,7 +1,11 @@
 //! Regression (found by the deterministic simulator, tests/sim, seed 11): a server that shut
 //! down cleanly while still in the restart grace of an earlier crash must keep that grace
 //! after its clean restart. The crashed run's leases are in no snapshot and may still be live.
-#![allow(clippy::unwrap_used, clippy::panic, clippy::field_reassign_with_default)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::field_reassign_with_default
+)]
 
 use fencelock_core::{
     AcquireOptions, Config, DataFile, DataFiles, Engine, Error, FileAction, Instant, Recovery,

@@ -645,12 +645,14 @@ impl Client {
             } => {
                 if let Ok(Reply::Granted { token, .. }) = result {
                     #[cfg(feature = "sim-bugs")]
-                    let request = self.planted_late_deadline(request);
-                    let deadline = request.sent_at.plus_ms(ttl_ms);
+                    let sent_at = self.planted_late_deadline(request.sent_at);
+                    #[cfg(not(feature = "sim-bugs"))]
+                    let sent_at = request.sent_at;
+                    let deadline = sent_at.plus_ms(ttl_ms);
                     let ephemeral_conn = ephemeral.then_some(conn);
                     // The name moves into the lease: a grant costs no second copy of it.
                     self.leases
-                        .track(name, token, ttl_ms, request.sent_at, ephemeral_conn);
+                        .track(name, token, ttl_ms, sent_at, ephemeral_conn);
                     result = Ok(Reply::Granted { token, deadline });
                 }
             }
@@ -731,11 +733,11 @@ impl Client {
     /// The planted bug [`crate::PlantedBug::LateClientDeadline`]: the lease is measured
     /// from the reply's arrival.
     #[cfg(feature = "sim-bugs")]
-    fn planted_late_deadline(&self, mut request: Request) -> Request {
+    fn planted_late_deadline(&self, sent_at: Instant) -> Instant {
         if self.config.planted_bug == Some(crate::PlantedBug::LateClientDeadline) {
-            request.sent_at = self.last_now;
+            return self.last_now;
         }
-        request
+        sent_at
     }
 
     /// Emits the loss of a tracked lease once and forgets it.

@@ -545,7 +545,9 @@ impl Engine {
     fn resume_after_crash(&mut self, ceiling: u64, now: Instant, horizon: Option<&Horizon>) {
         #[cfg(feature = "sim-bugs")]
         let next = if self.config.planted_bug == Some(crate::PlantedBug::TokenReuse) {
-            ceiling.saturating_sub(self.config.token_block).saturating_add(1)
+            ceiling
+                .saturating_sub(self.config.token_block)
+                .saturating_add(1)
         } else {
             ceiling.saturating_add(1)
         };

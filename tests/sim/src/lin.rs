@@ -339,9 +339,7 @@ impl Model for LeaseModel {
                         next
                     }
                     (Outcome::Unknown, None) => vec![state.clone()],
-                    (Outcome::Fail(code), at) => {
-                        refused(state, code, at, &may_be_lapsed, &without)
-                    }
+                    (Outcome::Fail(code), at) => refused(state, code, at, &may_be_lapsed, &without),
                 }
             }
             LeaseOp::Release { token, outcome } => match (outcome, find(*token)) {
@@ -464,10 +462,24 @@ mod tests {
         let history = vec![
             acquire(0, 5, 1000, Outcome::Ok(1)),
             acquire(10, 12, 1000, Outcome::Fail("LOCKED".into())),
-            op(20, Some(25), LeaseOp::Release { token: 1, outcome: Outcome::Ok(()) }),
+            op(
+                20,
+                Some(25),
+                LeaseOp::Release {
+                    token: 1,
+                    outcome: Outcome::Ok(()),
+                },
+            ),
             acquire(30, 31, 1000, Outcome::Ok(2)),
             acquire(2000, 2001, 1000, Outcome::Ok(3)),
-            op(2002, Some(2003), LeaseOp::Verify { token: 2, outcome: fail("EXPIRED") }),
+            op(
+                2002,
+                Some(2003),
+                LeaseOp::Verify {
+                    token: 2,
+                    outcome: fail("EXPIRED"),
+                },
+            ),
         ];
         assert_eq!(check(&LeaseModel, &history), Ok(()));
     }
@@ -506,7 +518,15 @@ mod tests {
         // I4: the lease ended at most at 5 + 100; a renewal at 500 cannot succeed.
         let history = vec![
             acquire(0, 5, 100, Outcome::Ok(1)),
-            op(500, Some(501), LeaseOp::Renew { token: 1, ttl_ms: 100, outcome: Outcome::Ok(()) }),
+            op(
+                500,
+                Some(501),
+                LeaseOp::Renew {
+                    token: 1,
+                    ttl_ms: 100,
+                    outcome: Outcome::Ok(()),
+                },
+            ),
         ];
         assert!(check(&LeaseModel, &history).is_err());
     }
@@ -515,14 +535,28 @@ mod tests {
     fn rejects_stale_while_the_lease_must_be_live() {
         let history = vec![
             acquire(0, 5, 1000, Outcome::Ok(1)),
-            op(10, Some(12), LeaseOp::Verify { token: 1, outcome: fail("STALE") }),
+            op(
+                10,
+                Some(12),
+                LeaseOp::Verify {
+                    token: 1,
+                    outcome: fail("STALE"),
+                },
+            ),
         ];
         assert!(check(&LeaseModel, &history).is_err());
         // After a crash the server forgot it: STALE is right, and the lock stays closed.
         let crashed = vec![
             acquire(0, 5, 1000, Outcome::Ok(1)),
             op(8, Some(8), LeaseOp::Crash),
-            op(10, Some(12), LeaseOp::Verify { token: 1, outcome: fail("STALE") }),
+            op(
+                10,
+                Some(12),
+                LeaseOp::Verify {
+                    token: 1,
+                    outcome: fail("STALE"),
+                },
+            ),
         ];
         assert_eq!(check(&LeaseModel, &crashed), Ok(()));
         let mut granted_in_grace = crashed.clone();
@@ -572,7 +606,15 @@ mod tests {
         let history = vec![
             acquire(0, 5, 1000, Outcome::Ok(1)),
             steal,
-            op(20, Some(25), LeaseOp::Renew { token: 1, ttl_ms: 10, outcome: fail("STALE") }),
+            op(
+                20,
+                Some(25),
+                LeaseOp::Renew {
+                    token: 1,
+                    ttl_ms: 10,
+                    outcome: fail("STALE"),
+                },
+            ),
         ];
         assert_eq!(check(&LeaseModel, &history), Ok(()));
     }

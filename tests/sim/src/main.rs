@@ -20,7 +20,9 @@ fn main() -> ExitCode {
     let args = match parse(std::env::args().skip(1).collect()) {
         Ok(args) => args,
         Err(message) => {
-            eprintln!("{message}\nusage: fencelock-sim [--seeds N] [--start S] [--jobs J] | --seed S");
+            eprintln!(
+                "{message}\nusage: fencelock-sim [--seeds N] [--start S] [--jobs J] | --seed S"
+            );
             return ExitCode::from(2);
         }
     };
@@ -75,7 +77,10 @@ fn run_many(args: &Args) -> ExitCode {
                         break;
                     }
                     let outcome = run(&Options::new(seed));
-                    simulated_ms.fetch_add(outcome.simulated_ms.saturating_sub(1_000_000), Ordering::Relaxed);
+                    simulated_ms.fetch_add(
+                        outcome.simulated_ms.saturating_sub(1_000_000),
+                        Ordering::Relaxed,
+                    );
                     if outcome.violation.is_some() {
                         stop.store(true, Ordering::Relaxed);
                         if let Ok(mut slot) = failure.lock() {
@@ -94,12 +99,22 @@ fn run_many(args: &Args) -> ExitCode {
             let finished = done.load(Ordering::Relaxed);
             if finished != last {
                 last = finished;
-                progress(finished, args.seeds, simulated_ms.load(Ordering::Relaxed), began);
+                progress(
+                    finished,
+                    args.seeds,
+                    simulated_ms.load(Ordering::Relaxed),
+                    began,
+                );
             }
         }
     });
     let finished = done.load(Ordering::Relaxed);
-    progress(finished, args.seeds, simulated_ms.load(Ordering::Relaxed), began);
+    progress(
+        finished,
+        args.seeds,
+        simulated_ms.load(Ordering::Relaxed),
+        began,
+    );
     eprintln!();
     let taken = failure.lock().ok().and_then(|mut slot| slot.take());
     match taken {
@@ -120,8 +135,13 @@ fn run_many(args: &Args) -> ExitCode {
 
 fn progress(done: u64, total: u64, simulated_ms: u64, began: WallClock) {
     let width = 30u64;
-    let filled = (done * width).checked_div(total).unwrap_or(width).min(width);
-    let bar: String = (0..width).map(|i| if i < filled { '#' } else { '.' }).collect();
+    let filled = (done * width)
+        .checked_div(total)
+        .unwrap_or(width)
+        .min(width);
+    let bar: String = (0..width)
+        .map(|i| if i < filled { '#' } else { '.' })
+        .collect();
     let hours = simulated_ms as f64 / 3_600_000.0;
     eprint!(
         "\r[{bar}] {done}/{total} seeds, {hours:.1} simulated h, {:.0} s",
@@ -144,8 +164,14 @@ fn report(seed: u64, outcome: &Outcome, full: bool) -> ExitCode {
         );
         return ExitCode::SUCCESS;
     };
-    println!("seed {seed} FAILED at t={} ms: {}", violation.at_ms, violation.message);
-    println!("last events{}:", if full { "" } else { " (replay for more)" });
+    println!(
+        "seed {seed} FAILED at t={} ms: {}",
+        violation.at_ms, violation.message
+    );
+    println!(
+        "last events{}:",
+        if full { "" } else { " (replay for more)" }
+    );
     for line in &violation.trace {
         println!("  {line}");
     }

@@ -9,8 +9,8 @@ use fencelock_core::client::{
 };
 use fencelock_core::protocol::{Output as ServerOutput, Server, ServerConfig};
 use fencelock_core::{
-    AcquireOptions, BootClock, Config, DataFile, DataFiles, Error, Fence, FenceOutcome,
-    FileAction, Instant, Mode, Recovery, StartKind,
+    AcquireOptions, BootClock, Config, DataFile, DataFiles, Error, Fence, FenceOutcome, FileAction,
+    Instant, Mode, Recovery, StartKind,
 };
 
 use crate::lin::{self, Entry, LeaseModel, LeaseOp, Outcome as LinOutcome};
@@ -107,16 +107,41 @@ pub fn run(options: &Options) -> Outcome {
 // ---- the world ----
 
 enum Ev {
-    SynArrive { link: usize },
-    SynAck { link: usize, ok: bool },
-    Data { link: usize, to_server: bool, bytes: Vec<u8> },
-    Fin { link: usize, to_server: bool },
-    FsyncDone { cell: usize, epoch: u64 },
-    Step { client: usize },
-    Resume { client: usize },
+    SynArrive {
+        link: usize,
+    },
+    SynAck {
+        link: usize,
+        ok: bool,
+    },
+    Data {
+        link: usize,
+        to_server: bool,
+        bytes: Vec<u8>,
+    },
+    Fin {
+        link: usize,
+        to_server: bool,
+    },
+    FsyncDone {
+        cell: usize,
+        epoch: u64,
+    },
+    Step {
+        client: usize,
+    },
+    Resume {
+        client: usize,
+    },
     Fault,
-    Restart { cell: usize },
-    FenceWrite { cell: usize, name: String, token: u64 },
+    Restart {
+        cell: usize,
+    },
+    FenceWrite {
+        cell: usize,
+        name: String,
+        token: u64,
+    },
 }
 
 enum Input {
@@ -391,12 +416,16 @@ impl<'a> World<'a> {
     fn fire_timers(&mut self) {
         let now = self.now;
         for cell in 0..self.cells.len() {
-            let due = self.cells.get(cell).and_then(|c| c.proc.as_ref()).is_some_and(|p| {
-                p.fsync.is_none()
-                    && p.server
-                        .poll_timeout()
-                        .is_some_and(|t| p.origin + t.as_ms() <= now)
-            });
+            let due = self
+                .cells
+                .get(cell)
+                .and_then(|c| c.proc.as_ref())
+                .is_some_and(|p| {
+                    p.fsync.is_none()
+                        && p.server
+                            .poll_timeout()
+                            .is_some_and(|t| p.origin + t.as_ms() <= now)
+                });
             if due {
                 if let Some(proc) = self.cells.get_mut(cell).and_then(|c| c.proc.as_mut()) {
                     proc.server.handle_timeout(Instant(now - proc.origin));
@@ -577,11 +606,14 @@ impl<'a> World<'a> {
         };
         if cell.epoch > 1 {
             for name in LOCKS {
-                cell.history.entry(String::from(name)).or_default().push(Entry {
-                    invoke: now,
-                    ret: Some(now),
-                    op: point.clone(),
-                });
+                cell.history
+                    .entry(String::from(name))
+                    .or_default()
+                    .push(Entry {
+                        invoke: now,
+                        ret: Some(now),
+                        op: point.clone(),
+                    });
             }
         }
         let max_revealed = cell.max_revealed;
@@ -717,7 +749,9 @@ impl<'a> World<'a> {
                     }
                 }
                 Some(other) => {
-                    self.fail(format!("unknown server output {other:?}: update the simulator"));
+                    self.fail(format!(
+                        "unknown server output {other:?}: update the simulator"
+                    ));
                     return;
                 }
                 None => {
@@ -812,7 +846,9 @@ impl<'a> World<'a> {
         };
         self.schedule(now + downtime, Ev::Restart { cell: cell_index });
         let what = if crash { "crashes" } else { "exits" };
-        self.note(format!("server {cell_index} {what}; restart in {downtime} ms"));
+        self.note(format!(
+            "server {cell_index} {what}; restart in {downtime} ms"
+        ));
     }
 
     // ---- clients ----
@@ -857,7 +893,8 @@ impl<'a> World<'a> {
                 } else {
                     l.client_gone = true;
                     host.conns.remove(&l.conn);
-                    host.client.handle_disconnect(now, l.conn, "connection refused");
+                    host.client
+                        .handle_disconnect(now, l.conn, "connection refused");
                 }
             }
             Ev::Data { link, bytes, .. } => {
@@ -876,7 +913,8 @@ impl<'a> World<'a> {
                     l.client_gone = true;
                     host.conns.remove(&l.conn);
                     host.last_drop = wall;
-                    host.client.handle_disconnect(now, l.conn, "connection closed");
+                    host.client
+                        .handle_disconnect(now, l.conn, "connection closed");
                 }
             }
             _ => {}
@@ -884,7 +922,11 @@ impl<'a> World<'a> {
     }
 
     fn resume_inbox(&mut self, client: usize) {
-        while let Some(ev) = self.clients.get_mut(client).and_then(|h| h.inbox.pop_front()) {
+        while let Some(ev) = self
+            .clients
+            .get_mut(client)
+            .and_then(|h| h.inbox.pop_front())
+        {
             self.apply_client_input(client, ev);
             self.flush_client(client);
         }
@@ -955,7 +997,9 @@ impl<'a> World<'a> {
                     }
                 }
                 other => {
-                    self.fail(format!("unknown client output {other:?}: update the simulator"));
+                    self.fail(format!(
+                        "unknown client output {other:?}: update the simulator"
+                    ));
                     return;
                 }
             }
@@ -972,7 +1016,11 @@ impl<'a> World<'a> {
     }
 
     fn take_events(&mut self, client: usize) {
-        while let Some(event) = self.clients.get_mut(client).and_then(|h| h.client.poll_event()) {
+        while let Some(event) = self
+            .clients
+            .get_mut(client)
+            .and_then(|h| h.client.poll_event())
+        {
             if let ClientEvent::LeaseLost {
                 name,
                 token,
@@ -997,7 +1045,11 @@ impl<'a> World<'a> {
     }
 
     fn take_replies(&mut self, client: usize) {
-        while let Some((id, result)) = self.clients.get_mut(client).and_then(|h| h.client.poll_reply()) {
+        while let Some((id, result)) = self
+            .clients
+            .get_mut(client)
+            .and_then(|h| h.client.poll_reply())
+        {
             let Some(host) = self.clients.get_mut(client) else {
                 return;
             };
@@ -1026,13 +1078,7 @@ impl<'a> World<'a> {
                 }
                 let entry = pending
                     .history
-                    .and_then(|i| {
-                        self.cells
-                            .get(cell)?
-                            .history
-                            .get(&pending.name)?
-                            .get(i)
-                    })
+                    .and_then(|i| self.cells.get(cell)?.history.get(&pending.name)?.get(i))
                     .map(|e| e.op.clone());
                 let (shared, ephemeral) = match entry {
                     Some(LeaseOp::Acquire {
@@ -1053,7 +1099,8 @@ impl<'a> World<'a> {
                     return;
                 };
                 if !c.revealed.insert(token) {
-                    let message = format!("I2: token {token} was granted twice (on {})", pending.name);
+                    let message =
+                        format!("I2: token {token} was granted twice (on {})", pending.name);
                     self.fail(message);
                 }
                 if let Some(c) = self.cells.get_mut(cell) {
@@ -1066,7 +1113,10 @@ impl<'a> World<'a> {
                     let released: Vec<u64> = host
                         .held
                         .iter()
-                        .filter(|(&t, h)| h.name == pending.name && host.client.lease(Instant(0), &h.name, t).is_none())
+                        .filter(|(&t, h)| {
+                            h.name == pending.name
+                                && host.client.lease(Instant(0), &h.name, t).is_none()
+                        })
                         .map(|(&t, _)| t)
                         .collect();
                     for token in released {
@@ -1213,7 +1263,12 @@ impl<'a> World<'a> {
         }
         if let Some((id, kind, name, op)) = recorded {
             let history = op.and_then(|op| {
-                let list = self.cells.get_mut(cell)?.history.entry(name.clone()).or_default();
+                let list = self
+                    .cells
+                    .get_mut(cell)?
+                    .history
+                    .entry(name.clone())
+                    .or_default();
                 list.push(Entry {
                     invoke: self.now,
                     ret: None,
@@ -1304,8 +1359,20 @@ impl<'a> World<'a> {
                         l.server_done_at.get_or_insert(now);
                     }
                     let (to_client, to_server) = (self.latency(), self.latency());
-                    self.schedule(now + to_client, Ev::Fin { link, to_server: false });
-                    self.schedule(now + to_server, Ev::Fin { link, to_server: true });
+                    self.schedule(
+                        now + to_client,
+                        Ev::Fin {
+                            link,
+                            to_server: false,
+                        },
+                    );
+                    self.schedule(
+                        now + to_server,
+                        Ev::Fin {
+                            link,
+                            to_server: true,
+                        },
+                    );
                 }
             }
             46..=60 => {
@@ -1317,7 +1384,11 @@ impl<'a> World<'a> {
                     let to_server = self.rng.chance(50);
                     self.note(format!(
                         "FAULT link {link} stalls {} until {until}",
-                        if to_server { "to the server" } else { "to the client" }
+                        if to_server {
+                            "to the server"
+                        } else {
+                            "to the client"
+                        }
                     ));
                     if let Some(l) = self.links.get_mut(link) {
                         let dir = if to_server {
@@ -1350,7 +1421,9 @@ impl<'a> World<'a> {
                 {
                     *slot = until;
                 }
-                self.note(format!("FAULT server {cell} endpoint {endpoint} unreachable until {until}"));
+                self.note(format!(
+                    "FAULT server {cell} endpoint {endpoint} unreachable until {until}"
+                ));
             }
             _ => {}
         }
@@ -1511,7 +1584,8 @@ impl<'a> World<'a> {
 
     fn final_checks(&mut self) {
         for client in 0..self.clients.len() {
-            if let Some((token, held)) = self.clients.get(client).and_then(|h| h.held.iter().next()) {
+            if let Some((token, held)) = self.clients.get(client).and_then(|h| h.held.iter().next())
+            {
                 let message = format!(
                     "c{client} never heard that {} #{token} ended (no LeaseLost by the end of the drain)",
                     held.name
@@ -1558,7 +1632,8 @@ impl<'a> World<'a> {
                         let _ = write!(message, " {entry:?}");
                         let _ = write!(message, "\nhistory around it:");
                         for other in history.iter().filter(|o| {
-                            o.invoke + 6_000 >= entry.invoke && o.invoke <= entry.ret.unwrap_or(entry.invoke) + 100
+                            o.invoke + 6_000 >= entry.invoke
+                                && o.invoke <= entry.ret.unwrap_or(entry.invoke) + 100
                         }) {
                             let _ = write!(message, "\n  {other:?}");
                         }

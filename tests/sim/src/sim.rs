@@ -1166,7 +1166,12 @@ impl<'a> World<'a> {
         let roll = self.rng.range(0, 99);
         let pick = self.rng.index(held.len());
         let chosen = held.get(pick).cloned();
-        let name = String::from(LOCKS[self.rng.index(LOCKS.len())]);
+        let name = String::from(
+            LOCKS
+                .get(self.rng.index(LOCKS.len()))
+                .copied()
+                .unwrap_or("alpha"),
+        );
         let mut recorded: Option<(RequestId, &'static str, String, Option<LeaseOp>)> = None;
         let Some(host) = self.clients.get_mut(client) else {
             return;
@@ -1319,6 +1324,7 @@ impl<'a> World<'a> {
 
     // ---- faults ----
 
+    #[allow(clippy::collapsible_match)] // one arm per fault, each with its own precondition
     fn fault(&mut self) {
         if self.quiescing {
             return;
@@ -1348,7 +1354,7 @@ impl<'a> World<'a> {
                     .filter(|&i| {
                         self.links
                             .get(i)
-                            .is_some_and(|l| !l.dead && !(l.client_gone && l.server_gone))
+                            .is_some_and(|l| !(l.dead || l.client_gone && l.server_gone))
                     })
                     .collect();
                 if let Some(&link) = live.get(self.rng.index(live.len())) {
@@ -1495,7 +1501,7 @@ impl<'a> World<'a> {
                 continue;
             }
             let released = cell.release_sent.contains(token);
-            let stolen = cell.steal_at.get(&lease.name).is_some();
+            let stolen = cell.steal_at.contains_key(&lease.name);
             if !released && !stolen {
                 return Err(format!(
                     "lease {} #{token} ended {} ms before its deadline, with no release, steal or disconnect",

@@ -1,6 +1,6 @@
 //! The fixed seeds `make test` runs, and the planted bugs (feature `sim-bugs` of
 //! fencelock-core, a dev-dependency here) each found within them.
-#![allow(clippy::unwrap_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use fencelock_core::client::ClientConfig;
 use fencelock_core::{Config, PlantedBug};

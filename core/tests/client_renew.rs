@@ -95,7 +95,7 @@ fn an_automatic_renewal_in_flight_caps_what_an_earlier_reply_confirms() {
     }
     // Only the first reply (the user's 5 s renewal) has arrived.
     let first = replies.iter().position(|&b| b == b'\n').unwrap() + 1;
-    client.receive(Instant(302), 1, &replies[..first]);
+    client.receive(Instant(302), 1, replies.get(..first).unwrap());
     let deadline = client.lease(Instant(302), "job", token).unwrap().deadline;
     assert!(
         deadline <= Instant(1_201),

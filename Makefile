@@ -127,3 +127,11 @@ safety:
 safety-short:
 	@echo "==> safety run (short): checker tests, a fault round that must be caught, a short round per server"
 	bash tests/safety/run.sh short
+
+# The deterministic simulation (tests/sim/README.md): SEEDS seeds over every core; a failing seed
+# prints its replay command and the last events.
+SEEDS ?= 100000
+.PHONY: sim
+sim:
+	@echo "==> deterministic simulation: $(SEEDS) seeds"
+	$(CARGO) run -p fencelock-sim --release -- --seeds $(SEEDS) --jobs $$(nproc)

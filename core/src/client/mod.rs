@@ -51,6 +51,9 @@ pub struct ClientConfig {
     pub connect_timeout_ms: u64,
     /// Bounds on the replies the client accepts.
     pub limits: DecoderLimits,
+    /// A bug planted on purpose for the simulator's own tests (feature `sim-bugs` only).
+    #[cfg(feature = "sim-bugs")]
+    pub planted_bug: Option<crate::PlantedBug>,
     /// The user and password every connection authenticates with (`HELLO 3 AUTH` or
     /// `AUTH`) before its first request; `None` for a server without users.
     pub credentials: Option<Credentials>,
@@ -94,6 +97,8 @@ impl Default for ClientConfig {
             connect_timeout_ms: 5_000,
             limits: DecoderLimits::default(),
             credentials: None,
+            #[cfg(feature = "sim-bugs")]
+            planted_bug: None,
         }
     }
 }
@@ -262,6 +267,10 @@ impl Client {
             token,
             automatic: false,
         };
+        // The renewal may shorten the lease the moment the server runs it, before its reply
+        // comes: until then the conservative deadline is the earlier of the two.
+        let now = self.tick(now);
+        self.leases.renewal_sent(name, token, now, ttl_ms);
         Ok(self.submit(now, kind, bytes, 0))
     }
 
@@ -727,11 +736,15 @@ impl Client {
                 ephemeral,
             } => {
                 if let Ok(Reply::Granted { token, .. }) = result {
-                    let deadline = request.sent_at.plus_ms(ttl_ms);
+                    #[cfg(feature = "sim-bugs")]
+                    let sent_at = self.planted_late_deadline(request.sent_at);
+                    #[cfg(not(feature = "sim-bugs"))]
+                    let sent_at = request.sent_at;
+                    let deadline = sent_at.plus_ms(ttl_ms);
                     let ephemeral_conn = ephemeral.then_some(conn);
                     // The name moves into the lease: a grant costs no second copy of it.
                     self.leases
-                        .track(name, token, ttl_ms, request.sent_at, ephemeral_conn);
+                        .track(name, token, ttl_ms, sent_at, ephemeral_conn);
                     result = Ok(Reply::Granted { token, deadline });
                 }
             }
@@ -807,6 +820,16 @@ impl Client {
             }
         }
         self.events.push_back(notice);
+    }
+
+    /// The planted bug [`crate::PlantedBug::LateClientDeadline`]: the lease is measured
+    /// from the reply's arrival.
+    #[cfg(feature = "sim-bugs")]
+    fn planted_late_deadline(&self, sent_at: Instant) -> Instant {
+        if self.config.planted_bug == Some(crate::PlantedBug::LateClientDeadline) {
+            return self.last_now;
+        }
+        sent_at
     }
 
     /// Emits the loss of a tracked lease once and forgets it.

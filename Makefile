@@ -12,7 +12,7 @@ DEMO_PORT ?= 8380
 
 matrix_python := .venv-python-test/bin/python
 
-.PHONY: test setup rust-test rust-lint rust-targets fuzz python-test node-test web-test web-build matrix serve demo bench bench-quick bench-core bench-python bench-node bench-web help
+.PHONY: sim-test test setup rust-test rust-lint rust-targets fuzz python-test node-test web-test web-build matrix serve demo bench bench-quick bench-core bench-python bench-node bench-web help
 
 help:
 	@echo "make serve        - install the Python package in $(VENV) and run the server on 127.0.0.1:7380 (data in $(DATA_DIR))"
@@ -50,6 +50,11 @@ rust-lint:
 rust-test:
 	@echo "==> cargo test (core: unit, shared vectors, model property test, doc examples)"
 	$(CARGO) test -p fencelock-core
+
+# The deterministic simulation's fixed seeds (tests/sim; `make sim` runs many more).
+sim-test:
+	@echo "==> deterministic simulation: the fixed seeds, the planted bugs found, replay"
+	$(CARGO) test -p fencelock-sim
 
 rust-targets:
 	@echo "==> core builds without std for targets without 64-bit atomics, and for wasm"

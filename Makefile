@@ -12,7 +12,7 @@ DEMO_PORT ?= 8380
 
 matrix_python := .venv-python-test/bin/python
 
-.PHONY: cluster test setup rust-test rust-lint rust-targets fuzz python-test node-test web-test web-build matrix serve demo bench bench-quick bench-core bench-python bench-node bench-web help
+.PHONY: cluster sim-test test setup rust-test rust-lint rust-targets fuzz python-test node-test web-test web-build matrix serve demo bench bench-quick bench-core bench-python bench-node bench-web help
 
 help:
 	@echo "make serve        - install the Python package in $(VENV) and run the server on 127.0.0.1:7380 (data in $(DATA_DIR))"
@@ -51,6 +51,11 @@ rust-lint:
 rust-test:
 	@echo "==> cargo test (core: unit, shared vectors, model property test, doc examples)"
 	$(CARGO) test -p fencelock-core
+
+# The deterministic simulation's fixed seeds (tests/sim; `make sim` runs many more).
+sim-test:
+	@echo "==> deterministic simulation: the fixed seeds, the planted bugs found, replay"
+	$(CARGO) test -p fencelock-sim
 
 rust-targets:
 	@echo "==> core builds without std for targets without 64-bit atomics, and for wasm"
@@ -134,3 +139,11 @@ safety:
 safety-short:
 	@echo "==> safety run (short): checker tests, a fault round that must be caught, a short round per server"
 	bash tests/safety/run.sh short
+
+# The deterministic simulation (tests/sim/README.md): SEEDS seeds over every core; a failing seed
+# prints its replay command and the last events.
+SEEDS ?= 100000
+.PHONY: sim
+sim:
+	@echo "==> deterministic simulation: $(SEEDS) seeds"
+	$(CARGO) run -p fencelock-sim --release -- --seeds $(SEEDS) --jobs $$(nproc)

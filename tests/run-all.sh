@@ -8,7 +8,7 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 logs="${SUMMARY_DIR:-$repo/.test-logs}"
 mkdir -p "$logs"
-parts=(${PARTS:-setup rust-lint rust-test rust-targets fuzz python-test node-test web-test matrix safety-short bench-quick})
+parts=(${PARTS:-setup rust-lint rust-test sim-test rust-targets fuzz python-test node-test web-test matrix safety-short bench-quick})
 summary=()
 failed=""
 started=$SECONDS
@@ -19,6 +19,9 @@ count() { # count PART LOG: one phrase saying what passed, from the part's own o
         rust-test)
             n=$(grep -oE "test result: ok\. [0-9]+ passed" "$log" | awk '{s += $4} END {print s + 0}')
             echo "$n Rust tests passed (unit, vectors, properties, durability, doc examples)" ;;
+        sim-test)
+            n=$(grep -oE "test result: ok\. [0-9]+ passed" "$log" | awk '{s += $4} END {print s + 0}')
+            echo "$n simulator tests passed (fixed seeds, planted bugs found, replay, checker)" ;;
         python-test)
             grep -oE "[0-9]+ passed[^=]*" "$log" | tail -n 1 | sed 's/ in .*//; s/^/pytest: /' ;;
         node-test|web-test)

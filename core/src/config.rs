@@ -50,6 +50,9 @@ pub struct Config {
     /// must set random bytes from the operating system here; the default is a fixed, public
     /// key, fine for tests and simulations only.
     pub hash_seed: HashSeed,
+    /// A bug planted on purpose for the simulator's own tests (feature `sim-bugs` only).
+    #[cfg(feature = "sim-bugs")]
+    pub planted_bug: Option<crate::PlantedBug>,
 }
 
 impl Default for Config {
@@ -70,6 +73,8 @@ impl Default for Config {
             horizon_slack_ms: 5_000,
             boot_clock: None,
             hash_seed: HashSeed::default(),
+            #[cfg(feature = "sim-bugs")]
+            planted_bug: None,
         }
     }
 }

@@ -25,6 +25,12 @@ pub enum ErrorCode {
     Exhausted,
     /// The request itself is malformed (names, numbers, TTL bounds, syntax).
     BadRequest,
+    /// The server requires authentication and this connection has not authenticated.
+    NoAuth,
+    /// The authenticated user's rules do not allow the command; the message names the rule.
+    NoPerm,
+    /// `AUTH` or `HELLO ... AUTH` named an unknown user or a wrong password.
+    WrongPass,
     /// Client side: the connection ended before the reply arrived; the request may or may
     /// not have been applied.
     ConnectionLost,
@@ -50,6 +56,9 @@ impl ErrorCode {
             ErrorCode::Exhausted => "EXHAUSTED",
             // Redis clients and users know `ERR` as "your request was wrong".
             ErrorCode::BadRequest => "ERR",
+            ErrorCode::NoAuth => "NOAUTH",
+            ErrorCode::NoPerm => "NOPERM",
+            ErrorCode::WrongPass => "WRONGPASS",
             ErrorCode::ConnectionLost => "CONNECTION",
             ErrorCode::Protocol => "PROTOCOL",
             ErrorCode::Other => "ERROR",
@@ -69,6 +78,9 @@ impl ErrorCode {
             "LIMIT" => ErrorCode::Limit,
             "EXHAUSTED" => ErrorCode::Exhausted,
             "ERR" | "BADREQ" => ErrorCode::BadRequest,
+            "NOAUTH" => ErrorCode::NoAuth,
+            "NOPERM" => ErrorCode::NoPerm,
+            "WRONGPASS" => ErrorCode::WrongPass,
             "CONNECTION" => ErrorCode::ConnectionLost,
             "PROTOCOL" => ErrorCode::Protocol,
             "INTERNAL" => ErrorCode::Internal,
@@ -112,6 +124,12 @@ pub enum Error {
     Exhausted,
     /// The request is malformed; the message says how.
     BadRequest(String),
+    /// The connection must authenticate first; the message says how.
+    NoAuth(String),
+    /// The user's rules do not allow the command; the message names the user and the rule.
+    NoPerm(String),
+    /// Authentication failed: unknown user or wrong password (never said which).
+    WrongPass(String),
     /// Client side: the connection ended before the reply arrived; the message says how.
     ConnectionLost(String),
     /// Client side: the peer broke the protocol; the message says how.
@@ -141,6 +159,9 @@ impl Error {
             Error::Limit(_) => ErrorCode::Limit,
             Error::Exhausted => ErrorCode::Exhausted,
             Error::BadRequest(_) => ErrorCode::BadRequest,
+            Error::NoAuth(_) => ErrorCode::NoAuth,
+            Error::NoPerm(_) => ErrorCode::NoPerm,
+            Error::WrongPass(_) => ErrorCode::WrongPass,
             Error::ConnectionLost(_) => ErrorCode::ConnectionLost,
             Error::Protocol(_) => ErrorCode::Protocol,
             Error::Reply { .. } => ErrorCode::Other,
@@ -190,6 +211,9 @@ impl Error {
                 format!("internal error, a bug in fencelock (please report it): {what}")
             }
             Error::BadRequest(message)
+            | Error::NoAuth(message)
+            | Error::NoPerm(message)
+            | Error::WrongPass(message)
             | Error::ConnectionLost(message)
             | Error::Protocol(message)
             | Error::Reply { message, .. } => message.clone(),
@@ -223,6 +247,9 @@ impl Error {
             Some(ErrorCode::Limit) => Some(Error::Limit(Cow::Owned(String::from(message)))),
             Some(ErrorCode::Exhausted) => Some(Error::Exhausted),
             Some(ErrorCode::BadRequest) => Some(Error::BadRequest(String::from(message))),
+            Some(ErrorCode::NoAuth) => Some(Error::NoAuth(String::from(message))),
+            Some(ErrorCode::NoPerm) => Some(Error::NoPerm(String::from(message))),
+            Some(ErrorCode::WrongPass) => Some(Error::WrongPass(String::from(message))),
             Some(ErrorCode::ConnectionLost) => Some(Error::ConnectionLost(String::from(message))),
             Some(ErrorCode::Protocol) => Some(Error::Protocol(String::from(message))),
             _ => None,

@@ -25,6 +25,8 @@ mod engine;
 mod error;
 mod fence;
 mod horizon;
+#[cfg(feature = "sim-bugs")]
+mod planted;
 pub mod protocol;
 mod rules;
 mod snapshot;
@@ -42,6 +44,8 @@ pub use error::{Error, ErrorCode};
 pub use fence::SharedFence;
 pub use fence::{Fence, FenceMark, FenceOutcome, FENCE_FILE_VERSION};
 pub use horizon::{BootClock, GraceCase, Horizon, HORIZON_VERSION};
+#[cfg(feature = "sim-bugs")]
+pub use planted::PlantedBug;
 pub use snapshot::{Snapshot, SnapshotDelay, SnapshotLease, SNAPSHOT_VERSION};
 #[cfg(feature = "std")]
 pub use time::MonotonicClock;

@@ -26,6 +26,15 @@ pub struct Snapshot {
     /// Locks inside a lock-delay.
     #[serde(default)]
     pub delays: Vec<SnapshotDelay>,
+    /// Restart grace left at shutdown, in ms: a run that shut down cleanly while still in the
+    /// grace of an earlier crash does not know that crash's leases, which may still be live.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub grace_ms_left: u64,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 /// One live lease in a [`Snapshot`].

@@ -10,7 +10,9 @@
     clippy::field_reassign_with_default
 )]
 
-use fencelock_core::client::{Client, ClientConfig, Decoder, DecoderLimits, Output, Reply, Value};
+use fencelock_core::client::{
+    Client, ClientConfig, Credentials, Decoder, DecoderLimits, Output, Reply, Value,
+};
 use fencelock_core::protocol::{self, ReplyEncoder, RespVersion, Server, ServerConfig};
 use fencelock_core::{AcquireOptions, Acquired, Config, Engine, Error, Instant, Mode};
 use proptest::prelude::*;
@@ -160,7 +162,10 @@ proptest! {
             Error::BadRequest(text.clone()),
             Error::ConnectionLost(text.clone()),
             Error::Protocol(text.clone()),
-            Error::Reply { code: "NOPERM".into(), message: text.clone() },
+            Error::NoAuth(text.clone()),
+            Error::NoPerm(text.clone()),
+            Error::WrongPass(text.clone()),
+            Error::Reply { code: "WRONGTYPE".into(), message: text.clone() },
         ];
         for error in errors {
             prop_assert_eq!(Error::from_wire(&error.to_string()), error);
@@ -180,10 +185,17 @@ struct Loopback {
 
 impl Loopback {
     fn new() -> Loopback {
-        let config = ServerConfig::default();
+        Loopback::with(ClientConfig::default(), None)
+    }
+
+    fn with(client: ClientConfig, users: Option<&str>) -> Loopback {
+        let mut server = Server::new(Engine::new(Config::default()), ServerConfig::default());
+        if let Some(users) = users {
+            server.set_users(Some(protocol::Users::parse(users.as_bytes()).unwrap()));
+        }
         Loopback {
-            client: Client::new(ClientConfig::default()),
-            server: Server::new(Engine::new(Config::default()), config),
+            client: Client::new(client),
+            server,
             links: Vec::new(),
             now: Instant(0),
         }
@@ -338,5 +350,63 @@ proptest! {
                 _ => {}
             }
         }
+    }
+}
+
+/// A client with credentials authenticates each connection first; wrong or missing ones
+/// surface as typed errors, and paging walks every lock once.
+#[test]
+fn credentials_and_paging_over_a_real_server() {
+    let hash = protocol::hash_password(b"pw", b"0123456789abcdef", 2);
+    let users =
+        format!(r#"{{"users":[{{"name":"app","password":"{hash}","acquire":["jobs/"]}}]}}"#);
+    for resp3 in [true, false] {
+        let mut config = ClientConfig::default();
+        config.resp3 = resp3;
+        config.credentials = Some(Credentials::new("app", "pw"));
+        assert!(!format!("{config:?}").contains("\"pw\""));
+        let mut wire = Loopback::with(config.clone(), Some(&users));
+        let options = AcquireOptions::default();
+        for n in 0..5 {
+            wire.client
+                .acquire(wire.now, &format!("jobs/{n}"), 1000, &options)
+                .unwrap();
+            assert!(matches!(wire.reply(), Ok(Reply::Granted { .. })));
+        }
+        wire.client
+            .acquire(wire.now, "other", 1000, &options)
+            .unwrap();
+        assert!(matches!(wire.reply(), Err(Error::NoPerm(_))));
+        let mut cursor = String::new();
+        let mut names = Vec::new();
+        loop {
+            wire.client.query_page(wire.now, "jobs/", 2, &cursor);
+            let Ok(Reply::LockPage {
+                cursor: next,
+                locks,
+            }) = wire.reply()
+            else {
+                panic!("a page");
+            };
+            names.extend(locks.into_iter().map(|lock| lock.name));
+            if next.is_empty() {
+                break;
+            }
+            cursor = next;
+        }
+        assert_eq!(names, ["jobs/0", "jobs/1", "jobs/2", "jobs/3", "jobs/4"]);
+
+        config.credentials = Some(Credentials::new("app", "wrong"));
+        let mut wire = Loopback::with(config.clone(), Some(&users));
+        wire.client.query(wire.now, "jobs/");
+        assert!(
+            matches!(wire.reply(), Err(Error::WrongPass(_))),
+            "resp3 {resp3}"
+        );
+
+        config.credentials = None;
+        let mut wire = Loopback::with(config, Some(&users));
+        wire.client.query(wire.now, "jobs/");
+        assert!(matches!(wire.reply(), Err(Error::NoAuth(_))));
     }
 }

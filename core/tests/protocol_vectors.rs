@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use fencelock_core::protocol::{Output, Server, ServerConfig};
+use fencelock_core::protocol::{Output, Server, ServerConfig, Users};
 use fencelock_core::{durable, Config, DataFile, Engine, FileAction, Instant};
 use serde_json::{Map, Value};
 
@@ -77,10 +77,16 @@ struct StepOutput {
     out: BTreeMap<u64, Vec<u8>>,
     closed: Vec<u64>,
     persisted: Vec<u64>,
+    audit: Vec<Value>,
 }
 
 fn run(vector: &Value, splitting: Splitting) -> Vec<StepOutput> {
     let mut server = Server::new(Engine::new(engine_config(vector)), server_config(vector));
+    if let Some(users) = vector.get("users") {
+        // The users file is the JSON value itself, as bytes, parsed by the core.
+        let bytes = serde_json::to_vec(users).unwrap();
+        server.set_users(Some(Users::parse(&bytes).expect("the vector's users file")));
+    }
     let mut now = Instant(0);
     let mut results = Vec::new();
     for step in vector["steps"].as_array().expect("steps") {
@@ -138,6 +144,11 @@ fn run(vector: &Value, splitting: Splitting) -> Vec<StepOutput> {
                 Output::Close { conn } => produced.closed.push(conn),
                 other => panic!("an output this runner does not know: {other:?}"),
             }
+        }
+        while let Some(event) = server.poll_audit() {
+            produced
+                .audit
+                .push(serde_json::from_str(&event.to_json()).unwrap());
         }
         results.push(produced);
     }
@@ -208,6 +219,14 @@ fn compare(vector: &Value, produced: &[StepOutput]) -> Result<(), String> {
                 got.closed
             ));
         }
+        if let Some(audit) = step.get("audit").and_then(Value::as_array) {
+            if *audit != got.audit {
+                return Err(format!(
+                    "step {index}: audit events {:?}, expected {audit:?}",
+                    got.audit
+                ));
+            }
+        }
         if let Some(persist) = step.get("persist").and_then(Value::as_array) {
             let expected: Vec<u64> = persist.iter().map(|c| c.as_u64().unwrap()).collect();
             if expected != got.persisted {
@@ -244,6 +263,9 @@ fn bless_vector(vector: &mut Value, produced: &[StepOutput]) {
                 "closed".into(),
                 got.closed.iter().copied().map(Value::from).collect(),
             );
+        }
+        if step.contains_key("audit") || !got.audit.is_empty() {
+            step.insert("audit".into(), Value::Array(got.audit.clone()));
         }
         if step.contains_key("persist") {
             step.insert(

@@ -19,6 +19,12 @@ class UsageError extends Error {}
 const CLIENT_FLAGS = [
   ['host', { type: 'string', default: '127.0.0.1', meta: 'HOST', help: 'server address (default 127.0.0.1)' }],
   ['port', { type: 'string', default: '7380', meta: 'PORT', help: 'server port (default 7380)', parse: integer }],
+  ['tls', { type: 'boolean', help: "connect with TLS (verified against the system's CAs, or --tls-ca)" }],
+  ['tls-ca', { type: 'string', meta: 'FILE', help: 'trust the server certificate this CA signed (PEM); implies --tls' }],
+  ['tls-cert', { type: 'string', meta: 'FILE', help: 'present this client certificate (PEM), with --tls-key' }],
+  ['tls-key', { type: 'string', meta: 'FILE', help: 'the private key of --tls-cert (PEM)' }],
+  ['user', { type: 'string', meta: 'USER', help: "user to authenticate as (default 'default'; or FENCELOCK_USER)" }],
+  ['password', { type: 'string', meta: 'PASSWORD', help: "password (better: FENCELOCK_PASSWORD, which 'ps' does not show)" }],
 ];
 
 const COMMANDS = {
@@ -38,9 +44,26 @@ const COMMANDS = {
       ['test-clock', { type: 'boolean', help: "use a manual clock moved by 'DEBUG ADVANCE ms' (tests only)" }],
       ['log-level', { type: 'string', default: 'info', meta: '{debug,info,warning,error}', choices: ['debug', 'info', 'warning', 'error'], help: 'log level (default info)' }],
       ['ready-file', { type: 'string', meta: 'PATH', help: "once listening, write 'HOST PORT' to this file (handy with --port 0)" }],
+      ['tls-cert', { type: 'string', meta: 'FILE', help: 'serve TLS with this certificate chain (PEM); needs --tls-key' }],
+      ['tls-key', { type: 'string', meta: 'FILE', help: 'the private key of --tls-cert (PEM)' }],
+      ['tls-ca', { type: 'string', meta: 'FILE', help: 'require client certificates signed by this CA (PEM)' }],
+      ['tls-handshake-timeout-ms', { type: 'string', default: '10000', meta: 'N', help: 'close a TLS connection whose handshake is not done after N ms (default 10000)', parse: positive }],
+      ['metrics', { type: 'string', meta: 'HOST:PORT', help: 'serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9380)' }],
+      ['users', { type: 'string', meta: 'FILE', help: "users file (JSON: names, password hashes from 'fencelock hash-password', lock-name prefix rules); reloaded on SIGHUP" }],
+      ['requirepass', { type: 'string', meta: 'PASSWORD', help: "one password for a single user 'default' with every right (or set FENCELOCK_REQUIREPASS, which 'ps' does not show)" }],
+      ['no-auth', { type: 'boolean', help: 'serve a non-loopback address without authentication anyway (protected mode refuses otherwise)' }],
+      ['log-format', { type: 'string', default: 'text', meta: '{text,json}', choices: ['text', 'json'], help: 'log lines as text or as one JSON object each (default text)' }],
     ],
     positionals: [],
     handler: serveCommand,
+  },
+  'hash-password': {
+    help: 'print a password hash for a users file',
+    description: 'Read a password (from stdin) and print its users-file hash\n(PBKDF2-HMAC-SHA256 with a random salt).',
+    flags: [['iterations', { type: 'string', meta: 'N', help: 'PBKDF2 iterations (default 100000; fewer only for tests)', parse: positive }]],
+    positionals: [],
+    local: true,
+    handler: hashPasswordCommand,
   },
   acquire: {
     help: 'take a lease and print its fencing token',
@@ -158,9 +181,11 @@ async function main(argv = process.argv.slice(2)) {
     throw error;
   }
   args.command = trailing;
-  if (name === 'serve') return command.handler(args);
+  if (name === 'serve' || command.local) return command.handler(args);
   const { Client } = require('./client');
-  const client = new Client({ host: args.host, port: args.port });
+  const password = args.password ?? (process.env.FENCELOCK_PASSWORD || undefined);
+  const username = args.user ?? (process.env.FENCELOCK_USER || undefined);
+  const client = new Client({ host: args.host, port: args.port, tls: cliTls(args), username, password });
   try {
     return (await command.handler(client, args)) ?? 0;
   } catch (error) {
@@ -216,7 +241,21 @@ function parse(command, words) {
   if (command === COMMANDS.serve && args['data-dir'] !== undefined && args['in-memory']) {
     throw new UsageError('argument --in-memory: not allowed with argument --data-dir');
   }
+  if (command === COMMANDS.serve && args.users !== undefined && args.requirepass !== undefined) {
+    throw new UsageError('argument --requirepass: not allowed with argument --users');
+  }
   return args;
+}
+
+/** Returns the client's `tls` option from the client flags (files read here), or undefined. */
+function cliTls(args) {
+  if (Boolean(args['tls-cert']) !== Boolean(args['tls-key'])) throw new UsageError('--tls-cert and --tls-key go together');
+  if (!args.tls && !args['tls-ca'] && !args['tls-cert']) return undefined;
+  const fs = require('node:fs');
+  const options = {};
+  if (args['tls-ca']) options.ca = fs.readFileSync(args['tls-ca']);
+  if (args['tls-cert']) Object.assign(options, { cert: fs.readFileSync(args['tls-cert']), key: fs.readFileSync(args['tls-key']) });
+  return Object.keys(options).length ? options : true;
 }
 
 async function serveCommand(args) {
@@ -234,9 +273,31 @@ async function serveCommand(args) {
     maxConnections: args['max-connections'],
     testClock: args['test-clock'],
     readyFile: args['ready-file'],
+    tlsCert: args['tls-cert'],
+    tlsKey: args['tls-key'],
+    tlsCa: args['tls-ca'],
+    tlsHandshakeTimeoutMs: args['tls-handshake-timeout-ms'],
+    metrics: args.metrics,
     engine,
-    log: logger('fencelock.server', args['log-level']),
+    usersFile: args.users,
+    requirepass: args.requirepass ?? (args.users === undefined ? process.env.FENCELOCK_REQUIREPASS || undefined : undefined),
+    noAuth: args['no-auth'],
+    log: logger('fencelock.server', args['log-level'], args['log-format']),
   });
+}
+
+async function hashPasswordCommand(args) {
+  const native = require('./native');
+  const chunks = [];
+  for await (const chunk of process.stdin) chunks.push(chunk);
+  const password = Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0];
+  if (!password) {
+    process.stderr.write('fencelock: empty password\n');
+    return EXIT_USAGE;
+  }
+  const iterations = args.iterations ?? native.constants().defaultIterations;
+  print(native.hashPassword(Buffer.from(password), require('node:crypto').randomBytes(16), iterations));
+  return 0;
 }
 
 async function runCommand(client, args) {

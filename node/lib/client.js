@@ -6,6 +6,7 @@
 // timer armed at the core's next deadline.
 
 const net = require('node:net');
+const tls = require('node:tls');
 const { performance } = require('node:perf_hooks');
 const native = require('./native');
 const { ConnectionLost, LeaseLost, fromRecord, translate } = require('./errors');
@@ -23,12 +24,15 @@ const nowMs = () => Math.floor(performance.now() - ORIGIN);
  *
  * Options: `host`/`port`, or `endpoints` (`[{ host, port }, ...]` or `'host:port'` strings:
  * failover in order), `timeout` (10000: longest wait for a reply), `connectTimeout` (5000),
- * `protocol` (3, or 2 for no pushes), `onEvent` (server notices about leases).
+ * `protocol` (3, or 2 for no pushes), `onEvent` (server notices about leases), `tls` (`true`
+ * for TLS verified against Node's CAs, or `{ ca, cert, key, servername, ... }`: PEM contents
+ * and any other `tls.connect` option; the handshake counts against `connectTimeout`).
  */
 class Client {
   constructor(options = {}) {
     this.endpoints = endpointList(options);
     this.onEvent = options.onEvent ?? null;
+    this.tls = options.tls ? (options.tls === true ? {} : { ...options.tls }) : null;
     const protocol = options.protocol ?? 3;
     if (protocol !== 2 && protocol !== 3) throw new RangeError(`protocol must be 2 or 3, got ${protocol}`);
     this.native = construct(() => new native.NativeClient({
@@ -36,6 +40,8 @@ class Client {
       resp3: protocol === 3,
       requestTimeoutMs: ms('timeout', options.timeout ?? 10000),
       connectTimeoutMs: ms('connectTimeout', options.connectTimeout ?? 5000),
+      username: options.username ?? undefined,
+      password: options.password ?? undefined,
     }));
     this.sockets = new Map();
     this.pending = new Map();
@@ -85,6 +91,21 @@ class Client {
   /** Lists locks whose name starts with `prefix`, with holders and waiters. */
   query(prefix = '', { signal } = {}) {
     return this.call((now) => this.native.query(now, prefix), signal);
+  }
+
+  /**
+   * Yields every lock whose name starts with `prefix`, in name order, a page
+   * (`QUERY prefix COUNT n CURSOR c`) at a time: `for await (const lock of client.iterLocks('jobs/'))`.
+   */
+  async *iterLocks(prefix = '', { signal, pageSize = 500 } = {}) {
+    let cursor = '';
+    for (;;) {
+      const after = cursor;
+      const page = await this.call((now) => this.native.queryPage(now, prefix, pageSize, after), signal);
+      yield* page.locks;
+      if (!page.cursor) return;
+      cursor = page.cursor;
+    }
   }
 
   /** Resolves to the server's INFO facts and counters as a flat object (numbers converted). */
@@ -242,6 +263,7 @@ class Client {
     else if (reply.granted) waiter.resolve(reply.granted);
     else if (reply.msLeft !== undefined) waiter.resolve(reply.msLeft);
     else if (reply.ok) waiter.resolve(true);
+    else if (typeof reply.cursor === 'string') waiter.resolve({ cursor: reply.cursor, locks: reply.locks ?? [] });
     else if (reply.locks) waiter.resolve(reply.locks);
     else if (reply.info) waiter.resolve(reply.info);
     else if (reply.pong) waiter.resolve(reply.pong.toString());
@@ -268,10 +290,17 @@ class Client {
 
   open(conn, endpoint) {
     const { host, port } = this.endpoints[endpoint];
-    const socket = net.connect({ host, port, noDelay: true });
+    let socket;
+    if (this.tls === null) {
+      socket = net.connect({ host, port, noDelay: true });
+    } else {
+      // SNI takes a host name, never an address; the certificate check then uses the address.
+      const servername = this.tls.servername ?? (net.isIP(host) ? undefined : host);
+      socket = tls.connect({ ...this.tls, host, port, servername, noDelay: true });
+    }
     this.sockets.set(conn, socket);
     let connected = false;
-    socket.on('connect', () => {
+    socket.on(this.tls === null ? 'connect' : 'secureConnect', () => {
       connected = true;
       if (this.sockets.get(conn) !== socket) return;
       this.native.handleConnected(nowMs(), conn);

@@ -77,6 +77,15 @@ class FenceRejected extends FencelockError {
   }
 }
 FenceRejected.code = 'FENCED';
+/** The server requires authentication: pass `username` and `password` to the client. */
+class AuthRequired extends FencelockError {}
+AuthRequired.code = 'NOAUTH';
+/** The user's rules do not allow the command; the message names the user and the rule. */
+class PermissionDenied extends FencelockError {}
+PermissionDenied.code = 'NOPERM';
+/** Authentication failed: unknown user or wrong password (the server never says which). */
+class AuthFailed extends FencelockError {}
+AuthFailed.code = 'WRONGPASS';
 /** A durable write (temp file, fsync, rename, fsync dir) failed: the state on disk is unknown. */
 class DurabilityError extends FencelockError {}
 DurabilityError.code = 'DURABILITY';
@@ -84,6 +93,7 @@ DurabilityError.code = 'DURABILITY';
 const CLASSES = [
   Locked, Stale, Expired, LockTimeout, NotReady, LimitReached, TokensExhausted, BadRequest,
   ProtocolError, ConnectionLost, InternalError, LeaseLost, FenceRejected, DurabilityError,
+  AuthRequired, PermissionDenied, AuthFailed,
 ];
 const BY_CODE = new Map(CLASSES.map((cls) => [cls.code, cls]));
 BY_CODE.set('BADREQ', BadRequest);
@@ -119,6 +129,9 @@ function translate(thrown) {
 
 module.exports = {
   FencelockError,
+  AuthRequired,
+  PermissionDenied,
+  AuthFailed,
   Locked,
   Stale,
   Expired,

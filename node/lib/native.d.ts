@@ -12,6 +12,11 @@ export declare class NativeClient {
   verify(nowMs: number, name: string, token: number): number
   /** Queues a QUERY. */
   query(nowMs: number, prefix?: string | undefined | null): number
+  /**
+   * Queues one page of a QUERY: at most `count` locks after `cursor` ("" for the first);
+   * the reply has `locks` and `cursor` (empty after the last page).
+   */
+  queryPage(nowMs: number, prefix: string, count: number, cursor?: string | undefined | null): number
   /** Queues an INFO. */
   info(nowMs: number, section?: string | undefined | null): number
   /** Queues a PING. */
@@ -212,6 +217,25 @@ export declare class NativeServer {
   liveLeases(): number
   /** Returns how many locks exist. */
   liveLocks(): number
+  /**
+   * Returns the Prometheus text exposition of the server's metrics, to serve at
+   * `GET /metrics` (rendered by the core, so every host serves the same text).
+   */
+  metrics(nowMs: number): string
+  /** Records how long one durable data-directory change took, in microseconds. */
+  recordPersist(micros: number): void
+  /**
+   * Sets the users from a users file's bytes (JSON, parsed by the core), or turns
+   * authentication off with null. Throws (code `ERR`) for a file the core refuses; the
+   * users in force stay then. The message never shows a password hash.
+   */
+  setUsers(usersFile?: Buffer | undefined | null): void
+  /** Sets one user, `default`, with every right and this password hash (`--requirepass`). */
+  setPasswordHash(hash: string): void
+  /** Returns true when connections must authenticate. */
+  authRequired(): boolean
+  /** Returns the next audit event (`kind`, `text`, `json`), or null; never holds a password. */
+  pollAudit(): AuditRecord | null
 }
 
 /** Options of an acquire, as the engine and the client take them (all optional). */
@@ -240,6 +264,16 @@ export interface AcquireResult {
   waiter?: number
   /** The lease's deadline, or the wait's. */
   deadlineMs: number
+}
+
+/** An audit event as the host logs it. */
+export interface AuditRecord {
+  /** `auth_failed` or `stolen`. */
+  kind: string
+  /** One `key=value` line. */
+  text: string
+  /** The same as a JSON object. */
+  json: string
 }
 
 /** Everything pending at once. */
@@ -306,6 +340,8 @@ export interface ClientReply {
   ok?: boolean
   /** QUERY. */
   locks?: Array<LockRecord>
+  /** A QUERY page's next cursor (empty after the last page). */
+  cursor?: string
   /** INFO. */
   info?: Array<InfoRecord>
   /** PING. */
@@ -324,6 +360,10 @@ export interface ClientSettings {
   requestTimeoutMs?: number
   /** Longest a connect may take, in ms. */
   connectTimeoutMs?: number
+  /** User to authenticate every connection as (`default` when only a password is given). */
+  username?: string
+  /** Password to authenticate with (`HELLO 3 AUTH` or `AUTH`). */
+  password?: string
 }
 
 /** Returns the core's constants. */
@@ -341,6 +381,8 @@ export interface Constants {
   snapshotVersion: number
   /** The version of this crate. */
   version: string
+  /** The PBKDF2 iteration count `hashPassword` uses by default. */
+  defaultIterations: number
 }
 
 /** Something to deliver: `kind` is `granted`, `wait_timed_out`, `expired` or `stolen`. */
@@ -408,6 +450,12 @@ export interface GrantedRecord {
   /** The local deadline, on the host's clock. */
   deadlineMs: number
 }
+
+/**
+ * Returns the users-file hash of `password` (`pbkdf2-sha256$iterations$salt$key`); `salt`
+ * must come from `crypto.randomBytes(16)`. Default iterations: `constants().defaultIterations`.
+ */
+export declare function hashPassword(password: Buffer, salt: Buffer, iterations?: number | undefined | null): string
 
 /** One holder of a lock. */
 export interface HolderRecord {
@@ -544,6 +592,9 @@ export interface StatsRecord {
   totalWaitMs: number
   horizonWrites: number
 }
+
+/** Returns true when `password` matches a `hashPassword` hash. */
+export declare function verifyPassword(hash: string, password: Buffer): boolean
 
 /** One waiter of a lock (`position` 1 is the head). */
 export interface WaiterRecord {

@@ -11,7 +11,9 @@
 
 const crypto = require('node:crypto');
 const fs = require('node:fs');
+const http = require('node:http');
 const net = require('node:net');
+const tls = require('node:tls');
 const path = require('node:path');
 const { performance } = require('node:perf_hooks');
 const native = require('./native');
@@ -33,6 +35,9 @@ const BOOT_ID_PATH = '/proc/sys/kernel/random/boot_id';
  * `maxTtlMs`, `lockDelayMs`, `maxConnections` (10000), `testClock`, `readyFile`,
  * `engine` (more core engine settings in camelCase), `limits` (more core server settings in
  * camelCase: `maxOutputBytes`, `maxRequestBytes`, ...), `log` (a logger), `onFatal`.
+ * TLS: `tlsCert` and `tlsKey` (PEM file paths), `tlsCa` (PEM path: client certificates signed
+ * by it are then required), `tlsHandshakeTimeoutMs` (10000). Metrics: `metrics` ('HOST:PORT'
+ * to serve Prometheus text at GET /metrics).
  */
 class Server {
   constructor(options = {}) {
@@ -42,8 +47,12 @@ class Server {
       dataDir: null,
       maxConnections: 10000,
       testClock: false,
+      tlsHandshakeTimeoutMs: 10000,
       ...options,
     };
+    this.tls = tlsOptions(this.options);
+    this.metricsListener = null;
+    this.metricsAddress = null;
     this.log = options.log ?? silent;
     this.dataDir = this.options.dataDir ?? null;
     this.origin = performance.now();
@@ -54,7 +63,46 @@ class Server {
     this.stopping = false;
     this.stopped = null;
     this.onFatal = options.onFatal ?? ((status) => process.exit(status));
+    checkExposure(this.options, this.log);
     this.startNative();
+    this.loadAuth();
+  }
+
+  /** Gives the core its users: the users file, or one user for `requirepass`. */
+  loadAuth() {
+    const { usersFile, requirepass } = this.options;
+    if (usersFile && requirepass) throw new Error('fencelock: give --users or --requirepass, not both');
+    if (usersFile) {
+      try {
+        this.native.setUsers(fs.readFileSync(usersFile));
+      } catch (error) {
+        throw new Error(`fencelock: users file ${usersFile}: ${translate(error).message}; refusing to start`);
+      }
+      this.log.info(`authentication on: users from ${usersFile}`);
+    } else if (requirepass) {
+      // Hashed at once with a fresh salt: the plain password is not kept by the core.
+      this.native.setPasswordHash(native.hashPassword(Buffer.from(requirepass), crypto.randomBytes(16)));
+      this.log.info("authentication on: one user 'default' (--requirepass)");
+    } else {
+      this.log.info('authentication off: every client may take, steal and release every lock');
+    }
+  }
+
+  /** Reads the users file again (SIGHUP); on any error the users in force stay. */
+  reloadUsers() {
+    const { usersFile } = this.options;
+    if (!usersFile) {
+      this.log.info('SIGHUP: no users file to reload');
+      return false;
+    }
+    try {
+      this.native.setUsers(fs.readFileSync(usersFile));
+    } catch (error) {
+      this.log.error(`SIGHUP: users file ${usersFile} not reloaded, the users in force stay: ${translate(error).message}`);
+      return false;
+    }
+    this.log.info(`SIGHUP: users reloaded from ${usersFile}`);
+    return true;
   }
 
   /** The server's clock in whole ms, truncated (the core's timer rule). */
@@ -111,7 +159,17 @@ class Server {
 
   /** Binds the socket; resolves to the bound `{ host, port }`. */
   async listen() {
-    this.listener = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
+    if (this.tls !== null) {
+      // 'secureConnection' comes only after the handshake: a client that never finishes it is
+      // destroyed at the handshake timeout and never takes a core connection.
+      this.listener = tls.createServer({ ...this.tls, noDelay: true }, (socket) => this.accept(socket));
+      this.listener.on('tlsClientError', (error, socket) => {
+        this.log.debug(`TLS handshake from ${socket.remoteAddress}:${socket.remotePort} failed: ${error.message}`);
+        socket.destroy();
+      });
+    } else {
+      this.listener = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
+    }
     await new Promise((resolve, reject) => {
       this.listener.once('error', reject);
       this.listener.listen({ host: this.options.host, port: this.options.port, backlog: 1024 }, () => {
@@ -121,14 +179,51 @@ class Server {
     });
     const { address: host, port } = this.listener.address();
     this.address = { host, port };
+    if (this.options.metrics) await this.listenMetrics(this.options.metrics);
     const where = this.dataDir !== null ? `data dir ${this.dataDir}` : 'in memory (nothing on disk)';
+    const secure = this.tls === null ? '' : this.tls.requestCert ? ' (TLS, client certificates required)' : ' (TLS)';
+    const metrics = this.metricsAddress ? `, metrics on http://${this.metricsAddress.host}:${this.metricsAddress.port}/metrics` : '';
     this.log.info(
-      `fencelock ${VERSION} serving on ${host}:${port}, ${where}, start ${this.startKind}, node ${process.version}` +
-        `${this.options.testClock ? ', test clock' : ''}`,
+      `fencelock ${VERSION} serving on ${host}:${port}${secure}, ${where}, start ${this.startKind}, node ${process.version}` +
+        `${this.options.testClock ? ', test clock' : ''}${metrics}`,
     );
-    if (this.options.readyFile) writeAtomic(this.options.readyFile, Buffer.from(`${host} ${port}\n`));
+    // With metrics a third field says where they are served (for --metrics HOST:0).
+    const third = this.metricsAddress ? ` ${this.metricsAddress.host}:${this.metricsAddress.port}` : '';
+    if (this.options.readyFile) writeAtomic(this.options.readyFile, Buffer.from(`${host} ${port}${third}\n`));
     this.schedule();
     return this.address;
+  }
+
+  /** Serves the core's Prometheus text at GET /metrics on `address` ('HOST:PORT'). */
+  async listenMetrics(address) {
+    const cut = address.lastIndexOf(':');
+    const host = address.slice(0, cut).replace(/^\[|\]$/g, '') || '127.0.0.1';
+    const port = Number(address.slice(cut + 1));
+    if (cut < 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--metrics wants HOST:PORT, got ${JSON.stringify(address)}`);
+    this.metricsListener = http.createServer((request, response) => {
+      const url = request.url.split('?')[0];
+      let status = 200;
+      let body;
+      let type = 'text/plain; version=0.0.4; charset=utf-8';
+      if (request.method !== 'GET' && request.method !== 'HEAD') [status, body, type] = [405, 'only GET\n', 'text/plain; charset=utf-8'];
+      else if (url !== '/metrics') [status, body, type] = [404, 'metrics are at /metrics\n', 'text/plain; charset=utf-8'];
+      else body = this.native.metrics(this.nowMs());
+      const bytes = Buffer.from(body, 'utf8');
+      response.writeHead(status, { 'Content-Type': type, 'Content-Length': bytes.length, Connection: 'close' });
+      response.end(request.method === 'HEAD' ? undefined : bytes);
+    });
+    this.metricsListener.headersTimeout = 10000;
+    this.metricsListener.requestTimeout = 10000;
+    await new Promise((resolve, reject) => {
+      this.metricsListener.once('error', reject);
+      this.metricsListener.listen({ host, port }, () => {
+        this.metricsListener.off('error', reject);
+        resolve();
+      });
+    });
+    const bound = this.metricsListener.address();
+    this.metricsAddress = { host: bound.address, port: bound.port };
+    return this.metricsAddress;
   }
 
   /** Stops accepting, closes every connection, and writes the clean-shutdown snapshot. */
@@ -137,6 +232,10 @@ class Server {
     this.stopping = true;
     this.stopped = (async () => {
       if (this.listener !== null) this.listener.close();
+      if (this.metricsListener !== null) {
+        this.metricsListener.close();
+        this.metricsListener.closeAllConnections();
+      }
       clearTimeout(this.timer);
       this.timer = null;
       // The core closes every connection (EPHEMERAL leases end with them) and yields the
@@ -184,6 +283,10 @@ class Server {
           return;
       }
     }
+    for (let event = this.native.pollAudit(); event !== null; event = this.native.pollAudit()) {
+      if (this.log.audit) this.log.audit(event.text, event.json);
+      else this.log.warning(event.text);
+    }
     if (!this.stopping) this.schedule();
   }
 
@@ -195,8 +298,11 @@ class Server {
     if (this.dataDir === null) return;
     const file = path.join(this.dataDir, action.file);
     try {
+      const started = process.hrtime.bigint();
       if (action.kind === 'write') writeAtomic(file, action.data);
       else removeDurable(file);
+      // Not yet during recovery: the native server is made by it.
+      if (this.native) this.native.recordPersist(Number((process.hrtime.bigint() - started) / 1000n));
     } catch (error) {
       this.log.critical(`cannot ${action.kind} ${action.file} durably: ${error.message}; exiting`);
       this.onFatal(EXIT_DURABILITY);
@@ -297,12 +403,40 @@ async function serve(options = {}) {
     (options.log ?? silent).error(`cannot serve: ${error.message}`);
     return 1;
   }
+  const reload = () => server.reloadUsers();
+  process.on('SIGHUP', reload);
   await new Promise((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
   });
+  process.off('SIGHUP', reload);
   await server.stop();
   return 0;
+}
+
+/** Tells whether `host` reaches only this machine (127.0.0.0/8, ::1, localhost). */
+function isLoopback(host) {
+  if (host === 'localhost' || host === '::1') return true;
+  if (net.isIPv4(host)) return host.startsWith('127.');
+  if (net.isIPv6(host)) return /^::ffff:127\./i.test(host);
+  // A host name other than localhost may resolve anywhere: treat it as exposed.
+  return false;
+}
+
+/** Protected mode: refuses to serve a non-loopback address with no authentication. */
+function checkExposure(options, log) {
+  if (isLoopback(options.host) || options.usersFile || options.requirepass) return;
+  if (options.noAuth) {
+    log.warning(`serving ${options.host} with no authentication (--no-auth): anyone who reaches the port can take, steal and release every lock`);
+    return;
+  }
+  const error = new Error(
+    `fencelock: refusing to serve ${options.host} without authentication: anyone who reaches the port could take, ` +
+      'steal and release every lock. Give --users FILE or --requirepass (or FENCELOCK_REQUIREPASS), bind 127.0.0.1, ' +
+      'or pass --no-auth to insist.',
+  );
+  error.code = 'PROTECTED_MODE';
+  throw error;
 }
 
 /**
@@ -326,6 +460,29 @@ function readBootId(log) {
   return text;
 }
 
+/** Returns the `tls.createServer` options for the TLS flags, or null for plain TCP. */
+function tlsOptions(options) {
+  if (!options.tlsCert && !options.tlsKey && !options.tlsCa) return null;
+  if (!options.tlsCert || !options.tlsKey) throw new Error('fencelock: --tls-cert and --tls-key go together (--tls-ca needs both)');
+  const ms = options.tlsHandshakeTimeoutMs;
+  if (!Number.isInteger(ms) || ms <= 0) throw new RangeError(`tlsHandshakeTimeoutMs must be a positive integer, got ${ms}`);
+  let result;
+  try {
+    result = {
+      cert: fs.readFileSync(options.tlsCert),
+      key: fs.readFileSync(options.tlsKey),
+      minVersion: 'TLSv1.2',
+      handshakeTimeout: ms,
+    };
+    if (options.tlsCa) Object.assign(result, { ca: fs.readFileSync(options.tlsCa), requestCert: true, rejectUnauthorized: true });
+    // Checks the pair now, so that a bad certificate or key stops the start, not each handshake.
+    tls.createSecureContext(result);
+  } catch (error) {
+    throw new Error(`fencelock: cannot load the TLS certificate or key: ${error.message}`);
+  }
+  return result;
+}
+
 function construct(build) {
   try {
     return build();
@@ -345,4 +502,4 @@ function delay(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
-module.exports = { Server, serve };
+module.exports = { Server, serve, isLoopback };

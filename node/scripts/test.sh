@@ -23,7 +23,7 @@ cp -r test "$work/app/test"
 # better-sqlite3 builds its addon here (a prebuilt download, or node-gyp with the local headers).
 node -e '
   const lock = require("./package-lock.json").packages;
-  const wanted = ["typescript", "@types/node", "ioredis", "redis", "better-sqlite3"];
+  const wanted = ["typescript", "@types/node", "ioredis", "redis", "better-sqlite3", "parse-prometheus-text-format"];
   const deps = Object.fromEntries(wanted.filter((n) => lock[`node_modules/${n}`]).map((n) => [n, lock[`node_modules/${n}`].version]));
   deps.fencelock = `file:../${process.argv[1]}`;
   require("fs").writeFileSync(process.argv[2], JSON.stringify({ name: "fencelock-installed-test", private: true, dependencies: deps, allowScripts: { "better-sqlite3": true } }, null, 2));

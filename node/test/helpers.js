@@ -37,7 +37,8 @@ const CLI = path.join(path.dirname(require.resolve('fencelock/package.json')), '
 /**
  * Starts a server process (`command` is the argv before `serve`'s flags) with `--port 0
  * --ready-file`; resolves to `{ port, child, output(), stop(signal) }` once it listens.
- * `env` adds environment variables (e.g. FENCELOCK_BOOT_ID_PATH).
+ * `env` adds environment variables (e.g. FENCELOCK_BOOT_ID_PATH). `metrics` is 'HOST:PORT' with
+ * `--metrics`, else null.
  */
 async function startServerProcess(command, flags = [], { env } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fencelock-ready-'));
@@ -59,10 +60,13 @@ async function startServerProcess(command, flags = [], { env } = {}) {
     }
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
-  const port = Number(fs.readFileSync(ready, 'utf8').trim().split(' ')[1]);
+  const fields = fs.readFileSync(ready, 'utf8').trim().split(' ');
+  const port = Number(fields[1]);
   fs.rmSync(dir, { recursive: true, force: true });
   return {
     port,
+    // With --metrics, the ready file's third field is where they are served.
+    metrics: fields[2] ?? null,
     child,
     output: () => output,
     stop: async (signal = 'SIGTERM') => {

@@ -36,6 +36,8 @@ for (const { name, scenario } of files) {
   for (const cut of ['given', 'whole', 'bytewise', 'receiveReply']) {
     test(`protocol vector ${name} (${cut})`, () => {
       const server = new NativeServer(settings(scenario.engine), settings(scenario.server), SEED);
+      // The users file is the JSON value itself; the core parses its bytes.
+      if (scenario.users) server.setUsers(Buffer.from(JSON.stringify(scenario.users)));
       let now = 0;
       scenario.steps.forEach((step, index) => {
         const drained = [];
@@ -82,7 +84,10 @@ for (const { name, scenario } of files) {
             persisted.push(Number(text(output.data)));
           }
         }
+        const audit = [];
+        for (let event = server.pollAudit(); event !== null; event = server.pollAudit()) audit.push(JSON.parse(event.json));
         const where = `${name} step ${index} (${step.op}, cut ${cut})`;
+        if ('audit' in step) assert.deepEqual(audit, step.audit, `${where}: audit events differ`);
         assert.deepEqual(out, step.out ?? {}, `${where}: output differs`);
         assert.deepEqual(closed, step.closed ?? [], `${where}: closes differ`);
         if ('persist' in step) assert.deepEqual(persisted, step.persist, `${where}: persisted ceilings differ`);

@@ -44,6 +44,12 @@ export declare class ProtocolError extends FencelockError {}
 export declare class ConnectionLost extends FencelockError {}
 export declare class InternalError extends FencelockError {}
 export declare class DurabilityError extends FencelockError {}
+/** NOAUTH: the server requires authentication. */
+export declare class AuthRequired extends FencelockError {}
+/** NOPERM: the user's rules do not allow the command. */
+export declare class PermissionDenied extends FencelockError {}
+/** WRONGPASS: unknown user or wrong password. */
+export declare class AuthFailed extends FencelockError {}
 export type LostReason = 'lapsed' | 'expired' | 'stolen' | 'connection_closed' | 'refused' | 'other' | 'lost';
 export declare class LeaseLost extends FencelockError {
   constructor(message?: string, options?: FencelockErrorOptions & { name?: string; token?: number; reason?: LostReason });
@@ -182,6 +188,15 @@ export interface ClientOptions {
   protocol?: 2 | 3;
   /** Server notices about leases (RESP3 pushes). */
   onEvent?: (notice: LeaseNotice) => void;
+  /**
+   * TLS: `true` verifies the server against Node's CAs; an object gives PEM contents (`ca`,
+   * and `cert`/`key` for a client certificate), `servername`, or any other `tls.connect` option.
+   */
+  tls?: boolean | (import('node:tls').ConnectionOptions & { ca?: string | Buffer | Array<string | Buffer>; cert?: string | Buffer; key?: string | Buffer; servername?: string });
+  /** User to authenticate as (default `default`, the user of `--requirepass`). */
+  username?: string;
+  /** Password; every connection authenticates with it (HELLO 3 AUTH, or AUTH). */
+  password?: string;
 }
 
 export interface LeaseNotice {
@@ -233,6 +248,8 @@ export declare class Client implements AsyncDisposable {
   release(name: string, token: number, options?: RequestOptions): Promise<void>;
   verify(name: string, token: number, options?: RequestOptions): Promise<number>;
   query(prefix?: string, options?: RequestOptions): Promise<LockRecord[]>;
+  /** Every lock under `prefix`, in name order, fetched a page (QUERY ... COUNT CURSOR) at a time. */
+  iterLocks(prefix?: string, options?: RequestOptions & { pageSize?: number }): AsyncIterableIterator<LockRecord>;
   info(options?: RequestOptions): Promise<Record<string, string | number>>;
   ping(options?: RequestOptions): Promise<void>;
   command(...args: Array<string | number | bigint | Uint8Array>): Promise<unknown>;
@@ -267,6 +284,15 @@ export interface ServerOptions {
   maxConnections?: number;
   testClock?: boolean;
   readyFile?: string;
+  /** TLS certificate chain and key (PEM file paths). */
+  tlsCert?: string;
+  tlsKey?: string;
+  /** PEM file path: clients must then present a certificate this CA signed. */
+  tlsCa?: string;
+  /** A TLS handshake not done by then is closed (default 10000). */
+  tlsHandshakeTimeoutMs?: number;
+  /** `HOST:PORT` to serve Prometheus metrics on (GET /metrics). */
+  metrics?: string;
   /** More core engine settings, in camelCase. */
   engine?: Record<string, number>;
   /** More core server settings, in camelCase (`maxOutputBytes`, ...). */
@@ -281,6 +307,8 @@ export declare class Server {
   /** `fresh`, `crashed`, `clean`, `snapshot-refused` or `in-memory`. */
   readonly startKind: string;
   readonly address?: { host: string; port: number };
+  /** Where metrics are served, once listening with `metrics`. */
+  readonly metricsAddress: { host: string; port: number } | null;
   nowMs(): number;
   listen(): Promise<{ host: string; port: number }>;
   stop(): Promise<void>;

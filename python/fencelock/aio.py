@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 from types import TracebackType
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type, Union
+from typing import Any, AsyncIterator, Callable, Dict, List, Optional, Sequence, Tuple, Type, Union
 
 from . import _commands as cmd
 from ._native import NativeClient
+from ._tls import TlsOption, client_context
 from .client import DEFAULT_HOST, DEFAULT_PORT, Endpoint
 from .errors import ConnectionLost, FencelockError
 from .lease import Lease, LeaseEvent, LeaseRegistry
@@ -40,16 +42,22 @@ class AsyncClient:
         protocol: int = 3,
         on_event: Optional[Callable[[LeaseEvent], None]] = None,
         fallbacks: Sequence[Endpoint] = (),
+        tls: TlsOption = None,
+        tls_ca: Optional[str] = None,
+        username: Optional[str] = None,
+        password: Optional[str] = None,
     ) -> None:
-        """Creates a client; connections are made on first use."""
+        """Creates a client; connections are made on first use. ``tls`` and ``tls_ca`` are as
+        for :class:`fencelock.Client`."""
         self.host = host
         self.port = port
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.protocol = protocol
         self.endpoints: List[Endpoint] = [(host, port), *fallbacks]
+        self.tls_context = client_context(tls, tls_ca)
         self.leases = LeaseRegistry(on_event)
-        self._native = cmd.native_client(self.endpoints, protocol, timeout, connect_timeout)
+        self._native = cmd.native_client(self.endpoints, protocol, timeout, connect_timeout, username, password)
         self._driver: Optional[_Driver] = None
         self._closed = False
 
@@ -92,6 +100,21 @@ class AsyncClient:
     async def query(self, prefix: str = "") -> List[LockInfo]:
         """Lists locks whose name starts with ``prefix``, with holders and waiters."""
         return cmd.lock_infos(await self._call(lambda native, now: native.query(now, prefix)))
+
+    async def iter_locks(self, prefix: str = "", *, page_size: int = cmd.PAGE_SIZE) -> AsyncIterator[LockInfo]:
+        """Yields every lock whose name starts with ``prefix``, a page at a time; see
+        :meth:`fencelock.Client.iter_locks`."""
+        cursor = ""
+        while True:
+            def submit(native: NativeClient, now: int, after: str = cursor) -> int:
+                return native.query_page(now, prefix, page_size, after)
+
+            next_cursor, page = await self._call(submit)
+            for lock in cmd.lock_infos(page):
+                yield lock
+            if not next_cursor:
+                return
+            cursor = next_cursor
 
     async def info(self) -> Dict[str, Union[str, int, float]]:
         """Returns the server's INFO facts and counters as a flat dict."""
@@ -145,7 +168,7 @@ class AsyncClient:
             raise ConnectionLost("client is closed")
         loop = asyncio.get_running_loop()
         if self._driver is None or self._driver.loop is not loop:
-            self._driver = _Driver(self._native, self.endpoints, self.leases, loop)
+            self._driver = _Driver(self._native, self.endpoints, self.leases, loop, self.tls_context)
         return cmd.result(await self._driver.request(submit))
 
     def _deadline(self, lease: Lease) -> Optional[float]:
@@ -167,9 +190,11 @@ class _Driver:
     """Performs the core client's outputs on one event loop."""
 
     def __init__(
-        self, native: NativeClient, endpoints: List[Endpoint], leases: LeaseRegistry, loop: asyncio.AbstractEventLoop
+        self, native: NativeClient, endpoints: List[Endpoint], leases: LeaseRegistry, loop: asyncio.AbstractEventLoop,
+        tls_context: Optional[ssl.SSLContext] = None,
     ) -> None:
         self.native = native
+        self.tls_context = tls_context
         self.endpoints = endpoints
         self.leases = leases
         self.loop = loop
@@ -232,7 +257,12 @@ class _Driver:
     async def _open(self, conn: int, endpoint: int) -> None:
         host, port = self.endpoints[endpoint]
         try:
-            await self.loop.create_connection(lambda: _Connection(self, conn), host, port)
+            # With TLS, connection_made comes after the handshake: the core's connect timeout
+            # covers both.
+            await self.loop.create_connection(
+                lambda: _Connection(self, conn), host, port,
+                ssl=self.tls_context, server_hostname=host if self.tls_context is not None else None,
+            )
         except asyncio.CancelledError:
             return
         except OSError as error:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from typing import Any, List, Optional, Sequence
 
+from ._tls import client_context
 from .client import DEFAULT_HOST, DEFAULT_PORT, Client
 from .errors import ConnectionLost, FencelockError, LeaseLost
 
@@ -94,6 +95,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--loop", default="auto", choices=["auto", "asyncio", "uvloop"], help="event loop; auto uses uvloop when installed (pip install 'fencelock[fast]') (default %(default)s)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="log level (default %(default)s)")
     serve.add_argument("--ready-file", metavar="PATH", help="once listening, write 'HOST PORT' to this file (handy with --port 0)")
+    serve.add_argument("--tls-cert", metavar="FILE", help="serve TLS with this certificate chain (PEM); needs --tls-key")
+    serve.add_argument("--tls-key", metavar="FILE", help="the private key of --tls-cert (PEM)")
+    serve.add_argument("--tls-ca", metavar="FILE", help="require client certificates signed by this CA (PEM)")
+    serve.add_argument("--tls-handshake-timeout-ms", type=_positive_int, default=10000, metavar="N", help="close a TLS connection whose handshake is not done after N ms (default %(default)s)")
+    serve.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9380)")
+    auth = serve.add_mutually_exclusive_group()
+    auth.add_argument("--users", metavar="FILE", help="users file (JSON: names, password hashes from 'fencelock hash-password', lock-name prefix rules); reloaded on SIGHUP")
+    auth.add_argument("--requirepass", metavar="PASSWORD", default=os.environ.get("FENCELOCK_REQUIREPASS") or None, help="one password for a single user 'default' with every right (or set FENCELOCK_REQUIREPASS, which 'ps' does not show)")
+    serve.add_argument("--no-auth", action="store_true", help="serve a non-loopback address without authentication anyway (protected mode refuses otherwise)")
+    serve.add_argument("--log-format", default="text", choices=["text", "json"], help="log lines as text or as one JSON object each (default %(default)s)")
     cluster = serve.add_argument_group("cluster mode (replicated through etcd; see docs/CLUSTER.md)")
     cluster.add_argument("--etcd", metavar="URLS", help="etcd endpoints, comma-separated (e.g. http://127.0.0.1:2379): run as a node of a cluster")
     cluster.add_argument("--cluster", metavar="NAME", default="default", help="cluster name: its keys live under /fencelock/NAME/ (default %(default)s)")
@@ -101,10 +112,24 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_argument("--election-ttl", type=_positive_int, default=5, metavar="S", help="election lease TTL in seconds (default %(default)s)")
     serve.set_defaults(handler=_serve)
 
+    hash_password = commands.add_parser(
+        "hash-password", help="print a password hash for a users file",
+        description="Read a password (from stdin, or prompted) and print its users-file hash "
+        "(PBKDF2-HMAC-SHA256 with a random salt).",
+    )
+    hash_password.add_argument("--iterations", type=_positive_int, default=None, metavar="N", help="PBKDF2 iterations (default 100000; fewer only for tests)")
+    hash_password.set_defaults(handler=_hash_password)
+
     def client_command(name: str, help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.add_argument("--host", default=DEFAULT_HOST, help="server address (default %(default)s)")
         sub.add_argument("--port", type=int, default=DEFAULT_PORT, help="server port (default %(default)s)")
+        sub.add_argument("--tls", action="store_true", help="connect with TLS (verified against the system's CAs, or --tls-ca)")
+        sub.add_argument("--tls-ca", metavar="FILE", help="trust the server certificate this CA signed (PEM); implies --tls")
+        sub.add_argument("--tls-cert", metavar="FILE", help="present this client certificate (PEM), with --tls-key")
+        sub.add_argument("--tls-key", metavar="FILE", help="the private key of --tls-cert (PEM)")
+        sub.add_argument("--user", default=os.environ.get("FENCELOCK_USER") or None, help="user to authenticate as (default 'default'; or FENCELOCK_USER)")
+        sub.add_argument("--password", default=os.environ.get("FENCELOCK_PASSWORD") or None, help="password (better: FENCELOCK_PASSWORD, which 'ps' does not show)")
         return sub
 
     acquire = client_command("acquire", "take a lease and print its fencing token")
@@ -166,11 +191,29 @@ def _nonnegative_int(text: str) -> int:
     return value
 
 
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line; audit records carry the core's fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        audit = getattr(record, "audit", None)
+        if isinstance(audit, str):
+            line.update(json.loads(audit))
+        return json.dumps(line)
+
+
 def _serve(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=getattr(logging, args.log_level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    handler = logging.StreamHandler()
+    if args.log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=getattr(logging, args.log_level.upper()), handlers=[handler])
     if args.etcd:
         from .cluster import cluster_options, run_cluster_server
 
@@ -187,17 +230,50 @@ def _serve(args: argparse.Namespace) -> int:
         test_clock=args.test_clock,
         ready_file=args.ready_file,
         loop=args.loop,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_ca=args.tls_ca,
+        tls_handshake_timeout_ms=args.tls_handshake_timeout_ms,
+        metrics=args.metrics,
         engine_settings={
             name: value
             for name, value in (("token_block", args.token_block), ("horizon_slack_ms", args.horizon_slack_ms))
             if value is not None
         },
+        users_file=args.users,
+        requirepass=args.requirepass,
+        no_auth=args.no_auth,
     )
     return run_server(options)
 
 
+def _hash_password(args: argparse.Namespace) -> int:
+    import getpass
+
+    from ._native import DEFAULT_ITERATIONS, hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            raise ValueError("the passwords differ")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise ValueError("empty password")
+    print(hash_password(password.encode(), os.urandom(16), args.iterations or DEFAULT_ITERATIONS))
+    return 0
+
+
 def _client(args: argparse.Namespace) -> Client:
-    return Client(args.host, args.port)
+    tls: Any = args.tls or None
+    if args.tls_cert or args.tls_key:
+        if not (args.tls_cert and args.tls_key):
+            raise ValueError("--tls-cert and --tls-key go together")
+        tls = client_context(True, args.tls_ca)
+        assert tls is not None
+        tls.load_cert_chain(args.tls_cert, args.tls_key)
+        return Client(args.host, args.port, tls=tls, username=args.user, password=args.password)
+    return Client(args.host, args.port, tls=tls, tls_ca=args.tls_ca, username=args.user, password=args.password)
 
 
 def _acquire(args: argparse.Namespace) -> int:

@@ -17,12 +17,14 @@ import os
 import select
 import selectors
 import socket
+import ssl
 import threading
 from types import TracebackType
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Type, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Type, Union
 
 from . import _commands as cmd
 from ._native import NativeClient
+from ._tls import TlsOption, TlsSession, client_context
 from .errors import ConnectionLost, FencelockError
 from .lease import Lease, LeaseEvent, LeaseRegistry
 from .types import LockInfo
@@ -50,12 +52,24 @@ class Client:
         protocol: int = 3,
         on_event: Optional[Callable[[LeaseEvent], None]] = None,
         fallbacks: Sequence[Endpoint] = (),
+        tls: TlsOption = None,
+        tls_ca: Optional[str] = None,
+        username: Optional[str] = None,
+        password: Optional[str] = None,
     ) -> None:
         """Creates a client; no connection is made until the first request.
+
+        ``username``/``password`` authenticate every connection (``HELLO 3 AUTH``, or
+        ``AUTH`` with ``protocol=2``); ``password`` alone is the ``default`` user of a server
+        started with ``--requirepass``. A wrong pair raises ``AuthFailed`` on the first
+        request, a missing one ``AuthRequired``, a rule that forbids ``PermissionDenied``.
 
         ``timeout`` bounds each round trip (a waiting acquire gets its wait on top), and
         ``protocol=3`` asks for RESP3 so the server can push lost-lease notices. When a
         connect fails the client moves on to the next of ``fallbacks`` (host, port) pairs.
+        ``tls=True`` speaks TLS, verifying the server against ``tls_ca`` (a PEM file) or the
+        system's CAs; pass an ``ssl.SSLContext`` instead for client certificates. The TLS
+        handshake counts against ``connect_timeout``.
         """
         self.host = host
         self.port = port
@@ -63,8 +77,9 @@ class Client:
         self.connect_timeout = connect_timeout
         self.protocol = protocol
         self.endpoints: List[Endpoint] = [(host, port), *fallbacks]
+        self.tls_context = client_context(tls, tls_ca)
         self.leases = LeaseRegistry(on_event)
-        self._native = cmd.native_client(self.endpoints, protocol, timeout, connect_timeout)
+        self._native = cmd.native_client(self.endpoints, protocol, timeout, connect_timeout, username, password)
         self._io: Optional[_IoThread] = None
         self._io_lock = threading.Lock()
         self._closed = False
@@ -134,6 +149,21 @@ class Client:
         """Lists locks whose name starts with ``prefix``, with holders and waiters."""
         return cmd.lock_infos(self._call(lambda native, now: native.query(now, prefix)))
 
+    def iter_locks(self, prefix: str = "", *, page_size: int = cmd.PAGE_SIZE) -> Iterator[LockInfo]:
+        """Yields every lock whose name starts with ``prefix``, in name order, a page
+        (``QUERY prefix COUNT n CURSOR c``) at a time; locks changed between pages show as
+        they are when their page is read."""
+        cursor = ""
+        while True:
+            def submit(native: NativeClient, now: int, after: str = cursor) -> int:
+                return native.query_page(now, prefix, page_size, after)
+
+            next_cursor, page = self._call(submit)
+            yield from cmd.lock_infos(page)
+            if not next_cursor:
+                return
+            cursor = next_cursor
+
     def info(self) -> Dict[str, Union[str, int, float]]:
         """Returns the server's INFO facts and counters as a flat dict."""
         return cmd.info_dict(self._call(lambda native, now: native.info(now)))
@@ -199,7 +229,7 @@ class Client:
             if self._closed:
                 raise ConnectionLost("client is closed")
             if self._io is None:
-                self._io = _IoThread(self._native, self.endpoints, self.leases)
+                self._io = _IoThread(self._native, self.endpoints, self.leases, self.tls_context)
             return self._io
 
     def _deadline(self, lease: Lease) -> Optional[float]:
@@ -240,8 +270,16 @@ class _Waiter:
 class _IoThread:
     """Owns the sockets: connects, writes, reads and keeps the core client's time."""
 
-    def __init__(self, native: NativeClient, endpoints: List[Endpoint], leases: LeaseRegistry) -> None:
+    def __init__(
+        self, native: NativeClient, endpoints: List[Endpoint], leases: LeaseRegistry,
+        tls_context: Optional[ssl.SSLContext] = None,
+    ) -> None:
         self.native = native
+        self.tls_context = tls_context
+        #: TLS sessions by connection, and those still in their handshake (not yet connected
+        #: as far as the core knows).
+        self.tls: Dict[int, TlsSession] = {}
+        self.handshaking: Set[int] = set()
         self.endpoints = endpoints
         self.leases = leases
         self.selector = selectors.DefaultSelector()
@@ -300,7 +338,7 @@ class _IoThread:
         """Takes a connection away from the I/O thread's selector, or returns None if it is
         not open yet or another caller reads it."""
         sock = self.socks.get(conn)
-        if sock is None or conn in self.connecting or conn in self.claimed:
+        if sock is None or conn in self.connecting or conn in self.handshaking or conn in self.claimed:
             return None
         self.selector.unregister(sock)
         self.claimed.add(conn)
@@ -424,14 +462,45 @@ class _IoThread:
             return
         if err == 0:
             self.selector.register(sock, selectors.EVENT_READ, conn)
-            self.native.handle_connected(cmd.now_ms(), conn)
+            self._established(conn, sock, host)
         else:
             self.connecting[conn] = (host, port)
             self.selector.register(sock, selectors.EVENT_WRITE, conn)
 
+    def _established(self, conn: int, sock: socket.socket, host: str) -> None:
+        """The TCP connect succeeded: the core hears of it now, or after the TLS handshake."""
+        if self.tls_context is None:
+            self.native.handle_connected(cmd.now_ms(), conn)
+            return
+        self.tls[conn] = TlsSession(self.tls_context, host)
+        self.handshaking.add(conn)
+        self._handshake(conn, sock)
+
+    def _handshake(self, conn: int, sock: socket.socket) -> None:
+        session = self.tls[conn]
+        try:
+            done = session.handshake()
+        except OSError as error:  # ssl.SSLError: a refused certificate, a peer that is not TLS
+            self._fail(conn, f"TLS handshake failed: {error}")
+            return
+        self._send_raw(conn, sock, session.outgoing())
+        if done and conn in self.socks:
+            self.handshaking.discard(conn)
+            self.changed = True
+            self.native.handle_connected(cmd.now_ms(), conn)
+
     def _send(self, conn: int, data: bytes) -> None:
         sock = self.socks.get(conn)
         if sock is None:
+            return
+        session = self.tls.get(conn)
+        if session is not None:
+            session.send(data)
+            data = session.outgoing()
+        self._send_raw(conn, sock, data)
+
+    def _send_raw(self, conn: int, sock: socket.socket, data: bytes) -> None:
+        if not data:
             return
         buffer = self.unsent[conn]
         buffer += data
@@ -465,7 +534,7 @@ class _IoThread:
                 self._fail(conn, f"cannot connect to {address[0]}:{address[1]}: {os.strerror(error)}")
                 return
             self.selector.modify(sock, selectors.EVENT_READ, conn)
-            self.native.handle_connected(cmd.now_ms(), conn)
+            self._established(conn, sock, address[0])
             return
         if mask & selectors.EVENT_WRITE:
             self._flush(conn, sock)
@@ -483,6 +552,20 @@ class _IoThread:
         if not data:
             self._fail(conn, "server closed the connection")
             return
+        session = self.tls.get(conn)
+        if session is not None:
+            try:
+                data = session.receive(data)
+                if conn in self.handshaking:
+                    self._handshake(conn, sock)
+                    if conn in self.handshaking or conn not in self.socks:
+                        return
+                    data = session.receive(b"")
+            except OSError as error:  # ssl.SSLError: a corrupt or forged record
+                self._fail(conn, f"TLS failed: {error}")
+                return
+            if not data:
+                return
         self.native.receive(cmd.now_ms(), conn, data)
 
     def _fail(self, conn: int, reason: str) -> None:
@@ -494,6 +577,8 @@ class _IoThread:
         sock = self.socks.pop(conn, None)
         self.unsent.pop(conn, None)
         self.connecting.pop(conn, None)
+        self.tls.pop(conn, None)
+        self.handshaking.discard(conn)
         if sock is None:
             return
         if conn in self.claimed:

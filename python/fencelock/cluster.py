@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from . import __version__
 from ._durable import write_atomic
 from ._native import Close, NativeCluster, Transmit
-from .server import _Connection, _loop_name
+from .server import _Connection, _loop_name, is_loopback
 
 __all__ = ["ClusterOptions", "ClusterServer", "run_cluster_server"]
 
@@ -331,8 +331,32 @@ def run_cluster_server(options: ClusterOptions) -> int:
     return 0
 
 
+#: ``fencelock serve`` options a cluster node does not implement yet (docs/CLUSTER.md).
+UNSUPPORTED = (
+    ("tls_cert", "--tls-cert"), ("tls_key", "--tls-key"), ("tls_ca", "--tls-ca"),
+    ("metrics", "--metrics"), ("users", "--users"), ("requirepass", "--requirepass or FENCELOCK_REQUIREPASS"),
+)
+
+
 def cluster_options(args: Any) -> ClusterOptions:
-    """Builds the options of ``fencelock serve --etcd ...`` from its parsed arguments."""
+    """Builds the options of ``fencelock serve --etcd ...`` from its parsed arguments.
+
+    A cluster node has no TLS, metrics or authentication yet: asking for them is an error
+    rather than a node that silently serves without them. Protected mode still holds: with no
+    authentication, a non-loopback address needs ``--no-auth``.
+    """
+    unsupported = [flag for name, flag in UNSUPPORTED if getattr(args, name, None)]
+    if unsupported:
+        raise SystemExit(f"fencelock: cluster mode (--etcd) does not support {', '.join(unsupported)} yet (see docs/CLUSTER.md)")
+    if not is_loopback(args.host) and not getattr(args, "no_auth", False):
+        raise SystemExit(
+            f"fencelock: refusing to serve {args.host} without authentication: cluster mode has none "
+            "yet, and anyone who reaches the port could take, steal and release every lock. Bind "
+            "127.0.0.1, or pass --no-auth to insist."
+        )
+    if not is_loopback(args.host):
+        log.warning("serving %s with no authentication (--no-auth): anyone who reaches the port "
+                    "can take, steal and release every lock", args.host)
     return ClusterOptions(
         etcd=parse_endpoints(args.etcd),
         cluster=args.cluster,

@@ -13,6 +13,8 @@ import re
 from typing import Dict, Optional, Type
 
 from ._native import (
+    AuthFailed,
+    AuthRequired,
     BadRequest,
     ConnectionLost,
     Expired,
@@ -23,6 +25,7 @@ from ._native import (
     Locked,
     LockTimeout,
     NotReady,
+    PermissionDenied,
     ProtocolError,
     Stale,
     TokensExhausted,
@@ -42,6 +45,9 @@ __all__ = [
     "LeaseLost",
     "ConnectionLost",
     "FenceRejected",
+    "AuthRequired",
+    "PermissionDenied",
+    "AuthFailed",
     "error_from_code",
     "error_from_text",
 ]
@@ -58,6 +64,9 @@ _BY_CODE: Dict[str, Type[FencelockError]] = {
     "BADREQ": BadRequest,
     "PROTOCOL": ProtocolError,
     "CONNECTION": ConnectionLost,
+    "NOAUTH": AuthRequired,
+    "NOPERM": PermissionDenied,
+    "WRONGPASS": AuthFailed,
 }
 
 # Only for text from the wire, where the number exists only inside the message.

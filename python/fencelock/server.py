@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import ipaddress
 import logging
 import os
 import signal
@@ -25,11 +26,15 @@ from typing import Any, Dict, Optional, Tuple, cast
 
 from . import __version__
 from ._durable import DurabilityError, remove_durable, write_atomic
-from ._native import DATA_FILES, Close, NativeServer, RemoveFile, Transmit, WriteFile
+from ._tls import server_context
+from ._native import DATA_FILES, Close, FencelockError, NativeServer, RemoveFile, Transmit, WriteFile, hash_password
 
-__all__ = ["ServerOptions", "FencelockServer", "run_server", "serve"]
+__all__ = ["ServerOptions", "FencelockServer", "run_server", "serve", "is_loopback"]
 
 log = logging.getLogger("fencelock.server")
+#: Audit events (failed authentications, steals): one record each, with the core's JSON in
+#: the record's ``audit`` attribute for ``--log-format json``.
+audit_log = logging.getLogger("fencelock.audit")
 
 EXIT_DURABILITY = 3
 
@@ -52,6 +57,22 @@ class ServerOptions:
     ready_file: Optional[str] = None
     loop: str = "auto"
     engine_settings: Dict[str, int] = field(default_factory=dict)
+    #: TLS: the server's certificate chain and key (PEM); with ``tls_ca``, clients must
+    #: present a certificate that CA signed.
+    tls_cert: Optional[str] = None
+    tls_key: Optional[str] = None
+    tls_ca: Optional[str] = None
+    #: A TLS handshake not finished by then is closed; it never reaches the core.
+    tls_handshake_timeout_ms: int = 10_000
+    #: ``HOST:PORT`` to serve Prometheus metrics on (``GET /metrics``), or None.
+    metrics: Optional[str] = None
+    #: A users file (JSON, see docs/PROTOCOL.md); reloaded on SIGHUP.
+    users_file: Optional[str] = None
+    #: One password for a single ``default`` user with every right.
+    requirepass: Optional[str] = field(default=None, repr=False)
+    #: Serve without authentication on a non-loopback address anyway.
+    no_auth: bool = False
+    server_settings: Dict[str, int] = field(default_factory=dict)
 
 
 class FencelockServer:
@@ -67,8 +88,23 @@ class FencelockServer:
         self._timer: Optional[asyncio.TimerHandle] = None
         self._timer_at: Optional[int] = None
         self._listener: Optional[asyncio.AbstractServer] = None
+        self._metrics_listener: Optional[asyncio.AbstractServer] = None
+        #: Where metrics are served, once listening.
+        self.metrics_address: Optional[Tuple[str, int]] = None
         self._stopping = False
+        check_exposure(options)
+        self._native: Optional[NativeServer] = None
         self.start_kind, self.native = self._start_native()
+        self._native = self.native
+        self._load_auth()
+        self.tls_context = None
+        if options.tls_cert or options.tls_key or options.tls_ca:
+            if not (options.tls_cert and options.tls_key):
+                raise SystemExit("fencelock: --tls-cert and --tls-key go together (--tls-ca needs both)")
+            try:
+                self.tls_context = server_context(options.tls_cert, options.tls_key, options.tls_ca)
+            except (OSError, ValueError) as error:
+                raise SystemExit(f"fencelock: cannot load the TLS certificate or key: {error}") from None
 
     # -- start -----------------------------------------------------------------------------
 
@@ -78,7 +114,8 @@ class FencelockServer:
             engine_config["max_ttl_ms"] = self.options.max_ttl_ms
         if self.options.lock_delay_ms is not None:
             engine_config["lock_delay_ms"] = self.options.lock_delay_ms
-        server_config = {
+        server_config: Dict[str, Any] = {
+            **self.options.server_settings,
             "max_connections": self.options.max_connections,
             "test_clock": self.options.test_clock,
         }
@@ -111,6 +148,37 @@ class FencelockServer:
             log.info("%s", recovery.summary)
         return recovery.kind, native
 
+    def _load_auth(self) -> None:
+        """Gives the core its users: the users file, or one user for ``requirepass``."""
+        if self.options.users_file and self.options.requirepass:
+            raise SystemExit("fencelock: give --users or --requirepass, not both")
+        if self.options.users_file:
+            try:
+                self.native.set_users(Path(self.options.users_file).read_bytes())
+            except (OSError, FencelockError) as error:
+                raise SystemExit(f"fencelock: users file {self.options.users_file}: {_reason(error)}; refusing to start") from None
+            log.info("authentication on: users from %s", self.options.users_file)
+        elif self.options.requirepass:
+            # Hashed at once with a fresh salt: the plain password is not kept by the core.
+            self.native.set_password_hash(hash_password(self.options.requirepass.encode(), os.urandom(16)))
+            log.info("authentication on: one user 'default' (--requirepass)")
+        else:
+            log.info("authentication off: every client may take, steal and release every lock")
+
+    def reload_users(self) -> bool:
+        """Reads the users file again (SIGHUP); on any error the users in force stay."""
+        if not self.options.users_file:
+            log.info("SIGHUP: no users file to reload")
+            return False
+        try:
+            self.native.set_users(Path(self.options.users_file).read_bytes())
+        except (OSError, FencelockError) as error:
+            log.error("SIGHUP: users file %s not reloaded, the users in force stay: %s",
+                      self.options.users_file, _reason(error))
+            return False
+        log.info("SIGHUP: users reloaded from %s", self.options.users_file)
+        return True
+
     # -- serving ---------------------------------------------------------------------------
 
     def now_ms(self) -> int:
@@ -120,17 +188,28 @@ class FencelockServer:
     async def start(self) -> Tuple[str, int]:
         """Binds the socket; returns the bound (host, port)."""
         loop = asyncio.get_running_loop()
+        # With TLS, connection_made comes only after the handshake: a client that never
+        # finishes it is closed by the loop at the timeout and never takes a core connection.
+        tls: Dict[str, Any] = {}
+        if self.tls_context is not None:
+            tls = {"ssl": self.tls_context, "ssl_handshake_timeout": self.options.tls_handshake_timeout_ms / 1000}
         self._listener = await loop.create_server(
-            lambda: _Connection(self), self.options.host, self.options.port, reuse_address=True, backlog=1024
+            lambda: _Connection(self), self.options.host, self.options.port, reuse_address=True, backlog=1024, **tls
         )
         host, port = self._listener.sockets[0].getsockname()[:2]
+        if self.options.metrics:
+            self._metrics_listener, self.metrics_address = await start_metrics(self, self.options.metrics)
         where = f"data dir {self.data_dir}" if self.data_dir else "in memory (nothing on disk)"
         log.info(
-            "fencelock %s serving on %s:%d, %s, start %s, %s loop%s", __version__, host, port, where,
-            self.start_kind, _loop_name(), ", test clock" if self.options.test_clock else "",
+            "fencelock %s serving on %s:%d%s, %s, start %s, %s loop%s%s", __version__, host, port,
+            " (TLS, client certificates required)" if self.options.tls_ca and tls else " (TLS)" if tls else "",
+            where, self.start_kind, _loop_name(), ", test clock" if self.options.test_clock else "",
+            f", metrics on http://{self.metrics_address[0]}:{self.metrics_address[1]}/metrics" if self.metrics_address else "",
         )
         if self.options.ready_file:
-            write_atomic(self.options.ready_file, f"{host} {port}\n".encode())
+            # With --metrics a third field says where they are served (for --metrics HOST:0).
+            metrics = f" {self.metrics_address[0]}:{self.metrics_address[1]}" if self.metrics_address else ""
+            write_atomic(self.options.ready_file, f"{host} {port}{metrics}\n".encode())
         self._schedule()
         return host, port
 
@@ -141,6 +220,8 @@ class FencelockServer:
         self._stopping = True
         if self._listener is not None:
             self._listener.close()
+        if self._metrics_listener is not None:
+            self._metrics_listener.close()
         if self._timer is not None:
             self._timer.cancel()
         # The core closes every connection (EPHEMERAL leases end with them) and yields the
@@ -168,6 +249,9 @@ class FencelockServer:
                     transport.close()
             else:
                 self._perform(output)
+        while (event := self.native.poll_audit()) is not None:
+            kind, text, as_json = event
+            audit_log.warning("%s", text, extra={"audit": as_json, "audit_kind": kind})
         if not self._stopping:
             self._schedule()
 
@@ -177,10 +261,13 @@ class FencelockServer:
         if self.data_dir is None:
             return
         try:
+            started = time.perf_counter_ns()
             if isinstance(action, WriteFile):
                 write_atomic(self.data_dir / action.file, action.data)
             else:
                 remove_durable(self.data_dir / action.file)
+            if self._native is not None:
+                self._native.record_persist((time.perf_counter_ns() - started) // 1000)
         except DurabilityError as error:
             log.critical("cannot %s %s durably: %s; exiting", action.kind, action.file, error)
             os._exit(EXIT_DURABILITY)
@@ -266,6 +353,46 @@ class _Connection(asyncio.Protocol):
         self.server.backlog(self.conn, 0)
 
 
+def _metrics_bytes(server: FencelockServer) -> bytes:
+    """Returns the Prometheus exposition, rendered by the core."""
+    return server.native.metrics(server.now_ms())
+
+
+METRICS_REQUEST_LIMIT = 8192
+METRICS_READ_TIMEOUT_S = 10.0
+
+
+async def start_metrics(server: FencelockServer, address: str) -> Tuple[asyncio.AbstractServer, Tuple[str, int]]:
+    """Serves ``GET /metrics`` (HTTP/1.1, one request per connection) on ``HOST:PORT``."""
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), METRICS_READ_TIMEOUT_S)
+            method, target, _ = (head.split(b"\r\n", 1)[0].decode("latin-1") + "  ").split(" ", 2)
+            path = target.split("?", 1)[0]
+            if method not in ("GET", "HEAD"):
+                status, body, kind = "405 Method Not Allowed", b"only GET\n", "text/plain; charset=utf-8"
+            elif path != "/metrics":
+                status, body, kind = "404 Not Found", b"metrics are at /metrics\n", "text/plain; charset=utf-8"
+            else:
+                status, body, kind = "200 OK", _metrics_bytes(server), "text/plain; version=0.0.4; charset=utf-8"
+            writer.write(
+                f"HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {len(body)}\r\n"
+                "Connection: close\r\n\r\n".encode() + (body if method != "HEAD" else b"")
+            )
+            await writer.drain()
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    listener = await asyncio.start_server(handle, host, int(port), limit=METRICS_REQUEST_LIMIT, reuse_address=True)
+    bound = listener.sockets[0].getsockname()[:2]
+    return listener, (str(bound[0]), int(bound[1]))
+
+
 def read_boot_id() -> Optional[str]:
     """Returns this boot's identity, or None where it cannot be trusted to name the clock.
 
@@ -286,6 +413,37 @@ def read_boot_id() -> Optional[str]:
     return text
 
 
+def is_loopback(host: str) -> bool:
+    """Tells whether ``host`` reaches only this machine (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        # A host name other than localhost may resolve anywhere: treat it as exposed.
+        return False
+
+
+def check_exposure(options: ServerOptions) -> None:
+    """Protected mode: refuses to serve a non-loopback address with no authentication."""
+    if is_loopback(options.host) or options.users_file or options.requirepass:
+        return
+    if options.no_auth:
+        log.warning("serving %s with no authentication (--no-auth): anyone who reaches the port "
+                    "can take, steal and release every lock", options.host)
+        return
+    raise SystemExit(
+        f"fencelock: refusing to serve {options.host} without authentication: anyone who reaches "
+        "the port could take, steal and release every lock. Give --users FILE or --requirepass "
+        "(or FENCELOCK_REQUIREPASS), bind 127.0.0.1, or pass --no-auth to insist."
+    )
+
+
+def _reason(error: BaseException) -> str:
+    message = getattr(error, "message", None)
+    return str(message) if message else str(error)
+
+
 def _loop_name() -> str:
     module = type(asyncio.get_running_loop()).__module__
     return "uvloop" if module.startswith("uvloop") else "asyncio"
@@ -301,6 +459,10 @@ async def serve(options: ServerOptions, stop: Optional[asyncio.Event] = None) ->
             loop.add_signal_handler(signum, stop.set)
         except (NotImplementedError, RuntimeError):
             pass
+    try:
+        loop.add_signal_handler(signal.SIGHUP, server.reload_users)
+    except (NotImplementedError, RuntimeError, AttributeError):
+        pass
     await server.start()
     try:
         await stop.wait()

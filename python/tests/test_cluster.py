@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional
@@ -22,6 +23,9 @@ redis = pytest.importorskip("redis")
 pytest.importorskip("aetcd")
 
 ELECTION_TTL_S = 3
+#: Wall-time bound of each test here, etcd start and failover included, so `make test` stays
+#: bounded: past it the test fails (SIGALRM) and its fixtures kill etcd and the nodes.
+BUDGET_S = 60
 
 
 def _etcd_binary() -> Optional[str]:
@@ -53,6 +57,22 @@ def _free_ports(count: int) -> List[int]:
     return ports
 
 
+@pytest.fixture(autouse=True)
+def _budget() -> Iterator[None]:
+    """Fails the test once it has run BUDGET_S seconds (autouse: set up before etcd)."""
+
+    def over(signum: int, frame: Any) -> None:
+        raise AssertionError(f"cluster test over its {BUDGET_S} s budget")
+
+    previous = signal.signal(signal.SIGALRM, over)
+    signal.alarm(BUDGET_S)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 @pytest.fixture
 def etcd_cluster(tmp_path: Path) -> Iterator[str]:
     """Three etcd members on loopback ports with temp data dirs; yields the client URLs."""
@@ -81,6 +101,7 @@ def etcd_cluster(tmp_path: Path) -> Iterator[str]:
     finally:
         for process in processes:
             process.kill()
+        for process in processes:
             process.wait(timeout=10)
 
 
@@ -100,7 +121,7 @@ def _wait_etcd_healthy(clients: List[int], tmp_path: Path) -> None:
                 await client.close()
         return True
 
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if asyncio.run(probe()):
             return
@@ -167,7 +188,7 @@ def test_failover_keeps_leases_and_tokens_increase(etcd_cluster: str, start_serv
             return leading[0]
         return None
 
-    leader = _wait_for(lambda: leaders(ports), 20, "a leader")
+    leader = _wait_for(lambda: leaders(ports), 15, "a leader")
     client = redis.Redis(host="127.0.0.1", port=leader, socket_timeout=5)
     held = int(client.execute_command("ACQUIRE", "held", 60_000))
     short_ttl_ms = 1_500
@@ -221,3 +242,28 @@ def test_failover_keeps_leases_and_tokens_increase(etcd_cluster: str, start_serv
         lock_client.release("via-client", lease.token)
     other = next(port for port in alive if port != new_leader)
     assert _raw(other, "ACQUIRE", "x", "1000") == f"-MOVED 127.0.0.1:{new_leader}".encode()
+
+
+@pytest.mark.parametrize(
+    "option",
+    [["--requirepass", "secret"], ["--users", "users.json"], ["--tls-cert", "c.pem", "--tls-key", "k.pem"], ["--metrics", "127.0.0.1:0"]],
+)
+def test_cluster_mode_refuses_what_it_does_not_implement(tmp_path: Path, option: List[str]) -> None:
+    """Auth, TLS and metrics are not in cluster mode yet: asking for them fails at once rather
+    than serving without them."""
+    done = subprocess.run(
+        [sys.executable, "-m", "fencelock", "serve", "--etcd", "http://127.0.0.1:1", "--port", "0", *option],
+        cwd=tmp_path, capture_output=True, timeout=20,
+    )
+    assert done.returncode != 0
+    assert b"cluster mode (--etcd) does not support" in done.stderr
+
+
+def test_cluster_mode_keeps_protected_mode(tmp_path: Path) -> None:
+    """With no authentication in cluster mode, a non-loopback address needs --no-auth."""
+    done = subprocess.run(
+        [sys.executable, "-m", "fencelock", "serve", "--etcd", "http://127.0.0.1:1", "--host", "0.0.0.0", "--port", "0"],
+        cwd=tmp_path, capture_output=True, timeout=20,
+    )
+    assert done.returncode != 0
+    assert b"refusing to serve 0.0.0.0 without authentication" in done.stderr

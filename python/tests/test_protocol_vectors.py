@@ -31,6 +31,9 @@ def test_the_vector_set_is_there() -> None:
 def test_protocol_vector(path: Path, cut: str) -> None:
     scenario = json.loads(path.read_text())
     server = NativeServer(scenario.get("engine") or {}, scenario.get("server") or {})
+    if "users" in scenario:
+        # The users file is the JSON value itself; the core parses its bytes.
+        server.set_users(json.dumps(scenario["users"]).encode())
     now = 0
     for index, step in enumerate(scenario["steps"]):
         now = int(step.get("at_ms", now))
@@ -60,10 +63,15 @@ def test_protocol_vector(path: Path, cut: str) -> None:
             else:
                 assert isinstance(output, WriteFile) and output.file == "ceiling", output
                 persisted.append(int(output.data))
+        audit = []
+        while (event := server.poll_audit()) is not None:
+            audit.append(json.loads(event[2]))
         expected_out = {key: value.encode("latin-1") for key, value in (step.get("out") or {}).items()}
         where = f"{path.name} step {index} ({op}, cut {cut})"
         assert out == expected_out, f"{where}: output differs"
         assert closed == list(step.get("closed") or []), f"{where}: closes differ"
+        if "audit" in step:
+            assert audit == step["audit"], f"{where}: audit events differ"
         if "persist" in step:
             assert persisted == step["persist"], f"{where}: persisted ceilings differ"
 

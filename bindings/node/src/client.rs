@@ -24,6 +24,10 @@ pub struct ClientSettings {
     pub request_timeout_ms: Option<f64>,
     /// Longest a connect may take, in ms.
     pub connect_timeout_ms: Option<f64>,
+    /// User to authenticate every connection as (`default` when only a password is given).
+    pub username: Option<String>,
+    /// Password to authenticate with (`HELLO 3 AUTH` or `AUTH`).
+    pub password: Option<String>,
 }
 
 /// Something the host must do, in order: `connect` (open a transport for `conn` to endpoint
@@ -112,6 +116,8 @@ pub struct ClientReply {
     pub ok: Option<bool>,
     /// QUERY.
     pub locks: Option<Vec<LockRecord>>,
+    /// A QUERY page's next cursor (empty after the last page).
+    pub cursor: Option<String>,
     /// INFO.
     pub info: Option<Vec<InfoRecord>>,
     /// PING.
@@ -202,6 +208,15 @@ impl NativeClient {
         if let Some(ms) = settings.connect_timeout_ms {
             config.connect_timeout_ms = whole("connectTimeoutMs", ms)?;
         }
+        config.credentials = settings.password.as_deref().map(|password| {
+            fencelock_core::client::Credentials::new(
+                settings
+                    .username
+                    .as_deref()
+                    .unwrap_or(fencelock_core::protocol::DEFAULT_USER),
+                password,
+            )
+        });
         Ok(NativeClient {
             client: Client::new(config),
         })
@@ -283,6 +298,26 @@ impl NativeClient {
         Ok(number(
             self.client.query(now, prefix.as_deref().unwrap_or("")),
         ))
+    }
+
+    /// Queues one page of a QUERY: at most `count` locks after `cursor` ("" for the first);
+    /// the reply has `locks` and `cursor` (empty after the last page).
+    #[napi]
+    pub fn query_page(
+        &mut self,
+        now_ms: f64,
+        prefix: String,
+        count: f64,
+        cursor: Option<String>,
+    ) -> napi::Result<f64> {
+        let now = Instant(whole("nowMs", now_ms)?);
+        let count = whole("count", count)?;
+        Ok(number(self.client.query_page(
+            now,
+            &prefix,
+            count,
+            cursor.as_deref().unwrap_or(""),
+        )))
     }
 
     /// Queues an INFO.
@@ -486,6 +521,10 @@ fn reply_record(
         Ok(Reply::MsLeft(ms)) => record_out.ms_left = Some(number(ms)),
         Ok(Reply::Ok) => record_out.ok = Some(true),
         Ok(Reply::Locks(locks)) => {
+            record_out.locks = Some(locks.into_iter().map(lock_record).collect());
+        }
+        Ok(Reply::LockPage { cursor, locks }) => {
+            record_out.cursor = Some(cursor);
             record_out.locks = Some(locks.into_iter().map(lock_record).collect());
         }
         Ok(Reply::Info(entries)) => {

@@ -34,6 +34,8 @@ pub struct Constants {
     pub snapshot_version: u32,
     /// The version of this crate.
     pub version: String,
+    /// The PBKDF2 iteration count `hashPassword` uses by default.
+    pub default_iterations: u32,
 }
 
 /// Returns the system monotonic clock (`CLOCK_MONOTONIC`: system-wide, running since boot and
@@ -48,6 +50,27 @@ pub fn monotonic_ms() -> f64 {
     convert::number(ms)
 }
 
+/// Returns the users-file hash of `password` (`pbkdf2-sha256$iterations$salt$key`); `salt`
+/// must come from `crypto.randomBytes(16)`. Default iterations: `constants().defaultIterations`.
+#[napi]
+pub fn hash_password(
+    password: napi::bindgen_prelude::Buffer,
+    salt: napi::bindgen_prelude::Buffer,
+    iterations: Option<u32>,
+) -> String {
+    fencelock_core::protocol::hash_password(
+        &password,
+        &salt,
+        iterations.unwrap_or(fencelock_core::protocol::DEFAULT_ITERATIONS),
+    )
+}
+
+/// Returns true when `password` matches a `hashPassword` hash.
+#[napi]
+pub fn verify_password(hash: String, password: napi::bindgen_prelude::Buffer) -> bool {
+    fencelock_core::protocol::verify_password(&hash, &password)
+}
+
 /// Returns the core's constants.
 #[napi]
 pub fn constants() -> Constants {
@@ -60,5 +83,6 @@ pub fn constants() -> Constants {
         max_token: convert::number(fencelock_core::MAX_TOKEN),
         snapshot_version: fencelock_core::SNAPSHOT_VERSION,
         version: env!("CARGO_PKG_VERSION").to_owned(),
+        default_iterations: fencelock_core::protocol::DEFAULT_ITERATIONS,
     }
 }

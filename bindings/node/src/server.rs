@@ -215,7 +215,8 @@ impl NativeServer {
         let now = Instant(whole("nowMs", now_ms)?);
         let conn = whole("conn", conn)?;
         self.server.receive(now, conn, data);
-        if !self.held.is_empty() {
+        // An audit event must reach the log now: the host's flush polls it.
+        if !self.held.is_empty() || self.server.pending_audit() > 0 {
             return Ok(None);
         }
         let reply = match self.server.poll_output() {
@@ -357,6 +358,70 @@ impl NativeServer {
     pub fn live_locks(&self) -> f64 {
         number(self.server.engine().live_locks() as u64)
     }
+
+    /// Returns the Prometheus text exposition of the server's metrics, to serve at
+    /// `GET /metrics` (rendered by the core, so every host serves the same text).
+    #[napi]
+    pub fn metrics(&mut self, now_ms: f64) -> napi::Result<String> {
+        Ok(self.server.metrics_text(Instant(whole("nowMs", now_ms)?)))
+    }
+
+    /// Records how long one durable data-directory change took, in microseconds.
+    #[napi]
+    pub fn record_persist(&mut self, micros: f64) -> napi::Result<()> {
+        self.server.record_persist(whole("micros", micros)?);
+        Ok(())
+    }
+
+    /// Sets the users from a users file's bytes (JSON, parsed by the core), or turns
+    /// authentication off with null. Throws (code `ERR`) for a file the core refuses; the
+    /// users in force stay then. The message never shows a password hash.
+    #[napi]
+    pub fn set_users(&mut self, env: Env, users_file: Option<Buffer>) -> napi::Result<()> {
+        let users = users_file
+            .as_deref()
+            .map(fencelock_core::protocol::Users::parse)
+            .transpose()
+            .or_throw(&env)?;
+        self.server.set_users(users);
+        Ok(())
+    }
+
+    /// Sets one user, `default`, with every right and this password hash (`--requirepass`).
+    #[napi]
+    pub fn set_password_hash(&mut self, env: Env, hash: String) -> napi::Result<()> {
+        let users = fencelock_core::protocol::Users::single(&hash).or_throw(&env)?;
+        self.server.set_users(Some(users));
+        Ok(())
+    }
+
+    /// Returns true when connections must authenticate.
+    #[napi]
+    pub fn auth_required(&self) -> bool {
+        self.server.auth_required()
+    }
+
+    /// Returns the next audit event (`kind`, `text`, `json`), or null; never holds a password.
+    #[napi]
+    pub fn poll_audit(&mut self) -> Option<AuditRecord> {
+        self.server.poll_audit().map(|event| AuditRecord {
+            kind: event.kind().to_owned(),
+            text: event.to_text(),
+            json: event.to_json(),
+        })
+    }
+}
+
+/// An audit event as the host logs it.
+#[napi(object)]
+#[derive(Debug)]
+pub struct AuditRecord {
+    /// `auth_failed` or `stolen`.
+    pub kind: String,
+    /// One `key=value` line.
+    pub text: String,
+    /// The same as a JSON object.
+    pub json: String,
 }
 
 impl std::fmt::Debug for NativeServer {

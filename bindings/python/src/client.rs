@@ -27,13 +27,15 @@ impl NativeClient {
     /// Creates a client for `endpoints` addresses (the host maps an index to an address);
     /// `addresses` (`host:port` per endpoint) lets a cluster follower's `-MOVED` name one.
     #[new]
-    #[pyo3(signature = (endpoints=1, resp3=true, request_timeout_ms=10_000, connect_timeout_ms=5_000, addresses=None))]
+    #[pyo3(signature = (endpoints=1, resp3=true, request_timeout_ms=10_000, connect_timeout_ms=5_000, addresses=None, username=None, password=None))]
     fn new(
         endpoints: usize,
         resp3: bool,
         request_timeout_ms: u64,
         connect_timeout_ms: u64,
         addresses: Option<Vec<String>>,
+        username: Option<&str>,
+        password: Option<&str>,
     ) -> PyResult<Self> {
         if endpoints == 0 {
             return Err(PyValueError::new_err(
@@ -46,6 +48,12 @@ impl NativeClient {
         config.request_timeout_ms = request_timeout_ms;
         config.connect_timeout_ms = connect_timeout_ms;
         config.endpoint_addresses = addresses.unwrap_or_default();
+        config.credentials = password.map(|password| {
+            fencelock_core::client::Credentials::new(
+                username.unwrap_or(fencelock_core::protocol::DEFAULT_USER),
+                password,
+            )
+        });
         Ok(NativeClient {
             client: Mutex::new(Client::new(config)),
         })
@@ -106,6 +114,13 @@ impl NativeClient {
     #[pyo3(signature = (now_ms, prefix=""))]
     fn query(&self, now_ms: u64, prefix: &str) -> RequestId {
         self.lock().query(Instant(now_ms), prefix)
+    }
+
+    /// Queues one page of a QUERY: at most `count` locks after `cursor` ("" for the first).
+    #[pyo3(signature = (now_ms, prefix, count, cursor=""))]
+    fn query_page(&self, now_ms: u64, prefix: &str, count: u64, cursor: &str) -> RequestId {
+        self.lock()
+            .query_page(Instant(now_ms), prefix, count, cursor)
     }
 
     /// Queues an INFO.
@@ -250,6 +265,11 @@ fn reply_object(py: Python<'_>, reply: Reply) -> PyResult<Py<PyAny>> {
             .into_iter()
             .map(lock_record)
             .collect::<Vec<_>>()
+            .into_py_any(py),
+        Reply::LockPage { cursor, locks } => (
+            cursor,
+            locks.into_iter().map(lock_record).collect::<Vec<_>>(),
+        )
             .into_py_any(py),
         Reply::Info(entries) => entries
             .into_iter()

@@ -69,7 +69,7 @@ enum FieldDefault {
 }
 
 /// Every class, the base first; [`Kind`] indexes this table.
-const SPECS: [Spec; 13] = [
+const SPECS: [Spec; 16] = [
     spec("FencelockError", "ERROR", "Base class of every fencelock error; `code` is the stable wire code.", &[]),
     spec("Locked", "LOCKED", "The lock is held (or in lock-delay) and the caller did not wait; `ms_left` says until when.", &[("ms_left", FieldDefault::None)]),
     spec("Stale", "STALE", "The token is not a live lease of that lock (released, superseded, stolen or unknown).", &[]),
@@ -86,6 +86,9 @@ const SPECS: [Spec; 13] = [
         ..spec("ConnectionLost", "CONNECTION", "The connection to the server failed; the request may or may not have been applied.", &[])
     },
     spec("FenceRejected", "FENCED", "A fence refused a token lower than the highest it has accepted for the resource.", &[("resource", FieldDefault::Empty), ("token", FieldDefault::Zero), ("highest", FieldDefault::Zero)]),
+    spec("AuthRequired", "NOAUTH", "The server requires authentication: pass `username=` and `password=` to the client.", &[]),
+    spec("PermissionDenied", "NOPERM", "The user's rules do not allow the command; the message names the user and the rule.", &[]),
+    spec("AuthFailed", "WRONGPASS", "Authentication failed: unknown user or wrong password (the server never says which).", &[]),
 ];
 
 const fn spec(
@@ -117,6 +120,9 @@ enum Kind {
     BadRequest = 8,
     Protocol = 9,
     ConnectionLost = 11,
+    NoAuth = 13,
+    NoPerm = 14,
+    WrongPass = 15,
 }
 
 static CLASSES: PyOnceLock<Vec<Py<PyType>>> = PyOnceLock::new();
@@ -187,6 +193,9 @@ fn build_exception<'py>(py: Python<'py>, error: &Error) -> PyResult<Bound<'py, P
         Error::BadRequest(_) => Kind::BadRequest,
         Error::ConnectionLost(_) => Kind::ConnectionLost,
         Error::Protocol(_) => Kind::Protocol,
+        Error::NoAuth(_) => Kind::NoAuth,
+        Error::NoPerm(_) => Kind::NoPerm,
+        Error::WrongPass(_) => Kind::WrongPass,
         // An unknown reply code, and any variant added later: the base class with its code.
         _ => {
             kwargs.set_item("code", error.wire_code())?;

@@ -15,6 +15,20 @@ mod server;
 
 use pyo3::prelude::*;
 
+/// Returns the users-file hash of `password` (`pbkdf2-sha256$iterations$salt$key`); `salt`
+/// must come from `os.urandom(16)`. The hash runs without the GIL.
+#[pyfunction]
+#[pyo3(signature = (password, salt, iterations=fencelock_core::protocol::DEFAULT_ITERATIONS))]
+fn hash_password(py: Python<'_>, password: &[u8], salt: &[u8], iterations: u32) -> String {
+    py.detach(|| fencelock_core::protocol::hash_password(password, salt, iterations))
+}
+
+/// Returns True when `password` matches a `hash_password` hash.
+#[pyfunction]
+fn verify_password(py: Python<'_>, hash: &str, password: &[u8]) -> bool {
+    py.detach(|| fencelock_core::protocol::verify_password(hash, password))
+}
+
 /// The private native module; import `fencelock` instead.
 #[pymodule]
 fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -38,6 +52,12 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<records::WriteFile>()?;
     module.add_class::<records::RemoveFile>()?;
     module.add_class::<records::Recovery>()?;
+    module.add_function(wrap_pyfunction!(hash_password, module)?)?;
+    module.add_function(wrap_pyfunction!(verify_password, module)?)?;
+    module.add(
+        "DEFAULT_ITERATIONS",
+        fencelock_core::protocol::DEFAULT_ITERATIONS,
+    )?;
     errors::register(module)?;
     let data_files: Vec<&str> = fencelock_core::DataFile::ALL
         .iter()

@@ -105,6 +105,37 @@ impl NativeServer {
         })
     }
 
+    /// Sets the users from a users file's bytes (JSON, parsed by the core), or turns
+    /// authentication off with None. Raises `BadRequest` for a file the core refuses (the
+    /// message never shows a password hash); the users in force stay then.
+    fn set_users(&mut self, py: Python<'_>, users_file: Option<&[u8]>) -> PyResult<()> {
+        let users = users_file
+            .map(fencelock_core::protocol::Users::parse)
+            .transpose()
+            .into_py_result(py)?;
+        self.server.set_users(users);
+        Ok(())
+    }
+
+    /// Sets one user, `default`, with every right and this password hash (`--requirepass`).
+    fn set_password_hash(&mut self, py: Python<'_>, hash: &str) -> PyResult<()> {
+        let users = fencelock_core::protocol::Users::single(hash).into_py_result(py)?;
+        self.server.set_users(Some(users));
+        Ok(())
+    }
+
+    /// Returns True when connections must authenticate.
+    fn auth_required(&self) -> bool {
+        self.server.auth_required()
+    }
+
+    /// Returns the next audit event as `(kind, text, json)`, or None. Never holds a password.
+    fn poll_audit(&mut self) -> Option<(&'static str, String, String)> {
+        self.server
+            .poll_audit()
+            .map(|event| (event.kind(), event.to_text(), event.to_json()))
+    }
+
     /// Returns how `recover` started this server, or None if it was built directly.
     fn recovery(&self, py: Python<'_>) -> Option<Py<records::Recovery>> {
         self.recovery
@@ -203,6 +234,17 @@ impl NativeServer {
 
     fn live_locks(&self) -> usize {
         self.server.engine().live_locks()
+    }
+
+    /// Returns the Prometheus text exposition of the server's metrics, as bytes to serve at
+    /// `GET /metrics` (rendered by the core, so every host serves the same text).
+    fn metrics<'py>(&mut self, py: Python<'py>, now_ms: u64) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, self.server.metrics_text(Instant(now_ms)).as_bytes())
+    }
+
+    /// Records how long one durable data-directory change took, in microseconds.
+    fn record_persist(&mut self, micros: u64) {
+        self.server.record_persist(micros);
     }
 }
 

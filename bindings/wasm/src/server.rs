@@ -184,6 +184,25 @@ impl WasmServer {
         self.server.poll_timeout().map(|at| number(at.as_ms()))
     }
 
+    /// Sets the users from a users file's bytes (JSON, parsed by the core), or turns
+    /// authentication off with `undefined`; throws the core's error text for a bad file.
+    #[wasm_bindgen(js_name = setUsers)]
+    pub fn set_users(&mut self, users_file: Option<Vec<u8>>) -> Result<(), JsValue> {
+        let users = users_file
+            .as_deref()
+            .map(fencelock_core::protocol::Users::parse)
+            .transpose()
+            .map_err(|error| crate::errors::throw(&error))?;
+        self.server.set_users(users);
+        Ok(())
+    }
+
+    /// Returns the next audit event as its JSON text, or `undefined`.
+    #[wasm_bindgen(js_name = pollAudit)]
+    pub fn poll_audit(&mut self) -> Option<String> {
+        self.server.poll_audit().map(|event| event.to_json())
+    }
+
     /// Returns how many connections are open.
     pub fn connections(&self) -> f64 {
         number(self.server.connections() as u64)

@@ -72,6 +72,19 @@ struct Tracked {
     renewing: bool,
     /// The connection that took it, for an EPHEMERAL lease.
     ephemeral_conn: Option<ConnId>,
+    /// The last renewal sent and not yet confirmed: when, and the deadline it sets if the
+    /// server runs it (a shorter TTL shortens the lease).
+    unconfirmed: Option<(Instant, Instant)>,
+}
+
+impl Tracked {
+    /// Records a renewal sent at `sent_at` with `ttl_ms`: once the server runs it the lease
+    /// may end as early as `sent_at + ttl_ms`, before its reply comes.
+    fn renewal_sent(&mut self, sent_at: Instant, ttl_ms: u64) {
+        let cap = sent_at.plus_ms(ttl_ms);
+        self.deadline = self.deadline.min(cap);
+        self.unconfirmed = Some((sent_at, cap));
+    }
 }
 
 impl Tracked {
@@ -105,6 +118,7 @@ impl Leases {
             next_renewal: sent_at,
             renewing: false,
             ephemeral_conn,
+            unconfirmed: None,
         };
         lease.next_renewal = sent_at.plus_ms(lease.interval_ms());
         self.by_token.insert(token, lease);
@@ -148,10 +162,24 @@ impl Leases {
         })
     }
 
+    /// Records a renewal asked for by the user at `sent_at`: with a shorter TTL it ends the
+    /// lease earlier as soon as the server runs it, so the deadline cannot stay later.
+    pub(crate) fn renewal_sent(&mut self, name: &str, token: Token, sent_at: Instant, ttl_ms: u64) {
+        if let Some(lease) = self.get_mut(name, token) {
+            lease.renewal_sent(sent_at, ttl_ms);
+        }
+    }
+
     /// Records a confirmed renewal sent at `sent_at` that left the lease `ms_left`.
     pub(crate) fn renewed(&mut self, name: &str, token: Token, sent_at: Instant, ms_left: u64) {
         if let Some(lease) = self.get_mut(name, token) {
-            lease.deadline = sent_at.plus_ms(ms_left);
+            let mut deadline = sent_at.plus_ms(ms_left);
+            match lease.unconfirmed {
+                // A later renewal is still in flight: it may shorten what this one confirmed.
+                Some((later, cap)) if later > sent_at => deadline = deadline.min(cap),
+                _ => lease.unconfirmed = None,
+            }
+            lease.deadline = deadline;
             lease.next_renewal = sent_at.plus_ms(lease.interval_ms());
             lease.renewing = false;
         }
@@ -183,6 +211,8 @@ impl Leases {
             .filter(|(_, lease)| lease.keep_alive && !lease.renewing && lease.next_renewal <= now)
             .map(|(&token, lease)| {
                 lease.renewing = true;
+                // After a user renewal with a longer TTL, this one may shorten the lease.
+                lease.renewal_sent(now, lease.ttl_ms);
                 (lease.name.clone(), token, lease.ttl_ms)
             })
             .collect();

@@ -57,6 +57,41 @@ pub struct ClientConfig {
     /// `-MOVED host:port` can name one; a `MOVED` to an address not listed (or with this
     /// empty) moves to the next endpoint.
     pub endpoint_addresses: Vec<String>,
+    /// A bug planted on purpose for the simulator's own tests (feature `sim-bugs` only).
+    #[cfg(feature = "sim-bugs")]
+    pub planted_bug: Option<crate::PlantedBug>,
+    /// The user and password every connection authenticates with (`HELLO 3 AUTH` or
+    /// `AUTH`) before its first request; `None` for a server without users.
+    pub credentials: Option<Credentials>,
+}
+
+/// A user name and password; `Debug` never shows the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The user name (`default` for a server started with `--requirepass`).
+    pub username: String,
+    /// The password.
+    pub password: String,
+}
+
+impl Credentials {
+    /// Creates credentials.
+    #[must_use]
+    pub fn new(username: &str, password: &str) -> Credentials {
+        Credentials {
+            username: String::from(username),
+            password: String::from(password),
+        }
+    }
+}
+
+impl core::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"<hidden>")
+            .finish()
+    }
 }
 
 impl Default for ClientConfig {
@@ -68,6 +103,9 @@ impl Default for ClientConfig {
             connect_timeout_ms: 5_000,
             limits: DecoderLimits::default(),
             endpoint_addresses: Vec::new(),
+            credentials: None,
+            #[cfg(feature = "sim-bugs")]
+            planted_bug: None,
         }
     }
 }
@@ -164,11 +202,14 @@ struct Conn {
     out: Vec<u8>,
     queued: bool,
     /// Requests written (or to be written) on this connection, in order; `None` for the
-    /// internal `HELLO`.
+    /// internal `HELLO` or `AUTH`.
     in_flight: VecDeque<Option<RequestId>>,
     /// Its server answered `-MOVED`: nothing new goes on it, and it closes once its
     /// requests are answered.
     draining: bool,
+    /// The error the connection's own authentication got: the `NOAUTH` replies that
+    /// follow it are reported as this error, which says why.
+    auth_error: Option<Error>,
 }
 
 impl Client {
@@ -236,6 +277,10 @@ impl Client {
             token,
             automatic: false,
         };
+        // The renewal may shorten the lease the moment the server runs it, before its reply
+        // comes: until then the conservative deadline is the earlier of the two.
+        let now = self.tick(now);
+        self.leases.renewal_sent(name, token, now, ttl_ms);
         Ok(self.submit(now, kind, bytes, 0))
     }
 
@@ -282,6 +327,29 @@ impl Client {
     /// Round-trips a `PING`.
     pub fn ping(&mut self, now: Instant) -> RequestId {
         self.submit(now, Kind::Ping, request::encode(&[b"PING"]), 0)
+    }
+
+    /// Asks for one page of the locks whose name starts with `prefix`, at most `count` of
+    /// them, after `cursor` (empty: from the first): `QUERY prefix COUNT n CURSOR c`. The
+    /// reply is [`Reply::LockPage`]; its cursor, empty after the last page, asks for the next.
+    pub fn query_page(
+        &mut self,
+        now: Instant,
+        prefix: &str,
+        count: u64,
+        cursor: &str,
+    ) -> RequestId {
+        let mut digits = itoa::Buffer::new();
+        let count = digits.format(count.max(1));
+        let bytes = request::encode(&[
+            b"QUERY",
+            prefix.as_bytes(),
+            b"COUNT",
+            count.as_bytes(),
+            b"CURSOR",
+            cursor.as_bytes(),
+        ]);
+        self.submit(now, Kind::QueryPage, bytes, 0)
     }
 
     /// Sends `HELLO version` on the shared connection and returns the server's facts.
@@ -615,10 +683,26 @@ impl Client {
             queued: false,
             in_flight: VecDeque::new(),
             draining: false,
+            auth_error: None,
         };
-        if self.config.resp3 {
-            conn.out
-                .extend_from_slice(&request::encode(&[b"HELLO", b"3"]));
+        let credentials = self
+            .config
+            .credentials
+            .as_ref()
+            .map(|c| (c.username.as_bytes(), c.password.as_bytes()));
+        match (self.config.resp3, credentials) {
+            (true, Some((user, password))) => conn
+                .out
+                .extend_from_slice(&request::encode(&[b"HELLO", b"3", b"AUTH", user, password])),
+            (true, None) => conn
+                .out
+                .extend_from_slice(&request::encode(&[b"HELLO", b"3"])),
+            (false, Some((user, password))) => conn
+                .out
+                .extend_from_slice(&request::encode(&[b"AUTH", user, password])),
+            (false, None) => {}
+        }
+        if !conn.out.is_empty() {
             conn.in_flight.push_back(None);
         }
         self.conns.insert(id, conn);
@@ -687,7 +771,19 @@ impl Client {
     /// Types a reply and applies what it means for tracked leases.
     fn handle_reply(&mut self, conn: ConnId, slot: Option<RequestId>, reply: Decoded) {
         let Some(id) = slot else {
-            // The reply to the connection's own HELLO 3: an error leaves it on RESP2.
+            // The reply to the connection's own HELLO 3 (an error leaves it on RESP2) or
+            // AUTH: a failed authentication explains the NOAUTH replies that follow.
+            let text = match &reply {
+                Decoded::Value(Value::Error(text)) => Some(text),
+                _ => None,
+            };
+            if let Some(error) = text.map(|text| Error::from_wire(text)) {
+                if matches!(error, Error::WrongPass(_) | Error::NoAuth(_)) {
+                    if let Some(connection) = self.conns.get_mut(&conn) {
+                        connection.auth_error = Some(error);
+                    }
+                }
+            }
             return;
         };
         let Some(request) = self.requests.remove(&id) else {
@@ -697,6 +793,11 @@ impl Client {
             Decoded::Small(small) => reply::typed_small(&request.kind, small),
             Decoded::Value(value) => reply::typed(&request.kind, value),
         };
+        if let Err(Error::NoAuth(_)) = result {
+            if let Some(error) = self.conns.get(&conn).and_then(|c| c.auth_error.clone()) {
+                result = Err(error);
+            }
+        }
         match request.kind {
             Kind::Acquire {
                 name,
@@ -704,11 +805,15 @@ impl Client {
                 ephemeral,
             } => {
                 if let Ok(Reply::Granted { token, .. }) = result {
-                    let deadline = request.sent_at.plus_ms(ttl_ms);
+                    #[cfg(feature = "sim-bugs")]
+                    let sent_at = self.planted_late_deadline(request.sent_at);
+                    #[cfg(not(feature = "sim-bugs"))]
+                    let sent_at = request.sent_at;
+                    let deadline = sent_at.plus_ms(ttl_ms);
                     let ephemeral_conn = ephemeral.then_some(conn);
                     // The name moves into the lease: a grant costs no second copy of it.
                     self.leases
-                        .track(name, token, ttl_ms, request.sent_at, ephemeral_conn);
+                        .track(name, token, ttl_ms, sent_at, ephemeral_conn);
                     result = Ok(Reply::Granted { token, deadline });
                 }
             }
@@ -784,6 +889,16 @@ impl Client {
             }
         }
         self.events.push_back(notice);
+    }
+
+    /// The planted bug [`crate::PlantedBug::LateClientDeadline`]: the lease is measured
+    /// from the reply's arrival.
+    #[cfg(feature = "sim-bugs")]
+    fn planted_late_deadline(&self, sent_at: Instant) -> Instant {
+        if self.config.planted_bug == Some(crate::PlantedBug::LateClientDeadline) {
+            return self.last_now;
+        }
+        sent_at
     }
 
     /// Emits the loss of a tracked lease once and forgets it.

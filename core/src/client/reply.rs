@@ -26,6 +26,14 @@ pub enum Reply {
     Ok,
     /// `QUERY`: the locks, with holders and waiters.
     Locks(Vec<LockInfo>),
+    /// `QUERY ... COUNT n CURSOR c`: one page of locks and the cursor of the next page,
+    /// empty after the last page.
+    LockPage {
+        /// The cursor to pass for the next page; empty when there is none.
+        cursor: String,
+        /// The locks of this page, in name order.
+        locks: Vec<LockInfo>,
+    },
     /// `INFO`: `key:value` lines in order (section headers dropped).
     Info(Vec<InfoEntry>),
     /// `PING`: `PONG`, or the message sent.
@@ -62,6 +70,7 @@ pub(crate) fn typed(kind: &Kind, value: Value) -> Result<Reply, Error> {
             other => Err(shape("RELEASE", "OK", other)),
         },
         Kind::Query => locks(&value),
+        Kind::QueryPage => lock_page(&value),
         Kind::Info => info(&value),
         Kind::Ping => match value {
             Value::Simple(text) => Ok(Reply::Pong(text.into_bytes())),
@@ -129,6 +138,21 @@ fn shape(command: &str, expected: &str, got: &Value) -> Error {
     Error::Protocol(alloc::format!(
         "{command}: expected {expected}, got {shown}"
     ))
+}
+
+fn lock_page(value: &Value) -> Result<Reply, Error> {
+    let expected = || shape("QUERY", "[cursor, [locks]]", value);
+    let Value::Array(items) = value else {
+        return Err(expected());
+    };
+    let [cursor, page] = items.as_slice() else {
+        return Err(expected());
+    };
+    let cursor = cursor.as_text().ok_or_else(expected)?;
+    match locks(page)? {
+        Reply::Locks(locks) => Ok(Reply::LockPage { cursor, locks }),
+        _ => Err(expected()),
+    }
 }
 
 fn locks(value: &Value) -> Result<Reply, Error> {

@@ -28,6 +28,8 @@ pub(crate) enum Kind {
         token: Token,
     },
     Query,
+    /// `QUERY prefix COUNT n CURSOR c`: one page and the next cursor.
+    QueryPage,
     Info,
     Ping,
     Command,
@@ -48,7 +50,7 @@ impl Kind {
             Kind::Renew { .. } => "RENEW",
             Kind::Release { .. } => "RELEASE",
             Kind::Verify { .. } => "VERIFY",
-            Kind::Query => "QUERY",
+            Kind::Query | Kind::QueryPage => "QUERY",
             Kind::Info => "INFO",
             Kind::Ping => "PING",
             Kind::Command => "the command",

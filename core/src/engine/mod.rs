@@ -116,6 +116,13 @@ impl Engine {
                 engine.tokens =
                     TokenSequence::resume(ceiling, snapshot.next_token, engine.config.token_block);
                 engine.restore(&snapshot, now)?;
+                if snapshot.grace_ms_left > 0 {
+                    // The crash grace the last run was still in goes on: the leases it
+                    // protects are in no snapshot, and a later crash must wait for it too.
+                    engine.grace_until = now.plus_ms(snapshot.grace_ms_left);
+                    engine.grace_ms = snapshot.grace_ms_left;
+                    engine.horizon.cover(engine.grace_until);
+                }
             }
         }
         Ok(engine)
@@ -415,6 +422,47 @@ impl Engine {
         locks
     }
 
+    /// Returns at most `count` locks whose name starts with `prefix` and sorts after `after`
+    /// (all of them for `None`), in name order, and whether more such locks exist.
+    ///
+    /// One page costs a scan of the lock names and memory for `count` of them, never a copy
+    /// of every matching lock, so a server with a million locks answers in bounded memory.
+    pub fn query_page(
+        &mut self,
+        now: Instant,
+        prefix: &str,
+        after: Option<&str>,
+        count: usize,
+    ) -> (Vec<LockInfo>, bool) {
+        let now = self.advance(now);
+        // A max-heap of the `count` smallest names seen: the largest one is evicted first.
+        let mut smallest: alloc::collections::BinaryHeap<(&str, u32)> =
+            alloc::collections::BinaryHeap::new();
+        let mut more = false;
+        for (slot, lock) in self.locks.iter() {
+            let name: &str = &lock.name;
+            if !name.starts_with(prefix) || after.is_some_and(|after| name <= after) {
+                continue;
+            }
+            if smallest.len() < count {
+                smallest.push((name, slot));
+            } else {
+                more = true;
+                if smallest.peek().is_some_and(|&(largest, _)| name < largest) {
+                    smallest.pop();
+                    smallest.push((name, slot));
+                }
+            }
+        }
+        let page = smallest.into_sorted_vec();
+        let locks = page
+            .iter()
+            .filter_map(|&(_, slot)| self.locks.get(slot))
+            .map(|lock| lock_info(lock, now))
+            .collect();
+        (locks, more)
+    }
+
     /// Returns the counters since start.
     #[must_use]
     pub fn stats(&self) -> Stats {
@@ -453,6 +501,7 @@ impl Engine {
             ceiling: self.tokens.ceiling(),
             leases,
             delays,
+            grace_ms_left: self.grace_until.ms_since(now),
         }
     }
 
@@ -581,8 +630,17 @@ impl Engine {
 
 impl Engine {
     fn resume_after_crash(&mut self, ceiling: u64, now: Instant, horizon: Option<&Horizon>) {
-        self.tokens =
-            TokenSequence::resume(ceiling, ceiling.saturating_add(1), self.config.token_block);
+        #[cfg(feature = "sim-bugs")]
+        let next = if self.config.planted_bug == Some(crate::PlantedBug::TokenReuse) {
+            ceiling
+                .saturating_sub(self.config.token_block)
+                .saturating_add(1)
+        } else {
+            ceiling.saturating_add(1)
+        };
+        #[cfg(not(feature = "sim-bugs"))]
+        let next = ceiling.saturating_add(1);
+        self.tokens = TokenSequence::resume(ceiling, next, self.config.token_block);
         let full = self
             .config
             .max_ttl_ms
@@ -677,6 +735,8 @@ impl Engine {
     }
 
     fn expire_lease(&mut self, slot: u32, token: Token, at: Instant, now: Instant) {
+        #[cfg(feature = "sim-bugs")]
+        let token = self.planted_stale_timer(slot, token);
         let Some(lease) = self.drop_lease(slot, token) else {
             return;
         };
@@ -702,6 +762,23 @@ impl Engine {
             client: lease.client,
         });
         self.grant_waiters(slot, now);
+    }
+
+    /// The planted bug [`crate::PlantedBug::StaleTimer`]: a timer whose lease is gone
+    /// expires the lock's current first holder instead of doing nothing.
+    #[cfg(feature = "sim-bugs")]
+    fn planted_stale_timer(&self, slot: u32, token: Token) -> Token {
+        if self.config.planted_bug != Some(crate::PlantedBug::StaleTimer) {
+            return token;
+        }
+        let Some(lock) = self.lock(slot) else {
+            return token;
+        };
+        let holders = lock.holders.as_slice();
+        if holders.iter().any(|lease| lease.token == token) {
+            return token;
+        }
+        holders.first().map_or(token, |lease| lease.token)
     }
 
     fn time_out_waiter(&mut self, slot: u32, waiter: WaiterId, now: Instant) {
@@ -914,11 +991,17 @@ impl Engine {
 
     /// Removes the index entries of a lease already taken out of its lock.
     fn forget_lease(&mut self, slot: u32, lease: &Lease) {
-        self.timers.remove(&TimerKey::new(
-            lease.deadline,
-            TimerKind::Lease,
-            lease.token,
-        ));
+        #[cfg(feature = "sim-bugs")]
+        let keep_timer = self.config.planted_bug == Some(crate::PlantedBug::StaleTimer);
+        #[cfg(not(feature = "sim-bugs"))]
+        let keep_timer = false;
+        if !keep_timer {
+            self.timers.remove(&TimerKey::new(
+                lease.deadline,
+                TimerKind::Lease,
+                lease.token,
+            ));
+        }
         if lease.ephemeral && lease.client != 0 {
             self.by_client
                 .remove(&(lease.client, TimerKind::Lease.tag(lease.token), slot));

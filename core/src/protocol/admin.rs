@@ -4,9 +4,11 @@
 use alloc::string::{String, ToString};
 
 use super::args::{self, bad, is, shown};
+use super::auth::{self, Verdict};
 use super::context::{usage_error, Action, Context};
 use super::reply::{ReplyEncoder, RespVersion};
 use super::table::{self, CommandSpec, COMMANDS};
+use super::users::Need;
 use crate::Error;
 
 /// The version reported by `HELLO` and `INFO`: the workspace version in Cargo.toml, the one
@@ -59,13 +61,14 @@ pub(crate) fn hello(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Result<Action, Err
             }
         };
     }
+    let mut credentials = None;
     let mut rest = argv.iter().skip(2);
     while let Some(&option) = rest.next() {
         if is(option, "AUTH") {
-            let (Some(&user), Some(_password)) = (rest.next(), rest.next()) else {
+            let (Some(&user), Some(&password)) = (rest.next(), rest.next()) else {
                 return Err(bad("HELLO AUTH needs a username and a password"));
             };
-            check_user(user)?;
+            credentials = Some((user, password));
         } else if is(option, "SETNAME") {
             let Some(&name) = rest.next() else {
                 return Err(bad("HELLO SETNAME needs a name"));
@@ -77,6 +80,20 @@ pub(crate) fn hello(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Result<Action, Err
                 shown(option)
             )));
         }
+    }
+    match credentials {
+        Some((user, password)) if ctx.auth.required() => {
+            if let Some(action) = authenticate(ctx, user, password) {
+                return Ok(action);
+            }
+        }
+        Some((user, _)) => check_user(user)?,
+        None if ctx.auth.required() && ctx.conn.user.is_none() => {
+            return Err(Error::NoAuth(String::from(
+                "HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+            )));
+        }
+        None => {}
     }
     ctx.conn.version = version;
     if let Some(name) = new_name {
@@ -104,6 +121,18 @@ pub(crate) fn hello(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Result<Action, Err
 /// `AUTH [username] password`: fencelock has no passwords, like a Redis default user with
 /// `nopass`; a lone password is refused so a misconfigured client notices.
 pub(crate) fn auth(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Result<Action, Error> {
+    if ctx.auth.required() {
+        let (user, password) = match argv.get(1..).unwrap_or_default() {
+            [password] => (auth::default_user(), *password),
+            [user, password] => (*user, *password),
+            _ => return Err(usage_error(&table::AUTH)),
+        };
+        let action = authenticate(ctx, user, password).unwrap_or_else(|| {
+            ctx.conn.reply().simple("OK");
+            Action::Done
+        });
+        return Ok(action);
+    }
     match argv.len() {
         2 => Err(bad(
             "AUTH <password> called without any password configured; fencelock has no passwords, serve it on loopback",
@@ -238,6 +267,7 @@ pub(crate) fn debug(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Result<Action, Err
     if !is(sub, "ADVANCE") || argv.len() != 3 {
         return Err(bad("fencelock supports only DEBUG ADVANCE ms"));
     }
+    ctx.permit(Need::Debug)?;
     let Some(clock) = ctx.manual_clock.as_mut() else {
         return Err(bad(
             "DEBUG ADVANCE needs a server started with a test clock (--test-clock); this one uses real time",
@@ -281,6 +311,29 @@ fn command_docs(reply: &mut ReplyEncoder<'_>, spec: &CommandSpec) {
     reply.bulk(b"generic");
     reply.bulk(b"arguments");
     reply.array(0);
+}
+
+/// Checks a user's password; on success the connection is that user's and `None` is
+/// returned. On failure the error is written, the failure counted and audited, and the
+/// returned action closes the connection once it reached `max_auth_failures`.
+fn authenticate(ctx: &mut Context<'_>, user: &[u8], password: &[u8]) -> Option<Action> {
+    match ctx.auth.verify(ctx.now, user, password) {
+        Verdict::Passed(name) => {
+            ctx.conn.user = Some(name);
+            None
+        }
+        Verdict::Failed(error) => {
+            ctx.conn.auth_failures = ctx.conn.auth_failures.saturating_add(1);
+            let failures = ctx.conn.auth_failures;
+            let limit = u32::try_from(ctx.config.max_auth_failures).unwrap_or(u32::MAX);
+            let closed = failures >= limit;
+            ctx.auth.failures += 1;
+            ctx.auth
+                .audit(auth::failure_event(ctx.id, user, failures, closed));
+            ctx.conn.reply().error(&error.to_string());
+            Some(if closed { Action::Close } else { Action::Done })
+        }
+    }
 }
 
 fn check_user(user: &[u8]) -> Result<(), Error> {

@@ -6,14 +6,28 @@ use alloc::string::{String, ToString};
 use super::args::shown;
 use super::context::{usage_error, Action, Context};
 use super::table::{self, Kind, COMMANDS};
-use super::{admin, lock_commands};
+use super::{admin, auth, lock_commands};
 
 /// Runs the request `argv` (command name first) and appends its reply, unless it blocks.
 pub(crate) fn run(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Action {
     let Some(&name) = argv.first() else {
         return Action::Done;
     };
-    let Some(spec) = table::lookup(name) else {
+    let spec = table::lookup(name);
+    if ctx.auth.required()
+        && ctx.conn.user.is_none()
+        && !spec.is_some_and(|spec| {
+            matches!(
+                spec.kind,
+                Kind::Hello | Kind::Auth | Kind::Ping | Kind::Quit
+            )
+        })
+    {
+        // Before authenticating, a client learns nothing, not even which commands exist.
+        ctx.conn.reply().error(&auth::noauth().to_string());
+        return Action::Done;
+    }
+    let Some(spec) = spec else {
         ctx.conn.reply().error(&unknown_command(name));
         return Action::Done;
     };

@@ -27,6 +27,17 @@ pub struct ServerConfig {
     /// Serves `DEBUG ADVANCE ms`: the server then ignores the host's `now` and keeps a manual
     /// clock starting at 0, so expiry scenarios run deterministically (default off).
     pub test_clock: bool,
+    /// Failed `AUTH` attempts after which a connection is closed (default 5).
+    pub max_auth_failures: usize,
+    /// Slow password checks (a cache miss) allowed per second across the server; more fail
+    /// at once, so wrong passwords cannot stall the event loop (default 10).
+    pub password_checks_per_sec: usize,
+    /// Most locks in one `QUERY` reply, the page size when `COUNT` is not given and the
+    /// largest `COUNT` honoured (default 1000).
+    pub max_query_count: usize,
+    /// A `QUERY` reply stops adding locks once it holds this many bytes (at least one lock
+    /// is always sent), so a reply stays far below `max_output_bytes` (default 1 MiB).
+    pub max_query_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -38,6 +49,10 @@ impl Default for ServerConfig {
             max_output_bytes: 64 << 20,
             max_connections: 10_000,
             test_clock: false,
+            max_auth_failures: 5,
+            password_checks_per_sec: 10,
+            max_query_count: 1000,
+            max_query_bytes: 1 << 20,
         }
     }
 }
@@ -81,4 +96,8 @@ const SERVER_SETTINGS: &[Setting<ServerConfig>] = &[
     setting!(max_output_bytes: usize),
     setting!(max_connections: usize),
     setting!(test_clock: bool),
+    setting!(max_auth_failures: usize),
+    setting!(password_checks_per_sec: usize),
+    setting!(max_query_count: usize),
+    setting!(max_query_bytes: usize),
 ];

@@ -3,6 +3,7 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use super::metrics::ErrorTally;
 use super::parser::{ParserLimits, RequestParser};
 use super::reply::{ReplyEncoder, RespVersion};
 use crate::{Instant, WaiterId};
@@ -29,6 +30,13 @@ pub(crate) struct Connection {
     /// Bytes the host reported as accepted but not yet written to the socket.
     pub(crate) unsent: usize,
     pub(crate) connected_at: Instant,
+    /// Error replies written to this connection, by code; the server adds them to its own
+    /// tally when it forgets the connection.
+    pub(crate) errors: ErrorTally,
+    /// The user this connection authenticated as (when the server has users).
+    pub(crate) user: Option<String>,
+    /// Failed `AUTH` attempts on this connection.
+    pub(crate) auth_failures: u32,
 }
 
 impl Connection {
@@ -46,12 +54,15 @@ impl Connection {
             queued: false,
             unsent: 0,
             connected_at: now,
+            errors: ErrorTally::default(),
+            user: None,
+            auth_failures: 0,
         }
     }
 
     /// Returns an encoder appending to this connection's output in its RESP version.
     pub(crate) fn reply(&mut self) -> ReplyEncoder<'_> {
-        ReplyEncoder::new(&mut self.out, self.version)
+        ReplyEncoder::counting(&mut self.out, self.version, &mut self.errors)
     }
 
     /// Returns the bytes this connection holds in memory: partial request, held input, output.

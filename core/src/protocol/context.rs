@@ -7,9 +7,12 @@
 use alloc::format;
 use alloc::string::String;
 
+use super::auth::Auth;
 use super::connection::Connection;
 use super::table::CommandSpec;
+use super::users::Need;
 use super::ConnId;
+use super::ServerConfig;
 use crate::{Engine, Error, Instant};
 
 /// Everything a command may touch, borrowed from the server for one request.
@@ -20,6 +23,15 @@ pub(crate) struct Context<'a> {
     pub(crate) now: Instant,
     /// The manual clock when the server runs with a test clock.
     pub(crate) manual_clock: &'a mut Option<Instant>,
+    pub(crate) auth: &'a mut Auth,
+    pub(crate) config: &'a ServerConfig,
+}
+
+impl Context<'_> {
+    /// Checks that this connection's user may do what a command needs.
+    pub(crate) fn permit(&self, need: Need<'_>) -> Result<(), Error> {
+        self.auth.check(self.conn.user.as_deref(), need)
+    }
 }
 
 /// Work the server must finish after a command, because it needs more than one connection.

@@ -17,6 +17,8 @@ pub(crate) struct Facts {
     pub(crate) blocked_clients: usize,
     pub(crate) max_clients: usize,
     pub(crate) counters: Counters,
+    /// Authentication: required, users configured, failed attempts, audit events dropped.
+    pub(crate) auth: (bool, usize, u64, u64),
 }
 
 /// Counters the server keeps about its connections.
@@ -27,6 +29,8 @@ pub(crate) struct Counters {
     pub(crate) commands_processed: u64,
     pub(crate) protocol_errors: u64,
     pub(crate) output_limit_closes: u64,
+    /// Acquires that blocked their connection to wait (metrics only, not in INFO).
+    pub(crate) waits_started: u64,
 }
 
 /// Returns the INFO text for `section` (lowercase; empty, `all`, `default` or `everything`
@@ -81,6 +85,15 @@ pub(crate) fn info_text(
             counters.output_limit_closes,
         );
         lines(&mut text, stats.counters());
+    }
+    if wanted("auth") {
+        let (required, users, failures, dropped) = facts.auth;
+        separate(&mut text);
+        let _ = write!(
+            text,
+            "# Auth\r\nauth_required:{}\r\nusers:{users}\r\nauth_failures:{failures}\r\naudit_events_dropped:{dropped}\r\n",
+            u8::from(required),
+        );
     }
     if wanted("locks") {
         separate(&mut text);

@@ -6,6 +6,7 @@ use super::args::{self, is, shown};
 use super::context::{usage_error, Action, Context};
 use super::reply::ReplyEncoder;
 use super::table;
+use super::users::Need;
 use crate::{AcquireOptions, Acquired, Error, LockInfo, Mode};
 
 /// `ACQUIRE name ttl_ms [WAIT ms] [SHARED] [STEAL] [OWNER label] [EPHEMERAL] [LOCKDELAY ms]`.
@@ -39,6 +40,10 @@ pub(crate) fn acquire(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Result<Action, E
             )));
         }
     }
+    ctx.permit(Need::Write(name))?;
+    if options.steal {
+        ctx.permit(Need::Steal)?;
+    }
     match ctx.engine.acquire(ctx.now, name, ttl_ms, &options)? {
         Acquired::Granted { token, .. } => ctx.conn.reply().unsigned(token),
         // No reply yet: the connection blocks until the engine grants or times out the wait.
@@ -51,6 +56,7 @@ pub(crate) fn acquire(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Result<Action, E
 pub(crate) fn release(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Result<Action, Error> {
     let name = args::name(arg(argv, 1), "lock name")?;
     let token = args::number(arg(argv, 2), "token")?;
+    ctx.permit(Need::Write(name))?;
     ctx.engine.release(ctx.now, name, token)?;
     ctx.conn.reply().simple("OK");
     Ok(Action::Done)
@@ -61,6 +67,7 @@ pub(crate) fn renew(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Result<Action, Err
     let name = args::name(arg(argv, 1), "lock name")?;
     let token = args::number(arg(argv, 2), "token")?;
     let ttl_ms = args::number(arg(argv, 3), "ttl_ms")?;
+    ctx.permit(Need::Write(name))?;
     let ms_left = ctx.engine.renew(ctx.now, name, token, ttl_ms)?;
     ctx.conn.reply().unsigned(ms_left);
     Ok(Action::Done)
@@ -70,26 +77,79 @@ pub(crate) fn renew(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Result<Action, Err
 pub(crate) fn verify(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Result<Action, Error> {
     let name = args::name(arg(argv, 1), "lock name")?;
     let token = args::number(arg(argv, 2), "token")?;
+    ctx.permit(Need::Read(name))?;
     let ms_left = ctx.engine.verify(ctx.now, name, token)?;
     ctx.conn.reply().unsigned(ms_left);
     Ok(Action::Done)
 }
 
-/// `QUERY [prefix]`: one map per lock (a flat array in RESP2).
+/// `QUERY [prefix [COUNT n] [CURSOR cursor]]`: one map per lock (a flat array in RESP2), in
+/// name order. With COUNT or CURSOR the reply is `[next cursor, [locks]]`, the cursor empty
+/// once the last page was sent; without them it is the first page alone, as before paging.
+/// Either way a reply holds at most `max_query_count` locks and stops growing past
+/// `max_query_bytes`, so no QUERY can build a reply near the output limit.
 pub(crate) fn query(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Result<Action, Error> {
-    if argv.len() > 2 {
-        return Err(usage_error(&table::QUERY));
-    }
     let prefix = match argv.get(1) {
         Some(&prefix) => args::name(prefix, "prefix")?,
         None => "",
     };
-    let locks = ctx.engine.query(ctx.now, prefix);
-    let mut reply = ctx.conn.reply();
-    reply.array(locks.len());
-    for lock in &locks {
-        encode_lock(&mut reply, lock);
+    let mut count = None;
+    let mut cursor = None;
+    let mut rest = argv.iter().skip(2);
+    while let Some(&option) = rest.next() {
+        let Some(&given) = rest.next() else {
+            return Err(usage_error(&table::QUERY));
+        };
+        if is(option, "COUNT") {
+            let n = args::number(given, "QUERY COUNT")?;
+            if n == 0 {
+                return Err(Error::bad("QUERY COUNT must be at least 1"));
+            }
+            count = Some(n);
+        } else if is(option, "CURSOR") {
+            cursor = Some(args::name(given, "QUERY CURSOR")?);
+        } else {
+            return Err(Error::BadRequest(alloc::format!(
+                "unknown QUERY option {}; usage {}",
+                shown(option),
+                table::QUERY.usage
+            )));
+        }
     }
+    ctx.permit(Need::ReadPrefix(prefix))?;
+    let paged = count.is_some() || cursor.is_some();
+    let most = ctx.config.max_query_count.max(1);
+    let count = count.map_or(most, |n| usize::try_from(n).unwrap_or(usize::MAX).min(most));
+    let after = cursor.filter(|cursor| !cursor.is_empty());
+    let (locks, mut more) = ctx.engine.query_page(ctx.now, prefix, after, count);
+    // Encode lock by lock, so the page stops at the byte budget.
+    let mut body = alloc::vec::Vec::new();
+    let mut sent: usize = 0;
+    {
+        let mut encoder = ReplyEncoder::new(&mut body, ctx.conn.version);
+        for lock in &locks {
+            if sent > 0 && encoder.len() >= ctx.config.max_query_bytes {
+                more = true;
+                break;
+            }
+            encode_lock(&mut encoder, lock);
+            sent += 1;
+        }
+    }
+    let next = if more {
+        locks
+            .get(sent.wrapping_sub(1))
+            .map_or("", |lock| lock.name.as_str())
+    } else {
+        ""
+    };
+    let mut reply = ctx.conn.reply();
+    if paged {
+        reply.array(2);
+        reply.bulk(next.as_bytes());
+    }
+    reply.array(sent);
+    reply.raw(&body);
     Ok(Action::Done)
 }
 

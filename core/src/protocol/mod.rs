@@ -10,18 +10,25 @@
 
 mod admin;
 mod args;
+mod audit;
+mod auth;
 mod commands;
 mod config;
 mod connection;
 mod context;
 mod info;
 mod lock_commands;
+mod metrics;
 mod parser;
 mod reply;
 mod server;
 mod table;
+mod users;
 
+pub use audit::AuditEvent;
 pub use config::ServerConfig;
+pub use metrics::{ErrorTally, PersistHistogram, PERSIST_BUCKETS_MICROS};
 pub use parser::{ParserLimits, ProtocolError, RequestParser, Step};
 pub use reply::{ReplyEncoder, RespVersion};
 pub use server::{ConnId, Output, Server};
+pub use users::{hash_password, verify_password, User, Users, DEFAULT_ITERATIONS, DEFAULT_USER};

@@ -3,6 +3,8 @@
 
 use alloc::vec::Vec;
 
+use super::metrics::ErrorTally;
+
 /// The RESP version a connection speaks; RESP3 after `HELLO 3`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -19,12 +21,41 @@ pub enum RespVersion {
 pub struct ReplyEncoder<'a> {
     out: &'a mut Vec<u8>,
     version: RespVersion,
+    /// Where the server counts error replies by code (the `fencelock_errors_total` metric).
+    errors: Option<&'a mut ErrorTally>,
 }
 
 impl<'a> ReplyEncoder<'a> {
     /// Creates an encoder appending to `out` in the given RESP version.
     pub fn new(out: &'a mut Vec<u8>, version: RespVersion) -> Self {
-        ReplyEncoder { out, version }
+        ReplyEncoder {
+            out,
+            version,
+            errors: None,
+        }
+    }
+
+    /// Creates an encoder that also counts each error reply it writes in `errors`.
+    pub(crate) fn counting(
+        out: &'a mut Vec<u8>,
+        version: RespVersion,
+        errors: &'a mut ErrorTally,
+    ) -> Self {
+        ReplyEncoder {
+            out,
+            version,
+            errors: Some(errors),
+        }
+    }
+
+    /// Returns how many bytes the output holds.
+    pub(crate) fn len(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Appends bytes another encoder of the same version produced.
+    pub(crate) fn raw(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
     }
 
     /// Returns the RESP version this encoder writes.
@@ -43,6 +74,9 @@ impl<'a> ReplyEncoder<'a> {
     /// Appends an error reply; `text` starts with its code (`ERR ...`, `LOCKED ...`). CR and
     /// LF become spaces, because an error line cannot carry them.
     pub fn error(&mut self, text: &str) {
+        if let Some(errors) = self.errors.as_deref_mut() {
+            errors.count(text);
+        }
         self.out.push(b'-');
         push_line_safe(self.out, text.as_bytes());
         self.out.extend_from_slice(b"\r\n");

@@ -5,13 +5,16 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use hashbrown::HashMap;
 
+use super::audit::AuditEvent;
+use super::auth::Auth;
 use super::commands;
 use super::connection::Connection;
 use super::context::{Action, Context};
 use super::info::{self, Counters, Facts};
+use super::metrics::{self, ErrorTally, PersistHistogram, Sample};
 use super::parser::Step;
 use super::reply::{ReplyEncoder, RespVersion};
-use super::ServerConfig;
+use super::{ServerConfig, Users};
 use crate::durable::{encode_ceiling, DataFile, FileAction};
 use crate::{Engine, Event, Instant};
 
@@ -67,6 +70,13 @@ pub struct Server {
     redirect: Option<String>,
     /// Lines a cluster node adds to `INFO` (its `# Cluster` section).
     cluster_info: String,
+    /// Error replies of connections already forgotten, by code.
+    retired_errors: ErrorTally,
+    /// How long the host's durable writes took, as it reported them.
+    persist: PersistHistogram,
+    auth: Auth,
+    /// The connection whose request is running, to name the stealer of a steal.
+    acting: Option<ConnId>,
 }
 
 impl Server {
@@ -76,6 +86,8 @@ impl Server {
         // A test clock starts where the engine's time stands (0 for an engine made at 0): an
         // engine started at a host's real `now` would otherwise ignore every advance up to it.
         let manual = config.test_clock.then(|| engine.now());
+        let budget = u64::try_from(config.password_checks_per_sec).unwrap_or(u64::MAX);
+        let auth = Auth::new(engine.config().hash_seed, budget);
         Server {
             engine,
             config,
@@ -94,6 +106,10 @@ impl Server {
             files_last: VecDeque::new(),
             redirect: None,
             cluster_info: String::new(),
+            retired_errors: ErrorTally::default(),
+            persist: PersistHistogram::default(),
+            auth,
+            acting: None,
         }
     }
 
@@ -134,6 +150,33 @@ impl Server {
     pub fn close_connection(&mut self, now: Instant, conn: ConnId) {
         let now = self.clock.now(now);
         self.close(now, conn);
+    }
+
+    /// Sets the users connections must authenticate as (`None`: no authentication, every
+    /// connection may do everything). Used at start and on reload: connections already
+    /// authenticated keep their user name and meet its new rules from their next command
+    /// (a user no longer listed gets `NOPERM` until it authenticates again).
+    pub fn set_users(&mut self, users: Option<Users>) {
+        self.auth.set_users(users);
+    }
+
+    /// Returns true when connections must authenticate.
+    #[must_use]
+    pub fn auth_required(&self) -> bool {
+        self.auth.required()
+    }
+
+    /// Returns the next audit event for the host's log (failed authentications, steals).
+    /// At most 1024 wait; past that the oldest are dropped, so a host that never polls
+    /// loses nothing else.
+    pub fn poll_audit(&mut self) -> Option<AuditEvent> {
+        self.auth.poll_audit()
+    }
+
+    /// Returns how many audit events wait to be polled.
+    #[must_use]
+    pub fn pending_audit(&self) -> usize {
+        self.auth.pending_audit()
     }
 
     /// Returns the engine.
@@ -219,7 +262,11 @@ impl Server {
     /// released (which may grant other connections).
     pub fn disconnect(&mut self, now: Instant, conn: ConnId) {
         let now = self.clock.now(now);
-        if self.connections.remove(&conn).is_some() && self.redirect.is_none() {
+        let removed = self.connections.remove(&conn);
+        if let Some(connection) = &removed {
+            self.retired_errors.add(&connection.errors);
+        }
+        if removed.is_some() && self.redirect.is_none() {
             self.engine.disconnect(now, conn);
             self.route_events(now);
             self.run_resumed();
@@ -323,7 +370,9 @@ impl Server {
                 return Some(Output::Transmit { conn: id, bytes });
             }
             if connection.closing {
-                self.connections.remove(&id);
+                if let Some(gone) = self.connections.remove(&id) {
+                    self.retired_errors.add(&gone.errors);
+                }
                 return Some(Output::Close { conn: id });
             }
         }
@@ -342,6 +391,31 @@ impl Server {
             return None;
         }
         self.engine.poll_timeout()
+    }
+
+    /// Returns the Prometheus text exposition (format 0.0.4) of the server's counters and
+    /// gauges, for a host to serve at `GET /metrics` with content type
+    /// `text/plain; version=0.0.4`; `docs/OPERATIONS.md` lists every metric.
+    #[must_use]
+    pub fn metrics_text(&mut self, now: Instant) -> alloc::string::String {
+        let now = self.clock.now(now);
+        let facts = self.facts(now);
+        let mut errors = self.retired_errors;
+        for connection in self.connections.values() {
+            errors.add(&connection.errors);
+        }
+        let sample = Sample {
+            facts: &facts,
+            errors: &errors,
+            persist: &self.persist,
+        };
+        metrics::metrics_text(&self.engine, &sample, now)
+    }
+
+    /// Records how long one durable write of an [`Output::File`] took the host (from the
+    /// first write to the last fsync), in microseconds, for the persist-latency histogram.
+    pub fn record_persist(&mut self, micros: u64) {
+        self.persist.record(micros);
     }
 
     /// Returns how many connections are open.
@@ -432,20 +506,29 @@ impl Server {
             engine,
             connections,
             clock,
+            auth,
+            config,
             ..
         } = self;
         let Some(connection) = connections.get_mut(&conn) else {
             return;
         };
+        let was_blocked = connection.blocked.is_some();
         let mut context = Context {
             engine,
             conn: connection,
             id: conn,
             now,
             manual_clock: &mut clock.manual,
+            auth,
+            config,
         };
         let action = commands::run(&mut context, argv);
         let now = context.now;
+        if !was_blocked && context.conn.blocked.is_some() {
+            self.counters.waits_started += 1;
+        }
+        self.acting = Some(conn);
         match action {
             Action::Done => {}
             Action::Close => self.close(now, conn),
@@ -453,6 +536,7 @@ impl Server {
             Action::ClientList => self.write_client_list(now, conn),
         }
         self.route_events(now);
+        self.acting = None;
         self.after_write(now, conn);
     }
 
@@ -537,10 +621,23 @@ impl Server {
                 Event::Stolen {
                     name,
                     token,
+                    owner,
                     client,
                     by_token,
-                    ..
-                } => self.push(now, client, b"stolen", &name, token, Some(by_token)),
+                } => {
+                    let conn = self.acting.unwrap_or(0);
+                    let user = self.connections.get(&conn).and_then(|c| c.user.clone());
+                    self.auth.audit(AuditEvent::Stolen {
+                        conn,
+                        user,
+                        name: name.clone(),
+                        token,
+                        owner,
+                        holder_conn: client,
+                        by_token,
+                    });
+                    self.push(now, client, b"stolen", &name, token, Some(by_token));
+                }
             }
         }
     }
@@ -651,18 +748,7 @@ impl Server {
     }
 
     fn write_info(&mut self, now: Instant, conn: ConnId, section: &str) {
-        let facts = Facts {
-            uptime_ms: self.clock.uptime_ms(now),
-            test_clock: self.config.test_clock,
-            connected_clients: self.connections.len(),
-            blocked_clients: self
-                .connections
-                .values()
-                .filter(|c| c.blocked.is_some())
-                .count(),
-            max_clients: self.config.max_connections,
-            counters: self.counters,
-        };
+        let facts = self.facts(now);
         let mut text = info::info_text(section, &self.engine, &self.config, &facts, now);
         let wanted = section.is_empty()
             || ["all", "everything", "default", "cluster"]
@@ -677,6 +763,27 @@ impl Server {
         }
         if let Some(connection) = self.connections.get_mut(&conn) {
             connection.reply().bulk(text.as_bytes());
+        }
+    }
+
+    fn facts(&self, now: Instant) -> Facts {
+        Facts {
+            uptime_ms: self.clock.uptime_ms(now),
+            test_clock: self.config.test_clock,
+            connected_clients: self.connections.len(),
+            blocked_clients: self
+                .connections
+                .values()
+                .filter(|c| c.blocked.is_some())
+                .count(),
+            max_clients: self.config.max_connections,
+            counters: self.counters,
+            auth: (
+                self.auth.required(),
+                self.auth.user_count(),
+                self.auth.failures,
+                self.auth.audit_dropped,
+            ),
         }
     }
 

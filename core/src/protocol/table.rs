@@ -92,13 +92,14 @@ pub(crate) const VERIFY: CommandSpec = CommandSpec {
     since: FIRST_RELEASE,
 };
 
-/// `QUERY`: lists locks whose name starts with prefix, with holders and waiters.
+/// `QUERY`: lists locks whose name starts with prefix, with holders and waiters, a page at a time.
 pub(crate) const QUERY: CommandSpec = CommandSpec {
     name: "QUERY",
     kind: Kind::Query,
     arity: -1,
-    usage: "QUERY [prefix]",
-    summary: "Lists locks whose name starts with prefix, with holders and waiters.",
+    usage: "QUERY [prefix [COUNT n] [CURSOR cursor]]",
+    summary:
+        "Lists locks whose name starts with prefix, with holders and waiters, a page at a time.",
     has_key: false,
     since: FIRST_RELEASE,
 };
@@ -147,14 +148,13 @@ pub(crate) const HELLO: CommandSpec = CommandSpec {
     since: FIRST_RELEASE,
 };
 
-/// `AUTH`: accepted for the default user only: fencelock has no passwords, serve it on loopback.
+/// `AUTH`: authenticates the connection as a user of the server's users (or `--requirepass`).
 pub(crate) const AUTH: CommandSpec = CommandSpec {
     name: "AUTH",
     kind: Kind::Auth,
     arity: -2,
     usage: "AUTH [username] password",
-    summary:
-        "Accepted for the default user only: fencelock has no passwords, serve it on loopback.",
+    summary: "Authenticates the connection as a user of the server's users (or --requirepass).",
     has_key: false,
     since: FIRST_RELEASE,
 };

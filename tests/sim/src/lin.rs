@@ -1,0 +1,631 @@
+//! A Wing-Gong linearizability checker with memoisation (Lowe's refinement: a set of
+//! (linearized operations, model state) pairs already explored), and the sequential model of
+//! one lock's leases that the simulator checks each lock's history against.
+//!
+//! Times are simulated milliseconds. An operation took effect somewhere in `[invoke, ret]`;
+//! `ret == None` means its outcome is unknown (the connection failed, or no reply came): it
+//! may have taken effect at any point after `invoke`, or never. The lease model only uses bounds
+//! that hold for every possible instant of effect, so it may accept a wrong history but never
+//! rejects a right one (the port of `tests/safety/models.py`, widened to shared leases,
+//! renewals, verifies, steals, EPHEMERAL leases and server restarts).
+
+use std::collections::HashSet;
+use std::hash::Hash;
+
+/// A sequential specification: the states an operation may lead to from a state (none: the
+/// operation is impossible there).
+pub trait Model {
+    /// The model's state; memoised, so it must be small and hashable.
+    type State: Clone + Eq + Hash;
+    /// An operation with its outcome.
+    type Op;
+    /// The state before any operation.
+    fn init(&self) -> Self::State;
+    /// The states `entry` may lead to from `state`.
+    fn step(&self, state: &Self::State, entry: &Entry<Self::Op>) -> Vec<Self::State>;
+}
+
+/// One operation of a history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry<O> {
+    /// When it was invoked.
+    pub invoke: u64,
+    /// When its outcome was known; `None` if it never was.
+    pub ret: Option<u64>,
+    /// What it was, outcome included.
+    pub op: O,
+}
+
+/// Why a history is not linearizable: the longest linearizable prefix stopped before `stuck`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotLinearizable {
+    /// How many operations the deepest attempt placed.
+    pub placed: usize,
+    /// Index (in the history given) of a completed operation that could not be placed next.
+    pub stuck: usize,
+}
+
+/// How many (linearized set, state) pairs a check may explore before it gives up undecided.
+pub const BUDGET: usize = 100_000;
+
+/// Checks that `history` is linearizable under `model`; a history whose search passes
+/// [`BUDGET`] explored states counts as linearizable (undecided, never a false alarm).
+///
+/// # Errors
+/// [`NotLinearizable`] with the operation no order could place.
+pub fn check<M: Model>(model: &M, history: &[Entry<M::Op>]) -> Result<(), NotLinearizable> {
+    let mut order: Vec<usize> = (0..history.len()).collect();
+    order.sort_by_key(|&i| history.get(i).map_or(0, |entry| entry.invoke));
+    let ret = |i: usize| history.get(i).and_then(|e| e.ret).unwrap_or(u64::MAX);
+    let invoke = |i: usize| history.get(i).map_or(0, |e| e.invoke);
+    let required = history.iter().filter(|e| e.ret.is_some()).count();
+    let words = history.len().div_ceil(64);
+    let mut visited: HashSet<(Vec<u64>, M::State)> = HashSet::new();
+    let mut stack: Vec<(Vec<u64>, M::State, usize, usize)> =
+        vec![(vec![0; words], model.init(), 0, 0)];
+    let mut deepest = (0usize, 0usize);
+    while let Some((bits, state, done, placed)) = stack.pop() {
+        if done == required {
+            return Ok(());
+        }
+        let is_set = |i: usize| bits.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0);
+        let min_ret = order
+            .iter()
+            .filter(|&&i| !is_set(i))
+            .map(|&i| ret(i))
+            .min()
+            .unwrap_or(u64::MAX);
+        if placed >= deepest.0 {
+            let stuck = order
+                .iter()
+                .copied()
+                .filter(|&i| !is_set(i))
+                .min_by_key(|&i| ret(i))
+                .unwrap_or(0);
+            deepest = (placed, stuck);
+        }
+        for &i in &order {
+            if invoke(i) > min_ret {
+                break;
+            }
+            if is_set(i) {
+                continue;
+            }
+            let Some(entry) = history.get(i) else {
+                continue;
+            };
+            for next in model.step(&state, entry) {
+                let mut next_bits = bits.clone();
+                if let Some(word) = next_bits.get_mut(i / 64) {
+                    *word |= 1 << (i % 64);
+                }
+                let key = (next_bits, next);
+                if visited.contains(&key) {
+                    continue;
+                }
+                if visited.len() >= BUDGET {
+                    return Ok(());
+                }
+                visited.insert(key.clone());
+                let done = done + usize::from(entry.ret.is_some());
+                stack.push((key.0, key.1, done, placed + 1));
+            }
+        }
+    }
+    Err(NotLinearizable {
+        placed: deepest.0,
+        stuck: deepest.1,
+    })
+}
+
+/// The outcome of a lease operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome<T> {
+    /// It succeeded with this result.
+    Ok(T),
+    /// The server refused it with this error code (`LOCKED`, `STALE`, ...).
+    Fail(String),
+    /// Nobody knows whether it took effect.
+    Unknown,
+}
+
+/// An operation on one lock, as the simulator records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseOp {
+    /// `ACQUIRE`; `kept`: the client kept it alive (renewals the history does not show).
+    Acquire {
+        /// The lease's TTL.
+        ttl_ms: u64,
+        /// SHARED.
+        shared: bool,
+        /// STEAL.
+        steal: bool,
+        /// EPHEMERAL: may end whenever its connection does.
+        ephemeral: bool,
+        /// Kept alive by the client after the grant.
+        kept: bool,
+        /// The token granted.
+        outcome: Outcome<u64>,
+    },
+    /// `RENEW token ttl`.
+    Renew {
+        /// The lease.
+        token: u64,
+        /// The new TTL.
+        ttl_ms: u64,
+        /// Success or the error code.
+        outcome: Outcome<()>,
+    },
+    /// `RELEASE token` (the client counts a retried release that finds the lease gone as done).
+    Release {
+        /// The lease.
+        token: u64,
+        /// Success or the error code.
+        outcome: Outcome<()>,
+    },
+    /// `VERIFY token`.
+    Verify {
+        /// The lease.
+        token: u64,
+        /// Success or the error code.
+        outcome: Outcome<()>,
+    },
+    /// The server crashed: it forgot every lease (its restart grace still keeps them exclusive).
+    Crash,
+    /// The server restarted from a clean snapshot after `downtime_ms`: restored leases end that
+    /// much later.
+    CleanRestart {
+        /// Time between the shutdown and the restart.
+        downtime_ms: u64,
+    },
+}
+
+/// One holder in the model.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Holder {
+    /// Its token; `None` for a grant whose reply nobody saw.
+    pub token: Option<u64>,
+    /// Shared or exclusive.
+    pub shared: bool,
+    /// The lease is live at least until here (it lapses at the deadline itself).
+    pub min_until: u64,
+    /// The lease is live at most until here.
+    pub max_until: u64,
+    /// The server crashed since: it no longer knows this lease, but its grace protects it.
+    pub forgotten: bool,
+    /// EPHEMERAL: it may end with its connection at any time.
+    pub ephemeral: bool,
+}
+
+/// The model's state: holders sorted, and the highest token granted on the lock.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct LeaseState {
+    /// Leases that may still be live.
+    pub holders: Vec<Holder>,
+    /// The highest token this lock granted.
+    pub last_token: u64,
+}
+
+/// The lease model of one lock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LeaseModel;
+
+impl Model for LeaseModel {
+    type State = LeaseState;
+    type Op = LeaseOp;
+
+    fn init(&self) -> LeaseState {
+        LeaseState::default()
+    }
+
+    fn step(&self, state: &LeaseState, entry: &Entry<LeaseOp>) -> Vec<LeaseState> {
+        let inv = entry.invoke;
+        let ret = entry.ret.unwrap_or(u64::MAX);
+        // May a holder already have lapsed at the latest instant this operation can take effect?
+        let may_be_lapsed = |h: &Holder| ret >= h.min_until;
+        let may_be_live = |h: &Holder| inv < h.max_until;
+        let find = |token: u64| state.holders.iter().position(|h| h.token == Some(token));
+        let without = |at: usize| {
+            let mut next = state.clone();
+            next.holders.remove(at);
+            next
+        };
+        match &entry.op {
+            LeaseOp::Acquire {
+                ttl_ms,
+                shared,
+                steal,
+                ephemeral,
+                kept,
+                outcome,
+            } => {
+                let admitted = |state: &LeaseState| -> Option<Vec<Holder>> {
+                    if *steal {
+                        return Some(Vec::new());
+                    }
+                    let mut kept_holders = Vec::new();
+                    for h in &state.holders {
+                        if *shared && h.shared {
+                            kept_holders.push(h.clone());
+                        } else if !may_be_lapsed(h) {
+                            return None;
+                        }
+                    }
+                    Some(kept_holders)
+                };
+                let grant = |token: Option<u64>, mut holders: Vec<Holder>| {
+                    let min_until = if *ephemeral {
+                        inv
+                    } else {
+                        inv.saturating_add(*ttl_ms)
+                    };
+                    let max_until = if *kept {
+                        u64::MAX
+                    } else {
+                        ret.saturating_add(*ttl_ms)
+                    };
+                    holders.push(Holder {
+                        token,
+                        shared: *shared,
+                        min_until,
+                        max_until,
+                        forgotten: false,
+                        ephemeral: *ephemeral,
+                    });
+                    holders.sort();
+                    LeaseState {
+                        holders,
+                        last_token: token.unwrap_or(state.last_token).max(state.last_token),
+                    }
+                };
+                match outcome {
+                    Outcome::Ok(token) => {
+                        if *token <= state.last_token {
+                            return Vec::new();
+                        }
+                        admitted(state)
+                            .map(|holders| grant(Some(*token), holders))
+                            .into_iter()
+                            .collect()
+                    }
+                    Outcome::Unknown => {
+                        let mut next = vec![state.clone()];
+                        next.extend(admitted(state).map(|holders| grant(None, holders)));
+                        next
+                    }
+                    Outcome::Fail(code) if code == "LOCKED" => {
+                        if !*steal && state.holders.iter().any(may_be_live) {
+                            vec![state.clone()]
+                        } else {
+                            Vec::new()
+                        }
+                    }
+                    Outcome::Fail(_) => vec![state.clone()],
+                }
+            }
+            LeaseOp::Renew {
+                token,
+                ttl_ms,
+                outcome,
+            } => {
+                let renewed = |at: usize| -> Option<LeaseState> {
+                    let h = state.holders.get(at)?;
+                    if h.forgotten || !may_be_live(h) {
+                        return None;
+                    }
+                    let mut next = state.clone();
+                    let h = next.holders.get_mut(at)?;
+                    // A renewal sets the deadline, shorter or longer. A lease the client keeps
+                    // alive has renewals the history does not show, which may shorten it again
+                    // to its first TTL; an EPHEMERAL lease may end with its connection anyway.
+                    let lower = inv.saturating_add(*ttl_ms);
+                    if h.ephemeral {
+                    } else if h.max_until == u64::MAX {
+                        h.min_until = h.min_until.min(lower);
+                    } else {
+                        h.min_until = lower;
+                    }
+                    if h.max_until != u64::MAX {
+                        h.max_until = ret.saturating_add(*ttl_ms);
+                    }
+                    Some(next)
+                };
+                match (outcome, find(*token)) {
+                    (Outcome::Ok(()), Some(at)) => renewed(at).into_iter().collect(),
+                    (Outcome::Ok(()), None) => Vec::new(),
+                    (Outcome::Unknown, Some(at)) => {
+                        let mut next = vec![state.clone()];
+                        next.extend(renewed(at));
+                        next
+                    }
+                    (Outcome::Unknown, None) => vec![state.clone()],
+                    (Outcome::Fail(code), at) => refused(state, code, at, &may_be_lapsed, &without),
+                }
+            }
+            LeaseOp::Release { token, outcome } => match (outcome, find(*token)) {
+                (Outcome::Ok(()), Some(at)) => {
+                    let live = state
+                        .holders
+                        .get(at)
+                        .is_some_and(|h| !h.forgotten && may_be_live(h));
+                    // A retried release that finds the lease gone counts as released.
+                    if live {
+                        vec![without(at)]
+                    } else {
+                        vec![state.clone()]
+                    }
+                }
+                (Outcome::Ok(()), None) | (Outcome::Unknown, None) => vec![state.clone()],
+                (Outcome::Unknown, Some(at)) => vec![state.clone(), without(at)],
+                (Outcome::Fail(code), at) => refused(state, code, at, &may_be_lapsed, &without),
+            },
+            LeaseOp::Verify { token, outcome } => match (outcome, find(*token)) {
+                (Outcome::Ok(()), Some(at)) => {
+                    let live = state
+                        .holders
+                        .get(at)
+                        .is_some_and(|h| !h.forgotten && may_be_live(h));
+                    if live {
+                        vec![state.clone()]
+                    } else {
+                        Vec::new()
+                    }
+                }
+                (Outcome::Ok(()), None) => Vec::new(),
+                (Outcome::Unknown, _) => vec![state.clone()],
+                (Outcome::Fail(code), at) => refused(state, code, at, &may_be_lapsed, &without),
+            },
+            LeaseOp::Crash => {
+                let mut next = state.clone();
+                for h in &mut next.holders {
+                    h.forgotten = true;
+                }
+                vec![next]
+            }
+            LeaseOp::CleanRestart { downtime_ms } => {
+                let mut next = state.clone();
+                for h in &mut next.holders {
+                    h.max_until = h.max_until.saturating_add(*downtime_ms);
+                }
+                vec![next]
+            }
+        }
+    }
+}
+
+/// A renew, release or verify refused: `STALE` or `EXPIRED` mean the lease is gone for good
+/// (I4), impossible while it must still be live unless the server forgot it in a crash.
+fn refused(
+    state: &LeaseState,
+    code: &str,
+    at: Option<usize>,
+    may_be_lapsed: &dyn Fn(&Holder) -> bool,
+    without: &dyn Fn(usize) -> LeaseState,
+) -> Vec<LeaseState> {
+    if code != "STALE" && code != "EXPIRED" {
+        return vec![state.clone()];
+    }
+    let Some(at) = at else {
+        return vec![state.clone()];
+    };
+    let Some(h) = state.holders.get(at) else {
+        return vec![state.clone()];
+    };
+    if h.forgotten {
+        return vec![state.clone()];
+    }
+    if may_be_lapsed(h) {
+        vec![without(at)]
+    } else {
+        Vec::new()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn acquire(invoke: u64, ret: u64, ttl_ms: u64, outcome: Outcome<u64>) -> Entry<LeaseOp> {
+        Entry {
+            invoke,
+            ret: Some(ret),
+            op: LeaseOp::Acquire {
+                ttl_ms,
+                shared: false,
+                steal: false,
+                ephemeral: false,
+                kept: false,
+                outcome,
+            },
+        }
+    }
+
+    fn shared(invoke: u64, ret: u64, ttl_ms: u64, token: u64) -> Entry<LeaseOp> {
+        let mut entry = acquire(invoke, ret, ttl_ms, Outcome::Ok(token));
+        if let LeaseOp::Acquire { shared, .. } = &mut entry.op {
+            *shared = true;
+        }
+        entry
+    }
+
+    fn op(invoke: u64, ret: Option<u64>, op: LeaseOp) -> Entry<LeaseOp> {
+        Entry { invoke, ret, op }
+    }
+
+    fn fail(code: &str) -> Outcome<()> {
+        Outcome::Fail(code.into())
+    }
+
+    #[test]
+    fn accepts_a_plain_sequence() {
+        let history = vec![
+            acquire(0, 5, 1000, Outcome::Ok(1)),
+            acquire(10, 12, 1000, Outcome::Fail("LOCKED".into())),
+            op(
+                20,
+                Some(25),
+                LeaseOp::Release {
+                    token: 1,
+                    outcome: Outcome::Ok(()),
+                },
+            ),
+            acquire(30, 31, 1000, Outcome::Ok(2)),
+            acquire(2000, 2001, 1000, Outcome::Ok(3)),
+            op(
+                2002,
+                Some(2003),
+                LeaseOp::Verify {
+                    token: 2,
+                    outcome: fail("EXPIRED"),
+                },
+            ),
+        ];
+        assert_eq!(check(&LeaseModel, &history), Ok(()));
+    }
+
+    #[test]
+    fn rejects_two_exclusive_holders_at_once() {
+        let history = vec![
+            acquire(0, 5, 1000, Outcome::Ok(1)),
+            acquire(100, 105, 1000, Outcome::Ok(2)),
+        ];
+        assert!(check(&LeaseModel, &history).is_err());
+        // Concurrent requests: one of them must come second, and it finds the lock held.
+        let concurrent = vec![
+            acquire(0, 50, 1000, Outcome::Ok(1)),
+            acquire(10, 60, 1000, Outcome::Ok(2)),
+        ];
+        assert!(check(&LeaseModel, &concurrent).is_err());
+    }
+
+    #[test]
+    fn rejects_a_token_reused_or_going_backwards() {
+        let history = vec![
+            acquire(0, 5, 10, Outcome::Ok(7)),
+            acquire(100, 105, 10, Outcome::Ok(7)),
+        ];
+        assert!(check(&LeaseModel, &history).is_err());
+        let backwards = vec![
+            acquire(0, 5, 10, Outcome::Ok(7)),
+            acquire(100, 105, 10, Outcome::Ok(3)),
+        ];
+        assert!(check(&LeaseModel, &backwards).is_err());
+    }
+
+    #[test]
+    fn rejects_a_lapsed_lease_renewed_back_to_life() {
+        // I4: the lease ended at most at 5 + 100; a renewal at 500 cannot succeed.
+        let history = vec![
+            acquire(0, 5, 100, Outcome::Ok(1)),
+            op(
+                500,
+                Some(501),
+                LeaseOp::Renew {
+                    token: 1,
+                    ttl_ms: 100,
+                    outcome: Outcome::Ok(()),
+                },
+            ),
+        ];
+        assert!(check(&LeaseModel, &history).is_err());
+    }
+
+    #[test]
+    fn rejects_stale_while_the_lease_must_be_live() {
+        let history = vec![
+            acquire(0, 5, 1000, Outcome::Ok(1)),
+            op(
+                10,
+                Some(12),
+                LeaseOp::Verify {
+                    token: 1,
+                    outcome: fail("STALE"),
+                },
+            ),
+        ];
+        assert!(check(&LeaseModel, &history).is_err());
+        // After a crash the server forgot it: STALE is right, and the lock stays closed.
+        let crashed = vec![
+            acquire(0, 5, 1000, Outcome::Ok(1)),
+            op(8, Some(8), LeaseOp::Crash),
+            op(
+                10,
+                Some(12),
+                LeaseOp::Verify {
+                    token: 1,
+                    outcome: fail("STALE"),
+                },
+            ),
+        ];
+        assert_eq!(check(&LeaseModel, &crashed), Ok(()));
+        let mut granted_in_grace = crashed.clone();
+        granted_in_grace.push(acquire(20, 25, 1000, Outcome::Ok(2)));
+        assert!(check(&LeaseModel, &granted_in_grace).is_err());
+    }
+
+    #[test]
+    fn shared_holders_coexist_but_not_with_an_exclusive_one() {
+        let history = vec![shared(0, 5, 1000, 1), shared(10, 15, 1000, 2)];
+        assert_eq!(check(&LeaseModel, &history), Ok(()));
+        let mut mixed = history.clone();
+        mixed.push(acquire(20, 25, 1000, Outcome::Ok(3)));
+        assert!(check(&LeaseModel, &mixed).is_err());
+    }
+
+    #[test]
+    fn unknown_outcomes_may_or_may_not_have_happened() {
+        let history = vec![
+            Entry {
+                invoke: 0,
+                ret: None,
+                op: LeaseOp::Acquire {
+                    ttl_ms: 1000,
+                    shared: false,
+                    steal: false,
+                    ephemeral: false,
+                    kept: false,
+                    outcome: Outcome::Unknown,
+                },
+            },
+            acquire(10, 15, 1000, Outcome::Fail("LOCKED".into())),
+            acquire(2000, 2005, 1000, Outcome::Ok(4)),
+        ];
+        assert_eq!(check(&LeaseModel, &history), Ok(()));
+        // LOCKED with nothing that could hold the lock is wrong.
+        let locked_for_nothing = vec![acquire(10, 15, 1000, Outcome::Fail("LOCKED".into()))];
+        assert!(check(&LeaseModel, &locked_for_nothing).is_err());
+    }
+
+    #[test]
+    fn a_steal_evicts_and_the_victim_is_stale() {
+        let mut steal = acquire(10, 15, 1000, Outcome::Ok(2));
+        if let LeaseOp::Acquire { steal: s, .. } = &mut steal.op {
+            *s = true;
+        }
+        let history = vec![
+            acquire(0, 5, 1000, Outcome::Ok(1)),
+            steal,
+            op(
+                20,
+                Some(25),
+                LeaseOp::Renew {
+                    token: 1,
+                    ttl_ms: 10,
+                    outcome: fail("STALE"),
+                },
+            ),
+        ];
+        assert_eq!(check(&LeaseModel, &history), Ok(()));
+    }
+
+    #[test]
+    fn memoisation_keeps_wide_concurrency_cheap() {
+        // 60 concurrent failed acquires around one grant: without memoisation, 60! orders.
+        let mut history = vec![acquire(0, 1_000, 10_000, Outcome::Ok(1))];
+        for i in 0..60 {
+            history.push(acquire(i, 2_000 + i, 10, Outcome::Fail("NOTREADY".into())));
+        }
+        assert_eq!(check(&LeaseModel, &history), Ok(()));
+    }
+}

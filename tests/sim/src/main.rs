@@ -1,0 +1,180 @@
+//! Runs many seeds over every core: `fencelock-sim --seeds 100000 [--jobs 2] [--start 0]`, or
+//! replays one with its trace: `fencelock-sim --seed N`.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant as WallClock;
+
+use fencelock_sim::{run, Options, Outcome};
+
+struct Args {
+    seeds: u64,
+    start: u64,
+    jobs: usize,
+    replay: Option<u64>,
+}
+
+fn main() -> ExitCode {
+    let args = match parse(std::env::args().skip(1).collect()) {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!(
+                "{message}\nusage: fencelock-sim [--seeds N] [--start S] [--jobs J] | --seed S"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(seed) = args.replay {
+        let mut options = Options::new(seed);
+        options.trace_len = 200;
+        let outcome = run(&options);
+        return report(seed, &outcome, true);
+    }
+    run_many(&args)
+}
+
+fn parse(argv: Vec<String>) -> Result<Args, String> {
+    let mut args = Args {
+        seeds: 1000,
+        start: 0,
+        jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        replay: None,
+    };
+    let mut it = argv.into_iter();
+    while let Some(flag) = it.next() {
+        let mut value = || -> Result<u64, String> {
+            it.next()
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| format!("{flag} needs a number"))
+        };
+        match flag.as_str() {
+            "--seeds" => args.seeds = value()?,
+            "--start" => args.start = value()?,
+            "--jobs" => args.jobs = usize::try_from(value()?).unwrap_or(1).max(1),
+            "--seed" => args.replay = Some(value()?),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(args)
+}
+
+fn run_many(args: &Args) -> ExitCode {
+    let next = AtomicU64::new(args.start);
+    let done = AtomicU64::new(0);
+    let simulated_ms = AtomicU64::new(0);
+    let stop = AtomicBool::new(false);
+    let failure: Mutex<Option<(u64, Outcome)>> = Mutex::new(None);
+    let end = args.start.saturating_add(args.seeds);
+    let began = WallClock::now();
+    std::thread::scope(|scope| {
+        for _ in 0..args.jobs {
+            scope.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    if seed >= end {
+                        break;
+                    }
+                    let outcome = run(&Options::new(seed));
+                    simulated_ms.fetch_add(
+                        outcome.simulated_ms.saturating_sub(1_000_000),
+                        Ordering::Relaxed,
+                    );
+                    if outcome.violation.is_some() {
+                        stop.store(true, Ordering::Relaxed);
+                        if let Ok(mut slot) = failure.lock() {
+                            if slot.as_ref().map_or(true, |(s, _)| seed < *s) {
+                                *slot = Some((seed, outcome));
+                            }
+                        }
+                    }
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        let mut last = 0;
+        while done.load(Ordering::Relaxed) < args.seeds && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            let finished = done.load(Ordering::Relaxed);
+            if finished != last {
+                last = finished;
+                progress(
+                    finished,
+                    args.seeds,
+                    simulated_ms.load(Ordering::Relaxed),
+                    began,
+                );
+            }
+        }
+    });
+    let finished = done.load(Ordering::Relaxed);
+    progress(
+        finished,
+        args.seeds,
+        simulated_ms.load(Ordering::Relaxed),
+        began,
+    );
+    eprintln!();
+    let taken = failure.lock().ok().and_then(|mut slot| slot.take());
+    match taken {
+        Some((seed, outcome)) => report(seed, &outcome, false),
+        None => {
+            let hours = simulated_ms.load(Ordering::Relaxed) as f64 / 3_600_000.0;
+            let minutes = began.elapsed().as_secs_f64() / 60.0;
+            println!(
+                "{finished} seeds passed: {hours:.1} simulated hours in {:.1} wall-clock minutes ({:.0} simulated hours per minute, {} jobs)",
+                minutes,
+                hours / minutes.max(1e-9),
+                args.jobs
+            );
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn progress(done: u64, total: u64, simulated_ms: u64, began: WallClock) {
+    let width = 30u64;
+    let filled = (done * width)
+        .checked_div(total)
+        .unwrap_or(width)
+        .min(width);
+    let bar: String = (0..width)
+        .map(|i| if i < filled { '#' } else { '.' })
+        .collect();
+    let hours = simulated_ms as f64 / 3_600_000.0;
+    eprint!(
+        "\r[{bar}] {done}/{total} seeds, {hours:.1} simulated h, {:.0} s",
+        began.elapsed().as_secs_f64()
+    );
+    let _ = std::io::stderr().flush();
+}
+
+fn report(seed: u64, outcome: &Outcome, full: bool) -> ExitCode {
+    let Some(violation) = &outcome.violation else {
+        println!(
+            "seed {seed} passed: {} simulated ms, {} steps, {} grants, {} crashes, {} clean shutdowns, fenced writes {:?} (accepted, refused), {} operations checked",
+            outcome.simulated_ms - 1_000_000,
+            outcome.steps,
+            outcome.grants,
+            outcome.crashes,
+            outcome.shutdowns,
+            outcome.fenced_writes,
+            outcome.checked_ops
+        );
+        return ExitCode::SUCCESS;
+    };
+    println!(
+        "seed {seed} FAILED at t={} ms: {}",
+        violation.at_ms, violation.message
+    );
+    println!(
+        "last events{}:",
+        if full { "" } else { " (replay for more)" }
+    );
+    for line in &violation.trace {
+        println!("  {line}");
+    }
+    println!("replay: cargo run -p fencelock-sim --release -- --seed {seed}");
+    ExitCode::FAILURE
+}

@@ -1,0 +1,1720 @@
+//! One simulated run: the world (servers, clients, links, disks, a fenced resource), the fault
+//! schedule, the workload and the checks.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt::Write as _;
+
+use fencelock_core::client::{
+    Client, ClientConfig, Event as ClientEvent, Output as ClientOutput, Reply, RequestId,
+};
+use fencelock_core::protocol::{Output as ServerOutput, Server, ServerConfig};
+use fencelock_core::{
+    AcquireOptions, BootClock, Config, DataFile, DataFiles, Error, Fence, FenceOutcome, FileAction,
+    Instant, Mode, Recovery, StartKind,
+};
+
+use crate::lin::{self, Entry, LeaseModel, LeaseOp, Outcome as LinOutcome};
+use crate::rng::Rng;
+
+/// The hot lock names every client fights over.
+const LOCKS: [&str; 3] = ["alpha", "beta", "gamma"];
+/// The servers' maximum TTL: short, so that restart graces are short and runs cover many.
+const MAX_TTL_MS: u64 = 4_000;
+/// How long the run goes on after the workload stops, so that every lease ends.
+const DRAIN_MS: u64 = 3 * MAX_TTL_MS + 10_000;
+
+/// What to simulate.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The seed: the same seed gives the same run.
+    pub seed: u64,
+    /// Simulated time of the workload, in ms (a drain follows).
+    pub duration_ms: u64,
+    /// Independent servers, each with its own clients, disk and fenced resource.
+    pub servers: usize,
+    /// Clients per server.
+    pub clients_per_server: usize,
+    /// Lines of trace kept for a failure report.
+    pub trace_len: usize,
+    /// Changes every engine's configuration (the planted-bug tests switch bugs on here).
+    pub engine_tweak: Option<fn(&mut Config)>,
+    /// Changes every client's configuration.
+    pub client_tweak: Option<fn(&mut ClientConfig)>,
+}
+
+impl Options {
+    /// The default run of one seed: two simulated minutes, 1 to 2 servers, 3 to 6 clients each.
+    #[must_use]
+    pub fn new(seed: u64) -> Options {
+        let mut shape = Rng::new(seed ^ 0xA5A5);
+        Options {
+            seed,
+            duration_ms: 120_000,
+            servers: usize::try_from(shape.range(1, 2)).unwrap_or(1),
+            clients_per_server: usize::try_from(shape.range(3, 6)).unwrap_or(3),
+            trace_len: 40,
+            engine_tweak: None,
+            client_tweak: None,
+        }
+    }
+}
+
+/// A broken check.
+#[derive(Debug, Clone)]
+pub struct Violation {
+    /// Simulated time, in ms.
+    pub at_ms: u64,
+    /// What broke.
+    pub message: String,
+    /// The last events before it, oldest first.
+    pub trace: Vec<String>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// Simulated time covered, in ms.
+    pub simulated_ms: u64,
+    /// Steps taken (events and timer firings).
+    pub steps: u64,
+    /// Leases granted to clients (replies seen).
+    pub grants: u64,
+    /// Server crashes and clean restarts.
+    pub crashes: u64,
+    /// Clean shutdowns.
+    pub shutdowns: u64,
+    /// Writes the fenced resource accepted and refused.
+    pub fenced_writes: (u64, u64),
+    /// Operations checked for linearizability.
+    pub checked_ops: u64,
+    /// The first broken check, if any.
+    pub violation: Option<Violation>,
+}
+
+/// Simulates one run and checks it.
+#[must_use]
+pub fn run(options: &Options) -> Outcome {
+    let mut world = World::new(options);
+    world.main_loop();
+    if world.violation.is_none() {
+        world.final_checks();
+    }
+    world.outcome.simulated_ms = world.now;
+    world.outcome.violation = world.violation.take();
+    world.outcome
+}
+
+// ---- the world ----
+
+enum Ev {
+    SynArrive {
+        link: usize,
+    },
+    SynAck {
+        link: usize,
+        ok: bool,
+    },
+    Data {
+        link: usize,
+        to_server: bool,
+        bytes: Vec<u8>,
+    },
+    Fin {
+        link: usize,
+        to_server: bool,
+    },
+    FsyncDone {
+        cell: usize,
+        epoch: u64,
+    },
+    Step {
+        client: usize,
+    },
+    Resume {
+        client: usize,
+    },
+    Fault,
+    Restart {
+        cell: usize,
+    },
+    FenceWrite {
+        cell: usize,
+        name: String,
+        token: u64,
+    },
+}
+
+enum Input {
+    Syn(usize),
+    Data(usize, Vec<u8>),
+    Fin(usize),
+    Shutdown,
+}
+
+struct Proc {
+    server: Server,
+    /// Global time of the process's `Instant::ZERO`.
+    origin: u64,
+    /// A durable write in progress: the host performs nothing after it until it completes.
+    fsync: Option<FileAction>,
+    /// Inputs that arrived while the host was blocked on an fsync.
+    inbox: VecDeque<Input>,
+    stopping: bool,
+    conns: BTreeMap<u64, usize>,
+    last_token: u64,
+}
+
+#[derive(Clone)]
+struct ViewLease {
+    name: String,
+    shared: bool,
+    deadline: u64,
+    ephemeral: bool,
+}
+
+struct Cell {
+    proc: Option<Proc>,
+    epoch: u64,
+    disk: BTreeMap<DataFile, Vec<u8>>,
+    boot: u64,
+    boot_start: u64,
+    keeps_boot_clock: bool,
+    /// Leases of stopped runs, live until their deadline as far as anyone may know.
+    ghosts: BTreeMap<u64, ViewLease>,
+    /// The engine's leases at the last check.
+    view: BTreeMap<u64, ViewLease>,
+    revealed: BTreeSet<u64>,
+    max_revealed: u64,
+    fence: Fence,
+    fence_high: BTreeMap<String, u64>,
+    history: BTreeMap<String, Vec<Entry<LeaseOp>>>,
+    release_sent: BTreeSet<u64>,
+    steal_at: BTreeMap<String, u64>,
+    stop_called_at: u64,
+    route_down_until: [u64; 2],
+}
+
+struct Pending {
+    name: String,
+    history: Option<usize>,
+    conn: u64,
+    kind: &'static str,
+}
+
+struct Held {
+    name: String,
+    shared: bool,
+    ephemeral: bool,
+    granted_at: u64,
+}
+
+struct ClientHost {
+    cell: usize,
+    client: Client,
+    origin: u64,
+    paused_until: u64,
+    inbox: VecDeque<Ev>,
+    conns: BTreeMap<u64, usize>,
+    conn_links: BTreeMap<u64, usize>,
+    pending: BTreeMap<RequestId, Pending>,
+    held: BTreeMap<u64, Held>,
+    last_drop: u64,
+}
+
+#[derive(Default, Clone, Copy)]
+struct Dir {
+    last_at: u64,
+    stalled_until: u64,
+}
+
+struct Link {
+    client: usize,
+    conn: u64,
+    cell: usize,
+    epoch: u64,
+    sconn: Option<u64>,
+    to_server: Dir,
+    to_client: Dir,
+    /// Reset: bytes in flight are dropped.
+    dead: bool,
+    client_gone: bool,
+    server_gone: bool,
+    /// After this, no byte of this link reaches the server.
+    server_done_at: Option<u64>,
+}
+
+struct World<'a> {
+    options: &'a Options,
+    rng: Rng,
+    now: u64,
+    seq: u64,
+    queue: BTreeMap<(u64, u64), Ev>,
+    cells: Vec<Cell>,
+    clients: Vec<ClientHost>,
+    links: Vec<Link>,
+    trace: VecDeque<String>,
+    violation: Option<Violation>,
+    quiescing: bool,
+    outcome: Outcome,
+}
+
+impl<'a> World<'a> {
+    fn new(options: &'a Options) -> World<'a> {
+        let mut rng = Rng::new(options.seed);
+        let mut world = World {
+            options,
+            rng: rng.clone(),
+            now: 1_000_000,
+            seq: 0,
+            queue: BTreeMap::new(),
+            cells: Vec::new(),
+            clients: Vec::new(),
+            links: Vec::new(),
+            trace: VecDeque::new(),
+            violation: None,
+            quiescing: false,
+            outcome: Outcome::default(),
+        };
+        for cell in 0..options.servers.max(1) {
+            world.cells.push(Cell {
+                proc: None,
+                epoch: 0,
+                disk: BTreeMap::new(),
+                boot: 1,
+                boot_start: world.now - rng.range(0, 500_000),
+                keeps_boot_clock: rng.chance(80),
+                ghosts: BTreeMap::new(),
+                view: BTreeMap::new(),
+                revealed: BTreeSet::new(),
+                max_revealed: 0,
+                fence: Fence::new(),
+                fence_high: BTreeMap::new(),
+                history: BTreeMap::new(),
+                release_sent: BTreeSet::new(),
+                steal_at: BTreeMap::new(),
+                stop_called_at: 0,
+                route_down_until: [0, 0],
+            });
+            world.start_server(cell);
+            for _ in 0..options.clients_per_server {
+                let mut config = ClientConfig::default();
+                config.endpoints = 2;
+                config.resp3 = rng.chance(80);
+                config.request_timeout_ms = rng.range(1_000, 4_000);
+                config.connect_timeout_ms = 1_000;
+                if let Some(tweak) = options.client_tweak {
+                    tweak(&mut config);
+                }
+                world.clients.push(ClientHost {
+                    cell,
+                    client: Client::new(config),
+                    origin: world.now - rng.range(0, 1_000_000),
+                    paused_until: 0,
+                    inbox: VecDeque::new(),
+                    conns: BTreeMap::new(),
+                    conn_links: BTreeMap::new(),
+                    pending: BTreeMap::new(),
+                    held: BTreeMap::new(),
+                    last_drop: 0,
+                });
+            }
+        }
+        world.rng = rng;
+        for client in 0..world.clients.len() {
+            let at = world.now + world.rng.range(0, 500);
+            world.schedule(at, Ev::Step { client });
+        }
+        let at = world.now + world.rng.range(200, 3_000);
+        world.schedule(at, Ev::Fault);
+        world
+    }
+
+    fn schedule(&mut self, at: u64, ev: Ev) {
+        self.seq += 1;
+        self.queue.insert((at.max(self.now), self.seq), ev);
+    }
+
+    fn note(&mut self, line: String) {
+        if self.options.trace_len == 0 {
+            return;
+        }
+        if self.trace.len() >= self.options.trace_len {
+            self.trace.pop_front();
+        }
+        self.trace.push_back(format!("[{:>9}] {line}", self.now));
+    }
+
+    fn fail(&mut self, message: String) {
+        if self.violation.is_none() {
+            self.note(format!("VIOLATION: {message}"));
+            self.violation = Some(Violation {
+                at_ms: self.now,
+                message,
+                trace: self.trace.iter().cloned().collect(),
+            });
+        }
+    }
+
+    fn main_loop(&mut self) {
+        let start = self.now;
+        let end = start + self.options.duration_ms;
+        while self.violation.is_none() {
+            if !self.quiescing && self.now >= end {
+                self.quiesce();
+            }
+            let next_event = self.queue.keys().next().map_or(u64::MAX, |&(at, _)| at);
+            let next_timer = self.next_timer();
+            let at = next_event.min(next_timer);
+            if at == u64::MAX || at > end + DRAIN_MS {
+                break;
+            }
+            self.now = self.now.max(at);
+            if next_timer <= next_event {
+                self.fire_timers();
+            } else if let Some((_, ev)) = self.queue.pop_first() {
+                self.handle(ev);
+            }
+            self.outcome.steps += 1;
+            self.check_step();
+        }
+        self.now = self.now.max(end + DRAIN_MS);
+    }
+
+    /// The workload ends: clients stop renewing and close their connections, so every lease
+    /// they hold must end, and be signalled, before the drain is over.
+    fn quiesce(&mut self) {
+        self.quiescing = true;
+        self.note(String::from("workload ends: every client closes"));
+        for index in 0..self.clients.len() {
+            let now = self.client_now(index);
+            if let Some(host) = self.clients.get_mut(index) {
+                host.paused_until = 0;
+                host.client.close(now);
+            }
+            self.resume_inbox(index);
+            self.flush_client(index);
+        }
+    }
+
+    fn next_timer(&self) -> u64 {
+        let servers = self.cells.iter().filter_map(|cell| {
+            let proc = cell.proc.as_ref()?;
+            if proc.fsync.is_some() {
+                return None;
+            }
+            Some(proc.origin + proc.server.poll_timeout()?.as_ms())
+        });
+        let clients = self.clients.iter().filter_map(|host| {
+            if host.paused_until > 0 {
+                return None;
+            }
+            Some(host.origin + host.client.poll_timeout()?.as_ms())
+        });
+        servers.chain(clients).min().unwrap_or(u64::MAX)
+    }
+
+    fn fire_timers(&mut self) {
+        let now = self.now;
+        for cell in 0..self.cells.len() {
+            let due = self
+                .cells
+                .get(cell)
+                .and_then(|c| c.proc.as_ref())
+                .is_some_and(|p| {
+                    p.fsync.is_none()
+                        && p.server
+                            .poll_timeout()
+                            .is_some_and(|t| p.origin + t.as_ms() <= now)
+                });
+            if due {
+                if let Some(proc) = self.cells.get_mut(cell).and_then(|c| c.proc.as_mut()) {
+                    proc.server.handle_timeout(Instant(now - proc.origin));
+                }
+                self.pump(cell);
+            }
+        }
+        for index in 0..self.clients.len() {
+            let due = self.clients.get(index).is_some_and(|h| {
+                h.paused_until == 0
+                    && h.client
+                        .poll_timeout()
+                        .is_some_and(|t| h.origin + t.as_ms() <= now)
+            });
+            if due {
+                let at = self.client_now(index);
+                if let Some(host) = self.clients.get_mut(index) {
+                    host.client.handle_timeout(at);
+                }
+                self.flush_client(index);
+            }
+        }
+    }
+
+    fn handle(&mut self, ev: Ev) {
+        match ev {
+            Ev::SynArrive { link } => self.server_input(self.link_cell(link), Input::Syn(link)),
+            Ev::Data {
+                link,
+                to_server: true,
+                bytes,
+            } => self.server_input(self.link_cell(link), Input::Data(link, bytes)),
+            Ev::Fin {
+                link,
+                to_server: true,
+            } => self.server_input(self.link_cell(link), Input::Fin(link)),
+            ev @ (Ev::SynAck { .. } | Ev::Data { .. } | Ev::Fin { .. }) => self.client_input(ev),
+            Ev::FsyncDone { cell, epoch } => self.fsync_done(cell, epoch),
+            Ev::Step { client } => self.step_client(client),
+            Ev::Resume { client } => {
+                self.note(format!("c{client} resumes"));
+                if let Some(host) = self.clients.get_mut(client) {
+                    host.paused_until = 0;
+                }
+                self.resume_inbox(client);
+                let now = self.client_now(client);
+                if let Some(host) = self.clients.get_mut(client) {
+                    host.client.handle_timeout(now);
+                }
+                self.flush_client(client);
+            }
+            Ev::Fault => self.fault(),
+            Ev::Restart { cell } => self.start_server(cell),
+            Ev::FenceWrite { cell, name, token } => self.fence_write(cell, &name, token),
+        }
+    }
+
+    fn link_cell(&self, link: usize) -> usize {
+        self.links.get(link).map_or(0, |l| l.cell)
+    }
+
+    fn client_now(&self, index: usize) -> Instant {
+        Instant(self.now - self.clients.get(index).map_or(0, |h| h.origin))
+    }
+
+    fn latency(&mut self) -> u64 {
+        if self.rng.chance(5) {
+            self.rng.range(30, 400)
+        } else {
+            self.rng.range(1, 30)
+        }
+    }
+
+    /// Sends bytes one way, cut at random points; TCP keeps them in order.
+    fn send(&mut self, link: usize, to_server: bool, bytes: Vec<u8>) {
+        let mut rest = bytes.as_slice();
+        while !rest.is_empty() {
+            let cut = if rest.len() > 1 && self.rng.chance(30) {
+                usize::try_from(self.rng.range(1, rest.len() as u64 - 1)).unwrap_or(1)
+            } else {
+                rest.len()
+            };
+            let (chunk, tail) = rest.split_at(cut.min(rest.len()));
+            let at = self.arrival(link, to_server);
+            self.schedule(
+                at,
+                Ev::Data {
+                    link,
+                    to_server,
+                    bytes: chunk.to_vec(),
+                },
+            );
+            rest = tail;
+        }
+    }
+
+    fn arrival(&mut self, link: usize, to_server: bool) -> u64 {
+        let latency = self.latency();
+        let now = self.now;
+        let Some(l) = self.links.get_mut(link) else {
+            return now;
+        };
+        let dir = if to_server {
+            &mut l.to_server
+        } else {
+            &mut l.to_client
+        };
+        let at = (now + latency).max(dir.last_at).max(dir.stalled_until);
+        dir.last_at = at;
+        at
+    }
+
+    fn send_fin(&mut self, link: usize, to_server: bool) {
+        let at = self.arrival(link, to_server);
+        self.schedule(at, Ev::Fin { link, to_server });
+    }
+
+    // ---- servers ----
+
+    fn start_server(&mut self, cell_index: usize) {
+        let now = self.now;
+        let reboot = self.rng.chance(15);
+        let origin = now - self.rng.range(0, 100_000);
+        let Some(cell) = self.cells.get_mut(cell_index) else {
+            return;
+        };
+        if cell.proc.is_some() {
+            return;
+        }
+        if reboot && cell.epoch > 0 {
+            cell.boot += 1;
+            cell.boot_start = now.saturating_sub(2_000);
+        }
+        let mut files = DataFiles::default();
+        for file in DataFile::ALL {
+            files.set(file, cell.disk.get(&file).map(Vec::as_slice));
+        }
+        let mut plan = match Recovery::plan(files) {
+            Ok(plan) => plan,
+            Err(error) => {
+                let message = format!("server {cell_index} refuses to start: {error}");
+                self.fail(message);
+                return;
+            }
+        };
+        let start = Instant(now - origin);
+        let mut config = Config::default();
+        config.max_ttl_ms = MAX_TTL_MS;
+        config.max_wait_ms = 10_000;
+        config.token_block = 8;
+        config.horizon_slack_ms = 500;
+        if cell.keeps_boot_clock {
+            let boot_id = format!("boot-{}", cell.boot);
+            config.boot_clock = BootClock::at(&boot_id, start, now - cell.boot_start).ok();
+        }
+        if let Some(tweak) = self.options.engine_tweak {
+            tweak(&mut config);
+        }
+        let mut engine = plan.start_engine(start, config);
+        // Leases restored from a clean snapshot live in the engine again, not as ghosts.
+        for lock in engine.query(start, "") {
+            for holder in lock.holders {
+                cell.ghosts.remove(&holder.token);
+            }
+        }
+        for action in plan.actions.drain(..) {
+            apply_file(&mut cell.disk, action);
+        }
+        let summary = plan.summary(start, &engine);
+        let last_token = engine.last_token();
+        cell.epoch += 1;
+        cell.view.clear();
+        let point = match plan.kind {
+            StartKind::Clean => LeaseOp::CleanRestart {
+                downtime_ms: now.saturating_sub(cell.stop_called_at),
+            },
+            _ => LeaseOp::Crash,
+        };
+        if cell.epoch > 1 {
+            for name in LOCKS {
+                cell.history
+                    .entry(String::from(name))
+                    .or_default()
+                    .push(Entry {
+                        invoke: now,
+                        ret: Some(now),
+                        op: point.clone(),
+                    });
+            }
+        }
+        let max_revealed = cell.max_revealed;
+        cell.proc = Some(Proc {
+            server: Server::new(engine, ServerConfig::default()),
+            origin,
+            fsync: None,
+            inbox: VecDeque::new(),
+            stopping: false,
+            conns: BTreeMap::new(),
+            last_token,
+        });
+        self.note(format!("server {cell_index} starts: {summary}"));
+        if last_token < max_revealed {
+            self.fail(format!(
+                "I2: server {cell_index} restarted issuing above {last_token}, but token {max_revealed} was already revealed"
+            ));
+        }
+    }
+
+    fn server_input(&mut self, cell_index: usize, input: Input) {
+        let now = self.now;
+        let Some(proc) = self.cells.get_mut(cell_index).and_then(|c| c.proc.as_mut()) else {
+            // Nobody listens: a connect is refused, anything else is lost.
+            if let Input::Syn(link) = input {
+                let at = now + self.latency();
+                self.schedule(at, Ev::SynAck { link, ok: false });
+            }
+            return;
+        };
+        if proc.fsync.is_some() {
+            proc.inbox.push_back(input);
+            return;
+        }
+        self.apply_server_input(cell_index, input);
+        self.pump(cell_index);
+    }
+
+    fn apply_server_input(&mut self, cell_index: usize, input: Input) {
+        let now = self.now;
+        let Some(cell) = self.cells.get_mut(cell_index) else {
+            return;
+        };
+        let epoch = cell.epoch;
+        let Some(proc) = cell.proc.as_mut() else {
+            return;
+        };
+        let at = Instant(now - proc.origin);
+        match input {
+            Input::Syn(link) => {
+                let sconn = proc.server.connect(at);
+                proc.conns.insert(sconn, link);
+                if let Some(l) = self.links.get_mut(link) {
+                    l.sconn = Some(sconn);
+                    l.epoch = epoch;
+                }
+                let at = now + self.latency();
+                self.schedule(at, Ev::SynAck { link, ok: true });
+            }
+            Input::Data(link, bytes) => {
+                let Some(l) = self.links.get(link) else {
+                    return;
+                };
+                if l.dead || l.server_gone || l.epoch != epoch {
+                    return;
+                }
+                if let Some(sconn) = l.sconn {
+                    proc.server.receive(at, sconn, &bytes);
+                }
+            }
+            Input::Fin(link) => {
+                let Some(l) = self.links.get_mut(link) else {
+                    return;
+                };
+                if l.server_gone || l.epoch != epoch {
+                    return;
+                }
+                l.server_gone = true;
+                l.server_done_at.get_or_insert(now);
+                if let Some(sconn) = l.sconn {
+                    proc.conns.remove(&sconn);
+                    proc.server.disconnect(at, sconn);
+                }
+            }
+            Input::Shutdown => {
+                proc.server.shutdown(at);
+                proc.stopping = true;
+                cell.stop_called_at = now;
+                self.outcome.shutdowns += 1;
+                self.note(format!("server {cell_index} shuts down cleanly"));
+            }
+        }
+    }
+
+    /// Performs the server's outputs in order; a durable write blocks the rest until done.
+    fn pump(&mut self, cell_index: usize) {
+        loop {
+            let Some(cell) = self.cells.get_mut(cell_index) else {
+                return;
+            };
+            let epoch = cell.epoch;
+            let Some(proc) = cell.proc.as_mut() else {
+                return;
+            };
+            if proc.fsync.is_some() {
+                return;
+            }
+            match proc.server.poll_output() {
+                Some(ServerOutput::File(action)) => {
+                    proc.fsync = Some(action);
+                    let at = self.now + self.rng.range(0, 12);
+                    self.schedule(
+                        at,
+                        Ev::FsyncDone {
+                            cell: cell_index,
+                            epoch,
+                        },
+                    );
+                    return;
+                }
+                Some(ServerOutput::Transmit { conn, bytes }) => {
+                    if let Some(&link) = proc.conns.get(&conn) {
+                        self.send(link, false, bytes);
+                    }
+                }
+                Some(ServerOutput::Close { conn }) => {
+                    if let Some(link) = proc.conns.remove(&conn) {
+                        if let Some(l) = self.links.get_mut(link) {
+                            l.server_gone = true;
+                            l.server_done_at.get_or_insert(self.now);
+                        }
+                        self.send_fin(link, false);
+                    }
+                }
+                Some(other) => {
+                    self.fail(format!(
+                        "unknown server output {other:?}: update the simulator"
+                    ));
+                    return;
+                }
+                None => {
+                    if proc.stopping {
+                        self.stop_server(cell_index, false);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn fsync_done(&mut self, cell_index: usize, epoch: u64) {
+        let Some(cell) = self.cells.get_mut(cell_index) else {
+            return;
+        };
+        if cell.epoch != epoch {
+            return;
+        }
+        let Some(proc) = cell.proc.as_mut() else {
+            return;
+        };
+        if let Some(action) = proc.fsync.take() {
+            apply_file(&mut cell.disk, action);
+        }
+        self.pump(cell_index);
+        loop {
+            let Some(proc) = self.cells.get_mut(cell_index).and_then(|c| c.proc.as_mut()) else {
+                return;
+            };
+            if proc.fsync.is_some() {
+                return;
+            }
+            let Some(input) = proc.inbox.pop_front() else {
+                return;
+            };
+            self.apply_server_input(cell_index, input);
+            self.pump(cell_index);
+        }
+    }
+
+    /// Ends a server process: a crash (what is not durable is lost) or the exit after a clean
+    /// shutdown. Its leases stay live as ghosts until their deadline.
+    fn stop_server(&mut self, cell_index: usize, crash: bool) {
+        let now = self.now;
+        let lands = self.rng.chance(50);
+        let Some(cell) = self.cells.get_mut(cell_index) else {
+            return;
+        };
+        let Some(mut proc) = cell.proc.take() else {
+            return;
+        };
+        if crash {
+            // An atomic rename in progress either happened or did not.
+            if let (Some(action), true) = (proc.fsync.take(), lands) {
+                apply_file(&mut cell.disk, action);
+            }
+        }
+        let at = Instant(now - proc.origin);
+        for lock in proc.server.engine_mut().query(at, "") {
+            for holder in lock.holders {
+                let lease = ViewLease {
+                    name: lock.name.clone(),
+                    shared: holder.mode == Mode::Shared,
+                    deadline: now + holder.ms_left,
+                    ephemeral: holder.owner.as_deref().is_some_and(|o| o.ends_with('e')),
+                };
+                cell.ghosts.insert(holder.token, lease);
+            }
+        }
+        cell.view.clear();
+        if crash {
+            cell.stop_called_at = now;
+        }
+        let epoch = cell.epoch;
+        let mut resets = Vec::new();
+        for (index, link) in self.links.iter_mut().enumerate() {
+            if link.cell == cell_index && link.epoch == epoch && !link.server_gone {
+                link.server_gone = true;
+                link.dead = true;
+                link.server_done_at.get_or_insert(now);
+                resets.push(index);
+            }
+        }
+        for link in resets {
+            self.send_fin(link, false);
+        }
+        let downtime = if self.rng.chance(10) {
+            self.rng.range(3_000, 12_000)
+        } else {
+            self.rng.range(0, 2_500)
+        };
+        self.schedule(now + downtime, Ev::Restart { cell: cell_index });
+        let what = if crash { "crashes" } else { "exits" };
+        self.note(format!(
+            "server {cell_index} {what}; restart in {downtime} ms"
+        ));
+    }
+
+    // ---- clients ----
+
+    fn client_input(&mut self, ev: Ev) {
+        let link = match &ev {
+            Ev::SynAck { link, .. } | Ev::Data { link, .. } | Ev::Fin { link, .. } => *link,
+            _ => return,
+        };
+        let Some(client) = self.links.get(link).map(|l| l.client) else {
+            return;
+        };
+        if let Some(host) = self.clients.get_mut(client) {
+            if host.paused_until > 0 {
+                host.inbox.push_back(ev);
+                return;
+            }
+        }
+        self.apply_client_input(client, ev);
+        self.flush_client(client);
+    }
+
+    fn apply_client_input(&mut self, client: usize, ev: Ev) {
+        let now = self.client_now(client);
+        let wall = self.now;
+        let Some(host) = self.clients.get_mut(client) else {
+            return;
+        };
+        match ev {
+            Ev::SynAck { link, ok } => {
+                let Some(l) = self.links.get_mut(link) else {
+                    return;
+                };
+                if l.client_gone {
+                    if ok && !l.server_gone {
+                        self.send_fin(link, true);
+                    }
+                    return;
+                }
+                if ok {
+                    host.client.handle_connected(now, l.conn);
+                } else {
+                    l.client_gone = true;
+                    host.conns.remove(&l.conn);
+                    host.client
+                        .handle_disconnect(now, l.conn, "connection refused");
+                }
+            }
+            Ev::Data { link, bytes, .. } => {
+                let Some(l) = self.links.get(link) else {
+                    return;
+                };
+                if !l.dead && !l.client_gone {
+                    host.client.receive(now, l.conn, &bytes);
+                }
+            }
+            Ev::Fin { link, .. } => {
+                let Some(l) = self.links.get_mut(link) else {
+                    return;
+                };
+                if !l.client_gone {
+                    l.client_gone = true;
+                    host.conns.remove(&l.conn);
+                    host.last_drop = wall;
+                    host.client
+                        .handle_disconnect(now, l.conn, "connection closed");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn resume_inbox(&mut self, client: usize) {
+        while let Some(ev) = self
+            .clients
+            .get_mut(client)
+            .and_then(|h| h.inbox.pop_front())
+        {
+            self.apply_client_input(client, ev);
+            self.flush_client(client);
+        }
+    }
+
+    /// Performs the client's outputs, then takes its events and replies.
+    fn flush_client(&mut self, client: usize) {
+        loop {
+            let Some(host) = self.clients.get_mut(client) else {
+                return;
+            };
+            let Some(output) = host.client.poll_output() else {
+                break;
+            };
+            match output {
+                ClientOutput::Connect { conn, endpoint } => {
+                    let cell = host.cell;
+                    let link = self.links.len();
+                    host.conns.insert(conn, link);
+                    host.conn_links.insert(conn, link);
+                    self.links.push(Link {
+                        client,
+                        conn,
+                        cell,
+                        epoch: 0,
+                        sconn: None,
+                        to_server: Dir::default(),
+                        to_client: Dir::default(),
+                        dead: false,
+                        client_gone: false,
+                        server_gone: false,
+                        server_done_at: None,
+                    });
+                    let down = self
+                        .cells
+                        .get(cell)
+                        .and_then(|c| c.route_down_until.get(endpoint))
+                        .is_some_and(|&until| until > self.now);
+                    let at = self.now + self.latency();
+                    if down {
+                        self.schedule(at, Ev::SynAck { link, ok: false });
+                    } else {
+                        self.schedule(at, Ev::SynArrive { link });
+                    }
+                }
+                ClientOutput::Transmit { conn, bytes } => {
+                    let Some(&link) = host.conns.get(&conn) else {
+                        continue;
+                    };
+                    if self.links.get(link).is_some_and(|l| !l.dead) {
+                        self.send(link, true, bytes);
+                    }
+                }
+                ClientOutput::Close { conn } => {
+                    host.last_drop = self.now;
+                    let Some(link) = host.conns.remove(&conn) else {
+                        continue;
+                    };
+                    let Some(l) = self.links.get_mut(link) else {
+                        continue;
+                    };
+                    l.client_gone = true;
+                    if !l.dead && l.sconn.is_some() && !l.server_gone {
+                        self.send_fin(link, true);
+                    } else if !l.dead && l.sconn.is_none() {
+                        // Closed before the connect completed: the server side, if any, is
+                        // told when the handshake answer finds the client gone.
+                    }
+                }
+                other => {
+                    self.fail(format!(
+                        "unknown client output {other:?}: update the simulator"
+                    ));
+                    return;
+                }
+            }
+        }
+        self.take_events(client);
+        self.take_replies(client);
+        if let Some(host) = self.clients.get_mut(client) {
+            for (&id, pending) in &mut host.pending {
+                if let Some(conn) = host.client.request_conn(id) {
+                    pending.conn = conn;
+                }
+            }
+        }
+    }
+
+    fn take_events(&mut self, client: usize) {
+        while let Some(event) = self
+            .clients
+            .get_mut(client)
+            .and_then(|h| h.client.poll_event())
+        {
+            if let ClientEvent::LeaseLost {
+                name,
+                token,
+                reason,
+            } = event
+            {
+                self.note(format!(
+                    "c{client} lease lost {name} #{token}: {}",
+                    reason.describe()
+                ));
+                let known = self
+                    .clients
+                    .get_mut(client)
+                    .and_then(|h| h.held.remove(&token));
+                if known.is_none() {
+                    self.fail(format!(
+                        "c{client} got LeaseLost for {name} #{token}, which it does not hold (twice, or never granted)"
+                    ));
+                }
+            }
+        }
+    }
+
+    fn take_replies(&mut self, client: usize) {
+        while let Some((id, result)) = self
+            .clients
+            .get_mut(client)
+            .and_then(|h| h.client.poll_reply())
+        {
+            let Some(host) = self.clients.get_mut(client) else {
+                return;
+            };
+            let Some(pending) = host.pending.remove(&id) else {
+                continue;
+            };
+            let cell = host.cell;
+            let text = match &result {
+                Ok(reply) => format!("{reply:?}"),
+                Err(error) => format!("{} {}", error.wire_code(), error.message()),
+            };
+            self.note(format!(
+                "c{client}@s{cell} {} {} -> {}",
+                pending.kind, pending.name, text
+            ));
+            let mut kept = false;
+            if let Ok(Reply::Granted { token, .. }) = &result {
+                self.outcome.grants += 1;
+                let token = *token;
+                kept = self.rng.chance(60);
+                let Some(host) = self.clients.get_mut(client) else {
+                    return;
+                };
+                if kept {
+                    host.client.keep_alive(&pending.name, token);
+                }
+                let entry = pending
+                    .history
+                    .and_then(|i| self.cells.get(cell)?.history.get(&pending.name)?.get(i))
+                    .map(|e| e.op.clone());
+                let (shared, ephemeral) = match entry {
+                    Some(LeaseOp::Acquire {
+                        shared, ephemeral, ..
+                    }) => (shared, ephemeral),
+                    _ => (false, false),
+                };
+                host.held.insert(
+                    token,
+                    Held {
+                        name: pending.name.clone(),
+                        shared,
+                        ephemeral,
+                        granted_at: self.now,
+                    },
+                );
+                let Some(c) = self.cells.get_mut(cell) else {
+                    return;
+                };
+                if !c.revealed.insert(token) {
+                    let message =
+                        format!("I2: token {token} was granted twice (on {})", pending.name);
+                    self.fail(message);
+                }
+                if let Some(c) = self.cells.get_mut(cell) {
+                    c.max_revealed = c.max_revealed.max(token);
+                }
+            }
+            if let (Ok(Reply::Ok), "release") = (&result, pending.kind) {
+                // Released: the client forgot it without an event.
+                if let Some(host) = self.clients.get_mut(client) {
+                    let released: Vec<u64> = host
+                        .held
+                        .iter()
+                        .filter(|(&t, h)| {
+                            h.name == pending.name
+                                && host.client.lease(Instant(0), &h.name, t).is_none()
+                        })
+                        .map(|(&t, _)| t)
+                        .collect();
+                    for token in released {
+                        host.held.remove(&token);
+                    }
+                }
+            }
+            let done_at = self.now;
+            let unknown_until = self
+                .clients
+                .get(client)
+                .and_then(|h| h.conn_links.get(&pending.conn))
+                .and_then(|&l| self.links.get(l))
+                .and_then(|l| l.server_done_at);
+            if let Some(i) = pending.history {
+                if let Some(entry) = self
+                    .cells
+                    .get_mut(cell)
+                    .and_then(|c| c.history.get_mut(&pending.name))
+                    .and_then(|h| h.get_mut(i))
+                {
+                    complete(entry, &result, kept, done_at, unknown_until);
+                }
+            }
+        }
+    }
+
+    fn step_client(&mut self, client: usize) {
+        if self.quiescing {
+            return;
+        }
+        let Some(host) = self.clients.get(client) else {
+            return;
+        };
+        if host.paused_until > 0 {
+            let at = host.paused_until + 1;
+            self.schedule(at, Ev::Step { client });
+            return;
+        }
+        let cell = host.cell;
+        let now = self.client_now(client);
+        let held: Vec<(u64, String, bool)> = host
+            .held
+            .iter()
+            .map(|(&t, h)| (t, h.name.clone(), h.shared))
+            .collect();
+        let roll = self.rng.range(0, 99);
+        let pick = self.rng.index(held.len());
+        let chosen = held.get(pick).cloned();
+        let name = String::from(
+            LOCKS
+                .get(self.rng.index(LOCKS.len()))
+                .copied()
+                .unwrap_or("alpha"),
+        );
+        let mut recorded: Option<(RequestId, &'static str, String, Option<LeaseOp>)> = None;
+        let Some(host) = self.clients.get_mut(client) else {
+            return;
+        };
+        match (roll, chosen) {
+            (0..=44, _) | (_, None) if roll < 90 => {
+                let ttl_ms = self.rng.range(300, MAX_TTL_MS);
+                let mut options = AcquireOptions::default();
+                options.wait_ms = if self.rng.chance(50) {
+                    0
+                } else {
+                    self.rng.range(100, 3_000)
+                };
+                if self.rng.chance(25) {
+                    options.mode = Mode::Shared;
+                }
+                options.steal = options.wait_ms == 0 && self.rng.chance(4);
+                options.ephemeral = self.rng.chance(20);
+                options.owner = Some(format!(
+                    "c{client}{}",
+                    if options.ephemeral { "e" } else { "" }
+                ));
+                if let Ok(id) = host.client.acquire(now, &name, ttl_ms, &options) {
+                    let op = LeaseOp::Acquire {
+                        ttl_ms,
+                        shared: options.mode == Mode::Shared,
+                        steal: options.steal,
+                        ephemeral: options.ephemeral,
+                        kept: false,
+                        outcome: LinOutcome::Unknown,
+                    };
+                    if options.steal {
+                        if let Some(c) = self.cells.get_mut(cell) {
+                            c.steal_at.insert(name.clone(), self.now);
+                        }
+                    }
+                    let kind = if options.steal { "steal" } else { "acquire" };
+                    recorded = Some((id, kind, name, Some(op)));
+                }
+            }
+            (45..=54, Some((token, name, _))) => {
+                let ttl_ms = self.rng.range(300, MAX_TTL_MS);
+                if let Ok(id) = host.client.renew(now, &name, token, ttl_ms) {
+                    let op = LeaseOp::Renew {
+                        token,
+                        ttl_ms,
+                        outcome: LinOutcome::Unknown,
+                    };
+                    recorded = Some((id, "renew", name, Some(op)));
+                }
+            }
+            (55..=69, Some((token, name, _))) => {
+                if let Some(c) = self.cells.get_mut(cell) {
+                    c.release_sent.insert(token);
+                }
+                if let Ok(id) = host.client.release(now, &name, token) {
+                    let op = LeaseOp::Release {
+                        token,
+                        outcome: LinOutcome::Unknown,
+                    };
+                    recorded = Some((id, "release", name, Some(op)));
+                }
+            }
+            (70..=77, Some((token, name, _))) => {
+                if let Ok(id) = host.client.verify(now, &name, token) {
+                    let op = LeaseOp::Verify {
+                        token,
+                        outcome: LinOutcome::Unknown,
+                    };
+                    recorded = Some((id, "verify", name, Some(op)));
+                }
+            }
+            (78..=92, Some((token, name, false))) => {
+                // A write to the fenced resource, sent while the client believes it holds the lease.
+                let believed = host
+                    .client
+                    .lease(now, &name, token)
+                    .is_some_and(|status| status.ms_left > 0);
+                if believed {
+                    let at = self.now + self.rng.range(1, 60);
+                    self.schedule(at, Ev::FenceWrite { cell, name, token });
+                }
+            }
+            (93..=96, _) => {
+                let id = host.client.query(now, "");
+                recorded = Some((id, "query", String::new(), None));
+            }
+            (97..=98, Some((token, name, _))) => {
+                host.client.forget(&name, token);
+                host.held.remove(&token);
+                self.note(format!("c{client} forgets {name} #{token}"));
+            }
+            _ => {}
+        }
+        if let Some((id, kind, name, op)) = recorded {
+            let history = op.and_then(|op| {
+                let list = self
+                    .cells
+                    .get_mut(cell)?
+                    .history
+                    .entry(name.clone())
+                    .or_default();
+                list.push(Entry {
+                    invoke: self.now,
+                    ret: None,
+                    op,
+                });
+                Some(list.len() - 1)
+            });
+            self.note(format!("c{client} sends {kind} {name}"));
+            if let Some(host) = self.clients.get_mut(client) {
+                let conn = host.client.request_conn(id).unwrap_or(0);
+                host.pending.insert(
+                    id,
+                    Pending {
+                        name,
+                        history,
+                        conn,
+                        kind,
+                    },
+                );
+            }
+        }
+        self.flush_client(client);
+        let at = self.now + self.rng.range(20, 600);
+        self.schedule(at, Ev::Step { client });
+    }
+
+    fn fence_write(&mut self, cell: usize, name: &str, token: u64) {
+        let Some(c) = self.cells.get_mut(cell) else {
+            return;
+        };
+        let outcome = c.fence.check(name, token);
+        let high = c.fence_high.entry(String::from(name)).or_insert(0);
+        match outcome {
+            FenceOutcome::Accepted { .. } => {
+                let below = token < *high;
+                let was = *high;
+                *high = token;
+                self.outcome.fenced_writes.0 += 1;
+                if below {
+                    self.fail(format!(
+                        "the fence accepted token {token} on {name} after token {was}"
+                    ));
+                }
+            }
+            _ => self.outcome.fenced_writes.1 += 1,
+        }
+    }
+
+    // ---- faults ----
+
+    #[allow(clippy::collapsible_match)] // one arm per fault, each with its own precondition
+    fn fault(&mut self) {
+        if self.quiescing {
+            return;
+        }
+        let roll = self.rng.range(0, 99);
+        let cell = self.rng.index(self.cells.len());
+        match roll {
+            0..=17 => {
+                if self.cells.get(cell).is_some_and(|c| c.proc.is_some()) {
+                    self.outcome.crashes += 1;
+                    self.note(format!("FAULT server {cell} crashes"));
+                    self.stop_server(cell, true);
+                }
+            }
+            18..=25 => {
+                if self
+                    .cells
+                    .get(cell)
+                    .and_then(|c| c.proc.as_ref())
+                    .is_some_and(|p| !p.stopping)
+                {
+                    self.server_input(cell, Input::Shutdown);
+                }
+            }
+            26..=45 => {
+                let live: Vec<usize> = (0..self.links.len())
+                    .filter(|&i| {
+                        self.links
+                            .get(i)
+                            .is_some_and(|l| !(l.dead || l.client_gone && l.server_gone))
+                    })
+                    .collect();
+                if let Some(&link) = live.get(self.rng.index(live.len())) {
+                    self.note(format!("FAULT link {link} reset"));
+                    let now = self.now;
+                    if let Some(l) = self.links.get_mut(link) {
+                        l.dead = true;
+                        l.server_done_at.get_or_insert(now);
+                    }
+                    let (to_client, to_server) = (self.latency(), self.latency());
+                    self.schedule(
+                        now + to_client,
+                        Ev::Fin {
+                            link,
+                            to_server: false,
+                        },
+                    );
+                    self.schedule(
+                        now + to_server,
+                        Ev::Fin {
+                            link,
+                            to_server: true,
+                        },
+                    );
+                }
+            }
+            46..=60 => {
+                let live: Vec<usize> = (0..self.links.len())
+                    .filter(|&i| self.links.get(i).is_some_and(|l| !l.dead))
+                    .collect();
+                if let Some(&link) = live.get(self.rng.index(live.len())) {
+                    let until = self.now + self.rng.range(100, 3_000);
+                    let to_server = self.rng.chance(50);
+                    self.note(format!(
+                        "FAULT link {link} stalls {} until {until}",
+                        if to_server {
+                            "to the server"
+                        } else {
+                            "to the client"
+                        }
+                    ));
+                    if let Some(l) = self.links.get_mut(link) {
+                        let dir = if to_server {
+                            &mut l.to_server
+                        } else {
+                            &mut l.to_client
+                        };
+                        dir.stalled_until = until;
+                    }
+                }
+            }
+            61..=75 => {
+                let client = self.rng.index(self.clients.len());
+                let until = self.now + self.rng.range(500, 2 * MAX_TTL_MS + 2_000);
+                if let Some(host) = self.clients.get_mut(client) {
+                    if host.paused_until == 0 {
+                        host.paused_until = until;
+                        self.note(format!("FAULT c{client} paused until {until}"));
+                        self.schedule(until, Ev::Resume { client });
+                    }
+                }
+            }
+            76..=85 => {
+                let endpoint = self.rng.index(2);
+                let until = self.now + self.rng.range(500, 5_000);
+                if let Some(slot) = self
+                    .cells
+                    .get_mut(cell)
+                    .and_then(|c| c.route_down_until.get_mut(endpoint))
+                {
+                    *slot = until;
+                }
+                self.note(format!(
+                    "FAULT server {cell} endpoint {endpoint} unreachable until {until}"
+                ));
+            }
+            _ => {}
+        }
+        let at = self.now + self.rng.range(200, 3_000);
+        self.schedule(at, Ev::Fault);
+    }
+
+    // ---- checks ----
+
+    fn check_step(&mut self) {
+        let now = self.now;
+        for cell_index in 0..self.cells.len() {
+            if let Err(message) = self.check_cell(cell_index) {
+                self.fail(message);
+                return;
+            }
+        }
+        for client in 0..self.clients.len() {
+            if let Err(message) = self.check_client(client, now) {
+                self.fail(message);
+                return;
+            }
+        }
+    }
+
+    /// Server side: the engine's own invariants, tokens never going back, exclusivity over
+    /// the live leases and those of stopped runs, and no lease ending before its deadline
+    /// without a release, a steal or (EPHEMERAL) a disconnect.
+    fn check_cell(&mut self, cell_index: usize) -> Result<(), String> {
+        let now = self.now;
+        let Some(cell) = self.cells.get_mut(cell_index) else {
+            return Ok(());
+        };
+        cell.ghosts.retain(|_, lease| lease.deadline > now);
+        let Some(proc) = cell.proc.as_mut() else {
+            return Ok(());
+        };
+        if proc.fsync.is_some() {
+            return Ok(());
+        }
+        let engine = proc.server.engine_mut();
+        engine
+            .check_invariants()
+            .map_err(|broken| format!("server {cell_index}: {broken}"))?;
+        let last = engine.last_token();
+        if last < proc.last_token {
+            return Err(format!(
+                "I2: server {cell_index} issued up to {} and now says {last}",
+                proc.last_token
+            ));
+        }
+        proc.last_token = last;
+        let mut view = BTreeMap::new();
+        for lock in engine.query(Instant(now - proc.origin), "") {
+            for holder in lock.holders {
+                view.insert(
+                    holder.token,
+                    ViewLease {
+                        name: lock.name.clone(),
+                        shared: holder.mode == Mode::Shared,
+                        deadline: now + holder.ms_left,
+                        ephemeral: holder.owner.as_deref().is_some_and(|o| o.ends_with('e')),
+                    },
+                );
+            }
+        }
+        for (token, lease) in &cell.view {
+            if view.contains_key(token) || lease.deadline <= now || lease.ephemeral {
+                continue;
+            }
+            let released = cell.release_sent.contains(token);
+            let stolen = cell.steal_at.contains_key(&lease.name);
+            if !released && !stolen {
+                return Err(format!(
+                    "lease {} #{token} ended {} ms before its deadline, with no release, steal or disconnect",
+                    lease.name,
+                    lease.deadline - now
+                ));
+            }
+        }
+        cell.view = view;
+        for name in LOCKS {
+            let live: Vec<(u64, bool)> = live_leases(cell, now)
+                .filter(|(_, lease)| lease.name == name)
+                .map(|(token, lease)| (token, lease.shared))
+                .collect();
+            if live.len() > 1 && live.iter().any(|(_, shared)| !shared) {
+                return Err(format!(
+                    "I1: lock {name} on server {cell_index} has an exclusive lease among others (live or from a stopped run): {live:?}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Client side: every lease the client reports held is live on the server until at least
+    /// the client's deadline (or ended by a release, a steal or an EPHEMERAL disconnect), and
+    /// a lease is signalled lost at the latest when its local deadline passes.
+    fn check_client(&self, client: usize, now: u64) -> Result<(), String> {
+        let Some(host) = self.clients.get(client) else {
+            return Ok(());
+        };
+        let Some(cell) = self.cells.get(host.cell) else {
+            return Ok(());
+        };
+        let at = Instant(now - host.origin);
+        for (&token, held) in &host.held {
+            let Some(status) = host.client.lease(at, &held.name, token) else {
+                return Err(format!(
+                    "c{client} stopped tracking {} #{token} without a LeaseLost event",
+                    held.name
+                ));
+            };
+            let deadline = host.origin + status.deadline.as_ms();
+            // A timer due at this very instant fires before time moves on.
+            let timer_due = host
+                .client
+                .poll_timeout()
+                .is_some_and(|t| host.origin + t.as_ms() <= now);
+            if deadline < now && host.paused_until == 0 && !timer_due {
+                return Err(format!(
+                    "c{client} still reports {} #{token} held {} ms after its local deadline, with no LeaseLost",
+                    held.name,
+                    now - deadline
+                ));
+            }
+            if deadline <= now || cell.proc.as_ref().is_some_and(|p| p.fsync.is_some()) {
+                continue;
+            }
+            match live_leases(cell, now).find(|(t, _)| *t == token) {
+                Some((_, lease)) if lease.deadline < deadline => {
+                    return Err(format!(
+                        "c{client} believes {} #{token} lasts until {deadline}, but the server ends it at {} (status {status:?}, origin {})",
+                        held.name, lease.deadline, host.origin
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    let released = cell.release_sent.contains(&token);
+                    let stolen = cell
+                        .steal_at
+                        .get(&held.name)
+                        .is_some_and(|&at| at + 1 >= held.granted_at.saturating_sub(60_000));
+                    // An EPHEMERAL lease ends whenever its connection does, and the server
+                    // may see that first (a reset, a clean shutdown closing every connection).
+                    let dropped = held.ephemeral;
+                    if !released && !stolen && !dropped && !held.shared {
+                        return Err(format!(
+                            "c{client} believes it holds {} #{token} until {deadline}, but the server does not",
+                            held.name
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn final_checks(&mut self) {
+        for client in 0..self.clients.len() {
+            if let Some((token, held)) = self.clients.get(client).and_then(|h| h.held.iter().next())
+            {
+                let message = format!(
+                    "c{client} never heard that {} #{token} ended (no LeaseLost by the end of the drain)",
+                    held.name
+                );
+                self.fail(message);
+                return;
+            }
+        }
+        // Requests never answered: they may have taken effect until their link closed.
+        for client in 0..self.clients.len() {
+            let Some(host) = self.clients.get(client) else {
+                continue;
+            };
+            for pending in host.pending.values() {
+                let until = host
+                    .conn_links
+                    .get(&pending.conn)
+                    .and_then(|&l| self.links.get(l))
+                    .and_then(|l| l.server_done_at);
+                if let Some(entry) = pending.history.and_then(|i| {
+                    self.cells
+                        .get(host.cell)?
+                        .history
+                        .get(&pending.name)?
+                        .get(i)
+                }) {
+                    let _ = (entry, until);
+                }
+            }
+        }
+        for cell_index in 0..self.cells.len() {
+            let Some(cell) = self.cells.get(cell_index) else {
+                continue;
+            };
+            for (name, history) in &cell.history {
+                self.outcome.checked_ops += history.len() as u64;
+                if let Err(failure) = lin::check(&LeaseModel, history) {
+                    let mut message = format!(
+                        "lock {name} on server {cell_index}: history not linearizable ({} of {} operations placed); stuck at:",
+                        failure.placed,
+                        history.len()
+                    );
+                    if let Some(entry) = history.get(failure.stuck) {
+                        let _ = write!(message, " {entry:?}");
+                        let _ = write!(message, "\nhistory around it:");
+                        for other in history.iter().filter(|o| {
+                            o.invoke + 6_000 >= entry.invoke
+                                && o.invoke <= entry.ret.unwrap_or(entry.invoke) + 100
+                        }) {
+                            let _ = write!(message, "\n  {other:?}");
+                        }
+                    }
+                    self.fail(message);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Leases live as far as anyone may know: the engine's, and those of stopped runs whose
+/// deadline has not passed.
+fn live_leases(cell: &Cell, now: u64) -> impl Iterator<Item = (u64, &ViewLease)> {
+    let mut all: BTreeMap<u64, &ViewLease> = BTreeMap::new();
+    for (&token, lease) in cell.ghosts.iter().chain(cell.view.iter()) {
+        if lease.deadline > now {
+            let entry = all.entry(token).or_insert(lease);
+            if lease.deadline > entry.deadline {
+                *entry = lease;
+            }
+        }
+    }
+    all.into_iter()
+}
+
+fn apply_file(disk: &mut BTreeMap<DataFile, Vec<u8>>, action: FileAction) {
+    match action {
+        FileAction::Write { file, bytes } => {
+            disk.insert(file, bytes);
+        }
+        FileAction::Remove { file } => {
+            disk.remove(&file);
+        }
+    }
+}
+
+/// Records a request's outcome in its history entry.
+fn complete(
+    entry: &mut Entry<LeaseOp>,
+    result: &Result<Reply, Error>,
+    kept: bool,
+    done_at: u64,
+    unknown_until: Option<u64>,
+) {
+    let unknown = matches!(result, Err(Error::ConnectionLost(_)));
+    // A request whose link closed on the server side before it was sent never ran.
+    entry.ret = if unknown {
+        unknown_until.map(|until| until.max(entry.invoke))
+    } else {
+        Some(done_at)
+    };
+    let code = |error: &Error| String::from(error.wire_code());
+    match &mut entry.op {
+        LeaseOp::Acquire {
+            outcome, kept: k, ..
+        } => {
+            *k = kept;
+            *outcome = match result {
+                _ if unknown => LinOutcome::Unknown,
+                Ok(Reply::Granted { token, .. }) => LinOutcome::Ok(*token),
+                Ok(_) => LinOutcome::Unknown,
+                Err(error) => LinOutcome::Fail(code(error)),
+            };
+        }
+        LeaseOp::Renew { outcome, .. }
+        | LeaseOp::Release { outcome, .. }
+        | LeaseOp::Verify { outcome, .. } => {
+            *outcome = match result {
+                _ if unknown => LinOutcome::Unknown,
+                Ok(_) => LinOutcome::Ok(()),
+                Err(error) => LinOutcome::Fail(code(error)),
+            };
+        }
+        LeaseOp::Crash | LeaseOp::CleanRestart { .. } => {}
+    }
+}

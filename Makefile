@@ -12,10 +12,11 @@ DEMO_PORT ?= 8380
 
 matrix_python := .venv-python-test/bin/python
 
-.PHONY: sim-test test setup rust-test rust-lint rust-targets fuzz python-test node-test web-test web-build matrix serve demo bench bench-quick bench-core bench-python bench-node bench-web help
+.PHONY: cluster sim-test test setup rust-test rust-lint rust-targets fuzz python-test node-test web-test web-build matrix serve demo bench bench-quick bench-core bench-python bench-node bench-web help
 
 help:
 	@echo "make serve        - install the Python package in $(VENV) and run the server on 127.0.0.1:7380 (data in $(DATA_DIR))"
+	@echo "make cluster      - 3 etcd members and 3 replicated nodes on loopback (127.0.0.1:7381-7383, data in ./.fencelock-cluster)"
 	@echo "make test         - set up everything and run every test (what CI runs)"
 	@echo "make bench        - every server and redis-server under bench/loadgen, side by side: bench/RESULTS.md and plots (~6 min)"
 	@echo "make bench-quick  - the same scripts in a short pass (QUICK=1, under 2 min, numbers not judged)"
@@ -105,6 +106,12 @@ serve:
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet ./python
 	$(VENV)/bin/fencelock serve --host 127.0.0.1 --port 7380 --data-dir $(DATA_DIR)
+
+# 3 etcd members and 3 cluster nodes on loopback (docs/CLUSTER.md); data in ./.fencelock-cluster.
+cluster:
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet './python[cluster]'
+	FENCELOCK=$(VENV)/bin/fencelock bash python/scripts/cluster.sh
 
 bench-python:
 	bash bench/python/run.sh

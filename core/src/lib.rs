@@ -18,6 +18,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod client;
+pub mod cluster;
 mod config;
 pub mod durable;
 mod engine;

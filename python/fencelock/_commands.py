@@ -26,20 +26,23 @@ def now_ms() -> int:
 
 
 def native_client(
-    endpoints: int,
+    endpoints: Union[int, Sequence[Tuple[str, int]]],
     protocol: int,
     timeout: float,
     connect_timeout: float,
     username: Optional[str] = None,
     password: Optional[str] = None,
 ) -> NativeClient:
-    """Creates the core client behind a ``Client`` or an ``AsyncClient``."""
+    """Creates the core client behind a ``Client`` or an ``AsyncClient``; given the endpoints
+    themselves, it can follow a cluster follower's ``-MOVED host:port`` to one of them."""
     if protocol not in (2, 3):
         raise ValueError(f"protocol must be 2 or 3, got {protocol!r}")
     if username is not None and password is None:
         raise ValueError("username= needs password=")
+    addresses = None if isinstance(endpoints, int) else [f"{host}:{port}" for host, port in endpoints]
     return NativeClient(
-        endpoints=endpoints,
+        endpoints=endpoints if isinstance(endpoints, int) else len(endpoints),
+        addresses=addresses,
         resp3=protocol == 3,
         request_timeout_ms=to_ms(timeout, "timeout"),
         connect_timeout_ms=to_ms(connect_timeout, "connect_timeout"),

@@ -57,7 +57,7 @@ class AsyncClient:
         self.endpoints: List[Endpoint] = [(host, port), *fallbacks]
         self.tls_context = client_context(tls, tls_ca)
         self.leases = LeaseRegistry(on_event)
-        self._native = cmd.native_client(len(self.endpoints), protocol, timeout, connect_timeout, username, password)
+        self._native = cmd.native_client(self.endpoints, protocol, timeout, connect_timeout, username, password)
         self._driver: Optional[_Driver] = None
         self._closed = False
 

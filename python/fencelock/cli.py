@@ -105,6 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
     auth.add_argument("--requirepass", metavar="PASSWORD", default=os.environ.get("FENCELOCK_REQUIREPASS") or None, help="one password for a single user 'default' with every right (or set FENCELOCK_REQUIREPASS, which 'ps' does not show)")
     serve.add_argument("--no-auth", action="store_true", help="serve a non-loopback address without authentication anyway (protected mode refuses otherwise)")
     serve.add_argument("--log-format", default="text", choices=["text", "json"], help="log lines as text or as one JSON object each (default %(default)s)")
+    cluster = serve.add_argument_group("cluster mode (replicated through etcd; see docs/CLUSTER.md)")
+    cluster.add_argument("--etcd", metavar="URLS", help="etcd endpoints, comma-separated (e.g. http://127.0.0.1:2379): run as a node of a cluster")
+    cluster.add_argument("--cluster", metavar="NAME", default="default", help="cluster name: its keys live under /fencelock/NAME/ (default %(default)s)")
+    cluster.add_argument("--advertise", metavar="HOST:PORT", help="address clients reach this node at, sent in MOVED (default HOST:PORT)")
+    cluster.add_argument("--election-ttl", type=_positive_int, default=5, metavar="S", help="election lease TTL in seconds (default %(default)s)")
     serve.set_defaults(handler=_serve)
 
     hash_password = commands.add_parser(
@@ -209,6 +214,10 @@ def _serve(args: argparse.Namespace) -> int:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=getattr(logging, args.log_level.upper()), handlers=[handler])
+    if args.etcd:
+        from .cluster import cluster_options, run_cluster_server
+
+        return run_cluster_server(cluster_options(args))
     from .server import ServerOptions, run_server
 
     options = ServerOptions(

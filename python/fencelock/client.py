@@ -79,7 +79,7 @@ class Client:
         self.endpoints: List[Endpoint] = [(host, port), *fallbacks]
         self.tls_context = client_context(tls, tls_ca)
         self.leases = LeaseRegistry(on_event)
-        self._native = cmd.native_client(len(self.endpoints), protocol, timeout, connect_timeout, username, password)
+        self._native = cmd.native_client(self.endpoints, protocol, timeout, connect_timeout, username, password)
         self._io: Optional[_IoThread] = None
         self._io_lock = threading.Lock()
         self._closed = False

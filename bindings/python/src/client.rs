@@ -24,14 +24,16 @@ pub(crate) struct NativeClient {
 
 #[pymethods]
 impl NativeClient {
-    /// Creates a client for `endpoints` addresses (the host maps an index to an address).
+    /// Creates a client for `endpoints` addresses (the host maps an index to an address);
+    /// `addresses` (`host:port` per endpoint) lets a cluster follower's `-MOVED` name one.
     #[new]
-    #[pyo3(signature = (endpoints=1, resp3=true, request_timeout_ms=10_000, connect_timeout_ms=5_000, username=None, password=None))]
+    #[pyo3(signature = (endpoints=1, resp3=true, request_timeout_ms=10_000, connect_timeout_ms=5_000, addresses=None, username=None, password=None))]
     fn new(
         endpoints: usize,
         resp3: bool,
         request_timeout_ms: u64,
         connect_timeout_ms: u64,
+        addresses: Option<Vec<String>>,
         username: Option<&str>,
         password: Option<&str>,
     ) -> PyResult<Self> {
@@ -45,6 +47,7 @@ impl NativeClient {
         config.resp3 = resp3;
         config.request_timeout_ms = request_timeout_ms;
         config.connect_timeout_ms = connect_timeout_ms;
+        config.endpoint_addresses = addresses.unwrap_or_default();
         config.credentials = password.map(|password| {
             fencelock_core::client::Credentials::new(
                 username.unwrap_or(fencelock_core::protocol::DEFAULT_USER),

@@ -6,6 +6,7 @@
 //! every core error is raised as the class of its code. Nothing here panics on input.
 
 mod client;
+mod cluster;
 mod engine;
 mod errors;
 mod fence;
@@ -35,6 +36,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<engine::NativeEngine>()?;
     module.add_class::<fence::NativeFence>()?;
     module.add_class::<server::NativeServer>()?;
+    module.add_class::<cluster::NativeCluster>()?;
     module.add_class::<records::AcquireGranted>()?;
     module.add_class::<records::AcquireQueued>()?;
     module.add_class::<records::GrantedEvent>()?;

@@ -248,7 +248,7 @@ impl NativeServer {
     }
 }
 
-fn output_record(py: Python<'_>, output: Output) -> PyResult<Py<PyAny>> {
+pub(crate) fn output_record(py: Python<'_>, output: Output) -> PyResult<Py<PyAny>> {
     Ok(match output {
         Output::File(action) => records::file_action(py, action)?,
         Output::Transmit { conn, bytes } => Py::new(
@@ -264,7 +264,7 @@ fn output_record(py: Python<'_>, output: Output) -> PyResult<Py<PyAny>> {
     })
 }
 
-fn build_server_config(
+pub(crate) fn build_server_config(
     py: Python<'_>,
     overrides: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<ServerConfig> {

@@ -13,6 +13,8 @@
 
 mod decoder;
 mod leases;
+#[cfg(test)]
+mod moved_tests;
 mod reply;
 mod request;
 
@@ -51,6 +53,10 @@ pub struct ClientConfig {
     pub connect_timeout_ms: u64,
     /// Bounds on the replies the client accepts.
     pub limits: DecoderLimits,
+    /// The `host:port` of each endpoint, in index order, so that a cluster follower's
+    /// `-MOVED host:port` can name one; a `MOVED` to an address not listed (or with this
+    /// empty) moves to the next endpoint.
+    pub endpoint_addresses: Vec<String>,
     /// A bug planted on purpose for the simulator's own tests (feature `sim-bugs` only).
     #[cfg(feature = "sim-bugs")]
     pub planted_bug: Option<crate::PlantedBug>,
@@ -96,6 +102,7 @@ impl Default for ClientConfig {
             request_timeout_ms: 10_000,
             connect_timeout_ms: 5_000,
             limits: DecoderLimits::default(),
+            endpoint_addresses: Vec::new(),
             credentials: None,
             #[cfg(feature = "sim-bugs")]
             planted_bug: None,
@@ -197,6 +204,9 @@ struct Conn {
     /// Requests written (or to be written) on this connection, in order; `None` for the
     /// internal `HELLO` or `AUTH`.
     in_flight: VecDeque<Option<RequestId>>,
+    /// Its server answered `-MOVED`: nothing new goes on it, and it closes once its
+    /// requests are answered.
+    draining: bool,
     /// The error the connection's own authentication got: the `NOAUTH` replies that
     /// follow it are reported as this error, which says why.
     auth_error: Option<Error>,
@@ -434,7 +444,17 @@ impl Client {
                         self.fail_conn(conn, "the server sent a reply nobody asked for", now);
                         return;
                     };
-                    self.handle_reply(conn, slot, reply);
+                    if !self.follow_moved(conn, slot, &reply, now) {
+                        self.handle_reply(conn, slot, reply);
+                    }
+                    let drained = self
+                        .conns
+                        .get(&conn)
+                        .is_some_and(|c| c.draining && c.in_flight.is_empty());
+                    if drained {
+                        self.drop_conn(conn, "moved", now, false);
+                        return;
+                    }
                 }
                 Ok(None) => return,
                 Err(error) => {
@@ -604,7 +624,9 @@ impl Client {
         };
         request.conn = conn;
         if let Some(connection) = self.conns.get_mut(&conn) {
-            if connection.open && !request.kind.idempotent() {
+            // With several endpoints every request keeps its bytes: a `-MOVED` reply (the
+            // server did nothing) sends even an ACQUIRE again, to the leader.
+            if connection.open && !request.kind.idempotent() && self.config.endpoints <= 1 {
                 // Sent now and never again: the bytes move instead of being copied.
                 let bytes = core::mem::take(&mut request.bytes);
                 if connection.out.is_empty() {
@@ -642,7 +664,7 @@ impl Client {
         let idle = self
             .conns
             .iter()
-            .find(|(_, conn)| conn.dedicated && conn.in_flight.is_empty())
+            .find(|(_, conn)| conn.dedicated && !conn.draining && conn.in_flight.is_empty())
             .map(|(&id, _)| id);
         idle.unwrap_or_else(|| self.open_conn(now, true))
     }
@@ -660,6 +682,7 @@ impl Client {
             out: Vec::new(),
             queued: false,
             in_flight: VecDeque::new(),
+            draining: false,
             auth_error: None,
         };
         let credentials = self
@@ -697,6 +720,52 @@ impl Client {
                 self.ready.push_back(conn);
             }
         }
+    }
+
+    /// Follows a cluster follower's `-MOVED host:port`: the server did nothing, so the request
+    /// goes again to the endpoint named (or the next one) on a new connection, and this
+    /// connection drains. Returns false when the reply is anything else, or the request
+    /// cannot be sent again (already moved once per endpoint, or its bytes are gone).
+    fn follow_moved(
+        &mut self,
+        conn: ConnId,
+        slot: Option<RequestId>,
+        reply: &Decoded,
+        now: Instant,
+    ) -> bool {
+        let Decoded::Value(Value::Error(text)) = reply else {
+            return false;
+        };
+        let Some(address) = text.strip_prefix("MOVED ").map(str::trim) else {
+            return false;
+        };
+        let Some(id) = slot else {
+            return false;
+        };
+        let endpoints = self.config.endpoints.max(1);
+        let Some(request) = self.requests.get_mut(&id) else {
+            return false;
+        };
+        if request.moves >= endpoints || request.bytes.is_empty() || request.cancelled {
+            return false;
+        }
+        request.moves += 1;
+        let from = self.conns.get(&conn).map_or(0, |c| c.endpoint);
+        self.endpoint = self
+            .config
+            .endpoint_addresses
+            .iter()
+            .position(|known| known == address)
+            .filter(|&index| index < endpoints)
+            .unwrap_or((from + 1) % endpoints);
+        if let Some(connection) = self.conns.get_mut(&conn) {
+            connection.draining = true;
+        }
+        if self.shared == Some(conn) {
+            self.shared = None;
+        }
+        self.dispatch(id, now);
+        true
     }
 
     /// Types a reply and applies what it means for tracked leases.

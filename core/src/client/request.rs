@@ -73,6 +73,8 @@ pub(crate) struct Request {
     pub(crate) waits: bool,
     pub(crate) retried: bool,
     pub(crate) cancelled: bool,
+    /// How many `-MOVED` replies sent it to another endpoint.
+    pub(crate) moves: usize,
 }
 
 impl Request {
@@ -94,6 +96,7 @@ impl Request {
             waits: wait_ms > 0,
             retried: false,
             cancelled: false,
+            moves: 0,
         }
     }
 

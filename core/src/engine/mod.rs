@@ -18,6 +18,7 @@ use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use crate::cluster::Entry;
 use crate::config::Config;
 use crate::durable::{encode_ceiling, DataFile, FileAction};
 use crate::error::Error;
@@ -63,6 +64,8 @@ pub struct Engine {
     /// The durable upper bound on every deadline revealed (kept with a boot clock only).
     horizon: HorizonTracker,
     live_leases: usize,
+    /// Inputs recorded for replication (cluster mode), or `None` when not recording.
+    journal: Option<Vec<Entry>>,
 }
 
 impl Engine {
@@ -89,6 +92,7 @@ impl Engine {
             grace_ms: 0,
             horizon,
             live_leases: 0,
+            journal: None,
         }
     }
 
@@ -161,6 +165,7 @@ impl Engine {
         options: &AcquireOptions,
     ) -> Result<Acquired, Error> {
         let now = self.advance(now);
+        self.record(|| Entry::acquire(now, name, ttl_ms, options));
         self.validate_name(name)?;
         self.validate_ttl(ttl_ms)?;
         let lock_delay_ms = self.validate_acquire_options(options)?;
@@ -201,6 +206,12 @@ impl Engine {
         ttl_ms: u64,
     ) -> Result<u64, Error> {
         let now = self.advance(now);
+        self.record(|| Entry::Renew {
+            at: now.as_ms(),
+            name: String::from(name),
+            token,
+            ttl_ms,
+        });
         self.validate_name(name)?;
         self.validate_ttl(ttl_ms)?;
         let Some(slot) = self.locks.find(name) else {
@@ -232,6 +243,11 @@ impl Engine {
     /// `STALE` or `EXPIRED` if `token` is not a live lease of `name`.
     pub fn release(&mut self, now: Instant, name: &str, token: Token) -> Result<(), Error> {
         let now = self.advance(now);
+        self.record(|| Entry::Release {
+            at: now.as_ms(),
+            name: String::from(name),
+            token,
+        });
         self.validate_name(name)?;
         let Some(slot) = self.locks.find(name) else {
             return Err(self.reject(name, token));
@@ -274,6 +290,10 @@ impl Engine {
     /// Withdraws a queued request; returns false if it is no longer queued.
     pub fn cancel_wait(&mut self, now: Instant, waiter: WaiterId) -> bool {
         let now = self.advance(now);
+        self.record(|| Entry::CancelWait {
+            at: now.as_ms(),
+            waiter,
+        });
         let Some(&(slot, _)) = self.waiters.get(&waiter) else {
             return false;
         };
@@ -288,6 +308,10 @@ impl Engine {
     /// Drops everything of `client`: its queued requests and its ephemeral leases.
     pub fn disconnect(&mut self, now: Instant, client: ClientId) {
         let now = self.advance(now);
+        self.record(|| Entry::Disconnect {
+            at: now.as_ms(),
+            client,
+        });
         if client == 0 {
             return;
         }
@@ -481,6 +505,28 @@ impl Engine {
         }
     }
 
+    /// Starts or stops recording every state-changing input (with its engine time) for
+    /// replication; see [`crate::cluster`]. Stopping drops what was not taken.
+    pub fn record_inputs(&mut self, on: bool) {
+        self.journal = on.then(Vec::new);
+    }
+
+    /// Takes the inputs recorded since the last call, in the order they were handled.
+    pub fn take_inputs(&mut self) -> Vec<Entry> {
+        self.journal
+            .as_mut()
+            .map(core::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Returns every client that owns a wait or an EPHEMERAL lease, in order.
+    #[must_use]
+    pub fn clients(&self) -> Vec<ClientId> {
+        let mut clients: Vec<ClientId> = self.by_client.iter().map(|owned| owned.0).collect();
+        clients.dedup();
+        clients
+    }
+
     /// Returns the latest time the engine has been given (it never moves backwards).
     #[must_use]
     pub fn now(&self) -> Instant {
@@ -647,9 +693,23 @@ impl Engine {
     }
 
     /// Moves time forward (never back) and fires everything due at or before it.
+    fn record(&mut self, entry: impl FnOnce() -> Entry) {
+        if let Some(journal) = self.journal.as_mut() {
+            journal.push(entry());
+        }
+    }
+
     fn advance(&mut self, now: Instant) -> Instant {
         let now = now.max(self.now);
         self.now = now;
+        if self
+            .timers
+            .first_key_value()
+            .is_some_and(|(key, _)| key.at <= now)
+        {
+            // Timers fire only here: a replica replays this tick at the same engine time.
+            self.record(|| Entry::Tick { at: now.as_ms() });
+        }
         while let Some((&key, &slot)) = self.timers.first_key_value() {
             if key.at > now {
                 break;

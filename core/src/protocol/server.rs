@@ -1,6 +1,7 @@
 //! The sans-IO server: connections in, bytes and durable writes out, one engine inside.
 
 use alloc::collections::VecDeque;
+use alloc::string::String;
 use alloc::vec::Vec;
 use hashbrown::HashMap;
 
@@ -65,6 +66,10 @@ pub struct Server {
     files_first: VecDeque<FileAction>,
     /// Durable writes that go after every other output (the shutdown's snapshot).
     files_last: VecDeque<FileAction>,
+    /// Set on a cluster follower: lock commands answer `MOVED` to this leader (empty: none known).
+    redirect: Option<String>,
+    /// Lines a cluster node adds to `INFO` (its `# Cluster` section).
+    cluster_info: String,
     /// Error replies of connections already forgotten, by code.
     retired_errors: ErrorTally,
     /// How long the host's durable writes took, as it reported them.
@@ -99,11 +104,52 @@ impl Server {
             stopped: false,
             files_first: VecDeque::new(),
             files_last: VecDeque::new(),
+            redirect: None,
+            cluster_info: String::new(),
             retired_errors: ErrorTally::default(),
             persist: PersistHistogram::default(),
             auth,
             acting: None,
         }
+    }
+
+    /// Makes this server a cluster follower that answers lock commands with `-MOVED leader`
+    /// (`-NOTLEADER` while `leader` is empty) and leaves its engine to the replication driver,
+    /// or, with `None`, a server that runs commands. See [`crate::cluster`].
+    pub fn set_redirect(&mut self, leader: Option<&str>) {
+        self.redirect = leader.map(String::from);
+    }
+
+    /// Returns the leader a follower redirects to (empty while none is known).
+    #[must_use]
+    pub fn redirect(&self) -> Option<&str> {
+        self.redirect.as_deref()
+    }
+
+    /// Sets the lines `INFO` shows in its `# Cluster` section.
+    pub fn set_cluster_info(&mut self, text: String) {
+        self.cluster_info = text;
+    }
+
+    /// Makes the next connection id at least `next`: a new cluster leader's connections must
+    /// never share an id (the engine's `ClientId`) with a client in the replicated log.
+    pub fn reserve_conn_ids(&mut self, next: ConnId) {
+        self.next_conn = self.next_conn.max(next);
+    }
+
+    /// Returns the ids of the open connections, in order.
+    #[must_use]
+    pub fn connection_ids(&self) -> Vec<ConnId> {
+        let mut ids: Vec<ConnId> = self.connections.keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Closes a connection as the server would (its waits and EPHEMERAL leases go, unless this
+    /// server is a follower, whose engine is a replica).
+    pub fn close_connection(&mut self, now: Instant, conn: ConnId) {
+        let now = self.clock.now(now);
+        self.close(now, conn);
     }
 
     /// Sets the users connections must authenticate as (`None`: no authentication, every
@@ -216,8 +262,11 @@ impl Server {
     /// released (which may grant other connections).
     pub fn disconnect(&mut self, now: Instant, conn: ConnId) {
         let now = self.clock.now(now);
-        if let Some(connection) = self.connections.remove(&conn) {
+        let removed = self.connections.remove(&conn);
+        if let Some(connection) = &removed {
             self.retired_errors.add(&connection.errors);
+        }
+        if removed.is_some() && self.redirect.is_none() {
             self.engine.disconnect(now, conn);
             self.route_events(now);
             self.run_resumed();
@@ -278,7 +327,7 @@ impl Server {
     /// Runs expiries and wait timeouts that are due; may be called spuriously. With a test
     /// clock, only `DEBUG ADVANCE` moves time, so this does nothing new.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.stopped {
+        if self.stopped || self.redirect.is_some() {
             return;
         }
         let now = self.clock.now(now);
@@ -449,6 +498,10 @@ impl Server {
         }
         let now = self.clock.now(now);
         self.counters.commands_processed += 1;
+        if self.redirected(conn, argv) {
+            self.after_write(now, conn);
+            return;
+        }
         let Server {
             engine,
             connections,
@@ -485,6 +538,39 @@ impl Server {
         self.route_events(now);
         self.acting = None;
         self.after_write(now, conn);
+    }
+
+    /// Answers a lock command on a follower with `-MOVED leader`; returns true if it did.
+    fn redirected(&mut self, conn: ConnId, argv: &[&[u8]]) -> bool {
+        let Some(leader) = self.redirect.as_deref() else {
+            return false;
+        };
+        let engine_command = argv
+            .first()
+            .and_then(|name| super::table::lookup(name))
+            .is_some_and(|spec| {
+                matches!(
+                    spec.kind,
+                    super::table::Kind::Acquire
+                        | super::table::Kind::Release
+                        | super::table::Kind::Renew
+                        | super::table::Kind::Verify
+                        | super::table::Kind::Query
+                        | super::table::Kind::Debug
+                )
+            });
+        if !engine_command {
+            return false;
+        }
+        let text = if leader.is_empty() {
+            String::from("NOTLEADER no cluster leader is known yet; retry")
+        } else {
+            alloc::format!("MOVED {leader}")
+        };
+        if let Some(connection) = self.connections.get_mut(&conn) {
+            connection.reply().error(&text);
+        }
+        true
     }
 
     /// Holds input that arrived while the connection is blocked on a wait.
@@ -656,12 +742,25 @@ impl Server {
             connection.queued = true;
             self.ready.push_back(conn);
         }
-        self.engine.disconnect(now, conn);
+        if self.redirect.is_none() {
+            self.engine.disconnect(now, conn);
+        }
     }
 
     fn write_info(&mut self, now: Instant, conn: ConnId, section: &str) {
         let facts = self.facts(now);
-        let text = info::info_text(section, &self.engine, &self.config, &facts, now);
+        let mut text = info::info_text(section, &self.engine, &self.config, &facts, now);
+        let wanted = section.is_empty()
+            || ["all", "everything", "default", "cluster"]
+                .iter()
+                .any(|name| section.eq_ignore_ascii_case(name));
+        if wanted && !self.cluster_info.is_empty() {
+            if !text.is_empty() {
+                text.push_str("\r\n");
+            }
+            text.push_str("# Cluster\r\n");
+            text.push_str(&self.cluster_info);
+        }
         if let Some(connection) = self.connections.get_mut(&conn) {
             connection.reply().bulk(text.as_bytes());
         }

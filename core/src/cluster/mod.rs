@@ -1,0 +1,880 @@
+//! Cluster mode: one leader executes commands and replicates its engine's inputs through etcd;
+//! followers replay them. Sans-IO: [`ClusterNode`] emits abstract etcd operations
+//! ([`EtcdOp`]) and consumes their results ([`EtcdResult`]); the host performs them.
+//!
+//! - The engine is deterministic given time, commands and disconnects, so the leader records
+//!   every state-changing input with its engine time ([`Entry`]) and appends them, one batch per
+//!   turn (group commit), under `/fencelock/<cluster>/log/<index>` in a transaction guarded by
+//!   the create revision of its election key (its term).
+//! - Every output produced in a turn is held until the turn's batch is committed: a reply that
+//!   depends on an entry never leaves before etcd has it. If the append fails the node was
+//!   deposed: its held replies become errors (`-MOVED leader` when the request certainly had no
+//!   effect), never grants, its connections close and it rebuilds its engine from the log.
+//! - A follower applies the log to its own engine and answers lock commands with `-MOVED`.
+//!   Once it wins the election and its watch has delivered everything before its own election
+//!   key, it holds every lease of the log and resumes engine time from the last logged instant
+//!   (a gap only lengthens leases). Tokens come from the replicated engine: strictly increasing
+//!   across leaders without a ceiling file.
+//!
+//! Not done yet: log snapshots and compaction (a node replays the whole log), and exact
+//! snapshots of waiters and EPHEMERAL owners that compaction needs.
+
+mod entry;
+mod etcd;
+#[cfg(test)]
+mod tests;
+
+use alloc::collections::VecDeque;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write;
+
+pub use entry::{Batch, Entry};
+pub use etcd::{EtcdOp, EtcdResult, KeyValue, OpId, WatchEvent};
+
+use crate::client::{Decoder, DecoderLimits, Value};
+use crate::protocol::{ConnId, Output, Server, ServerConfig};
+use crate::{Config, Engine, Instant};
+
+/// How a node takes part in a cluster. Start from [`ClusterConfig::new`] and set fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClusterConfig {
+    /// The cluster's name: its keys live under `/fencelock/<cluster>/`.
+    pub cluster: String,
+    /// The address clients reach this node at (`host:port`), sent in `MOVED`.
+    pub advertise: String,
+    /// The election lease TTL in seconds: a dead leader is replaced within about this long.
+    pub election_ttl_s: u64,
+}
+
+impl ClusterConfig {
+    /// Creates a configuration with the default election TTL (5 s).
+    #[must_use]
+    pub fn new(cluster: &str, advertise: &str) -> ClusterConfig {
+        ClusterConfig {
+            cluster: String::from(cluster),
+            advertise: String::from(advertise),
+            election_ttl_s: 5,
+        }
+    }
+
+    /// Returns the prefix of every key of the cluster.
+    #[must_use]
+    pub fn prefix(&self) -> String {
+        alloc::format!("/fencelock/{}/", self.cluster)
+    }
+
+    fn election_key(&self) -> Vec<u8> {
+        alloc::format!("{}leader", self.prefix()).into_bytes()
+    }
+
+    fn log_key(&self, index: u64) -> Vec<u8> {
+        alloc::format!("{}log/{index:020}", self.prefix()).into_bytes()
+    }
+
+    fn log_index(&self, key: &[u8]) -> Option<u64> {
+        let log_prefix = alloc::format!("{}log/", self.prefix());
+        let rest = key.strip_prefix(log_prefix.as_bytes())?;
+        core::str::from_utf8(rest).ok()?.parse().ok()
+    }
+}
+
+/// A node's part in the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Role {
+    /// Getting a lease and reading the log.
+    Starting,
+    /// Replaying the log; lock commands are redirected.
+    Follower,
+    /// Won the election; leads once the watch has delivered the log before its key.
+    Candidate,
+    /// Executes commands and appends their inputs.
+    Leader,
+    /// Shut down.
+    Stopped,
+}
+
+impl Role {
+    /// Returns the role's name as `INFO` shows it.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Starting => "starting",
+            Role::Follower => "follower",
+            Role::Candidate => "candidate",
+            Role::Leader => "leader",
+            Role::Stopped => "stopped",
+        }
+    }
+}
+
+/// What an outstanding operation was for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pending {
+    Lease,
+    KeepAlive { sent: Instant },
+    Campaign,
+    Append { index: u64 },
+    Range,
+    Revoke,
+}
+
+/// A replicated fencelock server: the protocol [`Server`] plus the replication driver.
+#[derive(Debug)]
+pub struct ClusterNode {
+    config: ClusterConfig,
+    engine_config: Config,
+    server_config: ServerConfig,
+    server: Server,
+    role: Role,
+    /// The advertised address of the current leader, if known.
+    leader: Option<String>,
+    /// The create revision of the election key this node holds while candidate or leader.
+    term: u64,
+    /// The create revision of the election key as the watch (or range) last showed it.
+    seen_term: u64,
+    lease: Option<i64>,
+    /// Host time of the last keep-alive etcd confirmed, when it was sent.
+    lease_confirmed: Instant,
+    next_keepalive: Instant,
+    /// The last log index applied (follower) or committed (leader).
+    committed: u64,
+    in_flight: Option<u64>,
+    /// Entries recorded but not yet sent: the next batch.
+    pending_entries: Vec<Entry>,
+    /// Outputs waiting for the batch index they depend on to commit.
+    held: VecDeque<(u64, Output)>,
+    /// Outputs the host may perform now.
+    ready: VecDeque<Output>,
+    ops: VecDeque<EtcdOp>,
+    outstanding: Vec<(OpId, Pending)>,
+    next_op: OpId,
+    watch: Option<OpId>,
+    /// The highest etcd revision seen.
+    revision: u64,
+    /// When to ask again for a lease or the log after etcd failed.
+    retry_at: Option<Instant>,
+    /// The highest connection id handed out.
+    conn_floor: ConnId,
+    /// The highest client id in the log: a new leader's connections start above it.
+    max_client: u64,
+    /// Engine time = `base_engine` + (host time - `base_host`) while leading.
+    base_engine: Instant,
+    base_host: Instant,
+    last_host: Instant,
+}
+
+impl ClusterNode {
+    /// Creates a node that starts as a follower with an empty engine; its first operations
+    /// grant the election lease and read the log.
+    #[must_use]
+    pub fn new(
+        now: Instant,
+        config: ClusterConfig,
+        engine_config: Config,
+        server_config: ServerConfig,
+    ) -> ClusterNode {
+        let mut node = ClusterNode {
+            server: follower_server(&engine_config, &server_config, 1),
+            config,
+            engine_config,
+            server_config,
+            role: Role::Starting,
+            leader: None,
+            term: 0,
+            seen_term: 0,
+            lease: None,
+            lease_confirmed: now,
+            next_keepalive: now,
+            committed: 0,
+            in_flight: None,
+            pending_entries: Vec::new(),
+            held: VecDeque::new(),
+            ready: VecDeque::new(),
+            ops: VecDeque::new(),
+            outstanding: Vec::new(),
+            next_op: 1,
+            watch: None,
+            revision: 0,
+            max_client: 0,
+            conn_floor: 0,
+            retry_at: None,
+            base_engine: Instant::ZERO,
+            base_host: now,
+            last_host: now,
+        };
+        node.request_lease();
+        node.update_info();
+        node
+    }
+
+    /// Returns the node's role.
+    #[must_use]
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Returns the current leader's advertised address, if known.
+    #[must_use]
+    pub fn leader(&self) -> Option<&str> {
+        self.leader.as_deref()
+    }
+
+    /// Returns the last log index applied or committed.
+    #[must_use]
+    pub fn log_index(&self) -> u64 {
+        self.committed
+    }
+
+    /// Returns the highest etcd revision seen.
+    #[must_use]
+    pub fn etcd_revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// Returns the node's engine (the leader's, or a follower's replica).
+    #[must_use]
+    pub fn engine(&self) -> &Engine {
+        self.server.engine()
+    }
+
+    /// Returns the configuration.
+    #[must_use]
+    pub fn config(&self) -> &ClusterConfig {
+        &self.config
+    }
+
+    /// Registers a new connection.
+    pub fn connect(&mut self, now: Instant) -> ConnId {
+        let at = self.engine_time(now);
+        let conn = self.server.connect(at);
+        // A rebuilt server must not hand out an id the host may still hold.
+        self.conn_floor = self.conn_floor.max(conn);
+        self.end_turn();
+        conn
+    }
+
+    /// Handles bytes received on a connection.
+    pub fn receive(&mut self, now: Instant, conn: ConnId, bytes: &[u8]) {
+        let at = self.engine_time(now);
+        self.server.receive(at, conn, bytes);
+        self.end_turn();
+    }
+
+    /// Forgets a connection the host closed.
+    pub fn disconnect(&mut self, now: Instant, conn: ConnId) {
+        let at = self.engine_time(now);
+        self.server.disconnect(at, conn);
+        self.end_turn();
+    }
+
+    /// Tells the node how many bytes the host holds unsent for a connection.
+    pub fn handle_unsent(&mut self, now: Instant, conn: ConnId, unsent_bytes: usize) {
+        let at = self.engine_time(now);
+        self.server.handle_unsent(at, conn, unsent_bytes);
+        self.end_turn();
+    }
+
+    /// Runs what is due: engine timers (leader), keep-alives, and stepping down once the
+    /// election lease may have lapsed without a confirmed keep-alive.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.last_host = self.last_host.max(now);
+        if self.role == Role::Stopped {
+            return;
+        }
+        let ttl_ms = node_ttl(&self.config).saturating_mul(1000);
+        if self.role == Role::Leader && now.ms_since(self.lease_confirmed) >= ttl_ms {
+            // etcd may already have let the lease go: stop acting as leader before it can.
+            self.step_down(now, false);
+            return;
+        }
+        if self.retry_at.is_some_and(|at| now >= at) {
+            self.retry_at = None;
+            if self.lease.is_none() {
+                self.request_lease();
+            } else if self.role == Role::Starting {
+                self.read_log();
+            }
+        }
+        if let Some(lease) = self.lease {
+            let busy = self
+                .outstanding
+                .iter()
+                .any(|(_, pending)| matches!(pending, Pending::KeepAlive { .. }));
+            if now >= self.next_keepalive && !busy {
+                self.next_keepalive = now.plus_ms(ttl_ms / 3);
+                self.request(Pending::KeepAlive { sent: now }, |id| EtcdOp::KeepAlive {
+                    id,
+                    lease,
+                });
+            }
+        }
+        if self.role == Role::Leader {
+            let at = self.engine_time(now);
+            self.server.handle_timeout(at);
+        }
+        self.end_turn();
+    }
+
+    /// Returns when [`ClusterNode::handle_timeout`] must next be called (host time).
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.role == Role::Stopped {
+            return None;
+        }
+        let mut next = self.lease.map(|_| self.next_keepalive);
+        if let Some(retry) = self.retry_at {
+            next = Some(next.map_or(retry, |at| at.min(retry)));
+        }
+        if self.role == Role::Leader {
+            let ttl_ms = node_ttl(&self.config).saturating_mul(1000);
+            let lapse = self.lease_confirmed.plus_ms(ttl_ms);
+            next = Some(next.map_or(lapse, |at| at.min(lapse)));
+            if let Some(deadline) = self.server.poll_timeout() {
+                let host = self.host_time(deadline);
+                next = Some(next.map_or(host, |at| at.min(host)));
+            }
+        }
+        next
+    }
+
+    /// Returns the next output the host must perform, in order (transmits and closes only:
+    /// in cluster mode etcd replaces the data directory).
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.ready.pop_front()
+    }
+
+    /// Returns the next etcd operation to perform.
+    pub fn poll_etcd(&mut self) -> Option<EtcdOp> {
+        self.ops.pop_front()
+    }
+
+    /// Handles the result of an operation (or a batch of events of a watch).
+    pub fn handle_etcd(&mut self, now: Instant, id: OpId, result: EtcdResult) {
+        self.last_host = self.last_host.max(now);
+        if self.role == Role::Stopped {
+            return;
+        }
+        if Some(id) == self.watch {
+            match result {
+                EtcdResult::Events(events) => self.on_events(now, events),
+                _ => self.resync(now),
+            }
+        } else if let Some(at) = self.outstanding.iter().position(|(op, _)| *op == id) {
+            let (_, pending) = self.outstanding.swap_remove(at);
+            self.on_result(now, pending, result);
+        }
+        self.end_turn();
+    }
+
+    /// Stops serving: every connection closes (nothing more is recorded) and the election
+    /// lease is revoked, so another node leads at once.
+    pub fn shutdown(&mut self, now: Instant) {
+        let _ = now;
+        self.server.set_redirect(Some(""));
+        self.close_all();
+        self.end_turn();
+        self.role = Role::Stopped;
+        if let Some(watch) = self.watch.take() {
+            self.ops.push_back(EtcdOp::CancelWatch { watch });
+        }
+        if let Some(lease) = self.lease.take() {
+            self.request(Pending::Revoke, |id| EtcdOp::Revoke { id, lease });
+        }
+        self.update_info();
+    }
+
+    // -- results ---------------------------------------------------------------------------
+
+    fn on_result(&mut self, now: Instant, pending: Pending, result: EtcdResult) {
+        match (pending, result) {
+            (Pending::Lease, EtcdResult::LeaseGranted { lease }) => {
+                self.lease = Some(lease);
+                self.lease_confirmed = now;
+                let ttl_ms = node_ttl(&self.config).saturating_mul(1000);
+                self.next_keepalive = now.plus_ms(ttl_ms / 3);
+                if self.watch.is_none() && self.role == Role::Starting {
+                    self.read_log();
+                } else if self.leader.is_none() && self.role == Role::Follower {
+                    self.campaign();
+                }
+            }
+            // etcd unreachable: try again a little later, not in a hot loop.
+            (Pending::Lease, _) => self.retry_at = Some(now.plus_ms(RETRY_MS)),
+            (Pending::KeepAlive { sent }, EtcdResult::KeepAlive { ttl_s }) if ttl_s > 0 => {
+                self.lease_confirmed = self.lease_confirmed.max(sent);
+            }
+            (Pending::KeepAlive { .. }, EtcdResult::KeepAlive { .. }) => self.lease_lost(now),
+            (Pending::KeepAlive { .. }, _) => {}
+            (Pending::Campaign, EtcdResult::Campaign { won, leader }) => {
+                self.note_revision(leader.mod_revision);
+                if won {
+                    // Leads once the log before this key is applied (the watch or a range shows it).
+                    self.term = leader.create_revision;
+                    if self.role == Role::Follower {
+                        self.role = Role::Candidate;
+                        if self.seen_term == self.term {
+                            // The watch delivered our key before this answer: the log
+                            // before it is applied already.
+                            self.promote(now);
+                        }
+                    }
+                } else {
+                    self.leader = Some(String::from_utf8_lossy(&leader.value).into_owned());
+                    self.redirect_to_leader();
+                }
+            }
+            (Pending::Campaign, _) => {}
+            (
+                Pending::Append { index },
+                EtcdResult::Append {
+                    succeeded,
+                    revision,
+                },
+            ) => {
+                self.in_flight = None;
+                if succeeded && self.role == Role::Leader {
+                    self.note_revision(revision);
+                    self.committed = index;
+                    self.release_held();
+                } else {
+                    self.step_down(now, true);
+                }
+            }
+            (Pending::Append { .. }, _) => {
+                self.in_flight = None;
+                self.step_down(now, false);
+            }
+            (Pending::Range, EtcdResult::Range { revision, kvs }) => {
+                self.note_revision(revision);
+                let key = self.config.election_key();
+                let mut ours = false;
+                for kv in kvs {
+                    if kv.key == key {
+                        self.leader = Some(String::from_utf8_lossy(&kv.value).into_owned());
+                        self.seen_term = kv.create_revision;
+                        ours = self.term != 0 && kv.create_revision == self.term;
+                    } else {
+                        self.apply_log_key(now, &kv);
+                    }
+                }
+                self.role = if ours {
+                    Role::Candidate
+                } else {
+                    Role::Follower
+                };
+                self.redirect_to_leader();
+                let id = self.op_id();
+                self.watch = Some(id);
+                self.ops.push_back(EtcdOp::Watch {
+                    id,
+                    prefix: self.config.prefix().into_bytes(),
+                    start_revision: revision.saturating_add(1),
+                });
+                if ours {
+                    self.promote(now);
+                } else if self.leader.is_none() {
+                    self.campaign();
+                }
+            }
+            (Pending::Range, _) => self.retry_at = Some(now.plus_ms(RETRY_MS)),
+            (Pending::Revoke, _) => {}
+        }
+        self.update_info();
+    }
+
+    fn on_events(&mut self, now: Instant, events: Vec<WatchEvent>) {
+        let key = self.config.election_key();
+        for event in events {
+            match event {
+                WatchEvent::Put(kv) => {
+                    self.note_revision(kv.mod_revision);
+                    if kv.key == key {
+                        self.leader = Some(String::from_utf8_lossy(&kv.value).into_owned());
+                        self.seen_term = kv.create_revision;
+                        let ours = self.term != 0 && kv.create_revision == self.term;
+                        if ours && matches!(self.role, Role::Candidate | Role::Follower) {
+                            // Every log entry before our key has been applied: lead.
+                            self.promote(now);
+                        } else if self.role == Role::Leader && kv.create_revision != self.term {
+                            self.step_down(now, true);
+                        } else if self.role != Role::Leader {
+                            self.redirect_to_leader();
+                        }
+                    } else if self.role == Role::Leader {
+                        let index = self.config.log_index(&kv.key).unwrap_or(0);
+                        if index > self.assigned() {
+                            // Someone else appended: this node no longer leads.
+                            self.step_down(now, true);
+                        }
+                    } else {
+                        self.apply_log_key(now, &kv);
+                    }
+                }
+                WatchEvent::Delete(kv) => {
+                    self.note_revision(kv.mod_revision);
+                    if kv.key == key {
+                        self.leader = None;
+                        self.seen_term = 0;
+                        if self.role == Role::Leader || self.role == Role::Candidate {
+                            self.step_down(now, true);
+                        } else {
+                            self.redirect_to_leader();
+                            self.campaign();
+                        }
+                    }
+                }
+            }
+        }
+        self.update_info();
+    }
+
+    // -- follower --------------------------------------------------------------------------
+
+    fn read_log(&mut self) {
+        // The whole cluster prefix: the election key and the log.
+        let prefix = self.config.prefix().into_bytes();
+        self.request(Pending::Range, |id| EtcdOp::Range { id, prefix });
+    }
+
+    fn apply_log_key(&mut self, now: Instant, kv: &KeyValue) {
+        let Some(index) = self.config.log_index(&kv.key) else {
+            return;
+        };
+        if index <= self.committed {
+            return;
+        }
+        let batch = match Batch::decode(&kv.value) {
+            Ok(batch) if index == self.committed + 1 && batch.index == index => batch,
+            // A gap or a foreign value: read everything again rather than diverge.
+            _ => return self.resync(now),
+        };
+        let engine = self.server.engine_mut();
+        for entry in &batch.entries {
+            entry.apply(engine);
+            if let Some(client) = entry.client() {
+                self.max_client = self.max_client.max(client);
+            }
+        }
+        while engine.poll_event().is_some() {}
+        let _ = engine.poll_persist();
+        let _ = engine.poll_horizon();
+        self.committed = index;
+    }
+
+    fn campaign(&mut self) {
+        let busy = self
+            .outstanding
+            .iter()
+            .any(|(_, pending)| *pending == Pending::Campaign);
+        let Some(lease) = self.lease else {
+            return;
+        };
+        if busy || self.role != Role::Follower {
+            return;
+        }
+        let key = self.config.election_key();
+        let value = self.config.advertise.clone().into_bytes();
+        self.request(Pending::Campaign, |id| EtcdOp::Campaign {
+            id,
+            key,
+            value,
+            lease,
+        });
+    }
+
+    fn redirect_to_leader(&mut self) {
+        if self.role != Role::Leader {
+            let leader = self.leader.clone().unwrap_or_default();
+            let leader = if leader == self.config.advertise {
+                String::new()
+            } else {
+                leader
+            };
+            self.server.set_redirect(Some(&leader));
+        }
+    }
+
+    fn lease_lost(&mut self, now: Instant) {
+        self.lease = None;
+        if self.role == Role::Leader || self.role == Role::Candidate {
+            self.step_down(now, true);
+        } else {
+            self.request_lease();
+        }
+    }
+
+    /// Drops the replica and reads the whole log again (a gap, a failed watch).
+    fn resync(&mut self, now: Instant) {
+        if self.role == Role::Leader || self.role == Role::Candidate {
+            self.step_down(now, false);
+            return;
+        }
+        self.reset_replica();
+        self.read_log();
+    }
+
+    // -- leader ----------------------------------------------------------------------------
+
+    fn promote(&mut self, now: Instant) {
+        // Connections made while following may share ids with clients in the log: close them
+        // (they were redirected anyway) before any can reach the engine.
+        self.close_all();
+        self.role = Role::Leader;
+        self.leader = Some(self.config.advertise.clone());
+        self.base_engine = self.server.engine().now();
+        self.base_host = now;
+        self.server
+            .reserve_conn_ids(self.max_client.saturating_add(1));
+        self.server.set_redirect(None);
+        let at = self.engine_time(now);
+        let engine = self.server.engine_mut();
+        engine.record_inputs(true);
+        // The old leader's connections are gone: their waits (and EPHEMERAL leases) go too.
+        for client in engine.clients() {
+            engine.disconnect(at, client);
+        }
+        engine.handle_timeout(at);
+        self.update_info();
+    }
+
+    /// The index the next output depends on: the last batch assigned so far.
+    fn assigned(&self) -> u64 {
+        let in_flight = u64::from(self.in_flight.is_some());
+        let pending = u64::from(!self.pending_entries.is_empty());
+        self.committed + in_flight + pending
+    }
+
+    fn end_turn(&mut self) {
+        if self.role == Role::Leader {
+            let entries = self.server.engine_mut().take_inputs();
+            self.pending_entries.extend(entries);
+        }
+        let barrier = self.assigned();
+        while let Some(output) = self.server.poll_output() {
+            match output {
+                // Durable files are the standalone server's; etcd holds the cluster's state.
+                Output::File(_) => {}
+                output if self.held.is_empty() && barrier <= self.committed => {
+                    self.ready.push_back(output);
+                }
+                output => self.held.push_back((barrier, output)),
+            }
+        }
+        self.start_append();
+    }
+
+    fn start_append(&mut self) {
+        if self.role != Role::Leader || self.in_flight.is_some() || self.pending_entries.is_empty()
+        {
+            return;
+        }
+        let index = self.committed + 1;
+        let batch = Batch {
+            index,
+            term: self.term,
+            entries: core::mem::take(&mut self.pending_entries),
+        };
+        for entry in &batch.entries {
+            if let Some(client) = entry.client() {
+                self.max_client = self.max_client.max(client);
+            }
+        }
+        self.in_flight = Some(index);
+        let election_key = self.config.election_key();
+        let key = self.config.log_key(index);
+        let term = self.term;
+        self.request(Pending::Append { index }, |id| EtcdOp::Append {
+            id,
+            election_key,
+            term,
+            key,
+            value: batch.encode(),
+        });
+    }
+
+    fn release_held(&mut self) {
+        while let Some((barrier, _)) = self.held.front() {
+            if *barrier > self.committed {
+                break;
+            }
+            if let Some((_, output)) = self.held.pop_front() {
+                self.ready.push_back(output);
+            }
+        }
+        self.start_append();
+    }
+
+    /// Leaves leadership: held replies become errors, connections close, and the engine
+    /// (which may hold inputs etcd never committed) is rebuilt from the log. `definite`: the
+    /// unsent and failed appends certainly did not commit.
+    fn step_down(&mut self, now: Instant, definite: bool) {
+        let _ = now;
+        let was_in_flight = self.in_flight.take();
+        self.server.set_redirect(Some(""));
+        // Outputs still in the server are as held as the ones here.
+        while let Some(output) = self.server.poll_output() {
+            if !matches!(output, Output::File(_)) {
+                self.held.push_back((u64::MAX, output));
+            }
+        }
+        let leader = self
+            .leader
+            .clone()
+            .filter(|leader| *leader != self.config.advertise);
+        for (barrier, output) in core::mem::take(&mut self.held) {
+            match output {
+                Output::Transmit { conn, bytes } => {
+                    let unknown = !definite && Some(barrier) == was_in_flight;
+                    let text = failed_reply_text(leader.as_deref(), unknown);
+                    let bytes = replace_replies(&bytes, &text);
+                    if !bytes.is_empty() {
+                        self.ready.push_back(Output::Transmit { conn, bytes });
+                    }
+                }
+                other => self.ready.push_back(other),
+            }
+        }
+        self.close_all();
+        self.pending_entries.clear();
+        self.term = 0;
+        self.leader = None;
+        if let Some(watch) = self.watch.take() {
+            self.ops.push_back(EtcdOp::CancelWatch { watch });
+        }
+        self.outstanding
+            .retain(|(_, pending)| !matches!(pending, Pending::Append { .. } | Pending::Range));
+        self.reset_replica();
+        // The election key may still be ours: revoking its lease frees it for the others at
+        // once. A fresh lease then starts this node again as a follower.
+        if let Some(lease) = self.lease.take() {
+            self.request(Pending::Revoke, |id| EtcdOp::Revoke { id, lease });
+        }
+        self.outstanding
+            .retain(|(_, pending)| !matches!(pending, Pending::Lease | Pending::KeepAlive { .. }));
+        self.request_lease();
+        self.update_info();
+    }
+
+    fn reset_replica(&mut self) {
+        self.server = follower_server(
+            &self.engine_config,
+            &self.server_config,
+            self.conn_floor.saturating_add(1),
+        );
+        self.committed = 0;
+        self.seen_term = 0;
+        self.max_client = 0;
+        self.role = Role::Starting;
+    }
+
+    fn close_all(&mut self) {
+        let at = self.engine_time(self.last_host);
+        for conn in self.server.connection_ids() {
+            self.server.close_connection(at, conn);
+        }
+        while let Some(output) = self.server.poll_output() {
+            if !matches!(output, Output::File(_)) {
+                self.ready.push_back(output);
+            }
+        }
+    }
+
+    // -- helpers ---------------------------------------------------------------------------
+
+    fn request_lease(&mut self) {
+        let ttl_s = node_ttl(&self.config);
+        self.request(Pending::Lease, |id| EtcdOp::GrantLease { id, ttl_s });
+    }
+
+    fn request(&mut self, pending: Pending, op: impl FnOnce(OpId) -> EtcdOp) {
+        let id = self.op_id();
+        self.outstanding.push((id, pending));
+        self.ops.push_back(op(id));
+    }
+
+    fn op_id(&mut self) -> OpId {
+        let id = self.next_op;
+        self.next_op += 1;
+        id
+    }
+
+    fn note_revision(&mut self, revision: u64) {
+        self.revision = self.revision.max(revision);
+    }
+
+    /// Converts host time to engine time: the leader's clock runs from the last logged engine
+    /// time; a follower's engine time is the log's.
+    fn engine_time(&mut self, now: Instant) -> Instant {
+        self.last_host = self.last_host.max(now);
+        if self.role == Role::Leader {
+            self.base_engine.plus_ms(now.ms_since(self.base_host))
+        } else {
+            self.server.engine().now()
+        }
+    }
+
+    fn host_time(&self, engine: Instant) -> Instant {
+        self.base_host.plus_ms(engine.ms_since(self.base_engine))
+    }
+
+    fn update_info(&mut self) {
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = write!(
+            text,
+            "cluster:{}\r\nrole:{}\r\nadvertise:{}\r\nleader:{}\r\nterm:{}\r\nlog_index:{}\r\netcd_revision:{}\r\n",
+            self.config.cluster,
+            self.role.as_str(),
+            self.config.advertise,
+            self.leader.as_deref().unwrap_or(""),
+            self.term,
+            self.committed,
+            self.revision,
+        );
+        self.server.set_cluster_info(text);
+    }
+}
+
+/// How long to wait before asking etcd again after a failed lease grant or log read, in ms.
+const RETRY_MS: u64 = 500;
+
+fn node_ttl(config: &ClusterConfig) -> u64 {
+    config.election_ttl_s.max(1)
+}
+
+fn follower_server(engine_config: &Config, server_config: &ServerConfig, next: ConnId) -> Server {
+    let mut server = Server::new(Engine::new(engine_config.clone()), server_config.clone());
+    server.set_redirect(Some(""));
+    server.reserve_conn_ids(next);
+    server
+}
+
+fn failed_reply_text(leader: Option<&str>, unknown: bool) -> String {
+    match (leader, unknown) {
+        (_, true) => String::from(
+            "NOTLEADER lost leadership while replicating; the request may or may not have taken effect",
+        ),
+        (Some(leader), false) => alloc::format!("MOVED {leader}"),
+        (None, false) => String::from(
+            "NOTLEADER lost leadership before replicating; the request had no effect",
+        ),
+    }
+}
+
+/// Replaces every reply in `bytes` with the error `text`, dropping RESP3 pushes.
+fn replace_replies(bytes: &[u8], text: &str) -> Vec<u8> {
+    let mut decoder = Decoder::new(DecoderLimits::default());
+    decoder.feed(bytes);
+    let mut out = Vec::new();
+    while let Ok(Some(value)) = decoder.next_value() {
+        if !matches!(value, Value::Push(_)) {
+            out.push(b'-');
+            out.extend_from_slice(text.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    out
+}

@@ -1,0 +1,512 @@
+//! The driver against a deterministic in-memory etcd.
+#![allow(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
+use alloc::collections::BTreeMap;
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
+
+use super::*;
+
+#[derive(Default)]
+struct FakeEtcd {
+    revision: u64,
+    /// key -> (value, create revision, mod revision, lease)
+    keys: BTreeMap<Vec<u8>, (Vec<u8>, u64, u64, i64)>,
+    leases: BTreeMap<i64, bool>,
+    next_lease: i64,
+    history: Vec<(u64, WatchEvent)>,
+}
+
+impl FakeEtcd {
+    fn put(&mut self, key: &[u8], value: &[u8], lease: i64) -> u64 {
+        self.revision += 1;
+        let create = self.keys.get(key).map_or(self.revision, |kv| kv.1);
+        self.keys
+            .insert(key.to_vec(), (value.to_vec(), create, self.revision, lease));
+        let kv = KeyValue::new(key.to_vec(), value.to_vec(), create, self.revision);
+        self.history.push((self.revision, WatchEvent::Put(kv)));
+        self.revision
+    }
+
+    fn kv(&self, key: &[u8]) -> KeyValue {
+        self.keys.get(key).map_or_else(KeyValue::default, |kv| {
+            KeyValue::new(key.to_vec(), kv.0.clone(), kv.1, kv.2)
+        })
+    }
+
+    fn expire(&mut self, lease: i64) {
+        self.leases.insert(lease, false);
+        let doomed: Vec<Vec<u8>> = self
+            .keys
+            .iter()
+            .filter(|(_, kv)| kv.3 == lease)
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in doomed {
+            self.keys.remove(&key);
+            self.revision += 1;
+            let kv = KeyValue::new(key, Vec::new(), 0, self.revision);
+            self.history.push((self.revision, WatchEvent::Delete(kv)));
+        }
+    }
+
+    fn perform(&mut self, op: &EtcdOp) -> Option<EtcdResult> {
+        Some(match op {
+            EtcdOp::GrantLease { .. } => {
+                self.next_lease += 1;
+                self.leases.insert(self.next_lease, true);
+                EtcdResult::LeaseGranted {
+                    lease: self.next_lease,
+                }
+            }
+            EtcdOp::KeepAlive { lease, .. } => EtcdResult::KeepAlive {
+                ttl_s: if self.leases.get(lease) == Some(&true) {
+                    5
+                } else {
+                    0
+                },
+            },
+            EtcdOp::Revoke { lease, .. } => {
+                self.expire(*lease);
+                EtcdResult::Done
+            }
+            EtcdOp::Campaign {
+                key, value, lease, ..
+            } => {
+                let won = !self.keys.contains_key(key);
+                if won {
+                    self.put(key, value, *lease);
+                }
+                EtcdResult::Campaign {
+                    won,
+                    leader: self.kv(key),
+                }
+            }
+            EtcdOp::Append {
+                election_key,
+                term,
+                key,
+                value,
+                ..
+            } => {
+                let ok = self.kv(election_key).create_revision == *term
+                    && self.kv(key).create_revision == 0;
+                if ok {
+                    self.put(key, value, 0);
+                }
+                EtcdResult::Append {
+                    succeeded: ok,
+                    revision: self.revision,
+                }
+            }
+            EtcdOp::Range { prefix, .. } => EtcdResult::Range {
+                revision: self.revision,
+                kvs: self
+                    .keys
+                    .keys()
+                    .filter(|key| key.starts_with(prefix))
+                    .map(|key| self.kv(key))
+                    .collect(),
+            },
+            EtcdOp::Watch { .. } | EtcdOp::CancelWatch { .. } => return None,
+        })
+    }
+}
+
+struct Watch {
+    id: OpId,
+    prefix: Vec<u8>,
+    next: u64,
+}
+
+struct Harness {
+    etcd: FakeEtcd,
+    nodes: Vec<ClusterNode>,
+    watches: Vec<Vec<Watch>>,
+    /// A paused node's operations wait here (a process stopped, or cut off from etcd).
+    paused: Vec<bool>,
+    parked: Vec<Vec<EtcdOp>>,
+    dead: Vec<bool>,
+    /// Bytes each connection received: (node, conn) -> bytes.
+    received: BTreeMap<(usize, ConnId), Vec<u8>>,
+    now: Instant,
+    /// Deliver watch events before a campaign's answer (as a real network may).
+    watch_first: bool,
+}
+
+impl Harness {
+    fn new(count: usize) -> Harness {
+        let mut harness = Harness {
+            etcd: FakeEtcd::default(),
+            nodes: Vec::new(),
+            watches: Vec::new(),
+            paused: vec![false; count],
+            parked: vec![Vec::new(); count],
+            dead: vec![false; count],
+            received: BTreeMap::new(),
+            now: Instant(1000),
+            watch_first: false,
+        };
+        for index in 0..count {
+            let config = ClusterConfig::new("test", &alloc::format!("127.0.0.1:{}", 7381 + index));
+            harness.nodes.push(ClusterNode::new(
+                harness.now,
+                config,
+                Config::default(),
+                ServerConfig::default(),
+            ));
+            harness.watches.push(Vec::new());
+            harness.pump();
+        }
+        harness
+    }
+
+    fn pump(&mut self) {
+        for _ in 0..100 {
+            let mut progress = false;
+            for index in 0..self.nodes.len() {
+                if self.dead[index] {
+                    continue;
+                }
+                while let Some(output) = self.nodes[index].poll_output() {
+                    if let Output::Transmit { conn, bytes } = output {
+                        self.received
+                            .entry((index, conn))
+                            .or_default()
+                            .extend_from_slice(&bytes);
+                    }
+                }
+                while let Some(op) = self.nodes[index].poll_etcd() {
+                    progress = true;
+                    self.parked[index].push(op);
+                }
+                if self.paused[index] {
+                    continue;
+                }
+                for op in core::mem::take(&mut self.parked[index]) {
+                    match &op {
+                        EtcdOp::Watch {
+                            id,
+                            prefix,
+                            start_revision,
+                        } => self.watches[index].push(Watch {
+                            id: *id,
+                            prefix: prefix.clone(),
+                            next: *start_revision,
+                        }),
+                        EtcdOp::CancelWatch { watch } => {
+                            self.watches[index].retain(|w| w.id != *watch);
+                        }
+                        _ => {}
+                    }
+                    if let Some(result) = self.etcd.perform(&op) {
+                        if self.watch_first && matches!(op, EtcdOp::Campaign { .. }) {
+                            self.deliver(index);
+                        }
+                        self.nodes[index].handle_etcd(self.now, op.id(), result);
+                    }
+                }
+                progress |= self.deliver(index);
+            }
+            if !progress {
+                return;
+            }
+        }
+    }
+
+    /// Delivers the watch events a node has not seen; returns true if there were any.
+    fn deliver(&mut self, index: usize) -> bool {
+        let mut progress = false;
+        {
+            {
+                for w in 0..self.watches[index].len() {
+                    let watch = &self.watches[index][w];
+                    let events: Vec<WatchEvent> = self
+                        .etcd
+                        .history
+                        .iter()
+                        .filter(|(rev, event)| {
+                            let key = match event {
+                                WatchEvent::Put(kv) | WatchEvent::Delete(kv) => &kv.key,
+                            };
+                            *rev >= watch.next && key.starts_with(&watch.prefix)
+                        })
+                        .map(|(_, event)| event.clone())
+                        .collect();
+                    if !events.is_empty() {
+                        progress = true;
+                        let id = watch.id;
+                        self.watches[index][w].next = self.etcd.revision + 1;
+                        self.nodes[index].handle_etcd(self.now, id, EtcdResult::Events(events));
+                    }
+                }
+            }
+        }
+        progress
+    }
+
+    fn advance(&mut self, ms: u64) {
+        self.now = self.now.plus_ms(ms);
+        for index in 0..self.nodes.len() {
+            // A paused node still runs; only its etcd calls wait.
+            if !self.dead[index] {
+                self.nodes[index].handle_timeout(self.now);
+            }
+        }
+        self.pump();
+    }
+
+    fn leader(&self) -> Option<usize> {
+        (0..self.nodes.len()).find(|&i| !self.dead[i] && self.nodes[i].role() == Role::Leader)
+    }
+
+    fn connect(&mut self, node: usize) -> ConnId {
+        let conn = self.nodes[node].connect(self.now);
+        self.pump();
+        conn
+    }
+
+    fn send(&mut self, node: usize, conn: ConnId, args: &[&str]) {
+        let mut bytes = alloc::format!("*{}\r\n", args.len());
+        for arg in args {
+            bytes.push_str(&alloc::format!("${}\r\n{arg}\r\n", arg.len()));
+        }
+        self.nodes[node].receive(self.now, conn, bytes.as_bytes());
+        self.pump();
+    }
+
+    /// Takes the replies a connection got so far, decoded as text.
+    fn replies(&mut self, node: usize, conn: ConnId) -> Vec<String> {
+        let bytes = self.received.remove(&(node, conn)).unwrap_or_default();
+        let mut decoder = Decoder::new(DecoderLimits::default());
+        decoder.feed(&bytes);
+        let mut out = Vec::new();
+        while let Ok(Some(value)) = decoder.next_value() {
+            out.push(match value {
+                Value::Integer(n) => n.to_string(),
+                Value::Error(text) => alloc::format!("-{text}"),
+                other => other
+                    .as_text()
+                    .unwrap_or_else(|| alloc::format!("{other:?}")),
+            });
+        }
+        out
+    }
+
+    fn call(&mut self, node: usize, conn: ConnId, args: &[&str]) -> String {
+        self.send(node, conn, args);
+        let mut replies = self.replies(node, conn);
+        assert_eq!(replies.len(), 1, "one reply to {args:?}: {replies:?}");
+        replies.remove(0)
+    }
+
+    fn kill(&mut self, node: usize) {
+        self.dead[node] = true;
+        let leases: Vec<i64> = self.nodes[node].lease.into_iter().collect();
+        for lease in leases {
+            self.etcd.expire(lease);
+        }
+        self.pump();
+    }
+}
+
+fn token(reply: &str) -> u64 {
+    reply
+        .parse()
+        .unwrap_or_else(|_| panic!("a token, got {reply}"))
+}
+
+#[test]
+fn the_first_node_leads_and_the_others_follow() {
+    let mut h = Harness::new(3);
+    assert_eq!(h.leader(), Some(0));
+    assert_eq!(h.nodes[1].role(), Role::Follower);
+    assert_eq!(h.nodes[1].leader(), Some("127.0.0.1:7381"));
+    let conn = h.connect(1);
+    assert_eq!(
+        h.call(1, conn, &["ACQUIRE", "a", "1000"]),
+        "-MOVED 127.0.0.1:7381"
+    );
+    assert_eq!(h.call(1, conn, &["PING"]), "PONG");
+}
+
+#[test]
+fn followers_replay_the_log_exactly() {
+    let mut h = Harness::new(3);
+    let conn = h.connect(0);
+    let first = token(&h.call(0, conn, &["ACQUIRE", "a", "5000"]));
+    let second = token(&h.call(0, conn, &["ACQUIRE", "b", "100", "SHARED"]));
+    assert!(second > first);
+    assert_eq!(
+        h.call(0, conn, &["RENEW", "a", &first.to_string(), "9000"]),
+        "9000"
+    );
+    h.advance(200); // b expires on the leader: a logged tick
+    let waiter = h.connect(0);
+    h.send(0, waiter, &["ACQUIRE", "a", "1000", "WAIT", "5000"]);
+    assert_eq!(h.call(0, conn, &["RELEASE", "a", &first.to_string()]), "OK");
+    let granted = token(&h.replies(0, waiter)[0]);
+    assert!(granted > second);
+    for follower in 1..3 {
+        let (leader, replica) = (h.nodes[0].engine(), h.nodes[follower].engine());
+        assert_eq!(replica.last_token(), leader.last_token());
+        assert_eq!(replica.live_leases(), leader.live_leases());
+        assert_eq!(replica.stats(), leader.stats());
+        assert_eq!(replica.now(), leader.now());
+        assert_eq!(h.nodes[follower].log_index(), h.nodes[0].log_index());
+    }
+    let lead_locks = h.nodes[0].server.engine_mut().query(Instant(1200), "");
+    let replica_locks = h.nodes[1].server.engine_mut().query(Instant(1200), "");
+    assert_eq!(lead_locks, replica_locks);
+}
+
+#[test]
+fn replies_wait_for_the_append_and_turns_are_batched() {
+    let mut h = Harness::new(2);
+    let (one, two) = (h.connect(0), h.connect(0));
+    h.paused[0] = true;
+    h.send(0, one, &["ACQUIRE", "x", "1000"]);
+    h.send(0, two, &["ACQUIRE", "y", "1000"]);
+    assert!(
+        h.replies(0, one).is_empty(),
+        "no reply before etcd has the entry"
+    );
+    h.paused[0] = false;
+    h.pump();
+    assert_eq!(h.replies(0, one).len(), 1);
+    assert_eq!(h.replies(0, two).len(), 1);
+    // One batch in flight, the second turn waited and went in the next one.
+    assert_eq!(h.nodes[0].log_index(), 2);
+}
+
+#[test]
+fn a_new_leader_never_reissues_a_token_nor_grants_a_held_lock() {
+    let mut h = Harness::new(3);
+    let conn = h.connect(0);
+    let held = token(&h.call(0, conn, &["ACQUIRE", "held", "60000"]));
+    let mut tokens = vec![held];
+    for _ in 0..5 {
+        tokens.push(token(&h.call(0, conn, &["ACQUIRE", "other", "10"])));
+        h.advance(20);
+    }
+    h.kill(0);
+    let leader = h.leader().expect("a new leader");
+    assert_ne!(leader, 0);
+    let conn = h.connect(leader);
+    let reply = h.call(leader, conn, &["ACQUIRE", "held", "1000"]);
+    assert!(reply.starts_with("-LOCKED"), "{reply}");
+    assert!(h
+        .call(leader, conn, &["VERIFY", "held", &held.to_string()])
+        .parse::<u64>()
+        .is_ok());
+    let fresh = token(&h.call(leader, conn, &["ACQUIRE", "new", "1000"]));
+    assert!(
+        tokens.iter().all(|&old| fresh > old),
+        "{fresh} > {tokens:?}"
+    );
+    // And again to a third leader.
+    h.kill(leader);
+    let third = h.leader().expect("a third leader");
+    let conn = h.connect(third);
+    let later = token(&h.call(third, conn, &["ACQUIRE", "later", "1000"]));
+    assert!(later > fresh);
+    assert!(h
+        .call(third, conn, &["ACQUIRE", "new", "1000"])
+        .starts_with("-LOCKED"));
+}
+
+#[test]
+fn time_resumes_from_the_last_logged_instant() {
+    let mut h = Harness::new(2);
+    let conn = h.connect(0);
+    let lease = token(&h.call(0, conn, &["ACQUIRE", "a", "1000"]));
+    h.kill(0);
+    // A long gap before the new leader: the lease lasts its full TTL from the last entry.
+    h.advance(5000);
+    let leader = h.leader().expect("leader");
+    let conn = h.connect(leader);
+    let left: u64 = h
+        .call(leader, conn, &["VERIFY", "a", &lease.to_string()])
+        .parse()
+        .expect("still held");
+    assert!(left > 900, "{left}");
+    h.advance(1001);
+    assert!(h
+        .call(leader, conn, &["VERIFY", "a", &lease.to_string()])
+        .starts_with("-"));
+}
+
+#[test]
+fn a_deposed_leader_answers_errors_never_grants() {
+    let mut h = Harness::new(2);
+    let conn = h.connect(0);
+    let before = token(&h.call(0, conn, &["ACQUIRE", "before", "60000"]));
+    // The leader stops reaching etcd; its lease runs out and node 1 takes over.
+    h.paused[0] = true;
+    h.send(0, conn, &["ACQUIRE", "contested", "60000"]);
+    h.send(0, conn, &["PING"]);
+    assert!(h.replies(0, conn).is_empty());
+    let lease = h.nodes[0].lease.expect("lease");
+    h.etcd.expire(lease);
+    h.pump();
+    // Node 0 still believes it leads: it cannot know yet, and it cannot grant either.
+    assert_eq!(h.nodes[1].role(), Role::Leader);
+    let other = h.connect(1);
+    let winner = token(&h.call(1, other, &["ACQUIRE", "contested", "60000"]));
+    assert!(winner > before);
+    // The old leader comes back: its guarded append fails.
+    h.paused[0] = false;
+    h.pump();
+    let replies = h.replies(0, conn);
+    assert_eq!(replies.len(), 2, "{replies:?}");
+    assert!(
+        replies.iter().all(|reply| reply.starts_with('-')),
+        "{replies:?}"
+    );
+    assert_ne!(h.nodes[0].role(), Role::Leader);
+    // It rejoins as a follower and replays the new leader's log.
+    h.pump();
+    assert_eq!(h.nodes[0].role(), Role::Follower);
+    assert_eq!(h.nodes[0].engine().last_token(), winner);
+}
+
+#[test]
+fn a_leader_without_a_confirmed_lease_steps_down() {
+    let mut h = Harness::new(2);
+    h.paused[0] = true;
+    h.advance(6000);
+    assert_ne!(h.nodes[0].role(), Role::Leader);
+}
+
+#[test]
+fn a_winner_whose_watch_saw_its_key_first_still_leads() {
+    let mut h = Harness::new(0);
+    h.watch_first = true;
+    for index in 0..2 {
+        let config = ClusterConfig::new("test", &alloc::format!("127.0.0.1:{}", 7381 + index));
+        h.nodes.push(ClusterNode::new(
+            h.now,
+            config,
+            Config::default(),
+            ServerConfig::default(),
+        ));
+        h.watches.push(Vec::new());
+        h.paused.push(false);
+        h.parked.push(Vec::new());
+        h.dead.push(false);
+        h.pump();
+    }
+    assert_eq!(h.leader(), Some(0));
+    let conn = h.connect(0);
+    let first = token(&h.call(0, conn, &["ACQUIRE", "a", "60000"]));
+    h.kill(0);
+    assert_eq!(h.leader(), Some(1));
+    let conn = h.connect(1);
+    assert!(token(&h.call(1, conn, &["ACQUIRE", "b", "1000"])) > first);
+}

@@ -1,0 +1,374 @@
+"""``fencelock serve --etcd URLS --cluster NAME``: the asyncio I/O loop of a cluster node.
+
+The core's ``ClusterNode`` (``NativeCluster``) holds every rule of replication: what to log,
+when a reply may leave, who leads, when to step down. This file only performs the etcd
+operations it emits (through the ``aetcd`` client) and reports their results, moves bytes and
+time, and arms one timer. See docs/CLUSTER.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+from urllib.parse import urlsplit
+
+from . import __version__
+from ._durable import write_atomic
+from ._native import Close, NativeCluster, Transmit
+from .server import _Connection, _loop_name, is_loopback
+
+__all__ = ["ClusterOptions", "ClusterServer", "run_cluster_server"]
+
+log = logging.getLogger("fencelock.cluster")
+
+#: Seconds an etcd call may take before its outcome counts as unknown.
+ETCD_TIMEOUT_S = 5
+
+
+@dataclass
+class ClusterOptions:
+    """What ``fencelock serve --etcd ...`` was asked for."""
+
+    etcd: List[str]
+    cluster: str
+    advertise: str
+    host: str = "127.0.0.1"
+    port: int = 7380
+    election_ttl_s: int = 5
+    max_connections: int = 10_000
+    ready_file: Optional[str] = None
+    engine_settings: Dict[str, int] = field(default_factory=dict)
+
+
+def parse_endpoints(text: str) -> List[str]:
+    """Splits ``http://h:p,http://h:p`` into ``host:port`` strings."""
+    endpoints = []
+    for url in filter(None, (part.strip() for part in text.split(","))):
+        parts = urlsplit(url if "://" in url else f"http://{url}")
+        if parts.hostname is None:
+            raise ValueError(f"bad etcd endpoint {url!r}")
+        endpoints.append(f"{parts.hostname}:{parts.port or 2379}")
+    if not endpoints:
+        raise ValueError("no etcd endpoint given")
+    return endpoints
+
+
+class _Etcd:
+    """One aetcd client at a time, moving to the next endpoint after a failure."""
+
+    def __init__(self, endpoints: List[str]) -> None:
+        self.aetcd: Any = importlib.import_module("aetcd")
+        self.endpoints = endpoints
+        self.current = 0
+        self.client: Any = None
+
+    async def get(self) -> Any:
+        if self.client is None:
+            host, port = self.endpoints[self.current].rsplit(":", 1)
+            self.client = self.aetcd.Client(host=host, port=int(port), timeout=ETCD_TIMEOUT_S)
+            await self.client.connect()
+        return self.client
+
+    async def failed(self) -> None:
+        client, self.client = self.client, None
+        self.current = (self.current + 1) % len(self.endpoints)
+        if client is not None:
+            try:
+                await client.close()
+            except Exception:  # noqa: BLE001 - the client is gone either way
+                pass
+
+
+class ClusterServer:
+    """One listening socket, its connections, and the native cluster node they share."""
+
+    def __init__(self, options: ClusterOptions) -> None:
+        self.options = options
+        self._origin_ns = time.monotonic_ns()
+        self._transports: Dict[int, asyncio.Transport] = {}
+        self._timer: Optional[asyncio.TimerHandle] = None
+        self._timer_at: Optional[int] = None
+        self._listener: Optional[asyncio.AbstractServer] = None
+        self._stopping = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._watches: Dict[int, asyncio.Task[None]] = {}
+        self._etcd = _Etcd(options.etcd)
+        self._transactions: Any = importlib.import_module("aetcd.transactions")
+        self.native = NativeCluster(
+            options.cluster, options.advertise, options.election_ttl_s,
+            dict(options.engine_settings), {"max_connections": options.max_connections}, self.now_ms(),
+        )
+
+    def now_ms(self) -> int:
+        return (time.monotonic_ns() - self._origin_ns) // 1_000_000
+
+    async def start(self) -> Tuple[str, int]:
+        loop = asyncio.get_running_loop()
+        self._listener = await loop.create_server(
+            lambda: _Connection(self), self.options.host, self.options.port, reuse_address=True, backlog=1024  # type: ignore[arg-type]
+        )
+        host, port = self._listener.sockets[0].getsockname()[:2]
+        log.info(
+            "fencelock %s cluster %r node %s serving on %s:%d (etcd %s, election TTL %d s, %s loop)",
+            __version__, self.options.cluster, self.options.advertise, host, port,
+            ",".join(self.options.etcd), self.options.election_ttl_s, _loop_name(),
+        )
+        if self.options.ready_file:
+            write_atomic(self.options.ready_file, f"{host} {port}\n".encode())
+        self.flush()
+        return host, port
+
+    async def stop(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        if self._listener is not None:
+            self._listener.close()
+        if self._timer is not None:
+            self._timer.cancel()
+        self.native.shutdown(self.now_ms())
+        self.flush()  # closes connections and starts the lease revoke
+        pending = [task for task in self._tasks if not task.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=2)
+        for task in list(self._tasks) + list(self._watches.values()):
+            task.cancel()
+        for transport in list(self._transports.values()):
+            transport.close()
+        self._transports.clear()
+        if self._etcd.client is not None:
+            try:
+                await self._etcd.client.close()
+            except Exception:  # noqa: BLE001 - shutting down anyway
+                pass
+
+    # -- outputs ---------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Performs every pending output and etcd operation, then re-arms the timer."""
+        for output in self.native.drain():
+            if isinstance(output, Transmit):
+                transport = self._transports.get(output.conn)
+                if transport is not None:
+                    transport.write(output.data)
+            elif isinstance(output, Close):
+                transport = self._transports.pop(output.conn, None)
+                if transport is not None:
+                    transport.close()
+        for op in self.native.drain_etcd():
+            self._start(op)
+        if not self._stopping:
+            self._schedule()
+
+    def _start(self, op: Tuple[Any, ...]) -> None:
+        kind, op_id = op[0], op[1]
+        if kind == "cancel_watch":
+            task = self._watches.pop(op_id, None)
+            if task is not None:
+                task.cancel()
+            return
+        if kind == "watch":
+            self._watches[op_id] = asyncio.get_running_loop().create_task(self._watch(op_id, op[2], op[3]))
+            return
+        task = asyncio.get_running_loop().create_task(self._perform(op))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _perform(self, op: Tuple[Any, ...]) -> None:
+        kind, op_id = op[0], op[1]
+        try:
+            client = await self._etcd.get()
+            result = await self._call(client, op)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # noqa: BLE001 - every failure is an unknown outcome
+            log.warning("etcd %s failed: %s", kind, error)
+            await self._etcd.failed()
+            self.native.failed(op_id, f"{type(error).__name__}: {error}", self.now_ms())
+        else:
+            result(self.now_ms())
+        self.flush()
+
+    async def _call(self, client: Any, op: Tuple[Any, ...]) -> Any:
+        """Performs one operation; returns the call that reports its result to the core."""
+        tx = self._transactions
+        kind, op_id = op[0], op[1]
+        native = self.native
+        if kind == "grant_lease":
+            lease = await client.lease(op[2])
+            return lambda now: native.lease_granted(op_id, lease.id, now)
+        if kind == "keep_alive":
+            reply = await client.refresh_lease(op[2])
+            return lambda now: native.keep_alive(op_id, int(reply.TTL), now)
+        if kind == "revoke":
+            await client.revoke_lease(op[2])
+            return lambda now: native.done(op_id, now)
+        if kind == "campaign":
+            _, _, key, value, lease = op
+            won, responses = await client.transaction(
+                compare=[tx.Create(key) == 0],
+                success=[tx.Put(key, value, lease)],
+                failure=[tx.Get(key)],
+            )
+            if won:
+                revision = int(responses[0].response_put.header.revision)
+                leader = (key, value, revision, revision)
+            else:
+                found = responses[0][0][1] if responses and responses[0] else None
+                leader = (key, found.value, found.create_revision, found.mod_revision) if found else (key, b"", 0, 0)
+            return lambda now: native.campaign_result(op_id, bool(won), leader, now)
+        if kind == "append":
+            _, _, election_key, term, key, value = op
+            succeeded, responses = await client.transaction(
+                compare=[tx.Create(election_key) == term, tx.Create(key) == 0],
+                success=[tx.Put(key, value)],
+                failure=[],
+            )
+            revision = int(responses[0].response_put.header.revision) if succeeded else 0
+            return lambda now: native.append_result(op_id, bool(succeeded), revision, now)
+        if kind == "range":
+            found = await client.get_prefix(op[2])
+            kvs = [(kv.key, kv.value, kv.create_revision, kv.mod_revision) for kv in found]
+            revision = int(found.header.revision)
+            return lambda now: native.range_result(op_id, revision, kvs, now)
+        raise ValueError(f"unknown etcd operation {kind!r}")
+
+    async def _watch(self, op_id: int, prefix: bytes, start_revision: int) -> None:
+        try:
+            client = await self._etcd.get()
+            watch = await client.watch_prefix(prefix, start_revision=start_revision)
+            async for event in watch:
+                put = event.kind == "PUT"
+                kv = event.kv
+                self.native.events(
+                    op_id, [(put, kv.key, kv.value, kv.create_revision, kv.mod_revision)], self.now_ms()
+                )
+                self.flush()
+            raise ConnectionError("watch ended")
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # noqa: BLE001 - the core reads the log again
+            log.warning("etcd watch failed: %s", error)
+            await self._etcd.failed()
+            self._watches.pop(op_id, None)
+            self.native.failed(op_id, f"{type(error).__name__}: {error}", self.now_ms())
+            self.flush()
+
+    def _schedule(self) -> None:
+        deadline = self.native.poll_timeout()
+        if deadline == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = deadline
+        if deadline is not None:
+            delay_ns = deadline * 1_000_000 - (time.monotonic_ns() - self._origin_ns)
+            self._timer = asyncio.get_running_loop().call_later(max(0, delay_ns) / 1e9, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self.native.handle_timeout(self.now_ms())
+        self.flush()
+
+    # -- connection callbacks (the same as FencelockServer's) -------------------------------
+
+    def connected(self, transport: asyncio.Transport) -> int:
+        conn: int = self.native.connect(self.now_ms())
+        self._transports[conn] = transport
+        self.flush()
+        return conn
+
+    def received(self, conn: int, data: bytes) -> None:
+        self.native.receive(conn, data, self.now_ms())
+        self.flush()
+
+    def lost(self, conn: int) -> None:
+        if self._transports.pop(conn, None) is not None:
+            self.native.disconnect(conn, self.now_ms())
+            self.flush()
+
+    def backlog(self, conn: int, unsent: int) -> None:
+        self.native.handle_unsent(conn, unsent, self.now_ms())
+        self.flush()
+
+
+async def serve_cluster(options: ClusterOptions, stop: Optional[asyncio.Event] = None) -> None:
+    """Serves until ``stop`` is set (or SIGTERM/SIGINT arrives), then hands leadership over."""
+    server = ClusterServer(options)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(signum, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    await server.start()
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
+
+
+def run_cluster_server(options: ClusterOptions) -> int:
+    """Runs a cluster node until SIGTERM/SIGINT and returns the exit status."""
+    try:
+        importlib.import_module("aetcd")
+    except ImportError:
+        log.error("cluster mode needs the etcd client: pip install 'fencelock[cluster]' (aetcd)")
+        return 1
+    try:
+        asyncio.run(serve_cluster(options))
+    except OSError as error:
+        log.error("cannot serve: %s", error)
+        return 1
+    return 0
+
+
+#: ``fencelock serve`` options a cluster node does not implement yet (docs/CLUSTER.md).
+UNSUPPORTED = (
+    ("tls_cert", "--tls-cert"), ("tls_key", "--tls-key"), ("tls_ca", "--tls-ca"),
+    ("metrics", "--metrics"), ("users", "--users"), ("requirepass", "--requirepass or FENCELOCK_REQUIREPASS"),
+)
+
+
+def cluster_options(args: Any) -> ClusterOptions:
+    """Builds the options of ``fencelock serve --etcd ...`` from its parsed arguments.
+
+    A cluster node has no TLS, metrics or authentication yet: asking for them is an error
+    rather than a node that silently serves without them. Protected mode still holds: with no
+    authentication, a non-loopback address needs ``--no-auth``.
+    """
+    unsupported = [flag for name, flag in UNSUPPORTED if getattr(args, name, None)]
+    if unsupported:
+        raise SystemExit(f"fencelock: cluster mode (--etcd) does not support {', '.join(unsupported)} yet (see docs/CLUSTER.md)")
+    if not is_loopback(args.host) and not getattr(args, "no_auth", False):
+        raise SystemExit(
+            f"fencelock: refusing to serve {args.host} without authentication: cluster mode has none "
+            "yet, and anyone who reaches the port could take, steal and release every lock. Bind "
+            "127.0.0.1, or pass --no-auth to insist."
+        )
+    if not is_loopback(args.host):
+        log.warning("serving %s with no authentication (--no-auth): anyone who reaches the port "
+                    "can take, steal and release every lock", args.host)
+    return ClusterOptions(
+        etcd=parse_endpoints(args.etcd),
+        cluster=args.cluster,
+        advertise=args.advertise or f"{args.host}:{args.port}",
+        host=args.host,
+        port=args.port,
+        election_ttl_s=args.election_ttl,
+        max_connections=args.max_connections,
+        ready_file=args.ready_file,
+        engine_settings={
+            name: value
+            for name, value in (("max_ttl_ms", args.max_ttl_ms), ("lock_delay_ms", args.lock_delay_ms))
+            if value is not None
+        },
+    )

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from . import __version__
 from ._durable import write_atomic
 from ._native import Close, NativeCluster, Transmit
-from .server import _Connection, _loop_name, is_loopback
+from .server import _Connection, _IoLoop, _loop_name, is_loopback
 
 __all__ = ["ClusterOptions", "ClusterServer", "run_cluster_server"]
 
@@ -84,8 +84,10 @@ class _Etcd:
                 pass
 
 
-class ClusterServer:
+class ClusterServer(_IoLoop):
     """One listening socket, its connections, and the native cluster node they share."""
+
+    native: NativeCluster
 
     def __init__(self, options: ClusterOptions) -> None:
         self.options = options
@@ -104,13 +106,10 @@ class ClusterServer:
             dict(options.engine_settings), {"max_connections": options.max_connections}, self.now_ms(),
         )
 
-    def now_ms(self) -> int:
-        return (time.monotonic_ns() - self._origin_ns) // 1_000_000
-
     async def start(self) -> Tuple[str, int]:
         loop = asyncio.get_running_loop()
         self._listener = await loop.create_server(
-            lambda: _Connection(self), self.options.host, self.options.port, reuse_address=True, backlog=1024  # type: ignore[arg-type]
+            lambda: _Connection(self), self.options.host, self.options.port, reuse_address=True, backlog=1024
         )
         host, port = self._listener.sockets[0].getsockname()[:2]
         log.info(
@@ -258,45 +257,6 @@ class ClusterServer:
             self._watches.pop(op_id, None)
             self.native.failed(op_id, f"{type(error).__name__}: {error}", self.now_ms())
             self.flush()
-
-    def _schedule(self) -> None:
-        deadline = self.native.poll_timeout()
-        if deadline == self._timer_at:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_at = deadline
-        if deadline is not None:
-            delay_ns = deadline * 1_000_000 - (time.monotonic_ns() - self._origin_ns)
-            self._timer = asyncio.get_running_loop().call_later(max(0, delay_ns) / 1e9, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_at = None
-        self.native.handle_timeout(self.now_ms())
-        self.flush()
-
-    # -- connection callbacks (the same as FencelockServer's) -------------------------------
-
-    def connected(self, transport: asyncio.Transport) -> int:
-        conn: int = self.native.connect(self.now_ms())
-        self._transports[conn] = transport
-        self.flush()
-        return conn
-
-    def received(self, conn: int, data: bytes) -> None:
-        self.native.receive(conn, data, self.now_ms())
-        self.flush()
-
-    def lost(self, conn: int) -> None:
-        if self._transports.pop(conn, None) is not None:
-            self.native.disconnect(conn, self.now_ms())
-            self.flush()
-
-    def backlog(self, conn: int, unsent: int) -> None:
-        self.native.handle_unsent(conn, unsent, self.now_ms())
-        self.flush()
 
 
 async def serve_cluster(options: ClusterOptions, stop: Optional[asyncio.Event] = None) -> None:

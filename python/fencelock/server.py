@@ -75,8 +75,71 @@ class ServerOptions:
     server_settings: Dict[str, int] = field(default_factory=dict)
 
 
-class FencelockServer:
+class _IoLoop:
+    """The I/O loop both servers share around their native core (docs/HOSTS.md): the clock, one
+    timer re-armed from ``poll_timeout()``, and the connection callbacks of ``_Connection``.
+    Subclasses set the attributes below and define ``flush`` (perform every pending output)."""
+
+    native: Any
+    _origin_ns: int
+    _transports: Dict[int, asyncio.Transport]
+    _timer: Optional[asyncio.TimerHandle]
+    _timer_at: Optional[int]
+
+    def flush(self) -> None:
+        raise NotImplementedError
+
+    def now_ms(self) -> int:
+        """Returns the server's clock in whole ms, truncated (the core's timer rule)."""
+        return (time.monotonic_ns() - self._origin_ns) // 1_000_000
+
+    def _schedule(self) -> None:
+        deadline = self.native.poll_timeout()
+        if deadline == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = deadline
+        if deadline is not None:
+            # Armed for exactly the deadline: a call at or after it always makes progress.
+            # A timer that fires early (ms-granular loops) finds the deadline unchanged in
+            # _on_timer and is re-armed for it, never for a guessed margin.
+            delay_ns = deadline * 1_000_000 - (time.monotonic_ns() - self._origin_ns)
+            self._timer = asyncio.get_running_loop().call_later(max(0, delay_ns) / 1e9, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self.native.handle_timeout(self.now_ms())
+        self.flush()
+
+    # -- connection callbacks ---------------------------------------------------------------
+
+    def connected(self, transport: asyncio.Transport) -> int:
+        conn: int = self.native.connect(self.now_ms())
+        self._transports[conn] = transport
+        self.flush()
+        return conn
+
+    def received(self, conn: int, data: bytes) -> None:
+        self.native.receive(conn, data, self.now_ms())
+        self.flush()
+
+    def lost(self, conn: int) -> None:
+        if self._transports.pop(conn, None) is not None:
+            self.native.disconnect(conn, self.now_ms())
+            self.flush()
+
+    def backlog(self, conn: int, unsent: int) -> None:
+        self.native.handle_unsent(conn, unsent, self.now_ms())
+        self.flush()
+
+
+class FencelockServer(_IoLoop):
     """One listening socket, its connections, and the native server they share."""
+
+    native: NativeServer
 
     def __init__(self, options: ServerOptions) -> None:
         self.options = options
@@ -181,10 +244,6 @@ class FencelockServer:
 
     # -- serving ---------------------------------------------------------------------------
 
-    def now_ms(self) -> int:
-        """Returns the server's clock in whole ms, truncated (the core's timer rule)."""
-        return (time.monotonic_ns() - self._origin_ns) // 1_000_000
-
     async def start(self) -> Tuple[str, int]:
         """Binds the socket; returns the bound (host, port)."""
         loop = asyncio.get_running_loop()
@@ -272,53 +331,11 @@ class FencelockServer:
             log.critical("cannot %s %s durably: %s; exiting", action.kind, action.file, error)
             os._exit(EXIT_DURABILITY)
 
-    def _schedule(self) -> None:
-        deadline = self.native.poll_timeout()
-        if deadline == self._timer_at:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_at = deadline
-        if deadline is not None:
-            # Armed for exactly the deadline: a call at or after it always makes progress.
-            # A timer that fires early (ms-granular loops) finds the deadline unchanged in
-            # _on_timer and is re-armed for it, never for a guessed margin.
-            delay_ns = deadline * 1_000_000 - (time.monotonic_ns() - self._origin_ns)
-            self._timer = asyncio.get_running_loop().call_later(max(0, delay_ns) / 1e9, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_at = None
-        self.native.handle_timeout(self.now_ms())
-        self.flush()
-
-    # -- connection callbacks ---------------------------------------------------------------
-
-    def connected(self, transport: asyncio.Transport) -> int:
-        conn: int = self.native.connect(self.now_ms())
-        self._transports[conn] = transport
-        self.flush()
-        return conn
-
-    def received(self, conn: int, data: bytes) -> None:
-        self.native.receive(conn, data, self.now_ms())
-        self.flush()
-
-    def lost(self, conn: int) -> None:
-        if self._transports.pop(conn, None) is not None:
-            self.native.disconnect(conn, self.now_ms())
-            self.flush()
-
-    def backlog(self, conn: int, unsent: int) -> None:
-        self.native.handle_unsent(conn, unsent, self.now_ms())
-        self.flush()
-
 
 class _Connection(asyncio.Protocol):
     """Feeds one socket's bytes to the native server; all decisions are the server's."""
 
-    def __init__(self, server: FencelockServer) -> None:
+    def __init__(self, server: _IoLoop) -> None:
         self.server = server
         self.conn = 0
         self.transport: Optional[asyncio.Transport] = None

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from linearizability import Operation, check_partitioned
+from linearizability import Operation, check, check_partitioned
 from models import FENCE_MODEL, LEASE_MODEL, MARGIN_MS, acquire, release, write
 
 __all__ = ["Record", "load_history", "run_checks", "Report"]
@@ -225,16 +225,38 @@ def _check_linearizable(records: List[Record], kills: List[float], round_end: fl
                 report.failures.append(f"linearizable: {what} history of {lock} ({result.operations} ops) "
                                        f"not decided within {result.steps} search steps")
             else:
-                stuck = result.stuck_on
+                history_of_lock = [op for op in history if op.meta["lock"] == lock]
+                culprit = _first_failing_prefix(history_of_lock, model)
                 lines = [f"linearizable: the {what} history of {lock} is NOT linearizable ({result.operations} ops)"]
-                if result.longest_prefix:
-                    lines.append("  the longest order found ends with:")
-                    lines.extend("    " + model.describe(op) for op in result.longest_prefix[-6:])
-                if stuck is not None:
-                    lines.append(f"  and no order can place: {model.describe(stuck)}")
+                if culprit is not None:
+                    lines.append("  the shortest prefix (by invoke time) that no order explains ends with:")
+                    lines.append(f"    {model.describe(culprit)}")
                     lines.append("  the history around it:")
-                    lines.extend("    " + line for line in _excerpt(records, lock, stuck.invoke, mark=stuck.meta.get("id")))
+                    lines.extend("    " + line for line in _excerpt(records, lock, culprit.invoke, mark=culprit.meta.get("id")))
                 report.failures.append("\n".join(lines))
+
+
+def _first_failing_prefix(history: List[Operation], model) -> Optional[Operation]:
+    """The operation that ends the shortest non-linearizable prefix of ``history`` by invoke time.
+
+    The search's own stopping point says little (memoisation and backtracking leave it wherever
+    the last branch ran out), so the place to look at is found by bisecting prefixes instead.
+    """
+    ordered = sorted(history, key=lambda op: op.invoke)
+
+    def fails(count: int) -> bool:
+        return check(ordered[:count], model, max_steps=200_000).ok is False
+
+    if not ordered or not fails(len(ordered)):
+        return None
+    low, high = 1, len(ordered)  # fails(high) holds; find the smallest such count
+    while low < high:
+        middle = (low + high) // 2
+        if fails(middle):
+            high = middle
+        else:
+            low = middle + 1
+    return ordered[high - 1]
 
 
 def _excerpt(records: List[Record], lock: str, at: float, mark: Optional[str] = None,

@@ -136,9 +136,12 @@ class Round:
     # -- the server ----------------------------------------------------------------------
 
     def _server_command(self, ready: Path) -> List[str]:
+        # A short horizon slack keeps the restart grace after each SIGKILL close to the leases
+        # that could still be live, so a round grants (and can go wrong) between kills instead
+        # of answering NOTREADY for most of it; it also makes the horizon writes frequent.
         flags = ["serve", "--host", "127.0.0.1", "--port", str(self.port), "--data-dir", str(self.work / "data"),
                  "--ready-file", str(ready), "--log-level", "info", "--max-ttl-ms", str(MAX_TTL_MS),
-                 "--token-block", str(TOKEN_BLOCK)]
+                 "--token-block", str(TOKEN_BLOCK), "--horizon-slack-ms", "200"]
         if self.kind == "python":
             return [sys.executable, "-m", "fencelock", *flags]
         if self.kind == "node":

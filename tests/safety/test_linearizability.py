@@ -203,3 +203,29 @@ def test_a_long_history_with_some_concurrency_is_checked_quickly():
     # Tokens rise with invoke times, so the token order respects real time: linearizable.
     result = check(history, FENCE_MODEL)
     assert result.ok is True and result.steps < 1_000_000
+
+
+# -- the report points at the operation that breaks the history --------------------------------
+
+def test_the_report_names_a_release_that_vouched_for_an_expired_superseded_lease():
+    # The shape the safety run found against a client that answered OK for a retried release
+    # which found the lease gone: a 500 ms lease, another client granted after it lapsed, a
+    # run of refused acquires in between, then the first holder's release "succeeds".
+    from checks import Record, run_checks  # noqa: E402
+
+    records = [
+        Record("a1", "js2", "acquire", "l", 0.0, 8.0, "ok", {"ttl": 500, "token": 116}),
+        Record("a2", "py0", "acquire", "l", 300.0, 510.0, "ok", {"ttl": 300, "wait": 329, "token": 124}),
+        Record("r2", "py0", "release", "l", 530.0, 532.0, "ok", {"token": 124}),
+    ]
+    records += [Record(f"n{i}", "py1", "acquire", "l", 600.0 + 10 * i, 601.0 + 10 * i, "fail",
+                       {"ttl": 150, "code": "NOTSENT"}) for i in range(30)]
+    records.append(Record("r1", "js2", "release", "l", 1300.0, 1570.0, "ok", {"token": 116}))
+    report = run_checks(records, [], [], 2000.0)
+    failure = next(f for f in report.failures if "lease history of l is NOT linearizable" in f)
+    culprit = failure.split("ends with:")[1].splitlines()[1]
+    assert "release(token=116) -> ok" in culprit, failure
+    marked = [line for line in failure.split("the history around it:")[1].splitlines() if line.endswith("<--")]
+    assert len(marked) == 1 and "1300.000" in marked[0] and "release" in marked[0], failure
+    # The grant of the lease it names is shown, though it came long before.
+    assert "'token': 116" in failure.split("the history around it:")[1].splitlines()[1], failure

@@ -285,7 +285,8 @@ impl Client {
     }
 
     /// Asks to release the lease `(name, token)`: `RELEASE`. Retried once after a connection
-    /// failure; a retry that finds the lease gone counts as released.
+    /// failure; a retry that finds the lease gone answers [`Error::ConnectionLost`] (the outcome
+    /// is unknown: the first attempt may have released it, or it had lapsed), never `OK`.
     ///
     /// # Errors
     /// [`Error::BadRequest`] for an empty name or a token above 2^53-1.
@@ -840,9 +841,17 @@ impl Client {
                 Ok(_) => self.leases.forget(request.name(), token),
                 Err(error) if is_gone(error) => {
                     if request.retried {
-                        // The first attempt released it before its connection failed.
+                        // The first attempt may have released it before its connection failed,
+                        // or the lease had lapsed (or the server restarted) before it arrived:
+                        // nobody can tell which, so the outcome is unknown, never a success
+                        // that would vouch for a lease that may have ended before its release.
                         self.leases.forget(request.name(), token);
-                        result = Ok(Reply::Ok);
+                        result = Err(Error::ConnectionLost(alloc::format!(
+                            "RELEASE outcome unknown: its connection failed after it was sent, \
+                             and the retry found the lease gone ({}): released by the first \
+                             attempt, or lapsed before it",
+                            error.code().as_str()
+                        )));
                     } else {
                         let reason = LostReason::Refused(error.clone());
                         self.lose(request.name(), token, reason);

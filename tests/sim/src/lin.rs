@@ -156,7 +156,7 @@ pub enum LeaseOp {
         /// Success or the error code.
         outcome: Outcome<()>,
     },
-    /// `RELEASE token` (the client counts a retried release that finds the lease gone as done).
+    /// `RELEASE token` (OK only when the release took effect on a live lease).
     Release {
         /// The lease.
         token: u64,
@@ -348,14 +348,15 @@ impl Model for LeaseModel {
                         .holders
                         .get(at)
                         .is_some_and(|h| !h.forgotten && may_be_live(h));
-                    // A retried release that finds the lease gone counts as released.
+                    // OK vouches that the lease was live until the release took effect.
                     if live {
                         vec![without(at)]
                     } else {
-                        vec![state.clone()]
+                        Vec::new()
                     }
                 }
-                (Outcome::Ok(()), None) | (Outcome::Unknown, None) => vec![state.clone()],
+                (Outcome::Ok(()), None) => Vec::new(),
+                (Outcome::Unknown, None) => vec![state.clone()],
                 (Outcome::Unknown, Some(at)) => vec![state.clone(), without(at)],
                 (Outcome::Fail(code), at) => refused(state, code, at, &may_be_lapsed, &without),
             },
@@ -529,6 +530,53 @@ mod tests {
             ),
         ];
         assert!(check(&LeaseModel, &history).is_err());
+    }
+
+    #[test]
+    fn rejects_a_release_that_vouches_for_a_lapsed_superseded_lease() {
+        // Lease 1 ended at most at 5 + 100; lease 2 was granted after it; an OK for releasing
+        // lease 1 afterwards would claim it was still live.
+        let release_1 = op(
+            500,
+            Some(501),
+            LeaseOp::Release {
+                token: 1,
+                outcome: Outcome::Ok(()),
+            },
+        );
+        let history = vec![
+            acquire(0, 5, 100, Outcome::Ok(1)),
+            acquire(200, 201, 1000, Outcome::Ok(2)),
+            release_1,
+        ];
+        assert!(check(&LeaseModel, &history).is_err());
+        // Released while it was certainly live, it is fine.
+        let in_time = vec![
+            acquire(0, 5, 1000, Outcome::Ok(1)),
+            op(
+                500,
+                Some(501),
+                LeaseOp::Release {
+                    token: 1,
+                    outcome: Outcome::Ok(()),
+                },
+            ),
+        ];
+        assert_eq!(check(&LeaseModel, &in_time), Ok(()));
+        // Unknown, it may have done nothing.
+        let unknown = vec![
+            acquire(0, 5, 100, Outcome::Ok(1)),
+            acquire(200, 201, 1000, Outcome::Ok(2)),
+            op(
+                500,
+                Some(501),
+                LeaseOp::Release {
+                    token: 1,
+                    outcome: Outcome::Unknown,
+                },
+            ),
+        ];
+        assert_eq!(check(&LeaseModel, &unknown), Ok(()));
     }
 
     #[test]

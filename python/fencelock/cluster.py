@@ -180,18 +180,35 @@ class ClusterServer(_IoLoop):
 
     async def _perform(self, op: Tuple[Any, ...]) -> None:
         kind, op_id = op[0], op[1]
+        log.debug("etcd %s #%d started", kind, op_id)
         try:
             client = await self._etcd.get()
             result = await self._call(client, op)
+            log.debug("etcd %s #%d done", kind, op_id)
         except asyncio.CancelledError:
             raise
         except Exception as error:  # noqa: BLE001 - every failure is an unknown outcome
+            if kind == "revoke" and "lease not found" in str(error):
+                # The lease lapsed already (a paused node): revoking it is done.
+                self.native.done(op_id, self.now_ms())
+                self.flush()
+                return
             log.warning("etcd %s failed: %s", kind, error)
-            await self._etcd.failed()
+            if self._unreachable(error):
+                # Only a member that did not answer is left for the next one: an answer
+                # (an etcd error) says nothing against the member, and closing the client
+                # would also end the watches that share it.
+                await self._etcd.failed()
             self.native.failed(op_id, f"{type(error).__name__}: {error}", self.now_ms())
         else:
             result(self.now_ms())
         self.flush()
+
+    def _unreachable(self, error: Exception) -> bool:
+        """Tells whether ``error`` says the etcd member could not be reached or did not answer."""
+        exceptions = self._etcd.aetcd.exceptions
+        return isinstance(error, (exceptions.ConnectionFailedError, exceptions.ConnectionTimeoutError,
+                                  OSError, asyncio.TimeoutError))
 
     async def _call(self, client: Any, op: Tuple[Any, ...]) -> Any:
         """Performs one operation; returns the call that reports its result to the core."""
@@ -238,6 +255,7 @@ class ClusterServer(_IoLoop):
         raise ValueError(f"unknown etcd operation {kind!r}")
 
     async def _watch(self, op_id: int, prefix: bytes, start_revision: int) -> None:
+        client = None
         try:
             client = await self._etcd.get()
             watch = await client.watch_prefix(prefix, start_revision=start_revision)
@@ -250,10 +268,20 @@ class ClusterServer(_IoLoop):
                 self.flush()
             raise ConnectionError("watch ended")
         except asyncio.CancelledError:
-            raise
+            task = asyncio.current_task()
+            if self._stopping or (task is not None and task.cancelling()) or self._watches.get(op_id) is not task:
+                raise  # cancelled by this node (cancel_watch or stop)
+            # The stream was cancelled under the watch (its client was closed after another
+            # call failed): the core must hear of it, or it waits for events forever.
+            error = ConnectionError("the watch's etcd client was closed")
+            log.warning("etcd watch failed: %s", error)
+            self._watches.pop(op_id, None)
+            self.native.failed(op_id, f"{type(error).__name__}: {error}", self.now_ms())
+            self.flush()
         except Exception as error:  # noqa: BLE001 - the core reads the log again
             log.warning("etcd watch failed: %s", error)
-            await self._etcd.failed()
+            if self._etcd.client is client and self._unreachable(error):
+                await self._etcd.failed()
             self._watches.pop(op_id, None)
             self.native.failed(op_id, f"{type(error).__name__}: {error}", self.now_ms())
             self.flush()

@@ -74,7 +74,13 @@ def _budget() -> Iterator[None]:
 
 
 @pytest.fixture
-def etcd_cluster(tmp_path: Path) -> Iterator[str]:
+def etcd_processes() -> List[Any]:
+    """The etcd member processes of ``etcd_cluster``, in the order of its URLs."""
+    return []
+
+
+@pytest.fixture
+def etcd_cluster(tmp_path: Path, etcd_processes: List[Any]) -> Iterator[str]:
     """Three etcd members on loopback ports with temp data dirs; yields the client URLs."""
     ports = _free_ports(6)
     clients, peers = ports[:3], ports[3:]
@@ -94,6 +100,7 @@ def etcd_cluster(tmp_path: Path) -> Iterator[str]:
             ],
             stdout=log, stderr=subprocess.STDOUT,
         ))
+    etcd_processes.extend(processes)
     urls = ",".join(f"http://127.0.0.1:{port}" for port in clients)
     try:
         _wait_etcd_healthy(clients, tmp_path)
@@ -242,6 +249,136 @@ def test_failover_keeps_leases_and_tokens_increase(etcd_cluster: str, start_serv
         lock_client.release("via-client", lease.token)
     other = next(port for port in alive if port != new_leader)
     assert _raw(other, "ACQUIRE", "x", "1000") == f"-MOVED 127.0.0.1:{new_leader}".encode()
+
+
+def _start_nodes(start_server: Any, etcd_urls: str, count: int = 3) -> Dict[int, Any]:
+    ports = _free_ports(count)
+    return {
+        port: start_server(
+            "--etcd", etcd_urls, "--cluster", "t", "--advertise", f"127.0.0.1:{port}",
+            "--election-ttl", str(ELECTION_TTL_S), "--log-level", "debug", port=port,
+        )
+        for port in ports
+    }
+
+
+def _leader_of(alive: List[int]) -> Optional[int]:
+    """The one node that says it leads, once every node in ``alive`` names it."""
+    roles = {port: _info(port) for port in alive}
+    leading = [port for port, info in roles.items() if info.get("role") == "leader"]
+    if len(leading) == 1 and all(info.get("leader") == f"127.0.0.1:{leading[0]}" for info in roles.values()):
+        return leading[0]
+    return None
+
+
+def _send(sock: socket.socket, *args: str) -> None:
+    sock.sendall((f"*{len(args)}\r\n" + "".join(f"${len(arg)}\r\n{arg}\r\n" for arg in args)).encode())
+
+
+def _read_line(sock: socket.socket, timeout: float) -> bytes:
+    """One reply line, or b"" when the node closed the connection first."""
+    sock.settimeout(timeout)
+    reply = b""
+    while not reply.endswith(b"\r\n"):
+        try:
+            chunk = sock.recv(1)
+        except ConnectionResetError:
+            return b""
+        if not chunk:
+            break
+        reply += chunk
+    return reply.strip()
+
+
+def test_a_paused_leader_grants_nothing_after_it_resumes(etcd_cluster: str, start_server: Any) -> None:
+    """SIGSTOP the leader past its election lease: another node leads; SIGCONT it: the requests
+    that waited in its socket while it was stopped get an error or a closed connection, never a grant,
+    and fencelock's client, connected to it before the pause, moves on to the new leader."""
+    from fencelock import Client
+
+    nodes = _start_nodes(start_server, etcd_cluster)
+    ports = list(nodes)
+    leader = _wait_for(lambda: _leader_of(ports), 15, "a leader")
+    others = [port for port in ports if port != leader]
+    endpoints = [("127.0.0.1", port) for port in others]
+    with Client("127.0.0.1", leader, fallbacks=endpoints) as client:
+        before = client.acquire("before", 60.0)
+        # A raw connection to the leader, opened before the pause, used after it.
+        stale = socket.create_connection(("127.0.0.1", leader), timeout=5)
+        nodes[leader].pause()
+        try:
+            paused_at = time.monotonic()
+            new_leader = _wait_for(lambda: _leader_of(others), ELECTION_TTL_S + 8, "a leader among the others")
+            assert time.monotonic() - paused_at <= ELECTION_TTL_S + 3
+            fresh = redis.Redis(host="127.0.0.1", port=new_leader, socket_timeout=5)
+            # The lease granted by the paused leader is in the log: the new leader honours it.
+            with pytest.raises(redis.ResponseError, match="LOCKED"):
+                fresh.execute_command("ACQUIRE", "before", 1000)
+            taken = int(fresh.execute_command("ACQUIRE", "contended", 30_000))
+            assert taken > before.token
+            # Requests reach the paused leader's socket; it reads them only when it resumes.
+            _send(stale, "ACQUIRE", "contended", "30000")
+            _send(stale, "ACQUIRE", "free-on-the-old-leader", "30000")
+        finally:
+            nodes[leader].resume()
+        answers = [_read_line(stale, 15), _read_line(stale, 15)]
+        print(f"the resumed leader answered {answers}")
+        stale.close()
+        for answer in answers:
+            # An error, or the connection closed as the node stepped down: never a token.
+            assert answer == b"" or answer.startswith((b"-MOVED", b"-NOTLEADER", b"-LOCKED")), answer
+        # The lock the new leader granted was never granted again.
+        assert int(fresh.execute_command("VERIFY", "contended", taken)) > 0
+        # The old leader rejoins as a follower naming the new one.
+        try:
+            _wait_for(lambda: _info(leader).get("role") == "follower" and _info(leader).get("leader") == f"127.0.0.1:{new_leader}",
+                      ELECTION_TTL_S + 8, "the old leader to follow")
+        except AssertionError as error:
+            raise AssertionError(f"{error}: INFO {_info(leader)}\n{nodes[leader].output()[-3000:]}") from None
+        # The client that was connected to the old leader moves on: MOVED or a failed
+        # connection takes it to the leader, and tokens keep increasing.
+        after = client.acquire("after", 5.0)
+        assert after.token > taken
+        client.release("after", after.token)
+        assert client.verify("before", before.token) > 0
+
+
+def test_service_continues_when_an_etcd_member_dies(etcd_cluster: str, etcd_processes: List[Any], start_server: Any) -> None:
+    """SIGKILL the etcd member listed first (the one the nodes use first): a quorum is left, so
+    leases keep being granted, the ones granted before are still held and tokens keep rising."""
+    from fencelock import Client
+
+    nodes = _start_nodes(start_server, etcd_cluster)
+    ports = list(nodes)
+    leader = _wait_for(lambda: _leader_of(ports), 15, "a leader")
+    fallbacks = [("127.0.0.1", port) for port in ports if port != leader]
+    with Client("127.0.0.1", leader, fallbacks=fallbacks, timeout=5.0) as client:
+        held = client.acquire("held", 60.0)
+        tokens = [held.token]
+        for _ in range(5):
+            lease = client.acquire("churn", 10.0)
+            client.release("churn", lease.token)
+            tokens.append(lease.token)
+        etcd_processes[0].kill()
+        etcd_processes[0].wait(timeout=10)
+        killed_at = time.monotonic()
+        granted_after = []
+        deadline = killed_at + 30
+        while len(granted_after) < 5 and time.monotonic() < deadline:
+            try:
+                lease = client.acquire("churn", 10.0)
+            except Exception:  # noqa: BLE001 - a node moving to the next etcd member
+                time.sleep(0.2)
+                continue
+            granted_after.append((time.monotonic() - killed_at, lease.token))
+            client.release("churn", lease.token)
+        assert len(granted_after) == 5, f"only {len(granted_after)} grants in 30 s after the etcd member died"
+        new_tokens = [token for _, token in granted_after]
+        assert new_tokens == sorted(new_tokens) and new_tokens[0] > max(tokens)
+        assert client.verify("held", held.token) > 0
+        with pytest.raises(Exception, match="LOCKED"):
+            client.acquire("held", 1.0)
+        print(f"first grant {granted_after[0][0]:.2f} s after the etcd member died")
 
 
 @pytest.mark.parametrize(

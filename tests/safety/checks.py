@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from linearizability import Operation, check, check_partitioned
-from models import FENCE_MODEL, LEASE_MODEL, MARGIN_MS, acquire, release, write
+from models import FENCE_MODEL, LEASE_MODEL, MARGIN_MS, acquire, release, set_linger, write
 
 __all__ = ["Record", "load_history", "run_checks", "Report"]
 
@@ -83,10 +83,17 @@ def load_history(paths: Iterable[Path]) -> Tuple[List[Record], List[Dict[str, An
 
 
 def run_checks(records: List[Record], accepted: Sequence[Tuple[int, str, int, str, str]],
-               kills: List[float], round_end: float) -> Report:
-    """Runs every check; ``kills`` are the instants the server was certainly dead (after waitpid)."""
+               kills: List[float], round_end: float, unknowns_end_at_kills: bool = True,
+               linger_ms: float = 0.0) -> Report:
+    """Runs every check; ``kills`` are the instants the server was certainly dead (after waitpid).
+
+    ``unknowns_end_at_kills``: a request whose outcome is unknown can take effect only until the
+    next kill (one server); a cluster node's kill does not bound it. ``linger_ms``: how much
+    longer than its TTL a lease may stay live on the server (a cluster's failover gap).
+    """
     report = Report()
     _KILLS[:] = kills
+    set_linger(linger_ms)
     grants = [r for r in records if r.op == "acquire" and r.out == "ok"]
     report.counts = {
         "ops": len(records),
@@ -101,7 +108,7 @@ def run_checks(records: List[Record], accepted: Sequence[Tuple[int, str, int, st
     _check_store(accepted, records, report)
     _check_tokens(grants, kills, report)
     _check_exclusive(records, report)
-    _check_linearizable(records, kills, round_end, report)
+    _check_linearizable(records, kills if unknowns_end_at_kills else [], round_end, report)
     return report
 
 

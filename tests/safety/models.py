@@ -21,9 +21,19 @@ from typing import Hashable, List, Optional, Tuple
 
 from linearizability import Model, Operation
 
-__all__ = ["MARGIN_MS", "UNKNOWN_TOKEN", "LEASE_MODEL", "FENCE_MODEL", "acquire", "release", "write"]
+__all__ = ["MARGIN_MS", "UNKNOWN_TOKEN", "LEASE_MODEL", "FENCE_MODEL", "acquire", "release", "set_linger", "write"]
 
 MARGIN_MS = 3.0
+#: How much longer than its TTL a lease may stay live on the server: 0 for one server; a
+#: cluster's failover stops engine time for the gap, lengthening leases by at most that much.
+#: It widens only the upper bound (what LOCKED and a successful release may see), never the
+#: lower one that decides whether a grant was allowed.
+_LINGER_MS = [0.0]
+
+
+def set_linger(ms: float) -> None:
+    """Sets how long past its TTL a lease may stay live (see ``_LINGER_MS``)."""
+    _LINGER_MS[0] = float(ms)
 UNKNOWN_TOKEN = -1  # a lease granted to an acquire whose reply never came: nobody knows its token
 
 # Lease state: (holder token | UNKNOWN_TOKEN | None, live at least until, live at most until,
@@ -58,7 +68,7 @@ def _lease_step(state: Hashable, operation: Operation) -> List[Hashable]:
         ttl = argument
         # The holder's lease may have lapsed by the latest instant this acquire can take effect.
         free = holder is None or operation.ret >= live_until_min
-        granted_bounds = (operation.invoke + ttl - MARGIN_MS, operation.ret + ttl + MARGIN_MS)
+        granted_bounds = (operation.invoke + ttl - MARGIN_MS, operation.ret + ttl + MARGIN_MS + _LINGER_MS[0])
         if output is None:
             states: List[Hashable] = [state]
             if free:

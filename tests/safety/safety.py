@@ -5,9 +5,11 @@ acquire -> fenced write(s) -> release on a few hot locks; meanwhile this orchest
 server SIGKILL and restarts it on the same data dir and port at random moments, and stops
 random clients with SIGSTOP (their whole process group) for random spans, some longer than any
 lease, before SIGCONT. Then the checks of checks.py run over the recorded history and the
-store's accepted writes. Exit status 0 when every check passed, 1 otherwise.
+store's accepted writes. Exit status 0 when every check passed, 1 otherwise. The cluster round
+does the same against three Python nodes on three etcd members, the clients given every node,
+with the leader killed (and restarted) or paused past its election lease instead.
 
-    python safety.py --profile short|long [--seed N] [--servers python,node] [--duration S]
+    python safety.py --profile short|long [--seed N] [--servers python,node,cluster] [--duration S]
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ sys.path.insert(0, str(HERE))
 
 import store  # noqa: E402
 from checks import Report, load_history, run_checks  # noqa: E402
+from etcd import Etcd  # noqa: E402
 from postgres import Postgres  # noqa: E402
 
 PROFILES = {
@@ -47,7 +50,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", choices=sorted(PROFILES), default="short")
     parser.add_argument("--seed", type=int, default=int(os.environ.get("SEED", "0")) or None)
-    parser.add_argument("--servers", default="python,node")
+    parser.add_argument("--servers", default="python,node,cluster",
+                        help="python, node, cluster (3 Python nodes on 3 etcd members); default all")
     parser.add_argument("--duration", type=float, help="seconds per server (default: the profile's)")
     parser.add_argument("--locks", type=int, help="number of hot locks (default: the profile's)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (histories, logs)")
@@ -74,7 +78,8 @@ def main() -> int:
             print(f"==> {server_kind} server: {settings['duration']:.0f} s, "
                   f"{settings['python_workers']} Python + {settings['node_workers']} Node clients, "
                   f"{settings['locks']} locks, seed {round_seed}", flush=True)
-            round_ = Round(server_kind, work / server_kind, database, settings, round_seed)
+            kind_class = ClusterRound if server_kind == "cluster" else Round
+            round_ = kind_class(server_kind, work / server_kind, database, settings, round_seed)
             reports[server_kind] = round_.run()
             print_summary(server_kind, reports[server_kind], round_)
     failed = [name for name, report in reports.items() if report.failures]
@@ -118,6 +123,9 @@ class Round:
 
     def run(self) -> Report:
         self.work.mkdir(parents=True)
+        return self._run_in_work_dir()
+
+    def _run_in_work_dir(self) -> Report:
         store.reset(self.database.conninfo, self.locks)
         try:
             self._start_server()
@@ -131,7 +139,11 @@ class Round:
         self.client_long_pauses = sum(1 for n in notes if n.get("what") == "long-pause")
         accepted = store.accepted_rows(self.database.conninfo)
         self.elapsed = None
-        return run_checks(records, accepted, self.kills, round_end)
+        return run_checks(records, accepted, self.kills, round_end, **self.check_options())
+
+    def check_options(self) -> Dict:
+        """How the checks read this round: a lone server's kills bound unknown outcomes."""
+        return {}
 
     # -- the server ----------------------------------------------------------------------
 
@@ -177,7 +189,7 @@ class Round:
         node_path = self.work / "node_modules"
         node_path.mkdir()
         (node_path / "fencelock").symlink_to(REPO / "node")
-        common = ["--port", str(self.port), "--locks", ",".join(self.locks), "--stop-file", str(stop_file),
+        common = [*self._worker_endpoints(), "--locks", ",".join(self.locks), "--stop-file", str(stop_file),
                   "--conninfo", self.database.conninfo]
         plan = ["py"] * self.settings["python_workers"] + ["js"] * self.settings["node_workers"]
         for index, language in enumerate(plan):
@@ -194,6 +206,9 @@ class Round:
             # Its own process group: a pause stops the worker and its store gateway together.
             self.workers.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=self.work,
                                                  env=env, start_new_session=True))
+
+    def _worker_endpoints(self) -> List[str]:
+        return ["--port", str(self.port)]
 
     def _pause(self, worker: subprocess.Popen, ms: float) -> None:
         os.killpg(worker.pid, signal.SIGSTOP)
@@ -224,11 +239,9 @@ class Round:
                     raise RuntimeError(f"a worker exited early ({worker.returncode}); see {self.work}/worker-*.log")
             self._resume_due()
             now = time.monotonic()
+            self._server_tick()
             if now >= next_kill:
-                self._kill_server()
-                time.sleep(self.rng.choice([0.0, 0.0, self.rng.uniform(0.05, 0.4)]))  # sometimes down a while
-                self._start_server()
-                self.restarts += 1
+                self._server_fault()
                 next_kill = time.monotonic() + self.rng.uniform(*settings["kill_every"])
             if now >= next_pause:
                 running = [w for w in self.workers if w.pid not in self.paused]
@@ -238,6 +251,15 @@ class Round:
                     self._pause(worker, ms)
                 next_pause = time.monotonic() + self.rng.uniform(*settings["pause_every"])
             time.sleep(0.005)
+
+    def _server_fault(self) -> None:
+        self._kill_server()
+        time.sleep(self.rng.choice([0.0, 0.0, self.rng.uniform(0.05, 0.4)]))  # sometimes down a while
+        self._start_server()
+        self.restarts += 1
+
+    def _server_tick(self) -> None:
+        """Called every turn of the chaos loop (the cluster resumes paused nodes here)."""
 
     def _stop_workers(self) -> None:
         (self.work / "stop").write_text("stop\n")
@@ -273,12 +295,163 @@ class Round:
             self.server_log.close()
 
 
+class ClusterRound(Round):
+    """Three Python cluster nodes on three etcd members. The faults: SIGKILL of the leader
+    (restarted at once or a little later), or SIGSTOP of the leader past its election lease,
+    then SIGCONT. Clients are given every node."""
+
+    ELECTION_TTL_S = 2
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.ports = [_free_port() for _ in range(3)]
+        self.port = self.ports[0]
+        self.nodes: Dict[int, subprocess.Popen] = {}
+        self.node_paused: Dict[int, float] = {}  # port -> resume time
+        self.node_pauses = 0
+        self.etcd: Optional[Etcd] = None
+        self.failovers: List[float] = []
+
+    def run(self) -> Report:
+        self.work.mkdir(parents=True)
+        with Etcd(self.work / "etcd") as etcd:
+            self.etcd = etcd
+            return self._run_in_work_dir()
+
+    def check_options(self) -> Dict:
+        # A request held by a leader may commit until that leader is deposed, which a kill of
+        # another node does not bound: unknown outcomes may take effect until the round ends.
+        # A failover stops engine time from the old leader's last entry until the new one
+        # leads, lengthening every lease by at most that gap (election TTL + a campaign, more
+        # while a paused leader still held its lease): leases may be live that long past
+        # their TTL, so a LOCKED answer or a release then is not a violation. Grants are
+        # checked as strictly as against one server.
+        return {"unknowns_end_at_kills": False, "linger_ms": 2 * (self.ELECTION_TTL_S * 1000 + 2000)}
+
+    def _node_command(self, port: int) -> List[str]:
+        assert self.etcd is not None
+        return [sys.executable, "-m", "fencelock", "serve", "--host", "127.0.0.1", "--port", str(port),
+                "--etcd", self.etcd.urls, "--cluster", "safety", "--advertise", f"127.0.0.1:{port}",
+                "--election-ttl", str(self.ELECTION_TTL_S), "--max-ttl-ms", str(MAX_TTL_MS),
+                "--ready-file", str(self.work / f"node-{port}.ready"), "--log-level", "info"]
+
+    def _start_node(self, port: int) -> None:
+        ready = self.work / f"node-{port}.ready"
+        if ready.exists():
+            ready.unlink()
+        log = open(self.work / f"node-{port}.log", "ab")
+        self.nodes[port] = subprocess.Popen(self._node_command(port), stdout=log, stderr=subprocess.STDOUT,
+                                            cwd=self.work, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + 30
+        while not ready.exists():
+            if self.nodes[port].poll() is not None:
+                raise RuntimeError(f"cluster node {port} exited with {self.nodes[port].returncode}; see {self.work}/node-{port}.log")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"cluster node {port} did not become ready; see {self.work}/node-{port}.log")
+            time.sleep(0.01)
+
+    def _start_server(self) -> None:
+        for port in self.ports:
+            self._start_node(port)
+        deadline = time.monotonic() + 30
+        while self._leader() is None:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no cluster leader within 30 s; see {self.work}/node-*.log")
+            time.sleep(0.05)
+
+    def _leader(self) -> Optional[int]:
+        """The node that says it leads (paused nodes are not asked)."""
+        for port in self.ports:
+            if port in self.node_paused or self.nodes.get(port) is None or self.nodes[port].poll() is not None:
+                continue
+            if _info_field(port, "role") == "leader":
+                return port
+        return None
+
+    def _worker_endpoints(self) -> List[str]:
+        return ["--ports", ",".join(str(port) for port in self.ports)]
+
+    def _server_fault(self) -> None:
+        leader = self._leader()
+        if leader is None:
+            return  # a failover is under way: let it finish
+        if self.rng.random() < 0.6:
+            node = self.nodes[leader]
+            node.send_signal(signal.SIGKILL)
+            node.wait()
+            self.kills.append(_now_ms())
+            time.sleep(self.rng.choice([0.0, self.rng.uniform(0.05, 0.5)]))
+            self._start_node(leader)
+            self.restarts += 1
+        else:
+            # Longer than the election lease: another node takes over before it resumes.
+            seconds = self.ELECTION_TTL_S + self.rng.uniform(0.3, 1.5)
+            os.killpg(self.nodes[leader].pid, signal.SIGSTOP)
+            self.node_paused[leader] = time.monotonic() + seconds
+            self.node_pauses += 1
+
+    def _server_tick(self) -> None:
+        now = time.monotonic()
+        for port, resume_at in list(self.node_paused.items()):
+            if now >= resume_at:
+                _signal_group(self.nodes[port].pid, signal.SIGCONT)
+                del self.node_paused[port]
+
+    def _kill_server(self) -> None:
+        """The end of the round: every node goes."""
+        for port, node in self.nodes.items():
+            _signal_group(node.pid, signal.SIGCONT)
+            if node.poll() is None:
+                node.send_signal(signal.SIGKILL)
+                node.wait()
+        self.node_paused.clear()
+
+    def _cleanup(self) -> None:
+        super()._cleanup()
+        self._kill_server()
+
+
+def _info_field(port: int, field: str) -> Optional[str]:
+    """One field of ``INFO cluster`` read over a raw socket, or None if the node did not answer."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.settimeout(0.5)
+            sock.sendall(b"*2\r\n$4\r\nINFO\r\n$7\r\ncluster\r\n")
+            data = b""
+            while b"\r\n" not in data or len(data) < _bulk_length(data):
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+    except OSError:
+        return None
+    for line in data.decode(errors="replace").splitlines():
+        if line.startswith(f"{field}:"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def _bulk_length(data: bytes) -> int:
+    """The whole length of a RESP bulk string reply once its header has arrived."""
+    if not data.startswith(b"$") or b"\r\n" not in data:
+        return 0
+    header, _ = data.split(b"\r\n", 1)
+    try:
+        return len(header) + 2 + int(header[1:]) + 2
+    except ValueError:
+        return 0
+
+
 def print_summary(kind: str, report: Report, round_: Round) -> None:
     c = report.counts
     print(f"    ops {c['ops']}, grants {c['grants']}, acquires refused {c['acquire_refused']} "
           f"(NOTREADY {c['notready']}), outcomes unknown {c['unknown']}")
     print(f"    writes accepted {c['writes_accepted']}, refused by the fence {c['writes_refused']}, "
           f"rows in the store {c['store_rows']}")
+    if isinstance(round_, ClusterRound):
+        print(f"    leader kills (SIGKILL, restarted) {round_.restarts}, leader pauses past the election lease "
+              f"(SIGSTOP) {round_.node_pauses}")
     print(f"    server restarts (SIGKILL) {round_.restarts}, client pauses (SIGSTOP) {round_.pauses} "
           f"({round_.long_pauses} longer than any lease), in-client pauses longer than the lease {round_.client_long_pauses}")
     print(f"    checks passed {len(report.passed)}, failed {len(report.failures)}")
@@ -293,7 +466,7 @@ def replay_command(args: argparse.Namespace, seed: int) -> str:
     fault = store.fault()
     parts = [f"SAFETY_FAULT={fault}"] if fault else []
     parts += [f"SEED={seed}", "bash", "tests/safety/run.sh", args.profile]
-    if args.servers != "python,node":
+    if args.servers != "python,node,cluster":
         parts += ["--servers", args.servers]
     if args.duration:
         parts += ["--duration", str(args.duration)]

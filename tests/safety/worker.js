@@ -88,10 +88,11 @@ class Gateway {
   }
 }
 
-async function connectWithRetry(port, stopFile) {
+async function connectWithRetry(ports, stopFile) {
+  const endpoints = ports.map((port) => ({ host: '127.0.0.1', port }));
   for (;;) {
     try {
-      return await connect({ host: '127.0.0.1', port, timeout: 2000, connectTimeout: 1000 });
+      return await connect({ endpoints, timeout: 2000, connectTimeout: 1000 });
     } catch (error) {
       if (fs.existsSync(stopFile)) return null;
       await sleep(50);
@@ -119,7 +120,10 @@ async function main() {
   const ttls = (args.ttls ?? '150,300,500').split(',').map(Number);
   const log = new History(args.history, args.client);
   const gateway = new Gateway(args.python, args.conninfo);
-  const client = await connectWithRetry(Number(args.port), args.stop_file);
+  // A cluster's nodes (--ports) or one server (--port); cluster clients start at different nodes.
+  const ports = (args.ports ?? args.port).split(',').map(Number);
+  const first = ports.length > 1 ? Math.floor(random() * ports.length) : 0;
+  const client = await connectWithRetry([...ports.slice(first), ...ports.slice(0, first)], args.stop_file);
   let writes = 0;
   while (client && !fs.existsSync(args.stop_file)) {
     const lock = pick(locks);

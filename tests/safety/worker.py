@@ -29,6 +29,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--gateway", metavar="CONNINFO", help="serve fenced writes on stdin/stdout (for the Node workers)")
     parser.add_argument("--port", type=int)
+    parser.add_argument("--ports", help="every node of a cluster, comma-separated (instead of --port)")
     parser.add_argument("--locks")
     parser.add_argument("--client")
     parser.add_argument("--seed", type=int)
@@ -65,7 +66,11 @@ def run(args: argparse.Namespace) -> int:
     ttls = [int(t) for t in args.ttls.split(",")]
     log = History(args.history, args.client)
     store = Store(args.conninfo)
-    client = fencelock.Client("127.0.0.1", args.port, timeout=2.0, connect_timeout=1.0)
+    ports = [int(port) for port in args.ports.split(",")] if args.ports else [args.port]
+    first = rng.randrange(len(ports)) if len(ports) > 1 else 0  # cluster clients start at different nodes
+    ports = ports[first:] + ports[:first]
+    client = fencelock.Client("127.0.0.1", ports[0], fallbacks=[("127.0.0.1", port) for port in ports[1:]],
+                              timeout=2.0, connect_timeout=1.0)
     writes = 0
     while not os.path.exists(args.stop_file):
         lock = rng.choice(locks)

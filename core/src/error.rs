@@ -289,3 +289,14 @@ impl fmt::Display for Error {
 
 #[cfg(feature = "std")]
 impl std::error::Error for Error {}
+
+/// A cluster follower's answer while no leader is known (an election is under way): the
+/// request had no effect, and the core client tries it again after a pause.
+pub const NOT_LEADER_NO_LEADER: &str = "NOTLEADER no cluster leader is known yet; retry";
+/// A deposed leader's answer to a request whose log entry was never committed: no effect.
+pub const NOT_LEADER_NO_EFFECT: &str =
+    "NOTLEADER lost leadership before replicating; the request had no effect";
+/// A deposed leader's answer when the append's outcome is unknown: the request may or may
+/// not have taken effect, so it is the caller's answer, never retried by the client.
+pub const NOT_LEADER_UNKNOWN: &str =
+    "NOTLEADER lost leadership while replicating; the request may or may not have taken effect";

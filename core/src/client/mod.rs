@@ -36,6 +36,10 @@ pub type RequestId = u64;
 /// Identifies a transport the client asked the host to open.
 pub type ConnId = u64;
 
+/// The first pause of a request that no cluster node can take yet (an election is under way);
+/// each later one doubles, up to 16 times this.
+const RIDE_THROUGH_FIRST_MS: u64 = 50;
+
 /// How a client behaves; hosts expose these as options.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -382,6 +386,11 @@ impl Client {
         };
         request.cancelled = true;
         let conn = request.conn;
+        if request.paused {
+            // On no connection: nothing else would ever end it.
+            self.requests.remove(&id);
+            return;
+        }
         if request.waits {
             self.fail_conn(conn, "request cancelled", now);
         }
@@ -445,7 +454,7 @@ impl Client {
                         self.fail_conn(conn, "the server sent a reply nobody asked for", now);
                         return;
                     };
-                    if !self.follow_moved(conn, slot, &reply, now) {
+                    if !self.follow_redirect(conn, slot, &reply, now) {
                         self.handle_reply(conn, slot, reply);
                     }
                     let drained = self
@@ -488,10 +497,23 @@ impl Client {
         for conn in overdue {
             self.fail_conn(conn, "connect timed out", now);
         }
+        let mut resumed: Vec<RequestId> = self
+            .requests
+            .iter()
+            .filter(|(_, request)| request.paused && request.deadline <= now)
+            .map(|(&id, _)| id)
+            .collect();
+        resumed.sort_unstable();
+        for id in resumed {
+            if let Some(request) = self.requests.get_mut(&id) {
+                request.paused = false;
+            }
+            self.dispatch(id, now);
+        }
         let mut late: Vec<(ConnId, u64)> = self
             .requests
             .values()
-            .filter(|request| request.deadline <= now)
+            .filter(|request| !request.paused && request.deadline <= now)
             .map(|request| (request.conn, request.timeout_ms))
             .collect();
         // Hash order is arbitrary: act in connection order, so runs are reproducible.
@@ -525,6 +547,37 @@ impl Client {
         let conns: Vec<ConnId> = self.conns.keys().copied().collect();
         for conn in conns {
             self.drop_conn(conn, "client closed", now, false);
+        }
+        let mut paused: Vec<RequestId> = self
+            .requests
+            .iter()
+            .filter(|(_, request)| request.paused)
+            .map(|(&id, _)| id)
+            .collect();
+        paused.sort_unstable();
+        for id in paused {
+            if let Some(request) = self.requests.remove(&id) {
+                let automatic = matches!(
+                    request.kind,
+                    Kind::Renew {
+                        automatic: true,
+                        ..
+                    }
+                );
+                if !request.cancelled && !automatic {
+                    // Every attempt since the last failed connection had no effect.
+                    let what = if request.retried {
+                        "failed"
+                    } else {
+                        "not sent"
+                    };
+                    let error = Error::ConnectionLost(alloc::format!(
+                        "{} {what}: client closed",
+                        request.kind.command()
+                    ));
+                    self.replies.push_back((id, Err(error)));
+                }
+            }
         }
         self.leases.stop_renewing();
     }
@@ -723,11 +776,14 @@ impl Client {
         }
     }
 
-    /// Follows a cluster follower's `-MOVED host:port`: the server did nothing, so the request
-    /// goes again to the endpoint named (or the next one) on a new connection, and this
-    /// connection drains. Returns false when the reply is anything else, or the request
-    /// cannot be sent again (already moved once per endpoint, or its bytes are gone).
-    fn follow_moved(
+    /// Follows a cluster's redirect: the server did nothing, so the request goes again. After
+    /// `-MOVED host:port` it goes to the endpoint named (or the next one) at once, at most once
+    /// per endpoint; when no node can take it yet (a `NOTLEADER` that says it had no effect,
+    /// or moves exhausted while an election is under way) it pauses, 50 ms doubling up to
+    /// 800 ms, and goes to the next endpoint, for as long as its timeout lasts. The connection
+    /// drains. Returns false when the reply is anything else or the request cannot be sent
+    /// again (its bytes are gone, it was cancelled, or its time is up: the error is its answer).
+    fn follow_redirect(
         &mut self,
         conn: ConnId,
         slot: Option<RequestId>,
@@ -737,9 +793,13 @@ impl Client {
         let Decoded::Value(Value::Error(text)) = reply else {
             return false;
         };
-        let Some(address) = text.strip_prefix("MOVED ").map(str::trim) else {
+        let moved = text.strip_prefix("MOVED ").map(str::trim);
+        let no_effect = moved.is_some()
+            || text.as_str() == crate::error::NOT_LEADER_NO_LEADER
+            || text.as_str() == crate::error::NOT_LEADER_NO_EFFECT;
+        if !no_effect {
             return false;
-        };
+        }
         let Some(id) = slot else {
             return false;
         };
@@ -747,25 +807,42 @@ impl Client {
         let Some(request) = self.requests.get_mut(&id) else {
             return false;
         };
-        if request.moves >= endpoints || request.bytes.is_empty() || request.cancelled {
+        if request.bytes.is_empty() || request.cancelled {
             return false;
         }
-        request.moves += 1;
         let from = self.conns.get(&conn).map_or(0, |c| c.endpoint);
-        self.endpoint = self
-            .config
-            .endpoint_addresses
-            .iter()
-            .position(|known| known == address)
-            .filter(|&index| index < endpoints)
-            .unwrap_or((from + 1) % endpoints);
+        let named = moved.and_then(|address| {
+            self.config
+                .endpoint_addresses
+                .iter()
+                .position(|known| known == address)
+                .filter(|&index| index < endpoints)
+        });
+        let next = named.unwrap_or((from + 1) % endpoints);
+        let at_once = moved.is_some() && request.moves < endpoints;
+        if at_once {
+            request.moves += 1;
+        } else {
+            let pause_ms = RIDE_THROUGH_FIRST_MS << request.pauses.min(4);
+            let resume = now.plus_ms(pause_ms);
+            if resume >= request.born.plus_ms(request.timeout_ms) {
+                return false;
+            }
+            request.pauses += 1;
+            request.moves = 0;
+            request.paused = true;
+            request.deadline = resume;
+        }
+        self.endpoint = next;
         if let Some(connection) = self.conns.get_mut(&conn) {
             connection.draining = true;
         }
         if self.shared == Some(conn) {
             self.shared = None;
         }
-        self.dispatch(id, now);
+        if at_once {
+            self.dispatch(id, now);
+        }
         true
     }
 

@@ -1,7 +1,7 @@
 //! Following a cluster follower's `-MOVED host:port`.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-use alloc::string::String;
+use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -67,24 +67,153 @@ fn an_acquire_answered_moved_goes_to_the_named_leader() {
     );
 }
 
+/// Drains the outputs; returns the connection the client opened, if it opened one.
+fn next_connect(client: &mut Client) -> Option<(ConnId, usize)> {
+    outputs(client).iter().find_map(|output| match output {
+        Output::Connect { conn, endpoint } => Some((*conn, *endpoint)),
+        _ => None,
+    })
+}
+
+/// Opens `conn` and returns the bytes the client then sends.
+fn open(client: &mut Client, now: Instant, conn: ConnId) -> Vec<u8> {
+    client.handle_connected(now, conn);
+    outputs(client)
+        .into_iter()
+        .filter_map(|output| match output {
+            Output::Transmit { bytes, .. } => Some(bytes),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+/// Connects the client's newest connection and returns it with its endpoint and what it sent.
+fn connect_next(client: &mut Client, now: Instant) -> (ConnId, usize, Vec<u8>) {
+    let (conn, endpoint) = next_connect(client).unwrap();
+    let sent = open(client, now, conn);
+    (conn, endpoint, sent)
+}
+
 #[test]
-fn moves_stop_after_one_per_endpoint() {
+fn moves_stop_after_one_per_endpoint_then_pause_until_the_timeout() {
+    let mut client = client();
+    let id = client.query(Instant(0), "");
+    let mut at = Instant(0);
+    let mut attempts = 0;
+    let mut at_once = 0;
+    let mut connect = next_connect(&mut client);
+    let reply = loop {
+        let conn = if let Some((conn, _)) = connect {
+            at_once += 1;
+            conn
+        } else {
+            // Nobody can take it yet: it waits, then goes again.
+            let resume = client.poll_timeout().unwrap();
+            assert!(resume > at, "{resume:?} after {at:?}");
+            at = resume;
+            client.handle_timeout(at);
+            next_connect(&mut client).unwrap().0
+        };
+        let sent = open(&mut client, at, conn);
+        assert!(sent.windows(5).any(|w| w == b"QUERY"), "{sent:?}");
+        attempts += 1;
+        assert!(attempts < 100, "no end");
+        client.receive(at, conn, b"-MOVED 10.0.0.9:1\r\n");
+        if let Some((reply_id, reply)) = client.poll_reply() {
+            assert_eq!(reply_id, id);
+            break reply;
+        }
+        connect = next_connect(&mut client);
+    };
+    // The MOVED itself is the answer once the 10 s timeout leaves no room for a pause.
+    assert!(
+        matches!(&reply, Err(error) if error.to_string().contains("MOVED 10.0.0.9:1")),
+        "{reply:?}"
+    );
+    assert!(
+        at.ms_since(Instant(0)) > 5_000 && at.ms_since(Instant(0)) < 10_000,
+        "{at:?}"
+    );
+    // The first attempt and one move per endpoint at once, then pauses (50 ms doubling).
+    assert!(at_once >= 4 && attempts > at_once, "{attempts} {at_once}");
+}
+
+#[test]
+fn an_acquire_rides_through_an_election() {
     let mut client = client();
     let now = Instant(0);
-    client.query(now, "");
-    // The first attempt and one move per endpoint.
-    for _ in 0..4 {
-        let conn = outputs(&mut client)
-            .iter()
-            .find_map(|output| match output {
-                Output::Connect { conn, .. } => Some(*conn),
-                _ => None,
-            })
-            .unwrap();
-        client.handle_connected(now, conn);
-        let _ = outputs(&mut client);
-        client.receive(now, conn, b"-MOVED 10.0.0.9:1\r\n");
-    }
-    let (_, reply) = client.poll_reply().unwrap();
-    assert!(reply.is_err(), "{reply:?}");
+    let id = client
+        .acquire(now, "a", 1000, &AcquireOptions::default())
+        .unwrap();
+    let (first, endpoint, _) = connect_next(&mut client, now);
+    assert_eq!(endpoint, 0);
+    let text = alloc::format!("-{}\r\n", crate::error::NOT_LEADER_NO_LEADER);
+    client.receive(now, first, text.as_bytes());
+    assert!(client.poll_reply().is_none(), "it waits for a leader");
+    assert_eq!(client.poll_timeout(), Some(Instant(RIDE_THROUGH_FIRST_MS)));
+    client.handle_timeout(Instant(RIDE_THROUGH_FIRST_MS));
+    let (second, endpoint, sent) = connect_next(&mut client, Instant(RIDE_THROUGH_FIRST_MS));
+    assert_eq!(endpoint, 1, "the next node");
+    assert!(sent.ends_with(b"*3\r\n$7\r\nACQUIRE\r\n$1\r\na\r\n$4\r\n1000\r\n"));
+    // A deposed leader whose entry never committed: no effect either; the pause doubles.
+    let text = alloc::format!("-{}\r\n", crate::error::NOT_LEADER_NO_EFFECT);
+    client.receive(Instant(60), second, text.as_bytes());
+    assert_eq!(
+        client.poll_timeout(),
+        Some(Instant(60 + 2 * RIDE_THROUGH_FIRST_MS))
+    );
+    client.handle_timeout(Instant(160));
+    let (third, endpoint, _) = connect_next(&mut client, Instant(160));
+    assert_eq!(endpoint, 2);
+    client.receive(Instant(170), third, b":9\r\n");
+    let (reply_id, reply) = client.poll_reply().unwrap();
+    assert_eq!(reply_id, id);
+    let Ok(Reply::Granted { token: 9, deadline }) = reply else {
+        panic!("{reply:?}");
+    };
+    // The lease runs from the attempt that took effect, never from an earlier one.
+    assert_eq!(deadline, Instant(160 + 1000));
+}
+
+#[test]
+fn an_unknown_outcome_is_the_answer_at_once() {
+    let mut client = client();
+    let now = Instant(0);
+    let id = client
+        .acquire(now, "a", 1000, &AcquireOptions::default())
+        .unwrap();
+    let (conn, _, _) = connect_next(&mut client, now);
+    let text = alloc::format!("-{}\r\n", crate::error::NOT_LEADER_UNKNOWN);
+    client.receive(now, conn, text.as_bytes());
+    let (reply_id, reply) = client.poll_reply().unwrap();
+    assert_eq!(reply_id, id);
+    assert!(
+        matches!(&reply, Err(error) if error.to_string().contains("may or may not")),
+        "{reply:?}"
+    );
+}
+
+#[test]
+fn a_paused_request_can_be_cancelled_or_closed() {
+    let mut client = client();
+    let now = Instant(0);
+    let cancelled = client.query(now, "");
+    let closed = client.info(now, None);
+    let (conn, _, _) = connect_next(&mut client, now);
+    let text = alloc::format!("-{}\r\n", crate::error::NOT_LEADER_NO_LEADER);
+    client.receive(now, conn, text.as_bytes());
+    client.receive(now, conn, text.as_bytes());
+    assert_eq!(client.pending(), 2);
+    client.cancel(now, cancelled);
+    assert_eq!(client.pending(), 1);
+    client.close(now);
+    assert_eq!(client.pending(), 0);
+    let (reply_id, reply) = client.poll_reply().unwrap();
+    assert_eq!(reply_id, closed);
+    assert!(
+        matches!(&reply, Err(Error::ConnectionLost(text)) if text.contains("not sent")),
+        "{reply:?}"
+    );
+    assert!(client.poll_reply().is_none());
 }

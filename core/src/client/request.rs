@@ -73,8 +73,14 @@ pub(crate) struct Request {
     pub(crate) waits: bool,
     pub(crate) retried: bool,
     pub(crate) cancelled: bool,
-    /// How many `-MOVED` replies sent it to another endpoint.
+    /// How many `-MOVED` replies sent it to another endpoint since it last paused.
     pub(crate) moves: usize,
+    /// When it was submitted: a cluster failover is ridden through until `born + timeout_ms`.
+    pub(crate) born: Instant,
+    /// Waiting out a cluster election (no leader to send it to) until `deadline`, on no
+    /// connection; how many times it has paused so far.
+    pub(crate) paused: bool,
+    pub(crate) pauses: u32,
 }
 
 impl Request {
@@ -97,6 +103,9 @@ impl Request {
             retried: false,
             cancelled: false,
             moves: 0,
+            born: now,
+            paused: false,
+            pauses: 0,
         }
     }
 

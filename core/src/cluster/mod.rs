@@ -854,13 +854,9 @@ fn follower_server(engine_config: &Config, server_config: &ServerConfig, next: C
 
 fn failed_reply_text(leader: Option<&str>, unknown: bool) -> String {
     match (leader, unknown) {
-        (_, true) => String::from(
-            "NOTLEADER lost leadership while replicating; the request may or may not have taken effect",
-        ),
+        (_, true) => String::from(crate::error::NOT_LEADER_UNKNOWN),
         (Some(leader), false) => alloc::format!("MOVED {leader}"),
-        (None, false) => String::from(
-            "NOTLEADER lost leadership before replicating; the request had no effect",
-        ),
+        (None, false) => String::from(crate::error::NOT_LEADER_NO_EFFECT),
     }
 }
 

@@ -563,7 +563,7 @@ impl Server {
             return false;
         }
         let text = if leader.is_empty() {
-            String::from("NOTLEADER no cluster leader is known yet; retry")
+            String::from(crate::error::NOT_LEADER_NO_LEADER)
         } else {
             alloc::format!("MOVED {leader}")
         };

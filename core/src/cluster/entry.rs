@@ -79,6 +79,13 @@ pub enum Entry {
         /// The client that left.
         client: ClientId,
     },
+    /// [`Engine::orphan`]: a client of a leader that failed over.
+    Orphan {
+        /// Engine time in ms.
+        at: u64,
+        /// The client whose connection went with the old leader.
+        client: ClientId,
+    },
     /// Time reached `at` with timers due ([`Engine::handle_timeout`]).
     Tick {
         /// Engine time in ms.
@@ -113,6 +120,7 @@ impl Entry {
             | Entry::Release { at, .. }
             | Entry::CancelWait { at, .. }
             | Entry::Disconnect { at, .. }
+            | Entry::Orphan { at, .. }
             | Entry::Tick { at } => *at,
         })
     }
@@ -121,7 +129,9 @@ impl Entry {
     #[must_use]
     pub fn client(&self) -> Option<ClientId> {
         match self {
-            Entry::Acquire { client, .. } | Entry::Disconnect { client, .. } => Some(*client),
+            Entry::Acquire { client, .. }
+            | Entry::Disconnect { client, .. }
+            | Entry::Orphan { client, .. } => Some(*client),
             _ => None,
         }
     }
@@ -173,6 +183,7 @@ impl Entry {
                 let _ = engine.cancel_wait(now, *waiter);
             }
             Entry::Disconnect { client, .. } => engine.disconnect(now, *client),
+            Entry::Orphan { client, .. } => engine.orphan(now, *client),
             Entry::Tick { .. } => engine.handle_timeout(now),
         }
     }

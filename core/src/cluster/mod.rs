@@ -632,9 +632,10 @@ impl ClusterNode {
         let at = self.engine_time(now);
         let engine = self.server.engine_mut();
         engine.record_inputs(true);
-        // The old leader's connections are gone: their waits (and EPHEMERAL leases) go too.
+        // The old leader's connections are gone: their waits end, and their EPHEMERAL leases
+        // live on until their deadline (the clients may not even know of the failover).
         for client in engine.clients() {
-            engine.disconnect(at, client);
+            engine.orphan(at, client);
         }
         engine.handle_timeout(at);
         self.update_info();

@@ -422,6 +422,49 @@ fn a_new_leader_never_reissues_a_token_nor_grants_a_held_lock() {
 }
 
 #[test]
+fn ephemeral_leases_outlive_a_failover_until_their_ttl_and_waits_end() {
+    let mut h = Harness::new(3);
+    let holder = h.connect(0);
+    let eph = token(&h.call(0, holder, &["ACQUIRE", "eph", "2000", "EPHEMERAL"]));
+    // A second client waits behind it on the old leader.
+    let waiter = h.connect(0);
+    h.send(0, waiter, &["ACQUIRE", "eph", "1000", "WAIT", "60000"]);
+    h.advance(10);
+    assert!(h.replies(0, waiter).is_empty(), "queued");
+    h.kill(0);
+    let leader = h.leader().expect("a new leader");
+    for node in 1..3 {
+        // Every replica applied the same orphaning (it is logged): the lease is plain now.
+        let engine = h.nodes[node].engine();
+        engine.check_invariants().expect("invariants");
+    }
+    let conn = h.connect(leader);
+    // Held until its TTL, not ended with the old leader's connection ...
+    let left: u64 = h
+        .call(leader, conn, &["VERIFY", "eph", &eph.to_string()])
+        .parse()
+        .expect("the EPHEMERAL lease is still held after the failover");
+    assert!(left > 1500, "{left}");
+    assert!(h
+        .call(leader, conn, &["ACQUIRE", "eph", "1000"])
+        .starts_with("-LOCKED"));
+    // ... and the wait of the old leader's client did not take the lock when it frees.
+    h.advance(2001);
+    assert!(h
+        .call(leader, conn, &["VERIFY", "eph", &eph.to_string()])
+        .starts_with('-'));
+    let next = token(&h.call(leader, conn, &["ACQUIRE", "eph", "1000"]));
+    assert!(next > eph);
+    // A connection to the new leader that closes still ends its EPHEMERAL lease at once.
+    let other = h.connect(leader);
+    token(&h.call(leader, other, &["ACQUIRE", "gone", "60000", "EPHEMERAL"]));
+    h.nodes[leader].disconnect(h.now, other);
+    h.pump();
+    let again = h.call(leader, conn, &["ACQUIRE", "gone", "1000"]);
+    assert!(again.parse::<u64>().is_ok(), "{again}");
+}
+
+#[test]
 fn time_resumes_from_the_last_logged_instant() {
     let mut h = Harness::new(2);
     let conn = h.connect(0);

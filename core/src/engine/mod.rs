@@ -323,6 +323,50 @@ impl Engine {
         self.drop_owned(&owned, now);
     }
 
+    /// The connection of `client` went away with the server that held it (a cluster leader
+    /// that failed over): its waits end as on a disconnect, but its EPHEMERAL leases become
+    /// plain leases that live until their deadline. The client cannot tell a failover from a
+    /// network blip, and a lease it still believes in must not end before the deadline it was
+    /// given (docs/CLUSTER.md).
+    pub fn orphan(&mut self, now: Instant, client: ClientId) {
+        let now = self.advance(now);
+        self.record(|| Entry::Orphan {
+            at: now.as_ms(),
+            client,
+        });
+        if client == 0 {
+            return;
+        }
+        let owned: Vec<(ClientId, u64, u32)> = self
+            .by_client
+            .range((client, 0, 0)..=(client, u64::MAX, u32::MAX))
+            .copied()
+            .collect();
+        for &(_, tagged, slot) in &owned {
+            match TimerKind::untag(tagged) {
+                (TimerKind::Wait, waiter) => {
+                    self.drop_waiter(slot, waiter);
+                }
+                (TimerKind::Lease, token) => {
+                    if let Some(lease) = self
+                        .lock_mut(slot)
+                        .and_then(|lock| lock.holders.find_mut(token))
+                    {
+                        lease.ephemeral = false;
+                    }
+                    self.by_client.remove(&(client, tagged, slot));
+                }
+                (TimerKind::Delay, _) => {}
+            }
+        }
+        // A withdrawn wait may have been the head of its queue.
+        for &(_, _, slot) in &owned {
+            self.grant_waiters(slot, now);
+            self.reclaim_if_idle(slot, now);
+            self.debug_check(slot, now);
+        }
+    }
+
     /// Ends the run cleanly: every client is disconnected (waits and EPHEMERAL leases go), and
     /// the returned actions write the token ceiling (and a lease horizon still pending), then
     /// the snapshot of the leases left, then remove the lease horizon (with a boot clock).

@@ -12,7 +12,7 @@ DEMO_PORT ?= 8380
 
 matrix_python := .venv-python-test/bin/python
 
-.PHONY: cluster sim-test test setup rust-test rust-lint rust-targets fuzz python-test node-test web-test web-build matrix serve demo bench bench-quick bench-core bench-python bench-node bench-web help
+.PHONY: cluster sim-test test setup rust-test rust-lint rust-targets fuzz python-test node-test web-test web-build matrix serve demo bench bench-quick bench-cluster bench-core bench-python bench-node bench-web help
 
 help:
 	@echo "make serve        - install the Python package in $(VENV) and run the server on 127.0.0.1:7380 (data in $(DATA_DIR))"
@@ -20,6 +20,7 @@ help:
 	@echo "make test         - set up everything and run every test (what CI runs)"
 	@echo "make bench        - every server and redis-server under bench/loadgen, side by side: bench/RESULTS.md and plots (~6 min)"
 	@echo "make bench-quick  - the same scripts in a short pass (QUICK=1, under 2 min, numbers not judged)"
+	@echo "make bench-cluster - a 3-node cluster beside etcd's lock recipe on the same etcd: bench/cluster/RESULTS.md (~2 min)"
 	@echo "make bench-core   - core benchmarks (criterion)"
 	@echo "make bench-python - the TCP server against redis-server under redis-benchmark"
 	@echo "make node-test    - build, pack and install the npm package, then run its tests"
@@ -125,6 +126,12 @@ bench:
 
 bench-quick:
 	QUICK=1 bash bench/run.sh
+
+# A 3-node cluster beside etcd's own lock recipe on the same etcd (bench/cluster/RESULTS.md).
+bench-cluster:
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet './python[cluster]'
+	$(VENV)/bin/python bench/cluster/bench.py
 
 bench-core:
 	$(CARGO) bench -p fencelock-core --bench engine --bench protocol

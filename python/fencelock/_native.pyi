@@ -331,7 +331,7 @@ class NativeCluster:
         self,
         cluster: str,
         advertise: str,
-        election_ttl_s: int = 5,
+        election_ttl_s: int = 2,
         config: Optional[Dict[str, int]] = None,
         server_config: Optional[Dict[str, Union[int, bool]]] = None,
         now_ms: int = 0,

@@ -39,7 +39,7 @@ class ClusterOptions:
     advertise: str
     host: str = "127.0.0.1"
     port: int = 7380
-    election_ttl_s: int = 5
+    election_ttl_s: int = 2
     max_connections: int = 10_000
     ready_file: Optional[str] = None
     engine_settings: Dict[str, int] = field(default_factory=dict)

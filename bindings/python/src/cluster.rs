@@ -27,7 +27,7 @@ pub(crate) struct NativeCluster {
 impl NativeCluster {
     /// Creates a node of cluster `cluster` reachable at `advertise` (`host:port`).
     #[new]
-    #[pyo3(signature = (cluster, advertise, election_ttl_s=5, config=None, server_config=None, now_ms=0))]
+    #[pyo3(signature = (cluster, advertise, election_ttl_s=2, config=None, server_config=None, now_ms=0))]
     fn new(
         py: Python<'_>,
         cluster: &str,

@@ -49,13 +49,13 @@ pub struct ClusterConfig {
 }
 
 impl ClusterConfig {
-    /// Creates a configuration with the default election TTL (5 s).
+    /// Creates a configuration with the default election TTL (2 s).
     #[must_use]
     pub fn new(cluster: &str, advertise: &str) -> ClusterConfig {
         ClusterConfig {
             cluster: String::from(cluster),
             advertise: String::from(advertise),
-            election_ttl_s: 5,
+            election_ttl_s: 2,
         }
     }
 

@@ -446,7 +446,7 @@ impl Client {
                         return;
                     };
                     if !self.follow_moved(conn, slot, &reply, now) {
-                        self.handle_reply(conn, slot, reply);
+                        self.handle_reply(now, conn, slot, reply);
                     }
                     let drained = self
                         .conns
@@ -770,7 +770,13 @@ impl Client {
     }
 
     /// Types a reply and applies what it means for tracked leases.
-    fn handle_reply(&mut self, conn: ConnId, slot: Option<RequestId>, reply: Decoded) {
+    fn handle_reply(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        slot: Option<RequestId>,
+        reply: Decoded,
+    ) {
         let Some(id) = slot else {
             // The reply to the connection's own HELLO 3 (an error leaves it on RESP2) or
             // AUTH: a failed authentication explains the NOAUTH replies that follow.
@@ -819,6 +825,16 @@ impl Client {
                 }
             }
             Kind::Renew { token, automatic } => {
+                if automatic && matches!(&result, Err(error) if is_not_leader(error)) {
+                    // A cluster node that does not lead did nothing, and no MOVED was left to
+                    // follow (a failover: the followers still name the dead leader). The lease
+                    // stands: renew again, until its own deadline, as after a lost connection.
+                    let name = request.name();
+                    if let Some(lost) = self.leases.renewal_failed(now, name, token) {
+                        self.lose(name, token, lost);
+                    }
+                    return;
+                }
                 let lost = match &result {
                     Ok(Reply::MsLeft(ms_left)) => {
                         let name = request.name();
@@ -1007,6 +1023,12 @@ impl Client {
 enum Decoded {
     Small(decoder::Small),
     Value(Value),
+}
+
+/// Tells whether an error is a cluster node's "not the leader" (`MOVED`, `NOTLEADER`): the
+/// request reached no leader, so it says nothing about the lease.
+fn is_not_leader(error: &Error) -> bool {
+    matches!(error, Error::Reply { code, .. } if code == "MOVED" || code == "NOTLEADER")
 }
 
 /// Tells whether an error means the token holds nothing: the lease is gone for good.

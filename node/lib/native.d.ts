@@ -258,7 +258,10 @@ export declare class NativeServer {
   handleUnsent(nowMs: number, conn: number, unsentBytes: number): void
   /** Runs what is due (spurious calls are harmless). */
   handleTimeout(nowMs: number): void
-  /** Returns every pending output, in the order they must be performed (see `output_object`). */
+  /**
+   * Returns every pending output, in the order they must be performed: a transmit's bytes
+   * as a Latin-1 string (write it with the `'latin1'` encoding), a file's as a buffer.
+   */
   drain(): Array<ServerOutput>
   /**
    * Returns when `handleTimeout` must next be called, in ms, or null. Arm the timer for

@@ -65,7 +65,8 @@ class ClusterServer extends IoLoop {
     const { host, port } = await this.bind(listener, this.options.host, this.options.port);
     this.log.info(
       `fencelock ${VERSION} cluster '${this.options.cluster}' node ${this.advertise} ` +
-        `serving on ${host}:${port} (etcd ${this.options.etcd.join(',')}, election TTL ${this.options.electionTtlS} s, node ${process.version})`,
+        `serving on ${host}:${port} (etcd ${this.options.etcd.map((url) => url.replace(/^http:\/\//, '')).join(',')}, ` +
+        `election TTL ${this.options.electionTtlS} s, node ${process.version})`,
     );
     if (this.options.readyFile) writeAtomic(this.options.readyFile, Buffer.from(`${host} ${port}\n`));
     this.flush();

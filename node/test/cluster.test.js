@@ -62,6 +62,19 @@ test(`a cluster of ${KINDS} on 3 etcd members: MOVED to the leader, failover aft
     for (const follower of [nodeA, nodeB]) {
       assert.equal(await raw(follower, 'ACQUIRE', 'x', '1000'), `-MOVED 127.0.0.1:${first}`);
     }
+    // A client given every node acquires through any of them first.
+    const tokens = [];
+    const all = [first, nodeA, nodeB];
+    for (const port of all) {
+      const anyFirst = new Client({ endpoints: [port, ...all.filter((other) => other !== port)].map((p) => `127.0.0.1:${p}`), timeout: 3000 });
+      try {
+        const lease = await anyFirst.acquire('any-node', { ttl: 5000 });
+        tokens.push(lease.token);
+        await anyFirst.release('any-node', lease.token);
+      } finally {
+        await anyFirst.close();
+      }
+    }
     // The client starts at a follower; the MOVED names the leader, so the client goes straight
     // there and never to the silent endpoint between them (which would answer nothing).
     client = new Client({
@@ -69,7 +82,6 @@ test(`a cluster of ${KINDS} on 3 etcd members: MOVED to the leader, failover aft
       timeout: 3000,
       connectTimeout: 1000,
     });
-    const tokens = [];
     const viaClient = await client.acquire('via-client', { ttl: 5000 });
     tokens.push(viaClient.token);
     await client.release('via-client', viaClient.token);

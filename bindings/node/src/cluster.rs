@@ -250,7 +250,12 @@ impl NativeCluster {
 
     /// Reports a batch of a watch's events, in revision order.
     #[napi]
-    pub fn events(&mut self, now_ms: f64, id: f64, events: Vec<EtcdWatchEvent>) -> napi::Result<()> {
+    pub fn events(
+        &mut self,
+        now_ms: f64,
+        id: f64,
+        events: Vec<EtcdWatchEvent>,
+    ) -> napi::Result<()> {
         let events = events
             .into_iter()
             .map(|event| {

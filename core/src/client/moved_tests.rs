@@ -130,9 +130,15 @@ fn a_kept_lease_outlives_renewals_answered_moved_during_a_failover() {
         now = now.plus_ms(10);
         client.handle_timeout(now);
         moved += serve_renewals(&mut client, now, b"-MOVED 127.0.0.1:7382\r\n");
-        assert!(client.poll_event().is_none(), "the lease was given up at {now:?}");
+        assert!(
+            client.poll_event().is_none(),
+            "the lease was given up at {now:?}"
+        );
     }
-    assert!(moved > 4, "renewals went on after the moves ran out ({moved})");
+    assert!(
+        moved > 4,
+        "renewals went on after the moves ran out ({moved})"
+    );
     // A leader is elected before the lease runs out: the next renewal succeeds.
     let mut renewed = 0;
     while renewed == 0 && now.as_ms() < 990 {

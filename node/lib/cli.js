@@ -53,6 +53,11 @@ const COMMANDS = {
       ['requirepass', { type: 'string', meta: 'PASSWORD', help: "one password for a single user 'default' with every right (or set FENCELOCK_REQUIREPASS, which 'ps' does not show)" }],
       ['no-auth', { type: 'boolean', help: 'serve a non-loopback address without authentication anyway (protected mode refuses otherwise)' }],
       ['log-format', { type: 'string', default: 'text', meta: '{text,json}', choices: ['text', 'json'], help: 'log lines as text or as one JSON object each (default text)' }],
+      // Cluster mode (replicated through etcd; see docs/CLUSTER.md).
+      ['etcd', { type: 'string', meta: 'URLS', help: 'cluster mode: etcd endpoints, comma-separated (e.g. http://127.0.0.1:2379): run as a node of a cluster' }],
+      ['cluster', { type: 'string', default: 'default', meta: 'NAME', help: 'cluster mode: cluster name: its keys live under /fencelock/NAME/ (default default)' }],
+      ['advertise', { type: 'string', meta: 'HOST:PORT', help: 'cluster mode: address clients reach this node at, sent in MOVED (default HOST:PORT)' }],
+      ['election-ttl', { type: 'string', default: '2', meta: 'S', help: 'cluster mode: election lease TTL in seconds: a dead leader is replaced after about this long; raise it where a node can stall longer (default 2)', parse: positive }],
     ],
     positionals: [],
     handler: serveCommand,
@@ -259,6 +264,7 @@ function cliTls(args) {
 }
 
 async function serveCommand(args) {
+  if (args.etcd !== undefined) return serveClusterCommand(args);
   const { logger } = require('./log');
   const { serve } = require('./server');
   const engine = {};
@@ -283,6 +289,44 @@ async function serveCommand(args) {
     requirepass: args.requirepass ?? (args.users === undefined ? process.env.FENCELOCK_REQUIREPASS || undefined : undefined),
     noAuth: args['no-auth'],
     log: logger('fencelock.server', args['log-level'], args['log-format']),
+  });
+}
+
+/** `serve --etcd`: a node of a cluster (docs/CLUSTER.md); refuses what cluster mode lacks. */
+async function serveClusterCommand(args) {
+  const { logger } = require('./log');
+  const log = logger('fencelock.cluster', args['log-level'], args['log-format']);
+  const { serveCluster, checkClusterOptions } = require('./cluster');
+  const options = {
+    host: args.host,
+    port: args.port,
+    tlsCert: args['tls-cert'],
+    tlsKey: args['tls-key'],
+    tlsCa: args['tls-ca'],
+    metrics: args.metrics,
+    usersFile: args.users,
+    requirepass: args.requirepass ?? (process.env.FENCELOCK_REQUIREPASS || undefined),
+    noAuth: args['no-auth'],
+  };
+  let etcd;
+  try {
+    etcd = checkClusterOptions({ ...options, etcd: args.etcd }, log);
+  } catch (error) {
+    process.stderr.write(`${error.message}\n`);
+    return error.code === 'BAD_ETCD_ENDPOINT' ? EXIT_USAGE : EXIT_ERROR;
+  }
+  return serveCluster({
+    etcd,
+    cluster: args.cluster,
+    advertise: args.advertise ?? `${args.host}:${args.port}`,
+    host: args.host,
+    port: args.port,
+    electionTtlS: args['election-ttl'],
+    maxConnections: args['max-connections'],
+    readyFile: args['ready-file'],
+    maxTtlMs: args['max-ttl-ms'],
+    lockDelayMs: args['lock-delay-ms'],
+    log,
   });
 }
 

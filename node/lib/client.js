@@ -23,7 +23,8 @@ const nowMs = () => Math.floor(performance.now() - ORIGIN);
  * A fencelock client. Durations are ms. Connections are made on first use.
  *
  * Options: `host`/`port`, or `endpoints` (`[{ host, port }, ...]` or `'host:port'` strings:
- * failover in order), `timeout` (10000: longest wait for a reply), `connectTimeout` (5000),
+ * failover in order; a cluster follower's `-MOVED host:port` goes to the endpoint it names,
+ * so give every node of a cluster), `timeout` (10000: longest wait for a reply), `connectTimeout` (5000),
  * `protocol` (3, or 2 for no pushes), `onEvent` (server notices about leases), `tls` (`true`
  * for TLS verified against Node's CAs, or `{ ca, cert, key, servername, ... }`: PEM contents
  * and any other `tls.connect` option; the handshake counts against `connectTimeout`).
@@ -37,6 +38,8 @@ class Client {
     if (protocol !== 2 && protocol !== 3) throw new RangeError(`protocol must be 2 or 3, got ${protocol}`);
     this.native = construct(() => new native.NativeClient({
       endpoints: this.endpoints.length,
+      // A cluster follower's `-MOVED host:port` then names the endpoint to go to.
+      addresses: this.endpoints.map(({ host, port }) => `${host}:${port}`),
       resp3: protocol === 3,
       requestTimeoutMs: ms('timeout', options.timeout ?? 10000),
       connectTimeoutMs: ms('connectTimeout', options.connectTimeout ?? 5000),

@@ -53,6 +53,71 @@ export declare class NativeClient {
   connections(): number
 }
 
+/** A replicated server node: the core's `ClusterNode` (protocol server plus replication driver). */
+export declare class NativeCluster {
+  /**
+   * Creates a node of cluster `cluster` reachable at `advertise` (`host:port`), with the
+   * election lease TTL `electionTtlS` (default 5), engine settings `config` and protocol
+   * limits `serverSettings` as for `NativeServer`.
+   */
+  constructor(cluster: string, advertise: string, electionTtlS?: number | undefined | null, config?: Record<string, number> | undefined | null, serverSettings?: Record<string, number> | undefined | null, nowMs?: number | undefined | null)
+  /** Registers a connection and returns its id. */
+  connect(nowMs: number): number
+  /** Feeds received bytes, split anywhere. */
+  receive(nowMs: number, conn: number, data: Uint8Array): void
+  /** Forgets a connection the host closed. */
+  disconnect(nowMs: number, conn: number): void
+  /** Reports how many bytes the host holds unsent for a connection. */
+  handleUnsent(nowMs: number, conn: number, unsentBytes: number): void
+  /** Runs what is due (spurious calls are harmless). */
+  handleTimeout(nowMs: number): void
+  /**
+   * Stops serving: every connection closes and the election lease is revoked (the next
+   * `drainEtcd` holds the revoke).
+   */
+  shutdown(nowMs: number): void
+  /** Returns when `handleTimeout` must next be called, in ms, or null. */
+  pollTimeout(): number | null
+  /**
+   * Returns every pending output (`transmit`, `close`), in order, shaped as
+   * `NativeServer.drain` shapes them.
+   */
+  drain(): Array<ServerOutput>
+  /** Returns every pending etcd operation, in order. */
+  drainEtcd(): Array<EtcdOpRecord>
+  /** Reports a granted lease. */
+  leaseGranted(nowMs: number, id: number, lease: string): void
+  /** Reports a keep-alive's answer: the TTL left in seconds (0 or less: the lease is gone). */
+  keepAlive(nowMs: number, id: number, ttlS: string): void
+  /**
+   * Reports a campaign's answer: whether this node's key was written, and the election key
+   * as it stands (this node's, or the current leader's).
+   */
+  campaignResult(nowMs: number, id: number, won: boolean, leader: EtcdKeyValue): void
+  /** Reports a guarded append's answer (`succeeded` false: a compare failed). */
+  appendResult(nowMs: number, id: number, succeeded: boolean, revision: string): void
+  /** Reports a range's answer: the store revision and the keys in key order. */
+  rangeResult(nowMs: number, id: number, revision: string, kvs: Array<EtcdKeyValue>): void
+  /** Reports a batch of a watch's events, in revision order. */
+  events(nowMs: number, id: number, events: Array<EtcdWatchEvent>): void
+  /** Reports a completed revoke. */
+  done(nowMs: number, id: number): void
+  /** Reports a failed call (its outcome unknown) or a watch that ended. */
+  failed(nowMs: number, id: number, reason: string): void
+  /** Returns the node's role: `starting`, `follower`, `candidate`, `leader` or `stopped`. */
+  role(): string
+  /** Returns the current leader's advertised address, if known. */
+  leader(): string | null
+  /** Returns the last log index applied or committed. */
+  logIndex(): number
+  /** Returns the highest etcd revision seen. */
+  etcdRevision(): number
+  /** Returns how many leases are live in this node's engine. */
+  liveLeases(): number
+  /** Returns the highest token this node's engine has issued or replayed. */
+  lastToken(): number
+}
+
 /** The core engine. Every method that needs time takes `nowMs` first. */
 export declare class NativeEngine {
   /**
@@ -194,10 +259,8 @@ export declare class NativeServer {
   /** Runs what is due (spurious calls are harmless). */
   handleTimeout(nowMs: number): void
   /**
-   * Returns every pending output, in the order they must be performed.
-   *
-   * A transmit's bytes come as a Latin-1 string and a file's as a buffer the engine owns:
-   * creating an external buffer (with its finalizer) per reply dominated the server's time.
+   * Returns every pending output, in the order they must be performed: a transmit's bytes
+   * as a Latin-1 string (write it with the `'latin1'` encoding), a file's as a buffer.
    */
   drain(): Array<ServerOutput>
   /**
@@ -354,6 +417,11 @@ export interface ClientReply {
 export interface ClientSettings {
   /** How many endpoints the host can connect to (a `connect` output names one by index). */
   endpoints?: number
+  /**
+   * The `host:port` of each endpoint, in index order, so that a cluster follower's
+   * `-MOVED host:port` can name one (a `MOVED` elsewhere moves to the next endpoint).
+   */
+  addresses?: Array<string>
   /** Ask for RESP3 so the server can push lost-lease notices. */
   resp3?: boolean
   /** Longest a request may wait for its reply, in ms (a waiting acquire adds its wait). */
@@ -423,6 +491,58 @@ export interface ErrorRecord {
   token?: number
   /** `TIMEOUT`: how long the request waited. */
   waitedMs?: number
+}
+
+/** A key as etcd returned it; revisions are decimal strings. */
+export interface EtcdKeyValue {
+  /** The key. */
+  key: Buffer
+  /** The value (empty for a deletion). */
+  value: Buffer
+  /** The revision that created the key ("0" for a deletion). */
+  createRevision: string
+  /** The revision of the change. */
+  modRevision: string
+}
+
+/**
+ * An etcd operation for the host to perform, by `kind`:
+ * `grant_lease` (`ttlS`), `keep_alive` (`lease`, once), `revoke` (`lease`),
+ * `campaign` (`key`, `value`, `lease`: `Txn(if create_revision(key) == 0 then put(key, value,
+ * lease) else get(key))`), `append` (`electionKey`, `term`, `key`, `value`:
+ * `Txn(if create_revision(electionKey) == term and create_revision(key) == 0 then put(key, value))`),
+ * `range` (`prefix`), `watch` (`prefix`, `startRevision`; every batch of events answers under
+ * `id`) and `cancel_watch` (the watch `id`; no answer).
+ */
+export interface EtcdOpRecord {
+  /** What to do (see above). */
+  kind: string
+  /** The operation's id: its result carries it back. */
+  id: number
+  /** `grant_lease`: the lease TTL in seconds. */
+  ttlS?: number
+  /** `keep_alive`, `revoke`, `campaign`: the lease id (decimal). */
+  lease?: string
+  /** `campaign`: the election key; `append`: the log key. */
+  key?: Buffer
+  /** `campaign`: this node's address; `append`: the encoded batch. */
+  value?: Buffer
+  /** `append`: the election key. */
+  electionKey?: Buffer
+  /** `append`: the create revision of this leader's election key (decimal). */
+  term?: string
+  /** `range`, `watch`: the key prefix. */
+  prefix?: Buffer
+  /** `watch`: the first revision to deliver (decimal). */
+  startRevision?: string
+}
+
+/** One change a watch saw. */
+export interface EtcdWatchEvent {
+  /** True for a put, false for a deletion (or a lease that ran out). */
+  put: boolean
+  /** The key and its revisions. */
+  kv: EtcdKeyValue
 }
 
 /** The answer of a fence check. */

@@ -15,12 +15,12 @@ const http = require('node:http');
 const net = require('node:net');
 const tls = require('node:tls');
 const path = require('node:path');
-const { performance } = require('node:perf_hooks');
 const native = require('./native');
 const { translate } = require('./errors');
 const { writeAtomic, removeDurable } = require('./durable');
 const { settings } = require('./options');
 const { silent } = require('./log');
+const { IoLoop, closed, delay } = require('./io_loop');
 
 const { dataFiles: DATA_FILES, version: VERSION } = native.constants();
 const EXIT_DURABILITY = 3;
@@ -39,8 +39,9 @@ const BOOT_ID_PATH = '/proc/sys/kernel/random/boot_id';
  * by it are then required), `tlsHandshakeTimeoutMs` (10000). Metrics: `metrics` ('HOST:PORT'
  * to serve Prometheus text at GET /metrics).
  */
-class Server {
+class Server extends IoLoop {
   constructor(options = {}) {
+    super();
     this.options = {
       host: '127.0.0.1',
       port: 7380,
@@ -55,12 +56,6 @@ class Server {
     this.metricsAddress = null;
     this.log = options.log ?? silent;
     this.dataDir = this.options.dataDir ?? null;
-    this.origin = performance.now();
-    this.sockets = new Map();
-    this.timer = null;
-    this.timerAt = null;
-    this.listener = null;
-    this.stopping = false;
     this.stopped = null;
     this.onFatal = options.onFatal ?? ((status) => process.exit(status));
     checkExposure(this.options, this.log);
@@ -103,11 +98,6 @@ class Server {
     }
     this.log.info(`SIGHUP: users reloaded from ${usersFile}`);
     return true;
-  }
-
-  /** The server's clock in whole ms, truncated (the core's timer rule). */
-  nowMs() {
-    return Math.floor(performance.now() - this.origin);
   }
 
   startNative() {
@@ -159,26 +149,19 @@ class Server {
 
   /** Binds the socket; resolves to the bound `{ host, port }`. */
   async listen() {
+    let listener;
     if (this.tls !== null) {
       // 'secureConnection' comes only after the handshake: a client that never finishes it is
       // destroyed at the handshake timeout and never takes a core connection.
-      this.listener = tls.createServer({ ...this.tls, noDelay: true }, (socket) => this.accept(socket));
-      this.listener.on('tlsClientError', (error, socket) => {
+      listener = tls.createServer({ ...this.tls, noDelay: true }, (socket) => this.accept(socket));
+      listener.on('tlsClientError', (error, socket) => {
         this.log.debug(`TLS handshake from ${socket.remoteAddress}:${socket.remotePort} failed: ${error.message}`);
         socket.destroy();
       });
     } else {
-      this.listener = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
+      listener = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
     }
-    await new Promise((resolve, reject) => {
-      this.listener.once('error', reject);
-      this.listener.listen({ host: this.options.host, port: this.options.port, backlog: 1024 }, () => {
-        this.listener.off('error', reject);
-        resolve();
-      });
-    });
-    const { address: host, port } = this.listener.address();
-    this.address = { host, port };
+    const { host, port } = await this.bind(listener, this.options.host, this.options.port);
     if (this.options.metrics) await this.listenMetrics(this.options.metrics);
     const where = this.dataDir !== null ? `data dir ${this.dataDir}` : 'in memory (nothing on disk)';
     const secure = this.tls === null ? '' : this.tls.requestCert ? ' (TLS, client certificates required)' : ' (TLS)';
@@ -257,21 +240,8 @@ class Server {
   /** Performs every pending output, in order, then re-arms the timer. */
   flush() {
     for (const output of this.native.drain()) {
+      if (this.transmitOrClose(output)) continue;
       switch (output.kind) {
-        case 'transmit': {
-          const socket = this.sockets.get(output.conn);
-          if (socket !== undefined && !socket.write(output.data, 'latin1')) this.slowReader(output.conn, socket);
-          break;
-        }
-        case 'close': {
-          // `end` flushes the bytes written before it.
-          const socket = this.sockets.get(output.conn);
-          if (socket !== undefined) {
-            this.sockets.delete(output.conn);
-            socket.end();
-          }
-          break;
-        }
         case 'write':
         case 'remove':
           this.perform(output);
@@ -310,79 +280,14 @@ class Server {
     }
   }
 
-  schedule() {
-    const deadline = this.native.pollTimeout();
-    if (deadline === this.timerAt && (this.timer !== null || deadline === null)) return;
-    clearTimeout(this.timer);
-    this.timer = null;
-    this.timerAt = deadline;
-    if (deadline !== null) {
-      // Armed for exactly the deadline: a call at or after it always makes progress. A timer
-      // that fires early finds nothing due, and the flush re-arms it for the same instant.
-      const wait = Math.max(0, deadline - (performance.now() - this.origin));
-      this.timer = setTimeout(() => this.onTimer(), Math.ceil(wait));
-    }
-  }
-
-  onTimer() {
-    this.timer = null;
-    this.timerAt = null;
-    this.native.handleTimeout(this.nowMs());
-    this.flush();
-  }
-
-  // -- connections ------------------------------------------------------------------------
-
-  accept(socket) {
-    if (this.stopping) {
-      socket.destroy();
-      return;
-    }
-    const conn = this.native.connect(this.nowMs());
-    // Replies go out at once, as Redis sends them: Nagle would hold a reply back behind the last.
-    socket.setNoDelay(true);
-    this.sockets.set(conn, socket);
-    socket.on('data', (data) => {
-      // After the core closed `conn` it has forgotten it; bytes still arriving are dropped.
-      if (this.sockets.get(conn) !== socket) return;
-      // Most requests are answered at once with one reply: the core hands it back directly.
-      // Anything else (other connections woken, file writes, a new timer) goes through flush.
-      const reply = this.native.receiveReply(this.nowMs(), conn, data);
-      if (reply === null) this.flush();
-      else if (reply.length > 0 && !socket.write(reply, 'latin1')) this.slowReader(conn, socket);
-    });
-    socket.on('error', () => {
-      // A reset or a broken pipe: 'close' follows and reports the disconnect.
-    });
-    socket.on('close', () => {
-      if (this.sockets.get(conn) === socket) {
-        this.sockets.delete(conn);
-        if (!this.stopping) {
-          this.native.disconnect(this.nowMs(), conn);
-          this.flush();
-        }
-      }
-    });
-    this.flush();
-  }
-
   /**
-   * The client is not reading its replies: stop reading its requests (so the replies held
-   * stay bounded) and tell the core how much waits, so it can cut the connection.
+   * Most requests are answered at once with one reply: the core hands it back directly.
+   * Anything else (other connections woken, file writes, a new timer) goes through flush.
    */
-  slowReader(conn, socket) {
-    if (socket.isPaused()) {
-      this.native.handleUnsent(this.nowMs(), conn, socket.writableLength);
-      return;
-    }
-    socket.pause();
-    this.native.handleUnsent(this.nowMs(), conn, socket.writableLength);
-    socket.once('drain', () => {
-      if (this.sockets.get(conn) !== socket) return;
-      socket.resume();
-      this.native.handleUnsent(this.nowMs(), conn, 0);
-      this.flush();
-    });
+  received(conn, socket, data) {
+    const reply = this.native.receiveReply(this.nowMs(), conn, data);
+    if (reply === null) this.flush();
+    else if (reply.length > 0 && !socket.write(reply, 'latin1')) this.slowReader(conn, socket);
   }
 }
 
@@ -489,17 +394,6 @@ function construct(build) {
   } catch (error) {
     throw translate(error);
   }
-}
-
-function closed(socket) {
-  return new Promise((resolve) => {
-    if (socket.destroyed) resolve();
-    else socket.once('close', resolve);
-  });
-}
-
-function delay(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
 module.exports = { Server, serve, isLoopback };

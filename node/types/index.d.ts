@@ -178,7 +178,10 @@ export type Endpoint = { host?: string; port?: number } | string;
 export interface ClientOptions {
   host?: string;
   port?: number;
-  /** Endpoints in failover order (instead of host/port). */
+  /**
+   * Endpoints in failover order (instead of host/port). A cluster follower's `-MOVED host:port`
+   * goes to the endpoint listed with that address, so give every node of a cluster.
+   */
   endpoints?: Endpoint[];
   /** Longest wait for a reply, ms (default 10000; a waiting acquire adds its wait). */
   timeout?: number;

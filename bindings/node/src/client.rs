@@ -18,6 +18,9 @@ use crate::errors::{record, ErrorRecord, OrThrow};
 pub struct ClientSettings {
     /// How many endpoints the host can connect to (a `connect` output names one by index).
     pub endpoints: Option<u32>,
+    /// The `host:port` of each endpoint, in index order, so that a cluster follower's
+    /// `-MOVED host:port` can name one (a `MOVED` elsewhere moves to the next endpoint).
+    pub addresses: Option<Vec<String>>,
     /// Ask for RESP3 so the server can push lost-lease notices.
     pub resp3: Option<bool>,
     /// Longest a request may wait for its reply, in ms (a waiting acquire adds its wait).
@@ -199,6 +202,7 @@ impl NativeClient {
             }
             config.endpoints = usize::try_from(endpoints).unwrap_or(usize::MAX);
         }
+        config.endpoint_addresses = settings.addresses.unwrap_or_default();
         if let Some(resp3) = settings.resp3 {
             config.resp3 = resp3;
         }

@@ -1,12 +1,15 @@
 //! napi glue exposing fencelock-core to Node.js: the native addon of the npm package
 //! `fencelock`. Every rule lives in the core; this crate only converts values. The JavaScript
 //! in `node/lib` wraps these classes (`NativeEngine`, `NativeFence`, `NativeServer`,
-//! `NativeClient`) and turns the error records they throw into `FencelockError` subclasses.
+//! `NativeCluster`, `NativeClient`) and turns the error records they throw into
+//! `FencelockError` subclasses.
 //!
 //! Numbers: tokens and milliseconds cross as JavaScript numbers. Tokens never exceed 2^53-1
 //! (the core's `MAX_TOKEN`), so they are exact; inputs are checked to be whole and in range.
+//! etcd's lease ids and revisions (cluster mode) cross as decimal strings.
 
 mod client;
+mod cluster;
 mod convert;
 mod engine;
 mod errors;

@@ -277,39 +277,13 @@ impl NativeServer {
         Ok(())
     }
 
-    /// Returns every pending output, in the order they must be performed.
-    ///
-    /// A transmit's bytes come as a Latin-1 string and a file's as a buffer the engine owns:
-    /// creating an external buffer (with its finalizer) per reply dominated the server's time.
+    /// Returns every pending output, in the order they must be performed: a transmit's bytes
+    /// as a Latin-1 string (write it with the `'latin1'` encoding), a file's as a buffer.
     #[napi(ts_return_type = "Array<ServerOutput>")]
     pub fn drain<'env>(&mut self, env: &'env Env) -> napi::Result<Vec<Object<'env>>> {
         let mut outputs = Vec::new();
         while let Some(output) = self.held.pop_front().or_else(|| self.server.poll_output()) {
-            let mut object = Object::new(env)?;
-            match output {
-                Output::File(FileAction::Write { file, bytes }) => {
-                    object.set("kind", "write")?;
-                    object.set("file", file.name())?;
-                    object.set("data", BufferSlice::copy_from(env, &bytes)?)?;
-                }
-                Output::File(FileAction::Remove { file }) => {
-                    object.set("kind", "remove")?;
-                    object.set("file", file.name())?;
-                }
-                Output::Transmit { conn, bytes } => {
-                    object.set("kind", "transmit")?;
-                    object.set("conn", number(conn))?;
-                    // A Latin-1 string holds the bytes one per character and costs a fraction
-                    // of a buffer to create; the host writes it with the 'latin1' encoding.
-                    object.set("data", env.create_string_latin1(&bytes)?)?;
-                }
-                Output::Close { conn } => {
-                    object.set("kind", "close")?;
-                    object.set("conn", number(conn))?;
-                }
-                other => return Err(unknown("server output", &other)),
-            }
-            outputs.push(object);
+            outputs.push(output_object(env, output)?);
         }
         Ok(outputs)
     }
@@ -431,6 +405,38 @@ impl std::fmt::Debug for NativeServer {
             .field("recovering", &self.recovery.is_some())
             .finish()
     }
+}
+
+/// Returns one output as the object `drain` yields.
+///
+/// A transmit's bytes come as a Latin-1 string and a file's as a buffer the engine owns:
+/// creating an external buffer (with its finalizer) per reply dominated the server's time.
+pub(crate) fn output_object(env: &Env, output: Output) -> napi::Result<Object<'_>> {
+    let mut object = Object::new(env)?;
+    match output {
+        Output::File(FileAction::Write { file, bytes }) => {
+            object.set("kind", "write")?;
+            object.set("file", file.name())?;
+            object.set("data", BufferSlice::copy_from(env, &bytes)?)?;
+        }
+        Output::File(FileAction::Remove { file }) => {
+            object.set("kind", "remove")?;
+            object.set("file", file.name())?;
+        }
+        Output::Transmit { conn, bytes } => {
+            object.set("kind", "transmit")?;
+            object.set("conn", number(conn))?;
+            // A Latin-1 string holds the bytes one per character and costs a fraction of a
+            // buffer to create; the host writes it with the 'latin1' encoding.
+            object.set("data", env.create_string_latin1(&bytes)?)?;
+        }
+        Output::Close { conn } => {
+            object.set("kind", "close")?;
+            object.set("conn", number(conn))?;
+        }
+        other => return Err(unknown("server output", &other)),
+    }
+    Ok(object)
 }
 
 fn file_output(action: FileAction) -> ServerOutput {

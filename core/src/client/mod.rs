@@ -455,7 +455,7 @@ impl Client {
                         return;
                     };
                     if !self.follow_redirect(conn, slot, &reply, now) {
-                        self.handle_reply(conn, slot, reply);
+                        self.handle_reply(now, conn, slot, reply);
                     }
                     let drained = self
                         .conns
@@ -820,8 +820,18 @@ impl Client {
         });
         let next = named.unwrap_or((from + 1) % endpoints);
         let at_once = moved.is_some() && request.moves < endpoints;
+        let automatic = matches!(
+            request.kind,
+            Kind::Renew {
+                automatic: true,
+                ..
+            }
+        );
         if at_once {
             request.moves += 1;
+        } else if automatic {
+            // The lease's own renewal schedule retries it, paced by the lease's deadline.
+            return false;
         } else {
             let pause_ms = RIDE_THROUGH_FIRST_MS << request.pauses.min(4);
             let resume = now.plus_ms(pause_ms);
@@ -847,7 +857,13 @@ impl Client {
     }
 
     /// Types a reply and applies what it means for tracked leases.
-    fn handle_reply(&mut self, conn: ConnId, slot: Option<RequestId>, reply: Decoded) {
+    fn handle_reply(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        slot: Option<RequestId>,
+        reply: Decoded,
+    ) {
         let Some(id) = slot else {
             // The reply to the connection's own HELLO 3 (an error leaves it on RESP2) or
             // AUTH: a failed authentication explains the NOAUTH replies that follow.
@@ -896,6 +912,16 @@ impl Client {
                 }
             }
             Kind::Renew { token, automatic } => {
+                if automatic && matches!(&result, Err(error) if is_not_leader(error)) {
+                    // A cluster node that does not lead did nothing, and no MOVED was left to
+                    // follow (a failover: the followers still name the dead leader). The lease
+                    // stands: renew again, until its own deadline, as after a lost connection.
+                    let name = request.name();
+                    if let Some(lost) = self.leases.renewal_failed(now, name, token) {
+                        self.lose(name, token, lost);
+                    }
+                    return;
+                }
                 let lost = match &result {
                     Ok(Reply::MsLeft(ms_left)) => {
                         let name = request.name();
@@ -1084,6 +1110,12 @@ impl Client {
 enum Decoded {
     Small(decoder::Small),
     Value(Value),
+}
+
+/// Tells whether an error is a cluster node's "not the leader" (`MOVED`, `NOTLEADER`): the
+/// request reached no leader, so it says nothing about the lease.
+fn is_not_leader(error: &Error) -> bool {
+    matches!(error, Error::Reply { code, .. } if code == "MOVED" || code == "NOTLEADER")
 }
 
 /// Tells whether an error means the token holds nothing: the lease is gone for good.

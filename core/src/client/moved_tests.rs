@@ -217,3 +217,103 @@ fn a_paused_request_can_be_cancelled_or_closed() {
     );
     assert!(client.poll_reply().is_none());
 }
+
+/// Performs the client's outputs: opens every connection and answers each RENEW with `answer`.
+fn serve_renewals(client: &mut Client, now: Instant, answer: &[u8]) -> usize {
+    let mut renewals = 0;
+    while let Some(output) = client.poll_output() {
+        match output {
+            Output::Connect { conn, .. } => client.handle_connected(now, conn),
+            Output::Transmit { conn, bytes } if bytes.windows(5).any(|w| w == b"RENEW") => {
+                renewals += 1;
+                client.receive(now, conn, answer);
+            }
+            _ => {}
+        }
+    }
+    renewals
+}
+
+#[test]
+fn a_kept_lease_outlives_renewals_answered_moved_during_a_failover() {
+    let mut client = client();
+    let mut now = Instant(0);
+    client
+        .acquire(now, "a", 1000, &AcquireOptions::default())
+        .unwrap();
+    let conn = outputs(&mut client)
+        .iter()
+        .find_map(|output| match output {
+            Output::Connect { conn, .. } => Some(*conn),
+            _ => None,
+        })
+        .unwrap();
+    client.handle_connected(now, conn);
+    let _ = outputs(&mut client);
+    client.receive(now, conn, b":7\r\n");
+    assert!(client.poll_reply().is_some());
+    assert!(client.keep_alive("a", 7));
+    // A failover: every node answers MOVED naming a leader that is gone, until the moves run out.
+    let mut moved = 0;
+    while now.as_ms() < 800 {
+        now = now.plus_ms(10);
+        client.handle_timeout(now);
+        moved += serve_renewals(&mut client, now, b"-MOVED 127.0.0.1:7382\r\n");
+        assert!(
+            client.poll_event().is_none(),
+            "the lease was given up at {now:?}"
+        );
+    }
+    assert!(
+        moved > 4,
+        "renewals went on after the moves ran out ({moved})"
+    );
+    // A leader is elected before the lease runs out: the next renewal succeeds.
+    let mut renewed = 0;
+    while renewed == 0 && now.as_ms() < 990 {
+        now = now.plus_ms(10);
+        client.handle_timeout(now);
+        renewed += serve_renewals(&mut client, now, b":1000\r\n");
+    }
+    assert!(renewed > 0, "no renewal before the deadline");
+    assert!(client.poll_event().is_none());
+    let status = client.lease(now, "a", 7).unwrap();
+    assert!(status.deadline > Instant(1000), "{status:?}");
+}
+
+#[test]
+fn a_kept_lease_answered_moved_until_its_deadline_lapses() {
+    let mut client = client();
+    let mut now = Instant(0);
+    client
+        .acquire(now, "a", 1000, &AcquireOptions::default())
+        .unwrap();
+    let conn = outputs(&mut client)
+        .iter()
+        .find_map(|output| match output {
+            Output::Connect { conn, .. } => Some(*conn),
+            _ => None,
+        })
+        .unwrap();
+    client.handle_connected(now, conn);
+    let _ = outputs(&mut client);
+    client.receive(now, conn, b":7\r\n");
+    assert!(client.poll_reply().is_some());
+    assert!(client.keep_alive("a", 7));
+    while now.as_ms() < 1100 {
+        now = now.plus_ms(10);
+        client.handle_timeout(now);
+        let _ = serve_renewals(&mut client, now, b"-NOTLEADER no leader known\r\n");
+    }
+    let event = client.poll_event();
+    assert!(
+        matches!(
+            event,
+            Some(Event::LeaseLost {
+                reason: LostReason::Lapsed,
+                ..
+            })
+        ),
+        "{event:?}"
+    );
+}

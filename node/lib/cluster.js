@@ -1,0 +1,406 @@
+'use strict';
+// `fencelock serve --etcd URLS --cluster NAME`: the `net` I/O loop of a cluster node.
+//
+// The core's `ClusterNode` (`NativeCluster`) holds every rule of replication: what to log,
+// when a reply may leave, who leads, when to step down. This file only performs the etcd
+// operations it emits (through the `etcd3` client, an optional dependency) and reports their
+// results, moves bytes and time, and arms one timer. See docs/CLUSTER.md.
+
+const net = require('node:net');
+const native = require('./native');
+const { translate } = require('./errors');
+const { writeAtomic } = require('./durable');
+const { settings } = require('./options');
+const { silent } = require('./log');
+const { IoLoop, closed, delay } = require('./io_loop');
+const { isLoopback } = require('./server');
+
+const { version: VERSION } = native.constants();
+const EXIT_FATAL = 3;
+/** Milliseconds an etcd call may take before its outcome counts as unknown. */
+const ETCD_TIMEOUT_MS = 5000;
+
+/**
+ * One listening socket, its connections, and the native cluster node they share.
+ *
+ * Options: `etcd` (endpoint URLs, e.g. `['http://127.0.0.1:2379']`), `cluster` (name),
+ * `advertise` ('HOST:PORT' clients reach this node at), `host` (127.0.0.1), `port` (7380),
+ * `electionTtlS` (5), `maxConnections` (10000), `readyFile`, `maxTtlMs`, `lockDelayMs`,
+ * `log` (a logger), `onFatal`.
+ */
+class ClusterServer extends IoLoop {
+  constructor(options) {
+    super();
+    this.options = {
+      host: '127.0.0.1',
+      port: 7380,
+      cluster: 'default',
+      electionTtlS: 5,
+      maxConnections: 10000,
+      ...options,
+    };
+    this.log = options.log ?? silent;
+    this.onFatal = options.onFatal ?? ((status) => process.exit(status));
+    this.stopped = null;
+    // Operations in flight (their promises), and open watches by operation id.
+    this.calls = new Set();
+    this.watches = new Map();
+    this.etcd = etcdClient(this.options.etcd);
+    const engine = settings({ maxTtlMs: this.options.maxTtlMs, lockDelayMs: this.options.lockDelayMs });
+    const server = settings({ maxConnections: this.options.maxConnections });
+    this.advertise = this.options.advertise ?? `${this.options.host}:${this.options.port}`;
+    this.native = construct(() => new native.NativeCluster(
+      this.options.cluster,
+      this.advertise,
+      this.options.electionTtlS,
+      engine,
+      server,
+      this.nowMs(),
+    ));
+  }
+
+  /** Binds the socket and starts the node's etcd operations; resolves to the bound `{ host, port }`. */
+  async listen() {
+    const listener = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
+    const { host, port } = await this.bind(listener, this.options.host, this.options.port);
+    this.log.info(
+      `fencelock ${VERSION} cluster '${this.options.cluster}' node ${this.advertise} ` +
+        `serving on ${host}:${port} (etcd ${this.options.etcd.map((url) => url.replace(/^http:\/\//, '')).join(',')}, ` +
+        `election TTL ${this.options.electionTtlS} s, node ${process.version})`,
+    );
+    if (this.options.readyFile) writeAtomic(this.options.readyFile, Buffer.from(`${host} ${port}\n`));
+    this.flush();
+    return this.address;
+  }
+
+  /** Stops accepting, closes every connection and revokes the election lease (another node leads at once). */
+  stop() {
+    if (this.stopped !== null) return this.stopped;
+    this.stopping = true;
+    this.stopped = (async () => {
+      if (this.listener !== null) this.listener.close();
+      clearTimeout(this.timer);
+      this.timer = null;
+      this.native.shutdown(this.nowMs());
+      this.flush(); // closes connections and starts the lease revoke
+      await Promise.race([Promise.allSettled([...this.calls]), delay(2000)]);
+      for (const id of [...this.watches.keys()]) this.cancelWatch(id);
+      const closing = [...this.sockets.values()].map((socket) => closed(socket));
+      for (const socket of this.sockets.values()) socket.end();
+      this.sockets.clear();
+      await Promise.race([Promise.all(closing), delay(1000)]);
+      this.etcd.close();
+    })();
+    return this.stopped;
+  }
+
+  // -- outputs ---------------------------------------------------------------------------
+
+  /** Performs every pending output and etcd operation, then re-arms the timer. */
+  flush() {
+    for (const output of this.native.drain()) {
+      if (!this.transmitOrClose(output)) {
+        // An output this host does not know may be a barrier: stop rather than guess.
+        this.log.critical(`unknown cluster output ${JSON.stringify(output.kind)}: update the host; exiting`);
+        this.onFatal(EXIT_FATAL);
+        return;
+      }
+    }
+    for (const op of this.native.drainEtcd()) this.start(op);
+    if (!this.stopping) this.schedule();
+  }
+
+  start(op) {
+    if (op.kind === 'cancel_watch') {
+      this.cancelWatch(op.id);
+      return;
+    }
+    if (op.kind === 'watch') {
+      this.watch(op);
+      return;
+    }
+    const call = this.perform(op);
+    this.calls.add(call);
+    call.finally(() => this.calls.delete(call));
+  }
+
+  async perform(op) {
+    let report;
+    try {
+      report = await this.call(op);
+    } catch (error) {
+      // Every failure is an unknown outcome; the core decides what follows.
+      this.log.warning(`etcd ${op.kind} failed: ${error.message}`);
+      this.native.failed(this.nowMs(), op.id, `${error.name}: ${error.message}`);
+      this.flush();
+      return;
+    }
+    report(this.nowMs());
+    this.flush();
+  }
+
+  /** Performs one operation; resolves to the call that reports its result to the core. */
+  async call(op) {
+    const { id } = op;
+    const cluster = this.native;
+    const etcd = this.etcd;
+    switch (op.kind) {
+      case 'grant_lease': {
+        const granted = await etcd.leaseClient.leaseGrant({ TTL: op.ttlS });
+        return (now) => cluster.leaseGranted(now, id, String(granted.ID));
+      }
+      case 'keep_alive': {
+        const reply = await keepAliveOnce(etcd, op.lease);
+        return (now) => cluster.keepAlive(now, id, String(reply.TTL));
+      }
+      case 'revoke': {
+        await etcd.leaseClient.leaseRevoke({ ID: op.lease });
+        return (now) => cluster.done(now, id);
+      }
+      case 'campaign': {
+        const reply = await etcd.kv.txn({
+          compare: [{ key: op.key, target: 'Create', result: 'Equal', create_revision: '0' }],
+          success: [{ request_put: { key: op.key, value: op.value, lease: op.lease } }],
+          failure: [{ request_range: { key: op.key } }],
+        });
+        let leader;
+        if (reply.succeeded) {
+          // The transaction's revision created the key: it is this node's term.
+          const revision = String(reply.header.revision);
+          leader = { key: op.key, value: op.value, createRevision: revision, modRevision: revision };
+        } else {
+          const found = reply.responses[0]?.response_range?.kvs?.[0];
+          leader = found ? keyValue(found) : { key: op.key, value: Buffer.alloc(0), createRevision: '0', modRevision: '0' };
+        }
+        return (now) => cluster.campaignResult(now, id, Boolean(reply.succeeded), leader);
+      }
+      case 'append': {
+        const reply = await etcd.kv.txn({
+          compare: [
+            { key: op.electionKey, target: 'Create', result: 'Equal', create_revision: op.term },
+            { key: op.key, target: 'Create', result: 'Equal', create_revision: '0' },
+          ],
+          success: [{ request_put: { key: op.key, value: op.value } }],
+          failure: [],
+        });
+        const revision = reply.succeeded ? String(reply.header.revision) : '0';
+        return (now) => cluster.appendResult(now, id, Boolean(reply.succeeded), revision);
+      }
+      case 'range': {
+        const reply = await etcd.kv.range({ key: op.prefix, range_end: prefixEnd(op.prefix) });
+        const kvs = reply.kvs.map(keyValue);
+        const revision = String(reply.header.revision);
+        return (now) => cluster.rangeResult(now, id, revision, kvs);
+      }
+      default:
+        throw new Error(`unknown etcd operation ${JSON.stringify(op.kind)}`);
+    }
+  }
+
+  /** Opens a watch; every batch of events goes to the core under the operation's id. */
+  watch(op) {
+    const { id } = op;
+    // `watcher()` rather than `create()`: the listeners are attached before the stream opens,
+    // so no event can be emitted before they are (create() resolves a turn after 'connected').
+    const watcher = this.etcd.watch().prefix(op.prefix).startRevision(op.startRevision).watcher();
+    this.watches.set(id, watcher);
+    watcher.on('data', (response) => {
+      if (this.watches.get(id) !== watcher || response.events.length === 0) return;
+      const events = response.events.map((event) => ({ put: event.type === 'Put', kv: keyValue(event.kv) }));
+      this.native.events(this.nowMs(), id, events);
+      this.flush();
+    });
+    // etcd3 would reconnect and resume the watch itself; the core reads the log again instead,
+    // as after any failed watch, so that nothing depends on how a resumed watch starts.
+    watcher.on('disconnected', (error) => this.watchFailed(id, watcher, error));
+    watcher.on('error', (error) => this.watchFailed(id, watcher, error));
+    watcher.on('end', () => this.watchFailed(id, watcher, new Error('watch ended')));
+  }
+
+  watchFailed(id, watcher, error) {
+    if (this.watches.get(id) !== watcher) return;
+    this.cancelWatch(id);
+    this.log.warning(`etcd watch failed: ${error.message}`);
+    this.native.failed(this.nowMs(), id, `${error.name}: ${error.message}`);
+    this.flush();
+  }
+
+  cancelWatch(id) {
+    const watcher = this.watches.get(id);
+    if (watcher === undefined) return;
+    this.watches.delete(id);
+    watcher.cancel().catch(() => {
+      // The stream is gone already: nothing to cancel.
+    });
+  }
+}
+
+/**
+ * Serves a cluster node until SIGTERM or SIGINT, then hands leadership over; resolves to the
+ * exit status.
+ */
+async function serveCluster(options) {
+  const log = options.log ?? silent;
+  let server;
+  try {
+    server = new ClusterServer(options);
+  } catch (error) {
+    log.error(error.message);
+    return 1;
+  }
+  try {
+    await server.listen();
+  } catch (error) {
+    log.error(`cannot serve: ${error.message}`);
+    server.etcd.close();
+    return 1;
+  }
+  await new Promise((resolve) => {
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
+  });
+  await server.stop();
+  return 0;
+}
+
+/** `serve` flags a cluster node does not implement yet (docs/CLUSTER.md), as [option, flag]. */
+const UNSUPPORTED = [
+  ['tlsCert', '--tls-cert'],
+  ['tlsKey', '--tls-key'],
+  ['tlsCa', '--tls-ca'],
+  ['metrics', '--metrics'],
+  ['usersFile', '--users'],
+  ['requirepass', '--requirepass or FENCELOCK_REQUIREPASS'],
+];
+
+/**
+ * Checks the options of `fencelock serve --etcd ...` and returns the etcd endpoint URLs.
+ * A cluster node has no TLS, metrics or authentication yet: asking for them is an error
+ * rather than a node that silently serves without them. Protected mode still holds: with no
+ * authentication, a non-loopback address needs `noAuth`. Throws an Error with `code`
+ * `CLUSTER_UNSUPPORTED`, `PROTECTED_MODE` or `BAD_ETCD_ENDPOINT`.
+ */
+function checkClusterOptions(options, log = silent) {
+  const unsupported = UNSUPPORTED.filter(([name]) => options[name]).map(([, flag]) => flag);
+  if (unsupported.length > 0) {
+    throw coded(`fencelock: cluster mode (--etcd) does not support ${unsupported.join(', ')} yet (see docs/CLUSTER.md)`, 'CLUSTER_UNSUPPORTED');
+  }
+  const host = options.host ?? '127.0.0.1';
+  if (!isLoopback(host)) {
+    if (!options.noAuth) {
+      throw coded(
+        `fencelock: refusing to serve ${host} without authentication: cluster mode has none yet, and anyone who ` +
+          'reaches the port could take, steal and release every lock. Bind 127.0.0.1, or pass --no-auth to insist.',
+        'PROTECTED_MODE',
+      );
+    }
+    log.warning(`serving ${host} with no authentication (--no-auth): anyone who reaches the port can take, steal and release every lock`);
+  }
+  return parseEndpoints(options.etcd);
+}
+
+/** Splits `http://h:p,http://h:p` (or `h:p,...`) into `http://host:port` URLs. */
+function parseEndpoints(text) {
+  const endpoints = [];
+  for (const part of String(text ?? '').split(',').map((item) => item.trim()).filter(Boolean)) {
+    let url;
+    try {
+      url = new URL(part.includes('://') ? part : `http://${part}`);
+    } catch {
+      throw coded(`fencelock: bad etcd endpoint ${JSON.stringify(part)}`, 'BAD_ETCD_ENDPOINT');
+    }
+    if (url.protocol !== 'http:') {
+      throw coded(`fencelock: etcd endpoint ${JSON.stringify(part)}: only http:// is supported (no TLS to etcd yet)`, 'BAD_ETCD_ENDPOINT');
+    }
+    if (!url.hostname) throw coded(`fencelock: bad etcd endpoint ${JSON.stringify(part)}`, 'BAD_ETCD_ENDPOINT');
+    endpoints.push(`http://${url.hostname}:${url.port || 2379}`);
+  }
+  if (endpoints.length === 0) throw coded('fencelock: no etcd endpoint given', 'BAD_ETCD_ENDPOINT');
+  return endpoints;
+}
+
+// -- etcd ------------------------------------------------------------------------------------
+
+/** Creates the etcd3 client: every call tried once (the core decides on retries), each bounded. */
+function etcdClient(hosts) {
+  let Etcd3;
+  try {
+    ({ Etcd3 } = require('etcd3'));
+  } catch (error) {
+    if (error.code !== 'MODULE_NOT_FOUND') throw error;
+    throw coded(
+      "fencelock: cluster mode needs the etcd client: npm install etcd3 (an optional dependency of fencelock)",
+      'ETCD_CLIENT_MISSING',
+    );
+  }
+  return new Etcd3({
+    hosts,
+    // A retried transaction could apply twice or report the second try's compare: the core
+    // treats any failure as an unknown outcome and decides what to do, so call once.
+    faultHandling: { global: { execute: (fn) => fn() } },
+    defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + ETCD_TIMEOUT_MS }),
+  });
+}
+
+/** Sends one keep-alive for `lease` and resolves to etcd's answer (its `TTL` is 0 once the lease is gone). */
+async function keepAliveOnce(etcd, lease) {
+  const stream = await etcd.leaseClient.leaseKeepAlive();
+  try {
+    return await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('keep-alive timed out')), ETCD_TIMEOUT_MS);
+      stream.on('data', (reply) => {
+        clearTimeout(timer);
+        resolve(reply);
+      });
+      stream.on('error', (error) => {
+        clearTimeout(timer);
+        reject(error);
+      });
+      stream.on('end', () => {
+        clearTimeout(timer);
+        reject(new Error('keep-alive stream ended'));
+      });
+      stream.write({ ID: lease });
+    });
+  } finally {
+    stream.end();
+  }
+}
+
+/** The end of the key range of every key that starts with `prefix`. */
+function prefixEnd(prefix) {
+  const end = Buffer.from(prefix);
+  for (let index = end.length - 1; index >= 0; index -= 1) {
+    if (end[index] < 0xff) {
+      end[index] += 1;
+      return end.subarray(0, index + 1);
+    }
+  }
+  // Every byte is 0xff: the range runs to the end of the keyspace.
+  return Buffer.from([0]);
+}
+
+function keyValue(kv) {
+  return {
+    key: kv.key,
+    value: kv.value ?? Buffer.alloc(0),
+    createRevision: String(kv.create_revision ?? '0'),
+    modRevision: String(kv.mod_revision ?? '0'),
+  };
+}
+
+function coded(message, code) {
+  const error = new Error(message);
+  error.code = code;
+  return error;
+}
+
+function construct(build) {
+  try {
+    return build();
+  } catch (error) {
+    throw translate(error);
+  }
+}
+
+module.exports = { ClusterServer, serveCluster, checkClusterOptions, parseEndpoints };

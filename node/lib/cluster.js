@@ -107,7 +107,20 @@ class ClusterServer extends IoLoop {
       }
     }
     for (const op of this.native.drainEtcd()) this.start(op);
+    this.logRole();
     if (!this.stopping) this.schedule();
+  }
+
+  /** One log line whenever the node's role or the leader it knows changes. */
+  logRole() {
+    const role = this.native.role();
+    const leader = this.native.leader() ?? null;
+    if (this.seenRole !== undefined && this.seenRole.role === role && this.seenRole.leader === leader) return;
+    this.seenRole = { role, leader };
+    const cluster = `'${this.options.cluster}'`;
+    if (role === 'leader') this.log.info(`cluster ${cluster}: this node leads (log index ${this.native.logIndex()})`);
+    else if ((role === 'follower' || role === 'candidate') && leader) this.log.info(`cluster ${cluster}: ${role}, the leader is ${leader}`);
+    else this.log.info(`cluster ${cluster}: ${role}, no leader known`);
   }
 
   start(op) {

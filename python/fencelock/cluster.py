@@ -100,6 +100,7 @@ class ClusterServer(_IoLoop):
         self._tasks: set[asyncio.Task[None]] = set()
         self._watches: Dict[int, asyncio.Task[None]] = {}
         self._etcd = _Etcd(options.etcd)
+        self._seen_role: Tuple[str, Optional[str]] = ("", None)
         self._transactions: Any = importlib.import_module("aetcd.transactions")
         self.native = NativeCluster(
             options.cluster, options.advertise, options.election_ttl_s,
@@ -161,8 +162,23 @@ class ClusterServer(_IoLoop):
                     transport.close()
         for op in self.native.drain_etcd():
             self._start(op)
+        self._log_role()
         if not self._stopping:
             self._schedule()
+
+    def _log_role(self) -> None:
+        """One log line whenever the node's role or the leader it knows changes."""
+        seen = (self.native.role(), self.native.leader())
+        if seen == self._seen_role:
+            return
+        self._seen_role = seen
+        role, leader = seen
+        if role == "leader":
+            log.info("cluster %r: this node leads (log index %d)", self.options.cluster, self.native.log_index())
+        elif role in ("follower", "candidate") and leader:
+            log.info("cluster %r: %s, the leader is %s", self.options.cluster, role, leader)
+        else:
+            log.info("cluster %r: %s, no leader known", self.options.cluster, role)
 
     def _start(self, op: Tuple[Any, ...]) -> None:
         kind, op_id = op[0], op[1]

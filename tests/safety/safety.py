@@ -6,7 +6,7 @@ server SIGKILL and restarts it on the same data dir and port at random moments, 
 random clients with SIGSTOP (their whole process group) for random spans, some longer than any
 lease, before SIGCONT. Then the checks of checks.py run over the recorded history and the
 store's accepted writes. Exit status 0 when every check passed, 1 otherwise. The cluster round
-does the same against three Python nodes on three etcd members, the clients given every node,
+does the same against three cluster nodes (two Python, one Node) on three etcd members, the clients given every node,
 with the leader killed (and restarted) or paused past its election lease instead.
 
     python safety.py --profile short|long [--seed N] [--servers python,node,cluster] [--duration S]
@@ -51,7 +51,7 @@ def main() -> int:
     parser.add_argument("--profile", choices=sorted(PROFILES), default="short")
     parser.add_argument("--seed", type=int, default=int(os.environ.get("SEED", "0")) or None)
     parser.add_argument("--servers", default="python,node,cluster",
-                        help="python, node, cluster (3 Python nodes on 3 etcd members); default all")
+                        help="python, node, cluster (2 Python + 1 Node nodes on 3 etcd members); default all")
     parser.add_argument("--duration", type=float, help="seconds per server (default: the profile's)")
     parser.add_argument("--locks", type=int, help="number of hot locks (default: the profile's)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (histories, logs)")
@@ -296,7 +296,7 @@ class Round:
 
 
 class ClusterRound(Round):
-    """Three Python cluster nodes on three etcd members. The faults: SIGKILL of the leader
+    """Three cluster nodes (two Python, one Node) on three etcd members. The faults: SIGKILL of the leader
     (restarted at once or a little later), or SIGSTOP of the leader past its election lease,
     then SIGCONT. Clients are given every node."""
 
@@ -310,7 +310,7 @@ class ClusterRound(Round):
         self.node_paused: Dict[int, float] = {}  # port -> resume time
         self.node_pauses = 0
         self.etcd: Optional[Etcd] = None
-        self.failovers: List[float] = []
+        self.leaders_hit = [0, 0]  # faults that hit a Python leader, a Node leader
 
     def run(self) -> Report:
         self.work.mkdir(parents=True)
@@ -330,7 +330,10 @@ class ClusterRound(Round):
 
     def _node_command(self, port: int) -> List[str]:
         assert self.etcd is not None
-        return [sys.executable, "-m", "fencelock", "serve", "--host", "127.0.0.1", "--port", str(port),
+        # Two Python nodes and one Node node: leadership moves between the hosts.
+        host = ([sys.executable, "-m", "fencelock"] if port != self.ports[1]
+                else ["node", str(REPO / "node" / "bin" / "fencelock.js")])
+        return [*host, "serve", "--host", "127.0.0.1", "--port", str(port),
                 "--etcd", self.etcd.urls, "--cluster", "safety", "--advertise", f"127.0.0.1:{port}",
                 "--election-ttl", str(self.ELECTION_TTL_S), "--max-ttl-ms", str(MAX_TTL_MS),
                 "--ready-file", str(self.work / f"node-{port}.ready"), "--log-level", "info"]
@@ -376,6 +379,7 @@ class ClusterRound(Round):
         leader = self._leader()
         if leader is None:
             return  # a failover is under way: let it finish
+        self.leaders_hit[leader == self.ports[1]] += 1
         if self.rng.random() < 0.6:
             node = self.nodes[leader]
             node.send_signal(signal.SIGKILL)
@@ -451,7 +455,8 @@ def print_summary(kind: str, report: Report, round_: Round) -> None:
           f"rows in the store {c['store_rows']}")
     if isinstance(round_, ClusterRound):
         print(f"    leader kills (SIGKILL, restarted) {round_.restarts}, leader pauses past the election lease "
-              f"(SIGSTOP) {round_.node_pauses}")
+              f"(SIGSTOP) {round_.node_pauses}; the leader hit was Python {round_.leaders_hit[0]} times, "
+              f"Node {round_.leaders_hit[1]} times")
     print(f"    server restarts (SIGKILL) {round_.restarts}, client pauses (SIGSTOP) {round_.pauses} "
           f"({round_.long_pauses} longer than any lease), in-client pauses longer than the lease {round_.client_long_pauses}")
     print(f"    checks passed {len(report.passed)}, failed {len(report.failures)}")

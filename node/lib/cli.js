@@ -305,7 +305,7 @@ async function serveClusterCommand(args) {
     tlsCa: args['tls-ca'],
     metrics: args.metrics,
     usersFile: args.users,
-    requirepass: args.requirepass ?? (process.env.FENCELOCK_REQUIREPASS || undefined),
+    requirepass: args.requirepass ?? (args.users === undefined ? process.env.FENCELOCK_REQUIREPASS || undefined : undefined),
     noAuth: args['no-auth'],
   };
   let etcd;
@@ -326,6 +326,12 @@ async function serveClusterCommand(args) {
     readyFile: args['ready-file'],
     maxTtlMs: args['max-ttl-ms'],
     lockDelayMs: args['lock-delay-ms'],
+    usersFile: options.usersFile,
+    requirepass: options.requirepass,
+    tlsCert: options.tlsCert,
+    tlsKey: options.tlsKey,
+    tlsCa: options.tlsCa,
+    tlsHandshakeTimeoutMs: args['tls-handshake-timeout-ms'],
     log,
   });
 }

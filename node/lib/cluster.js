@@ -6,14 +6,13 @@
 // operations it emits (through the `etcd3` client, an optional dependency) and reports their
 // results, moves bytes and time, and arms one timer. See docs/CLUSTER.md.
 
-const net = require('node:net');
 const native = require('./native');
 const { translate } = require('./errors');
 const { writeAtomic } = require('./durable');
 const { settings } = require('./options');
 const { silent } = require('./log');
 const { IoLoop, closed, delay } = require('./io_loop');
-const { isLoopback } = require('./server');
+const { tlsOptions, checkExposure } = require('./io_loop');
 
 const { version: VERSION } = native.constants();
 const EXIT_FATAL = 3;
@@ -25,7 +24,7 @@ const ETCD_TIMEOUT_MS = 5000;
  *
  * Options: `etcd` (endpoint URLs, e.g. `['http://127.0.0.1:2379']`), `cluster` (name),
  * `advertise` ('HOST:PORT' clients reach this node at), `host` (127.0.0.1), `port` (7380),
- * `electionTtlS` (5), `maxConnections` (10000), `readyFile`, `maxTtlMs`, `lockDelayMs`,
+ * `electionTtlS` (2), `maxConnections` (10000), `readyFile`, `maxTtlMs`, `lockDelayMs`,
  * `log` (a logger), `onFatal`.
  */
 class ClusterServer extends IoLoop {
@@ -35,10 +34,13 @@ class ClusterServer extends IoLoop {
       host: '127.0.0.1',
       port: 7380,
       cluster: 'default',
-      electionTtlS: 5,
+      electionTtlS: 2,
       maxConnections: 10000,
+      tlsHandshakeTimeoutMs: 10000,
       ...options,
     };
+    if (this.options.tlsHandshakeTimeoutMs === undefined) this.options.tlsHandshakeTimeoutMs = 10000;
+    this.tls = tlsOptions(this.options);
     this.log = options.log ?? silent;
     this.onFatal = options.onFatal ?? ((status) => process.exit(status));
     this.stopped = null;
@@ -57,15 +59,15 @@ class ClusterServer extends IoLoop {
       server,
       this.nowMs(),
     ));
+    this.loadAuth();
   }
 
   /** Binds the socket and starts the node's etcd operations; resolves to the bound `{ host, port }`. */
   async listen() {
-    const listener = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
-    const { host, port } = await this.bind(listener, this.options.host, this.options.port);
+    const { host, port } = await this.bind(this.createListener(), this.options.host, this.options.port);
     this.log.info(
       `fencelock ${VERSION} cluster '${this.options.cluster}' node ${this.advertise} ` +
-        `serving on ${host}:${port} (etcd ${this.options.etcd.map((url) => url.replace(/^http:\/\//, '')).join(',')}, ` +
+        `serving on ${host}:${port}${this.tlsNote()} (etcd ${this.options.etcd.map((url) => url.replace(/^http:\/\//, '')).join(',')}, ` +
         `election TTL ${this.options.electionTtlS} s, node ${process.version})`,
     );
     if (this.options.readyFile) writeAtomic(this.options.readyFile, Buffer.from(`${host} ${port}\n`));
@@ -108,6 +110,7 @@ class ClusterServer extends IoLoop {
     }
     for (const op of this.native.drainEtcd()) this.start(op);
     this.logRole();
+    this.drainAudit();
     if (!this.stopping) this.schedule();
   }
 
@@ -268,29 +271,25 @@ async function serveCluster(options) {
     server.etcd.close();
     return 1;
   }
+  const reload = () => server.reloadUsers();
+  process.on('SIGHUP', reload);
   await new Promise((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
   });
+  process.off('SIGHUP', reload);
   await server.stop();
   return 0;
 }
 
 /** `serve` flags a cluster node does not implement yet (docs/CLUSTER.md), as [option, flag]. */
-const UNSUPPORTED = [
-  ['tlsCert', '--tls-cert'],
-  ['tlsKey', '--tls-key'],
-  ['tlsCa', '--tls-ca'],
-  ['metrics', '--metrics'],
-  ['usersFile', '--users'],
-  ['requirepass', '--requirepass or FENCELOCK_REQUIREPASS'],
-];
+const UNSUPPORTED = [['metrics', '--metrics']];
 
 /**
  * Checks the options of `fencelock serve --etcd ...` and returns the etcd endpoint URLs.
- * A cluster node has no TLS, metrics or authentication yet: asking for them is an error
- * rather than a node that silently serves without them. Protected mode still holds: with no
- * authentication, a non-loopback address needs `noAuth`. Throws an Error with `code`
+ * Users and TLS work as on a single server; a cluster node has no metrics endpoint yet, and
+ * asking for one is an error rather than a node that silently serves without it. Protected
+ * mode holds as on a single server. Throws an Error with `code`
  * `CLUSTER_UNSUPPORTED`, `PROTECTED_MODE` or `BAD_ETCD_ENDPOINT`.
  */
 function checkClusterOptions(options, log = silent) {
@@ -298,17 +297,8 @@ function checkClusterOptions(options, log = silent) {
   if (unsupported.length > 0) {
     throw coded(`fencelock: cluster mode (--etcd) does not support ${unsupported.join(', ')} yet (see docs/CLUSTER.md)`, 'CLUSTER_UNSUPPORTED');
   }
-  const host = options.host ?? '127.0.0.1';
-  if (!isLoopback(host)) {
-    if (!options.noAuth) {
-      throw coded(
-        `fencelock: refusing to serve ${host} without authentication: cluster mode has none yet, and anyone who ` +
-          'reaches the port could take, steal and release every lock. Bind 127.0.0.1, or pass --no-auth to insist.',
-        'PROTECTED_MODE',
-      );
-    }
-    log.warning(`serving ${host} with no authentication (--no-auth): anyone who reaches the port can take, steal and release every lock`);
-  }
+  // Protected mode, as on a single server: a non-loopback address needs users or --no-auth.
+  checkExposure({ ...options, host: options.host ?? '127.0.0.1' }, log);
   return parseEndpoints(options.etcd);
 }
 

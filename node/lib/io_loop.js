@@ -4,7 +4,13 @@
 // backpressure and close. `Server` (server.js) and `ClusterServer` (cluster.js) extend it and
 // define `flush()` (perform every pending output); this file holds no rule of either.
 
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const net = require('node:net');
 const { performance } = require('node:perf_hooks');
+const tls = require('node:tls');
+const native = require('./native');
+const { translate } = require('./errors');
 
 class IoLoop {
   /** `native` is set by the subclass: a `NativeServer` or a `NativeCluster`. */
@@ -15,6 +21,72 @@ class IoLoop {
     this.timerAt = null;
     this.listener = null;
     this.stopping = false;
+  }
+
+  /** Gives the core its users: the users file, or one user for `requirepass`. */
+  loadAuth() {
+    const { usersFile, requirepass } = this.options;
+    if (usersFile && requirepass) throw new Error('fencelock: give --users or --requirepass, not both');
+    if (usersFile) {
+      try {
+        this.native.setUsers(fs.readFileSync(usersFile));
+      } catch (error) {
+        throw new Error(`fencelock: users file ${usersFile}: ${translate(error).message}; refusing to start`);
+      }
+      this.log.info(`authentication on: users from ${usersFile}`);
+    } else if (requirepass) {
+      // Hashed at once with a fresh salt: the plain password is not kept by the core.
+      this.native.setPasswordHash(native.hashPassword(Buffer.from(requirepass), crypto.randomBytes(16)));
+      this.log.info("authentication on: one user 'default' (--requirepass)");
+    } else {
+      this.log.info('authentication off: every client may take, steal and release every lock');
+    }
+  }
+
+  /** Reads the users file again (SIGHUP); on any error the users in force stay. */
+  reloadUsers() {
+    const { usersFile } = this.options;
+    if (!usersFile) {
+      this.log.info('SIGHUP: no users file to reload');
+      return false;
+    }
+    try {
+      this.native.setUsers(fs.readFileSync(usersFile));
+    } catch (error) {
+      this.log.error(`SIGHUP: users file ${usersFile} not reloaded, the users in force stay: ${translate(error).message}`);
+      return false;
+    }
+    this.log.info(`SIGHUP: users reloaded from ${usersFile}`);
+    return true;
+  }
+
+  /** A `tls` server for `this.tls` (`tlsOptions`), or a plain `net` server. */
+  createListener() {
+    if (this.tls === null || this.tls === undefined) {
+      return net.createServer({ noDelay: true }, (socket) => this.accept(socket));
+    }
+    // 'secureConnection' comes only after the handshake: a client that never finishes it is
+    // destroyed at the handshake timeout and never takes a core connection.
+    const listener = tls.createServer({ ...this.tls, noDelay: true }, (socket) => this.accept(socket));
+    listener.on('tlsClientError', (error, socket) => {
+      this.log.debug(`TLS handshake from ${socket.remoteAddress}:${socket.remotePort} failed: ${error.message}`);
+      socket.destroy();
+    });
+    return listener;
+  }
+
+  /** What the start line says of TLS. */
+  tlsNote() {
+    if (this.tls === null || this.tls === undefined) return '';
+    return this.tls.requestCert ? ' (TLS, client certificates required)' : ' (TLS)';
+  }
+
+  /** Logs the core's audit events (failed authentications, steals). */
+  drainAudit() {
+    for (let event = this.native.pollAudit(); event !== null; event = this.native.pollAudit()) {
+      if (this.log.audit) this.log.audit(event.text, event.json);
+      else this.log.warning(event.text);
+    }
   }
 
   /** The server's clock in whole ms, truncated (the core's timer rule). */
@@ -147,4 +219,52 @@ function delay(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
-module.exports = { IoLoop, closed, delay };
+/** Returns the `tls.createServer` options for the TLS flags, or null for plain TCP. */
+function tlsOptions(options) {
+  if (!options.tlsCert && !options.tlsKey && !options.tlsCa) return null;
+  if (!options.tlsCert || !options.tlsKey) throw new Error('fencelock: --tls-cert and --tls-key go together (--tls-ca needs both)');
+  const ms = options.tlsHandshakeTimeoutMs;
+  if (!Number.isInteger(ms) || ms <= 0) throw new RangeError(`tlsHandshakeTimeoutMs must be a positive integer, got ${ms}`);
+  let result;
+  try {
+    result = {
+      cert: fs.readFileSync(options.tlsCert),
+      key: fs.readFileSync(options.tlsKey),
+      minVersion: 'TLSv1.2',
+      handshakeTimeout: ms,
+    };
+    if (options.tlsCa) Object.assign(result, { ca: fs.readFileSync(options.tlsCa), requestCert: true, rejectUnauthorized: true });
+    // Checks the pair now, so that a bad certificate or key stops the start, not each handshake.
+    tls.createSecureContext(result);
+  } catch (error) {
+    throw new Error(`fencelock: cannot load the TLS certificate or key: ${error.message}`);
+  }
+  return result;
+}
+
+/** Tells whether `host` reaches only this machine (127.0.0.0/8, ::1, localhost). */
+function isLoopback(host) {
+  if (host === 'localhost' || host === '::1') return true;
+  if (net.isIPv4(host)) return host.startsWith('127.');
+  if (net.isIPv6(host)) return /^::ffff:127\./i.test(host);
+  // A host name other than localhost may resolve anywhere: treat it as exposed.
+  return false;
+}
+
+/** Protected mode: refuses to serve a non-loopback address with no authentication. */
+function checkExposure(options, log) {
+  if (isLoopback(options.host) || options.usersFile || options.requirepass) return;
+  if (options.noAuth) {
+    log.warning(`serving ${options.host} with no authentication (--no-auth): anyone who reaches the port can take, steal and release every lock`);
+    return;
+  }
+  const error = new Error(
+    `fencelock: refusing to serve ${options.host} without authentication: anyone who reaches the port could take, ` +
+      'steal and release every lock. Give --users FILE or --requirepass (or FENCELOCK_REQUIREPASS), bind 127.0.0.1, ' +
+      'or pass --no-auth to insist.',
+  );
+  error.code = 'PROTECTED_MODE';
+  throw error;
+}
+
+module.exports = { IoLoop, closed, delay, tlsOptions, checkExposure, isLoopback };

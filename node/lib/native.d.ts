@@ -104,6 +104,18 @@ export declare class NativeCluster {
   done(nowMs: number, id: number): void
   /** Reports a failed call (its outcome unknown) or a watch that ended. */
   failed(nowMs: number, id: number, reason: string): void
+  /**
+   * Sets the users connections must authenticate as from a users file's bytes, or turns
+   * authentication off with null; kept across leadership changes. Throws (code `ERR`) for
+   * a file the core refuses; the users in force stay then.
+   */
+  setUsers(usersFile?: Buffer | undefined | null): void
+  /** Sets one user, `default`, with every right and this password hash (`--requirepass`). */
+  setPasswordHash(hash: string): void
+  /** Returns true when connections must authenticate. */
+  authRequired(): boolean
+  /** Returns the next audit event (`kind`, `text`, `json`), or null; never holds a password. */
+  pollAudit(): AuditRecord | null
   /** Returns the node's role: `starting`, `follower`, `candidate`, `leader` or `stopped`. */
   role(): string
   /** Returns the current leader's advertised address, if known. */

@@ -13,14 +13,13 @@ const crypto = require('node:crypto');
 const fs = require('node:fs');
 const http = require('node:http');
 const net = require('node:net');
-const tls = require('node:tls');
 const path = require('node:path');
 const native = require('./native');
 const { translate } = require('./errors');
 const { writeAtomic, removeDurable } = require('./durable');
 const { settings } = require('./options');
 const { silent } = require('./log');
-const { IoLoop, closed, delay } = require('./io_loop');
+const { IoLoop, closed, delay, tlsOptions, checkExposure, isLoopback } = require('./io_loop');
 
 const { dataFiles: DATA_FILES, version: VERSION } = native.constants();
 const EXIT_DURABILITY = 3;
@@ -61,43 +60,6 @@ class Server extends IoLoop {
     checkExposure(this.options, this.log);
     this.startNative();
     this.loadAuth();
-  }
-
-  /** Gives the core its users: the users file, or one user for `requirepass`. */
-  loadAuth() {
-    const { usersFile, requirepass } = this.options;
-    if (usersFile && requirepass) throw new Error('fencelock: give --users or --requirepass, not both');
-    if (usersFile) {
-      try {
-        this.native.setUsers(fs.readFileSync(usersFile));
-      } catch (error) {
-        throw new Error(`fencelock: users file ${usersFile}: ${translate(error).message}; refusing to start`);
-      }
-      this.log.info(`authentication on: users from ${usersFile}`);
-    } else if (requirepass) {
-      // Hashed at once with a fresh salt: the plain password is not kept by the core.
-      this.native.setPasswordHash(native.hashPassword(Buffer.from(requirepass), crypto.randomBytes(16)));
-      this.log.info("authentication on: one user 'default' (--requirepass)");
-    } else {
-      this.log.info('authentication off: every client may take, steal and release every lock');
-    }
-  }
-
-  /** Reads the users file again (SIGHUP); on any error the users in force stay. */
-  reloadUsers() {
-    const { usersFile } = this.options;
-    if (!usersFile) {
-      this.log.info('SIGHUP: no users file to reload');
-      return false;
-    }
-    try {
-      this.native.setUsers(fs.readFileSync(usersFile));
-    } catch (error) {
-      this.log.error(`SIGHUP: users file ${usersFile} not reloaded, the users in force stay: ${translate(error).message}`);
-      return false;
-    }
-    this.log.info(`SIGHUP: users reloaded from ${usersFile}`);
-    return true;
   }
 
   startNative() {
@@ -149,22 +111,10 @@ class Server extends IoLoop {
 
   /** Binds the socket; resolves to the bound `{ host, port }`. */
   async listen() {
-    let listener;
-    if (this.tls !== null) {
-      // 'secureConnection' comes only after the handshake: a client that never finishes it is
-      // destroyed at the handshake timeout and never takes a core connection.
-      listener = tls.createServer({ ...this.tls, noDelay: true }, (socket) => this.accept(socket));
-      listener.on('tlsClientError', (error, socket) => {
-        this.log.debug(`TLS handshake from ${socket.remoteAddress}:${socket.remotePort} failed: ${error.message}`);
-        socket.destroy();
-      });
-    } else {
-      listener = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
-    }
-    const { host, port } = await this.bind(listener, this.options.host, this.options.port);
+    const { host, port } = await this.bind(this.createListener(), this.options.host, this.options.port);
     if (this.options.metrics) await this.listenMetrics(this.options.metrics);
     const where = this.dataDir !== null ? `data dir ${this.dataDir}` : 'in memory (nothing on disk)';
-    const secure = this.tls === null ? '' : this.tls.requestCert ? ' (TLS, client certificates required)' : ' (TLS)';
+    const secure = this.tlsNote();
     const metrics = this.metricsAddress ? `, metrics on http://${this.metricsAddress.host}:${this.metricsAddress.port}/metrics` : '';
     this.log.info(
       `fencelock ${VERSION} serving on ${host}:${port}${secure}, ${where}, start ${this.startKind}, node ${process.version}` +
@@ -253,10 +203,7 @@ class Server extends IoLoop {
           return;
       }
     }
-    for (let event = this.native.pollAudit(); event !== null; event = this.native.pollAudit()) {
-      if (this.log.audit) this.log.audit(event.text, event.json);
-      else this.log.warning(event.text);
-    }
+    this.drainAudit();
     if (!this.stopping) this.schedule();
   }
 
@@ -319,31 +266,6 @@ async function serve(options = {}) {
   return 0;
 }
 
-/** Tells whether `host` reaches only this machine (127.0.0.0/8, ::1, localhost). */
-function isLoopback(host) {
-  if (host === 'localhost' || host === '::1') return true;
-  if (net.isIPv4(host)) return host.startsWith('127.');
-  if (net.isIPv6(host)) return /^::ffff:127\./i.test(host);
-  // A host name other than localhost may resolve anywhere: treat it as exposed.
-  return false;
-}
-
-/** Protected mode: refuses to serve a non-loopback address with no authentication. */
-function checkExposure(options, log) {
-  if (isLoopback(options.host) || options.usersFile || options.requirepass) return;
-  if (options.noAuth) {
-    log.warning(`serving ${options.host} with no authentication (--no-auth): anyone who reaches the port can take, steal and release every lock`);
-    return;
-  }
-  const error = new Error(
-    `fencelock: refusing to serve ${options.host} without authentication: anyone who reaches the port could take, ` +
-      'steal and release every lock. Give --users FILE or --requirepass (or FENCELOCK_REQUIREPASS), bind 127.0.0.1, ' +
-      'or pass --no-auth to insist.',
-  );
-  error.code = 'PROTECTED_MODE';
-  throw error;
-}
-
 /**
  * Returns this boot's identity, or null where it cannot be read (then no lease horizon is kept
  * and a crash restart waits the full grace).
@@ -363,29 +285,6 @@ function readBootId(log) {
     return null;
   }
   return text;
-}
-
-/** Returns the `tls.createServer` options for the TLS flags, or null for plain TCP. */
-function tlsOptions(options) {
-  if (!options.tlsCert && !options.tlsKey && !options.tlsCa) return null;
-  if (!options.tlsCert || !options.tlsKey) throw new Error('fencelock: --tls-cert and --tls-key go together (--tls-ca needs both)');
-  const ms = options.tlsHandshakeTimeoutMs;
-  if (!Number.isInteger(ms) || ms <= 0) throw new RangeError(`tlsHandshakeTimeoutMs must be a positive integer, got ${ms}`);
-  let result;
-  try {
-    result = {
-      cert: fs.readFileSync(options.tlsCert),
-      key: fs.readFileSync(options.tlsKey),
-      minVersion: 'TLSv1.2',
-      handshakeTimeout: ms,
-    };
-    if (options.tlsCa) Object.assign(result, { ca: fs.readFileSync(options.tlsCa), requestCert: true, rejectUnauthorized: true });
-    // Checks the pair now, so that a bad certificate or key stops the start, not each handshake.
-    tls.createSecureContext(result);
-  } catch (error) {
-    throw new Error(`fencelock: cannot load the TLS certificate or key: ${error.message}`);
-  }
-  return result;
 }
 
 function construct(build) {

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from . import __version__
 from ._durable import write_atomic
 from ._native import Close, NativeCluster, Transmit
-from .server import _Connection, _IoLoop, _loop_name, is_loopback
+from .server import _Connection, _IoLoop, _loop_name, check_exposure
 
 __all__ = ["ClusterOptions", "ClusterServer", "run_cluster_server"]
 
@@ -43,6 +43,14 @@ class ClusterOptions:
     max_connections: int = 10_000
     ready_file: Optional[str] = None
     engine_settings: Dict[str, int] = field(default_factory=dict)
+    #: Authentication and TLS, as for a single server (docs/OPERATIONS.md).
+    users_file: Optional[str] = None
+    requirepass: Optional[str] = field(default=None, repr=False)
+    tls_cert: Optional[str] = None
+    tls_key: Optional[str] = None
+    tls_ca: Optional[str] = None
+    tls_handshake_timeout_ms: int = 10_000
+    no_auth: bool = False
 
 
 def parse_endpoints(text: str) -> List[str]:
@@ -106,16 +114,19 @@ class ClusterServer(_IoLoop):
             options.cluster, options.advertise, options.election_ttl_s,
             dict(options.engine_settings), {"max_connections": options.max_connections}, self.now_ms(),
         )
+        self._load_auth()
+        self.tls_context = self._tls_context()
 
     async def start(self) -> Tuple[str, int]:
         loop = asyncio.get_running_loop()
         self._listener = await loop.create_server(
-            lambda: _Connection(self), self.options.host, self.options.port, reuse_address=True, backlog=1024
+            lambda: _Connection(self), self.options.host, self.options.port, reuse_address=True, backlog=1024,
+            **self._listen_tls(),
         )
         host, port = self._listener.sockets[0].getsockname()[:2]
         log.info(
-            "fencelock %s cluster %r node %s serving on %s:%d (etcd %s, election TTL %d s, %s loop)",
-            __version__, self.options.cluster, self.options.advertise, host, port,
+            "fencelock %s cluster %r node %s serving on %s:%d%s (etcd %s, election TTL %d s, %s loop)",
+            __version__, self.options.cluster, self.options.advertise, host, port, self._tls_note(),
             ",".join(self.options.etcd), self.options.election_ttl_s, _loop_name(),
         )
         if self.options.ready_file:
@@ -163,6 +174,7 @@ class ClusterServer(_IoLoop):
         for op in self.native.drain_etcd():
             self._start(op)
         self._log_role()
+        self._log_audit()
         if not self._stopping:
             self._schedule()
 
@@ -313,6 +325,10 @@ async def serve_cluster(options: ClusterOptions, stop: Optional[asyncio.Event] =
             loop.add_signal_handler(signum, stop.set)
         except (NotImplementedError, RuntimeError):
             pass
+    try:
+        loop.add_signal_handler(signal.SIGHUP, server.reload_users)
+    except (NotImplementedError, RuntimeError, AttributeError):
+        pass
     await server.start()
     try:
         await stop.wait()
@@ -336,32 +352,20 @@ def run_cluster_server(options: ClusterOptions) -> int:
 
 
 #: ``fencelock serve`` options a cluster node does not implement yet (docs/CLUSTER.md).
-UNSUPPORTED = (
-    ("tls_cert", "--tls-cert"), ("tls_key", "--tls-key"), ("tls_ca", "--tls-ca"),
-    ("metrics", "--metrics"), ("users", "--users"), ("requirepass", "--requirepass or FENCELOCK_REQUIREPASS"),
-)
+UNSUPPORTED = (("metrics", "--metrics"),)
 
 
 def cluster_options(args: Any) -> ClusterOptions:
     """Builds the options of ``fencelock serve --etcd ...`` from its parsed arguments.
 
-    A cluster node has no TLS, metrics or authentication yet: asking for them is an error
-    rather than a node that silently serves without them. Protected mode still holds: with no
-    authentication, a non-loopback address needs ``--no-auth``.
+    Users (``--users``, ``--requirepass``) and TLS work as on a single server; a cluster node
+    has no metrics endpoint yet, and asking for one is an error rather than a node that
+    silently serves without it. Protected mode holds as on a single server.
     """
     unsupported = [flag for name, flag in UNSUPPORTED if getattr(args, name, None)]
     if unsupported:
         raise SystemExit(f"fencelock: cluster mode (--etcd) does not support {', '.join(unsupported)} yet (see docs/CLUSTER.md)")
-    if not is_loopback(args.host) and not getattr(args, "no_auth", False):
-        raise SystemExit(
-            f"fencelock: refusing to serve {args.host} without authentication: cluster mode has none "
-            "yet, and anyone who reaches the port could take, steal and release every lock. Bind "
-            "127.0.0.1, or pass --no-auth to insist."
-        )
-    if not is_loopback(args.host):
-        log.warning("serving %s with no authentication (--no-auth): anyone who reaches the port "
-                    "can take, steal and release every lock", args.host)
-    return ClusterOptions(
+    options = ClusterOptions(
         etcd=parse_endpoints(args.etcd),
         cluster=args.cluster,
         advertise=args.advertise or f"{args.host}:{args.port}",
@@ -375,4 +379,12 @@ def cluster_options(args: Any) -> ClusterOptions:
             for name, value in (("max_ttl_ms", args.max_ttl_ms), ("lock_delay_ms", args.lock_delay_ms))
             if value is not None
         },
+        users_file=args.users,
+        requirepass=args.requirepass,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_ca=args.tls_ca,
+        no_auth=bool(getattr(args, "no_auth", False)),
     )
+    check_exposure(options)  # type: ignore[arg-type]  # the same fields as ServerOptions
+    return options

@@ -81,6 +81,8 @@ class _IoLoop:
     Subclasses set the attributes below and define ``flush`` (perform every pending output)."""
 
     native: Any
+    options: Any
+    tls_context: Any
     _origin_ns: int
     _transports: Dict[int, asyncio.Transport]
     _timer: Optional[asyncio.TimerHandle]
@@ -88,6 +90,70 @@ class _IoLoop:
 
     def flush(self) -> None:
         raise NotImplementedError
+
+    # -- what a single server and a cluster node share: users, TLS, audit ---------------------
+
+    def _tls_context(self) -> Any:
+        """The TLS context ``options`` ask for (``tls_cert``, ``tls_key``, ``tls_ca``), or None."""
+        options = self.options
+        if not (options.tls_cert or options.tls_key or options.tls_ca):
+            return None
+        if not (options.tls_cert and options.tls_key):
+            raise SystemExit("fencelock: --tls-cert and --tls-key go together (--tls-ca needs both)")
+        try:
+            return server_context(options.tls_cert, options.tls_key, options.tls_ca)
+        except (OSError, ValueError) as error:
+            raise SystemExit(f"fencelock: cannot load the TLS certificate or key: {error}") from None
+
+    def _listen_tls(self) -> Dict[str, Any]:
+        """``create_server`` arguments for TLS: with it, connection_made comes only after the
+        handshake, so a client that never finishes one is closed at the timeout and never
+        takes a core connection."""
+        if self.tls_context is None:
+            return {}
+        return {"ssl": self.tls_context, "ssl_handshake_timeout": self.options.tls_handshake_timeout_ms / 1000}
+
+    def _tls_note(self) -> str:
+        """What the start line says of TLS."""
+        if self.tls_context is None:
+            return ""
+        return " (TLS, client certificates required)" if self.options.tls_ca else " (TLS)"
+
+    def _log_audit(self) -> None:
+        while (event := self.native.poll_audit()) is not None:
+            kind, text, as_json = event
+            audit_log.warning("%s", text, extra={"audit": as_json, "audit_kind": kind})
+
+    def _load_auth(self) -> None:
+        """Gives the core its users: the users file, or one user for ``requirepass``."""
+        if self.options.users_file and self.options.requirepass:
+            raise SystemExit("fencelock: give --users or --requirepass, not both")
+        if self.options.users_file:
+            try:
+                self.native.set_users(Path(self.options.users_file).read_bytes())
+            except (OSError, FencelockError) as error:
+                raise SystemExit(f"fencelock: users file {self.options.users_file}: {_reason(error)}; refusing to start") from None
+            log.info("authentication on: users from %s", self.options.users_file)
+        elif self.options.requirepass:
+            # Hashed at once with a fresh salt: the plain password is not kept by the core.
+            self.native.set_password_hash(hash_password(self.options.requirepass.encode(), os.urandom(16)))
+            log.info("authentication on: one user 'default' (--requirepass)")
+        else:
+            log.info("authentication off: every client may take, steal and release every lock")
+
+    def reload_users(self) -> bool:
+        """Reads the users file again (SIGHUP); on any error the users in force stay."""
+        if not self.options.users_file:
+            log.info("SIGHUP: no users file to reload")
+            return False
+        try:
+            self.native.set_users(Path(self.options.users_file).read_bytes())
+        except (OSError, FencelockError) as error:
+            log.error("SIGHUP: users file %s not reloaded, the users in force stay: %s",
+                      self.options.users_file, _reason(error))
+            return False
+        log.info("SIGHUP: users reloaded from %s", self.options.users_file)
+        return True
 
     def now_ms(self) -> int:
         """Returns the server's clock in whole ms, truncated (the core's timer rule)."""
@@ -160,14 +226,7 @@ class FencelockServer(_IoLoop):
         self.start_kind, self.native = self._start_native()
         self._native = self.native
         self._load_auth()
-        self.tls_context = None
-        if options.tls_cert or options.tls_key or options.tls_ca:
-            if not (options.tls_cert and options.tls_key):
-                raise SystemExit("fencelock: --tls-cert and --tls-key go together (--tls-ca needs both)")
-            try:
-                self.tls_context = server_context(options.tls_cert, options.tls_key, options.tls_ca)
-            except (OSError, ValueError) as error:
-                raise SystemExit(f"fencelock: cannot load the TLS certificate or key: {error}") from None
+        self.tls_context = self._tls_context()
 
     # -- start -----------------------------------------------------------------------------
 
@@ -211,49 +270,14 @@ class FencelockServer(_IoLoop):
             log.info("%s", recovery.summary)
         return recovery.kind, native
 
-    def _load_auth(self) -> None:
-        """Gives the core its users: the users file, or one user for ``requirepass``."""
-        if self.options.users_file and self.options.requirepass:
-            raise SystemExit("fencelock: give --users or --requirepass, not both")
-        if self.options.users_file:
-            try:
-                self.native.set_users(Path(self.options.users_file).read_bytes())
-            except (OSError, FencelockError) as error:
-                raise SystemExit(f"fencelock: users file {self.options.users_file}: {_reason(error)}; refusing to start") from None
-            log.info("authentication on: users from %s", self.options.users_file)
-        elif self.options.requirepass:
-            # Hashed at once with a fresh salt: the plain password is not kept by the core.
-            self.native.set_password_hash(hash_password(self.options.requirepass.encode(), os.urandom(16)))
-            log.info("authentication on: one user 'default' (--requirepass)")
-        else:
-            log.info("authentication off: every client may take, steal and release every lock")
-
-    def reload_users(self) -> bool:
-        """Reads the users file again (SIGHUP); on any error the users in force stay."""
-        if not self.options.users_file:
-            log.info("SIGHUP: no users file to reload")
-            return False
-        try:
-            self.native.set_users(Path(self.options.users_file).read_bytes())
-        except (OSError, FencelockError) as error:
-            log.error("SIGHUP: users file %s not reloaded, the users in force stay: %s",
-                      self.options.users_file, _reason(error))
-            return False
-        log.info("SIGHUP: users reloaded from %s", self.options.users_file)
-        return True
-
     # -- serving ---------------------------------------------------------------------------
 
     async def start(self) -> Tuple[str, int]:
         """Binds the socket; returns the bound (host, port)."""
         loop = asyncio.get_running_loop()
-        # With TLS, connection_made comes only after the handshake: a client that never
-        # finishes it is closed by the loop at the timeout and never takes a core connection.
-        tls: Dict[str, Any] = {}
-        if self.tls_context is not None:
-            tls = {"ssl": self.tls_context, "ssl_handshake_timeout": self.options.tls_handshake_timeout_ms / 1000}
         self._listener = await loop.create_server(
-            lambda: _Connection(self), self.options.host, self.options.port, reuse_address=True, backlog=1024, **tls
+            lambda: _Connection(self), self.options.host, self.options.port, reuse_address=True, backlog=1024,
+            **self._listen_tls(),
         )
         host, port = self._listener.sockets[0].getsockname()[:2]
         if self.options.metrics:
@@ -261,7 +285,7 @@ class FencelockServer(_IoLoop):
         where = f"data dir {self.data_dir}" if self.data_dir else "in memory (nothing on disk)"
         log.info(
             "fencelock %s serving on %s:%d%s, %s, start %s, %s loop%s%s", __version__, host, port,
-            " (TLS, client certificates required)" if self.options.tls_ca and tls else " (TLS)" if tls else "",
+            self._tls_note(),
             where, self.start_kind, _loop_name(), ", test clock" if self.options.test_clock else "",
             f", metrics on http://{self.metrics_address[0]}:{self.metrics_address[1]}/metrics" if self.metrics_address else "",
         )
@@ -308,9 +332,7 @@ class FencelockServer(_IoLoop):
                     transport.close()
             else:
                 self._perform(output)
-        while (event := self.native.poll_audit()) is not None:
-            kind, text, as_json = event
-            audit_log.warning("%s", text, extra={"audit": as_json, "audit_kind": kind})
+        self._log_audit()
         if not self._stopping:
             self._schedule()
 

@@ -381,23 +381,75 @@ def test_service_continues_when_an_etcd_member_dies(etcd_cluster: str, etcd_proc
         print(f"first grant {granted_after[0][0]:.2f} s after the etcd member died")
 
 
-@pytest.mark.parametrize(
-    "option",
-    [["--requirepass", "secret"], ["--users", "users.json"], ["--tls-cert", "c.pem", "--tls-key", "k.pem"], ["--metrics", "127.0.0.1:0"]],
-)
-def test_cluster_mode_refuses_what_it_does_not_implement(tmp_path: Path, option: List[str]) -> None:
-    """Auth, TLS and metrics are not in cluster mode yet: asking for them fails at once rather
-    than serving without them."""
+def test_cluster_nodes_with_a_password_and_tls(etcd_cluster: str, start_server: Any, pki: Dict[str, str]) -> None:
+    """``--requirepass`` and TLS on every node: nothing, not even MOVED, before AUTH; fencelock's
+    client (TLS, password, every node) follows MOVED and keeps its lease across a failover."""
+    import ssl
+
+    from fencelock import Client
+    nodes = {
+        port: start_server(
+            "--etcd", etcd_cluster, "--cluster", "t", "--advertise", f"127.0.0.1:{port}",
+            "--election-ttl", str(ELECTION_TTL_S), "--requirepass", "s3cret", "--tls-cert", pki["server"], "--tls-key", pki["server-key"], port=port,
+        )
+        for port in _free_ports(3)
+    }
+    ports = list(nodes)
+
+    def info(port: int) -> Dict[str, Any]:
+        client = redis.Redis(host="127.0.0.1", port=port, password="s3cret", ssl=True, ssl_ca_certs=pki["ca"], socket_timeout=2)
+        try:
+            found: Dict[str, Any] = client.info("cluster")
+            return found
+        finally:
+            client.close()
+
+    def leader_of(alive: List[int]) -> Optional[int]:
+        roles = {port: info(port) for port in alive}
+        leading = [port for port, found in roles.items() if found.get("role") == "leader"]
+        if len(leading) == 1 and all(found.get("leader") == f"127.0.0.1:{leading[0]}" for found in roles.values()):
+            return leading[0]
+        return None
+
+    leader = _wait_for(lambda: leader_of(ports), 15, "a leader")
+    follower = next(port for port in ports if port != leader)
+    context = ssl.create_default_context(cafile=pki["ca"])
+    with socket.create_connection(("127.0.0.1", follower), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+            _send(sock, "ACQUIRE", "x", "1000")
+            assert _read_line(sock, 5).startswith(b"-NOAUTH"), "a follower told an unauthenticated client where the leader is"
+            _send(sock, "AUTH", "s3cret")
+            assert _read_line(sock, 5) == b"+OK"
+            _send(sock, "ACQUIRE", "x", "1000")
+            assert _read_line(sock, 5) == f"-MOVED 127.0.0.1:{leader}".encode()
+    others = [("127.0.0.1", port) for port in ports if port != follower]
+    with Client("127.0.0.1", follower, fallbacks=others, password="s3cret", tls=True, tls_ca=pki["ca"]) as client:
+        held = client.acquire("held", 60.0)
+        nodes[leader].stop(signal.SIGKILL)
+        alive = [port for port in ports if port != leader]
+        _wait_for(lambda: leader_of(alive), ELECTION_TTL_S + 5, "a new leader")
+        assert client.verify("held", held.token) > 0
+        after = client.acquire("after", 5.0)
+        assert after.token > held.token
+    with pytest.raises(Exception, match="WRONGPASS|NOAUTH"):
+        with Client("127.0.0.1", alive[0], fallbacks=[("127.0.0.1", alive[1])], password="wrong", tls=True,
+                    tls_ca=pki["ca"], timeout=3) as client:
+            client.acquire("x", 1.0)
+
+
+def test_cluster_mode_refuses_metrics(tmp_path: Path) -> None:
+    """No metrics endpoint in cluster mode yet: asking for one fails at once rather than
+    serving without it."""
     done = subprocess.run(
-        [sys.executable, "-m", "fencelock", "serve", "--etcd", "http://127.0.0.1:1", "--port", "0", *option],
+        [sys.executable, "-m", "fencelock", "serve", "--etcd", "http://127.0.0.1:1", "--port", "0", "--metrics", "127.0.0.1:0"],
         cwd=tmp_path, capture_output=True, timeout=20,
     )
     assert done.returncode != 0
-    assert b"cluster mode (--etcd) does not support" in done.stderr
+    assert b"cluster mode (--etcd) does not support --metrics" in done.stderr
 
 
 def test_cluster_mode_keeps_protected_mode(tmp_path: Path) -> None:
-    """With no authentication in cluster mode, a non-loopback address needs --no-auth."""
+    """With no authentication, a non-loopback address needs --no-auth, as on a single server."""
     done = subprocess.run(
         [sys.executable, "-m", "fencelock", "serve", "--etcd", "http://127.0.0.1:1", "--host", "0.0.0.0", "--port", "0"],
         cwd=tmp_path, capture_output=True, timeout=20,

@@ -5,8 +5,6 @@ prometheus_client's parser."""
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ipaddress
 import shutil
 import socket
 import ssl
@@ -15,84 +13,15 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from prometheus_client.parser import text_string_to_metric_families
 
 from fencelock import AsyncClient, Client
 from fencelock.errors import ConnectionLost, Locked, Stale
 
 REDIS_CLI = shutil.which("redis-cli")
-
-
-# -- certificates made by the test ---------------------------------------------------------
-
-
-def _name(common: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
-
-
-def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
-    path.write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ))
-
-
-def _issue(
-    ca_key: ec.EllipticCurvePrivateKey, ca_name: x509.Name, common: str, *, server: bool
-) -> Tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
-    builder = (
-        x509.CertificateBuilder().subject_name(_name(common)).issuer_name(ca_name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage(
-            [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-    )
-    if server:
-        builder = builder.add_extension(x509.SubjectAlternativeName(
-            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-    return builder.sign(ca_key, hashes.SHA256()), key
-
-
-def _make_ca(directory: Path, stem: str) -> Tuple[ec.EllipticCurvePrivateKey, x509.Name]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = _name(f"fencelock test CA {stem}")
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(
-            digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
-            key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False,
-        ), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    (directory / f"{stem}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return key, name
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, str]:
-    """A CA, a server certificate for 127.0.0.1/localhost and a client certificate it signed,
-    plus another CA that signed nothing the server uses."""
-    directory = tmp_path_factory.mktemp("pki")
-    ca_key, ca_name = _make_ca(directory, "ca")
-    _make_ca(directory, "other-ca")
-    for stem, server in (("server", True), ("client", False)):
-        cert, key = _issue(ca_key, ca_name, "127.0.0.1" if server else "fencelock-test-client", server=server)
-        (directory / f"{stem}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        _write_key(key, directory / f"{stem}-key.pem")
-    return {name: str(directory / f"{name}.pem") for name in ("ca", "other-ca", "server", "server-key", "client", "client-key")}
 
 
 def _tls_flags(pki: Dict[str, str], *, client_certs: bool = False) -> list:

@@ -15,8 +15,8 @@ use napi::{Env, Status};
 use napi_derive::napi;
 
 use crate::convert::{engine_config, number, server_config, whole};
-use crate::errors::unknown;
-use crate::server::output_object;
+use crate::errors::{unknown, OrThrow};
+use crate::server::{output_object, AuditRecord};
 
 /// An etcd operation for the host to perform, by `kind`:
 /// `grant_lease` (`ttlS`), `keep_alive` (`lease`, once), `revoke` (`lease`),
@@ -280,6 +280,44 @@ impl NativeCluster {
     #[napi]
     pub fn failed(&mut self, now_ms: f64, id: f64, reason: String) -> napi::Result<()> {
         self.result(now_ms, id, EtcdResult::Failed { reason })
+    }
+
+    /// Sets the users connections must authenticate as from a users file's bytes, or turns
+    /// authentication off with null; kept across leadership changes. Throws (code `ERR`) for
+    /// a file the core refuses; the users in force stay then.
+    #[napi]
+    pub fn set_users(&mut self, env: Env, users_file: Option<Buffer>) -> napi::Result<()> {
+        let users = users_file
+            .as_deref()
+            .map(fencelock_core::protocol::Users::parse)
+            .transpose()
+            .or_throw(&env)?;
+        self.node.set_users(users);
+        Ok(())
+    }
+
+    /// Sets one user, `default`, with every right and this password hash (`--requirepass`).
+    #[napi]
+    pub fn set_password_hash(&mut self, env: Env, hash: String) -> napi::Result<()> {
+        let users = fencelock_core::protocol::Users::single(&hash).or_throw(&env)?;
+        self.node.set_users(Some(users));
+        Ok(())
+    }
+
+    /// Returns true when connections must authenticate.
+    #[napi]
+    pub fn auth_required(&self) -> bool {
+        self.node.auth_required()
+    }
+
+    /// Returns the next audit event (`kind`, `text`, `json`), or null; never holds a password.
+    #[napi]
+    pub fn poll_audit(&mut self) -> Option<AuditRecord> {
+        self.node.poll_audit().map(|event| AuditRecord {
+            kind: event.kind().to_owned(),
+            text: event.to_text(),
+            json: event.to_json(),
+        })
     }
 
     /// Returns the node's role: `starting`, `follower`, `candidate`, `leader` or `stopped`.

@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use crate::engine::build_config;
+use crate::errors::IntoPyResult;
 use crate::server::{build_server_config, output_record};
 
 /// A key-value as the host passes it: (key, value, create_revision, mod_revision).
@@ -183,6 +184,36 @@ impl NativeCluster {
 
     fn failed(&mut self, id: u64, reason: String, now_ms: u64) {
         self.result(id, EtcdResult::Failed { reason }, now_ms);
+    }
+
+    /// Sets the users connections must authenticate as from a users file's bytes (`None`:
+    /// no authentication); kept across leadership changes.
+    fn set_users(&mut self, py: Python<'_>, users_file: Option<&[u8]>) -> PyResult<()> {
+        let users = users_file
+            .map(fencelock_core::protocol::Users::parse)
+            .transpose()
+            .into_py_result(py)?;
+        self.node.set_users(users);
+        Ok(())
+    }
+
+    /// Sets one user, `default`, with every right and this password hash (`--requirepass`).
+    fn set_password_hash(&mut self, py: Python<'_>, hash: &str) -> PyResult<()> {
+        let users = fencelock_core::protocol::Users::single(hash).into_py_result(py)?;
+        self.node.set_users(Some(users));
+        Ok(())
+    }
+
+    /// Returns True when connections must authenticate.
+    fn auth_required(&self) -> bool {
+        self.node.auth_required()
+    }
+
+    /// Returns the next audit event as `(kind, text, json)`, or None. Never holds a password.
+    fn poll_audit(&mut self) -> Option<(&'static str, String, String)> {
+        self.node
+            .poll_audit()
+            .map(|event| (event.kind(), event.to_text(), event.to_json()))
     }
 
     fn role(&self) -> &'static str {

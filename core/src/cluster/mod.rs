@@ -33,7 +33,7 @@ pub use entry::{Batch, Entry};
 pub use etcd::{EtcdOp, EtcdResult, KeyValue, OpId, WatchEvent};
 
 use crate::client::{Decoder, DecoderLimits, Value};
-use crate::protocol::{ConnId, Output, Server, ServerConfig};
+use crate::protocol::{AuditEvent, ConnId, Output, Server, ServerConfig, Users};
 use crate::{Config, Engine, Instant};
 
 /// How a node takes part in a cluster. Start from [`ClusterConfig::new`] and set fields.
@@ -128,6 +128,8 @@ pub struct ClusterNode {
     engine_config: Config,
     server_config: ServerConfig,
     server: Server,
+    /// The users connections must authenticate as, kept for every server this node builds.
+    users: Option<Users>,
     role: Role,
     /// The advertised address of the current leader, if known.
     leader: Option<String>,
@@ -178,6 +180,7 @@ impl ClusterNode {
     ) -> ClusterNode {
         let mut node = ClusterNode {
             server: follower_server(&engine_config, &server_config, 1),
+            users: None,
             config,
             engine_config,
             server_config,
@@ -232,6 +235,26 @@ impl ClusterNode {
     #[must_use]
     pub fn etcd_revision(&self) -> u64 {
         self.revision
+    }
+
+    /// Sets the users connections must authenticate as (`None`: no authentication), on this
+    /// node's server and on every one it builds later (after stepping down). As on a single
+    /// server, a connection must authenticate before anything but `HELLO`, `AUTH`, `PING` and
+    /// `QUIT`, a follower's `MOVED` included.
+    pub fn set_users(&mut self, users: Option<Users>) {
+        self.server.set_users(users.clone());
+        self.users = users;
+    }
+
+    /// Returns true when connections must authenticate.
+    #[must_use]
+    pub fn auth_required(&self) -> bool {
+        self.users.is_some()
+    }
+
+    /// Returns the next audit event (failed authentications, steals) for the host's log.
+    pub fn poll_audit(&mut self) -> Option<AuditEvent> {
+        self.server.poll_audit()
     }
 
     /// Returns the node's engine (the leader's, or a follower's replica).
@@ -765,6 +788,7 @@ impl ClusterNode {
             &self.server_config,
             self.conn_floor.saturating_add(1),
         );
+        self.server.set_users(self.users.clone());
         self.committed = 0;
         self.seen_term = 0;
         self.max_client = 0;

@@ -468,6 +468,40 @@ fn ephemeral_leases_outlive_a_failover_until_their_ttl_and_waits_end() {
 }
 
 #[test]
+fn with_users_a_node_answers_noauth_before_moved_and_keeps_them_across_a_failover() {
+    let mut h = Harness::new(2);
+    let hash = crate::protocol::hash_password(b"secret", b"salt-salt-salt-1", 1000);
+    let users = crate::protocol::Users::single(&hash).expect("users");
+    for node in 0..2 {
+        h.nodes[node].set_users(Some(users.clone()));
+    }
+    // The follower: nothing before AUTH, not even the leader's address.
+    let conn = h.connect(1);
+    let reply = h.call(1, conn, &["ACQUIRE", "a", "1000"]);
+    assert!(reply.starts_with("-NOAUTH"), "{reply}");
+    assert_eq!(h.call(1, conn, &["AUTH", "secret"]), "OK");
+    let reply = h.call(1, conn, &["ACQUIRE", "a", "1000"]);
+    assert!(reply.starts_with("-MOVED 127.0.0.1:7381"), "{reply}");
+    // The leader.
+    let conn = h.connect(0);
+    assert!(h
+        .call(0, conn, &["ACQUIRE", "a", "1000"])
+        .starts_with("-NOAUTH"));
+    assert_eq!(h.call(0, conn, &["AUTH", "secret"]), "OK");
+    let first = token(&h.call(0, conn, &["ACQUIRE", "a", "1000"]));
+    // The new leader, built from a follower's server, still asks.
+    h.kill(0);
+    assert_eq!(h.leader(), Some(1));
+    let conn = h.connect(1);
+    assert!(h
+        .call(1, conn, &["ACQUIRE", "b", "1000"])
+        .starts_with("-NOAUTH"));
+    assert!(h.call(1, conn, &["AUTH", "wrong"]).starts_with("-WRONGPASS"));
+    assert_eq!(h.call(1, conn, &["AUTH", "secret"]), "OK");
+    assert!(token(&h.call(1, conn, &["ACQUIRE", "b", "1000"])) > first);
+}
+
+#[test]
 fn time_resumes_from_the_last_logged_instant() {
     let mut h = Harness::new(2);
     let conn = h.connect(0);

@@ -498,7 +498,14 @@ impl Server {
         }
         let now = self.clock.now(now);
         self.counters.commands_processed += 1;
-        if self.redirected(conn, argv) {
+        // A follower redirects only connections that may run commands: before it
+        // authenticates, a client learns nothing, not even where the leader is.
+        let may_run = !self.auth.required()
+            || self
+                .connections
+                .get(&conn)
+                .is_some_and(|connection| connection.user.is_some());
+        if may_run && self.redirected(conn, argv) {
             self.after_write(now, conn);
             return;
         }

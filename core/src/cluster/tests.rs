@@ -496,7 +496,9 @@ fn with_users_a_node_answers_noauth_before_moved_and_keeps_them_across_a_failove
     assert!(h
         .call(1, conn, &["ACQUIRE", "b", "1000"])
         .starts_with("-NOAUTH"));
-    assert!(h.call(1, conn, &["AUTH", "wrong"]).starts_with("-WRONGPASS"));
+    assert!(h
+        .call(1, conn, &["AUTH", "wrong"])
+        .starts_with("-WRONGPASS"));
     assert_eq!(h.call(1, conn, &["AUTH", "secret"]), "OK");
     assert!(token(&h.call(1, conn, &["ACQUIRE", "b", "1000"])) > first);
 }

@@ -332,6 +332,7 @@ async function serveClusterCommand(args) {
     tlsKey: options.tlsKey,
     tlsCa: options.tlsCa,
     tlsHandshakeTimeoutMs: args['tls-handshake-timeout-ms'],
+    metrics: options.metrics,
     log,
   });
 }

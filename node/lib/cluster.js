@@ -65,12 +65,16 @@ class ClusterServer extends IoLoop {
   /** Binds the socket and starts the node's etcd operations; resolves to the bound `{ host, port }`. */
   async listen() {
     const { host, port } = await this.bind(this.createListener(), this.options.host, this.options.port);
+    if (this.options.metrics) await this.listenMetrics(this.options.metrics);
     this.log.info(
       `fencelock ${VERSION} cluster '${this.options.cluster}' node ${this.advertise} ` +
         `serving on ${host}:${port}${this.tlsNote()} (etcd ${this.options.etcd.map((url) => url.replace(/^http:\/\//, '')).join(',')}, ` +
         `election TTL ${this.options.electionTtlS} s, node ${process.version})`,
     );
-    if (this.options.readyFile) writeAtomic(this.options.readyFile, Buffer.from(`${host} ${port}\n`));
+    if (this.metricsAddress) this.log.info(`metrics on http://${this.metricsAddress.host}:${this.metricsAddress.port}/metrics`);
+    // With metrics a third field says where they are served (for --metrics HOST:0).
+    const third = this.metricsAddress ? ` ${this.metricsAddress.host}:${this.metricsAddress.port}` : '';
+    if (this.options.readyFile) writeAtomic(this.options.readyFile, Buffer.from(`${host} ${port}${third}\n`));
     this.flush();
     return this.address;
   }
@@ -81,6 +85,10 @@ class ClusterServer extends IoLoop {
     this.stopping = true;
     this.stopped = (async () => {
       if (this.listener !== null) this.listener.close();
+      if (this.metricsListener !== null) {
+        this.metricsListener.close();
+        this.metricsListener.closeAllConnections();
+      }
       clearTimeout(this.timer);
       this.timer = null;
       this.native.shutdown(this.nowMs());
@@ -264,15 +272,18 @@ async function serveCluster(options) {
     log.error(error.message);
     return 1;
   }
+  // Before the socket (and the ready file): a SIGHUP sent once the server is up must never
+  // meet Node's default action, which ends the process.
+  const reload = () => server.reloadUsers();
+  process.on('SIGHUP', reload);
   try {
     await server.listen();
   } catch (error) {
     log.error(`cannot serve: ${error.message}`);
     server.etcd.close();
+    process.off('SIGHUP', reload);
     return 1;
   }
-  const reload = () => server.reloadUsers();
-  process.on('SIGHUP', reload);
   await new Promise((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
@@ -282,21 +293,12 @@ async function serveCluster(options) {
   return 0;
 }
 
-/** `serve` flags a cluster node does not implement yet (docs/CLUSTER.md), as [option, flag]. */
-const UNSUPPORTED = [['metrics', '--metrics']];
-
 /**
  * Checks the options of `fencelock serve --etcd ...` and returns the etcd endpoint URLs.
- * Users and TLS work as on a single server; a cluster node has no metrics endpoint yet, and
- * asking for one is an error rather than a node that silently serves without it. Protected
- * mode holds as on a single server. Throws an Error with `code`
- * `CLUSTER_UNSUPPORTED`, `PROTECTED_MODE` or `BAD_ETCD_ENDPOINT`.
+ * Users, TLS and metrics work as on a single server, and so does protected mode. Throws an Error with `code`
+ * `PROTECTED_MODE` or `BAD_ETCD_ENDPOINT`.
  */
 function checkClusterOptions(options, log = silent) {
-  const unsupported = UNSUPPORTED.filter(([name]) => options[name]).map(([, flag]) => flag);
-  if (unsupported.length > 0) {
-    throw coded(`fencelock: cluster mode (--etcd) does not support ${unsupported.join(', ')} yet (see docs/CLUSTER.md)`, 'CLUSTER_UNSUPPORTED');
-  }
   // Protected mode, as on a single server: a non-loopback address needs users or --no-auth.
   checkExposure({ ...options, host: options.host ?? '127.0.0.1' }, log);
   return parseEndpoints(options.etcd);

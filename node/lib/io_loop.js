@@ -6,6 +6,7 @@
 
 const crypto = require('node:crypto');
 const fs = require('node:fs');
+const http = require('node:http');
 const net = require('node:net');
 const { performance } = require('node:perf_hooks');
 const tls = require('node:tls');
@@ -20,6 +21,8 @@ class IoLoop {
     this.timer = null;
     this.timerAt = null;
     this.listener = null;
+    this.metricsListener = null;
+    this.metricsAddress = null;
     this.stopping = false;
   }
 
@@ -87,6 +90,38 @@ class IoLoop {
       if (this.log.audit) this.log.audit(event.text, event.json);
       else this.log.warning(event.text);
     }
+  }
+
+  /** Serves the core's Prometheus text at GET /metrics on `address` ('HOST:PORT'). */
+  async listenMetrics(address) {
+    const cut = address.lastIndexOf(':');
+    const host = address.slice(0, cut).replace(/^\[|\]$/g, '') || '127.0.0.1';
+    const port = Number(address.slice(cut + 1));
+    if (cut < 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--metrics wants HOST:PORT, got ${JSON.stringify(address)}`);
+    this.metricsListener = http.createServer((request, response) => {
+      const url = request.url.split('?')[0];
+      let status = 200;
+      let body;
+      let type = 'text/plain; version=0.0.4; charset=utf-8';
+      if (request.method !== 'GET' && request.method !== 'HEAD') [status, body, type] = [405, 'only GET\n', 'text/plain; charset=utf-8'];
+      else if (url !== '/metrics') [status, body, type] = [404, 'metrics are at /metrics\n', 'text/plain; charset=utf-8'];
+      else body = this.native.metrics(this.nowMs());
+      const bytes = Buffer.from(body, 'utf8');
+      response.writeHead(status, { 'Content-Type': type, 'Content-Length': bytes.length, Connection: 'close' });
+      response.end(request.method === 'HEAD' ? undefined : bytes);
+    });
+    this.metricsListener.headersTimeout = 10000;
+    this.metricsListener.requestTimeout = 10000;
+    await new Promise((resolve, reject) => {
+      this.metricsListener.once('error', reject);
+      this.metricsListener.listen({ host, port }, () => {
+        this.metricsListener.off('error', reject);
+        resolve();
+      });
+    });
+    const bound = this.metricsListener.address();
+    this.metricsAddress = { host: bound.address, port: bound.port };
+    return this.metricsAddress;
   }
 
   /** The server's clock in whole ms, truncated (the core's timer rule). */

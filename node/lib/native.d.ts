@@ -116,6 +116,8 @@ export declare class NativeCluster {
   authRequired(): boolean
   /** Returns the next audit event (`kind`, `text`, `json`), or null; never holds a password. */
   pollAudit(): AuditRecord | null
+  /** Returns the Prometheus text exposition of this node (server and cluster gauges). */
+  metrics(nowMs: number): string
   /** Returns the node's role: `starting`, `follower`, `candidate`, `leader` or `stopped`. */
   role(): string
   /** Returns the current leader's advertised address, if known. */

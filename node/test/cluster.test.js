@@ -160,7 +160,6 @@ test(`a cluster of ${KINDS} on 3 etcd members: MOVED to the leader, failover aft
 const SERVE = [process.execPath, CLI, 'serve', '--etcd', 'http://127.0.0.1:1', '--port', '0'];
 
 for (const [flags, expected] of [
-  [['--metrics', '127.0.0.1:0'], /does not support --metrics yet/],
   [['--host', '0.0.0.0'], /refusing to serve 0\.0\.0\.0 without authentication/],
   [['--users', 'no-such-users.json'], /users file no-such-users\.json: .*refusing to start/],
   [['--tls-cert', 'no-such.pem', '--tls-key', 'no-such-key.pem'], /cannot load the TLS certificate or key/],
@@ -173,7 +172,7 @@ for (const [flags, expected] of [
   });
 }
 
-test('cluster nodes with --requirepass: NOAUTH before MOVED; the client authenticates and follows MOVED', {
+test('cluster nodes with --requirepass and --metrics: NOAUTH before MOVED; the client authenticates and follows MOVED; gauges per node', {
   skip: ETCD === null && 'no etcd binary on PATH (Debian: apt-get install etcd-server)',
   timeout: BUDGET_MS,
 }, async () => {
@@ -185,7 +184,7 @@ test('cluster nodes with --requirepass: NOAUTH before MOVED; the client authenti
     for (const port of [first, second]) {
       nodes.push(await startServerProcess(NODE_SERVER, [
         '--port', String(port), '--etcd', etcd.urls, '--cluster', 'auth', '--advertise', `127.0.0.1:${port}`,
-        '--election-ttl', String(ELECTION_TTL_S), '--requirepass', 'secret',
+        '--election-ttl', String(ELECTION_TTL_S), '--requirepass', 'secret', '--metrics', '127.0.0.1:0',
       ]));
       if (port === first) await waitFor(async () => (await authedInfo(first))?.role === 'leader', 15000, 'the first node to lead');
     }
@@ -197,6 +196,14 @@ test('cluster nodes with --requirepass: NOAUTH before MOVED; the client authenti
     const lease = await client.acquire('x', { ttl: 5000 });
     assert.ok(lease.token > 0);
     assert.ok((await client.verify('x', lease.token)) > 0);
+    // Metrics: the cluster's gauges beside the server's; the follower's replica holds the lease.
+    const scrape = async (node) => {
+      const url = node.output().match(/metrics on (http:\/\/\S+)/)[1];
+      return (await fetch(url)).text();
+    };
+    assert.match(await scrape(nodes[0]), /\nfencelock_cluster_leader 1\n/);
+    await waitFor(async () => /\nfencelock_live_leases 1\n/.test(await scrape(nodes[1])), 5000, "the follower's replica to hold the lease");
+    assert.match(await scrape(nodes[1]), /\nfencelock_cluster_leader 0\n/);
   } finally {
     if (client !== null) await client.close();
     await Promise.all(nodes.map((node) => node.stop('SIGKILL')));

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from . import __version__
 from ._durable import write_atomic
 from ._native import Close, NativeCluster, Transmit
-from .server import _Connection, _IoLoop, _loop_name, check_exposure
+from .server import _Connection, _IoLoop, _loop_name, check_exposure, start_metrics
 
 __all__ = ["ClusterOptions", "ClusterServer", "run_cluster_server"]
 
@@ -51,6 +51,8 @@ class ClusterOptions:
     tls_ca: Optional[str] = None
     tls_handshake_timeout_ms: int = 10_000
     no_auth: bool = False
+    #: ``HOST:PORT`` to serve Prometheus metrics on (``GET /metrics``), or None.
+    metrics: Optional[str] = None
 
 
 def parse_endpoints(text: str) -> List[str]:
@@ -116,6 +118,8 @@ class ClusterServer(_IoLoop):
         )
         self._load_auth()
         self.tls_context = self._tls_context()
+        self._metrics_listener: Optional[asyncio.AbstractServer] = None
+        self.metrics_address: Optional[Tuple[str, int]] = None
 
     async def start(self) -> Tuple[str, int]:
         loop = asyncio.get_running_loop()
@@ -124,13 +128,19 @@ class ClusterServer(_IoLoop):
             **self._listen_tls(),
         )
         host, port = self._listener.sockets[0].getsockname()[:2]
+        if self.options.metrics:
+            self._metrics_listener, self.metrics_address = await start_metrics(self, self.options.metrics)
         log.info(
             "fencelock %s cluster %r node %s serving on %s:%d%s (etcd %s, election TTL %d s, %s loop)",
             __version__, self.options.cluster, self.options.advertise, host, port, self._tls_note(),
             ",".join(self.options.etcd), self.options.election_ttl_s, _loop_name(),
         )
+        if self.metrics_address:
+            log.info("metrics on http://%s:%d/metrics", *self.metrics_address)
         if self.options.ready_file:
-            write_atomic(self.options.ready_file, f"{host} {port}\n".encode())
+            # With --metrics a third field says where they are served (for --metrics HOST:0).
+            metrics = f" {self.metrics_address[0]}:{self.metrics_address[1]}" if self.metrics_address else ""
+            write_atomic(self.options.ready_file, f"{host} {port}{metrics}\n".encode())
         self.flush()
         return host, port
 
@@ -140,6 +150,8 @@ class ClusterServer(_IoLoop):
         self._stopping = True
         if self._listener is not None:
             self._listener.close()
+        if self._metrics_listener is not None:
+            self._metrics_listener.close()
         if self._timer is not None:
             self._timer.cancel()
         self.native.shutdown(self.now_ms())
@@ -351,20 +363,12 @@ def run_cluster_server(options: ClusterOptions) -> int:
     return 0
 
 
-#: ``fencelock serve`` options a cluster node does not implement yet (docs/CLUSTER.md).
-UNSUPPORTED = (("metrics", "--metrics"),)
-
-
 def cluster_options(args: Any) -> ClusterOptions:
     """Builds the options of ``fencelock serve --etcd ...`` from its parsed arguments.
 
-    Users (``--users``, ``--requirepass``) and TLS work as on a single server; a cluster node
-    has no metrics endpoint yet, and asking for one is an error rather than a node that
-    silently serves without it. Protected mode holds as on a single server.
+    Users (``--users``, ``--requirepass``), TLS and metrics work as on a single server, and
+    so does protected mode.
     """
-    unsupported = [flag for name, flag in UNSUPPORTED if getattr(args, name, None)]
-    if unsupported:
-        raise SystemExit(f"fencelock: cluster mode (--etcd) does not support {', '.join(unsupported)} yet (see docs/CLUSTER.md)")
     options = ClusterOptions(
         etcd=parse_endpoints(args.etcd),
         cluster=args.cluster,
@@ -385,6 +389,7 @@ def cluster_options(args: Any) -> ClusterOptions:
         tls_key=args.tls_key,
         tls_ca=args.tls_ca,
         no_auth=bool(getattr(args, "no_auth", False)),
+        metrics=args.metrics,
     )
     check_exposure(options)  # type: ignore[arg-type]  # the same fields as ServerOptions
     return options

@@ -392,16 +392,17 @@ class _Connection(asyncio.Protocol):
         self.server.backlog(self.conn, 0)
 
 
-def _metrics_bytes(server: FencelockServer) -> bytes:
+def _metrics_bytes(server: _IoLoop) -> bytes:
     """Returns the Prometheus exposition, rendered by the core."""
-    return server.native.metrics(server.now_ms())
+    body: bytes = server.native.metrics(server.now_ms())
+    return body
 
 
 METRICS_REQUEST_LIMIT = 8192
 METRICS_READ_TIMEOUT_S = 10.0
 
 
-async def start_metrics(server: FencelockServer, address: str) -> Tuple[asyncio.AbstractServer, Tuple[str, int]]:
+async def start_metrics(server: _IoLoop, address: str) -> Tuple[asyncio.AbstractServer, Tuple[str, int]]:
     """Serves ``GET /metrics`` (HTTP/1.1, one request per connection) on ``HOST:PORT``."""
     host, _, port = address.rpartition(":")
     host = host.strip("[]") or "127.0.0.1"

@@ -320,6 +320,12 @@ impl NativeCluster {
         })
     }
 
+    /// Returns the Prometheus text exposition of this node (server and cluster gauges).
+    #[napi]
+    pub fn metrics(&mut self, now_ms: f64) -> napi::Result<String> {
+        Ok(self.node.metrics_text(Instant(whole("nowMs", now_ms)?)))
+    }
+
     /// Returns the node's role: `starting`, `follower`, `candidate`, `leader` or `stopped`.
     #[napi]
     pub fn role(&self) -> String {

@@ -216,6 +216,11 @@ impl NativeCluster {
             .map(|event| (event.kind(), event.to_text(), event.to_json()))
     }
 
+    /// Returns the Prometheus text exposition of this node (server and cluster gauges).
+    fn metrics<'py>(&mut self, py: Python<'py>, now_ms: u64) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, self.node.metrics_text(Instant(now_ms)).as_bytes())
+    }
+
     fn role(&self) -> &'static str {
         self.node.role().as_str()
     }

@@ -257,6 +257,45 @@ impl ClusterNode {
         self.server.poll_audit()
     }
 
+    /// Returns the Prometheus text exposition of this node: its server's metrics (a follower's
+    /// engine is its replica, so its lease gauges follow the leader's log) and the cluster's
+    /// own gauges, `fencelock_cluster_leader`, `_term`, `_log_index` and `_etcd_revision`.
+    #[must_use]
+    pub fn metrics_text(&mut self, now: Instant) -> String {
+        let at = self.engine_time(now);
+        let mut text = self.server.metrics_text(at);
+        let gauges: [(&str, &str, u64); 4] = [
+            (
+                "fencelock_cluster_leader",
+                "1 while this node leads its cluster, else 0.",
+                u64::from(self.role == Role::Leader),
+            ),
+            (
+                "fencelock_cluster_term",
+                "The create revision of the election key this node leads under (0 unless it leads).",
+                self.term,
+            ),
+            (
+                "fencelock_cluster_log_index",
+                "The last log index this node committed (leader) or applied (follower).",
+                self.committed,
+            ),
+            (
+                "fencelock_cluster_etcd_revision",
+                "The latest etcd revision this node has seen.",
+                self.revision,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            // Writing to a String cannot fail.
+            let _ = write!(
+                text,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
+            );
+        }
+        text
+    }
+
     /// Returns the node's engine (the leader's, or a follower's replica).
     #[must_use]
     pub fn engine(&self) -> &Engine {

@@ -504,6 +504,39 @@ fn with_users_a_node_answers_noauth_before_moved_and_keeps_them_across_a_failove
 }
 
 #[test]
+fn metrics_name_the_leader_and_the_log() {
+    let mut h = Harness::new(2);
+    let conn = h.connect(0);
+    token(&h.call(0, conn, &["ACQUIRE", "a", "60000"]));
+    let now = h.now;
+    let leader = h.nodes[0].metrics_text(now);
+    let follower = h.nodes[1].metrics_text(now);
+    assert!(
+        leader.contains("\nfencelock_cluster_leader 1\n"),
+        "{leader}"
+    );
+    assert!(
+        follower.contains("\nfencelock_cluster_leader 0\n"),
+        "{follower}"
+    );
+    let index = h.nodes[0].log_index();
+    assert!(index >= 1);
+    assert!(leader.contains(&alloc::format!("\nfencelock_cluster_log_index {index}\n")));
+    assert!(follower.contains(&alloc::format!("\nfencelock_cluster_log_index {index}\n")));
+    // The follower's replica holds the lease too: its lease gauge says so.
+    let live = |text: &str| {
+        text.lines()
+            .find(|line| line.starts_with("fencelock_live_leases "))
+            .map(String::from)
+    };
+    assert_eq!(live(&leader), live(&follower));
+    assert!(
+        live(&leader).is_some_and(|line| line.ends_with(" 1")),
+        "{leader}"
+    );
+}
+
+#[test]
 fn time_resumes_from_the_last_logged_instant() {
     let mut h = Harness::new(2);
     let conn = h.connect(0);

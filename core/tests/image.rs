@@ -55,8 +55,16 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     let acquire = (
         (0..3usize, 1..60u64, prop_oneof![Just(0u64), 1..80u64]),
-        (any::<bool>(), prop::bool::weighted(0.08), 1..4u64, any::<bool>()),
-        (any::<bool>(), prop_oneof![Just(None), (0..30u64).prop_map(Some)]),
+        (
+            any::<bool>(),
+            prop::bool::weighted(0.08),
+            1..4u64,
+            any::<bool>(),
+        ),
+        (
+            any::<bool>(),
+            prop_oneof![Just(None), (0..30u64).prop_map(Some)],
+        ),
     )
         .prop_map(
             |((name, ttl, wait), (shared, steal, client, ephemeral), (owner, lock_delay))| {
@@ -138,7 +146,10 @@ fn apply(engine: &mut Engine, now: u64, op: &Op, last_token: u64, last_waiter: u
             format!("{:?}", engine.verify(t, NAMES[*name], token))
         }
         Op::Cancel { back } => {
-            format!("{:?}", engine.cancel_wait(t, last_waiter.saturating_sub(*back)))
+            format!(
+                "{:?}",
+                engine.cancel_wait(t, last_waiter.saturating_sub(*back))
+            )
         }
         Op::Disconnect { client } => {
             engine.disconnect(t, *client);
@@ -175,7 +186,9 @@ fn restore(config: Config, original: &Engine) -> Engine {
     let image = EngineImage::decode(&bytes).expect("an image decodes");
     assert_eq!(image, original.image(), "the encoding is lossless");
     let restored = Engine::from_image(config, &image).expect("an engine's own image restores");
-    restored.check_invariants().expect("invariants after restore");
+    restored
+        .check_invariants()
+        .expect("invariants after restore");
     restored
 }
 

@@ -173,7 +173,11 @@ impl Engine {
             next_waiter: self.next_waiter,
             grace_until: self.grace_until.as_ms(),
             stats: self.stats,
-            expired: self.expired.iter().map(|(&token, &key)| (token, key)).collect(),
+            expired: self
+                .expired
+                .iter()
+                .map(|(&token, &key)| (token, key))
+                .collect(),
             locks,
         }
     }
@@ -230,9 +234,9 @@ impl Engine {
             }
             engine.restore_lock(image, lock, &mut tokens)?;
         }
-        engine
-            .check_invariants()
-            .map_err(|broken| Error::bad(alloc::format!("engine image is inconsistent: {broken}")))?;
+        engine.check_invariants().map_err(|broken| {
+            Error::bad(alloc::format!("engine image is inconsistent: {broken}"))
+        })?;
         Ok(engine)
     }
 
@@ -245,7 +249,9 @@ impl Engine {
     ) -> Result<(), Error> {
         self.validate_name(&saved.name)?;
         let now = self.now;
-        let (slot, _) = self.locks.find_or_create(&saved.name, self.config.max_locks)?;
+        let (slot, _) = self
+            .locks
+            .find_or_create(&saved.name, self.config.max_locks)?;
         for lease in &saved.holders {
             if lease.token == 0 || lease.token >= image.next_token || !tokens.insert(lease.token) {
                 return Err(Error::bad(alloc::format!(

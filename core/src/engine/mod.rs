@@ -27,10 +27,10 @@ use crate::horizon::{GraceCase, Horizon, HorizonTracker};
 use crate::snapshot::{Snapshot, SnapshotDelay, SnapshotLease, SNAPSHOT_VERSION};
 use crate::time::Instant;
 use crate::tokens::TokenSequence;
+pub use image::{EngineImage, IMAGE_VERSION};
 use index::LockIndex;
 use lock::{Lease, Lock, Waiter};
 use timers::{TimerKey, TimerKind};
-pub use image::{EngineImage, IMAGE_VERSION};
 pub use types::{
     AcquireOptions, Acquired, ClientId, Event, HolderInfo, LockInfo, Mode, Start, Stats, Token,
     WaiterId, WaiterInfo,
@@ -564,6 +564,15 @@ impl Engine {
             .as_mut()
             .map(core::mem::take)
             .unwrap_or_default()
+    }
+
+    /// Returns true if inputs were recorded that [`Engine::take_inputs`] has not taken yet:
+    /// an image taken now would be ahead of the entries taken so far.
+    #[must_use]
+    pub fn has_untaken_inputs(&self) -> bool {
+        self.journal
+            .as_ref()
+            .is_some_and(|journal| !journal.is_empty())
     }
 
     /// Returns every client that owns a wait or an EPHEMERAL lease, in order.

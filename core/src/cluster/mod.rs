@@ -56,11 +56,15 @@ pub struct ClusterConfig {
     /// A snapshot whose encoding is longer than this is not written (etcd refuses requests
     /// over 1.5 MiB unless started with a larger `--max-request-bytes`).
     pub snapshot_max_bytes: usize,
+    /// A snapshot is also taken once the batches after the last one hold this many bytes, so
+    /// that the range a starting node reads (snapshot and log) stays well under the 4 MiB a
+    /// gRPC client accepts by default, however large the batches.
+    pub snapshot_log_bytes: u64,
 }
 
 impl ClusterConfig {
     /// Creates a configuration with the default election TTL (2 s), a snapshot every 1000
-    /// batches and snapshots of at most 1 MiB.
+    /// batches or 1 MiB of batches, and snapshots of at most 1 MiB.
     #[must_use]
     pub fn new(cluster: &str, advertise: &str) -> ClusterConfig {
         ClusterConfig {
@@ -69,6 +73,7 @@ impl ClusterConfig {
             election_ttl_s: 2,
             snapshot_every: 1000,
             snapshot_max_bytes: 1 << 20,
+            snapshot_log_bytes: 1 << 20,
         }
     }
 
@@ -183,6 +188,8 @@ pub struct ClusterNode {
     snapshot_index: u64,
     /// The index of the last batch a snapshot was taken with (written or too large).
     snapshot_tried: u64,
+    /// The bytes of the batches after the newest snapshot known (about: counted as applied).
+    log_bytes: u64,
     /// Snapshots not written because their encoding was over `snapshot_max_bytes`.
     snapshots_too_large: u64,
     /// Why the last log read could not be applied (a bad snapshot, a gap), until one can.
@@ -229,6 +236,7 @@ impl ClusterNode {
             max_client: 0,
             snapshot_index: 0,
             snapshot_tried: 0,
+            log_bytes: 0,
             snapshots_too_large: 0,
             log_error: None,
             conn_floor: 0,
@@ -552,6 +560,7 @@ impl ClusterNode {
                         // image is only for nodes that start later. Note it for scheduling.
                         let index = LogSnapshot::index_of(&kv.value).unwrap_or(0);
                         self.snapshot_index = self.snapshot_index.max(index);
+                        self.log_bytes = 0;
                     } else if self.role == Role::Leader {
                         let index = self.config.log_index(&kv.key).unwrap_or(0);
                         if index > self.assigned() {
@@ -650,6 +659,7 @@ impl ClusterNode {
         self.committed = snapshot.index;
         self.max_client = snapshot.max_client;
         self.snapshot_index = self.snapshot_index.max(snapshot.index);
+        self.log_bytes = 0;
         Ok(())
     }
 
@@ -686,6 +696,7 @@ impl ClusterNode {
         let _ = engine.poll_persist();
         let _ = engine.poll_horizon();
         self.committed = index;
+        self.log_bytes = self.log_bytes.saturating_add(kv.value.len() as u64);
         true
     }
 
@@ -812,6 +823,8 @@ impl ClusterNode {
             }
         }
         self.in_flight = Some(index);
+        let value = batch.encode();
+        self.log_bytes = self.log_bytes.saturating_add(value.len() as u64);
         let compaction = self.compaction(index);
         let snapshot = compaction.is_some();
         let election_key = self.config.election_key();
@@ -822,23 +835,24 @@ impl ClusterNode {
             election_key,
             term,
             key,
-            value: batch.encode(),
+            value,
             compaction,
         });
     }
 
-    /// The snapshot that goes with batch `index`, once `snapshot_every` batches have passed
-    /// since the last one. The batch takes every entry recorded so far, so the engine is now
-    /// exactly the state after it, unless inputs were recorded since (then the next batch
-    /// carries the snapshot). A snapshot over `snapshot_max_bytes` is counted, not written:
-    /// the append never fails because of it.
+    /// The snapshot that goes with batch `index`, once `snapshot_every` batches (or
+    /// `snapshot_log_bytes` of them) have passed since the last one. The batch takes every
+    /// entry recorded so far, so the engine is now exactly the state after it, unless inputs
+    /// were recorded since (then the next batch carries the snapshot). A snapshot over
+    /// `snapshot_max_bytes` is counted, not written, and the next try waits `snapshot_every`
+    /// batches: the append never fails because of it.
     fn compaction(&mut self, index: u64) -> Option<Compaction> {
         let every = self.config.snapshot_every;
-        let last = self.snapshot_index.max(self.snapshot_tried);
-        if every == 0
-            || index < last.saturating_add(every)
-            || self.server.engine().has_untaken_inputs()
-        {
+        let due = index >= self.snapshot_index.saturating_add(every)
+            || self.log_bytes >= self.config.snapshot_log_bytes;
+        let too_large_lately = self.snapshot_tried > self.snapshot_index
+            && index < self.snapshot_tried.saturating_add(every);
+        if every == 0 || !due || too_large_lately || self.server.engine().has_untaken_inputs() {
             return None;
         }
         self.snapshot_tried = index;
@@ -854,6 +868,7 @@ impl ClusterNode {
             self.snapshots_too_large += 1;
             return None;
         }
+        self.log_bytes = 0;
         Some(Compaction {
             snapshot_key: self.config.snapshot_key(),
             snapshot,
@@ -935,6 +950,7 @@ impl ClusterNode {
         self.committed = 0;
         self.seen_term = 0;
         self.max_client = 0;
+        self.log_bytes = 0;
         self.role = Role::Starting;
     }
 

@@ -858,3 +858,31 @@ fn a_log_with_a_gap_is_not_applied_and_read_again_later() {
     // No read in a loop: the next comes after the retry delay.
     assert!(h.nodes[joiner].poll_etcd().is_none());
 }
+
+#[test]
+fn large_batches_bring_the_snapshot_forward() {
+    let mut h = Harness::new(0);
+    let mut config = ClusterConfig::new("test", "127.0.0.1:7381");
+    config.snapshot_log_bytes = 1000;
+    h.nodes.push(ClusterNode::new(
+        h.now,
+        config,
+        Config::default(),
+        ServerConfig::default(),
+    ));
+    h.watches.push(Vec::new());
+    h.paused.push(false);
+    h.parked.push(Vec::new());
+    h.dead.push(false);
+    h.pump();
+    let conn = h.connect(0);
+    let owner = "o".repeat(200);
+    for round in 0..10 {
+        let name = alloc::format!("l{round}");
+        token(&h.call(0, conn, &["ACQUIRE", &name, "60000", "OWNER", &owner]));
+    }
+    // Far fewer than the 1000 batches of snapshot_every, but more than 1000 bytes of them.
+    let snapshot = stored_snapshot(&h).expect("a snapshot by size");
+    assert!(snapshot.index < 10, "{}", snapshot.index);
+    assert_eq!(log_keys(&h).first(), Some(&snapshot.index));
+}

@@ -36,8 +36,8 @@ mod tokens;
 pub use config::{Config, HashSeed};
 pub use durable::{CorruptFile, DataFile, DataFiles, FileAction, Recovery, StartKind};
 pub use engine::{
-    AcquireOptions, Acquired, ClientId, Engine, Event, HolderInfo, LockInfo, Mode, Start, Stats,
-    Token, WaiterId, WaiterInfo,
+    AcquireOptions, Acquired, ClientId, Engine, EngineImage, Event, HolderInfo, LockInfo, Mode,
+    Start, Stats, Token, WaiterId, WaiterInfo, IMAGE_VERSION,
 };
 pub use error::{Error, ErrorCode};
 #[cfg(feature = "std")]

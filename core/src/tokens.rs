@@ -32,6 +32,17 @@ impl TokenSequence {
         }
     }
 
+    /// Rebuilds a sequence exactly as an engine image saved it: the same next token, ceiling
+    /// and ceiling not yet taken by the host.
+    pub(crate) fn restore(next: u64, ceiling: u64, pending: Option<u64>, block: u64) -> Self {
+        TokenSequence {
+            next: next.max(1),
+            ceiling,
+            pending,
+            block: block.max(1),
+        }
+    }
+
     /// Issues the next token, raising the ceiling first when it is reached.
     ///
     /// # Errors
@@ -63,6 +74,11 @@ impl TokenSequence {
     /// Returns the ceiling the host has been asked to persist.
     pub(crate) fn ceiling(&self) -> u64 {
         self.ceiling
+    }
+
+    /// Returns a raised ceiling the host has not taken yet.
+    pub(crate) fn pending(&self) -> Option<u64> {
+        self.pending
     }
 
     /// Takes a raised ceiling that the host must persist before revealing new tokens.

@@ -24,8 +24,9 @@ const ETCD_TIMEOUT_MS = 5000;
  *
  * Options: `etcd` (endpoint URLs, e.g. `['http://127.0.0.1:2379']`), `cluster` (name),
  * `advertise` ('HOST:PORT' clients reach this node at), `host` (127.0.0.1), `port` (7380),
- * `electionTtlS` (2), `maxConnections` (10000), `readyFile`, `maxTtlMs`, `lockDelayMs`,
- * `log` (a logger), `onFatal`.
+ * `electionTtlS` (2), `snapshotEvery` (1000: every N log batches the leader also stores a
+ * snapshot and deletes the log before it), `maxConnections` (10000), `readyFile`, `maxTtlMs`,
+ * `lockDelayMs`, `log` (a logger), `onFatal`.
  */
 class ClusterServer extends IoLoop {
   constructor(options) {
@@ -35,6 +36,7 @@ class ClusterServer extends IoLoop {
       port: 7380,
       cluster: 'default',
       electionTtlS: 2,
+      snapshotEvery: 1000,
       maxConnections: 10000,
       tlsHandshakeTimeoutMs: 10000,
       ...options,
@@ -58,6 +60,7 @@ class ClusterServer extends IoLoop {
       engine,
       server,
       this.nowMs(),
+      this.options.snapshotEvery,
     ));
     this.loadAuth();
   }
@@ -199,12 +202,20 @@ class ClusterServer extends IoLoop {
         return (now) => cluster.campaignResult(now, id, Boolean(reply.succeeded), leader);
       }
       case 'append': {
+        const success = [{ request_put: { key: op.key, value: op.value } }];
+        if (op.snapshotKey) {
+          // The snapshot and the deletion of the log before it commit with the batch.
+          success.push(
+            { request_put: { key: op.snapshotKey, value: op.snapshot } },
+            { request_delete_range: { key: op.deleteFrom, range_end: op.deleteEnd } },
+          );
+        }
         const reply = await etcd.kv.txn({
           compare: [
             { key: op.electionKey, target: 'Create', result: 'Equal', create_revision: op.term },
             { key: op.key, target: 'Create', result: 'Equal', create_revision: '0' },
           ],
-          success: [{ request_put: { key: op.key, value: op.value } }],
+          success,
           failure: [],
         });
         const revision = reply.succeeded ? String(reply.header.revision) : '0';

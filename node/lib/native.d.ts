@@ -57,10 +57,11 @@ export declare class NativeClient {
 export declare class NativeCluster {
   /**
    * Creates a node of cluster `cluster` reachable at `advertise` (`host:port`), with the
-   * election lease TTL `electionTtlS` (default 5), engine settings `config` and protocol
-   * limits `serverSettings` as for `NativeServer`.
+   * election lease TTL `electionTtlS` (default 2), engine settings `config` and protocol
+   * limits `serverSettings` as for `NativeServer`, and a snapshot every `snapshotEvery`
+   * batches (default 1000, 0: never).
    */
-  constructor(cluster: string, advertise: string, electionTtlS?: number | undefined | null, config?: Record<string, number> | undefined | null, serverSettings?: Record<string, number> | undefined | null, nowMs?: number | undefined | null)
+  constructor(cluster: string, advertise: string, electionTtlS?: number | undefined | null, config?: Record<string, number> | undefined | null, serverSettings?: Record<string, number> | undefined | null, nowMs?: number | undefined | null, snapshotEvery?: number | undefined | null)
   /** Registers a connection and returns its id. */
   connect(nowMs: number): number
   /** Feeds received bytes, split anywhere. */
@@ -126,6 +127,8 @@ export declare class NativeCluster {
   logIndex(): number
   /** Returns the highest etcd revision seen. */
   etcdRevision(): number
+  /** Returns the index of the newest log snapshot this node knows of (0: none). */
+  snapshotIndex(): number
   /** Returns how many leases are live in this node's engine. */
   liveLeases(): number
   /** Returns the highest token this node's engine has issued or replayed. */
@@ -524,7 +527,9 @@ export interface EtcdKeyValue {
  * `grant_lease` (`ttlS`), `keep_alive` (`lease`, once), `revoke` (`lease`),
  * `campaign` (`key`, `value`, `lease`: `Txn(if create_revision(key) == 0 then put(key, value,
  * lease) else get(key))`), `append` (`electionKey`, `term`, `key`, `value`:
- * `Txn(if create_revision(electionKey) == term and create_revision(key) == 0 then put(key, value))`),
+ * `Txn(if create_revision(electionKey) == term and create_revision(key) == 0 then put(key, value))`,
+ * and when `snapshotKey` is set also `put(snapshotKey, snapshot)` and the deletion of the keys
+ * from `deleteFrom` up to `deleteEnd` (exclusive) in the same success branch),
  * `range` (`prefix`), `watch` (`prefix`, `startRevision`; every batch of events answers under
  * `id`) and `cancel_watch` (the watch `id`; no answer).
  */
@@ -549,6 +554,14 @@ export interface EtcdOpRecord {
   prefix?: Buffer
   /** `watch`: the first revision to deliver (decimal). */
   startRevision?: string
+  /** `append` with a snapshot: the snapshot key. */
+  snapshotKey?: Buffer
+  /** `append` with a snapshot: the encoded snapshot. */
+  snapshot?: Buffer
+  /** `append` with a snapshot: the first log key to delete. */
+  deleteFrom?: Buffer
+  /** `append` with a snapshot: the end of the deleted range (exclusive). */
+  deleteEnd?: Buffer
 }
 
 /** One change a watch saw. */

@@ -4,7 +4,8 @@
 // processes. The first leader is a Python node; SIGKILL it: a Node node leads within the
 // election TTL + 1 s, the leases granted before are honoured and every new token exceeds every
 // earlier one; Node followers answer MOVED naming the leader; the Node client, given every
-// node, follows MOVED to the named leader; a node that joins late replays the whole log.
+// node, follows MOVED to the named leader; a node that joins late replays the log. With a
+// small --snapshot-every, the log before each snapshot is deleted and a late node restores it.
 // Skips when no `etcd` binary is on PATH (Debian: apt-get install etcd-server).
 
 const test = require('node:test');
@@ -157,6 +158,82 @@ test(`a cluster of ${KINDS} on 3 etcd members: MOVED to the leader, failover aft
   }
 });
 
+test(`snapshots on ${KINDS}: the log before the newest snapshot is deleted, a late Node node restores it and takes over`, {
+  skip: ETCD === null && 'no etcd binary on PATH (Debian: apt-get install etcd-server)',
+  timeout: BUDGET_MS,
+}, async (t) => {
+  const etcd = await startEtcd();
+  const nodes = new Map();
+  const { Etcd3 } = require('etcd3');
+  const store = new Etcd3({ hosts: etcd.urls.split(',') });
+  try {
+    const start = async (server, port) => {
+      const node = await startServerProcess(server, [
+        '--port', String(port), '--etcd', etcd.urls, '--cluster', 't', '--advertise', `127.0.0.1:${port}`,
+        '--election-ttl', String(ELECTION_TTL_S), '--snapshot-every', '5',
+      ]);
+      nodes.set(port, node);
+      return node;
+    };
+    /** The newest snapshot's index, after checking that the log starts at it. */
+    const compacted = async () => {
+      const snapshot = JSON.parse(await store.get('/fencelock/t/snapshot').string());
+      const indexes = (await store.getAll().prefix('/fencelock/t/log/').keys()).map((key) => Number(key.split('/').pop())).sort((a, b) => a - b);
+      assert.equal(snapshot.version, 1);
+      assert.equal(indexes[0], snapshot.index, `log ${indexes.join(',')} after snapshot ${snapshot.index}`);
+      assert.equal(indexes.length, indexes[indexes.length - 1] - indexes[0] + 1, 'no gap after the snapshot');
+      return snapshot.index;
+    };
+    const churn = async (leader, tokens) => {
+      for (let n = 0; n < 10; n += 1) {
+        const token = integer(await raw(leader, 'ACQUIRE', 'churn', '10000'));
+        assert.equal(await raw(leader, 'RELEASE', 'churn', String(token)), '+OK');
+        tokens.push(token);
+      }
+    };
+    const [first, second, late] = await freePorts(3);
+    await start(FIRST_SERVER, first);
+    await waitFor(async () => (await info(first))?.role === 'leader', 15000, 'the first node to lead');
+    await start(NODE_SERVER, second);
+    assert.equal(await agreedLeader([first, second], 15000), first);
+    const held = integer(await raw(first, 'ACQUIRE', 'held', '60000'));
+    const tokens = [held];
+    await churn(first, tokens);
+    const firstSnapshot = await compacted();
+    assert.ok(firstSnapshot >= 15, `snapshot at ${firstSnapshot}`);
+    // The Node follower takes over and writes snapshots of its own.
+    await nodes.get(first).stop('SIGKILL');
+    nodes.delete(first);
+    assert.equal(await agreedLeader([second], (ELECTION_TTL_S + 5) * 1000), second);
+    await churn(second, tokens);
+    const secondSnapshot = await compacted();
+    assert.ok(secondSnapshot > firstSnapshot, `snapshot ${secondSnapshot} after ${firstSnapshot}`);
+    assert.ok((await info(second)).snapshot_index >= secondSnapshot);
+
+    // A Node node that starts now cannot replay the whole log: it restores the snapshot.
+    await start(NODE_SERVER, late);
+    await waitFor(async () => {
+      const [joined, leading] = await Promise.all([info(late), info(second)]);
+      return joined?.role === 'follower' && joined.log_index === leading?.log_index;
+    }, 10000, 'the late node to follow');
+    assert.ok((await info(late)).snapshot_index >= secondSnapshot);
+    await nodes.get(second).stop('SIGKILL');
+    nodes.delete(second);
+    assert.equal(await agreedLeader([late], (ELECTION_TTL_S + 5) * 1000), late);
+    assert.match(await raw(late, 'ACQUIRE', 'held', '1000'), /^-LOCKED /);
+    assert.ok(integer(await raw(late, 'VERIFY', 'held', String(held))) > 0);
+    tokens.push(integer(await raw(late, 'ACQUIRE', 'after', '10000')));
+    assertIncreasing(tokens);
+  } catch (error) {
+    for (const [port, node] of nodes) t.diagnostic(`node ${port}:\n${node.output().slice(-3000)}`);
+    throw error;
+  } finally {
+    store.close();
+    await Promise.all([...nodes.values()].map((node) => node.stop('SIGKILL')));
+    await etcd.stop();
+  }
+});
+
 const SERVE = [process.execPath, CLI, 'serve', '--etcd', 'http://127.0.0.1:1', '--port', '0'];
 
 for (const [flags, expected] of [
@@ -264,6 +341,8 @@ async function startEtcd() {
       '--listen-client-urls', `http://127.0.0.1:${port}`, '--advertise-client-urls', `http://127.0.0.1:${port}`,
       '--listen-peer-urls', `http://127.0.0.1:${peers[i]}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peers[i]}`,
       '--initial-cluster', initial, '--initial-cluster-state', 'new', '--initial-cluster-token', `fencelock-node-test-${process.pid}`,
+      // What docs/CLUSTER.md asks of operators: etcd forgets deleted log keys.
+      '--auto-compaction-mode', 'revision', '--auto-compaction-retention', '1000',
     ], { stdio: ['ignore', log, log] });
     fs.closeSync(log);
     return child;

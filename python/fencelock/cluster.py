@@ -40,6 +40,7 @@ class ClusterOptions:
     host: str = "127.0.0.1"
     port: int = 7380
     election_ttl_s: int = 2
+    snapshot_every: int = 1000
     max_connections: int = 10_000
     ready_file: Optional[str] = None
     engine_settings: Dict[str, int] = field(default_factory=dict)
@@ -115,6 +116,7 @@ class ClusterServer(_IoLoop):
         self.native = NativeCluster(
             options.cluster, options.advertise, options.election_ttl_s,
             dict(options.engine_settings), {"max_connections": options.max_connections}, self.now_ms(),
+            options.snapshot_every,
         )
         self._load_auth()
         self.tls_context = self._tls_context()
@@ -279,10 +281,15 @@ class ClusterServer(_IoLoop):
                 leader = (key, found.value, found.create_revision, found.mod_revision) if found else (key, b"", 0, 0)
             return lambda now: native.campaign_result(op_id, bool(won), leader, now)
         if kind == "append":
-            _, _, election_key, term, key, value = op
+            _, _, election_key, term, key, value, compaction = op
+            success = [tx.Put(key, value)]
+            if compaction is not None:
+                # The snapshot and the deletion of the log before it commit with the batch.
+                snapshot_key, snapshot, delete_from, delete_end = compaction
+                success += [tx.Put(snapshot_key, snapshot), tx.Delete(delete_from, range_end=delete_end)]
             succeeded, responses = await client.transaction(
                 compare=[tx.Create(election_key) == term, tx.Create(key) == 0],
-                success=[tx.Put(key, value)],
+                success=success,
                 failure=[],
             )
             revision = int(responses[0].response_put.header.revision) if succeeded else 0
@@ -376,6 +383,7 @@ def cluster_options(args: Any) -> ClusterOptions:
         host=args.host,
         port=args.port,
         election_ttl_s=args.election_ttl,
+        snapshot_every=args.snapshot_every,
         max_connections=args.max_connections,
         ready_file=args.ready_file,
         engine_settings={

@@ -22,6 +22,7 @@ for i in 1 2 3; do
         --listen-client-urls "http://127.0.0.1:${prefix}2379" --advertise-client-urls "http://127.0.0.1:${prefix}2379" \
         --listen-peer-urls "http://127.0.0.1:${prefix}2380" --initial-advertise-peer-urls "http://127.0.0.1:${prefix}2380" \
         --initial-cluster "$initial" --initial-cluster-state "$state" --initial-cluster-token fencelock-cluster \
+        --auto-compaction-mode revision --auto-compaction-retention 1000 \
         >"$data/etcd$i.log" 2>&1 &
     pids+=($!)
 done

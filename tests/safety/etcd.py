@@ -68,6 +68,8 @@ class Etcd:
                     "--initial-advertise-peer-urls", f"http://127.0.0.1:{self.peer_ports[i]}",
                     "--initial-cluster", initial, "--initial-cluster-state", "new",
                     "--initial-cluster-token", f"fencelock-safety-{os.getpid()}",
+                    # What docs/CLUSTER.md asks of operators: etcd forgets deleted log keys.
+                    "--auto-compaction-mode", "revision", "--auto-compaction-retention", "1000",
                 ],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             ))

@@ -22,7 +22,9 @@ use crate::server::{output_object, AuditRecord};
 /// `grant_lease` (`ttlS`), `keep_alive` (`lease`, once), `revoke` (`lease`),
 /// `campaign` (`key`, `value`, `lease`: `Txn(if create_revision(key) == 0 then put(key, value,
 /// lease) else get(key))`), `append` (`electionKey`, `term`, `key`, `value`:
-/// `Txn(if create_revision(electionKey) == term and create_revision(key) == 0 then put(key, value))`),
+/// `Txn(if create_revision(electionKey) == term and create_revision(key) == 0 then put(key, value))`,
+/// and when `snapshotKey` is set also `put(snapshotKey, snapshot)` and the deletion of the keys
+/// from `deleteFrom` up to `deleteEnd` (exclusive) in the same success branch),
 /// `range` (`prefix`), `watch` (`prefix`, `startRevision`; every batch of events answers under
 /// `id`) and `cancel_watch` (the watch `id`; no answer).
 #[napi(object)]
@@ -49,6 +51,14 @@ pub struct EtcdOpRecord {
     pub prefix: Option<Buffer>,
     /// `watch`: the first revision to deliver (decimal).
     pub start_revision: Option<String>,
+    /// `append` with a snapshot: the snapshot key.
+    pub snapshot_key: Option<Buffer>,
+    /// `append` with a snapshot: the encoded snapshot.
+    pub snapshot: Option<Buffer>,
+    /// `append` with a snapshot: the first log key to delete.
+    pub delete_from: Option<Buffer>,
+    /// `append` with a snapshot: the end of the deleted range (exclusive).
+    pub delete_end: Option<Buffer>,
 }
 
 /// A key as etcd returned it; revisions are decimal strings.
@@ -87,9 +97,11 @@ pub struct NativeCluster {
 #[napi]
 impl NativeCluster {
     /// Creates a node of cluster `cluster` reachable at `advertise` (`host:port`), with the
-    /// election lease TTL `electionTtlS` (default 5), engine settings `config` and protocol
-    /// limits `serverSettings` as for `NativeServer`.
+    /// election lease TTL `electionTtlS` (default 2), engine settings `config` and protocol
+    /// limits `serverSettings` as for `NativeServer`, and a snapshot every `snapshotEvery`
+    /// batches (default 1000, 0: never).
     #[napi(constructor)]
+    #[allow(clippy::too_many_arguments)] // the constructor's JavaScript arguments, in order
     pub fn new(
         env: Env,
         cluster: String,
@@ -98,10 +110,14 @@ impl NativeCluster {
         config: Option<HashMap<String, f64>>,
         server_settings: Option<HashMap<String, f64>>,
         now_ms: Option<f64>,
+        snapshot_every: Option<f64>,
     ) -> napi::Result<Self> {
         let mut cluster_config = ClusterConfig::new(&cluster, &advertise);
         if let Some(ttl) = election_ttl_s {
             cluster_config.election_ttl_s = whole("electionTtlS", ttl)?;
+        }
+        if let Some(every) = snapshot_every {
+            cluster_config.snapshot_every = whole("snapshotEvery", every)?;
         }
         let node = ClusterNode::new(
             Instant(whole("nowMs", now_ms.unwrap_or(0.0))?),
@@ -350,6 +366,12 @@ impl NativeCluster {
         number(self.node.etcd_revision())
     }
 
+    /// Returns the index of the newest log snapshot this node knows of (0: none).
+    #[napi]
+    pub fn snapshot_index(&self) -> f64 {
+        number(self.node.snapshot_index())
+    }
+
     /// Returns how many leases are live in this node's engine.
     #[napi]
     pub fn live_leases(&self) -> f64 {
@@ -386,6 +408,10 @@ fn op_record(op: EtcdOp) -> napi::Result<EtcdOpRecord> {
         term: None,
         prefix: None,
         start_revision: None,
+        snapshot_key: None,
+        snapshot: None,
+        delete_from: None,
+        delete_end: None,
     };
     let kind = match op {
         EtcdOp::GrantLease { ttl_s, .. } => {
@@ -413,12 +439,19 @@ fn op_record(op: EtcdOp) -> napi::Result<EtcdOpRecord> {
             term,
             key,
             value,
+            compaction,
             ..
         } => {
             record.election_key = Some(election_key.into());
             record.term = Some(term.to_string());
             record.key = Some(key.into());
             record.value = Some(value.into());
+            if let Some(compaction) = compaction {
+                record.snapshot_key = Some(compaction.snapshot_key.into());
+                record.snapshot = Some(compaction.snapshot.into());
+                record.delete_from = Some(compaction.delete_from.into());
+                record.delete_end = Some(compaction.delete_end.into());
+            }
             "append"
         }
         EtcdOp::Range { prefix, .. } => {

@@ -27,8 +27,10 @@ pub(crate) struct NativeCluster {
 #[pymethods]
 impl NativeCluster {
     /// Creates a node of cluster `cluster` reachable at `advertise` (`host:port`).
+    /// A snapshot goes with every `snapshot_every`-th batch (0: never).
     #[new]
-    #[pyo3(signature = (cluster, advertise, election_ttl_s=2, config=None, server_config=None, now_ms=0))]
+    #[pyo3(signature = (cluster, advertise, election_ttl_s=2, config=None, server_config=None, now_ms=0, snapshot_every=1000))]
+    #[allow(clippy::too_many_arguments)] // mirrors the Python keyword arguments one to one
     fn new(
         py: Python<'_>,
         cluster: &str,
@@ -37,9 +39,11 @@ impl NativeCluster {
         config: Option<&Bound<'_, PyDict>>,
         server_config: Option<&Bound<'_, PyDict>>,
         now_ms: u64,
+        snapshot_every: u64,
     ) -> PyResult<Self> {
         let mut cluster_config = ClusterConfig::new(cluster, advertise);
         cluster_config.election_ttl_s = election_ttl_s;
+        cluster_config.snapshot_every = snapshot_every;
         let node = ClusterNode::new(
             Instant(now_ms),
             cluster_config,
@@ -88,7 +92,10 @@ impl NativeCluster {
 
     /// Returns every pending etcd operation as a tuple, kind first: ("grant_lease", id, ttl_s),
     /// ("keep_alive", id, lease), ("revoke", id, lease), ("campaign", id, key, value, lease),
-    /// ("append", id, election_key, term, key, value), ("range", id, prefix),
+    /// ("append", id, election_key, term, key, value, compaction) with `compaction` None or
+    /// (snapshot_key, snapshot, delete_from, delete_end): also put the snapshot and delete the
+    /// keys from `delete_from` up to `delete_end` (exclusive) in the transaction's success
+    /// branch, ("range", id, prefix),
     /// ("watch", id, prefix, start_revision), ("cancel_watch", id).
     fn drain_etcd<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let list = PyList::empty(py);
@@ -110,15 +117,31 @@ impl NativeCluster {
                     term,
                     key,
                     value,
-                } => (
-                    "append",
-                    id,
-                    bytes(&election_key),
-                    term,
-                    bytes(&key),
-                    bytes(&value),
-                )
-                    .into_pyobject(py)?,
+                    compaction,
+                } => {
+                    let compaction = match compaction {
+                        Some(compaction) => Some(
+                            (
+                                bytes(&compaction.snapshot_key),
+                                bytes(&compaction.snapshot),
+                                bytes(&compaction.delete_from),
+                                bytes(&compaction.delete_end),
+                            )
+                                .into_pyobject(py)?,
+                        ),
+                        None => None,
+                    };
+                    (
+                        "append",
+                        id,
+                        bytes(&election_key),
+                        term,
+                        bytes(&key),
+                        bytes(&value),
+                        compaction,
+                    )
+                        .into_pyobject(py)?
+                }
                 EtcdOp::Range { id, prefix } => ("range", id, bytes(&prefix)).into_pyobject(py)?,
                 EtcdOp::Watch {
                     id,
@@ -235,6 +258,10 @@ impl NativeCluster {
 
     fn etcd_revision(&self) -> u64 {
         self.node.etcd_revision()
+    }
+
+    fn snapshot_index(&self) -> u64 {
+        self.node.snapshot_index()
     }
 
     fn live_leases(&self) -> usize {

@@ -48,7 +48,9 @@ pub enum EtcdOp {
         lease: i64,
     },
     /// The guarded append: `Txn(if create_revision(election_key) == term and
-    /// create_revision(key) == 0 then put(key, value))`; answer [`EtcdResult::Append`].
+    /// create_revision(key) == 0 then put(key, value))`, and with `compaction` also, in the same
+    /// success branch, `put(snapshot_key, snapshot)` and `delete_range(delete_from, delete_end)`;
+    /// answer [`EtcdResult::Append`].
     Append {
         /// Operation id.
         id: OpId,
@@ -60,6 +62,8 @@ pub enum EtcdOp {
         key: Vec<u8>,
         /// The encoded [`super::Batch`].
         value: Vec<u8>,
+        /// A snapshot to store and the log keys it replaces, every `snapshot_every` batches.
+        compaction: Option<Compaction>,
     },
     /// `Range(prefix)`, every key under it in key order; answer [`EtcdResult::Range`].
     Range {
@@ -83,6 +87,20 @@ pub enum EtcdOp {
         /// The id of the watch.
         watch: OpId,
     },
+}
+
+/// The part of an append that stores a snapshot and deletes the log before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Compaction {
+    /// The snapshot key, `/fencelock/<cluster>/snapshot`.
+    pub snapshot_key: Vec<u8>,
+    /// The encoded [`super::LogSnapshot`] of the engine after the appended batch.
+    pub snapshot: Vec<u8>,
+    /// The first log key to delete (the log key of index 0).
+    pub delete_from: Vec<u8>,
+    /// The end of the deleted range, exclusive: the appended batch's own key.
+    pub delete_end: Vec<u8>,
 }
 
 impl EtcdOp {

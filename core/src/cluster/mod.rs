@@ -16,11 +16,14 @@
 //!   (a gap only lengthens leases). Tokens come from the replicated engine: strictly increasing
 //!   across leaders without a ceiling file.
 //!
-//! Not done yet: log snapshots and compaction (a node replays the whole log), and exact
-//! snapshots of waiters and EPHEMERAL owners that compaction needs.
+//! - Every `snapshot_every` batches the append also stores the exact engine image after its
+//!   batch ([`LogSnapshot`]) under `/fencelock/<cluster>/snapshot` and deletes the log keys
+//!   before it, in the same guarded transaction: a node that starts restores the image and
+//!   applies only the batches after it.
 
 mod entry;
 mod etcd;
+mod snapshot;
 #[cfg(test)]
 mod tests;
 
@@ -30,11 +33,12 @@ use alloc::vec::Vec;
 use core::fmt::Write;
 
 pub use entry::{Batch, Entry};
-pub use etcd::{EtcdOp, EtcdResult, KeyValue, OpId, WatchEvent};
+pub use etcd::{Compaction, EtcdOp, EtcdResult, KeyValue, OpId, WatchEvent};
+pub use snapshot::{LogSnapshot, LOG_SNAPSHOT_VERSION};
 
 use crate::client::{Decoder, DecoderLimits, Value};
 use crate::protocol::{AuditEvent, ConnId, Output, Server, ServerConfig, Users};
-use crate::{Config, Engine, Instant};
+use crate::{Config, Engine, Error, Instant};
 
 /// How a node takes part in a cluster. Start from [`ClusterConfig::new`] and set fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,16 +50,30 @@ pub struct ClusterConfig {
     pub advertise: String,
     /// The election lease TTL in seconds: a dead leader is replaced within about this long.
     pub election_ttl_s: u64,
+    /// Every this many batches the append also stores a snapshot and deletes the log before
+    /// it (0: never).
+    pub snapshot_every: u64,
+    /// A snapshot whose encoding is longer than this is not written (etcd refuses requests
+    /// over 1.5 MiB unless started with a larger `--max-request-bytes`).
+    pub snapshot_max_bytes: usize,
+    /// A snapshot is also taken once the batches after the last one hold this many bytes, so
+    /// that the range a starting node reads (snapshot and log) stays well under the 4 MiB a
+    /// gRPC client accepts by default, however large the batches.
+    pub snapshot_log_bytes: u64,
 }
 
 impl ClusterConfig {
-    /// Creates a configuration with the default election TTL (2 s).
+    /// Creates a configuration with the default election TTL (2 s), a snapshot every 1000
+    /// batches or 1 MiB of batches, and snapshots of at most 1 MiB.
     #[must_use]
     pub fn new(cluster: &str, advertise: &str) -> ClusterConfig {
         ClusterConfig {
             cluster: String::from(cluster),
             advertise: String::from(advertise),
             election_ttl_s: 2,
+            snapshot_every: 1000,
+            snapshot_max_bytes: 1 << 20,
+            snapshot_log_bytes: 1 << 20,
         }
     }
 
@@ -67,6 +85,10 @@ impl ClusterConfig {
 
     fn election_key(&self) -> Vec<u8> {
         alloc::format!("{}leader", self.prefix()).into_bytes()
+    }
+
+    fn snapshot_key(&self) -> Vec<u8> {
+        alloc::format!("{}snapshot", self.prefix()).into_bytes()
     }
 
     fn log_key(&self, index: u64) -> Vec<u8> {
@@ -116,7 +138,7 @@ enum Pending {
     Lease,
     KeepAlive { sent: Instant },
     Campaign,
-    Append { index: u64 },
+    Append { index: u64, snapshot: bool },
     Range,
     Revoke,
 }
@@ -162,6 +184,16 @@ pub struct ClusterNode {
     conn_floor: ConnId,
     /// The highest client id in the log: a new leader's connections start above it.
     max_client: u64,
+    /// The index of the newest snapshot known (restored, seen or written); 0 if none.
+    snapshot_index: u64,
+    /// The index of the last batch a snapshot was taken with (written or too large).
+    snapshot_tried: u64,
+    /// The bytes of the batches after the newest snapshot known (about: counted as applied).
+    log_bytes: u64,
+    /// Snapshots not written because their encoding was over `snapshot_max_bytes`.
+    snapshots_too_large: u64,
+    /// Why the last log read could not be applied (a bad snapshot, a gap), until one can.
+    log_error: Option<String>,
     /// Engine time = `base_engine` + (host time - `base_host`) while leading.
     base_engine: Instant,
     base_host: Instant,
@@ -202,6 +234,11 @@ impl ClusterNode {
             watch: None,
             revision: 0,
             max_client: 0,
+            snapshot_index: 0,
+            snapshot_tried: 0,
+            log_bytes: 0,
+            snapshots_too_large: 0,
+            log_error: None,
             conn_floor: 0,
             retry_at: None,
             base_engine: Instant::ZERO,
@@ -294,6 +331,24 @@ impl ClusterNode {
             );
         }
         text
+    }
+
+    /// Returns the index of the newest log snapshot this node knows of (0: none).
+    #[must_use]
+    pub fn snapshot_index(&self) -> u64 {
+        self.snapshot_index
+    }
+
+    /// Returns how many snapshots were not written because they were too large.
+    #[must_use]
+    pub fn snapshots_too_large(&self) -> u64 {
+        self.snapshots_too_large
+    }
+
+    /// Returns why the last read of the log could not be applied, while that lasts.
+    #[must_use]
+    pub fn log_error(&self) -> Option<&str> {
+        self.log_error.as_deref()
     }
 
     /// Returns the node's engine (the leader's, or a follower's replica).
@@ -490,7 +545,7 @@ impl ClusterNode {
             }
             (Pending::Campaign, _) => {}
             (
-                Pending::Append { index },
+                Pending::Append { index, snapshot },
                 EtcdResult::Append {
                     succeeded,
                     revision,
@@ -500,6 +555,9 @@ impl ClusterNode {
                 if succeeded && self.role == Role::Leader {
                     self.note_revision(revision);
                     self.committed = index;
+                    if snapshot {
+                        self.snapshot_index = index;
+                    }
                     self.release_held();
                 } else {
                     self.step_down(now, true);
@@ -510,36 +568,7 @@ impl ClusterNode {
                 self.step_down(now, false);
             }
             (Pending::Range, EtcdResult::Range { revision, kvs }) => {
-                self.note_revision(revision);
-                let key = self.config.election_key();
-                let mut ours = false;
-                for kv in kvs {
-                    if kv.key == key {
-                        self.leader = Some(String::from_utf8_lossy(&kv.value).into_owned());
-                        self.seen_term = kv.create_revision;
-                        ours = self.term != 0 && kv.create_revision == self.term;
-                    } else {
-                        self.apply_log_key(now, &kv);
-                    }
-                }
-                self.role = if ours {
-                    Role::Candidate
-                } else {
-                    Role::Follower
-                };
-                self.redirect_to_leader();
-                let id = self.op_id();
-                self.watch = Some(id);
-                self.ops.push_back(EtcdOp::Watch {
-                    id,
-                    prefix: self.config.prefix().into_bytes(),
-                    start_revision: revision.saturating_add(1),
-                });
-                if ours {
-                    self.promote(now);
-                } else if self.leader.is_none() {
-                    self.campaign();
-                }
+                self.on_range(now, revision, &kvs);
             }
             (Pending::Range, _) => self.retry_at = Some(now.plus_ms(RETRY_MS)),
             (Pending::Revoke, _) => {}
@@ -565,16 +594,26 @@ impl ClusterNode {
                         } else if self.role != Role::Leader {
                             self.redirect_to_leader();
                         }
+                    } else if kv.key == self.config.snapshot_key() {
+                        // The batch it was taken after comes (or came) as a log key: the
+                        // image is only for nodes that start later. Note it for scheduling.
+                        let index = LogSnapshot::index_of(&kv.value).unwrap_or(0);
+                        self.snapshot_index = self.snapshot_index.max(index);
+                        self.log_bytes = 0;
                     } else if self.role == Role::Leader {
                         let index = self.config.log_index(&kv.key).unwrap_or(0);
                         if index > self.assigned() {
                             // Someone else appended: this node no longer leads.
                             self.step_down(now, true);
                         }
-                    } else {
-                        self.apply_log_key(now, &kv);
+                    } else if !self.apply_log_key(&kv) {
+                        // A gap or a foreign value: read everything again rather than diverge.
+                        self.resync(now);
+                        break;
                     }
                 }
+                // Log keys are deleted by a compaction, after this node applied them (the
+                // watch is in revision order); only the election key's deletion matters.
                 WatchEvent::Delete(kv) => {
                     self.note_revision(kv.mod_revision);
                     if kv.key == key {
@@ -601,17 +640,89 @@ impl ClusterNode {
         self.request(Pending::Range, |id| EtcdOp::Range { id, prefix });
     }
 
-    fn apply_log_key(&mut self, now: Instant, kv: &KeyValue) {
+    /// Applies a log range read at one revision: the snapshot if there is one, then the log
+    /// keys after it in order; then watches from the next revision.
+    fn on_range(&mut self, now: Instant, revision: u64, kvs: &[KeyValue]) {
+        self.note_revision(revision);
+        let election_key = self.config.election_key();
+        let snapshot_key = self.config.snapshot_key();
+        // The snapshot key sorts after the log keys but comes first: the log before it is gone.
+        if let Some(snapshot) = kvs.iter().find(|kv| kv.key == snapshot_key) {
+            if let Err(error) = self.restore_snapshot(&snapshot.value) {
+                return self.log_unreadable(now, alloc::format!("{error}"));
+            }
+        }
+        let mut ours = false;
+        for kv in kvs {
+            if kv.key == election_key {
+                self.leader = Some(String::from_utf8_lossy(&kv.value).into_owned());
+                self.seen_term = kv.create_revision;
+                ours = self.term != 0 && kv.create_revision == self.term;
+            } else if !self.apply_log_key(kv) {
+                let text = alloc::format!(
+                    "the log read at revision {revision} has no batch {} after batch {}",
+                    self.committed + 1,
+                    self.committed
+                );
+                return self.log_unreadable(now, text);
+            }
+        }
+        self.log_error = None;
+        self.role = if ours {
+            Role::Candidate
+        } else {
+            Role::Follower
+        };
+        self.redirect_to_leader();
+        let id = self.op_id();
+        self.watch = Some(id);
+        self.ops.push_back(EtcdOp::Watch {
+            id,
+            prefix: self.config.prefix().into_bytes(),
+            start_revision: revision.saturating_add(1),
+        });
+        if ours {
+            self.promote(now);
+        } else if self.leader.is_none() {
+            self.campaign();
+        }
+    }
+
+    /// Replaces the replica's engine with a snapshot's image: the log up to its index.
+    fn restore_snapshot(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        let snapshot = LogSnapshot::decode(bytes)?;
+        let engine = Engine::from_image(self.engine_config.clone(), &snapshot.image)?;
+        // A follower's connections never reach its engine (they are redirected), so the
+        // engine can change under them.
+        *self.server.engine_mut() = engine;
+        self.committed = snapshot.index;
+        self.max_client = snapshot.max_client;
+        self.snapshot_index = self.snapshot_index.max(snapshot.index);
+        self.log_bytes = 0;
+        Ok(())
+    }
+
+    /// A consistent read that cannot be applied will not heal at once: start over a little
+    /// later instead of asking etcd again in a loop, and say why in `INFO cluster`.
+    fn log_unreadable(&mut self, now: Instant, error: String) {
+        self.reset_replica();
+        // One line of INFO.
+        self.log_error = Some(error.replace(['\r', '\n'], " "));
+        self.retry_at = Some(now.plus_ms(RETRY_MS));
+    }
+
+    /// Applies one log key if it is the next batch; returns false for a gap or a value that is
+    /// not a batch. Keys that are not log keys, and batches applied already, are skipped.
+    fn apply_log_key(&mut self, kv: &KeyValue) -> bool {
         let Some(index) = self.config.log_index(&kv.key) else {
-            return;
+            return true;
         };
         if index <= self.committed {
-            return;
+            return true;
         }
         let batch = match Batch::decode(&kv.value) {
             Ok(batch) if index == self.committed + 1 && batch.index == index => batch,
-            // A gap or a foreign value: read everything again rather than diverge.
-            _ => return self.resync(now),
+            _ => return false,
         };
         let engine = self.server.engine_mut();
         for entry in &batch.entries {
@@ -624,6 +735,8 @@ impl ClusterNode {
         let _ = engine.poll_persist();
         let _ = engine.poll_horizon();
         self.committed = index;
+        self.log_bytes = self.log_bytes.saturating_add(kv.value.len() as u64);
+        true
     }
 
     fn campaign(&mut self) {
@@ -673,6 +786,9 @@ impl ClusterNode {
         if self.role == Role::Leader || self.role == Role::Candidate {
             self.step_down(now, false);
             return;
+        }
+        if let Some(watch) = self.watch.take() {
+            self.ops.push_back(EtcdOp::CancelWatch { watch });
         }
         self.reset_replica();
         self.read_log();
@@ -746,16 +862,58 @@ impl ClusterNode {
             }
         }
         self.in_flight = Some(index);
+        let value = batch.encode();
+        self.log_bytes = self.log_bytes.saturating_add(value.len() as u64);
+        let compaction = self.compaction(index);
+        let snapshot = compaction.is_some();
         let election_key = self.config.election_key();
         let key = self.config.log_key(index);
         let term = self.term;
-        self.request(Pending::Append { index }, |id| EtcdOp::Append {
+        self.request(Pending::Append { index, snapshot }, |id| EtcdOp::Append {
             id,
             election_key,
             term,
             key,
-            value: batch.encode(),
+            value,
+            compaction,
         });
+    }
+
+    /// The snapshot that goes with batch `index`, once `snapshot_every` batches (or
+    /// `snapshot_log_bytes` of them) have passed since the last one. The batch takes every
+    /// entry recorded so far, so the engine is now exactly the state after it, unless inputs
+    /// were recorded since (then the next batch carries the snapshot). A snapshot over
+    /// `snapshot_max_bytes` is counted, not written, and the next try waits `snapshot_every`
+    /// batches: the append never fails because of it.
+    fn compaction(&mut self, index: u64) -> Option<Compaction> {
+        let every = self.config.snapshot_every;
+        let due = index >= self.snapshot_index.saturating_add(every)
+            || self.log_bytes >= self.config.snapshot_log_bytes;
+        let too_large_lately = self.snapshot_tried > self.snapshot_index
+            && index < self.snapshot_tried.saturating_add(every);
+        if every == 0 || !due || too_large_lately || self.server.engine().has_untaken_inputs() {
+            return None;
+        }
+        self.snapshot_tried = index;
+        let snapshot = LogSnapshot {
+            version: LOG_SNAPSHOT_VERSION,
+            index,
+            term: self.term,
+            max_client: self.max_client,
+            image: self.server.engine().image(),
+        }
+        .encode();
+        if snapshot.len() > self.config.snapshot_max_bytes {
+            self.snapshots_too_large += 1;
+            return None;
+        }
+        self.log_bytes = 0;
+        Some(Compaction {
+            snapshot_key: self.config.snapshot_key(),
+            snapshot,
+            delete_from: self.config.log_key(0),
+            delete_end: self.config.log_key(index),
+        })
     }
 
     fn release_held(&mut self) {
@@ -831,6 +989,7 @@ impl ClusterNode {
         self.committed = 0;
         self.seen_term = 0;
         self.max_client = 0;
+        self.log_bytes = 0;
         self.role = Role::Starting;
     }
 
@@ -889,7 +1048,7 @@ impl ClusterNode {
         // Writing to a String cannot fail.
         let _ = write!(
             text,
-            "cluster:{}\r\nrole:{}\r\nadvertise:{}\r\nleader:{}\r\nterm:{}\r\nlog_index:{}\r\netcd_revision:{}\r\n",
+            "cluster:{}\r\nrole:{}\r\nadvertise:{}\r\nleader:{}\r\nterm:{}\r\nlog_index:{}\r\netcd_revision:{}\r\nsnapshot_index:{}\r\nsnapshots_too_large:{}\r\nlog_error:{}\r\n",
             self.config.cluster,
             self.role.as_str(),
             self.config.advertise,
@@ -897,6 +1056,9 @@ impl ClusterNode {
             self.term,
             self.committed,
             self.revision,
+            self.snapshot_index,
+            self.snapshots_too_large,
+            self.log_error.as_deref().unwrap_or(""),
         );
         self.server.set_cluster_info(text);
     }

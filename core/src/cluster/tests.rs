@@ -34,6 +34,29 @@ impl FakeEtcd {
         self.revision
     }
 
+    /// A put within the transaction of the last revision.
+    fn put_at(&mut self, key: &[u8], value: &[u8]) {
+        let create = self.keys.get(key).map_or(self.revision, |kv| kv.1);
+        self.keys
+            .insert(key.to_vec(), (value.to_vec(), create, self.revision, 0));
+        let kv = KeyValue::new(key.to_vec(), value.to_vec(), create, self.revision);
+        self.history.push((self.revision, WatchEvent::Put(kv)));
+    }
+
+    /// A range deletion within the transaction of the last revision.
+    fn delete_range_at(&mut self, from: &[u8], end: &[u8]) {
+        let doomed: Vec<Vec<u8>> = self
+            .keys
+            .range(from.to_vec()..end.to_vec())
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in doomed {
+            self.keys.remove(&key);
+            let kv = KeyValue::new(key, Vec::new(), 0, self.revision);
+            self.history.push((self.revision, WatchEvent::Delete(kv)));
+        }
+    }
+
     fn kv(&self, key: &[u8]) -> KeyValue {
         self.keys.get(key).map_or_else(KeyValue::default, |kv| {
             KeyValue::new(key.to_vec(), kv.0.clone(), kv.1, kv.2)
@@ -93,12 +116,18 @@ impl FakeEtcd {
                 term,
                 key,
                 value,
+                compaction,
                 ..
             } => {
                 let ok = self.kv(election_key).create_revision == *term
                     && self.kv(key).create_revision == 0;
                 if ok {
+                    // One transaction, one revision, as etcd does it.
                     self.put(key, value, 0);
+                    if let Some(compaction) = compaction {
+                        self.put_at(&compaction.snapshot_key, &compaction.snapshot);
+                        self.delete_range_at(&compaction.delete_from, &compaction.delete_end);
+                    }
                 }
                 EtcdResult::Append {
                     succeeded: ok,
@@ -165,6 +194,34 @@ impl Harness {
             harness.pump();
         }
         harness
+    }
+
+    /// A harness whose nodes store a snapshot every `every` batches.
+    fn with_snapshots(count: usize, every: u64) -> Harness {
+        let mut harness = Harness::new(0);
+        for _ in 0..count {
+            harness.add_node(every);
+        }
+        harness
+    }
+
+    /// Starts one more node (a late joiner, or a member of a new cluster).
+    fn add_node(&mut self, snapshot_every: u64) -> usize {
+        let index = self.nodes.len();
+        let mut config = ClusterConfig::new("test", &alloc::format!("127.0.0.1:{}", 7381 + index));
+        config.snapshot_every = snapshot_every;
+        self.nodes.push(ClusterNode::new(
+            self.now,
+            config,
+            Config::default(),
+            ServerConfig::default(),
+        ));
+        self.watches.push(Vec::new());
+        self.paused.push(false);
+        self.parked.push(Vec::new());
+        self.dead.push(false);
+        self.pump();
+        index
     }
 
     fn pump(&mut self) {
@@ -624,4 +681,241 @@ fn a_winner_whose_watch_saw_its_key_first_still_leads() {
     assert_eq!(h.leader(), Some(1));
     let conn = h.connect(1);
     assert!(token(&h.call(1, conn, &["ACQUIRE", "b", "1000"])) > first);
+}
+
+fn log_keys(h: &Harness) -> Vec<u64> {
+    let config = h.nodes[0].config().clone();
+    h.etcd
+        .keys
+        .keys()
+        .filter_map(|key| config.log_index(key))
+        .collect()
+}
+
+fn stored_snapshot(h: &Harness) -> Option<LogSnapshot> {
+    let key = h.nodes[0].config().snapshot_key();
+    h.etcd
+        .keys
+        .get(&key)
+        .map(|kv| LogSnapshot::decode(&kv.0).expect("a snapshot"))
+}
+
+#[test]
+fn every_n_batches_a_snapshot_replaces_the_log_before_it() {
+    let mut h = Harness::with_snapshots(3, 5);
+    let conn = h.connect(0);
+    for round in 0..12 {
+        token(&h.call(0, conn, &["ACQUIRE", &alloc::format!("l{round}"), "60000"]));
+    }
+    let index = h.nodes[0].log_index();
+    assert_eq!(index, 12);
+    let snapshot = stored_snapshot(&h).expect("a snapshot was stored");
+    assert_eq!(snapshot.index, 10);
+    assert_eq!(h.nodes[0].snapshot_index(), 10);
+    // The batches before the snapshot are gone; its own batch and the later ones are kept.
+    assert_eq!(log_keys(&h), vec![10, 11, 12]);
+    // The followers, which applied every batch as it came, ignored the snapshot and the
+    // deletions, and hold what the leader holds.
+    for follower in 1..3 {
+        assert_eq!(h.nodes[follower].log_index(), index);
+        assert_eq!(
+            h.nodes[follower].engine().image(),
+            h.nodes[0].engine().image()
+        );
+        assert_eq!(h.nodes[follower].snapshot_index(), 10);
+    }
+    // The image is the leader's engine right after batch 10: ten leases.
+    let restored = Engine::from_image(Config::default(), &snapshot.image).expect("restores");
+    assert_eq!(restored.live_leases(), 10);
+}
+
+#[test]
+fn a_node_that_joins_after_compaction_holds_the_leaders_exact_engine() {
+    let mut h = Harness::with_snapshots(2, 4);
+    let holder = h.connect(0);
+    let mut tokens = Vec::new();
+    // EPHEMERAL, shared, a lock-delay that a lapse starts, and a queue.
+    tokens.push(token(&h.call(
+        0,
+        holder,
+        &["ACQUIRE", "eph", "30000", "EPHEMERAL"],
+    )));
+    tokens.push(token(&h.call(
+        0,
+        holder,
+        &["ACQUIRE", "shared", "30000", "SHARED"],
+    )));
+    tokens.push(token(&h.call(
+        0,
+        holder,
+        &["ACQUIRE", "delayed", "50", "LOCKDELAY", "60000"],
+    )));
+    let waiter = h.connect(0);
+    h.send(0, waiter, &["ACQUIRE", "eph", "1000", "WAIT", "60000"]);
+    for _ in 0..3 {
+        h.advance(100);
+    }
+    assert!(h.replies(0, waiter).is_empty(), "queued");
+    for round in 0..8 {
+        tokens.push(token(&h.call(
+            0,
+            holder,
+            &["ACQUIRE", &alloc::format!("f{round}"), "60000"],
+        )));
+    }
+    let snapshot = stored_snapshot(&h).expect("a snapshot was stored");
+    assert!(snapshot.index >= 8, "{}", snapshot.index);
+    // The batches that created the locks above exist only in the snapshot now.
+    assert_eq!(log_keys(&h).first(), Some(&snapshot.index));
+    let image = Engine::from_image(Config::default(), &snapshot.image).expect("restores");
+    assert_eq!(image.waiting(), 1);
+    assert_eq!(
+        image.clients().len(),
+        2,
+        "the EPHEMERAL owner and the waiter"
+    );
+    // The last step is a logged command, so the leader's engine time is the log's.
+    tokens.push(token(&h.call(0, holder, &["ACQUIRE", "last", "60000"])));
+    let joiner = h.add_node(4);
+    assert_eq!(h.nodes[joiner].role(), Role::Follower);
+    assert_eq!(h.nodes[joiner].log_index(), h.nodes[0].log_index());
+    assert_eq!(
+        h.nodes[joiner].engine().image(),
+        h.nodes[0].engine().image()
+    );
+    h.nodes[joiner]
+        .engine()
+        .check_invariants()
+        .expect("invariants");
+    // The late joiner is the only node left: it leads with the replicated state.
+    h.kill(1);
+    h.kill(0);
+    assert_eq!(h.leader(), Some(joiner));
+    let conn = h.connect(joiner);
+    let eph = tokens[0].to_string();
+    assert!(
+        h.call(joiner, conn, &["VERIFY", "eph", &eph])
+            .parse::<u64>()
+            .is_ok(),
+        "the EPHEMERAL lease lives on until its TTL"
+    );
+    assert!(h
+        .call(joiner, conn, &["ACQUIRE", "shared", "1000", "SHARED"])
+        .parse::<u64>()
+        .is_ok());
+    let delayed = h.call(joiner, conn, &["ACQUIRE", "delayed", "1000"]);
+    assert!(
+        delayed.starts_with("-LOCKED"),
+        "still in lock-delay: {delayed}"
+    );
+    let fresh = token(&h.call(joiner, conn, &["ACQUIRE", "new", "1000"]));
+    assert!(
+        tokens.iter().all(|&old| fresh > old),
+        "{fresh} > {tokens:?}"
+    );
+}
+
+#[test]
+fn a_snapshot_over_the_size_limit_is_skipped_and_the_log_kept() {
+    let mut h = Harness::new(0);
+    let mut config = ClusterConfig::new("test", "127.0.0.1:7381");
+    config.snapshot_every = 2;
+    config.snapshot_max_bytes = 10;
+    h.nodes.push(ClusterNode::new(
+        h.now,
+        config,
+        Config::default(),
+        ServerConfig::default(),
+    ));
+    h.watches.push(Vec::new());
+    h.paused.push(false);
+    h.parked.push(Vec::new());
+    h.dead.push(false);
+    h.pump();
+    let conn = h.connect(0);
+    for round in 0..6 {
+        token(&h.call(0, conn, &["ACQUIRE", &alloc::format!("l{round}"), "60000"]));
+    }
+    assert!(stored_snapshot(&h).is_none());
+    assert_eq!(log_keys(&h), vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(h.nodes[0].snapshots_too_large(), 3);
+    assert_eq!(h.nodes[0].role(), Role::Leader);
+}
+
+#[test]
+fn a_follower_that_lost_its_watch_resyncs_from_the_snapshot() {
+    let mut h = Harness::with_snapshots(2, 3);
+    let conn = h.connect(0);
+    h.paused[1] = true;
+    let waiter = h.connect(0);
+    token(&h.call(0, conn, &["ACQUIRE", "a", "60000"]));
+    h.send(0, waiter, &["ACQUIRE", "a", "1000", "WAIT", "60000"]);
+    for round in 0..7 {
+        token(&h.call(0, conn, &["ACQUIRE", &alloc::format!("l{round}"), "60000"]));
+    }
+    assert!(log_keys(&h).first().copied() > Some(1), "compacted");
+    // etcd compacted the revisions the watch needed: it fails, and the follower reads again.
+    let watch = h.nodes[1].watch.expect("a watch");
+    h.nodes[1].handle_etcd(
+        h.now,
+        watch,
+        EtcdResult::Failed {
+            reason: "compacted".into(),
+        },
+    );
+    h.watches[1].clear();
+    h.paused[1] = false;
+    h.pump();
+    assert_eq!(h.nodes[1].role(), Role::Follower);
+    assert_eq!(h.nodes[1].log_index(), h.nodes[0].log_index());
+    assert_eq!(h.nodes[1].engine().image(), h.nodes[0].engine().image());
+    assert_eq!(h.nodes[1].log_error(), None);
+}
+
+#[test]
+fn a_log_with_a_gap_is_not_applied_and_read_again_later() {
+    let mut h = Harness::new(1);
+    let conn = h.connect(0);
+    for round in 0..3 {
+        token(&h.call(0, conn, &["ACQUIRE", &alloc::format!("l{round}"), "60000"]));
+    }
+    // Batch 2 disappears without a snapshot (not something fencelock does).
+    let key = h.nodes[0].config().log_key(2);
+    h.etcd.keys.remove(&key);
+    let joiner = h.add_node(1000);
+    assert_eq!(h.nodes[joiner].role(), Role::Starting);
+    assert_eq!(h.nodes[joiner].log_index(), 0);
+    let error = h.nodes[joiner].log_error().expect("an error").to_string();
+    assert!(error.contains("no batch 2"), "{error}");
+    assert_eq!(h.nodes[joiner].engine().live_leases(), 0);
+    // No read in a loop: the next comes after the retry delay.
+    assert!(h.nodes[joiner].poll_etcd().is_none());
+}
+
+#[test]
+fn large_batches_bring_the_snapshot_forward() {
+    let mut h = Harness::new(0);
+    let mut config = ClusterConfig::new("test", "127.0.0.1:7381");
+    config.snapshot_log_bytes = 1000;
+    h.nodes.push(ClusterNode::new(
+        h.now,
+        config,
+        Config::default(),
+        ServerConfig::default(),
+    ));
+    h.watches.push(Vec::new());
+    h.paused.push(false);
+    h.parked.push(Vec::new());
+    h.dead.push(false);
+    h.pump();
+    let conn = h.connect(0);
+    let owner = "o".repeat(200);
+    for round in 0..10 {
+        let name = alloc::format!("l{round}");
+        token(&h.call(0, conn, &["ACQUIRE", &name, "60000", "OWNER", &owner]));
+    }
+    // Far fewer than the 1000 batches of snapshot_every, but more than 1000 bytes of them.
+    let snapshot = stored_snapshot(&h).expect("a snapshot by size");
+    assert!(snapshot.index < 10, "{}", snapshot.index);
+    assert_eq!(log_keys(&h).first(), Some(&snapshot.index));
 }

@@ -8,6 +8,7 @@
 //! - I5 waiters are served first come, first served; a waiter that left never blocks the queue;
 //! - I6 nothing here reads a clock, does I/O, spawns threads or panics.
 
+mod image;
 mod index;
 mod lock;
 mod timers;
@@ -26,6 +27,7 @@ use crate::horizon::{GraceCase, Horizon, HorizonTracker};
 use crate::snapshot::{Snapshot, SnapshotDelay, SnapshotLease, SNAPSHOT_VERSION};
 use crate::time::Instant;
 use crate::tokens::TokenSequence;
+pub use image::{EngineImage, IMAGE_VERSION};
 use index::LockIndex;
 use lock::{Lease, Lock, Waiter};
 use timers::{TimerKey, TimerKind};
@@ -52,7 +54,8 @@ pub struct Engine {
     waiters: BTreeMap<WaiterId, (u32, Instant)>,
     next_waiter: WaiterId,
     tokens: TokenSequence,
-    /// Recently expired tokens -> hash of their lock name, so late calls learn `EXPIRED`.
+    /// Recently expired tokens -> [`expired_name_key`] of their lock name, so late calls learn
+    /// `EXPIRED`.
     expired: BTreeMap<Token, u64>,
     events: VecDeque<Event>,
     stats: Stats,
@@ -563,6 +566,15 @@ impl Engine {
             .unwrap_or_default()
     }
 
+    /// Returns true if inputs were recorded that [`Engine::take_inputs`] has not taken yet:
+    /// an image taken now would be ahead of the entries taken so far.
+    #[must_use]
+    pub fn has_untaken_inputs(&self) -> bool {
+        self.journal
+            .as_ref()
+            .is_some_and(|journal| !journal.is_empty())
+    }
+
     /// Returns every client that owns a wait or an EPHEMERAL lease, in order.
     #[must_use]
     pub fn clients(&self) -> Vec<ClientId> {
@@ -789,13 +801,13 @@ impl Engine {
             return;
         };
         let name = String::from(&*lock.name);
-        let name_hash = lock.hash;
+        let name_key = expired_name_key(&name);
         // Lock-delay runs from the deadline itself, so a late handle_timeout shortens nothing.
         let until = at.plus_ms(u64::from(lease.lock_delay_ms));
         if until > now && until > lock.delay_until {
             self.set_delay(slot, until, token);
         }
-        self.expired.insert(token, name_hash);
+        self.expired.insert(token, name_key);
         while self.expired.len() > self.config.expired_memory {
             self.expired.pop_first();
         }
@@ -1139,8 +1151,7 @@ impl Engine {
     /// Counts a rejected token and tells `EXPIRED` from `STALE`.
     fn reject(&mut self, name: &str, token: Token) -> Error {
         self.stats.stale_rejections += 1;
-        let name_hash = self.locks.hash(name);
-        if self.expired.get(&token) == Some(&name_hash) {
+        if self.expired.get(&token) == Some(&expired_name_key(name)) {
             Error::Expired { token }
         } else {
             Error::Stale { token }
@@ -1358,6 +1369,14 @@ impl Plan {
             ended_delay,
         })
     }
+}
+
+/// Keys a lock name in the recently-expired map. Unlike the name index's hash it does not
+/// depend on the node's secret seed, so an engine image carries it from one node to another.
+/// A collision only turns a `STALE` answer into `EXPIRED` (both refuse the token), and the map
+/// is ordered by token, so chosen names cannot slow it down.
+fn expired_name_key(name: &str) -> u64 {
+    siphasher::sip::SipHasher13::new_with_keys(0, 0).hash(name.as_bytes())
 }
 
 fn new_lease(

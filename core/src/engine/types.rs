@@ -198,8 +198,10 @@ pub struct WaiterInfo {
     pub ms_left: u64,
 }
 
-/// Counters since start.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Counters since start. Serialisable because an exact engine image carries them: a counter
+/// added later reads as 0 from an older image.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 #[non_exhaustive]
 pub struct Stats {
     /// Acquire calls that passed validation.

@@ -25,11 +25,13 @@ mod engine;
 mod error;
 mod fence;
 mod horizon;
+mod json;
 #[cfg(feature = "sim-bugs")]
 mod planted;
 pub mod protocol;
 mod rules;
 mod snapshot;
+mod text;
 mod time;
 mod tokens;
 

@@ -26,6 +26,7 @@ mod error;
 mod fence;
 mod horizon;
 mod json;
+mod order;
 #[cfg(feature = "sim-bugs")]
 mod planted;
 pub mod protocol;

@@ -494,7 +494,7 @@ impl Client {
             .map(|request| (request.conn, request.timeout_ms))
             .collect();
         // Hash order is arbitrary: act in connection order, so runs are reproducible.
-        late.sort_unstable();
+        crate::order::sort_by_numbers(&mut late, |&(conn, timeout_ms)| (conn, timeout_ms));
         for (conn, timeout_ms) in late {
             let reason = alloc::format!("no reply within {timeout_ms} ms");
             self.fail_conn(conn, &reason, now);

@@ -418,7 +418,7 @@ impl Engine {
             .filter(|(_, lock)| lock.name.starts_with(prefix))
             .map(|(_, lock)| lock_info(lock, now))
             .collect();
-        locks.sort_by(|a, b| a.name.cmp(&b.name));
+        crate::order::sort_by_text(&mut locks, |lock| &lock.name);
         locks
     }
 
@@ -493,8 +493,8 @@ impl Engine {
                 });
             }
         }
-        leases.sort_by_key(|lease| lease.token);
-        delays.sort_by(|a, b| a.name.cmp(&b.name));
+        crate::order::sort_by_numbers(&mut leases, |lease| (lease.token, 0));
+        crate::order::sort_by_text(&mut delays, |delay| &delay.name);
         Snapshot {
             version: SNAPSHOT_VERSION,
             next_token: self.tokens.next(),
@@ -1106,7 +1106,7 @@ impl Engine {
     fn restore(&mut self, snapshot: &Snapshot, now: Instant) -> Result<(), Error> {
         let mut last_token = 0;
         let mut leases: Vec<&SnapshotLease> = snapshot.leases.iter().collect();
-        leases.sort_by_key(|lease| lease.token);
+        crate::order::sort_by_numbers(&mut leases, |lease| (lease.token, 0));
         for saved in leases {
             self.validate_name(&saved.name)?;
             if saved.token == 0 || saved.token <= last_token || saved.token >= self.tokens.next() {
@@ -1354,7 +1354,7 @@ fn lock_info(lock: &Lock, now: Instant) -> LockInfo {
             client: lease.client,
         })
         .collect();
-    holders.sort_by_key(|holder| holder.token);
+    crate::order::sort_by_numbers(&mut holders, |holder| (holder.token, 0));
     let waiters = lock
         .waiters
         .iter()

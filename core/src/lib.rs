@@ -35,6 +35,7 @@ mod snapshot;
 mod text;
 mod time;
 mod tokens;
+mod vec_map;
 
 pub use config::{Config, HashSeed};
 pub use durable::{CorruptFile, DataFile, DataFiles, FileAction, Recovery, StartKind};

@@ -18,7 +18,7 @@ mod moved_tests;
 mod reply;
 mod request;
 
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
 use hashbrown::HashMap;
@@ -27,6 +27,7 @@ pub use decoder::{Decoder, DecoderLimits, Value};
 pub use leases::{LeaseStatus, LostReason};
 pub use reply::{InfoEntry, Reply};
 
+use crate::vec_map::VecMap;
 use crate::{AcquireOptions, Error, Instant, Token};
 use leases::Leases;
 use request::{Kind, Request};
@@ -170,7 +171,7 @@ pub enum Event {
 #[derive(Debug)]
 pub struct Client {
     config: ClientConfig,
-    conns: BTreeMap<ConnId, Conn>,
+    conns: VecMap<ConnId, Conn>,
     /// The connection that carries short requests, pipelined.
     shared: Option<ConnId>,
     /// Requests awaiting a reply; a hash map because one is added and removed per request.
@@ -218,7 +219,7 @@ impl Client {
     pub fn new(config: ClientConfig) -> Client {
         Client {
             config,
-            conns: BTreeMap::new(),
+            conns: VecMap::new(),
             shared: None,
             requests: HashMap::new(),
             leases: Leases::default(),

@@ -10,7 +10,6 @@
 //! `acquire` lists the lock-name prefixes the user may ACQUIRE, RENEW and RELEASE (and read);
 //! `read` the prefixes it may only VERIFY and QUERY. `""` is the prefix of every name.
 
-use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -21,6 +20,7 @@ use subtle::ConstantTimeEq;
 use super::args::shown;
 use crate::json::{self, Value};
 use crate::text::Text;
+use crate::vec_map::VecMap;
 use crate::Error;
 
 /// The user `AUTH password` (one argument) and `--requirepass` stand for, as in Redis.
@@ -43,7 +43,7 @@ const KEY_LEN: usize = 32;
 /// The users a server knows, parsed from a users file or made for `--requirepass`.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct Users {
-    by_name: BTreeMap<String, User>,
+    by_name: VecMap<String, User>,
     /// The highest iteration count of any user, the cost of the check for an unknown user.
     most_iterations: u32,
 }

@@ -107,7 +107,7 @@ impl WasmEngine {
                 .set("waiter", number(waiter))
                 .set("deadlineMs", number(deadline.as_ms()))
                 .into()),
-            other => Err(unknown("acquire outcome", &other)),
+            _ => Err(unknown("acquire outcome")),
         }
     }
 
@@ -328,7 +328,7 @@ fn event_record(event: Event) -> Result<JsValue, JsValue> {
             .set("token", number(token))
             .maybe("owner", owner)
             .set("byToken", number(by_token)),
-        other => return Err(unknown("event", &other)),
+        _ => return Err(unknown("event")),
     }
     .into())
 }

@@ -170,7 +170,7 @@ impl WasmServer {
                     .set("kind", "close")
                     .set("conn", number(conn))
                     .into(),
-                other => return Err(unknown("server output", &other)),
+                _ => return Err(unknown("server output")),
             };
             outputs.push(&record);
         }

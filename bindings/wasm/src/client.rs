@@ -1,6 +1,8 @@
 //! The core's sans-IO client: `web/src/client.js` is the I/O loop around it, over
 //! `MessagePort`s to the worker.
 
+use alloc::vec::Vec;
+
 use fencelock_core::client::{
     Client, ClientConfig, Event, LostReason, Output, Reply, RequestId, Value,
 };

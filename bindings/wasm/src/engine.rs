@@ -1,6 +1,11 @@
 //! The lock engine with milliseconds in and plain records out, and the records of acquire
 //! options and locks that the client shares.
 
+#[cfg(feature = "engine")]
+use alloc::string::String;
+#[cfg(feature = "engine")]
+use alloc::vec::Vec;
+
 use fencelock_core::{AcquireOptions, HolderInfo, LockInfo, Mode, WaiterInfo};
 #[cfg(feature = "engine")]
 use fencelock_core::{Acquired, BootClock, Engine, Event, Horizon};

@@ -3,6 +3,9 @@
 //! them, which `web/src/errors.js` turns into a `FencelockError`. Fields come from the core's
 //! error, never from parsing its text.
 
+use alloc::string::String;
+use alloc::string::ToString;
+
 use fencelock_core::Error as CoreError;
 use wasm_bindgen::JsValue;
 

@@ -331,9 +331,7 @@ impl Reader<'_> {
                 b"f" => Ok((Value::Boolean(false), next)),
                 _ => Err(bad("boolean is neither t nor f", line)),
             },
-            b',' => core::str::from_utf8(line)
-                .ok()
-                .and_then(|digits| digits.parse::<f64>().ok())
+            b',' => super::double::parse_double(line)
                 .map(|double| (Value::Double(double), next))
                 .ok_or_else(|| bad("bad double", line)),
             b'(' => match integer(line) {

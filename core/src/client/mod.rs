@@ -12,6 +12,7 @@
 //! leases kept alive, and lost-lease detection.
 
 mod decoder;
+mod double;
 mod leases;
 #[cfg(test)]
 mod moved_tests;

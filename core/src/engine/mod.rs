@@ -15,6 +15,7 @@ mod types;
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use hashbrown::HashMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -48,8 +49,9 @@ pub struct Engine {
     timers: BTreeMap<TimerKey, u32>,
     /// (client, timer-tagged id, slot) for waits and ephemeral leases, dropped on disconnect.
     by_client: BTreeSet<(ClientId, u64, u32)>,
-    /// Waiter -> (slot, wait deadline).
-    waiters: BTreeMap<WaiterId, (u32, Instant)>,
+    /// Waiter -> (slot, wait deadline). Only ever looked up by id (never iterated), so a
+    /// hash map: one B-tree type fewer in the browser's module. Ids are the engine's own.
+    waiters: HashMap<WaiterId, (u32, Instant)>,
     next_waiter: WaiterId,
     tokens: TokenSequence,
     /// Recently expired tokens -> hash of their lock name, so late calls learn `EXPIRED`.
@@ -80,7 +82,7 @@ impl Engine {
             locks,
             timers: BTreeMap::new(),
             by_client: BTreeSet::new(),
-            waiters: BTreeMap::new(),
+            waiters: HashMap::new(),
             next_waiter: 1,
             tokens,
             expired: BTreeMap::new(),

@@ -147,11 +147,7 @@ impl Horizon {
                 })
             })
             .map_err(|error| {
-                corrupt(
-                    Text::new("it is not a lease horizon: ")
-                        .str(&error)
-                        .into(),
-                )
+                corrupt(Text::new("it is not a lease horizon: ").str(&error).into())
             })?;
         if horizon.version != HORIZON_VERSION {
             return Err(corrupt(

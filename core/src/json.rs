@@ -35,10 +35,11 @@ pub(crate) fn push_string(out: &mut Vec<u8>, text: &str) {
         out.extend_from_slice(bytes.get(plain..at).unwrap_or_default());
         plain = at + 1;
         if escape.is_empty() {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
+            // A control character: `\u00` then two lowercase hex digits, the first 0 or 1.
+            let low = byte & 0xf;
             out.extend_from_slice(b"\\u00");
-            out.push(HEX[usize::from(byte >> 4)]);
-            out.push(HEX[usize::from(byte & 0xf)]);
+            out.push(b'0' + (byte >> 4));
+            out.push(if low < 10 { b'0' + low } else { b'a' + low - 10 });
         } else {
             out.extend_from_slice(escape);
         }
@@ -274,7 +275,8 @@ impl<'a> Fields<'a> {
     /// # Errors
     /// As [`Value::number`]; `null` is not a number.
     pub(crate) fn number_or_zero(&self, key: &str) -> Result<u64, String> {
-        self.get(key)?.map_or(Ok(0), |value| value.number(key, u64::MAX))
+        self.get(key)?
+            .map_or(Ok(0), |value| value.number(key, u64::MAX))
     }
 
     /// Returns the string field `key`.
@@ -336,11 +338,7 @@ impl<'a> Fields<'a> {
     }
 
     fn says(&self, what: &str, key: &str) -> String {
-        Text::new(what)
-            .str(key)
-            .str("` in ")
-            .str(self.what)
-            .into()
+        Text::new(what).str(key).str("` in ").str(self.what).into()
     }
 }
 
@@ -579,7 +577,12 @@ impl Reader<'_> {
     fn error(&self, what: &str) -> String {
         let before = self.bytes.get(..self.at).unwrap_or(self.bytes);
         let line = before.iter().filter(|&&byte| byte == b'\n').count() + 1;
-        let column = before.iter().rev().take_while(|&&byte| byte != b'\n').count() + 1;
+        let column = before
+            .iter()
+            .rev()
+            .take_while(|&&byte| byte != b'\n')
+            .count()
+            + 1;
         Text::new(what)
             .str(" at line ")
             .num(line)
@@ -603,7 +606,10 @@ mod tests {
 
     #[test]
     fn strings_are_written_with_the_files_escapes() {
-        assert_eq!(written("plain é日本😀 / \u{7f}"), "\"plain é日本😀 / \u{7f}\"");
+        assert_eq!(
+            written("plain é日本😀 / \u{7f}"),
+            "\"plain é日本😀 / \u{7f}\""
+        );
         assert_eq!(written("\"\\"), r#""\"\\""#);
         assert_eq!(
             written("\u{0}\u{8}\t\n\u{b}\u{c}\r\u{1f}\u{7f}"),
@@ -644,7 +650,8 @@ mod tests {
     fn other_writers_spacing_and_escapes_are_read() {
         // As Python's json.dumps writes: spaces after separators, non-ASCII as \u escapes.
         let value =
-            parse(b" {\"a\": \"\\u00e9\\ud83d\\ude00\\/\", \"b\": [1, 2],\r\n\t\"c\": null} ").unwrap();
+            parse(b" {\"a\": \"\\u00e9\\ud83d\\ude00\\/\", \"b\": [1, 2],\r\n\t\"c\": null} ")
+                .unwrap();
         assert_eq!(
             value,
             Value::Object(alloc::vec![
@@ -665,24 +672,54 @@ mod tests {
     fn malformed_json_is_refused_saying_what_and_where() {
         let deep = "[".repeat(MAX_DEPTH + 1);
         for (bad, says) in [
-            (&b""[..], "unexpected end of input, expected a value at line 1 column 1"),
+            (
+                &b""[..],
+                "unexpected end of input, expected a value at line 1 column 1",
+            ),
             (b"{\"a\" 1}", "expected `:` at line 1 column 6"),
-            (b"{\"a\":1,}", "expected a string as the key at line 1 column 8"),
+            (
+                b"{\"a\":1,}",
+                "expected a string as the key at line 1 column 8",
+            ),
             (b"[1 2]", "expected `,` or `]` at line 1 column 4"),
             (b"{\"a\":1 \"b\"}", "expected `,` or `}` at line 1 column 8"),
-            (b"{}\n x", "trailing characters after the value at line 2 column 2"),
+            (
+                b"{}\n x",
+                "trailing characters after the value at line 2 column 2",
+            ),
             (b"tru", "expected a value at line 1 column 1"),
-            (b"01", "trailing characters after the value at line 1 column 2"),
+            (
+                b"01",
+                "trailing characters after the value at line 1 column 2",
+            ),
             (b"-", "expected a digit at line 1 column 2"),
             (b"1.", "expected a digit after `.` at line 1 column 3"),
-            (b"1e+", "expected a digit in the exponent at line 1 column 4"),
-            (b"\"a\x01\"", "control character in a string at line 1 column 3"),
+            (
+                b"1e+",
+                "expected a digit in the exponent at line 1 column 4",
+            ),
+            (
+                b"\"a\x01\"",
+                "control character in a string at line 1 column 3",
+            ),
             (b"\"\\x\"", "invalid escape at line 1 column 3"),
-            (b"\"\\u12\"", "expected 4 hex digits in a \\u escape at line 1 column 6"),
-            (b"\"\\ud800\"", "lone leading surrogate in a \\u escape at line 1 column 8"),
-            (b"\"\\udc00\"", "lone trailing surrogate in a \\u escape at line 1 column 8"),
+            (
+                b"\"\\u12\"",
+                "expected 4 hex digits in a \\u escape at line 1 column 6",
+            ),
+            (
+                b"\"\\ud800\"",
+                "lone leading surrogate in a \\u escape at line 1 column 8",
+            ),
+            (
+                b"\"\\udc00\"",
+                "lone trailing surrogate in a \\u escape at line 1 column 8",
+            ),
             (b"\"\xff\"", "invalid UTF-8 in a string at line 1 column 3"),
-            (b"\"open", "unexpected end of input in a string at line 1 column 6"),
+            (
+                b"\"open",
+                "unexpected end of input in a string at line 1 column 6",
+            ),
             (deep.as_bytes(), "nesting too deep at line 1 column 129"),
         ] {
             let error = parse(bad).unwrap_err();
@@ -703,7 +740,10 @@ mod tests {
             assert_eq!(error, says, "{json}");
         };
         check(r#"{"t":"x"}"#, "missing field `n` in the record");
-        check(r#"{"n":1,"n":2,"t":"x"}"#, "duplicate field `n` in the record");
+        check(
+            r#"{"n":1,"n":2,"t":"x"}"#,
+            "duplicate field `n` in the record",
+        );
         check(
             r#"{"n":1,"t":"x","u":0}"#,
             "unknown field `u` in the record, expected one of `n`, `t`",

@@ -1,10 +1,10 @@
 //! The clean-shutdown snapshot: live leases with their time left, in a versioned format.
 
-use alloc::string::String;
-use alloc::vec::Vec;
 use crate::error::Error;
 use crate::json::{self, ObjectWriter, Value};
 use crate::text::Text;
+use alloc::string::String;
+use alloc::vec::Vec;
 
 /// Version written by this build; decoding refuses any other.
 pub const SNAPSHOT_VERSION: u32 = 1;
@@ -116,9 +116,9 @@ impl Snapshot {
     /// # Errors
     /// [`Error::BadRequest`] if the bytes are not a snapshot of this version.
     pub fn decode(bytes: &[u8]) -> Result<Snapshot, Error> {
-        let snapshot = json::parse(bytes).and_then(|value| from_json(&value)).map_err(|why| {
-            Error::bad(Text::new("snapshot is unreadable: ").str(&why))
-        })?;
+        let snapshot = json::parse(bytes)
+            .and_then(|value| from_json(&value))
+            .map_err(|why| Error::bad(Text::new("snapshot is unreadable: ").str(&why)))?;
         if snapshot.version != SNAPSHOT_VERSION {
             return Err(Error::bad(
                 Text::new("snapshot version ")
@@ -219,11 +219,17 @@ mod tests {
         let leases = r#""leases":[{"name":"jobs/\"1\"","token":40,"shared":false,"owner":null,"ms_left":1500,"lock_delay_ms":0},{"name":"é\n","token":41,"shared":true,"owner":"tab 1","ms_left":9,"lock_delay_ms":25}],"delays":[{"name":"q","token":39,"ms_left":7}]"#;
         let head = r#"{"version":1,"next_token":42,"ceiling":1000,"#;
         let without_grace = [head, leases, "}"].concat();
-        assert_eq!(String::from_utf8(sample(0).encode()).unwrap(), without_grace);
+        assert_eq!(
+            String::from_utf8(sample(0).encode()).unwrap(),
+            without_grace
+        );
         let with_grace = [head, leases, r#","grace_ms_left":5}"#].concat();
         assert_eq!(String::from_utf8(sample(5).encode()).unwrap(), with_grace);
         for grace in [0, 5] {
-            assert_eq!(Snapshot::decode(&sample(grace).encode()).unwrap(), sample(grace));
+            assert_eq!(
+                Snapshot::decode(&sample(grace).encode()).unwrap(),
+                sample(grace)
+            );
         }
     }
 

@@ -19,7 +19,6 @@
     )),
     allow(dead_code)
 )]
-
 // On wasm32 the module links no `std`: its panic handler formats the panic message, which
 // would keep `core::fmt` in every page's module. A panic here traps (as std's `panic=abort`
 // did); nothing in the glue or the core panics on input.

@@ -106,7 +106,11 @@ pub(crate) fn settings(object: &JsValue) -> Result<Vec<(String, u64)>, JsValue> 
         let number = match (value.as_f64(), value.as_bool()) {
             (Some(number), _) => whole(&name, number)?,
             (None, Some(flag)) => u64::from(flag),
-            _ => return Err(type_error(&["setting ", &name, " must be a number"].concat())),
+            _ => {
+                return Err(type_error(
+                    &["setting ", &name, " must be a number"].concat(),
+                ))
+            }
         };
         pairs.push((name, number));
     }

@@ -232,15 +232,16 @@ fn file_contents(files: &JsValue) -> Result<Vec<(DataFile, Vec<u8>)>, JsValue> {
     for entry in Object::entries(object).iter() {
         let entry: Array = entry.unchecked_into();
         let name = entry.get(0).as_string().unwrap_or_default();
-        let file = DataFile::from_name(&name)
-            .ok_or_else(|| type_error(&[&quoted(&name), " is not a fencelock data file"].concat()))?;
+        let file = DataFile::from_name(&name).ok_or_else(|| {
+            type_error(&[&quoted(&name), " is not a fencelock data file"].concat())
+        })?;
         let value = entry.get(1);
         if value.is_undefined() || value.is_null() {
             continue;
         }
-        let bytes = value
-            .dyn_into::<Uint8Array>()
-            .map_err(|_| type_error(&["file ", &quoted(&name), " must be a Uint8Array or null"].concat()))?;
+        let bytes = value.dyn_into::<Uint8Array>().map_err(|_| {
+            type_error(&["file ", &quoted(&name), " must be a Uint8Array or null"].concat())
+        })?;
         contents.push((file, bytes.to_vec()));
     }
     Ok(contents)

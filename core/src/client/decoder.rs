@@ -94,7 +94,10 @@ fn shown_double(value: f64) -> String {
         // A leading 1 keeps the fraction's leading zeros; it is dropped below.
         let fraction = buffer.format(millionths % 1_000_000 + 1_000_000).as_bytes();
         let digits = fraction.get(1..).unwrap_or_default();
-        let kept = digits.iter().rposition(|&d| d != b'0').map_or(1, |last| last + 1);
+        let kept = digits
+            .iter()
+            .rposition(|&d| d != b'0')
+            .map_or(1, |last| last + 1);
         text.push_str(core::str::from_utf8(digits.get(..kept).unwrap_or(b"0")).unwrap_or("0"));
     } else {
         text.insert(0, '~');
@@ -495,8 +498,22 @@ mod tests {
     #[test]
     fn doubles_show_as_rust_shows_them_where_exact() {
         for value in [
-            0.0, -0.0, 1.0, -3.0, 1.5, 0.1, 0.25, -2.125, 1e-4, 0.000_123, 4_294_967_295.5,
-            9_999_999_999_999_998.0, 123_456.789_012, f64::INFINITY, f64::NEG_INFINITY, f64::NAN,
+            0.0,
+            -0.0,
+            1.0,
+            -3.0,
+            1.5,
+            0.1,
+            0.25,
+            -2.125,
+            1e-4,
+            0.000_123,
+            4_294_967_295.5,
+            9_999_999_999_999_998.0,
+            123_456.789_012,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
         ] {
             assert_eq!(shown_double(value), format!("{value:?}"), "{value:?}");
         }

@@ -15,9 +15,9 @@ mod types;
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
-use hashbrown::HashMap;
 use alloc::string::String;
 use alloc::vec::Vec;
+use hashbrown::HashMap;
 
 use crate::cluster::Entry;
 use crate::config::Config;

@@ -4,7 +4,7 @@
 # wasm-opt from npm (never Debian's: its wasm-opt 108 emits modules that fail to load).
 #   pkg/web   the browser's module: client, fence and protocol server (--target web). Pages and
 #             the worker load the same file, so the browser fetches it once; two modules
-#             (client, server) would repeat the core's shared code (formatting, allocator, JSON).
+#             (client, server) would repeat the core's shared code (protocol, allocator, hash tables).
 #   pkg/node  everything, the engine too, for the shared vectors under Node (--target nodejs)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -39,7 +39,11 @@ pub(crate) fn push_string(out: &mut Vec<u8>, text: &str) {
             let low = byte & 0xf;
             out.extend_from_slice(b"\\u00");
             out.push(b'0' + (byte >> 4));
-            out.push(if low < 10 { b'0' + low } else { b'a' + low - 10 });
+            out.push(if low < 10 {
+                b'0' + low
+            } else {
+                b'a' + low - 10
+            });
         } else {
             out.extend_from_slice(escape);
         }

@@ -7,19 +7,13 @@ use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use portable_atomic::{AtomicU64, Ordering};
-use serde::{Deserialize, Serialize};
 
 use crate::durable::CorruptFile;
+use crate::json::{self, ObjectWriter};
+use crate::text::Text;
 
 /// Version of the durable fence file written by [`Fence::encode`]; decoding refuses any other.
 pub const FENCE_FILE_VERSION: u32 = 1;
-
-/// The durable fence file: `{"marks": {resource: highest, ...}, "version": 1}` (JSON).
-#[derive(Serialize, Deserialize)]
-struct FenceFile {
-    marks: BTreeMap<String, u64>,
-    version: u32,
-}
 
 /// The answer of a fence check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,18 +127,25 @@ impl Fence {
     }
 
     /// Encodes every mark as the content of a durable fence file, which the host writes
-    /// atomically (temp file, fsync, rename, fsync dir) before it reports an advanced mark.
+    /// atomically (temp file, fsync, rename, fsync dir) before it reports an advanced mark:
+    /// `{"marks":{resource:highest,...},"version":1}`, resources in name order.
     #[must_use]
     pub fn encode(&self) -> Vec<u8> {
-        let file = FenceFile {
-            marks: self.marks.clone(),
-            version: FENCE_FILE_VERSION,
-        };
-        // Serializing a map of strings to integers to a Vec cannot fail.
-        serde_json::to_vec(&file).unwrap_or_default()
+        let mut out = Vec::new();
+        let mut file = ObjectWriter::begin(&mut out);
+        let mut marks = ObjectWriter::begin(file.key("marks"));
+        for (resource, highest) in &self.marks {
+            marks.number(resource, *highest);
+        }
+        marks.end();
+        file.number("version", u64::from(FENCE_FILE_VERSION));
+        file.end();
+        out
     }
 
-    /// Decodes a fence file written by [`Fence::encode`] (or by earlier hosts in the same format).
+    /// Decodes a fence file written by [`Fence::encode`] (or by earlier hosts in the same
+    /// format: any field order and spacing; unknown fields are ignored; a resource named twice
+    /// keeps its last mark).
     ///
     /// # Errors
     /// [`CorruptFile`] if the bytes are not a fence file of this version: a fence that forgot
@@ -154,15 +155,30 @@ impl Fence {
             what: "fence file",
             reason,
         };
-        let file: FenceFile =
-            serde_json::from_slice(bytes).map_err(|error| corrupt(alloc::format!("{error}")))?;
-        if file.version != FENCE_FILE_VERSION {
-            return Err(corrupt(alloc::format!(
-                "version {}, expected {FENCE_FILE_VERSION}",
-                file.version
-            )));
+        let value = json::parse(bytes).map_err(corrupt)?;
+        let fields = value.fields("the fence file").map_err(corrupt)?;
+        let version = fields
+            .number("version", u64::from(u32::MAX))
+            .map_err(corrupt)?;
+        let members = fields
+            .required("marks")
+            .and_then(|marks| marks.members("marks"))
+            .map_err(corrupt)?;
+        let mut marks = BTreeMap::new();
+        for (resource, highest) in members {
+            let highest = highest.number(resource, u64::MAX).map_err(corrupt)?;
+            marks.insert(resource.clone(), highest);
         }
-        Ok(Fence { marks: file.marks })
+        if version != u64::from(FENCE_FILE_VERSION) {
+            return Err(corrupt(
+                Text::new("version ")
+                    .num(version)
+                    .str(", expected ")
+                    .num(FENCE_FILE_VERSION)
+                    .into(),
+            ));
+        }
+        Ok(Fence { marks })
     }
 
     /// Iterates over every resource and its mark, in name order (for persisting).

@@ -16,10 +16,11 @@
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use serde::{Deserialize, Serialize};
 
 use crate::durable::{CorruptFile, DataFile};
 use crate::error::Error;
+use crate::json::{self, ObjectWriter};
+use crate::text::Text;
 use crate::time::Instant;
 
 /// Version of the horizon file written by this build; decoding refuses any other.
@@ -80,7 +81,7 @@ impl BootClock {
 /// `monotonic_ms` on the system monotonic clock of boot `boot_id`. `ceiling` is the token
 /// ceiling in force when it was written: a horizon whose ceiling is not the one on disk comes
 /// from another run (one that did not keep it up to date) and is not trusted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Horizon {
     /// Format version, [`HORIZON_VERSION`].
@@ -105,31 +106,58 @@ impl Horizon {
         }
     }
 
-    /// Encodes the horizon as the content of [`DataFile::Horizon`]: one line of JSON.
+    /// Encodes the horizon as the content of [`DataFile::Horizon`]: one line of JSON,
+    /// `{"version":1,"boot_id":...,"monotonic_ms":...,"ceiling":...}`.
     #[must_use]
     pub fn encode(&self) -> Vec<u8> {
-        // Serializing a plain struct of a string and integers cannot fail.
-        let mut bytes = serde_json::to_vec(self).unwrap_or_default();
+        let mut bytes = Vec::new();
+        let mut object = ObjectWriter::begin(&mut bytes);
+        object
+            .number("version", u64::from(self.version))
+            .text("boot_id", &self.boot_id)
+            .number("monotonic_ms", self.monotonic_ms)
+            .number("ceiling", self.ceiling);
+        object.end();
         bytes.push(b'\n');
         bytes
     }
 
-    /// Decodes the content of [`DataFile::Horizon`].
+    /// Decodes the content of [`DataFile::Horizon`] (any field order and spacing; unknown
+    /// fields are ignored).
     ///
     /// # Errors
     /// [`CorruptFile`] unless the bytes are a horizon of this version with a valid boot id.
     pub fn decode(bytes: &[u8]) -> Result<Horizon, CorruptFile> {
         let corrupt = |reason: String| CorruptFile {
             what: DataFile::Horizon.name(),
-            reason: format!("{reason} (remove it to restart with the full restart grace)"),
+            reason: Text::new(&reason)
+                .str(" (remove it to restart with the full restart grace)")
+                .into(),
         };
-        let horizon: Horizon = serde_json::from_slice(bytes.trim_ascii())
-            .map_err(|error| corrupt(format!("it is not a lease horizon: {error}")))?;
+        let horizon = json::parse(bytes.trim_ascii())
+            .and_then(|value| {
+                let fields = value.fields("the lease horizon")?;
+                let version = fields.number("version", u64::from(u32::MAX))?;
+                Ok(Horizon {
+                    // In range: checked against u32::MAX just above.
+                    version: u32::try_from(version).unwrap_or(u32::MAX),
+                    boot_id: fields.text("boot_id")?,
+                    monotonic_ms: fields.number("monotonic_ms", u64::MAX)?,
+                    ceiling: fields.number("ceiling", u64::MAX)?,
+                })
+            })
+            .map_err(|error| {
+                corrupt(Text::new("it is not a lease horizon: ").str(&error).into())
+            })?;
         if horizon.version != HORIZON_VERSION {
-            return Err(corrupt(format!(
-                "version {} is not supported (expected {HORIZON_VERSION})",
-                horizon.version
-            )));
+            return Err(corrupt(
+                Text::new("version ")
+                    .num(horizon.version)
+                    .str(" is not supported (expected ")
+                    .num(HORIZON_VERSION)
+                    .str(")")
+                    .into(),
+            ));
         }
         valid_boot_id(&horizon.boot_id).map_err(|error| corrupt(error.message()))?;
         Ok(horizon)

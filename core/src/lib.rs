@@ -25,13 +25,17 @@ mod engine;
 mod error;
 mod fence;
 mod horizon;
+mod json;
+mod order;
 #[cfg(feature = "sim-bugs")]
 mod planted;
 pub mod protocol;
 mod rules;
 mod snapshot;
+mod text;
 mod time;
 mod tokens;
+mod vec_map;
 
 pub use config::{Config, HashSeed};
 pub use durable::{CorruptFile, DataFile, DataFiles, FileAction, Recovery, StartKind};

@@ -1,6 +1,8 @@
 //! The core's sans-IO client: `web/src/client.js` is the I/O loop around it, over
 //! `MessagePort`s to the worker.
 
+use alloc::vec::Vec;
+
 use fencelock_core::client::{
     Client, ClientConfig, Event, LostReason, Output, Reply, RequestId, Value,
 };
@@ -274,7 +276,7 @@ fn output_record(output: Output) -> Result<JsValue, JsValue> {
             .set("conn", number(conn))
             .set("data", Uint8Array::from(bytes.as_slice())),
         Output::Close { conn } => Record::new().set("kind", "close").set("conn", number(conn)),
-        other => return Err(unknown("client output", &other)),
+        _ => return Err(unknown("client output")),
     }
     .into())
 }
@@ -313,7 +315,7 @@ fn reply_record(
         }
         Ok(Reply::Pong(message)) => out.set("pong", Uint8Array::from(message.as_slice())),
         Ok(Reply::Value(value)) => out.set("value", raw_value(value)?),
-        Ok(other) => return Err(unknown("reply", &other)),
+        Ok(_) => return Err(unknown("reply")),
     }
     .into())
 }
@@ -348,7 +350,7 @@ fn raw_value(value: Value) -> Result<JsValue, JsValue> {
             }
             out.set("map", array)
         }
-        other => return Err(unknown("RESP value", &other)),
+        _ => return Err(unknown("RESP value")),
     }
     .into())
 }
@@ -388,7 +390,7 @@ fn event_record(event: Event) -> Result<JsValue, JsValue> {
             .set("token", number(token))
             .maybe("byToken", by_token.map(number))
             .set("notice", kind),
-        other => return Err(unknown("client event", &other)),
+        _ => return Err(unknown("client event")),
     }
     .into())
 }

@@ -1,5 +1,8 @@
 //! Numbers, settings and seeds from JavaScript into the core's types.
 
+use alloc::string::String;
+use alloc::vec::Vec;
+
 use fencelock_core::protocol::ServerConfig;
 use fencelock_core::{Config, Engine, HashSeed, Instant, Start};
 use wasm_bindgen::JsValue;
@@ -24,7 +27,9 @@ pub(crate) fn number(value: u64) -> f64 {
 /// A `RangeError` for a fraction, a negative, NaN, an infinity or a number of 2^64 or more.
 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 pub(crate) fn whole(what: &str, value: f64) -> Result<u64, JsValue> {
-    if (0.0..U64_END).contains(&value) && value.fract() == 0.0 {
+    // In 0..2^64 the cast truncates exactly, so the round trip holds for whole numbers only
+    // (`f64::fract` is not in `core`).
+    if (0.0..U64_END).contains(&value) && (value as u64) as f64 == value {
         // Checked above: a whole number in 0..2^64, which u64 holds exactly.
         Ok(value as u64)
     } else {
@@ -33,7 +38,7 @@ pub(crate) fn whole(what: &str, value: f64) -> Result<u64, JsValue> {
         let shown = js_sys::Number::from(value)
             .to_string_with_radix(10)
             .unwrap_or_else(|_| "?".into());
-        let message = js_sys::JsString::from(format!("{what} must be a whole number >= 0, got "))
+        let message = js_sys::JsString::from([what, " must be a whole number >= 0, got "].concat())
             .concat(&shown);
         Err(js_sys::RangeError::new(&String::from(message)).into())
     }

@@ -1,6 +1,11 @@
 //! The lock engine with milliseconds in and plain records out, and the records of acquire
 //! options and locks that the client shares.
 
+#[cfg(feature = "engine")]
+use alloc::string::String;
+#[cfg(feature = "engine")]
+use alloc::vec::Vec;
+
 use fencelock_core::{AcquireOptions, HolderInfo, LockInfo, Mode, WaiterInfo};
 #[cfg(feature = "engine")]
 use fencelock_core::{Acquired, BootClock, Engine, Event, Horizon};
@@ -107,7 +112,7 @@ impl WasmEngine {
                 .set("waiter", number(waiter))
                 .set("deadlineMs", number(deadline.as_ms()))
                 .into()),
-            other => Err(unknown("acquire outcome", &other)),
+            _ => Err(unknown("acquire outcome")),
         }
     }
 
@@ -328,7 +333,7 @@ fn event_record(event: Event) -> Result<JsValue, JsValue> {
             .set("token", number(token))
             .maybe("owner", owner)
             .set("byToken", number(by_token)),
-        other => return Err(unknown("event", &other)),
+        _ => return Err(unknown("event")),
     }
     .into())
 }

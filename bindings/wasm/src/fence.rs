@@ -1,6 +1,8 @@
 //! The resource-side fence. `encode()` is the content of a fence file (or an IndexedDB value)
 //! and `WasmFence.decode` reads it back, so the format is the core's on every host.
 
+use alloc::vec::Vec;
+
 use fencelock_core::{Fence, FenceOutcome};
 use js_sys::Array;
 use wasm_bindgen::prelude::wasm_bindgen;

@@ -19,6 +19,22 @@
     )),
     allow(dead_code)
 )]
+// On wasm32 the module links no `std`: its panic handler formats the panic message, which
+// would keep `core::fmt` in every page's module. A panic here traps (as std's `panic=abort`
+// did); nothing in the glue or the core panics on input.
+#![cfg_attr(target_arch = "wasm32", no_std)]
+
+extern crate alloc;
+
+#[cfg(all(target_arch = "wasm32", not(test)))]
+#[global_allocator]
+static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
+#[cfg(all(target_arch = "wasm32", not(test)))]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+    core::arch::wasm32::unreachable()
+}
 
 #[cfg(feature = "client")]
 mod client;

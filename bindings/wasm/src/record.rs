@@ -1,6 +1,9 @@
 //! Plain JavaScript objects built field by field, and fields read back from the objects callers
 //! pass, with a clear `TypeError` for a field of the wrong type.
 
+use alloc::string::String;
+use alloc::vec::Vec;
+
 use js_sys::{Object, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -59,7 +62,7 @@ pub(crate) fn whole_field(object: &JsValue, key: &str) -> Result<Option<u64>, Js
         None => Ok(None),
         Some(value) => match value.as_f64() {
             Some(number) => whole(key, number).map(Some),
-            None => Err(type_error(&format!("{key} must be a number"))),
+            None => Err(type_error(&[key, " must be a number"].concat())),
         },
     }
 }
@@ -71,7 +74,7 @@ pub(crate) fn bool_field(object: &JsValue, key: &str) -> Result<Option<bool>, Js
         Some(value) => value
             .as_bool()
             .map(Some)
-            .ok_or_else(|| type_error(&format!("{key} must be a boolean"))),
+            .ok_or_else(|| type_error(&[key, " must be a boolean"].concat())),
     }
 }
 
@@ -82,7 +85,7 @@ pub(crate) fn string_field(object: &JsValue, key: &str) -> Result<Option<String>
         Some(value) => value
             .as_string()
             .map(Some)
-            .ok_or_else(|| type_error(&format!("{key} must be a string"))),
+            .ok_or_else(|| type_error(&[key, " must be a string"].concat())),
     }
 }
 
@@ -103,7 +106,11 @@ pub(crate) fn settings(object: &JsValue) -> Result<Vec<(String, u64)>, JsValue> 
         let number = match (value.as_f64(), value.as_bool()) {
             (Some(number), _) => whole(&name, number)?,
             (None, Some(flag)) => u64::from(flag),
-            _ => return Err(type_error(&format!("setting {name} must be a number"))),
+            _ => {
+                return Err(type_error(
+                    &["setting ", &name, " must be a number"].concat(),
+                ))
+            }
         };
         pairs.push((name, number));
     }
@@ -114,7 +121,7 @@ pub(crate) fn settings(object: &JsValue) -> Result<Vec<(String, u64)>, JsValue> 
 pub(crate) fn text(what: &str, value: &JsValue) -> Result<String, JsValue> {
     value
         .as_string()
-        .ok_or_else(|| type_error(&format!("{what} must be a string")))
+        .ok_or_else(|| type_error(&[what, " must be a string"].concat()))
 }
 
 /// Reads an optional string argument (`undefined` and `null` are none).

@@ -1,5 +1,8 @@
 //! The protocol server: bytes and time in, outputs out; `web/src/worker.js` is the I/O loop.
 
+use alloc::string::String;
+use alloc::vec::Vec;
+
 use fencelock_core::protocol::{Output, Server};
 use fencelock_core::{DataFile, DataFiles, FileAction, Recovery};
 use js_sys::{Array, Object, Uint8Array};
@@ -68,7 +71,7 @@ impl WasmServer {
         }
         let mut plan = Recovery::plan(read).map_err(|error| corrupt_file(&error))?;
         let engine = plan.start_engine(now, engine_config);
-        let actions: Array = std::mem::take(&mut plan.actions)
+        let actions: Array = core::mem::take(&mut plan.actions)
             .into_iter()
             .map(file_output)
             .collect();
@@ -170,7 +173,7 @@ impl WasmServer {
                     .set("kind", "close")
                     .set("conn", number(conn))
                     .into(),
-                other => return Err(unknown("server output", &other)),
+                _ => return Err(unknown("server output")),
             };
             outputs.push(&record);
         }
@@ -229,15 +232,16 @@ fn file_contents(files: &JsValue) -> Result<Vec<(DataFile, Vec<u8>)>, JsValue> {
     for entry in Object::entries(object).iter() {
         let entry: Array = entry.unchecked_into();
         let name = entry.get(0).as_string().unwrap_or_default();
-        let file = DataFile::from_name(&name)
-            .ok_or_else(|| type_error(&format!("{name:?} is not a fencelock data file")))?;
+        let file = DataFile::from_name(&name).ok_or_else(|| {
+            type_error(&[&quoted(&name), " is not a fencelock data file"].concat())
+        })?;
         let value = entry.get(1);
         if value.is_undefined() || value.is_null() {
             continue;
         }
-        let bytes = value
-            .dyn_into::<Uint8Array>()
-            .map_err(|_| type_error(&format!("file {name:?} must be a Uint8Array or null")))?;
+        let bytes = value.dyn_into::<Uint8Array>().map_err(|_| {
+            type_error(&["file ", &quoted(&name), " must be a Uint8Array or null"].concat())
+        })?;
         contents.push((file, bytes.to_vec()));
     }
     Ok(contents)
@@ -252,4 +256,12 @@ fn file_output(action: FileAction) -> JsValue {
         FileAction::Remove { file } => Record::new().set("kind", "remove").set("file", file.name()),
     }
     .into()
+}
+
+/// Quotes a file name as JSON does (as Rust's `{:?}` did for any ordinary name), so that the
+/// module needs no formatting code.
+fn quoted(name: &str) -> String {
+    js_sys::JSON::stringify(&JsValue::from_str(name))
+        .map(String::from)
+        .unwrap_or_default()
 }

@@ -12,7 +12,7 @@ use alloc::vec::Vec;
 use crate::Error;
 
 /// One decoded RESP value.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Value {
     /// `+text`.
@@ -37,6 +37,73 @@ pub enum Value {
     Map(Vec<(Value, Value)>),
     /// RESP3 `>n` out-of-band push.
     Push(Vec<Value>),
+}
+
+/// As derived, except that a double is shown by [`shown_double`]: Rust's float formatting
+/// would add its code to the browser's module for this one use.
+impl core::fmt::Debug for Value {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Value::Simple(v) => f.debug_tuple("Simple").field(v).finish(),
+            Value::Error(v) => f.debug_tuple("Error").field(v).finish(),
+            Value::Integer(v) => f.debug_tuple("Integer").field(v).finish(),
+            Value::Bulk(v) => f.debug_tuple("Bulk").field(v).finish(),
+            Value::Null => f.write_str("Null"),
+            Value::Boolean(v) => f.debug_tuple("Boolean").field(v).finish(),
+            Value::Double(v) => {
+                f.write_str("Double(")?;
+                f.write_str(&shown_double(*v))?;
+                f.write_str(")")
+            }
+            Value::BigNumber(v) => f.debug_tuple("BigNumber").field(v).finish(),
+            Value::Array(v) => f.debug_tuple("Array").field(v).finish(),
+            Value::Map(v) => f.debug_tuple("Map").field(v).finish(),
+            Value::Push(v) => f.debug_tuple("Push").field(v).finish(),
+        }
+    }
+}
+
+/// Shows a double as `{:?}` does (`1.5`, `3.0`, `-0.0`, `inf`, `NaN`) when it is not a
+/// number or is whole below 1e16, or, from 1e-4 to 2^32, has at most 6 decimals; any other
+/// value is shown rounded to 6 decimals after a `~` (`~big` from 2^32 on).
+fn shown_double(value: f64) -> String {
+    const TWO_TO_32: f64 = 4_294_967_296.0;
+    if value.is_nan() {
+        return String::from("NaN");
+    }
+    let negative = value.is_sign_negative();
+    let magnitude = if negative { -value } else { value };
+    let mut text = String::from(if negative { "-" } else { "" });
+    if magnitude.is_infinite() {
+        text.push_str("inf");
+    } else if magnitude < 1e16 && magnitude == (magnitude as u64) as f64 {
+        // Whole, so exact as an integer: `{:?}` adds ".0".
+        text.push_str(itoa::Buffer::new().format(magnitude as u64));
+        text.push_str(".0");
+    } else if magnitude < TWO_TO_32 {
+        // Below 2^32 a double is finer than 1e-6, so a 6-decimal value that reads back as the
+        // same double is the shortest one, the one `{:?}` shows (from 1e-4 on).
+        let millionths = (magnitude * 1e6 + 0.5) as u64;
+        let exact = magnitude >= 1e-4 && millionths as f64 / 1e6 == magnitude;
+        if !exact {
+            text.insert(0, '~');
+        }
+        text.push_str(itoa::Buffer::new().format(millionths / 1_000_000));
+        text.push('.');
+        let mut buffer = itoa::Buffer::new();
+        // A leading 1 keeps the fraction's leading zeros; it is dropped below.
+        let fraction = buffer.format(millionths % 1_000_000 + 1_000_000).as_bytes();
+        let digits = fraction.get(1..).unwrap_or_default();
+        let kept = digits
+            .iter()
+            .rposition(|&d| d != b'0')
+            .map_or(1, |last| last + 1);
+        text.push_str(core::str::from_utf8(digits.get(..kept).unwrap_or(b"0")).unwrap_or("0"));
+    } else {
+        text.insert(0, '~');
+        text.push_str("big");
+    }
+    text
 }
 
 impl Value {
@@ -267,9 +334,7 @@ impl Reader<'_> {
                 b"f" => Ok((Value::Boolean(false), next)),
                 _ => Err(bad("boolean is neither t nor f", line)),
             },
-            b',' => core::str::from_utf8(line)
-                .ok()
-                .and_then(|digits| digits.parse::<f64>().ok())
+            b',' => super::double::parse_double(line)
                 .map(|double| (Value::Double(double), next))
                 .ok_or_else(|| bad("bad double", line)),
             b'(' => match integer(line) {
@@ -402,4 +467,74 @@ fn length(line: &[u8]) -> Result<Option<usize>, Stop> {
 fn bad(what: &str, line: &[u8]) -> Stop {
     let shown = String::from_utf8_lossy(line.get(..40).unwrap_or(line)).into_owned();
     Stop::Bad(alloc::format!("{what}: {shown:?}"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use alloc::format;
+    use proptest::prelude::*;
+
+    #[test]
+    fn values_show_as_derived_debug_would() {
+        let value = Value::Array(alloc::vec![
+            Value::Simple(String::from("O\"K\n")),
+            Value::Error(String::from("ERR x")),
+            Value::Integer(-5),
+            Value::Bulk(alloc::vec![1, 2]),
+            Value::Null,
+            Value::Boolean(true),
+            Value::Double(1.5),
+            Value::BigNumber(String::from("123")),
+            Value::Map(alloc::vec![(Value::Integer(1), Value::Push(alloc::vec![]))]),
+        ]);
+        assert_eq!(
+            format!("{value:?}"),
+            r#"Array([Simple("O\"K\n"), Error("ERR x"), Integer(-5), Bulk([1, 2]), Null, Boolean(true), Double(1.5), BigNumber("123"), Map([(Integer(1), Push([]))])])"#
+        );
+    }
+
+    #[test]
+    fn doubles_show_as_rust_shows_them_where_exact() {
+        for value in [
+            0.0,
+            -0.0,
+            1.0,
+            -3.0,
+            1.5,
+            0.1,
+            0.25,
+            -2.125,
+            1e-4,
+            0.000_123,
+            4_294_967_295.5,
+            9_999_999_999_999_998.0,
+            123_456.789_012,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+        ] {
+            assert_eq!(shown_double(value), format!("{value:?}"), "{value:?}");
+        }
+        for (value, shown) in [
+            (0.1 + 0.2, "~0.3"),
+            (1e-5, "~0.00001"),
+            (1e-9, "~0.0"),
+            (2.0f64.sqrt(), "~1.414214"),
+            (-4_294_967_296.5, "~-big"),
+            (1e16, "~big"),
+        ] {
+            assert_eq!(shown_double(value), shown, "{value:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn six_decimals_below_two_to_32_show_exactly(millionths in 100u64..4_294_967_295_000_000) {
+            let value = millionths as f64 / 1e6;
+            prop_assert_eq!(shown_double(value), format!("{value:?}"));
+            prop_assert_eq!(shown_double(-value), format!("{:?}", -value));
+        }
+    }
 }

@@ -216,7 +216,7 @@ impl Leases {
                 (lease.name.clone(), token, lease.ttl_ms)
             })
             .collect();
-        due.sort_unstable_by_key(|&(_, token, _)| token);
+        crate::order::sort_by_numbers(&mut due, |&(_, token, _)| (token, 0));
         due
     }
 
@@ -228,7 +228,7 @@ impl Leases {
             .filter(|(_, lease)| lease.deadline <= now)
             .map(|(&token, _)| token)
             .collect();
-        tokens.sort_unstable();
+        crate::order::sort_by_numbers(&mut tokens, |&token| (token, 0));
         tokens
             .into_iter()
             .filter_map(|token| {
@@ -246,7 +246,7 @@ impl Leases {
             .filter(|(_, lease)| lease.ephemeral_conn == Some(conn))
             .map(|(&token, lease)| (lease.name.clone(), token))
             .collect();
-        leases.sort_unstable_by_key(|&(_, token)| token);
+        crate::order::sort_by_numbers(&mut leases, |&(_, token)| (token, 0));
         leases
     }
 

@@ -12,13 +12,14 @@
 //! leases kept alive, and lost-lease detection.
 
 mod decoder;
+mod double;
 mod leases;
 #[cfg(test)]
 mod moved_tests;
 mod reply;
 mod request;
 
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
 use hashbrown::HashMap;
@@ -27,6 +28,7 @@ pub use decoder::{Decoder, DecoderLimits, Value};
 pub use leases::{LeaseStatus, LostReason};
 pub use reply::{InfoEntry, Reply};
 
+use crate::vec_map::VecMap;
 use crate::{AcquireOptions, Error, Instant, Token};
 use leases::Leases;
 use request::{Kind, Request};
@@ -174,7 +176,7 @@ pub enum Event {
 #[derive(Debug)]
 pub struct Client {
     config: ClientConfig,
-    conns: BTreeMap<ConnId, Conn>,
+    conns: VecMap<ConnId, Conn>,
     /// The connection that carries short requests, pipelined.
     shared: Option<ConnId>,
     /// Requests awaiting a reply; a hash map because one is added and removed per request.
@@ -222,7 +224,7 @@ impl Client {
     pub fn new(config: ClientConfig) -> Client {
         Client {
             config,
-            conns: BTreeMap::new(),
+            conns: VecMap::new(),
             shared: None,
             requests: HashMap::new(),
             leases: Leases::default(),
@@ -517,7 +519,7 @@ impl Client {
             .map(|request| (request.conn, request.timeout_ms))
             .collect();
         // Hash order is arbitrary: act in connection order, so runs are reproducible.
-        late.sort_unstable();
+        crate::order::sort_by_numbers(&mut late, |&(conn, timeout_ms)| (conn, timeout_ms));
         for (conn, timeout_ms) in late {
             let reason = alloc::format!("no reply within {timeout_ms} ms");
             self.fail_conn(conn, &reason, now);

@@ -1,10 +1,12 @@
 //! Audit events: what a security log must record (failed authentications, steals), rendered
 //! here as one text line and one JSON object, so every host logs the same line.
 
-use alloc::string::{String, ToString};
-use core::fmt::Write;
+use alloc::string::String;
+use alloc::vec::Vec;
 
 use super::ConnId;
+use crate::json::ObjectWriter;
+use crate::text::Text;
 
 /// Something an operator must be able to find in the log, polled with
 /// [`Server::poll_audit`](super::Server::poll_audit). Never carries a password.
@@ -54,9 +56,60 @@ impl AuditEvent {
     /// Returns the event as one line of `key=value` words, values quoted where needed.
     #[must_use]
     pub fn to_text(&self) -> String {
-        let mut line = String::from("audit ");
-        line.push_str(self.kind());
-        // Writing to a String cannot fail.
+        let line = Text::new("audit ").str(self.kind());
+        match self {
+            AuditEvent::AuthFailed {
+                conn,
+                user,
+                failures,
+                closed,
+            } => line
+                .str(" conn=")
+                .num(*conn)
+                .str(" user=")
+                .str(&quoted(user))
+                .str(" failures=")
+                .num(*failures)
+                .str(" closed=")
+                .str(if *closed { "true" } else { "false" })
+                .into(),
+            AuditEvent::Stolen {
+                conn,
+                user,
+                name,
+                token,
+                owner,
+                holder_conn,
+                by_token,
+            } => line
+                .str(" conn=")
+                .num(*conn)
+                .str(" user=")
+                .str(&user.as_deref().map_or(String::from("-"), quoted))
+                .str(" lock=")
+                .str(&quoted(&label(name.as_bytes())))
+                .str(" token=")
+                .num(*token)
+                .str(" owner=")
+                .str(
+                    &owner
+                        .as_deref()
+                        .map_or(String::from("-"), |o| quoted(&label(o.as_bytes()))),
+                )
+                .str(" holder_conn=")
+                .num(*holder_conn)
+                .str(" by_token=")
+                .num(*by_token)
+                .into(),
+        }
+    }
+
+    /// Returns the event as a JSON object: `{"audit": kind, ...fields}`, keys in name order.
+    #[must_use]
+    pub fn to_json(&self) -> String {
+        let mut out = Vec::new();
+        let mut object = ObjectWriter::begin(&mut out);
+        object.text("audit", self.kind());
         match self {
             AuditEvent::AuthFailed {
                 conn,
@@ -64,11 +117,11 @@ impl AuditEvent {
                 failures,
                 closed,
             } => {
-                let _ = write!(
-                    line,
-                    " conn={conn} user={} failures={failures} closed={closed}",
-                    quoted(user)
-                );
+                object
+                    .boolean("closed", *closed)
+                    .number("conn", *conn)
+                    .number("failures", u64::from(*failures))
+                    .text("user", user);
             }
             AuditEvent::Stolen {
                 conn,
@@ -79,45 +132,19 @@ impl AuditEvent {
                 holder_conn,
                 by_token,
             } => {
-                let _ = write!(
-                    line,
-                    " conn={conn} user={} lock={} token={token} owner={} holder_conn={holder_conn} by_token={by_token}",
-                    user.as_deref().map_or(String::from("-"), quoted),
-                    quoted(&label(name.as_bytes())),
-                    owner.as_deref().map_or(String::from("-"), |o| quoted(&label(o.as_bytes()))),
-                );
+                object
+                    .number("by_token", *by_token)
+                    .number("conn", *conn)
+                    .number("holder_conn", *holder_conn)
+                    .text("lock", name)
+                    .opt_text("owner", owner.as_deref())
+                    .number("token", *token)
+                    .opt_text("user", user.as_deref());
             }
         }
-        line
-    }
-
-    /// Returns the event as a JSON object: `{"audit": kind, ...fields}`.
-    #[must_use]
-    pub fn to_json(&self) -> String {
-        let value = match self {
-            AuditEvent::AuthFailed {
-                conn,
-                user,
-                failures,
-                closed,
-            } => serde_json::json!({
-                "audit": self.kind(), "conn": conn, "user": user,
-                "failures": failures, "closed": closed,
-            }),
-            AuditEvent::Stolen {
-                conn,
-                user,
-                name,
-                token,
-                owner,
-                holder_conn,
-                by_token,
-            } => serde_json::json!({
-                "audit": self.kind(), "conn": conn, "user": user, "lock": name,
-                "token": token, "owner": owner, "holder_conn": holder_conn, "by_token": by_token,
-            }),
-        };
-        value.to_string()
+        object.end();
+        // Only strings were written, whole, between ASCII punctuation.
+        String::from_utf8(out).unwrap_or_default()
     }
 }
 
@@ -145,4 +172,45 @@ fn quoted(value: &str) -> String {
     }
     text.push('"');
     text
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_lines_have_their_keys_in_name_order() {
+        let failed = AuditEvent::AuthFailed {
+            conn: 3,
+            user: String::from("r\"oot"),
+            failures: 5,
+            closed: true,
+        };
+        assert_eq!(
+            failed.to_json(),
+            r#"{"audit":"auth_failed","closed":true,"conn":3,"failures":5,"user":"r\"oot"}"#
+        );
+        assert_eq!(
+            failed.to_text(),
+            r#"audit auth_failed conn=3 user="r\"oot" failures=5 closed=true"#
+        );
+        let stolen = AuditEvent::Stolen {
+            conn: 2,
+            user: None,
+            name: String::from("jobs/1"),
+            token: 1,
+            owner: Some(String::from("tab 1")),
+            holder_conn: 1,
+            by_token: 2,
+        };
+        assert_eq!(
+            stolen.to_json(),
+            r#"{"audit":"stolen","by_token":2,"conn":2,"holder_conn":1,"lock":"jobs/1","owner":"tab 1","token":1,"user":null}"#
+        );
+        assert_eq!(
+            stolen.to_text(),
+            r#"audit stolen conn=2 user=- lock=jobs/1 token=1 owner="tab 1" holder_conn=1 by_token=2"#
+        );
+    }
 }

@@ -141,7 +141,7 @@ impl Server {
     #[must_use]
     pub fn connection_ids(&self) -> Vec<ConnId> {
         let mut ids: Vec<ConnId> = self.connections.keys().copied().collect();
-        ids.sort_unstable();
+        crate::order::sort_by_numbers(&mut ids, |&id| (id, 0));
         ids
     }
 
@@ -291,7 +291,7 @@ impl Server {
         let now = self.clock.now(now);
         self.stopped = true;
         let mut ids: Vec<ConnId> = self.connections.keys().copied().collect();
-        ids.sort_unstable();
+        crate::order::sort_by_numbers(&mut ids, |&id| (id, 0));
         for id in ids {
             // Marked closing before the engine drops every client at once, so that no lease
             // is granted to a waiter that is about to be dropped too.
@@ -796,7 +796,7 @@ impl Server {
 
     fn write_client_list(&mut self, now: Instant, conn: ConnId) {
         let mut ids: Vec<ConnId> = self.connections.keys().copied().collect();
-        ids.sort_unstable();
+        crate::order::sort_by_numbers(&mut ids, |&id| (id, 0));
         let mut text = alloc::string::String::new();
         for id in ids {
             if let Some(connection) = self.connections.get(&id) {

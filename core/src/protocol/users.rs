@@ -10,16 +10,17 @@
 //! `acquire` lists the lock-name prefixes the user may ACQUIRE, RENEW and RELEASE (and read);
 //! `read` the prefixes it may only VERIFY and QUERY. `""` is the prefix of every name.
 
-use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use super::args::shown;
+use crate::json::{self, Value};
+use crate::text::Text;
+use crate::vec_map::VecMap;
 use crate::Error;
 
 /// The user `AUTH password` (one argument) and `--requirepass` stand for, as in Redis.
@@ -42,7 +43,7 @@ const KEY_LEN: usize = 32;
 /// The users a server knows, parsed from a users file or made for `--requirepass`.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct Users {
-    by_name: BTreeMap<String, User>,
+    by_name: VecMap<String, User>,
     /// The highest iteration count of any user, the cost of the check for an unknown user.
     most_iterations: u32,
 }
@@ -81,8 +82,9 @@ impl Users {
     /// malformed name, a password that is not a `pbkdf2-sha256$...` hash. The message never
     /// contains a password hash.
     pub fn parse(bytes: &[u8]) -> Result<Users, Error> {
-        let file: UsersFile = serde_json::from_slice(bytes)
-            .map_err(|error| Error::BadRequest(format!("users file: {error}")))?;
+        let file = json::parse(bytes)
+            .and_then(|value| UsersFile::from_json(&value))
+            .map_err(|error| Error::BadRequest(Text::new("users file: ").str(&error).into()))?;
         let mut users = Users::default();
         for entry in file.users {
             let hash = PasswordHash::parse(&entry.password).map_err(|why| {
@@ -338,26 +340,54 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// The users file as written.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The users file as written: `{"users": [...]}`; unknown fields are refused.
 struct UsersFile {
     users: Vec<UserEntry>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct UserEntry {
     name: String,
     password: String,
-    #[serde(default)]
     acquire: Vec<String>,
-    #[serde(default)]
     read: Vec<String>,
-    #[serde(default)]
     steal: bool,
-    #[serde(default)]
     debug: bool,
+}
+
+impl UsersFile {
+    fn from_json(value: &Value) -> Result<UsersFile, String> {
+        let fields = value.fields("the users file")?;
+        fields.only(&["users"])?;
+        let users = fields.required("users")?.array("users")?;
+        Ok(UsersFile {
+            users: users
+                .iter()
+                .map(UserEntry::from_json)
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+impl UserEntry {
+    fn from_json(value: &Value) -> Result<UserEntry, String> {
+        let fields = value.fields("a user")?;
+        fields.only(&["name", "password", "acquire", "read", "steal", "debug"])?;
+        let prefixes = |key: &str| -> Result<Vec<String>, String> {
+            fields
+                .array_or_empty(key)?
+                .iter()
+                .map(|prefix| prefix.text(key).map(String::from))
+                .collect()
+        };
+        Ok(UserEntry {
+            name: fields.text("name")?,
+            password: fields.text("password")?,
+            acquire: prefixes("acquire")?,
+            read: prefixes("read")?,
+            steal: fields.boolean_or_false("steal")?,
+            debug: fields.boolean_or_false("debug")?,
+        })
+    }
 }
 
 #[cfg(test)]

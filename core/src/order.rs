@@ -1,0 +1,82 @@
+//! Sorting with two sort routines for the whole core: items are sorted through their keys
+//! and positions, `(number, number, position)` or `(text, position)`, then moved into that
+//! order. Each `sort_by` of the standard library on a new item type or closure adds another
+//! copy of its sort routine (kilobytes each, which the browser downloads); these add only the
+//! small loops below. Positions break ties, so the order is stable and reproducible.
+
+use alloc::vec::Vec;
+
+/// Sorts `items` by the numbers `key` gives, first number first; equal keys keep their order.
+pub(crate) fn sort_by_numbers<T>(items: &mut Vec<T>, key: impl Fn(&T) -> (u64, u64)) {
+    if items.len() < 2 {
+        return;
+    }
+    let mut keys: Vec<(u64, u64, usize)> = items
+        .iter()
+        .enumerate()
+        .map(|(at, item)| {
+            let (first, second) = key(item);
+            (first, second, at)
+        })
+        .collect();
+    keys.sort_unstable();
+    let order: Vec<usize> = keys.into_iter().map(|(_, _, at)| at).collect();
+    arrange(items, &order);
+}
+
+/// Sorts `items` by the text `key` gives (byte order); equal keys keep their order.
+pub(crate) fn sort_by_text<T>(items: &mut Vec<T>, key: impl Fn(&T) -> &str) {
+    if items.len() < 2 {
+        return;
+    }
+    let mut keys: Vec<(&str, usize)> = items.iter().map(&key).zip(0..).collect();
+    keys.sort_unstable();
+    let order: Vec<usize> = keys.into_iter().map(|(_, at)| at).collect();
+    arrange(items, &order);
+}
+
+/// Moves the items into `order`, a permutation of their positions.
+fn arrange<T>(items: &mut Vec<T>, order: &[usize]) {
+    let mut slots: Vec<Option<T>> = items.drain(..).map(Some).collect();
+    items.extend(
+        order
+            .iter()
+            .filter_map(|&at| slots.get_mut(at).and_then(Option::take)),
+    );
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use alloc::string::String;
+    use alloc::vec;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn orders_as_the_standard_stable_sort(items in proptest::collection::vec((0u64..4, 0u64..3, "[ab]{0,2}"), 0..40)) {
+            let mut ours = items.clone();
+            sort_by_numbers(&mut ours, |&(first, second, _)| (first, second));
+            let mut standard = items.clone();
+            standard.sort_by_key(|&(first, second, _)| (first, second));
+            prop_assert_eq!(ours, standard);
+
+            let mut ours = items.clone();
+            sort_by_text(&mut ours, |(_, _, text)| text.as_str());
+            let mut standard = items;
+            standard.sort_by(|a, b| a.2.cmp(&b.2));
+            prop_assert_eq!(ours, standard);
+        }
+    }
+
+    #[test]
+    fn short_lists_are_left_alone() {
+        let mut none: Vec<String> = vec![];
+        sort_by_text(&mut none, String::as_str);
+        assert!(none.is_empty());
+        let mut one = vec![7u64];
+        sort_by_numbers(&mut one, |&n| (n, 0));
+        assert_eq!(one, vec![7]);
+    }
+}

@@ -311,6 +311,7 @@ class ClusterRound(Round):
         self.node_pauses = 0
         self.etcd: Optional[Etcd] = None
         self.leaders_hit = [0, 0]  # faults that hit a Python leader, a Node leader
+        self.snapshot_index = 0  # the newest snapshot's log index a node knew of at the end
 
     def run(self) -> Report:
         self.work.mkdir(parents=True)
@@ -336,6 +337,8 @@ class ClusterRound(Round):
         return [*host, "serve", "--host", "127.0.0.1", "--port", str(port),
                 "--etcd", self.etcd.urls, "--cluster", "safety", "--advertise", f"127.0.0.1:{port}",
                 "--election-ttl", str(self.ELECTION_TTL_S), "--max-ttl-ms", str(MAX_TTL_MS),
+                # Snapshots every few batches: restarted nodes start from one, mid-chaos.
+                "--snapshot-every", "25",
                 "--ready-file", str(self.work / f"node-{port}.ready"), "--log-level", "info"]
 
     def _start_node(self, port: int) -> None:
@@ -403,7 +406,12 @@ class ClusterRound(Round):
                 del self.node_paused[port]
 
     def _kill_server(self) -> None:
-        """The end of the round: every node goes."""
+        """The end of the round: every node goes (after saying how far its snapshots reached)."""
+        for port in self.ports:
+            if port not in self.node_paused and self.nodes.get(port) is not None and self.nodes[port].poll() is None:
+                index = _info_field(port, "snapshot_index")
+                if index is not None and index.isdigit():
+                    self.snapshot_index = max(self.snapshot_index, int(index))
         for port, node in self.nodes.items():
             _signal_group(node.pid, signal.SIGCONT)
             if node.poll() is None:
@@ -456,7 +464,7 @@ def print_summary(kind: str, report: Report, round_: Round) -> None:
     if isinstance(round_, ClusterRound):
         print(f"    leader kills (SIGKILL, restarted) {round_.restarts}, leader pauses past the election lease "
               f"(SIGSTOP) {round_.node_pauses}; the leader hit was Python {round_.leaders_hit[0]} times, "
-              f"Node {round_.leaders_hit[1]} times")
+              f"Node {round_.leaders_hit[1]} times; newest snapshot at log index {round_.snapshot_index}")
     print(f"    server restarts (SIGKILL) {round_.restarts}, client pauses (SIGSTOP) {round_.pauses} "
           f"({round_.long_pauses} longer than any lease), in-client pauses longer than the lease {round_.client_long_pauses}")
     print(f"    checks passed {len(report.passed)}, failed {len(report.failures)}")

@@ -17,6 +17,7 @@ with the fencelock package (FENCELOCK_NODE: a directory holding it; default <rep
 from __future__ import annotations
 
 import argparse
+import atexit
 import glob
 import json
 import os
@@ -30,9 +31,12 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+#: How much real time a cluster scenario's steps may take before a VERIFY (no test clock there).
+CLUSTER_CLOCK_MS = 3000
 REPO = os.path.dirname(os.path.dirname(HERE))
 STEP_TIMEOUT = 10.0
 
@@ -48,7 +52,7 @@ CLIENTS: Dict[str, Tuple[str, ...]] = {
     "ioredis": ("connection", "query"),
     "browser": ("events", "connection", "query"),
 }
-SERVERS = ("python", "node", "browser")
+SERVERS = ("python", "node", "browser", "cluster")
 LABELS = {
     "sync": "Python Client",
     "asyncio": "Python AsyncClient",
@@ -60,6 +64,12 @@ LABELS = {
 def applicable(server: str, client: str) -> bool:
     """The browser's SharedWorker serves only pages; pages reach no TCP server."""
     return (server == "browser") == (client == "browser")
+
+
+def runs_on(server: str, scenario: "Scenario") -> bool:
+    """A cluster's engine time is the hosts' clocks (no ``--test-clock``): scenarios that move
+    time with DEBUG ADVANCE do not apply to it."""
+    return not (server == "cluster" and scenario.advances)
 
 
 # -- a minimal RESP client for the orchestrator's own control connection ----------------------
@@ -133,11 +143,14 @@ def node_package() -> str:
 
 
 class ServerProcess:
-    def __init__(self, kind: str, work: str, data_dir: Optional[str] = None, extra: Tuple[str, ...] = ()) -> None:
+    def __init__(self, kind: str, work: str, data_dir: Optional[str] = None, extra: Tuple[str, ...] = (),
+                 cluster: bool = False) -> None:
         self.kind = kind
         ready = os.path.join(work, f"ready-{kind}-{time.monotonic_ns()}")
-        flags = ["serve", "--host", "127.0.0.1", "--port", "0", "--ready-file", ready, "--log-level", "warning", *extra]
-        flags += ["--data-dir", data_dir] if data_dir else ["--in-memory"]
+        flags = ["serve", "--host", "127.0.0.1", "--ready-file", ready, "--log-level", "warning", *extra]
+        if not cluster:
+            # A cluster node keeps its state in etcd and is given its own --port.
+            flags += ["--port", "0", *(["--data-dir", data_dir] if data_dir else ["--in-memory"])]
         if kind == "python":
             argv = [python_bin("fencelock"), *flags]
         elif kind == "node":
@@ -378,8 +391,11 @@ class Cell:
         self.work = work
         self.server: Optional[ServerProcess] = None
         self.hub: Optional[BrowserHub] = None
+        self.cluster: Optional[ClusterUnderTest] = None
         if server_kind == "browser":
             self.hub = BrowserHub(work)
+        elif server_kind == "cluster":
+            self.cluster = ClusterUnderTest(work)
         else:
             self.server = ServerProcess(server_kind, work, None, ("--test-clock",))
 
@@ -390,12 +406,20 @@ class Cell:
     def control(self) -> Any:
         if self.hub is not None:
             return BrowserControl(self.hub)
+        if self.cluster is not None:
+            return Control(self.cluster.leader)
         assert self.server is not None
         return Control(self.server.port)
 
     def driver(self, who: str, label: str) -> Driver:
         if self.hub is not None:
             return PageClient(self.hub, who)
+        if self.cluster is not None:
+            # fencelock's clients get every node, a follower first (they follow MOVED); the
+            # Redis tools talk to the leader, as a Redis client talks to one server.
+            fencelock_client = self.client in ("sync", "asyncio", "node")
+            ports = self.cluster.follower_first() if fencelock_client else [self.cluster.leader]
+            return start_driver(self.client, ",".join(map(str, ports)), self.work, label)
         assert self.server is not None
         return start_driver(self.client, self.server.port, self.work, label)
 
@@ -404,11 +428,86 @@ class Cell:
             self.hub.close()
         if self.server is not None:
             self.server.stop()
+        if self.cluster is not None:
+            self.cluster.stop()
 
 
-def start_driver(client: str, port: int, work: str, label: str) -> Driver:
+class ClusterUnderTest:
+    """Three cluster nodes (two Python, one Node) of a cluster of their own on the run's etcd
+    (three members, started once, shared by every cell under its own cluster name)."""
+
+    etcd: Any = None
+    count = 0
+
+    def __init__(self, work: str) -> None:
+        if ClusterUnderTest.etcd is None:
+            sys.path.insert(0, os.path.join(REPO, "tests", "safety"))
+            from etcd import Etcd  # the safety run's three loopback members
+
+            ClusterUnderTest.etcd = Etcd(Path(work) / "etcd").__enter__()
+            atexit.register(ClusterUnderTest.etcd.__exit__, None, None, None)
+        ClusterUnderTest.count += 1
+        name = f"matrix{ClusterUnderTest.count}"
+        self.nodes: List[ServerProcess] = []
+        try:
+            for index in range(3):
+                port = _free_port()
+                extra = ("--port", str(port), "--etcd", ClusterUnderTest.etcd.urls, "--cluster", name,
+                         "--advertise", f"127.0.0.1:{port}")
+                self.nodes.append(ServerProcess("node" if index == 1 else "python", work, None, extra, cluster=True))
+                if index == 0:
+                    self._wait_leader([self.nodes[0].port])
+            self.leader = self._wait_leader([node.port for node in self.nodes])
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_leader(self, ports: List[int]) -> int:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            roles = {port: _info_cluster(port) for port in ports}
+            leading = [port for port, info in roles.items() if info.get("role") == "leader"]
+            if len(leading) == 1 and all(info.get("leader") == f"127.0.0.1:{leading[0]}" for info in roles.values()):
+                return leading[0]
+            time.sleep(0.05)
+        raise RuntimeError(f"no cluster leader among {ports} within 20 s")
+
+    def follower_first(self) -> List[int]:
+        ports = [node.port for node in self.nodes]
+        followers = [port for port in ports if port != self.leader]
+        return [*followers, self.leader]
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _info_cluster(port: int) -> Dict[str, str]:
+    try:
+        control = Control(port)
+    except OSError:
+        return {}
+    try:
+        text = control.call("INFO", "cluster")
+    except Exception:  # noqa: BLE001 - not up yet
+        return {}
+    finally:
+        control.close()
+    if isinstance(text, bytes):
+        text = text.decode()
+    return dict(line.split(":", 1) for line in str(text).splitlines() if ":" in line)
+
+
+def start_driver(client: str, port: Any, work: str, label: str) -> Driver:
+    """``port``: one server's, or ``p1,p2,p3`` for the nodes of a cluster (fencelock's clients)."""
     if client == "redis-cli":
-        return RedisCliDriver(port)
+        return RedisCliDriver(int(port))
     env = dict(os.environ, FENCELOCK_NODE=node_package(), PYTHONUNBUFFERED="1")
     log = os.path.join(work, f"driver-{client}-{label}.log")
     if client in ("sync", "asyncio", "redis-py"):
@@ -430,6 +529,11 @@ class Scenario:
     needs: Tuple[str, ...]
     steps: List[Dict[str, Any]]
     clients: List[str] = field(default_factory=list)
+
+    @property
+    def advances(self) -> bool:
+        """Tells whether the scenario moves the server's test clock (DEBUG ADVANCE)."""
+        return any(step.get("op") == "advance" for step in self.steps)
 
     @classmethod
     def load(cls, path: str) -> "Scenario":
@@ -466,8 +570,13 @@ def run_scenario(scenario: Scenario, cell: Cell) -> None:
             for var in step.get("token_gt", []):
                 if not ok["token"] > tokens[var]:
                     raise Failure(f"{where}: token {ok['token']} is not above ${var} = {tokens[var]}")
-            if "ms_left" in step and ok.get("ms_left") != step["ms_left"]:
-                raise Failure(f"{where}: ms_left {ok.get('ms_left')}, expected {step['ms_left']}")
+            if "ms_left" in step:
+                got, expected = ok.get("ms_left"), step["ms_left"]
+                if cell.cluster is None and got != expected:
+                    raise Failure(f"{where}: ms_left {got}, expected {expected}")
+                # A cluster's clock runs (no test clock): the time the steps took is gone, never more.
+                if cell.cluster is not None and not (isinstance(got, int) and expected - CLUSTER_CLOCK_MS <= got <= expected):
+                    raise Failure(f"{where}: ms_left {got}, expected {expected} minus at most {CLUSTER_CLOCK_MS} ms of real time")
             if "locks" in step:
                 got = [
                     {
@@ -633,7 +742,7 @@ def main() -> int:
             if not applicable(server_kind, client):
                 cells[(server_kind, client)] = ["n/a"] * len(scenarios)
                 continue
-            runnable = [s for s in scenarios if set(s.needs) <= set(CLIENTS[client])]
+            runnable = [s for s in scenarios if set(s.needs) <= set(CLIENTS[client]) and runs_on(server_kind, s)]
             try:
                 cell = Cell(server_kind, client, work)
             except Exception as error:
@@ -656,7 +765,7 @@ def main() -> int:
                 cell.stop()
             cells[(server_kind, client)] = outcome + ["n/a"] * (len(scenarios) - len(runnable))
     extra: List[Tuple[str, str]] = []
-    tcp = [s for s in servers if s != "browser"]
+    tcp = [s for s in servers if s not in ("browser", "cluster")]
     for first, second in [(a, b) for a in tcp for b in tcp if a != b]:
         label = f"data dir written by the {first} server, served by the {second} server"
         try:
@@ -694,13 +803,16 @@ def render(servers: List[str], clients: List[str], cells: Dict[Tuple[str, str], 
         f"one client library running the {len(scenarios)} scenarios of `tests/matrix/scenarios/` that its transport allows",
         "(passed / applicable; redis-cli opens one connection per command and reads no pushes, redis-py and ioredis",
         "speak RESP2 without pushes). The browser's SharedWorker serves only pages (headless Chromium), and pages reach no",
-        "TCP server: those cells are n/a.",
+        "TCP server: those cells are n/a. The cluster is three nodes on three etcd members; fencelock's clients are given",
+        "every node, a follower first (they follow MOVED), the Redis tools the leader; the scenarios that move time with",
+        "DEBUG ADVANCE do not apply to it (a cluster has no test clock).",
         "",
         "| server \\ client | " + " | ".join(LABELS.get(c, c) for c in clients) + " |",
         "|---|" + "---|" * len(clients),
     ]
     for server in servers:
-        label = {"python": "Python", "node": "Node", "browser": "browser SharedWorker"}.get(server, server)
+        label = {"python": "Python", "node": "Node", "browser": "browser SharedWorker",
+                 "cluster": "cluster (2 Python + 1 Node nodes, etcd)"}.get(server, server)
         lines.append(f"| {label} | " + " | ".join(cell(cells[(server, c)]) for c in clients) + " |")
     lines += ["", "| scenario | what it checks | not applicable to |", "|---|---|---|"]
     for s in scenarios:

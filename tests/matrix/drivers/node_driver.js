@@ -12,7 +12,9 @@ const path = require('node:path');
 const { createRequire } = require('node:module');
 
 const [mode, portText] = process.argv.slice(2);
-const port = Number(portText);
+// One server's port, or a cluster's ports (`p1,p2,p3`: the client is given every node).
+const ports = portText.split(',').map(Number);
+const port = ports[0];
 const from = createRequire(path.join(process.env.FENCELOCK_NODE ?? path.join(__dirname, '../../../node'), 'package.json'));
 
 function emit(message) {
@@ -68,7 +70,7 @@ async function main() {
   let close;
   if (mode === 'fencelock') {
     const { connect } = from('fencelock');
-    const client = await connect({ host: '127.0.0.1', port });
+    const client = await connect({ endpoints: ports.map((each) => ({ host: '127.0.0.1', port: each })) });
     run = async (r) => {
       switch (r.op) {
         case 'acquire': {

@@ -12,7 +12,7 @@ import asyncio
 import json
 import sys
 import threading
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 _out_lock = threading.Lock()
 
@@ -116,7 +116,8 @@ class SyncDriver:
             import fencelock
 
             self.client = fencelock.Client(
-                "127.0.0.1", port, on_event=lambda e: emit({"event": "lost", "reason": e.kind, "name": e.name, "token": e.token})
+                "127.0.0.1", port, fallbacks=FALLBACKS,
+                on_event=lambda e: emit({"event": "lost", "reason": e.kind, "name": e.name, "token": e.token}),
             )
 
     def run(self, request: Dict[str, Any]) -> Dict[str, Any]:
@@ -184,7 +185,8 @@ class AsyncDriver:
         from fencelock.aio import AsyncClient
 
         self.client = AsyncClient(
-            "127.0.0.1", self.port, on_event=lambda e: emit({"event": "lost", "reason": e.kind, "name": e.name, "token": e.token})
+            "127.0.0.1", self.port, fallbacks=FALLBACKS,
+            on_event=lambda e: emit({"event": "lost", "reason": e.kind, "name": e.name, "token": e.token}),
         )
         loop = asyncio.get_running_loop()
         lines: asyncio.Queue[Optional[str]] = asyncio.Queue()
@@ -241,8 +243,14 @@ class AsyncDriver:
             emit({"id": request["id"], "error": error_code(error), "text": str(error)})
 
 
+#: The nodes after the first when the driver is given a cluster's ports (``p1,p2,p3``).
+FALLBACKS: List[Tuple[str, int]] = []
+
+
 def main(argv: List[str]) -> None:
-    mode, port = argv[1], int(argv[2])
+    mode, ports = argv[1], [int(part) for part in argv[2].split(",")]
+    port = ports[0]
+    FALLBACKS[:] = [("127.0.0.1", other) for other in ports[1:]]
     runners: Dict[str, Callable[[], None]] = {
         "sync": lambda: SyncDriver(port, raw=False).serve(),
         "redis-py": lambda: SyncDriver(port, raw=True).serve(),

@@ -277,11 +277,12 @@ impl Client {
             token,
             automatic: false,
         };
+        let now = self.tick(now);
+        let id = self.submit(now, kind, bytes, 0);
         // The renewal may shorten the lease the moment the server runs it, before its reply
         // comes: until then the conservative deadline is the earlier of the two.
-        let now = self.tick(now);
-        self.leases.renewal_sent(name, token, now, ttl_ms);
-        Ok(self.submit(now, kind, bytes, 0))
+        self.leases.renewal_sent(name, token, id, now, ttl_ms);
+        Ok(id)
     }
 
     /// Asks to release the lease `(name, token)`: `RELEASE`. Retried once after a connection
@@ -387,8 +388,8 @@ impl Client {
     }
 
     /// Keeps the tracked lease `(name, token)` alive: the client renews it every third of its
-    /// TTL (sooner after a failure) until it is released, forgotten or lost. Returns false if
-    /// the lease is not tracked.
+    /// TTL (sooner after a failure, or while a renewal with a shorter TTL may still run) until
+    /// it is released, forgotten or lost. Returns false if the lease is not tracked.
     pub fn keep_alive(&mut self, name: &str, token: Token) -> bool {
         self.leases.keep_alive(name, token)
     }
@@ -445,7 +446,7 @@ impl Client {
                         return;
                     };
                     if !self.follow_moved(conn, slot, &reply, now) {
-                        self.handle_reply(conn, slot, reply);
+                        self.handle_reply(conn, slot, reply, now);
                     }
                     let drained = self
                         .conns
@@ -512,7 +513,9 @@ impl Client {
                     token,
                     automatic: true,
                 };
-                self.submit(now, kind, bytes, 0);
+                let id = self.submit(now, kind, bytes, 0);
+                // After a user renewal with a longer TTL, this one may shorten the lease.
+                self.leases.renewal_sent(&name, token, id, now, ttl_ms);
             }
         }
     }
@@ -769,7 +772,13 @@ impl Client {
     }
 
     /// Types a reply and applies what it means for tracked leases.
-    fn handle_reply(&mut self, conn: ConnId, slot: Option<RequestId>, reply: Decoded) {
+    fn handle_reply(
+        &mut self,
+        conn: ConnId,
+        slot: Option<RequestId>,
+        reply: Decoded,
+        now: Instant,
+    ) {
         let Some(id) = slot else {
             // The reply to the connection's own HELLO 3 (an error leaves it on RESP2) or
             // AUTH: a failed authentication explains the NOAUTH replies that follow.
@@ -818,18 +827,32 @@ impl Client {
                 }
             }
             Kind::Renew { token, automatic } => {
+                let name = request.name();
                 let lost = match &result {
                     Ok(Reply::MsLeft(ms_left)) => {
-                        let name = request.name();
-                        self.leases.renewed(name, token, request.sent_at, *ms_left);
+                        let (sent_at, ms_left) = (request.sent_at, *ms_left);
+                        self.leases
+                            .renewed(name, token, id, sent_at, ms_left, automatic);
                         None
                     }
-                    Err(Error::ConnectionLost(_)) | Ok(_) => None,
-                    Err(error) if is_gone(error) || automatic => Some(error.clone()),
-                    Err(_) => None,
+                    Ok(_) => {
+                        self.leases.renewal_answered(name, token, id, automatic);
+                        None
+                    }
+                    Err(Error::ConnectionLost(_)) => {
+                        self.leases.renewal_refused(name, token, id);
+                        // Like a renewal whose connection failed: tried again soon.
+                        automatic
+                            .then(|| self.leases.renewal_failed(now, name, token))
+                            .flatten()
+                    }
+                    Err(error) => {
+                        self.leases.renewal_refused(name, token, id);
+                        (is_gone(error) || automatic).then(|| LostReason::Refused(error.clone()))
+                    }
                 };
-                if let Some(error) = lost {
-                    self.lose(request.name(), token, LostReason::Refused(error));
+                if let Some(reason) = lost {
+                    self.lose(request.name(), token, reason);
                 }
                 if automatic {
                     // Nobody asked: the outcome shows only through the lease.
@@ -946,6 +969,12 @@ impl Client {
                 } else {
                     request.kind.idempotent() && !request.retried
                 });
+            if let Kind::Renew { token, .. } = request.kind {
+                // A copy that may have left can still run on the server, whatever comes next.
+                let name = request.name();
+                self.leases
+                    .renewal_cut(name, token, id, connection.open, may_retry);
+            }
             if may_retry {
                 if !never_opened {
                     request.retried = true;

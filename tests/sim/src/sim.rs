@@ -16,6 +16,16 @@ use fencelock_core::{
 use crate::lin::{self, Entry, LeaseModel, LeaseOp, Outcome as LinOutcome};
 use crate::rng::Rng;
 
+/// Adds a line to the trace, formatted only when the run is traced.
+macro_rules! note {
+    ($world:expr, $($arg:tt)*) => {
+        if $world.tracing {
+            let line = format!($($arg)*);
+            $world.note(line);
+        }
+    };
+}
+
 /// The hot lock names every client fights over.
 const LOCKS: [&str; 3] = ["alpha", "beta", "gamma"];
 /// The servers' maximum TTL: short, so that restart graces are short and runs cover many.
@@ -96,7 +106,16 @@ pub struct Outcome {
 /// Simulates one run and checks it.
 #[must_use]
 pub fn run(options: &Options) -> Outcome {
-    let mut world = World::new(options);
+    let outcome = run_once(options, false);
+    if outcome.violation.is_some() && options.trace_len > 0 {
+        // A run is a function of its options: run it again, traced, for the report.
+        return run_once(options, true);
+    }
+    outcome
+}
+
+fn run_once(options: &Options, tracing: bool) -> Outcome {
+    let mut world = World::new(options, tracing);
     world.main_loop();
     if world.violation.is_none() {
         world.final_checks();
@@ -168,7 +187,8 @@ struct Proc {
 
 #[derive(Clone)]
 struct ViewLease {
-    name: String,
+    /// The lock's name: one of [`LOCKS`].
+    name: &'static str,
     shared: bool,
     deadline: u64,
     ephemeral: bool,
@@ -257,15 +277,20 @@ struct World<'a> {
     trace: VecDeque<String>,
     violation: Option<Violation>,
     quiescing: bool,
+    /// Trace lines are formatted: the run is replayed for a failure report.
+    tracing: bool,
     outcome: Outcome,
     /// Clients to check after this step: something happened to them or to their server.
     client_dirty: Vec<bool>,
+    /// Each server's and client's next timer, global ms (`None`: ask it again).
+    server_timers: Vec<Option<u64>>,
+    client_timers: Vec<Option<u64>>,
     /// When each client must be checked even if nothing happens to it.
     client_alarm: Vec<u64>,
 }
 
 impl<'a> World<'a> {
-    fn new(options: &'a Options) -> World<'a> {
+    fn new(options: &'a Options, tracing: bool) -> World<'a> {
         let mut rng = Rng::new(options.seed);
         let mut world = World {
             options,
@@ -279,9 +304,12 @@ impl<'a> World<'a> {
             trace: VecDeque::new(),
             violation: None,
             quiescing: false,
+            tracing,
             outcome: Outcome::default(),
             client_dirty: Vec::new(),
             client_alarm: Vec::new(),
+            server_timers: vec![None; options.servers.max(1)],
+            client_timers: Vec::new(),
         };
         for cell in 0..options.servers.max(1) {
             world.cells.push(Cell {
@@ -330,6 +358,7 @@ impl<'a> World<'a> {
         world.rng = rng;
         world.client_dirty = vec![true; world.clients.len()];
         world.client_alarm = vec![u64::MAX; world.clients.len()];
+        world.client_timers = vec![None; world.clients.len()];
         for client in 0..world.clients.len() {
             let at = world.now + world.rng.range(0, 500);
             world.schedule(at, Ev::Step { client });
@@ -356,7 +385,7 @@ impl<'a> World<'a> {
 
     fn fail(&mut self, message: String) {
         if self.violation.is_none() {
-            self.note(format!("VIOLATION: {message}"));
+            note!(self, "VIOLATION: {message}");
             self.violation = Some(Violation {
                 at_ms: self.now,
                 message,
@@ -394,7 +423,7 @@ impl<'a> World<'a> {
     /// they hold must end, and be signalled, before the drain is over.
     fn quiesce(&mut self) {
         self.quiescing = true;
-        self.note(String::from("workload ends: every client closes"));
+        note!(self, "workload ends: every client closes");
         for index in 0..self.clients.len() {
             let now = self.client_now(index);
             if let Some(host) = self.clients.get_mut(index) {
@@ -406,37 +435,75 @@ impl<'a> World<'a> {
         }
     }
 
-    fn next_timer(&self) -> u64 {
-        let servers = self.cells.iter().filter_map(|cell| {
-            let proc = cell.proc.as_ref()?;
-            if proc.fsync.is_some() {
-                return None;
-            }
-            Some(proc.origin + proc.server.poll_timeout()?.as_ms())
-        });
-        let clients = self.clients.iter().filter_map(|host| {
-            if host.paused_until > 0 {
-                return None;
-            }
-            Some(host.origin + host.client.poll_timeout()?.as_ms())
-        });
-        servers.chain(clients).min().unwrap_or(u64::MAX)
+    /// Returns when the next timer of a server or client is due; each one's is asked again
+    /// only after something happened to it.
+    fn next_timer(&mut self) -> u64 {
+        let mut next = u64::MAX;
+        for cell in 0..self.cells.len() {
+            next = next.min(self.server_timer(cell));
+        }
+        for client in 0..self.clients.len() {
+            next = next.min(self.client_timer(client));
+        }
+        next
+    }
+
+    fn server_timer(&mut self, cell: usize) -> u64 {
+        let Some(slot) = self.server_timers.get_mut(cell) else {
+            return u64::MAX;
+        };
+        if let Some(at) = *slot {
+            return at;
+        }
+        let at = self
+            .cells
+            .get(cell)
+            .and_then(|cell| cell.proc.as_ref())
+            .filter(|proc| proc.fsync.is_none())
+            .and_then(|proc| Some(proc.origin + proc.server.poll_timeout()?.as_ms()))
+            .unwrap_or(u64::MAX);
+        *slot = Some(at);
+        at
+    }
+
+    fn client_timer(&mut self, client: usize) -> u64 {
+        let Some(slot) = self.client_timers.get_mut(client) else {
+            return u64::MAX;
+        };
+        if let Some(at) = *slot {
+            return at;
+        }
+        let at = self
+            .clients
+            .get(client)
+            .filter(|host| host.paused_until == 0)
+            .and_then(|host| Some(host.origin + host.client.poll_timeout()?.as_ms()))
+            .unwrap_or(u64::MAX);
+        *slot = Some(at);
+        at
+    }
+
+    /// Forgets a server's next timer: something happened to it.
+    fn server_touched(&mut self, cell: usize) {
+        if let Some(slot) = self.server_timers.get_mut(cell) {
+            *slot = None;
+        }
+    }
+
+    /// Forgets a client's next timer and marks it for checking: something happened to it.
+    fn client_touched(&mut self, client: usize) {
+        if let Some(slot) = self.client_timers.get_mut(client) {
+            *slot = None;
+        }
+        if let Some(dirty) = self.client_dirty.get_mut(client) {
+            *dirty = true;
+        }
     }
 
     fn fire_timers(&mut self) {
         let now = self.now;
         for cell in 0..self.cells.len() {
-            let due = self
-                .cells
-                .get(cell)
-                .and_then(|c| c.proc.as_ref())
-                .is_some_and(|p| {
-                    p.fsync.is_none()
-                        && p.server
-                            .poll_timeout()
-                            .is_some_and(|t| p.origin + t.as_ms() <= now)
-                });
-            if due {
+            if self.server_timer(cell) <= now {
                 if let Some(proc) = self.cells.get_mut(cell).and_then(|c| c.proc.as_mut()) {
                     proc.server.handle_timeout(Instant(now - proc.origin));
                 }
@@ -444,13 +511,7 @@ impl<'a> World<'a> {
             }
         }
         for index in 0..self.clients.len() {
-            let due = self.clients.get(index).is_some_and(|h| {
-                h.paused_until == 0
-                    && h.client
-                        .poll_timeout()
-                        .is_some_and(|t| h.origin + t.as_ms() <= now)
-            });
-            if due {
+            if self.client_timer(index) <= now {
                 let at = self.client_now(index);
                 if let Some(host) = self.clients.get_mut(index) {
                     host.client.handle_timeout(at);
@@ -476,7 +537,7 @@ impl<'a> World<'a> {
             Ev::FsyncDone { cell, epoch } => self.fsync_done(cell, epoch),
             Ev::Step { client } => self.step_client(client),
             Ev::Resume { client } => {
-                self.note(format!("c{client} resumes"));
+                note!(self, "c{client} resumes");
                 if let Some(host) = self.clients.get_mut(client) {
                     host.paused_until = 0;
                 }
@@ -556,6 +617,7 @@ impl<'a> World<'a> {
     // ---- servers ----
 
     fn start_server(&mut self, cell_index: usize) {
+        self.server_touched(cell_index);
         let now = self.now;
         let reboot = self.rng.chance(15);
         let origin = now - self.rng.range(0, 100_000);
@@ -636,7 +698,7 @@ impl<'a> World<'a> {
             conns: BTreeMap::new(),
             last_token,
         });
-        self.note(format!("server {cell_index} starts: {summary}"));
+        note!(self, "server {cell_index} starts: {summary}");
         if last_token < max_revealed {
             self.fail(format!(
                 "I2: server {cell_index} restarted issuing above {last_token}, but token {max_revealed} was already revealed"
@@ -714,13 +776,14 @@ impl<'a> World<'a> {
                 proc.stopping = true;
                 cell.stop_called_at = now;
                 self.outcome.shutdowns += 1;
-                self.note(format!("server {cell_index} shuts down cleanly"));
+                note!(self, "server {cell_index} shuts down cleanly");
             }
         }
     }
 
     /// Performs the server's outputs in order; a durable write blocks the rest until done.
     fn pump(&mut self, cell_index: usize) {
+        self.server_touched(cell_index);
         loop {
             let Some(cell) = self.cells.get_mut(cell_index) else {
                 return;
@@ -810,6 +873,7 @@ impl<'a> World<'a> {
     /// Ends a server process: a crash (what is not durable is lost) or the exit after a clean
     /// shutdown. Its leases stay live as ghosts until their deadline.
     fn stop_server(&mut self, cell_index: usize, crash: bool) {
+        self.server_touched(cell_index);
         let now = self.now;
         let lands = self.rng.chance(50);
         let Some(cell) = self.cells.get_mut(cell_index) else {
@@ -857,9 +921,7 @@ impl<'a> World<'a> {
         };
         self.schedule(now + downtime, Ev::Restart { cell: cell_index });
         let what = if crash { "crashes" } else { "exits" };
-        self.note(format!(
-            "server {cell_index} {what}; restart in {downtime} ms"
-        ));
+        note!(self, "server {cell_index} {what}; restart in {downtime} ms");
     }
 
     // ---- clients ----
@@ -945,9 +1007,7 @@ impl<'a> World<'a> {
 
     /// Performs the client's outputs, then takes its events and replies.
     fn flush_client(&mut self, client: usize) {
-        if let Some(dirty) = self.client_dirty.get_mut(client) {
-            *dirty = true;
-        }
+        self.client_touched(client);
         loop {
             let Some(host) = self.clients.get_mut(client) else {
                 return;
@@ -1041,10 +1101,11 @@ impl<'a> World<'a> {
                 reason,
             } = event
             {
-                self.note(format!(
+                note!(
+                    self,
                     "c{client} lease lost {name} #{token}: {}",
                     reason.describe()
-                ));
+                );
                 let known = self
                     .clients
                     .get_mut(client)
@@ -1071,14 +1132,13 @@ impl<'a> World<'a> {
                 continue;
             };
             let cell = host.cell;
-            let text = match &result {
-                Ok(reply) => format!("{reply:?}"),
-                Err(error) => format!("{} {}", error.wire_code(), error.message()),
-            };
-            self.note(format!(
+            note!(
+                self,
                 "c{client}@s{cell} {} {} -> {}",
-                pending.kind, pending.name, text
-            ));
+                pending.kind,
+                pending.name,
+                describe(&result)
+            );
             let mut kept = false;
             if let Ok(Reply::Granted { token, .. }) = &result {
                 self.outcome.grants += 1;
@@ -1276,7 +1336,7 @@ impl<'a> World<'a> {
             (97..=98, Some((token, name, _))) => {
                 host.client.forget(&name, token);
                 host.held.remove(&token);
-                self.note(format!("c{client} forgets {name} #{token}"));
+                note!(self, "c{client} forgets {name} #{token}");
             }
             _ => {}
         }
@@ -1295,7 +1355,7 @@ impl<'a> World<'a> {
                 });
                 Some(list.len() - 1)
             });
-            self.note(format!("c{client} sends {kind} {name}"));
+            note!(self, "c{client} sends {kind} {name}");
             if let Some(host) = self.clients.get_mut(client) {
                 let conn = host.client.request_conn(id).unwrap_or(0);
                 host.pending.insert(
@@ -1349,7 +1409,7 @@ impl<'a> World<'a> {
             0..=17 => {
                 if self.cells.get(cell).is_some_and(|c| c.proc.is_some()) {
                     self.outcome.crashes += 1;
-                    self.note(format!("FAULT server {cell} crashes"));
+                    note!(self, "FAULT server {cell} crashes");
                     self.stop_server(cell, true);
                 }
             }
@@ -1372,7 +1432,7 @@ impl<'a> World<'a> {
                     })
                     .collect();
                 if let Some(&link) = live.get(self.rng.index(live.len())) {
-                    self.note(format!("FAULT link {link} reset"));
+                    note!(self, "FAULT link {link} reset");
                     let now = self.now;
                     if let Some(l) = self.links.get_mut(link) {
                         l.dead = true;
@@ -1402,14 +1462,15 @@ impl<'a> World<'a> {
                 if let Some(&link) = live.get(self.rng.index(live.len())) {
                     let until = self.now + self.rng.range(100, 3_000);
                     let to_server = self.rng.chance(50);
-                    self.note(format!(
+                    note!(
+                        self,
                         "FAULT link {link} stalls {} until {until}",
                         if to_server {
                             "to the server"
                         } else {
                             "to the client"
                         }
-                    ));
+                    );
                     if let Some(l) = self.links.get_mut(link) {
                         let dir = if to_server {
                             &mut l.to_server
@@ -1426,7 +1487,8 @@ impl<'a> World<'a> {
                 if let Some(host) = self.clients.get_mut(client) {
                     if host.paused_until == 0 {
                         host.paused_until = until;
-                        self.note(format!("FAULT c{client} paused until {until}"));
+                        self.client_touched(client);
+                        note!(self, "FAULT c{client} paused until {until}");
                         self.schedule(until, Ev::Resume { client });
                     }
                 }
@@ -1441,9 +1503,10 @@ impl<'a> World<'a> {
                 {
                     *slot = until;
                 }
-                self.note(format!(
+                note!(
+                    self,
                     "FAULT server {cell} endpoint {endpoint} unreachable until {until}"
-                ));
+                );
             }
             _ => {}
         }
@@ -1525,11 +1588,17 @@ impl<'a> World<'a> {
         proc.last_token = last;
         let mut view = BTreeMap::new();
         for lock in engine.query(Instant(now - proc.origin), "") {
+            let Some(name) = LOCKS.iter().copied().find(|&name| name == lock.name) else {
+                return Err(format!(
+                    "server {cell_index} holds lock {}, which nobody asked for",
+                    lock.name
+                ));
+            };
             for holder in lock.holders {
                 view.insert(
                     holder.token,
                     ViewLease {
-                        name: lock.name.clone(),
+                        name,
                         shared: holder.mode == Mode::Shared,
                         deadline: now + holder.ms_left,
                         ephemeral: holder.owner.as_deref().is_some_and(|o| o.ends_with('e')),
@@ -1542,7 +1611,7 @@ impl<'a> World<'a> {
                 continue;
             }
             let released = cell.release_sent.contains(token);
-            let stolen = cell.steal_at.contains_key(&lease.name);
+            let stolen = cell.steal_at.contains_key(lease.name);
             if !released && !stolen {
                 return Err(format!(
                     "lease {} #{token} ended {} ms before its deadline, with no release, steal or disconnect",
@@ -1552,12 +1621,27 @@ impl<'a> World<'a> {
             }
         }
         cell.view = view;
-        for name in LOCKS {
-            let live: Vec<(u64, bool)> = live_leases(cell, now)
-                .filter(|(_, lease)| lease.name == name)
-                .map(|(token, lease)| (token, lease.shared))
-                .collect();
-            if live.len() > 1 && live.iter().any(|(_, shared)| !shared) {
+        // Per lock: how many leases are live, and whether one of them is exclusive.
+        let mut live = [(0usize, false); LOCKS.len()];
+        let ghosts_only = cell
+            .ghosts
+            .iter()
+            .filter(|(token, _)| !cell.view.contains_key(token));
+        for (&token, _) in cell.view.iter().chain(ghosts_only) {
+            if let Some(lease) = live_lease(cell, now, token) {
+                let index = LOCKS.iter().position(|&name| name == lease.name);
+                if let Some(slot) = index.and_then(|index| live.get_mut(index)) {
+                    slot.0 += 1;
+                    slot.1 |= !lease.shared;
+                }
+            }
+        }
+        for (&name, &(count, exclusive)) in LOCKS.iter().zip(&live) {
+            if count > 1 && exclusive {
+                let live: Vec<(u64, bool)> = live_leases(cell, now)
+                    .filter(|(_, lease)| lease.name == name)
+                    .map(|(token, lease)| (token, lease.shared))
+                    .collect();
                 return Err(format!(
                     "I1: lock {name} on server {cell_index} has an exclusive lease among others (live or from a stopped run): {live:?}"
                 ));
@@ -1748,6 +1832,14 @@ fn apply_file(disk: &mut BTreeMap<DataFile, Vec<u8>>, action: FileAction) {
     }
 }
 
+/// Describes a reply for the trace.
+fn describe(result: &Result<Reply, Error>) -> String {
+    match result {
+        Ok(reply) => format!("{reply:?}"),
+        Err(error) => format!("{} {}", error.wire_code(), error.message()),
+    }
+}
+
 /// Records a request's outcome in its history entry.
 fn complete(
     entry: &mut Entry<LeaseOp>,
@@ -1756,7 +1848,10 @@ fn complete(
     done_at: u64,
     unknown_until: Option<u64>,
 ) {
-    let unknown = matches!(result, Err(Error::ConnectionLost(_)));
+    // The client says "not sent" when the request never left it (its connections never
+    // opened): it had no effect, and the history holds the client to that.
+    let unknown =
+        matches!(result, Err(Error::ConnectionLost(message)) if !message.contains(" not sent: "));
     // A request whose link closed on the server side before it was sent never ran.
     entry.ret = if unknown {
         unknown_until.map(|until| until.max(entry.invoke))

@@ -75,7 +75,17 @@ fn caught(
         let mut options = options(seed);
         options.engine_tweak = engine;
         options.client_tweak = client;
-        run(&options).violation.map(|v| (seed, v.message))
+        run(&options).violation.map(|v| {
+            // The failing run is replayed with its trace for the report.
+            assert!(
+                v.trace.len() > 1
+                    && v.trace
+                        .last()
+                        .is_some_and(|line| line.contains("VIOLATION")),
+                "seed {seed}: a failure reported without the events before it"
+            );
+            (seed, v.message)
+        })
     })
 }
 

@@ -178,6 +178,9 @@ pub struct Client {
     leases: Leases,
     replies: VecDeque<(RequestId, Result<Reply, Error>)>,
     events: VecDeque<Event>,
+    /// Losses of leases whose granting reply is still to be polled, by that reply: each is
+    /// queued once its reply is out, so no host hears of a loss before the lease.
+    held_back: Vec<(RequestId, Event)>,
     /// Connections with something to poll, each once, in order.
     ready: VecDeque<ConnId>,
     /// Connects and closes to poll, before any transmit.
@@ -224,6 +227,7 @@ impl Client {
             leases: Leases::default(),
             replies: VecDeque::new(),
             events: VecDeque::new(),
+            held_back: Vec::new(),
             ready: VecDeque::new(),
             control: VecDeque::new(),
             endpoint: 0,
@@ -378,6 +382,7 @@ impl Client {
         self.tick(now);
         let Some(request) = self.requests.get_mut(&id) else {
             self.replies.retain(|(reply_id, _)| *reply_id != id);
+            self.release_held_back(id);
             return;
         };
         request.cancelled = true;
@@ -501,11 +506,7 @@ impl Client {
             self.fail_conn(conn, &reason, now);
         }
         for (name, token, reason) in self.leases.lapsed(now) {
-            self.events.push_back(Event::LeaseLost {
-                name,
-                token,
-                reason,
-            });
+            self.lost(name, token, reason);
         }
         for (name, token, ttl_ms) in self.leases.due_renewals(now) {
             if let Ok(bytes) = request::renew(&name, token, ttl_ms) {
@@ -551,9 +552,13 @@ impl Client {
         None
     }
 
-    /// Returns the next reply, in the order they completed.
+    /// Returns the next reply, in the order they completed. A lease lost before the reply
+    /// that granted it was polled has its [`Event::LeaseLost`] queued only now: poll events
+    /// again after replies.
     pub fn poll_reply(&mut self) -> Option<(RequestId, Result<Reply, Error>)> {
-        self.replies.pop_front()
+        let reply = self.replies.pop_front()?;
+        self.release_held_back(reply.0);
+        Some(reply)
     }
 
     /// Returns the next lease event.
@@ -927,11 +932,41 @@ impl Client {
     /// Emits the loss of a tracked lease once and forgets it.
     fn lose(&mut self, name: &str, token: Token, reason: LostReason) {
         if self.leases.remove(name, token) {
-            self.events.push_back(Event::LeaseLost {
-                name: String::from(name),
-                token,
-                reason,
-            });
+            self.lost(String::from(name), token, reason);
+        }
+    }
+
+    /// Queues the loss of a lease the client no longer tracks, after the reply that granted
+    /// it if that reply is still to be polled.
+    fn lost(&mut self, name: String, token: Token, reason: LostReason) {
+        let grant = self.replies.iter().find_map(|(id, reply)| match reply {
+            Ok(Reply::Granted { token: granted, .. }) if *granted == token => Some(*id),
+            _ => None,
+        });
+        let event = Event::LeaseLost {
+            name,
+            token,
+            reason,
+        };
+        match grant {
+            Some(id) => self.held_back.push((id, event)),
+            None => self.events.push_back(event),
+        }
+    }
+
+    /// Queues the losses held back for the reply `id`, now polled or dropped.
+    fn release_held_back(&mut self, id: RequestId) {
+        if self.held_back.is_empty() {
+            return;
+        }
+        let mut index = 0;
+        while let Some((reply, _)) = self.held_back.get(index) {
+            if *reply == id {
+                let (_, event) = self.held_back.remove(index);
+                self.events.push_back(event);
+            } else {
+                index += 1;
+            }
         }
     }
 

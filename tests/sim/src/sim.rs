@@ -1078,8 +1078,9 @@ impl<'a> World<'a> {
                 }
             }
         }
-        self.take_events(client);
-        self.take_replies(client);
+        // Events, then replies, as hosts deliver them, until neither is left: a lease lost
+        // before the reply that granted it was polled has its loss queued after that reply.
+        while self.take_events(client) + self.take_replies(client) > 0 {}
         if let Some(host) = self.clients.get_mut(client) {
             for (&id, pending) in &mut host.pending {
                 if let Some(conn) = host.client.request_conn(id) {
@@ -1089,12 +1090,15 @@ impl<'a> World<'a> {
         }
     }
 
-    fn take_events(&mut self, client: usize) {
+    /// Takes the client's lease events; returns how many.
+    fn take_events(&mut self, client: usize) -> usize {
+        let mut taken = 0;
         while let Some(event) = self
             .clients
             .get_mut(client)
             .and_then(|h| h.client.poll_event())
         {
+            taken += 1;
             if let ClientEvent::LeaseLost {
                 name,
                 token,
@@ -1117,16 +1121,20 @@ impl<'a> World<'a> {
                 }
             }
         }
+        taken
     }
 
-    fn take_replies(&mut self, client: usize) {
+    /// Takes the client's replies; returns how many.
+    fn take_replies(&mut self, client: usize) -> usize {
+        let mut taken = 0;
         while let Some((id, result)) = self
             .clients
             .get_mut(client)
             .and_then(|h| h.client.poll_reply())
         {
+            taken += 1;
             let Some(host) = self.clients.get_mut(client) else {
-                return;
+                return taken;
             };
             let Some(pending) = host.pending.remove(&id) else {
                 continue;
@@ -1145,7 +1153,7 @@ impl<'a> World<'a> {
                 let token = *token;
                 kept = self.rng.chance(60);
                 let Some(host) = self.clients.get_mut(client) else {
-                    return;
+                    return taken;
                 };
                 if kept {
                     host.client.keep_alive(&pending.name, token);
@@ -1170,7 +1178,7 @@ impl<'a> World<'a> {
                     },
                 );
                 let Some(c) = self.cells.get_mut(cell) else {
-                    return;
+                    return taken;
                 };
                 if !c.revealed.insert(token) {
                     let message =
@@ -1216,6 +1224,7 @@ impl<'a> World<'a> {
                 }
             }
         }
+        taken
     }
 
     fn step_client(&mut self, client: usize) {

@@ -690,6 +690,26 @@ mod tests {
     }
 
     #[test]
+    fn a_retried_renewal_may_have_run_before_its_refusal() {
+        // Seed 527: a 3566 ms lease renewed for 1043 ms; that reply was lost, the retry
+        // found the shortened lease expired, and the lock went to the next holder early.
+        let renew = |outcome| LeaseOp::Renew {
+            token: 22,
+            ttl_ms: 1_043,
+            outcome,
+        };
+        let mut history = vec![
+            acquire(9_083, 9_989, 3_566, Outcome::Ok(22)),
+            op(10_032, Some(12_290), renew(fail("EXPIRED"))),
+            acquire(9_669, 11_107, 1_004, Outcome::Ok(25)),
+        ];
+        assert!(check(&LeaseModel, &history).is_err());
+        // The copy sent first, possible until its connection closed on the server side.
+        history.push(op(10_032, Some(12_232), renew(Outcome::Unknown)));
+        assert!(linearizable(&history));
+    }
+
+    #[test]
     fn memoisation_keeps_wide_concurrency_cheap() {
         // 60 concurrent failed acquires around one grant: without memoisation, 60! orders.
         let mut history = vec![acquire(0, 1_000, 10_000, Outcome::Ok(1))];

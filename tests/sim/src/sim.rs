@@ -220,6 +220,8 @@ struct Pending {
     name: String,
     history: Option<usize>,
     conn: u64,
+    /// Connections the client sent it on before `conn` (it was retried).
+    earlier_conns: Vec<u64>,
     kind: &'static str,
 }
 
@@ -1084,7 +1086,10 @@ impl<'a> World<'a> {
         if let Some(host) = self.clients.get_mut(client) {
             for (&id, pending) in &mut host.pending {
                 if let Some(conn) = host.client.request_conn(id) {
-                    pending.conn = conn;
+                    if conn != pending.conn {
+                        pending.earlier_conns.push(pending.conn);
+                        pending.conn = conn;
+                    }
                 }
             }
         }
@@ -1223,8 +1228,50 @@ impl<'a> World<'a> {
                     complete(entry, &result, kept, done_at, unknown_until);
                 }
             }
+            self.record_earlier_copies(client, cell, &pending);
         }
         taken
+    }
+
+    /// A retried RENEW or RELEASE whose earlier copy reached the server may have taken
+    /// effect there (its reply lost) before the retry's outcome: each such copy enters the
+    /// history as the same operation with an unknown outcome, possible until the server side
+    /// of its connection closed.
+    fn record_earlier_copies(&mut self, client: usize, cell: usize, pending: &Pending) {
+        let Some(op) = pending
+            .history
+            .and_then(|i| self.cells.get(cell)?.history.get(&pending.name)?.get(i))
+            .filter(|entry| matches!(entry.op, LeaseOp::Renew { .. } | LeaseOp::Release { .. }))
+            .cloned()
+        else {
+            return;
+        };
+        for &conn in &pending.earlier_conns {
+            let link = self
+                .clients
+                .get(client)
+                .and_then(|h| h.conn_links.get(&conn))
+                .and_then(|&l| self.links.get(l));
+            // Bytes on a connection that never reached a server never ran.
+            let Some(link) = link.filter(|l| l.sconn.is_some()) else {
+                continue;
+            };
+            let mut copy = op.clone();
+            copy.ret = link.server_done_at.map(|until| until.max(copy.invoke));
+            match &mut copy.op {
+                LeaseOp::Renew { outcome, .. } | LeaseOp::Release { outcome, .. } => {
+                    *outcome = LinOutcome::Unknown;
+                }
+                _ => {}
+            }
+            if let Some(history) = self
+                .cells
+                .get_mut(cell)
+                .and_then(|c| c.history.get_mut(&pending.name))
+            {
+                history.push(copy);
+            }
+        }
     }
 
     fn step_client(&mut self, client: usize) {
@@ -1373,6 +1420,7 @@ impl<'a> World<'a> {
                         name,
                         history,
                         conn,
+                        earlier_conns: Vec::new(),
                         kind,
                     },
                 );

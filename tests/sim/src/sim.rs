@@ -1643,8 +1643,12 @@ impl<'a> World<'a> {
             ));
         }
         proc.last_token = last;
+        // Read at the engine's own time: a later one would run its due timers (expiries,
+        // grants to waiters) behind the host's back, with nobody to send what they produce.
+        let seen_at = engine.now();
+        let seen_wall = proc.origin + seen_at.as_ms();
         let mut view = BTreeMap::new();
-        for lock in engine.query(Instant(now - proc.origin), "") {
+        for lock in engine.query(seen_at, "") {
             let Some(name) = LOCKS.iter().copied().find(|&name| name == lock.name) else {
                 return Err(format!(
                     "server {cell_index} holds lock {}, which nobody asked for",
@@ -1657,7 +1661,7 @@ impl<'a> World<'a> {
                     ViewLease {
                         name,
                         shared: holder.mode == Mode::Shared,
-                        deadline: now + holder.ms_left,
+                        deadline: seen_wall + holder.ms_left,
                         ephemeral: holder.owner.as_deref().is_some_and(|o| o.ends_with('e')),
                     },
                 );

@@ -137,7 +137,7 @@ impl Tracked {
         }
     }
 
-    fn in_flight(&mut self, request: RequestId) -> Option<usize> {
+    fn in_flight(&self, request: RequestId) -> Option<usize> {
         self.renewals.iter().position(|renewal| {
             renewal.request == Some(request) && renewal.state == RenewalState::InFlight
         })

@@ -263,7 +263,8 @@ struct Link {
     dead: bool,
     client_gone: bool,
     server_gone: bool,
-    /// After this, no byte of this link reaches the server.
+    /// When the server side closed (the server read the close or reset, or stopped): after
+    /// this the server acts on nothing of this link.
     server_done_at: Option<u64>,
 }
 
@@ -1492,8 +1493,10 @@ impl<'a> World<'a> {
                     note!(self, "FAULT link {link} reset");
                     let now = self.now;
                     if let Some(l) = self.links.get_mut(link) {
+                        // Bytes in flight are lost, but the server acts on what it already
+                        // read (a waiting ACQUIRE may still be granted) until it hears of the
+                        // reset: `server_done_at` is set when it does.
                         l.dead = true;
-                        l.server_done_at.get_or_insert(now);
                     }
                     let (to_client, to_server) = (self.latency(), self.latency());
                     self.schedule(

@@ -6,7 +6,7 @@ use alloc::vec::Vec;
 use hashbrown::hash_map::Entry;
 use hashbrown::HashMap;
 
-use super::ConnId;
+use super::{ConnId, RequestId};
 use crate::{Error, Instant, Token};
 
 /// Why a lease is lost.
@@ -65,25 +65,55 @@ pub struct LeaseStatus {
 struct Tracked {
     name: String,
     ttl_ms: u64,
+    /// The conservative local deadline, derived from `renewals` and `confirmed_from`.
     deadline: Instant,
     keep_alive: bool,
     next_renewal: Instant,
-    /// A renewal is in flight.
+    /// An automatic renewal is in flight.
     renewing: bool,
     /// The connection that took it, for an EPHEMERAL lease.
     ephemeral_conn: Option<ConnId>,
-    /// The last renewal sent and not yet confirmed: when, and the deadline it sets if the
-    /// server runs it (a shorter TTL shortens the lease).
-    unconfirmed: Option<(Instant, Instant)>,
+    /// The grant and the renewals the server may have run last, or may still run: whichever
+    /// of them it runs last sets the lease's end, so the deadline is the earliest they allow.
+    renewals: Vec<Renewal>,
+    /// The latest send of a confirmed renewal (or of the grant): the server ran that one at
+    /// this instant or later, so any renewal it runs last runs no earlier than this.
+    confirmed_from: Instant,
 }
 
-impl Tracked {
-    /// Records a renewal sent at `sent_at` with `ttl_ms`: once the server runs it the lease
-    /// may end as early as `sent_at + ttl_ms`, before its reply comes.
-    fn renewal_sent(&mut self, sent_at: Instant, ttl_ms: u64) {
-        let cap = sent_at.plus_ms(ttl_ms);
-        self.deadline = self.deadline.min(cap);
-        self.unconfirmed = Some((sent_at, cap));
+/// The grant or a renewal of a lease, as far as it may set the server's deadline.
+#[derive(Debug, Clone, Copy)]
+struct Renewal {
+    /// The request carrying it; `None` for the grant and for copies left on failed connections.
+    request: Option<RequestId>,
+    /// No copy of it runs on the server before this instant.
+    sent_at: Instant,
+    /// What the server leaves the lease when it runs it: the TTL asked, or the time left it
+    /// confirmed.
+    ttl_ms: u64,
+    /// When it was sent, in the order of the lease events ([`Leases::next_event`]).
+    sent_event: u64,
+    state: RenewalState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RenewalState {
+    /// The grant: any renewal the server confirms ran after it (the token did not exist before).
+    Grant,
+    /// Sent; no reply yet.
+    InFlight,
+    /// Its reply came at lease event `at`: the server ran it before anything sent after that.
+    Confirmed { at: u64 },
+    /// A copy sent on a connection that then failed: the server may still run it, at any
+    /// time, and no reply will say so.
+    Orphan,
+}
+
+impl Renewal {
+    /// The earliest end of the lease if the server runs this one last: no earlier than its
+    /// send, and no earlier than the runs of every confirmed renewal (`confirmed_from`).
+    fn earliest_end(&self, confirmed_from: Instant) -> Instant {
+        self.sent_at.max(confirmed_from).plus_ms(self.ttl_ms)
     }
 }
 
@@ -92,6 +122,49 @@ impl Tracked {
     fn interval_ms(&self) -> u64 {
         (self.ttl_ms / 3).max(1)
     }
+
+    /// Recomputes the conservative deadline: the server's lease ends when the renewal it ran
+    /// last says, and that may be any of `renewals`.
+    fn settle(&mut self) {
+        let confirmed_from = self.confirmed_from;
+        if let Some(deadline) = self
+            .renewals
+            .iter()
+            .map(|renewal| renewal.earliest_end(confirmed_from))
+            .min()
+        {
+            self.deadline = deadline;
+        }
+    }
+
+    fn in_flight(&self, request: RequestId) -> Option<usize> {
+        self.renewals.iter().position(|renewal| {
+            renewal.request == Some(request) && renewal.state == RenewalState::InFlight
+        })
+    }
+
+    /// Drops the orphan copies another orphan makes redundant: one that runs no later and
+    /// leaves no more time gives an end no later, now and after `confirmed_from` moves on.
+    fn drop_redundant_orphans(&mut self) {
+        let confirmed_from = self.confirmed_from;
+        let mut index = 0;
+        while let Some(renewal) = self.renewals.get(index).copied() {
+            let redundant = renewal.state == RenewalState::Orphan
+                && self.renewals.iter().enumerate().any(|(other, by)| {
+                    other != index
+                        && by.state == RenewalState::Orphan
+                        && by.sent_at.max(confirmed_from) <= renewal.sent_at.max(confirmed_from)
+                        && by.ttl_ms <= renewal.ttl_ms
+                        && (by.sent_at.max(confirmed_from), by.ttl_ms, other)
+                            < (renewal.sent_at.max(confirmed_from), renewal.ttl_ms, index)
+                });
+            if redundant {
+                self.renewals.remove(index);
+            } else {
+                index += 1;
+            }
+        }
+    }
 }
 
 /// The tracked leases, by token (tokens are unique across all locks). Lists drawn from the
@@ -99,6 +172,8 @@ impl Tracked {
 #[derive(Debug, Default)]
 pub(crate) struct Leases {
     by_token: HashMap<Token, Tracked>,
+    /// Orders sends and replies: a renewal sent after another's reply came ran after it.
+    events: u64,
 }
 
 impl Leases {
@@ -110,6 +185,16 @@ impl Leases {
         sent_at: Instant,
         ephemeral_conn: Option<ConnId>,
     ) {
+        let at = self.next_event();
+        let grant = Renewal {
+            request: None,
+            sent_at,
+            ttl_ms,
+            sent_event: at,
+            state: RenewalState::Grant,
+        };
+        let mut renewals = Vec::with_capacity(2);
+        renewals.push(grant);
         let mut lease = Tracked {
             name,
             ttl_ms,
@@ -118,7 +203,8 @@ impl Leases {
             next_renewal: sent_at,
             renewing: false,
             ephemeral_conn,
-            unconfirmed: None,
+            renewals,
+            confirmed_from: sent_at,
         };
         lease.next_renewal = sent_at.plus_ms(lease.interval_ms());
         self.by_token.insert(token, lease);
@@ -162,27 +248,157 @@ impl Leases {
         })
     }
 
-    /// Records a renewal asked for by the user at `sent_at`: with a shorter TTL it ends the
-    /// lease earlier as soon as the server runs it, so the deadline cannot stay later.
-    pub(crate) fn renewal_sent(&mut self, name: &str, token: Token, sent_at: Instant, ttl_ms: u64) {
+    /// Records the renewal `request` sent at `sent_at` with `ttl_ms` (by the user or the
+    /// schedule): once the server runs it the lease may end as early as `sent_at + ttl_ms`,
+    /// before its reply comes, so the deadline cannot stay later.
+    pub(crate) fn renewal_sent(
+        &mut self,
+        name: &str,
+        token: Token,
+        request: RequestId,
+        sent_at: Instant,
+        ttl_ms: u64,
+    ) {
+        let sent_event = self.next_event();
         if let Some(lease) = self.get_mut(name, token) {
-            lease.renewal_sent(sent_at, ttl_ms);
+            lease.renewals.push(Renewal {
+                request: Some(request),
+                sent_at,
+                ttl_ms,
+                sent_event,
+                state: RenewalState::InFlight,
+            });
+            lease.settle();
         }
     }
 
-    /// Records a confirmed renewal sent at `sent_at` that left the lease `ms_left`.
-    pub(crate) fn renewed(&mut self, name: &str, token: Token, sent_at: Instant, ms_left: u64) {
-        if let Some(lease) = self.get_mut(name, token) {
-            let mut deadline = sent_at.plus_ms(ms_left);
-            match lease.unconfirmed {
-                // A later renewal is still in flight: it may shorten what this one confirmed.
-                Some((later, cap)) if later > sent_at => deadline = deadline.min(cap),
-                _ => lease.unconfirmed = None,
+    /// Records the confirmed renewal `request`, whose copy answered was sent at `sent_at`
+    /// and left the lease `ms_left`. Renewals confirmed before it was sent ran before it and
+    /// no longer count; those still in flight, or confirmed while it was, may have run after
+    /// it and still cap the deadline.
+    pub(crate) fn renewed(
+        &mut self,
+        name: &str,
+        token: Token,
+        request: RequestId,
+        sent_at: Instant,
+        ms_left: u64,
+        automatic: bool,
+    ) {
+        let at = self.next_event();
+        let Some(lease) = self.get_mut(name, token) else {
+            return;
+        };
+        let confirmed = Renewal {
+            request: Some(request),
+            sent_at,
+            ttl_ms: ms_left,
+            sent_event: 0,
+            state: RenewalState::Confirmed { at },
+        };
+        let sent_event = match lease.in_flight(request) {
+            Some(index) => {
+                let Some(renewal) = lease.renewals.get_mut(index) else {
+                    return;
+                };
+                let sent_event = renewal.sent_event;
+                *renewal = Renewal {
+                    sent_event,
+                    ..confirmed
+                };
+                sent_event
             }
-            lease.deadline = deadline;
-            lease.next_renewal = sent_at.plus_ms(lease.interval_ms());
+            // Sent before the grant came back: it ran after the grant, and nothing else is known.
+            None => {
+                lease.renewals.push(confirmed);
+                0
+            }
+        };
+        lease.confirmed_from = lease.confirmed_from.max(sent_at);
+        lease.renewals.retain(|renewal| match renewal.state {
+            RenewalState::Grant => false,
+            RenewalState::Confirmed { at } => at >= sent_event,
+            RenewalState::InFlight | RenewalState::Orphan => true,
+        });
+        lease.drop_redundant_orphans();
+        lease.settle();
+        // A renewal in flight with a shorter TTL may cap the deadline: renew within a third
+        // of what is left, as with a full TTL.
+        let window_ms = lease.deadline.ms_since(sent_at);
+        let interval_ms = lease.interval_ms().min((window_ms / 3).max(1));
+        lease.next_renewal = sent_at.plus_ms(interval_ms);
+        if automatic {
             lease.renewing = false;
         }
+    }
+
+    /// Records that the server refused the renewal `request` (an error reply): the copy that
+    /// was answered changed nothing.
+    pub(crate) fn renewal_refused(&mut self, name: &str, token: Token, request: RequestId) {
+        if let Some(lease) = self.get_mut(name, token) {
+            if let Some(index) = lease.in_flight(request) {
+                lease.renewals.remove(index);
+            }
+            lease.settle();
+        }
+    }
+
+    /// Records a reply to the renewal `request` that says nothing of the lease: the server
+    /// ran it, with an unknown effect; it counts as run with the TTL asked.
+    pub(crate) fn renewal_answered(
+        &mut self,
+        name: &str,
+        token: Token,
+        request: RequestId,
+        automatic: bool,
+    ) {
+        let at = self.next_event();
+        if let Some(lease) = self.get_mut(name, token) {
+            if automatic {
+                lease.renewing = false;
+            }
+            if let Some(renewal) = lease
+                .in_flight(request)
+                .and_then(|index| lease.renewals.get_mut(index))
+            {
+                renewal.state = RenewalState::Confirmed { at };
+            }
+        }
+    }
+
+    /// Records that the connection carrying the renewal `request` failed before its reply.
+    /// If its bytes may have left (`sent`), that copy may still run on the server at any time
+    /// and counts for good; unless it goes again on another connection (`retried`), nothing
+    /// else of it will.
+    pub(crate) fn renewal_cut(
+        &mut self,
+        name: &str,
+        token: Token,
+        request: RequestId,
+        sent: bool,
+        retried: bool,
+    ) {
+        let Some(lease) = self.get_mut(name, token) else {
+            return;
+        };
+        let Some(index) = lease.in_flight(request) else {
+            return;
+        };
+        let Some(renewal) = lease.renewals.get(index).copied() else {
+            return;
+        };
+        if !retried {
+            lease.renewals.remove(index);
+        }
+        if sent {
+            lease.renewals.push(Renewal {
+                request: None,
+                state: RenewalState::Orphan,
+                ..renewal
+            });
+            lease.drop_redundant_orphans();
+        }
+        lease.settle();
     }
 
     /// Records a renewal whose connection failed: retried sooner while the lease may still be
@@ -211,8 +427,6 @@ impl Leases {
             .filter(|(_, lease)| lease.keep_alive && !lease.renewing && lease.next_renewal <= now)
             .map(|(&token, lease)| {
                 lease.renewing = true;
-                // After a user renewal with a longer TTL, this one may shorten the lease.
-                lease.renewal_sent(now, lease.ttl_ms);
                 (lease.name.clone(), token, lease.ttl_ms)
             })
             .collect();
@@ -268,6 +482,12 @@ impl Leases {
                 }
             })
             .min()
+    }
+
+    /// Returns the number of the next send or reply.
+    fn next_event(&mut self) -> u64 {
+        self.events += 1;
+        self.events
     }
 
     fn get_mut(&mut self, name: &str, token: Token) -> Option<&mut Tracked> {

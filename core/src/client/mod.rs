@@ -184,6 +184,9 @@ pub struct Client {
     leases: Leases,
     replies: VecDeque<(RequestId, Result<Reply, Error>)>,
     events: VecDeque<Event>,
+    /// Losses of leases whose granting reply is still to be polled, by that reply: each is
+    /// queued once its reply is out, so no host hears of a loss before the lease.
+    held_back: Vec<(RequestId, Event)>,
     /// Connections with something to poll, each once, in order.
     ready: VecDeque<ConnId>,
     /// Connects and closes to poll, before any transmit.
@@ -230,6 +233,7 @@ impl Client {
             leases: Leases::default(),
             replies: VecDeque::new(),
             events: VecDeque::new(),
+            held_back: Vec::new(),
             ready: VecDeque::new(),
             control: VecDeque::new(),
             endpoint: 0,
@@ -283,11 +287,12 @@ impl Client {
             token,
             automatic: false,
         };
+        let now = self.tick(now);
+        let id = self.submit(now, kind, bytes, 0);
         // The renewal may shorten the lease the moment the server runs it, before its reply
         // comes: until then the conservative deadline is the earlier of the two.
-        let now = self.tick(now);
-        self.leases.renewal_sent(name, token, now, ttl_ms);
-        Ok(self.submit(now, kind, bytes, 0))
+        self.leases.renewal_sent(name, token, id, now, ttl_ms);
+        Ok(id)
     }
 
     /// Asks to release the lease `(name, token)`: `RELEASE`. Retried once after a connection
@@ -384,6 +389,7 @@ impl Client {
         self.tick(now);
         let Some(request) = self.requests.get_mut(&id) else {
             self.replies.retain(|(reply_id, _)| *reply_id != id);
+            self.release_held_back(id);
             return;
         };
         request.cancelled = true;
@@ -399,8 +405,8 @@ impl Client {
     }
 
     /// Keeps the tracked lease `(name, token)` alive: the client renews it every third of its
-    /// TTL (sooner after a failure) until it is released, forgotten or lost. Returns false if
-    /// the lease is not tracked.
+    /// TTL (sooner after a failure, or while a renewal with a shorter TTL may still run) until
+    /// it is released, forgotten or lost. Returns false if the lease is not tracked.
     pub fn keep_alive(&mut self, name: &str, token: Token) -> bool {
         self.leases.keep_alive(name, token)
     }
@@ -457,7 +463,7 @@ impl Client {
                         return;
                     };
                     if !self.follow_redirect(conn, slot, &reply, now) {
-                        self.handle_reply(now, conn, slot, reply);
+                        self.handle_reply(conn, slot, reply, now);
                     }
                     let drained = self
                         .conns
@@ -525,11 +531,7 @@ impl Client {
             self.fail_conn(conn, &reason, now);
         }
         for (name, token, reason) in self.leases.lapsed(now) {
-            self.events.push_back(Event::LeaseLost {
-                name,
-                token,
-                reason,
-            });
+            self.lost(name, token, reason);
         }
         for (name, token, ttl_ms) in self.leases.due_renewals(now) {
             if let Ok(bytes) = request::renew(&name, token, ttl_ms) {
@@ -537,7 +539,9 @@ impl Client {
                     token,
                     automatic: true,
                 };
-                self.submit(now, kind, bytes, 0);
+                let id = self.submit(now, kind, bytes, 0);
+                // After a user renewal with a longer TTL, this one may shorten the lease.
+                self.leases.renewal_sent(&name, token, id, now, ttl_ms);
             }
         }
     }
@@ -604,9 +608,13 @@ impl Client {
         None
     }
 
-    /// Returns the next reply, in the order they completed.
+    /// Returns the next reply, in the order they completed. A lease lost before the reply
+    /// that granted it was polled has its [`Event::LeaseLost`] queued only now: poll events
+    /// again after replies.
     pub fn poll_reply(&mut self) -> Option<(RequestId, Result<Reply, Error>)> {
-        self.replies.pop_front()
+        let reply = self.replies.pop_front()?;
+        self.release_held_back(reply.0);
+        Some(reply)
     }
 
     /// Returns the next lease event.
@@ -861,10 +869,10 @@ impl Client {
     /// Types a reply and applies what it means for tracked leases.
     fn handle_reply(
         &mut self,
-        now: Instant,
         conn: ConnId,
         slot: Option<RequestId>,
         reply: Decoded,
+        now: Instant,
     ) {
         let Some(id) = slot else {
             // The reply to the connection's own HELLO 3 (an error leaves it on RESP2) or
@@ -914,11 +922,19 @@ impl Client {
                 }
             }
             Kind::Renew { token, automatic } => {
+                let name = request.name();
                 if automatic && matches!(&result, Err(error) if is_not_leader(error)) {
-                    // A cluster node that does not lead did nothing, and no MOVED was left to
-                    // follow (a failover: the followers still name the dead leader). The lease
-                    // stands: renew again, until its own deadline, as after a lost connection.
-                    let name = request.name();
+                    // A cluster node that does not lead, and no MOVED was left to follow (a
+                    // failover: the followers still name the dead leader). The lease stands:
+                    // renew again, until its own deadline, as after a lost connection. A
+                    // deposed leader's "may or may not have taken effect" leaves the copy as
+                    // one that may still have run.
+                    if matches!(&result, Err(Error::Reply { message, .. }) if message.contains("may or may not"))
+                    {
+                        self.leases.renewal_cut(name, token, id, true, false);
+                    } else {
+                        self.leases.renewal_refused(name, token, id);
+                    }
                     if let Some(lost) = self.leases.renewal_failed(now, name, token) {
                         self.lose(name, token, lost);
                     }
@@ -926,16 +942,29 @@ impl Client {
                 }
                 let lost = match &result {
                     Ok(Reply::MsLeft(ms_left)) => {
-                        let name = request.name();
-                        self.leases.renewed(name, token, request.sent_at, *ms_left);
+                        let (sent_at, ms_left) = (request.sent_at, *ms_left);
+                        self.leases
+                            .renewed(name, token, id, sent_at, ms_left, automatic);
                         None
                     }
-                    Err(Error::ConnectionLost(_)) | Ok(_) => None,
-                    Err(error) if is_gone(error) || automatic => Some(error.clone()),
-                    Err(_) => None,
+                    Ok(_) => {
+                        self.leases.renewal_answered(name, token, id, automatic);
+                        None
+                    }
+                    Err(Error::ConnectionLost(_)) => {
+                        self.leases.renewal_refused(name, token, id);
+                        // Like a renewal whose connection failed: tried again soon.
+                        automatic
+                            .then(|| self.leases.renewal_failed(now, name, token))
+                            .flatten()
+                    }
+                    Err(error) => {
+                        self.leases.renewal_refused(name, token, id);
+                        (is_gone(error) || automatic).then(|| LostReason::Refused(error.clone()))
+                    }
                 };
-                if let Some(error) = lost {
-                    self.lose(request.name(), token, LostReason::Refused(error));
+                if let Some(reason) = lost {
+                    self.lose(request.name(), token, reason);
                 }
                 if automatic {
                     // Nobody asked: the outcome shows only through the lease.
@@ -1018,11 +1047,41 @@ impl Client {
     /// Emits the loss of a tracked lease once and forgets it.
     fn lose(&mut self, name: &str, token: Token, reason: LostReason) {
         if self.leases.remove(name, token) {
-            self.events.push_back(Event::LeaseLost {
-                name: String::from(name),
-                token,
-                reason,
-            });
+            self.lost(String::from(name), token, reason);
+        }
+    }
+
+    /// Queues the loss of a lease the client no longer tracks, after the reply that granted
+    /// it if that reply is still to be polled.
+    fn lost(&mut self, name: String, token: Token, reason: LostReason) {
+        let grant = self.replies.iter().find_map(|(id, reply)| match reply {
+            Ok(Reply::Granted { token: granted, .. }) if *granted == token => Some(*id),
+            _ => None,
+        });
+        let event = Event::LeaseLost {
+            name,
+            token,
+            reason,
+        };
+        match grant {
+            Some(id) => self.held_back.push((id, event)),
+            None => self.events.push_back(event),
+        }
+    }
+
+    /// Queues the losses held back for the reply `id`, now polled or dropped.
+    fn release_held_back(&mut self, id: RequestId) {
+        if self.held_back.is_empty() {
+            return;
+        }
+        let mut index = 0;
+        while let Some((reply, _)) = self.held_back.get(index) {
+            if *reply == id {
+                let (_, event) = self.held_back.remove(index);
+                self.events.push_back(event);
+            } else {
+                index += 1;
+            }
         }
     }
 
@@ -1060,6 +1119,12 @@ impl Client {
                 } else {
                     request.kind.idempotent() && !request.retried
                 });
+            if let Kind::Renew { token, .. } = request.kind {
+                // A copy that may have left can still run on the server, whatever comes next.
+                let name = request.name();
+                self.leases
+                    .renewal_cut(name, token, id, connection.open, may_retry);
+            }
             if may_retry {
                 if !never_opened {
                     request.retried = true;

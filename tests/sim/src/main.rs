@@ -1,5 +1,5 @@
 //! Runs many seeds over every core: `fencelock-sim --seeds 100000 [--jobs 2] [--start 0]`, or
-//! replays one with its trace: `fencelock-sim --seed N`.
+//! replays one with its trace: `fencelock-sim --seed N [--trace LINES]` (200 lines unless told).
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -14,6 +14,7 @@ struct Args {
     start: u64,
     jobs: usize,
     replay: Option<u64>,
+    trace: usize,
 }
 
 fn main() -> ExitCode {
@@ -21,14 +22,14 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(message) => {
             eprintln!(
-                "{message}\nusage: fencelock-sim [--seeds N] [--start S] [--jobs J] | --seed S"
+                "{message}\nusage: fencelock-sim [--seeds N] [--start S] [--jobs J] | --seed S [--trace LINES]"
             );
             return ExitCode::from(2);
         }
     };
     if let Some(seed) = args.replay {
         let mut options = Options::new(seed);
-        options.trace_len = 200;
+        options.trace_len = args.trace;
         let outcome = run(&options);
         return report(seed, &outcome, true);
     }
@@ -41,6 +42,7 @@ fn parse(argv: Vec<String>) -> Result<Args, String> {
         start: 0,
         jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
         replay: None,
+        trace: 200,
     };
     let mut it = argv.into_iter();
     while let Some(flag) = it.next() {
@@ -54,6 +56,7 @@ fn parse(argv: Vec<String>) -> Result<Args, String> {
             "--start" => args.start = value()?,
             "--jobs" => args.jobs = usize::try_from(value()?).unwrap_or(1).max(1),
             "--seed" => args.replay = Some(value()?),
+            "--trace" => args.trace = usize::try_from(value()?).unwrap_or(usize::MAX),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -64,6 +67,7 @@ fn run_many(args: &Args) -> ExitCode {
     let next = AtomicU64::new(args.start);
     let done = AtomicU64::new(0);
     let simulated_ms = AtomicU64::new(0);
+    let undecided = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
     let failure: Mutex<Option<(u64, Outcome)>> = Mutex::new(None);
     let end = args.start.saturating_add(args.seeds);
@@ -81,6 +85,7 @@ fn run_many(args: &Args) -> ExitCode {
                         outcome.simulated_ms.saturating_sub(1_000_000),
                         Ordering::Relaxed,
                     );
+                    undecided.fetch_add(outcome.undecided_histories, Ordering::Relaxed);
                     if outcome.violation.is_some() {
                         stop.store(true, Ordering::Relaxed);
                         if let Ok(mut slot) = failure.lock() {
@@ -123,10 +128,11 @@ fn run_many(args: &Args) -> ExitCode {
             let hours = simulated_ms.load(Ordering::Relaxed) as f64 / 3_600_000.0;
             let minutes = began.elapsed().as_secs_f64() / 60.0;
             println!(
-                "{finished} seeds passed: {hours:.1} simulated hours in {:.1} wall-clock minutes ({:.0} simulated hours per minute, {} jobs)",
+                "{finished} seeds passed: {hours:.1} simulated hours in {:.1} wall-clock minutes ({:.0} simulated hours per minute, {} jobs); {} lock histories undecided",
                 minutes,
                 hours / minutes.max(1e-9),
-                args.jobs
+                args.jobs,
+                undecided.load(Ordering::Relaxed)
             );
             ExitCode::SUCCESS
         }
@@ -153,14 +159,15 @@ fn progress(done: u64, total: u64, simulated_ms: u64, began: WallClock) {
 fn report(seed: u64, outcome: &Outcome, full: bool) -> ExitCode {
     let Some(violation) = &outcome.violation else {
         println!(
-            "seed {seed} passed: {} simulated ms, {} steps, {} grants, {} crashes, {} clean shutdowns, fenced writes {:?} (accepted, refused), {} operations checked",
+            "seed {seed} passed: {} simulated ms, {} steps, {} grants, {} crashes, {} clean shutdowns, fenced writes {:?} (accepted, refused), {} operations checked ({} lock histories undecided)",
             outcome.simulated_ms - 1_000_000,
             outcome.steps,
             outcome.grants,
             outcome.crashes,
             outcome.shutdowns,
             outcome.fenced_writes,
-            outcome.checked_ops
+            outcome.checked_ops,
+            outcome.undecided_histories
         );
         return ExitCode::SUCCESS;
     };

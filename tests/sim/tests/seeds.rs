@@ -7,8 +7,11 @@ use fencelock_core::{Config, PlantedBug};
 use fencelock_sim::{run, Options};
 
 /// Seeds run by `cargo test -p fencelock-sim`, each 30 simulated seconds plus the drain.
-/// Seed 21 is left out: it shows an open client finding (tests/sim/README.md).
 const FIXED_SEEDS: std::ops::Range<u64> = 0..16;
+
+/// Seeds that found a bug (tests/sim/README.md, "Found so far"), run as long as the seed
+/// took to find it (two simulated minutes, the default, plus the drain).
+const FOUND_SEEDS: [u64; 6] = [21, 41, 346, 527, 6939, 8742];
 
 fn options(seed: u64) -> Options {
     let mut options = Options::new(seed);
@@ -19,15 +22,33 @@ fn options(seed: u64) -> Options {
 #[test]
 fn fixed_seeds_pass() {
     for seed in FIXED_SEEDS {
-        let outcome = run(&options(seed));
-        if let Some(violation) = outcome.violation {
-            panic!(
-                "seed {seed}: {}\n{}\nreplay: cargo run -p fencelock-sim --release -- --seed {seed}",
-                violation.message,
-                violation.trace.join("\n")
-            );
-        }
+        passes(seed, &options(seed));
     }
+}
+
+#[test]
+fn seeds_that_found_bugs_pass() {
+    for seed in FOUND_SEEDS {
+        passes(seed, &Options::new(seed));
+    }
+}
+
+/// Runs a seed; fails on a violation, and on a lock history the linearizability search
+/// could not decide (a check that gives up checks nothing).
+fn passes(seed: u64, options: &Options) {
+    let outcome = run(options);
+    if let Some(violation) = outcome.violation {
+        panic!(
+            "seed {seed}: {}\n{}\nreplay: cargo run -p fencelock-sim --release -- --seed {seed}",
+            violation.message,
+            violation.trace.join("\n")
+        );
+    }
+    assert!(outcome.checked_ops > 0, "seed {seed} checked no history");
+    assert_eq!(
+        outcome.undecided_histories, 0,
+        "seed {seed}: a lock history was left undecided"
+    );
 }
 
 #[test]
@@ -54,7 +75,17 @@ fn caught(
         let mut options = options(seed);
         options.engine_tweak = engine;
         options.client_tweak = client;
-        run(&options).violation.map(|v| (seed, v.message))
+        run(&options).violation.map(|v| {
+            // The failing run is replayed with its trace for the report.
+            assert!(
+                v.trace.len() > 1
+                    && v.trace
+                        .last()
+                        .is_some_and(|line| line.contains("VIOLATION")),
+                "seed {seed}: a failure reported without the events before it"
+            );
+            (seed, v.message)
+        })
     })
 }
 

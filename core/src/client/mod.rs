@@ -979,7 +979,9 @@ impl Client {
                         // or the lease had lapsed (or the server restarted) before it arrived:
                         // nobody can tell which, so the outcome is unknown, never a success
                         // that would vouch for a lease that may have ended before its release.
-                        self.leases.forget(request.name(), token);
+                        // Either way the lease is gone: a tracked one is signalled lost.
+                        let reason = LostReason::Refused(error.clone());
+                        self.lose(request.name(), token, reason);
                         result = Err(Error::ConnectionLost(alloc::format!(
                             "RELEASE outcome unknown: its connection failed after it was sent, \
                              and the retry found the lease gone ({}): released by the first \

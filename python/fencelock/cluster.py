@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-import signal
 import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
@@ -20,7 +19,7 @@ from urllib.parse import urlsplit
 from . import __version__
 from ._durable import write_atomic
 from ._native import Close, NativeCluster, Transmit
-from .server import _Connection, _IoLoop, _loop_name, check_exposure, start_metrics
+from .server import _Connection, _IoLoop, _loop_name, check_exposure, serve_until_stopped, start_metrics
 
 __all__ = ["ClusterOptions", "ClusterServer", "run_cluster_server"]
 
@@ -336,23 +335,7 @@ class ClusterServer(_IoLoop):
 
 async def serve_cluster(options: ClusterOptions, stop: Optional[asyncio.Event] = None) -> None:
     """Serves until ``stop`` is set (or SIGTERM/SIGINT arrives), then hands leadership over."""
-    server = ClusterServer(options)
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        try:
-            loop.add_signal_handler(signum, stop.set)
-        except (NotImplementedError, RuntimeError):
-            pass
-    try:
-        loop.add_signal_handler(signal.SIGHUP, server.reload_users)
-    except (NotImplementedError, RuntimeError, AttributeError):
-        pass
-    await server.start()
-    try:
-        await stop.wait()
-    finally:
-        await server.stop()
+    await serve_until_stopped(ClusterServer(options), stop)
 
 
 def run_cluster_server(options: ClusterOptions) -> int:

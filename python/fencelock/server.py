@@ -491,7 +491,13 @@ def _loop_name() -> str:
 
 async def serve(options: ServerOptions, stop: Optional[asyncio.Event] = None) -> None:
     """Serves until ``stop`` is set (or SIGTERM/SIGINT arrives), then shuts down cleanly."""
-    server = FencelockServer(options)
+    await serve_until_stopped(FencelockServer(options), stop)
+
+
+async def serve_until_stopped(server: Any, stop: Optional[asyncio.Event] = None) -> None:
+    """Starts ``server`` (a single server or a cluster node), reloads its users on SIGHUP, and
+    stops it once ``stop`` is set or SIGTERM/SIGINT arrives. The handlers come before the socket
+    (and the ready file), so no signal meets the default action once the server is up."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

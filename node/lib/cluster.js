@@ -8,7 +8,6 @@
 
 const native = require('./native');
 const { translate } = require('./errors');
-const { writeAtomic } = require('./durable');
 const { settings } = require('./options');
 const { silent } = require('./log');
 const { IoLoop, closed, delay } = require('./io_loop');
@@ -75,9 +74,7 @@ class ClusterServer extends IoLoop {
         `election TTL ${this.options.electionTtlS} s, node ${process.version})`,
     );
     if (this.metricsAddress) this.log.info(`metrics on http://${this.metricsAddress.host}:${this.metricsAddress.port}/metrics`);
-    // With metrics a third field says where they are served (for --metrics HOST:0).
-    const third = this.metricsAddress ? ` ${this.metricsAddress.host}:${this.metricsAddress.port}` : '';
-    if (this.options.readyFile) writeAtomic(this.options.readyFile, Buffer.from(`${host} ${port}${third}\n`));
+    this.writeReady(host, port);
     this.flush();
     return this.address;
   }
@@ -87,13 +84,7 @@ class ClusterServer extends IoLoop {
     if (this.stopped !== null) return this.stopped;
     this.stopping = true;
     this.stopped = (async () => {
-      if (this.listener !== null) this.listener.close();
-      if (this.metricsListener !== null) {
-        this.metricsListener.close();
-        this.metricsListener.closeAllConnections();
-      }
-      clearTimeout(this.timer);
-      this.timer = null;
+      this.stopListening();
       this.native.shutdown(this.nowMs());
       this.flush(); // closes connections and starts the lease revoke
       await Promise.race([Promise.allSettled([...this.calls]), delay(2000)]);

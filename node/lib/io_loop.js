@@ -12,6 +12,7 @@ const { performance } = require('node:perf_hooks');
 const tls = require('node:tls');
 const native = require('./native');
 const { translate } = require('./errors');
+const { writeAtomic } = require('./durable');
 
 class IoLoop {
   /** `native` is set by the subclass: a `NativeServer` or a `NativeCluster`. */
@@ -122,6 +123,24 @@ class IoLoop {
     const bound = this.metricsListener.address();
     this.metricsAddress = { host: bound.address, port: bound.port };
     return this.metricsAddress;
+  }
+
+  /** Writes `readyFile`: host and port, and with metrics a third field saying where they are served (for --metrics HOST:0). */
+  writeReady(host, port) {
+    if (!this.options.readyFile) return;
+    const third = this.metricsAddress ? ` ${this.metricsAddress.host}:${this.metricsAddress.port}` : '';
+    writeAtomic(this.options.readyFile, Buffer.from(`${host} ${port}${third}\n`));
+  }
+
+  /** Closes the listening sockets (connections stay) and the timer. */
+  stopListening() {
+    if (this.listener !== null) this.listener.close();
+    if (this.metricsListener !== null) {
+      this.metricsListener.close();
+      this.metricsListener.closeAllConnections();
+    }
+    clearTimeout(this.timer);
+    this.timer = null;
   }
 
   /** The server's clock in whole ms, truncated (the core's timer rule). */

@@ -119,9 +119,7 @@ class Server extends IoLoop {
       `fencelock ${VERSION} serving on ${host}:${port}${secure}, ${where}, start ${this.startKind}, node ${process.version}` +
         `${this.options.testClock ? ', test clock' : ''}${metrics}`,
     );
-    // With metrics a third field says where they are served (for --metrics HOST:0).
-    const third = this.metricsAddress ? ` ${this.metricsAddress.host}:${this.metricsAddress.port}` : '';
-    if (this.options.readyFile) writeAtomic(this.options.readyFile, Buffer.from(`${host} ${port}${third}\n`));
+    this.writeReady(host, port);
     this.schedule();
     return this.address;
   }
@@ -131,13 +129,7 @@ class Server extends IoLoop {
     if (this.stopped !== null) return this.stopped;
     this.stopping = true;
     this.stopped = (async () => {
-      if (this.listener !== null) this.listener.close();
-      if (this.metricsListener !== null) {
-        this.metricsListener.close();
-        this.metricsListener.closeAllConnections();
-      }
-      clearTimeout(this.timer);
-      this.timer = null;
+      this.stopListening();
       // The core closes every connection (EPHEMERAL leases end with them) and yields the
       // ceiling write, the last bytes and closes, then the snapshot write, in that order.
       this.native.shutdown(this.nowMs());

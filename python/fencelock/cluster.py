@@ -17,7 +17,6 @@ from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import urlsplit
 
 from . import __version__
-from ._durable import write_atomic
 from ._native import Close, NativeCluster, Transmit
 from .server import _Connection, _IoLoop, _loop_name, check_exposure, serve_until_stopped, start_metrics
 
@@ -138,10 +137,7 @@ class ClusterServer(_IoLoop):
         )
         if self.metrics_address:
             log.info("metrics on http://%s:%d/metrics", *self.metrics_address)
-        if self.options.ready_file:
-            # With --metrics a third field says where they are served (for --metrics HOST:0).
-            metrics = f" {self.metrics_address[0]}:{self.metrics_address[1]}" if self.metrics_address else ""
-            write_atomic(self.options.ready_file, f"{host} {port}{metrics}\n".encode())
+        self._write_ready(host, port)
         self.flush()
         return host, port
 
@@ -149,12 +145,7 @@ class ClusterServer(_IoLoop):
         if self._stopping:
             return
         self._stopping = True
-        if self._listener is not None:
-            self._listener.close()
-        if self._metrics_listener is not None:
-            self._metrics_listener.close()
-        if self._timer is not None:
-            self._timer.cancel()
+        self._stop_listening()
         self.native.shutdown(self.now_ms())
         self.flush()  # closes connections and starts the lease revoke
         pending = [task for task in self._tasks if not task.done()]

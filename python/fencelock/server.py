@@ -83,6 +83,9 @@ class _IoLoop:
     native: Any
     options: Any
     tls_context: Any
+    metrics_address: Optional[Tuple[str, int]]
+    _listener: Optional[asyncio.AbstractServer]
+    _metrics_listener: Optional[asyncio.AbstractServer]
     _origin_ns: int
     _transports: Dict[int, asyncio.Transport]
     _timer: Optional[asyncio.TimerHandle]
@@ -118,6 +121,24 @@ class _IoLoop:
         if self.tls_context is None:
             return ""
         return " (TLS, client certificates required)" if self.options.tls_ca else " (TLS)"
+
+    def _write_ready(self, host: str, port: int) -> None:
+        """Writes ``--ready-file``: host and port, and with --metrics a third field saying where
+        they are served (for --metrics HOST:0)."""
+        if not self.options.ready_file:
+            return
+        address = self.metrics_address
+        metrics = f" {address[0]}:{address[1]}" if address else ""
+        write_atomic(self.options.ready_file, f"{host} {port}{metrics}\n".encode())
+
+    def _stop_listening(self) -> None:
+        """Closes the listening sockets (connections stay) and the timer."""
+        if self._listener is not None:
+            self._listener.close()
+        if self._metrics_listener is not None:
+            self._metrics_listener.close()
+        if self._timer is not None:
+            self._timer.cancel()
 
     def _log_audit(self) -> None:
         while (event := self.native.poll_audit()) is not None:
@@ -289,10 +310,7 @@ class FencelockServer(_IoLoop):
             where, self.start_kind, _loop_name(), ", test clock" if self.options.test_clock else "",
             f", metrics on http://{self.metrics_address[0]}:{self.metrics_address[1]}/metrics" if self.metrics_address else "",
         )
-        if self.options.ready_file:
-            # With --metrics a third field says where they are served (for --metrics HOST:0).
-            metrics = f" {self.metrics_address[0]}:{self.metrics_address[1]}" if self.metrics_address else ""
-            write_atomic(self.options.ready_file, f"{host} {port}{metrics}\n".encode())
+        self._write_ready(host, port)
         self._schedule()
         return host, port
 
@@ -301,12 +319,7 @@ class FencelockServer(_IoLoop):
         if self._stopping:
             return
         self._stopping = True
-        if self._listener is not None:
-            self._listener.close()
-        if self._metrics_listener is not None:
-            self._metrics_listener.close()
-        if self._timer is not None:
-            self._timer.cancel()
+        self._stop_listening()
         # The core closes every connection (EPHEMERAL leases end with them) and yields the
         # ceiling write, the last bytes and closes, then the snapshot write, in that order.
         self.native.shutdown(self.now_ms())

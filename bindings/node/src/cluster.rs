@@ -15,8 +15,8 @@ use napi::{Env, Status};
 use napi_derive::napi;
 
 use crate::convert::{engine_config, number, server_config, whole};
-use crate::errors::{unknown, OrThrow};
-use crate::server::{output_object, AuditRecord};
+use crate::errors::unknown;
+use crate::server::{output_object, parse_users, single_user, AuditRecord};
 
 /// An etcd operation for the host to perform, by `kind`:
 /// `grant_lease` (`ttlS`), `keep_alive` (`lease`, once), `revoke` (`lease`),
@@ -303,20 +303,14 @@ impl NativeCluster {
     /// a file the core refuses; the users in force stay then.
     #[napi]
     pub fn set_users(&mut self, env: Env, users_file: Option<Buffer>) -> napi::Result<()> {
-        let users = users_file
-            .as_deref()
-            .map(fencelock_core::protocol::Users::parse)
-            .transpose()
-            .or_throw(&env)?;
-        self.node.set_users(users);
+        self.node.set_users(parse_users(&env, users_file)?);
         Ok(())
     }
 
     /// Sets one user, `default`, with every right and this password hash (`--requirepass`).
     #[napi]
     pub fn set_password_hash(&mut self, env: Env, hash: String) -> napi::Result<()> {
-        let users = fencelock_core::protocol::Users::single(&hash).or_throw(&env)?;
-        self.node.set_users(Some(users));
+        self.node.set_users(Some(single_user(&env, &hash)?));
         Ok(())
     }
 
@@ -329,11 +323,7 @@ impl NativeCluster {
     /// Returns the next audit event (`kind`, `text`, `json`), or null; never holds a password.
     #[napi]
     pub fn poll_audit(&mut self) -> Option<AuditRecord> {
-        self.node.poll_audit().map(|event| AuditRecord {
-            kind: event.kind().to_owned(),
-            text: event.to_text(),
-            json: event.to_json(),
-        })
+        self.node.poll_audit().map(AuditRecord::from)
     }
 
     /// Returns the Prometheus text exposition of this node (server and cluster gauges).

@@ -352,20 +352,14 @@ impl NativeServer {
     /// users in force stay then. The message never shows a password hash.
     #[napi]
     pub fn set_users(&mut self, env: Env, users_file: Option<Buffer>) -> napi::Result<()> {
-        let users = users_file
-            .as_deref()
-            .map(fencelock_core::protocol::Users::parse)
-            .transpose()
-            .or_throw(&env)?;
-        self.server.set_users(users);
+        self.server.set_users(parse_users(&env, users_file)?);
         Ok(())
     }
 
     /// Sets one user, `default`, with every right and this password hash (`--requirepass`).
     #[napi]
     pub fn set_password_hash(&mut self, env: Env, hash: String) -> napi::Result<()> {
-        let users = fencelock_core::protocol::Users::single(&hash).or_throw(&env)?;
-        self.server.set_users(Some(users));
+        self.server.set_users(Some(single_user(&env, &hash)?));
         Ok(())
     }
 
@@ -378,11 +372,34 @@ impl NativeServer {
     /// Returns the next audit event (`kind`, `text`, `json`), or null; never holds a password.
     #[napi]
     pub fn poll_audit(&mut self) -> Option<AuditRecord> {
-        self.server.poll_audit().map(|event| AuditRecord {
+        self.server.poll_audit().map(AuditRecord::from)
+    }
+}
+
+/// Parses a users file's bytes (`None`: authentication off); throws for a file the core refuses.
+pub(crate) fn parse_users(
+    env: &Env,
+    users_file: Option<Buffer>,
+) -> napi::Result<Option<fencelock_core::protocol::Users>> {
+    users_file
+        .as_deref()
+        .map(fencelock_core::protocol::Users::parse)
+        .transpose()
+        .or_throw(env)
+}
+
+/// One user, `default`, with every right and this password hash (`--requirepass`).
+pub(crate) fn single_user(env: &Env, hash: &str) -> napi::Result<fencelock_core::protocol::Users> {
+    fencelock_core::protocol::Users::single(hash).or_throw(env)
+}
+
+impl From<fencelock_core::protocol::AuditEvent> for AuditRecord {
+    fn from(event: fencelock_core::protocol::AuditEvent) -> AuditRecord {
+        AuditRecord {
             kind: event.kind().to_owned(),
             text: event.to_text(),
             json: event.to_json(),
-        })
+        }
     }
 }
 

@@ -9,8 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use crate::engine::build_config;
-use crate::errors::IntoPyResult;
-use crate::server::{build_server_config, output_record};
+use crate::server::{audit_tuple, build_server_config, output_record, parse_users, single_user};
 
 /// A key-value as the host passes it: (key, value, create_revision, mod_revision).
 type Kv = (Vec<u8>, Vec<u8>, u64, u64);
@@ -212,18 +211,13 @@ impl NativeCluster {
     /// Sets the users connections must authenticate as from a users file's bytes (`None`:
     /// no authentication); kept across leadership changes.
     fn set_users(&mut self, py: Python<'_>, users_file: Option<&[u8]>) -> PyResult<()> {
-        let users = users_file
-            .map(fencelock_core::protocol::Users::parse)
-            .transpose()
-            .into_py_result(py)?;
-        self.node.set_users(users);
+        self.node.set_users(parse_users(py, users_file)?);
         Ok(())
     }
 
     /// Sets one user, `default`, with every right and this password hash (`--requirepass`).
     fn set_password_hash(&mut self, py: Python<'_>, hash: &str) -> PyResult<()> {
-        let users = fencelock_core::protocol::Users::single(hash).into_py_result(py)?;
-        self.node.set_users(Some(users));
+        self.node.set_users(Some(single_user(py, hash)?));
         Ok(())
     }
 
@@ -234,9 +228,7 @@ impl NativeCluster {
 
     /// Returns the next audit event as `(kind, text, json)`, or None. Never holds a password.
     fn poll_audit(&mut self) -> Option<(&'static str, String, String)> {
-        self.node
-            .poll_audit()
-            .map(|event| (event.kind(), event.to_text(), event.to_json()))
+        self.node.poll_audit().map(audit_tuple)
     }
 
     /// Returns the Prometheus text exposition of this node (server and cluster gauges).

@@ -109,18 +109,13 @@ impl NativeServer {
     /// authentication off with None. Raises `BadRequest` for a file the core refuses (the
     /// message never shows a password hash); the users in force stay then.
     fn set_users(&mut self, py: Python<'_>, users_file: Option<&[u8]>) -> PyResult<()> {
-        let users = users_file
-            .map(fencelock_core::protocol::Users::parse)
-            .transpose()
-            .into_py_result(py)?;
-        self.server.set_users(users);
+        self.server.set_users(parse_users(py, users_file)?);
         Ok(())
     }
 
     /// Sets one user, `default`, with every right and this password hash (`--requirepass`).
     fn set_password_hash(&mut self, py: Python<'_>, hash: &str) -> PyResult<()> {
-        let users = fencelock_core::protocol::Users::single(hash).into_py_result(py)?;
-        self.server.set_users(Some(users));
+        self.server.set_users(Some(single_user(py, hash)?));
         Ok(())
     }
 
@@ -131,9 +126,7 @@ impl NativeServer {
 
     /// Returns the next audit event as `(kind, text, json)`, or None. Never holds a password.
     fn poll_audit(&mut self) -> Option<(&'static str, String, String)> {
-        self.server
-            .poll_audit()
-            .map(|event| (event.kind(), event.to_text(), event.to_json()))
+        self.server.poll_audit().map(audit_tuple)
     }
 
     /// Returns how `recover` started this server, or None if it was built directly.
@@ -284,4 +277,27 @@ pub(crate) fn build_server_config(
             .map_err(|error| to_pyerr(py, &error))?;
     }
     Ok(config)
+}
+
+/// Parses a users file's bytes (`None`: authentication off); `BadRequest` for a file the core refuses.
+pub(crate) fn parse_users(
+    py: Python<'_>,
+    users_file: Option<&[u8]>,
+) -> PyResult<Option<fencelock_core::protocol::Users>> {
+    users_file
+        .map(fencelock_core::protocol::Users::parse)
+        .transpose()
+        .into_py_result(py)
+}
+
+/// One user, `default`, with every right and this password hash (`--requirepass`).
+pub(crate) fn single_user(py: Python<'_>, hash: &str) -> PyResult<fencelock_core::protocol::Users> {
+    fencelock_core::protocol::Users::single(hash).into_py_result(py)
+}
+
+/// An audit event as Python gets it: `(kind, text, json)`.
+pub(crate) fn audit_tuple(
+    event: fencelock_core::protocol::AuditEvent,
+) -> (&'static str, String, String) {
+    (event.kind(), event.to_text(), event.to_json())
 }

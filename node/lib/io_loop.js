@@ -87,10 +87,13 @@ class IoLoop {
 
   /** Logs the core's audit events (failed authentications, steals). */
   drainAudit() {
-    for (let event = this.native.pollAudit(); event !== null; event = this.native.pollAudit()) {
-      if (this.log.audit) this.log.audit(event.text, event.json);
-      else this.log.warning(event.text);
-    }
+    for (let event = this.native.pollAudit(); event !== null; event = this.native.pollAudit()) this.logAudit(event);
+  }
+
+  /** Logs one audit event (`text`, `json`). */
+  logAudit(event) {
+    if (this.log.audit) this.log.audit(event.text, event.json);
+    else this.log.warning(event.text);
   }
 
   /** Serves the core's Prometheus text at GET /metrics on `address` ('HOST:PORT'). */

@@ -318,6 +318,55 @@ export declare class NativeServer {
   pollAudit(): AuditRecord | null
 }
 
+/** The native socket loop serving one listening socket; made by `start`. */
+export declare class NativeTcpLoop {
+  /**
+   * Binds `host`:`port` (0: any free port) and serves `server`'s core on a thread of its
+   * own from now on (`server` is left empty). `nowMs` is the host's clock now: the loop's
+   * clock continues it. `dataDir` (null: in memory) receives the core's durable writes.
+   * `notify` is called with no useful argument whenever `pollEvents` has something.
+   *
+   * # Errors
+   * The address cannot be resolved or bound.
+   */
+  static start(server: NativeServer, host: string, port: number, nowMs: number, dataDir: string | undefined | null, notify: (event: number) => void): NativeTcpLoop
+  /** The bound address's host. */
+  get host(): string
+  /** The bound port. */
+  get port(): number
+  /** Returns what the loop has to say since the last call, in order. */
+  pollEvents(): Array<LoopEvent>
+  /**
+   * Asks the loop to stop: it stops accepting, shuts the core down (the ceiling write,
+   * the last replies and closes, the snapshot write), flushes for up to a second and then
+   * queues a `stopped` event. Calling it again is harmless.
+   */
+  stop(): void
+  /** Waits for the loop's thread to end (after the `stopped` or `fatal` event). */
+  join(): void
+  /** Returns the Prometheus text exposition of the server's metrics. */
+  metrics(): string
+  /**
+   * Sets the users from a users file's bytes, or turns authentication off with null (as
+   * `NativeServer.setUsers`).
+   */
+  setUsers(usersFile?: Buffer | undefined | null): void
+  /** Sets one user, `default`, with every right and this password hash (`--requirepass`). */
+  setPasswordHash(hash: string): void
+  /** Audit events come as `audit` events from `pollEvents`: this returns null. */
+  pollAudit(): AuditRecord | null
+  /** Returns true when connections must authenticate. */
+  authRequired(): boolean
+  /** Returns how many leases are live. */
+  liveLeases(): number
+  /** Returns the highest token issued. */
+  lastToken(): number
+  /** Returns how many connections the core has open. */
+  connections(): number
+  /** Returns what the loop's connections hold. */
+  stats(): LoopStats
+}
+
 /** Options of an acquire, as the engine and the client take them (all optional). */
 export interface AcquireOpts {
   /** Take a shared (read) lease instead of an exclusive one. */
@@ -648,6 +697,36 @@ export interface LockRecord {
   waiters: Array<WaiterRecord>
   /** ms of lock-delay left. */
   delayMsLeft: number
+}
+
+/** Something the loop tells JavaScript, polled with `pollEvents`. */
+export interface LoopEvent {
+  /**
+   * `audit` (log `text` or `json`), `log` (log `text` at `level`), `fatal` (log `text` as
+   * critical and exit with status 3: a durable write failed) or `stopped` (the shutdown is
+   * complete: `leases` live leases were kept or dropped).
+   */
+  kind: string
+  /** The line to log. */
+  text: string
+  /** `audit`: the event as a JSON object. */
+  json?: string
+  /** `log`: `debug`, `info` or `warning`. */
+  level?: string
+  /** `stopped`: live leases after the shutdown. */
+  leases?: number
+}
+
+/** What the loop's connections hold, for tests and diagnostics. */
+export interface LoopStats {
+  /** Open connections the core serves. */
+  open: number
+  /** Connections the core closed that still flush their last bytes (at most `CLOSE_LINGER`). */
+  closing: number
+  /** Connections not read from because their replies are not being read. */
+  paused: number
+  /** The most bytes held unsent for one connection. */
+  maxHeldBytes: number
 }
 
 /**

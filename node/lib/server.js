@@ -1,9 +1,12 @@
 'use strict';
-// `fencelock serve`: a `net` I/O loop around the core's sans-IO protocol server
-// (docs/HOSTS.md). This file moves bytes, time and durable writes; the core parses, runs and
-// encodes every request, so this host answers byte for byte like every other host. Outputs are
-// handled in the order polled, and a file write is durable (fsync) before any later output is
-// handled, since later bytes may carry tokens up to the ceiling it wrote.
+// `fencelock serve`: an I/O loop around the core's sans-IO protocol server (docs/HOSTS.md).
+// Plain TCP is served by the addon's native socket loop (bindings/node/src/tcp.rs: an epoll
+// loop on a thread of its own, so no request crosses into JavaScript); TLS, or `io: 'net'`,
+// by a `net`/`tls` loop in this file and io_loop.js. Either moves bytes, time and durable
+// writes; the core parses, runs and encodes every request, so this host answers byte for byte
+// like every other host. Outputs are handled in the order polled, and a file write is durable
+// (fsync) before any later output is handled, since later bytes may carry tokens up to the
+// ceiling it wrote.
 //
 // The data directory's rules (file names, formats, which start to take, what to remove before
 // serving, what to write at shutdown) are the core's: this host reads the files the core names
@@ -35,7 +38,8 @@ const BOOT_ID_PATH = '/proc/sys/kernel/random/boot_id';
  * camelCase: `maxOutputBytes`, `maxRequestBytes`, ...), `log` (a logger), `onFatal`.
  * TLS: `tlsCert` and `tlsKey` (PEM file paths), `tlsCa` (PEM path: client certificates signed
  * by it are then required), `tlsHandshakeTimeoutMs` (10000). Metrics: `metrics` ('HOST:PORT'
- * to serve Prometheus text at GET /metrics).
+ * to serve Prometheus text at GET /metrics). `io`: `'native'` (the default for plain TCP: the
+ * addon's socket loop) or `'net'` (Node's `net` module; always used for TLS).
  */
 class Server extends IoLoop {
   constructor(options = {}) {
@@ -50,6 +54,11 @@ class Server extends IoLoop {
       ...options,
     };
     this.tls = tlsOptions(this.options);
+    const io = this.options.io ?? 'native';
+    if (io !== 'native' && io !== 'net') throw new TypeError(`io must be 'native' or 'net', got ${JSON.stringify(io)}`);
+    // The native loop speaks plain TCP only.
+    this.io = this.tls === null ? io : 'net';
+    this.loop = null;
     this.metricsListener = null;
     this.metricsAddress = null;
     this.log = options.log ?? silent;
@@ -110,7 +119,8 @@ class Server extends IoLoop {
 
   /** Binds the socket; resolves to the bound `{ host, port }`. */
   async listen() {
-    const { host, port } = await this.bind(this.createListener(), this.options.host, this.options.port);
+    const { host, port } =
+      this.io === 'native' ? this.listenNative() : await this.bind(this.createListener(), this.options.host, this.options.port);
     if (this.options.metrics) await this.listenMetrics(this.options.metrics);
     const where = this.dataDir !== null ? `data dir ${this.dataDir}` : 'in memory (nothing on disk)';
     const secure = this.tlsNote();
@@ -120,8 +130,61 @@ class Server extends IoLoop {
         `${this.options.testClock ? ', test clock' : ''}${metrics}`,
     );
     this.writeReady(host, port);
-    this.schedule();
+    if (this.loop === null) this.schedule();
     return this.address;
+  }
+
+  /**
+   * Hands the core to the addon's socket loop, which binds and serves from its own thread;
+   * from then on `this.native` is the loop (users, metrics and counts go through it).
+   */
+  listenNative() {
+    const loop = construct(() =>
+      native.NativeTcpLoop.start(this.native, this.options.host, this.options.port, this.nowMs(), this.dataDir, () => this.onLoopEvents()),
+    );
+    this.loop = loop;
+    this.native = loop;
+    this.loopStopped = new Promise((resolve) => {
+      this.resolveLoopStopped = resolve;
+    });
+    this.address = { host: loop.host, port: loop.port };
+    return this.address;
+  }
+
+  /** Logs what the socket loop reports; a failed durable write ends the process. */
+  onLoopEvents() {
+    for (const event of this.loop.pollEvents()) {
+      switch (event.kind) {
+        case 'audit':
+          this.logAudit(event);
+          break;
+        case 'log':
+          (this.log[event.level] ?? this.log.info)(event.text);
+          break;
+        case 'fatal':
+          this.log.critical(event.text);
+          this.resolveLoopStopped(this.loop.liveLeases());
+          this.onFatal(EXIT_DURABILITY);
+          break;
+        case 'stopped':
+          this.resolveLoopStopped(event.leases);
+          break;
+        default:
+          this.log.warning(`unknown socket loop event ${JSON.stringify(event.kind)}`);
+      }
+    }
+  }
+
+  /** Open connections, how many are paused (not read: their replies are not read) and the most bytes held for one. */
+  connectionStats() {
+    if (this.loop !== null) return this.loop.stats();
+    const sockets = [...this.sockets.values()];
+    return {
+      open: sockets.length,
+      closing: 0,
+      paused: sockets.filter((socket) => socket.isPaused()).length,
+      maxHeldBytes: Math.max(0, ...sockets.map((socket) => socket.writableLength)),
+    };
   }
 
   /** Stops accepting, closes every connection, and writes the clean-shutdown snapshot. */
@@ -130,6 +193,15 @@ class Server extends IoLoop {
     this.stopping = true;
     this.stopped = (async () => {
       this.stopListening();
+      if (this.loop !== null) {
+        // The loop performs the core's shutdown (the ceiling write, the last replies and
+        // closes, the snapshot write) on its thread and flushes for up to a second.
+        this.loop.stop();
+        const leases = await this.loopStopped;
+        this.loop.join();
+        this.logStopped(leases);
+        return;
+      }
       // The core closes every connection (EPHEMERAL leases end with them) and yields the
       // ceiling write, the last bytes and closes, then the snapshot write, in that order.
       this.native.shutdown(this.nowMs());
@@ -139,11 +211,13 @@ class Server extends IoLoop {
       for (const socket of this.sockets.values()) socket.end();
       this.sockets.clear();
       await Promise.race([Promise.all(closing), delay(1000)]);
-      this.log.info(
-        `stopped: ${leases} live leases ${this.dataDir !== null ? 'kept in the snapshot' : 'dropped (in memory)'}`,
-      );
+      this.logStopped(leases);
     })();
     return this.stopped;
+  }
+
+  logStopped(leases) {
+    this.log.info(`stopped: ${leases} live leases ${this.dataDir !== null ? 'kept in the snapshot' : 'dropped (in memory)'}`);
   }
 
   /** Performs every pending output, in order, then re-arms the timer. */

@@ -303,6 +303,11 @@ export interface ServerOptions {
   log?: Logger;
   /** Called with an exit status when a durable write fails (default: process.exit). */
   onFatal?: (status: number) => void;
+  /**
+   * `native` (default for plain TCP): the addon's socket loop on a thread of its own;
+   * `net`: Node's `net` module (always used with TLS).
+   */
+  io?: 'native' | 'net';
 }
 
 export declare class Server {
@@ -315,6 +320,8 @@ export declare class Server {
   nowMs(): number;
   listen(): Promise<{ host: string; port: number }>;
   stop(): Promise<void>;
+  /** Open connections, those closing, those not read from (replies unread), and the most bytes held for one. */
+  connectionStats(): { open: number; closing: number; paused: number; maxHeldBytes: number };
 }
 
 /** Serves until SIGTERM or SIGINT, then shuts down cleanly; resolves to the exit status. */

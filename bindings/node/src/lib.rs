@@ -15,6 +15,7 @@ mod engine;
 mod errors;
 mod fence;
 mod server;
+mod tcp;
 
 use napi_derive::napi;
 

@@ -167,6 +167,15 @@ impl NativeServer {
         })
     }
 
+    /// Moves the core's server out (to the native socket loop), leaving an empty one.
+    pub(crate) fn take_server(&mut self) -> Server {
+        let empty = Server::new(
+            Engine::new(fencelock_core::Config::default()),
+            fencelock_core::protocol::ServerConfig::default(),
+        );
+        std::mem::replace(&mut self.server, empty)
+    }
+
     /// Returns how `recover` started this server (once: its actions move to the caller), or
     /// null if it was built directly.
     #[napi]

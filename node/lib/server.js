@@ -59,6 +59,7 @@ class Server extends IoLoop {
     // The native loop speaks plain TCP only.
     this.io = this.tls === null ? io : 'net';
     this.loop = null;
+    this.failed = false;
     this.metricsListener = null;
     this.metricsAddress = null;
     this.log = options.log ?? silent;
@@ -110,7 +111,7 @@ class Server extends IoLoop {
     const recovery = this.native.takeRecovery();
     for (const action of recovery.actions) {
       // Before serving anyone: e.g. a snapshot is valid for one start only.
-      this.perform(action);
+      if (!this.perform(action)) throw new Error(`fencelock: ${this.dataDir}: cannot prepare the data directory; refusing to start`);
     }
     if (recovery.hasGrace) this.log.warning(recovery.summary);
     else this.log.info(recovery.summary);
@@ -162,7 +163,10 @@ class Server extends IoLoop {
           (this.log[event.level] ?? this.log.info)(event.text);
           break;
         case 'fatal':
+          // The loop has stopped and dropped every connection.
+          this.failed = true;
           this.log.critical(event.text);
+          this.stopListening();
           this.resolveLoopStopped(this.loop.liveLeases());
           this.onFatal(EXIT_DURABILITY);
           break;
@@ -222,17 +226,17 @@ class Server extends IoLoop {
 
   /** Performs every pending output, in order, then re-arms the timer. */
   flush() {
+    if (this.failed) return;
     for (const output of this.native.drain()) {
       if (this.transmitOrClose(output)) continue;
       switch (output.kind) {
         case 'write':
         case 'remove':
-          this.perform(output);
+          if (!this.perform(output)) return;
           break;
         default:
           // An output this host does not know may be a durability barrier: stop.
-          this.log.critical(`unknown server output ${JSON.stringify(output.kind)}: update the host; exiting`);
-          this.onFatal(EXIT_DURABILITY);
+          this.fail(`unknown server output ${JSON.stringify(output.kind)}: update the host; exiting`);
           return;
       }
     }
@@ -241,11 +245,11 @@ class Server extends IoLoop {
   }
 
   /**
-   * Makes a data-directory change durable, or exits: after a failed fsync nothing on disk can
-   * be trusted, and going on could reissue tokens.
+   * Makes a data-directory change durable and returns true, or stops and exits: after a failed
+   * fsync nothing on disk can be trusted, and going on could reissue tokens.
    */
   perform(action) {
-    if (this.dataDir === null) return;
+    if (this.dataDir === null) return true;
     const file = path.join(this.dataDir, action.file);
     try {
       const started = process.hrtime.bigint();
@@ -254,10 +258,23 @@ class Server extends IoLoop {
       // Not yet during recovery: the native server is made by it.
       if (this.native) this.native.recordPersist(Number((process.hrtime.bigint() - started) / 1000n));
     } catch (error) {
-      this.log.critical(`cannot ${action.kind} ${action.file} durably: ${error.message}; exiting`);
-      this.onFatal(EXIT_DURABILITY);
-      throw error;
+      this.fail(`cannot ${action.kind} ${action.file} durably: ${error.message}; exiting`);
+      return false;
     }
+    return true;
+  }
+
+  /**
+   * Performs nothing more (no later output may leave: it could carry what was not made
+   * durable), drops every connection and ends the process through `onFatal`.
+   */
+  fail(text) {
+    this.failed = true;
+    this.log.critical(text);
+    this.stopListening();
+    for (const socket of this.sockets.values()) socket.destroy();
+    this.sockets.clear();
+    this.onFatal(EXIT_DURABILITY);
   }
 
   /**
@@ -265,6 +282,7 @@ class Server extends IoLoop {
    * Anything else (other connections woken, file writes, a new timer) goes through flush.
    */
   received(conn, socket, data) {
+    if (this.failed) return;
     const reply = this.native.receiveReply(this.nowMs(), conn, data);
     if (reply === null) this.flush();
     else if (reply.length > 0 && !socket.write(reply, 'latin1')) this.slowReader(conn, socket);

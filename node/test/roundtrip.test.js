@@ -273,6 +273,33 @@ test(`a client that does not read its replies is no longer read from (backpressu
   });
 });
 
+test(`a failed durable write stops the server before the grant it guards leaves (${IO})`, async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fencelock-'));
+  const fatal = [];
+  const lines = [];
+  const log = { debug() {}, info() {}, warning() {}, error() {}, critical: (line) => lines.push(line) };
+  const server = new Server({ port: 0, io: IO, dataDir: dir, log, onFatal: (status) => fatal.push(status) });
+  const { port } = await server.listen();
+  // The grant below needs the lease horizon on disk first; its temp file cannot be created.
+  fs.mkdirSync(path.join(dir, '.horizon.tmp'));
+  const socket = net.connect({ port, host: '127.0.0.1' });
+  await new Promise((resolve) => socket.on('connect', resolve));
+  let received = '';
+  socket.on('data', (chunk) => {
+    received += chunk;
+  });
+  socket.on('error', () => {});
+  const ended = new Promise((resolve) => socket.on('close', resolve));
+  socket.write('ACQUIRE guarded 60000\r\n');
+  await Promise.race([ended, sleep(5000)]);
+  assert.deepEqual(fatal, [3]);
+  assert.match(lines.join('\n'), /cannot write horizon durably/);
+  assert.equal(received, '', 'no reply, so no token, left the server');
+  assert.ok(socket.destroyed, 'the connection was dropped');
+  await server.stop();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
 test('a durable fence refuses a late write across reloads', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fence-'));
   const file = path.join(dir, 'fence.json');

@@ -212,6 +212,7 @@ impl NativeTcpLoop {
             shared: Arc::clone(&shared),
             notify,
             failed: false,
+            held: Vec::new(),
         };
         let thread = std::thread::Builder::new()
             .name("fencelock-io".to_owned())
@@ -360,6 +361,8 @@ struct Conn {
     shut: bool,
     /// The peer closed its side.
     eof: bool,
+    /// In `Io::held`: paused or closing.
+    listed: bool,
 }
 
 impl Conn {
@@ -397,6 +400,17 @@ struct Io {
     notify: Notify,
     /// A durable write failed: nothing more may be performed.
     failed: bool,
+    /// The connections paused or closing (and some that no longer are): the only ones the
+    /// loop looks at on every turn, for deadlines and counts.
+    held: Vec<u64>,
+}
+
+/// Puts a connection that is now paused or closing on the `held` list, once.
+fn list(held: &mut Vec<u64>, conn: &mut Conn, id: u64) {
+    if !conn.listed {
+        conn.listed = true;
+        held.push(id);
+    }
 }
 
 impl Io {
@@ -487,7 +501,7 @@ impl Io {
             .map(|at| Duration::from_millis(at.as_ms().saturating_sub(now.as_ms())));
         drop(inner);
         let clock = Clock::now();
-        for conn in self.conns.values() {
+        for conn in self.held.iter().filter_map(|id| self.conns.get(id)) {
             if let Some(deadline) = conn.closing {
                 let left = deadline.saturating_duration_since(clock);
                 wait = Some(wait.map_or(left, |wait| wait.min(left)));
@@ -530,6 +544,7 @@ impl Io {
                             closing: None,
                             shut: false,
                             eof: false,
+                            listed: false,
                         },
                     );
                     // Past max_connections the core answers with an error and a close.
@@ -602,6 +617,7 @@ impl Io {
         }
         if conn.closing.is_none() {
             conn.closing = Some(Clock::now() + CLOSE_LINGER);
+            list(&mut self.held, conn, id);
             inner.server.disconnect(now, id);
             self.perform(inner, now);
         }
@@ -681,6 +697,7 @@ impl Io {
                 // The client is not reading its replies: stop reading its requests (the
                 // replies held stay bounded) and tell the core, which cuts it past its limit.
                 conn.paused = true;
+                list(&mut self.held, conn, id);
                 let held = conn.held();
                 inner.server.handle_unsent(now, id, held);
             }
@@ -695,6 +712,7 @@ impl Io {
         };
         if conn.closing.is_none() {
             conn.closing = Some(Clock::now() + CLOSE_LINGER);
+            list(&mut self.held, conn, id);
         }
         match conn.flush() {
             Ok(true) if conn.eof => {
@@ -727,10 +745,14 @@ impl Io {
     fn expire_closing(&mut self, inner: &mut Inner) {
         let clock = Clock::now();
         let expired: Vec<u64> = self
-            .conns
+            .held
             .iter()
-            .filter(|(_, conn)| conn.closing.is_some_and(|deadline| deadline <= clock))
-            .map(|(id, _)| *id)
+            .filter(|id| {
+                self.conns
+                    .get(id)
+                    .is_some_and(|conn| conn.closing.is_some_and(|deadline| deadline <= clock))
+            })
+            .copied()
             .collect();
         for id in expired {
             let now = self.shared.clock.now();
@@ -738,24 +760,32 @@ impl Io {
         }
     }
 
-    fn update_stats(&self, inner: &mut Inner) {
+    /// Drops from `held` the connections no longer paused or closing, and counts.
+    fn update_stats(&mut self, inner: &mut Inner) {
         let mut stats = LoopStats {
             open: 0,
             closing: 0,
             paused: 0,
             max_held_bytes: 0.0,
         };
-        for conn in self.conns.values() {
+        let conns = &mut self.conns;
+        self.held.retain(|id| {
+            let Some(conn) = conns.get_mut(id) else {
+                return false;
+            };
             if conn.closing.is_some() {
                 stats.closing += 1;
-            } else {
-                stats.open += 1;
-            }
-            if conn.paused {
+            } else if conn.paused {
                 stats.paused += 1;
+            } else {
+                conn.listed = false;
+                return false;
             }
             stats.max_held_bytes = stats.max_held_bytes.max(number(conn.held() as u64));
-        }
+            true
+        });
+        let all = u32::try_from(self.conns.len()).unwrap_or(u32::MAX);
+        stats.open = all.saturating_sub(stats.closing);
         inner.stats = stats;
     }
 

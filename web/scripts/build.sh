@@ -6,6 +6,9 @@
 #             the worker load the same file, so the browser fetches it once; two modules
 #             (client, server) would repeat the core's shared code (protocol, allocator, hash tables).
 #   pkg/node  everything, the engine too, for the shared vectors under Node (--target nodejs)
+# Then what a page loads is minified with esbuild (pinned in package.json): src/*.js, kept
+# readable, into dist/ (one file each, same names, so relative URLs stay valid), and
+# wasm-bindgen's browser glue in place.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 repo="$(cd "$here/.." && pwd)"
@@ -20,7 +23,7 @@ fi
 rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
 
 wasm_opt="$here/node_modules/.bin/wasm-opt"
-test -x "$wasm_opt" || { echo "run npm ci in web/ first (binaryen provides wasm-opt)" >&2; exit 1; }
+test -x "$wasm_opt" || { echo "run npm ci in web/ first (binaryen provides wasm-opt, esbuild the minifier)" >&2; exit 1; }
 # The features rustc's wasm32 target emits; wasm-opt must be told it may keep them.
 features=(--enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext
           --enable-reference-types --enable-multivalue --enable-mutable-globals)
@@ -43,4 +46,13 @@ build web web "$here/pkg/web" "-Os --converge" --no-default-features --features 
 build node nodejs "$here/pkg/node" -O3
 # The nodejs target is CommonJS, inside a package whose .js files are ES modules.
 echo '{ "type": "commonjs" }' > "$here/pkg/node/package.json"
+
+# --keep-names: errors.js names each error by its class (`new.target.name`).
+echo "==> esbuild --minify: src/*.js into dist/, pkg/web/fencelock_wasm.js in place"
+esbuild="$here/node_modules/.bin/esbuild"
+minify=(--format=esm --minify --keep-names --log-level=warning)
+rm -rf "$here/dist"
+"$esbuild" "$here"/src/*.js --outdir="$here/dist" "${minify[@]}"
+"$esbuild" "$here/pkg/web/fencelock_wasm.js" --outfile="$here/pkg/web/fencelock_wasm.min.js" "${minify[@]}"
+mv "$here/pkg/web/fencelock_wasm.min.js" "$here/pkg/web/fencelock_wasm.js"
 node "$here/scripts/check-wasm.mjs"

@@ -511,7 +511,7 @@ impl Client {
             .filter(|(_, request)| request.paused && request.deadline <= now)
             .map(|(&id, _)| id)
             .collect();
-        resumed.sort_unstable();
+        crate::order::sort_by_numbers(&mut resumed, |&id| (id, 0));
         for id in resumed {
             if let Some(request) = self.requests.get_mut(&id) {
                 request.paused = false;
@@ -560,7 +560,7 @@ impl Client {
             .filter(|(_, request)| request.paused)
             .map(|(&id, _)| id)
             .collect();
-        paused.sort_unstable();
+        crate::order::sort_by_numbers(&mut paused, |&id| (id, 0));
         for id in paused {
             if let Some(request) = self.requests.remove(&id) {
                 let automatic = matches!(

@@ -41,8 +41,12 @@ build() { # name target out-dir wasm-opt-level cargo-feature-args...
 
 # Measured on the browser's module (gzipped): -Os --converge 132.3 KB, -O3 132.7 KB,
 # -Oz 132.8 KB, -Oz --converge 132.6 KB; cargo opt-level "s" or 3 instead of "z": 144.9 and
-# 162.7 KB. Flags that assume no trap happens are not used: a trap is how a bug stops.
-build web web "$here/pkg/web" "-Os --converge" --no-default-features --features client,fence,server
+# 162.7 KB. Later, with -Os --converge at 115.7 KB: not inlining a function into its one
+# caller (-ocimfs=0) and stripping the producers and target-features sections (read by no
+# browser) gives 108.6 KB (raw 8 KB larger: separate functions compress better than the
+# same code inlined into large ones); -Oz with the same 109.0 KB. Flags that assume no trap
+# happens are not used: a trap is how a bug stops.
+build web web "$here/pkg/web" "-Os --converge --one-caller-inline-max-function-size=0 --strip-producers --strip-target-features" --no-default-features --features client,fence,server
 build node nodejs "$here/pkg/node" -O3
 # The nodejs target is CommonJS, inside a package whose .js files are ES modules.
 echo '{ "type": "commonjs" }' > "$here/pkg/node/package.json"

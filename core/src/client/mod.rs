@@ -19,10 +19,10 @@ mod moved_tests;
 mod reply;
 mod request;
 
+use crate::hash_map::HashMap;
 use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
-use hashbrown::HashMap;
 
 pub use decoder::{Decoder, DecoderLimits, Value};
 pub use leases::{LeaseStatus, LostReason};
@@ -229,7 +229,7 @@ impl Client {
             config,
             conns: VecMap::new(),
             shared: None,
-            requests: HashMap::new(),
+            requests: HashMap::default(),
             leases: Leases::default(),
             replies: VecDeque::new(),
             events: VecDeque::new(),

@@ -173,10 +173,7 @@ impl Engine {
             next_waiter: self.next_waiter,
             grace_until: self.grace_until.as_ms(),
             stats: self.stats,
-            expired: self
-                .expired
-                .iter()
-                .collect(),
+            expired: self.expired.iter().collect(),
             locks,
         }
     }

@@ -15,11 +15,11 @@ mod ordered;
 mod timers;
 mod types;
 
+use crate::hash_map::HashMap;
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
-use hashbrown::HashMap;
 
 use crate::cluster::Entry;
 use crate::config::Config;
@@ -87,7 +87,7 @@ impl Engine {
             locks,
             timers: Timers::default(),
             by_client: Owners::default(),
-            waiters: HashMap::new(),
+            waiters: HashMap::default(),
             next_waiter: 1,
             tokens,
             expired: Expired::default(),
@@ -754,11 +754,7 @@ impl Engine {
     fn advance(&mut self, now: Instant) -> Instant {
         let now = now.max(self.now);
         self.now = now;
-        if self
-            .timers
-            .first()
-            .is_some_and(|(key, _)| key.at <= now)
-        {
+        if self.timers.first().is_some_and(|(key, _)| key.at <= now) {
             // Timers fire only here: a replica replays this tick at the same engine time.
             self.record(|| Entry::Tick { at: now.as_ms() });
         }

@@ -104,7 +104,9 @@ impl Expired {
 
     /// Returns every (token, name key), oldest first.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (Token, u64)> + '_ {
-        self.0.iter().map(|(&(token, _), &name_key)| (token, name_key))
+        self.0
+            .iter()
+            .map(|(&(token, _), &name_key)| (token, name_key))
     }
 }
 

@@ -8,11 +8,11 @@
 //! (key from the engine's secret hash seed, never sent anywhere), so a client that reconnects
 //! with the right password costs no slow hash and gets in even while someone floods wrong ones.
 
+use crate::hash_map::HashMap;
 use alloc::collections::VecDeque;
 use alloc::format;
 use alloc::string::String;
 use core::hash::Hasher;
-use hashbrown::HashMap;
 use siphasher::sip128::{Hasher128, SipHasher13};
 use subtle::ConstantTimeEq;
 

@@ -1,9 +1,9 @@
 //! The sans-IO server: connections in, bytes and durable writes out, one engine inside.
 
+use crate::hash_map::HashMap;
 use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
-use hashbrown::HashMap;
 
 use super::audit::AuditEvent;
 use super::auth::Auth;
@@ -91,7 +91,7 @@ impl Server {
         Server {
             engine,
             config,
-            connections: HashMap::new(),
+            connections: HashMap::default(),
             ready: VecDeque::new(),
             resumed: VecDeque::new(),
             next_conn: 1,

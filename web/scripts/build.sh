@@ -6,9 +6,10 @@
 #             the worker load the same file, so the browser fetches it once; two modules
 #             (client, server) would repeat the core's shared code (protocol, allocator, hash tables).
 #   pkg/node  everything, the engine too, for the shared vectors under Node (--target nodejs)
-# Then what a page loads is minified with esbuild (pinned in package.json): src/*.js, kept
-# readable, into dist/ (one file each, same names, so relative URLs stay valid), and
-# wasm-bindgen's browser glue in place.
+# Then what a page loads is bundled and minified with esbuild (pinned in package.json) from
+# the readable src/ into dist/: the entry points index.js (pages), worker.js and
+# worker-main.js (workers) keep their names and place, so relative URLs stay valid; code
+# they share, wasm-bindgen's browser glue included, goes into chunks beside them.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 repo="$(cd "$here/.." && pwd)"
@@ -52,11 +53,9 @@ build node nodejs "$here/pkg/node" -O3
 echo '{ "type": "commonjs" }' > "$here/pkg/node/package.json"
 
 # --keep-names: errors.js names each error by its class (`new.target.name`).
-echo "==> esbuild --minify: src/*.js into dist/, pkg/web/fencelock_wasm.js in place"
-esbuild="$here/node_modules/.bin/esbuild"
-minify=(--format=esm --minify --keep-names --log-level=warning)
+echo "==> esbuild --bundle --splitting --minify: src/ (and the glue) into dist/"
 rm -rf "$here/dist"
-"$esbuild" "$here"/src/*.js --outdir="$here/dist" "${minify[@]}"
-"$esbuild" "$here/pkg/web/fencelock_wasm.js" --outfile="$here/pkg/web/fencelock_wasm.min.js" "${minify[@]}"
-mv "$here/pkg/web/fencelock_wasm.min.js" "$here/pkg/web/fencelock_wasm.js"
+"$here/node_modules/.bin/esbuild" "$here/src/index.js" "$here/src/worker.js" "$here/src/worker-main.js" \
+  --bundle --splitting --chunk-names='chunk-[hash]' --outdir="$here/dist" \
+  --format=esm --minify --keep-names --log-level=warning
 node "$here/scripts/check-wasm.mjs"

@@ -26,12 +26,12 @@ for (const dir of ['pkg/web', 'pkg/node']) {
   console.log(`${dir}: ${WebAssembly.Module.imports(module).length} imports, all wasm-bindgen's; ${kb(bytes.length)} raw, ${kb(gzipSync(bytes, { level: 9 }).length)} gzipped`);
 }
 
-// What a page loads: the module and its glue (once: the worker loads the same URLs from the
-// cache) and the package's JavaScript (the page's and the worker's), as built: minified, in dist/.
+// What a page loads: the module (once: the worker loads the same URL from the cache) and the
+// package's JavaScript as built in dist/ (the page's and the worker's, wasm-bindgen's glue
+// bundled in).
 const parts = [
   ['module', ['pkg/web/fencelock_wasm_bg.wasm']],
-  ['glue', ['pkg/web/fencelock_wasm.js']],
-  ['dist/*.js', files('dist')],
+  ['dist/*.js with the glue', files('dist')],
 ];
 let total = 0;
 const shown = [];

@@ -3,7 +3,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { wasm } from './helpers.mjs';
-import { translate, BadRequest } from '../../dist/errors.js';
+import { translate, BadRequest } from '../../src/errors.js';
 
 test('the engine refuses bad numbers, options and settings and keeps working', () => {
   const engine = new wasm.WasmEngine({}, new Uint8Array(16));

@@ -4,7 +4,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { wasm, vectorFiles, bytes, text } from './helpers.mjs';
-import { translate } from '../../dist/errors.js';
+import { translate } from '../../src/errors.js';
 
 const CHECKED = ['outputs', 'replies', 'events', 'result', 'timeout'];
 const files = vectorFiles('client');

@@ -3,7 +3,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { wasm, vectorFiles, matches } from './helpers.mjs';
-import { translate, FencelockError } from '../../dist/errors.js';
+import { translate, FencelockError } from '../../src/errors.js';
 
 const SEED = new Uint8Array(16);
 const files = vectorFiles('engine');

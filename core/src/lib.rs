@@ -24,6 +24,7 @@ pub mod durable;
 mod engine;
 mod error;
 mod fence;
+mod hash_map;
 mod horizon;
 mod json;
 mod order;

@@ -1,26 +1,20 @@
-//! Sorting with two sort routines for the whole core: items are sorted through their keys
-//! and positions, `(number, number, position)` or `(text, position)`, then moved into that
-//! order. Each `sort_by` of the standard library on a new item type or closure adds another
-//! copy of its sort routine (kilobytes each, which the browser downloads); these add only the
-//! small loops below. Positions break ties, so the order is stable and reproducible.
+//! Sorting with one sort routine for the whole core: items are sorted through their keys,
+//! `(number, number)` or text, by sorting their positions with one comparison function, then
+//! moved into that order. Each `sort` or `sort_by` of the standard library on a new item type
+//! or closure adds another copy of its sort routine (kilobytes each, which the browser
+//! downloads); these add only the small loops below. Positions break ties, so the order is
+//! stable and reproducible.
 
 use alloc::vec::Vec;
+use core::cmp::Ordering;
 
 /// Sorts `items` by the numbers `key` gives, first number first; equal keys keep their order.
 pub(crate) fn sort_by_numbers<T>(items: &mut Vec<T>, key: impl Fn(&T) -> (u64, u64)) {
     if items.len() < 2 {
         return;
     }
-    let mut keys: Vec<(u64, u64, usize)> = items
-        .iter()
-        .enumerate()
-        .map(|(at, item)| {
-            let (first, second) = key(item);
-            (first, second, at)
-        })
-        .collect();
-    keys.sort_unstable();
-    let order: Vec<usize> = keys.into_iter().map(|(_, _, at)| at).collect();
+    let keys: Vec<(u64, u64)> = items.iter().map(key).collect();
+    let order = sorted_positions(keys.len(), &|a, b| keys.get(a).cmp(&keys.get(b)));
     arrange(items, &order);
 }
 
@@ -29,10 +23,17 @@ pub(crate) fn sort_by_text<T>(items: &mut Vec<T>, key: impl Fn(&T) -> &str) {
     if items.len() < 2 {
         return;
     }
-    let mut keys: Vec<(&str, usize)> = items.iter().map(&key).zip(0..).collect();
-    keys.sort_unstable();
-    let order: Vec<usize> = keys.into_iter().map(|(_, at)| at).collect();
+    let keys: Vec<&str> = items.iter().map(&key).collect();
+    let order = sorted_positions(keys.len(), &|a, b| keys.get(a).cmp(&keys.get(b)));
     arrange(items, &order);
+}
+
+/// Returns the positions `0..len` ordered by `compare`, equal ones by position: the one
+/// instance of the standard sort in the core (a `&dyn` comparison keeps it one).
+fn sorted_positions(len: usize, compare: &dyn Fn(usize, usize) -> Ordering) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..len).collect();
+    order.sort_unstable_by(|&a, &b| compare(a, b).then(a.cmp(&b)));
+    order
 }
 
 /// Moves the items into `order`, a permutation of their positions.

@@ -1,6 +1,6 @@
 // One tab of the demo: takes the lock, renews its lease by hand every 600 ms (so that pausing
 // can stop it), and appends to the log through the fence while it believes it holds the lock.
-import { fencedWrite } from '../src/index.js';
+import { fencedWrite } from '../dist/index.js';
 import { LOCK, connectDemo, openLog } from './shared.js';
 
 const tab = new URL(location.href).searchParams.get('tab') ?? '?';

@@ -1,8 +1,8 @@
 // What the demo's pages share: the worker they talk to and the IndexedDB log they write.
-import { connect } from '../src/index.js';
+import { connect } from '../dist/index.js';
 
 export const LOCK = 'demo';
-export const WORKER = new URL('../src/worker-main.js?name=demo', import.meta.url);
+export const WORKER = new URL('../dist/worker-main.js?name=demo', import.meta.url);
 
 export function connectDemo(owner) {
   return connect({ worker: WORKER, owner });

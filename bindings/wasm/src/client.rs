@@ -111,6 +111,7 @@ impl WasmClient {
         ))
     }
 
+    #[cfg(feature = "vectors")]
     /// Queues an INFO.
     pub fn info(&mut self, now_ms: f64, section_arg: JsValue) -> Result<f64, JsValue> {
         let section = opt_text("section", &section_arg)?;
@@ -118,11 +119,13 @@ impl WasmClient {
         Ok(number(self.client.info(now, section.as_deref())))
     }
 
+    #[cfg(feature = "vectors")]
     /// Queues a PING.
     pub fn ping(&mut self, now_ms: f64) -> Result<f64, JsValue> {
         Ok(number(self.client.ping(instant(now_ms)?)))
     }
 
+    #[cfg(feature = "vectors")]
     /// Queues any command (name first, each a `Uint8Array`); its reply comes back raw.
     pub fn command(&mut self, now_ms: f64, argv: Array) -> Result<f64, JsValue> {
         let now = instant(now_ms)?;
@@ -151,6 +154,7 @@ impl WasmClient {
         Ok(self.client.keep_alive(name, whole("token", token)?))
     }
 
+    #[cfg(feature = "vectors")]
     /// Stops tracking a lease.
     pub fn forget(&mut self, name_arg: JsValue, token: f64) -> Result<(), JsValue> {
         let name = &text("name", &name_arg)?;
@@ -244,17 +248,20 @@ impl WasmClient {
             .into())
     }
 
+    #[cfg(feature = "vectors")]
     /// Returns the connection a pending request was sent on, or undefined.
     #[wasm_bindgen(js_name = requestConn)]
     pub fn request_conn(&self, request: f64) -> Result<Option<f64>, JsValue> {
         Ok(self.client.request_conn(request_id(request)?).map(number))
     }
 
+    #[cfg(feature = "vectors")]
     /// Returns how many requests await their reply.
     pub fn pending(&self) -> f64 {
         number(self.client.pending() as u64)
     }
 
+    #[cfg(feature = "vectors")]
     /// Returns how many connections are open or opening.
     pub fn connections(&self) -> f64 {
         number(self.client.connections() as u64)

@@ -66,6 +66,7 @@ impl WasmFence {
         Ok(number(self.fence.highest(resource)))
     }
 
+    #[cfg(feature = "vectors")]
     /// Raises the mark of `resource` to at least `token`.
     pub fn restore(&mut self, resource_arg: JsValue, token: f64) -> Result<(), JsValue> {
         let resource = &text("resource", &resource_arg)?;
@@ -73,6 +74,7 @@ impl WasmFence {
         Ok(())
     }
 
+    #[cfg(feature = "vectors")]
     /// Returns every mark as `{ resource, highest }`.
     pub fn marks(&self) -> Array {
         self.fence

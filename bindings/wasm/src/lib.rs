@@ -8,16 +8,18 @@
 //! (the core's `MAX_TOKEN`), so they are exact; inputs are checked to be whole and in range.
 //! Nothing here panics on input: a panic in wasm poisons the whole module.
 //!
-//! Features pick the classes a build exports (a page's module has the client and the fence, a
-//! worker's the server); helpers that a partial build does not reach are allowed to be unused.
+//! Features pick the classes a build exports (the browser's module has the client, the fence
+//! and the server, without the entry points only the Node build's tests call: feature
+//! `vectors`); helpers that a partial build does not reach are allowed to be unused.
 #![cfg_attr(
     not(all(
         feature = "client",
         feature = "engine",
         feature = "fence",
-        feature = "server"
+        feature = "server",
+        feature = "vectors"
     )),
-    allow(dead_code)
+    allow(dead_code, unused_imports)
 )]
 // On wasm32 the module links no `std`: its panic handler formats the panic message, which
 // would keep `core::fmt` in every page's module. A panic here traps (as std's `panic=abort`

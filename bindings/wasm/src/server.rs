@@ -25,6 +25,7 @@ pub struct WasmServer {
 
 #[wasm_bindgen]
 impl WasmServer {
+    #[cfg(feature = "vectors")]
     /// Creates a server with no durable state. `config` holds engine settings, `serverConfig`
     /// protocol limits (`max_connections`, ..., `test_clock` as a boolean); `start` is as for
     /// `WasmEngine`.
@@ -94,6 +95,7 @@ impl WasmServer {
         self.recovery.take().unwrap_or(JsValue::UNDEFINED)
     }
 
+    #[cfg(feature = "vectors")]
     /// Ends the run cleanly: the outputs then yield the ceiling write, the last transmits and
     /// closes, and the snapshot write, in order.
     pub fn shutdown(&mut self, now_ms: f64) -> Result<(), JsValue> {
@@ -113,6 +115,7 @@ impl WasmServer {
         Ok(())
     }
 
+    #[cfg(feature = "vectors")]
     /// Runs one already-framed request (command name first, each a `Uint8Array`).
     pub fn execute(&mut self, now_ms: f64, conn: f64, argv: Array) -> Result<(), JsValue> {
         let now = instant(now_ms)?;
@@ -135,6 +138,7 @@ impl WasmServer {
         Ok(())
     }
 
+    #[cfg(feature = "vectors")]
     /// Reports how many bytes the host holds unsent for a connection.
     #[wasm_bindgen(js_name = handleUnsent)]
     pub fn handle_unsent(
@@ -187,6 +191,7 @@ impl WasmServer {
         self.server.poll_timeout().map(|at| number(at.as_ms()))
     }
 
+    #[cfg(feature = "vectors")]
     /// Sets the users from a users file's bytes (JSON, parsed by the core), or turns
     /// authentication off with `undefined`; throws the core's error text for a bad file.
     #[wasm_bindgen(js_name = setUsers)]
@@ -200,23 +205,27 @@ impl WasmServer {
         Ok(())
     }
 
+    #[cfg(feature = "vectors")]
     /// Returns the next audit event as its JSON text, or `undefined`.
     #[wasm_bindgen(js_name = pollAudit)]
     pub fn poll_audit(&mut self) -> Option<String> {
         self.server.poll_audit().map(|event| event.to_json())
     }
 
+    #[cfg(feature = "vectors")]
     /// Returns how many connections are open.
     pub fn connections(&self) -> f64 {
         number(self.server.connections() as u64)
     }
 
+    #[cfg(feature = "vectors")]
     /// Returns the restart grace left in ms.
     #[wasm_bindgen(js_name = graceLeft)]
     pub fn grace_left(&self, now_ms: f64) -> Result<f64, JsValue> {
         Ok(number(self.server.engine().grace_left(instant(now_ms)?)))
     }
 
+    #[cfg(feature = "vectors")]
     /// Returns the highest token issued.
     #[wasm_bindgen(js_name = lastToken)]
     pub fn last_token(&self) -> f64 {

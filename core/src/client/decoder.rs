@@ -63,6 +63,76 @@ impl core::fmt::Debug for Value {
     }
 }
 
+impl Value {
+    /// Returns the value as `{:?}` shows it, built without the tuple and list builders of
+    /// `core::fmt` that `{:?}` of a value brings into the browser's module.
+    pub(crate) fn shown(&self) -> String {
+        let mut out = String::new();
+        self.show(&mut out);
+        out
+    }
+
+    fn show(&self, out: &mut String) {
+        let (name, list) = match self {
+            Value::Null => {
+                out.push_str("Null");
+                return;
+            }
+            Value::Simple(_) => ("Simple", false),
+            Value::Error(_) => ("Error", false),
+            Value::Integer(_) => ("Integer", false),
+            Value::Bulk(_) => ("Bulk", true),
+            Value::Boolean(_) => ("Boolean", false),
+            Value::Double(_) => ("Double", false),
+            Value::BigNumber(_) => ("BigNumber", false),
+            Value::Array(_) => ("Array", true),
+            Value::Map(_) => ("Map", true),
+            Value::Push(_) => ("Push", true),
+        };
+        out.push_str(name);
+        out.push_str(if list { "([" } else { "(" });
+        match self {
+            Value::Null => {}
+            Value::Simple(text) | Value::Error(text) | Value::BigNumber(text) => {
+                out.push_str(&alloc::format!("{text:?}"));
+            }
+            Value::Integer(number) => out.push_str(itoa::Buffer::new().format(*number)),
+            Value::Bulk(bytes) => {
+                for (at, byte) in bytes.iter().enumerate() {
+                    separate(out, at);
+                    out.push_str(itoa::Buffer::new().format(*byte));
+                }
+            }
+            Value::Boolean(flag) => out.push_str(if *flag { "true" } else { "false" }),
+            Value::Double(number) => out.push_str(&shown_double(*number)),
+            Value::Array(items) | Value::Push(items) => {
+                for (at, item) in items.iter().enumerate() {
+                    separate(out, at);
+                    item.show(out);
+                }
+            }
+            Value::Map(pairs) => {
+                for (at, (key, value)) in pairs.iter().enumerate() {
+                    separate(out, at);
+                    out.push('(');
+                    key.show(out);
+                    out.push_str(", ");
+                    value.show(out);
+                    out.push(')');
+                }
+            }
+        }
+        out.push_str(if list { "])" } else { ")" });
+    }
+}
+
+/// Puts `, ` before every list item but the first.
+fn separate(out: &mut String, at: usize) {
+    if at > 0 {
+        out.push_str(", ");
+    }
+}
+
 /// Shows a double as `{:?}` does (`1.5`, `3.0`, `-0.0`, `inf`, `NaN`) when it is not a
 /// number or is whole below 1e16, or, from 1e-4 to 2^32, has at most 6 decimals; any other
 /// value is shown rounded to 6 decimals after a `~` (`~big` from 2^32 on).
@@ -493,6 +563,21 @@ mod tests {
             format!("{value:?}"),
             r#"Array([Simple("O\"K\n"), Error("ERR x"), Integer(-5), Bulk([1, 2]), Null, Boolean(true), Double(1.5), BigNumber("123"), Map([(Integer(1), Push([]))])])"#
         );
+        assert_eq!(value.shown(), format!("{value:?}"));
+        let more = Value::Map(alloc::vec![
+            (
+                Value::Bulk(alloc::vec![]),
+                Value::Array(alloc::vec![Value::Null])
+            ),
+            (Value::Integer(i64::MIN), Value::Double(f64::NAN)),
+            (Value::Double(-0.0), Value::Double(1e300)),
+            (
+                Value::Simple(String::from("é\t\u{301}\0'")),
+                Value::Push(alloc::vec![Value::Boolean(false)])
+            ),
+            (Value::Bulk(alloc::vec![0, 255]), Value::Map(alloc::vec![])),
+        ]);
+        assert_eq!(more.shown(), format!("{more:?}"));
     }
 
     #[test]

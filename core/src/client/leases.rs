@@ -1,10 +1,10 @@
 //! Leases a client took: their conservative local deadlines, the renewal schedule of those
 //! kept alive, and the rules that declare one lost.
 
+use crate::hash_map::HashMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use hashbrown::hash_map::Entry;
-use hashbrown::HashMap;
 
 use super::{ConnId, RequestId};
 use crate::{Error, Instant, Token};

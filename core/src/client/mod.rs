@@ -19,10 +19,10 @@ mod moved_tests;
 mod reply;
 mod request;
 
+use crate::hash_map::HashMap;
 use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
-use hashbrown::HashMap;
 
 pub use decoder::{Decoder, DecoderLimits, Value};
 pub use leases::{LeaseStatus, LostReason};
@@ -229,7 +229,7 @@ impl Client {
             config,
             conns: VecMap::new(),
             shared: None,
-            requests: HashMap::new(),
+            requests: HashMap::default(),
             leases: Leases::default(),
             replies: VecDeque::new(),
             events: VecDeque::new(),
@@ -511,7 +511,7 @@ impl Client {
             .filter(|(_, request)| request.paused && request.deadline <= now)
             .map(|(&id, _)| id)
             .collect();
-        resumed.sort_unstable();
+        crate::order::sort_by_numbers(&mut resumed, |&id| (id, 0));
         for id in resumed {
             if let Some(request) = self.requests.get_mut(&id) {
                 request.paused = false;
@@ -560,7 +560,7 @@ impl Client {
             .filter(|(_, request)| request.paused)
             .map(|(&id, _)| id)
             .collect();
-        paused.sort_unstable();
+        crate::order::sort_by_numbers(&mut paused, |&id| (id, 0));
         for id in paused {
             if let Some(request) = self.requests.remove(&id) {
                 let automatic = matches!(

@@ -126,7 +126,7 @@ fn integer(value: &Value, command: &str) -> Result<u64, Error> {
 }
 
 fn shape(command: &str, expected: &str, got: &Value) -> Error {
-    let mut shown = alloc::format!("{got:?}");
+    let mut shown = got.shown();
     if shown.len() > 80 {
         let mut cut = 80;
         while !shown.is_char_boundary(cut) {

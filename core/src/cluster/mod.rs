@@ -278,6 +278,7 @@ impl ClusterNode {
     /// node's server and on every one it builds later (after stepping down). As on a single
     /// server, a connection must authenticate before anything but `HELLO`, `AUTH`, `PING` and
     /// `QUIT`, a follower's `MOVED` included.
+    #[cfg(feature = "users")]
     pub fn set_users(&mut self, users: Option<Users>) {
         self.server.set_users(users.clone());
         self.users = users;
@@ -985,6 +986,7 @@ impl ClusterNode {
             &self.server_config,
             self.conn_floor.saturating_add(1),
         );
+        #[cfg(feature = "users")]
         self.server.set_users(self.users.clone());
         self.committed = 0;
         self.seen_term = 0;

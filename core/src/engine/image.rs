@@ -163,7 +163,7 @@ impl Engine {
             })
             .collect();
         // Slots are an allocation detail that no result depends on: the image is by name.
-        locks.sort_by(|a, b| a.name.cmp(&b.name));
+        crate::order::sort_by_text(&mut locks, |lock| &lock.name);
         EngineImage {
             version: IMAGE_VERSION,
             now: self.now.as_ms(),
@@ -173,11 +173,7 @@ impl Engine {
             next_waiter: self.next_waiter,
             grace_until: self.grace_until.as_ms(),
             stats: self.stats,
-            expired: self
-                .expired
-                .iter()
-                .map(|(&token, &key)| (token, key))
-                .collect(),
+            expired: self.expired.iter().collect(),
             locks,
         }
     }
@@ -341,7 +337,7 @@ impl Engine {
             .insert(TimerKey::new(deadline, TimerKind::Wait, saved.id), slot);
         if saved.client != 0 {
             self.by_client
-                .insert((saved.client, TimerKind::Wait.tag(saved.id), slot));
+                .insert(saved.client, TimerKind::Wait.tag(saved.id), slot);
         }
         Ok(())
     }

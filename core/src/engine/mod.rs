@@ -11,14 +11,15 @@
 mod image;
 mod index;
 mod lock;
+mod ordered;
 mod timers;
 mod types;
 
+use crate::hash_map::HashMap;
 use alloc::boxed::Box;
-use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
-use hashbrown::HashMap;
 
 use crate::cluster::Entry;
 use crate::config::Config;
@@ -31,6 +32,7 @@ use crate::tokens::TokenSequence;
 pub use image::{EngineImage, IMAGE_VERSION};
 use index::LockIndex;
 use lock::{Lease, Lock, Waiter};
+use ordered::{Expired, Owners, Timers};
 use timers::{TimerKey, TimerKind};
 pub use types::{
     AcquireOptions, Acquired, ClientId, Event, HolderInfo, LockInfo, Mode, Start, Stats, Token,
@@ -48,9 +50,9 @@ pub struct Engine {
     config: Config,
     locks: LockIndex,
     /// Deadlines of leases, waits and lock-delays, in firing order.
-    timers: BTreeMap<TimerKey, u32>,
+    timers: Timers,
     /// (client, timer-tagged id, slot) for waits and ephemeral leases, dropped on disconnect.
-    by_client: BTreeSet<(ClientId, u64, u32)>,
+    by_client: Owners,
     /// Waiter -> (slot, wait deadline). Only ever looked up by id (never iterated), so a
     /// hash map: one B-tree type fewer in the browser's module. Ids are the engine's own.
     waiters: HashMap<WaiterId, (u32, Instant)>,
@@ -58,7 +60,7 @@ pub struct Engine {
     tokens: TokenSequence,
     /// Recently expired tokens -> [`expired_name_key`] of their lock name, so late calls learn
     /// `EXPIRED`.
-    expired: BTreeMap<Token, u64>,
+    expired: Expired,
     events: VecDeque<Event>,
     stats: Stats,
     now: Instant,
@@ -83,12 +85,12 @@ impl Engine {
         Engine {
             config,
             locks,
-            timers: BTreeMap::new(),
-            by_client: BTreeSet::new(),
-            waiters: HashMap::new(),
+            timers: Timers::default(),
+            by_client: Owners::default(),
+            waiters: HashMap::default(),
             next_waiter: 1,
             tokens,
-            expired: BTreeMap::new(),
+            expired: Expired::default(),
             events: VecDeque::new(),
             stats: Stats::default(),
             now: Instant::ZERO,
@@ -320,11 +322,7 @@ impl Engine {
         if client == 0 {
             return;
         }
-        let owned: Vec<(ClientId, u64, u32)> = self
-            .by_client
-            .range((client, 0, 0)..=(client, u64::MAX, u32::MAX))
-            .copied()
-            .collect();
+        let owned: Vec<(ClientId, u64, u32)> = self.by_client.of(client);
         self.drop_owned(&owned, now);
     }
 
@@ -342,11 +340,7 @@ impl Engine {
         if client == 0 {
             return;
         }
-        let owned: Vec<(ClientId, u64, u32)> = self
-            .by_client
-            .range((client, 0, 0)..=(client, u64::MAX, u32::MAX))
-            .copied()
-            .collect();
+        let owned: Vec<(ClientId, u64, u32)> = self.by_client.of(client);
         for &(_, tagged, slot) in &owned {
             match TimerKind::untag(tagged) {
                 (TimerKind::Wait, waiter) => {
@@ -359,7 +353,7 @@ impl Engine {
                     {
                         lease.ephemeral = false;
                     }
-                    self.by_client.remove(&(client, tagged, slot));
+                    self.by_client.remove(client, tagged, slot);
                 }
                 (TimerKind::Delay, _) => {}
             }
@@ -383,7 +377,7 @@ impl Engine {
     /// then refuses it (its ceiling no longer matches) instead of reissuing tokens.
     pub fn shutdown(&mut self, now: Instant) -> Vec<FileAction> {
         let now = self.advance(now);
-        let owned: Vec<(ClientId, u64, u32)> = self.by_client.iter().copied().collect();
+        let owned: Vec<(ClientId, u64, u32)> = self.by_client.all();
         self.drop_owned(&owned, now);
         // The ceiling write below covers whatever was pending.
         let _ = self.tokens.poll_persist();
@@ -431,7 +425,7 @@ impl Engine {
     /// millisecond short: the call does nothing and the host re-arms for the same instant.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.first_key_value().map(|(key, _)| key.at)
+        self.timers.first().map(|(key, _)| key.at)
     }
 
     /// Takes the next event for the host to deliver.
@@ -580,7 +574,7 @@ impl Engine {
     /// Returns every client that owns a wait or an EPHEMERAL lease, in order.
     #[must_use]
     pub fn clients(&self) -> Vec<ClientId> {
-        let mut clients: Vec<ClientId> = self.by_client.iter().map(|owned| owned.0).collect();
+        let mut clients: Vec<ClientId> = self.by_client.clients().collect();
         clients.dedup();
         clients
     }
@@ -760,15 +754,11 @@ impl Engine {
     fn advance(&mut self, now: Instant) -> Instant {
         let now = now.max(self.now);
         self.now = now;
-        if self
-            .timers
-            .first_key_value()
-            .is_some_and(|(key, _)| key.at <= now)
-        {
+        if self.timers.first().is_some_and(|(key, _)| key.at <= now) {
             // Timers fire only here: a replica replays this tick at the same engine time.
             self.record(|| Entry::Tick { at: now.as_ms() });
         }
-        while let Some((&key, &slot)) = self.timers.first_key_value() {
+        while let Some((key, slot)) = self.timers.first() {
             if key.at > now {
                 break;
             }
@@ -1014,7 +1004,7 @@ impl Engine {
             .insert(TimerKey::new(deadline, TimerKind::Wait, waiter), slot);
         if options.client != 0 {
             self.by_client
-                .insert((options.client, TimerKind::Wait.tag(waiter), slot));
+                .insert(options.client, TimerKind::Wait.tag(waiter), slot);
         }
         Ok(Acquired::Queued { waiter, deadline })
     }
@@ -1029,7 +1019,7 @@ impl Engine {
         );
         if lease.ephemeral && lease.client != 0 {
             self.by_client
-                .insert((lease.client, TimerKind::Lease.tag(lease.token), slot));
+                .insert(lease.client, TimerKind::Lease.tag(lease.token), slot);
         }
         self.live_leases += 1;
         match self.locks.get_mut(slot) {
@@ -1062,7 +1052,7 @@ impl Engine {
         }
         if lease.ephemeral && lease.client != 0 {
             self.by_client
-                .remove(&(lease.client, TimerKind::Lease.tag(lease.token), slot));
+                .remove(lease.client, TimerKind::Lease.tag(lease.token), slot);
         }
         self.live_leases -= 1;
     }
@@ -1076,7 +1066,7 @@ impl Engine {
         let removed = lock.waiters.remove(at)?;
         if removed.client != 0 {
             self.by_client
-                .remove(&(removed.client, TimerKind::Wait.tag(waiter), slot));
+                .remove(removed.client, TimerKind::Wait.tag(waiter), slot);
         }
         Some(removed)
     }
@@ -1153,7 +1143,7 @@ impl Engine {
     /// Counts a rejected token and tells `EXPIRED` from `STALE`.
     fn reject(&mut self, name: &str, token: Token) -> Error {
         self.stats.stale_rejections += 1;
-        if self.expired.get(&token) == Some(&expired_name_key(name)) {
+        if self.expired.get(token) == Some(expired_name_key(name)) {
             Error::Expired { token }
         } else {
             Error::Stale { token }
@@ -1276,7 +1266,7 @@ impl Engine {
                 lease.deadline,
                 TimerKind::Lease,
                 lease.token,
-            )) != Some(&slot)
+            )) != Some(slot)
             {
                 return Err(alloc::format!("lease {} has no expiry timer", lease.token));
             }

@@ -52,4 +52,13 @@ impl TimerKey {
     pub(crate) const fn id(self) -> u64 {
         TimerKind::untag(self.tagged).1
     }
+
+    /// Returns (deadline in ms, tagged id): ordered as the key itself.
+    pub(crate) const fn pair(self) -> (u64, u64) {
+        (self.at.0, self.tagged)
+    }
+
+    pub(crate) const fn from_pair(at: Instant, tagged: u64) -> Self {
+        TimerKey { at, tagged }
+    }
 }

@@ -8,11 +8,11 @@
 //! (key from the engine's secret hash seed, never sent anywhere), so a client that reconnects
 //! with the right password costs no slow hash and gets in even while someone floods wrong ones.
 
+use crate::hash_map::HashMap;
 use alloc::collections::VecDeque;
 use alloc::format;
 use alloc::string::String;
 use core::hash::Hasher;
-use hashbrown::HashMap;
 use siphasher::sip128::{Hasher128, SipHasher13};
 use subtle::ConstantTimeEq;
 
@@ -31,6 +31,7 @@ const WRONGPASS: &str = "invalid username-password pair or user is disabled.";
 #[derive(Debug, Default)]
 pub(crate) struct Auth {
     /// None: no users configured, every connection may do everything (loopback use).
+    #[cfg(feature = "users")]
     users: Option<Users>,
     /// Per user, the keyed hash of the last password that passed the slow check.
     verified: HashMap<String, [u8; 16]>,
@@ -68,6 +69,7 @@ impl Auth {
 
     /// Replaces the users (None: no authentication); connections keep their user name and
     /// are checked against the new rules from their next command.
+    #[cfg(feature = "users")]
     pub(crate) fn set_users(&mut self, users: Option<Users>) {
         self.users = users;
         self.verified.clear();
@@ -75,17 +77,25 @@ impl Auth {
 
     /// Returns true when connections must authenticate.
     pub(crate) fn required(&self) -> bool {
-        self.users.is_some()
+        self.users().is_some()
     }
 
     /// Returns the number of configured users (0 when authentication is off).
     pub(crate) fn user_count(&self) -> usize {
-        self.users.as_ref().map_or(0, Users::len)
+        self.users().map_or(0, Users::len)
+    }
+
+    /// Returns the users, if authentication is on (never without the `users` feature).
+    fn users(&self) -> Option<&Users> {
+        #[cfg(feature = "users")]
+        return self.users.as_ref();
+        #[cfg(not(feature = "users"))]
+        None
     }
 
     /// Checks what a connection (authenticated as `user`, if any) needs for a command.
     pub(crate) fn check(&self, user: Option<&str>, need: Need<'_>) -> Result<(), Error> {
-        let Some(users) = &self.users else {
+        let Some(users) = self.users() else {
             return Ok(());
         };
         let Some(user) = user else {
@@ -102,7 +112,12 @@ impl Auth {
 
     /// Checks a password with the budget and the cache; `None` for `user` means `default`.
     pub(crate) fn verify(&mut self, now: Instant, user: &[u8], password: &[u8]) -> Verdict {
-        let Some(users) = &self.users else {
+        // The field, not `users()`: the budget fields are changed below while it is borrowed.
+        #[cfg(feature = "users")]
+        let users = self.users.as_ref();
+        #[cfg(not(feature = "users"))]
+        let users: Option<&Users> = None;
+        let Some(users) = users else {
             return Verdict::Failed(Error::WrongPass(String::from(WRONGPASS)));
         };
         let name = core::str::from_utf8(user).unwrap_or("");

@@ -1,9 +1,9 @@
 //! The sans-IO server: connections in, bytes and durable writes out, one engine inside.
 
+use crate::hash_map::HashMap;
 use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
-use hashbrown::HashMap;
 
 use super::audit::AuditEvent;
 use super::auth::Auth;
@@ -14,7 +14,9 @@ use super::info::{self, Counters, Facts};
 use super::metrics::{self, ErrorTally, PersistHistogram, Sample};
 use super::parser::Step;
 use super::reply::{ReplyEncoder, RespVersion};
-use super::{ServerConfig, Users};
+use super::ServerConfig;
+#[cfg(feature = "users")]
+use super::Users;
 use crate::durable::{encode_ceiling, DataFile, FileAction};
 use crate::{Engine, Event, Instant};
 
@@ -91,7 +93,7 @@ impl Server {
         Server {
             engine,
             config,
-            connections: HashMap::new(),
+            connections: HashMap::default(),
             ready: VecDeque::new(),
             resumed: VecDeque::new(),
             next_conn: 1,
@@ -156,6 +158,7 @@ impl Server {
     /// connection may do everything). Used at start and on reload: connections already
     /// authenticated keep their user name and meet its new rules from their next command
     /// (a user no longer listed gets `NOPERM` until it authenticates again).
+    #[cfg(feature = "users")]
     pub fn set_users(&mut self, users: Option<Users>) {
         self.auth.set_users(users);
     }

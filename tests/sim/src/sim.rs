@@ -1,7 +1,8 @@
 //! One simulated run: the world (servers, clients, links, disks, a fenced resource), the fault
 //! schedule, the workload and the checks.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use std::fmt::Write as _;
 
 use fencelock_core::client::{
@@ -165,6 +166,34 @@ enum Ev {
     },
 }
 
+/// An event in the queue, ordered by time and then by when it was scheduled (`seq` is unique),
+/// earliest first in a max-heap.
+struct Queued {
+    at: u64,
+    seq: u64,
+    ev: Ev,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, other: &Queued) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+
+impl Eq for Queued {}
+
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, other: &Queued) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Queued {
+    fn cmp(&self, other: &Queued) -> Ordering {
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
 enum Input {
     Syn(usize),
     Data(usize, Vec<u8>),
@@ -185,7 +214,7 @@ struct Proc {
     last_token: u64,
 }
 
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 struct ViewLease {
     /// The lock's name: one of [`LOCKS`].
     name: &'static str,
@@ -205,6 +234,10 @@ struct Cell {
     ghosts: BTreeMap<u64, ViewLease>,
     /// The engine's leases at the last check.
     view: BTreeMap<u64, ViewLease>,
+    /// What a client check reads of this server may have changed other than through `view`
+    /// (a durable write blocked it, it stopped or started): its clients are checked again at
+    /// the next server check.
+    recheck_clients: bool,
     revealed: BTreeSet<u64>,
     max_revealed: u64,
     fence: Fence,
@@ -273,7 +306,7 @@ struct World<'a> {
     rng: Rng,
     now: u64,
     seq: u64,
-    queue: BTreeMap<(u64, u64), Ev>,
+    queue: BinaryHeap<Queued>,
     cells: Vec<Cell>,
     clients: Vec<ClientHost>,
     links: Vec<Link>,
@@ -300,7 +333,7 @@ impl<'a> World<'a> {
             rng: rng.clone(),
             now: 1_000_000,
             seq: 0,
-            queue: BTreeMap::new(),
+            queue: BinaryHeap::new(),
             cells: Vec::new(),
             clients: Vec::new(),
             links: Vec::new(),
@@ -324,6 +357,7 @@ impl<'a> World<'a> {
                 keeps_boot_clock: rng.chance(80),
                 ghosts: BTreeMap::new(),
                 view: BTreeMap::new(),
+                recheck_clients: true,
                 revealed: BTreeSet::new(),
                 max_revealed: 0,
                 fence: Fence::new(),
@@ -373,7 +407,11 @@ impl<'a> World<'a> {
 
     fn schedule(&mut self, at: u64, ev: Ev) {
         self.seq += 1;
-        self.queue.insert((at.max(self.now), self.seq), ev);
+        self.queue.push(Queued {
+            at: at.max(self.now),
+            seq: self.seq,
+            ev,
+        });
     }
 
     fn note(&mut self, line: String) {
@@ -404,7 +442,7 @@ impl<'a> World<'a> {
             if !self.quiescing && self.now >= end {
                 self.quiesce();
             }
-            let next_event = self.queue.keys().next().map_or(u64::MAX, |&(at, _)| at);
+            let next_event = self.queue.peek().map_or(u64::MAX, |queued| queued.at);
             let next_timer = self.next_timer();
             let at = next_event.min(next_timer);
             if at == u64::MAX || at > end + DRAIN_MS {
@@ -413,8 +451,8 @@ impl<'a> World<'a> {
             self.now = self.now.max(at);
             if next_timer <= next_event {
                 self.fire_timers();
-            } else if let Some((_, ev)) = self.queue.pop_first() {
-                self.handle(ev);
+            } else if let Some(queued) = self.queue.pop() {
+                self.handle(queued.ev);
             }
             self.outcome.steps += 1;
             self.check_step();
@@ -575,24 +613,25 @@ impl<'a> World<'a> {
 
     /// Sends bytes one way, cut at random points; TCP keeps them in order.
     fn send(&mut self, link: usize, to_server: bool, bytes: Vec<u8>) {
-        let mut rest = bytes.as_slice();
+        // The last chunk (the whole message when it is not cut) is the buffer itself.
+        let mut rest = bytes;
         while !rest.is_empty() {
             let cut = if rest.len() > 1 && self.rng.chance(30) {
                 usize::try_from(self.rng.range(1, rest.len() as u64 - 1)).unwrap_or(1)
             } else {
                 rest.len()
             };
-            let (chunk, tail) = rest.split_at(cut.min(rest.len()));
+            let tail = rest.split_off(cut.min(rest.len()));
+            let chunk = std::mem::replace(&mut rest, tail);
             let at = self.arrival(link, to_server);
             self.schedule(
                 at,
                 Ev::Data {
                     link,
                     to_server,
-                    bytes: chunk.to_vec(),
+                    bytes: chunk,
                 },
             );
-            rest = tail;
         }
     }
 
@@ -673,6 +712,7 @@ impl<'a> World<'a> {
         let last_token = engine.last_token();
         cell.epoch += 1;
         cell.view.clear();
+        cell.recheck_clients = true;
         let point = match plan.kind {
             StartKind::Clean => LeaseOp::CleanRestart {
                 downtime_ms: now.saturating_sub(cell.stop_called_at),
@@ -801,6 +841,8 @@ impl<'a> World<'a> {
             match proc.server.poll_output() {
                 Some(ServerOutput::File(action)) => {
                     proc.fsync = Some(action);
+                    // Client checks skip this server while it is blocked.
+                    cell.recheck_clients = true;
                     let at = self.now + self.rng.range(0, 12);
                     self.schedule(
                         at,
@@ -901,6 +943,7 @@ impl<'a> World<'a> {
                 cell.ghosts.insert(token, lease);
             }
         }
+        cell.recheck_clients = true;
         if crash {
             cell.stop_called_at = now;
         }
@@ -1606,9 +1649,16 @@ impl<'a> World<'a> {
 
     /// Checks a server whose engine may have changed, with every reply it asked for sent, and
     /// marks its clients for checking.
+    ///
+    /// A client check reads the server's leases (`view` and `ghosts`) and whether a durable
+    /// write blocks it; with the client, the leases and that unchanged, a check that passed
+    /// passes again later (time only ends leases, and a lapsed client deadline raises the
+    /// client's own alarm), so clients are marked only when one of them changed.
     fn observe_cell(&mut self, cell_index: usize) {
-        if let Err(message) = self.check_cell(cell_index) {
-            self.fail(message);
+        match self.check_cell(cell_index) {
+            Ok(false) => return,
+            Ok(true) => {}
+            Err(message) => self.fail(message),
         }
         for (client, host) in self.clients.iter().enumerate() {
             if host.cell == cell_index {
@@ -1621,18 +1671,19 @@ impl<'a> World<'a> {
 
     /// Server side: the engine's own invariants, tokens never going back, exclusivity over
     /// the live leases and those of stopped runs, and no lease ending before its deadline
-    /// without a release, a steal or (EPHEMERAL) a disconnect.
-    fn check_cell(&mut self, cell_index: usize) -> Result<(), String> {
+    /// without a release, a steal or (EPHEMERAL) a disconnect. Returns whether its clients
+    /// must be checked again (see `observe_cell`).
+    fn check_cell(&mut self, cell_index: usize) -> Result<bool, String> {
         let now = self.now;
         let Some(cell) = self.cells.get_mut(cell_index) else {
-            return Ok(());
+            return Ok(true);
         };
         cell.ghosts.retain(|_, lease| lease.deadline > now);
         let Some(proc) = cell.proc.as_mut() else {
-            return Ok(());
+            return Ok(true);
         };
         if proc.fsync.is_some() {
-            return Ok(());
+            return Ok(true);
         }
         let engine = proc.server.engine_mut();
         engine
@@ -1684,6 +1735,7 @@ impl<'a> World<'a> {
                 ));
             }
         }
+        let changed = std::mem::take(&mut cell.recheck_clients) || cell.view != view;
         cell.view = view;
         // Per lock: how many leases are live, and whether one of them is exclusive.
         let mut live = [(0usize, false); LOCKS.len()];
@@ -1711,7 +1763,7 @@ impl<'a> World<'a> {
                 ));
             }
         }
-        Ok(())
+        Ok(changed)
     }
 
     /// Client side: every lease the client reports held is live on the server until at least

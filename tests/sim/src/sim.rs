@@ -276,6 +276,9 @@ struct ClientHost {
     pending: BTreeMap<RequestId, Pending>,
     held: BTreeMap<u64, Held>,
     last_drop: u64,
+    /// Its owner labels, `c<client>` and `c<client>e` for EPHEMERAL leases (the server
+    /// check tells EPHEMERAL leases by that `e`).
+    owners: [String; 2],
 }
 
 #[derive(Default, Clone, Copy)]
@@ -378,6 +381,7 @@ impl<'a> World<'a> {
                 if let Some(tweak) = options.client_tweak {
                     tweak(&mut config);
                 }
+                let client = world.clients.len();
                 world.clients.push(ClientHost {
                     cell,
                     client: Client::new(config),
@@ -389,6 +393,7 @@ impl<'a> World<'a> {
                     pending: BTreeMap::new(),
                     held: BTreeMap::new(),
                     last_drop: 0,
+                    owners: [format!("c{client}"), format!("c{client}e")],
                 });
             }
         }
@@ -1332,14 +1337,13 @@ impl<'a> World<'a> {
         }
         let cell = host.cell;
         let now = self.client_now(client);
-        let held: Vec<(u64, String, bool)> = host
+        let roll = self.rng.range(0, 99);
+        let pick = self.rng.index(host.held.len());
+        let chosen = host
             .held
             .iter()
-            .map(|(&t, h)| (t, h.name.clone(), h.shared))
-            .collect();
-        let roll = self.rng.range(0, 99);
-        let pick = self.rng.index(held.len());
-        let chosen = held.get(pick).cloned();
+            .nth(pick)
+            .map(|(&t, h)| (t, h.name.clone(), h.shared));
         let name = String::from(
             LOCKS
                 .get(self.rng.index(LOCKS.len()))
@@ -1364,10 +1368,7 @@ impl<'a> World<'a> {
                 }
                 options.steal = options.wait_ms == 0 && self.rng.chance(4);
                 options.ephemeral = self.rng.chance(20);
-                options.owner = Some(format!(
-                    "c{client}{}",
-                    if options.ephemeral { "e" } else { "" }
-                ));
+                options.owner = host.owners.get(usize::from(options.ephemeral)).cloned();
                 if let Ok(id) = host.client.acquire(now, &name, ttl_ms, &options) {
                     let op = LeaseOp::Acquire {
                         ttl_ms,
@@ -1779,11 +1780,13 @@ impl<'a> World<'a> {
             return Ok(u64::MAX);
         };
         let at = Instant(now - host.origin);
-        // A timer due at this very instant fires before time moves on.
-        let timer_due = host
-            .client
-            .poll_timeout()
-            .is_some_and(|t| host.origin + t.as_ms() <= now);
+        // A timer due at this very instant fires before time moves on (asked only when a
+        // deadline has passed).
+        let timer_due = || {
+            host.client
+                .poll_timeout()
+                .is_some_and(|t| host.origin + t.as_ms() <= now)
+        };
         let server_busy = cell.proc.as_ref().is_some_and(|p| p.fsync.is_some());
         let mut alarm = u64::MAX;
         for (&token, held) in &host.held {
@@ -1798,7 +1801,7 @@ impl<'a> World<'a> {
                 // A paused client is checked again when it resumes.
                 alarm = alarm.min(deadline);
             }
-            if deadline < now && host.paused_until == 0 && !timer_due {
+            if deadline < now && host.paused_until == 0 && !timer_due() {
                 return Err(format!(
                     "c{client} still reports {} #{token} held {} ms after its local deadline, with no LeaseLost",
                     held.name,

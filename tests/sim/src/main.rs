@@ -91,6 +91,13 @@ fn run_many(args: &Args) -> ExitCode {
                         Ordering::Relaxed,
                     );
                     undecided.fetch_add(outcome.undecided_histories, Ordering::Relaxed);
+                    if outcome.undecided_histories > 0 {
+                        // Named, so that the history can be looked at with `--seed`.
+                        eprintln!(
+                            "\nseed {seed}: {} lock histories undecided",
+                            outcome.undecided_histories
+                        );
+                    }
                     if outcome.violation.is_some() {
                         stop.store(true, Ordering::Relaxed);
                         if let Ok(mut slot) = failure.lock() {

@@ -218,6 +218,8 @@ struct Proc {
 struct ViewLease {
     /// The lock's name: one of [`LOCKS`].
     name: &'static str,
+    /// Its index in [`LOCKS`].
+    lock: usize,
     shared: bool,
     deadline: u64,
     ephemeral: bool,
@@ -232,8 +234,10 @@ struct Cell {
     keeps_boot_clock: bool,
     /// Leases of stopped runs, live until their deadline as far as anyone may know.
     ghosts: BTreeMap<u64, ViewLease>,
-    /// The engine's leases at the last check.
-    view: BTreeMap<u64, ViewLease>,
+    /// The engine's leases at the last check, by token (a handful: a sorted list).
+    view: Vec<(u64, ViewLease)>,
+    /// The list before that, kept for its allocation.
+    spare_view: Vec<(u64, ViewLease)>,
     /// What a client check reads of this server may have changed other than through `view`
     /// (a durable write blocked it, it stopped or started): its clients are checked again at
     /// the next server check.
@@ -359,7 +363,8 @@ impl<'a> World<'a> {
                 boot_start: world.now - rng.range(0, 500_000),
                 keeps_boot_clock: rng.chance(80),
                 ghosts: BTreeMap::new(),
-                view: BTreeMap::new(),
+                view: Vec::new(),
+                spare_view: Vec::new(),
                 recheck_clients: true,
                 revealed: BTreeSet::new(),
                 max_revealed: 0,
@@ -1702,28 +1707,30 @@ impl<'a> World<'a> {
         // grants to waiters) behind the host's back, with nobody to send what they produce.
         let seen_at = engine.now();
         let seen_wall = proc.origin + seen_at.as_ms();
-        let mut view = BTreeMap::new();
+        let mut view = std::mem::take(&mut cell.spare_view);
+        view.clear();
         for lock in engine.query(seen_at, "") {
-            let Some(name) = LOCKS.iter().copied().find(|&name| name == lock.name) else {
+            let Some((index, name)) = lock_index(&lock.name) else {
                 return Err(format!(
                     "server {cell_index} holds lock {}, which nobody asked for",
                     lock.name
                 ));
             };
             for holder in lock.holders {
-                view.insert(
-                    holder.token,
-                    ViewLease {
-                        name,
-                        shared: holder.mode == Mode::Shared,
-                        deadline: seen_wall + holder.ms_left,
-                        ephemeral: holder.owner.as_deref().is_some_and(|o| o.ends_with('e')),
-                    },
-                );
+                let lease = ViewLease {
+                    name,
+                    lock: index,
+                    shared: holder.mode == Mode::Shared,
+                    deadline: seen_wall + holder.ms_left,
+                    ephemeral: holder.owner.as_deref().is_some_and(|o| o.ends_with('e')),
+                };
+                view.push((holder.token, lease));
             }
         }
+        // Tokens are unique: one lease each.
+        view.sort_unstable_by_key(|&(token, _)| token);
         for (token, lease) in &cell.view {
-            if view.contains_key(token) || lease.deadline <= now || lease.ephemeral {
+            if view_lease(&view, *token).is_some() || lease.deadline <= now || lease.ephemeral {
                 continue;
             }
             let released = cell.release_sent.contains(token);
@@ -1737,17 +1744,17 @@ impl<'a> World<'a> {
             }
         }
         let changed = std::mem::take(&mut cell.recheck_clients) || cell.view != view;
-        cell.view = view;
+        cell.spare_view = std::mem::replace(&mut cell.view, view);
         // Per lock: how many leases are live, and whether one of them is exclusive.
         let mut live = [(0usize, false); LOCKS.len()];
         let ghosts_only = cell
             .ghosts
             .iter()
-            .filter(|(token, _)| !cell.view.contains_key(token));
-        for (&token, _) in cell.view.iter().chain(ghosts_only) {
+            .filter(|(&token, _)| view_lease(&cell.view, token).is_none());
+        let current = cell.view.iter().map(|(token, lease)| (token, lease));
+        for (&token, _) in current.chain(ghosts_only) {
             if let Some(lease) = live_lease(cell, now, token) {
-                let index = LOCKS.iter().position(|&name| name == lease.name);
-                if let Some(slot) = index.and_then(|index| live.get_mut(index)) {
+                if let Some(slot) = live.get_mut(lease.lock) {
                     slot.0 += 1;
                     slot.1 |= !lease.shared;
                 }
@@ -1916,7 +1923,7 @@ impl<'a> World<'a> {
 /// stopped run whose deadline has not passed), with the later deadline of the two.
 fn live_lease(cell: &Cell, now: u64, token: u64) -> Option<&ViewLease> {
     let live = |lease: &&ViewLease| lease.deadline > now;
-    let current = cell.view.get(&token).filter(live);
+    let current = view_lease(&cell.view, token).filter(live);
     let ghost = cell.ghosts.get(&token).filter(live);
     match (current, ghost) {
         (Some(current), Some(ghost)) if ghost.deadline > current.deadline => Some(ghost),
@@ -1929,7 +1936,8 @@ fn live_lease(cell: &Cell, now: u64, token: u64) -> Option<&ViewLease> {
 /// deadline has not passed.
 fn live_leases(cell: &Cell, now: u64) -> impl Iterator<Item = (u64, &ViewLease)> {
     let mut all: BTreeMap<u64, &ViewLease> = BTreeMap::new();
-    for (&token, lease) in cell.ghosts.iter().chain(cell.view.iter()) {
+    let current = cell.view.iter().map(|(token, lease)| (token, lease));
+    for (&token, lease) in cell.ghosts.iter().chain(current) {
         if lease.deadline > now {
             let entry = all.entry(token).or_insert(lease);
             if lease.deadline > entry.deadline {
@@ -1938,6 +1946,27 @@ fn live_leases(cell: &Cell, now: u64) -> impl Iterator<Item = (u64, &ViewLease)>
         }
     }
     all.into_iter()
+}
+
+/// The lease `token` in a view (sorted by token).
+fn view_lease(view: &[(u64, ViewLease)], token: u64) -> Option<&ViewLease> {
+    let at = view
+        .binary_search_by_key(&token, |&(token, _)| token)
+        .ok()?;
+    view.get(at).map(|(_, lease)| lease)
+}
+
+/// The index in [`LOCKS`] of a lock name, and the name as [`LOCKS`] has it.
+fn lock_index(name: &str) -> Option<(usize, &'static str)> {
+    // A match compares with constants inline; a search of LOCKS calls memcmp per name, and
+    // the server check does this for every lock after every server step.
+    let index = match name {
+        "alpha" => 0,
+        "beta" => 1,
+        "gamma" => 2,
+        _ => return None,
+    };
+    LOCKS.get(index).map(|&known| (index, known))
 }
 
 fn apply_file(disk: &mut BTreeMap<DataFile, Vec<u8>>, action: FileAction) {
@@ -2000,5 +2029,19 @@ fn complete(
             };
         }
         LeaseOp::Crash | LeaseOp::CleanRestart { .. } => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_index_knows_every_lock_and_only_those() {
+        for (index, &name) in LOCKS.iter().enumerate() {
+            assert_eq!(lock_index(name), Some((index, name)));
+        }
+        assert_eq!(lock_index("delta"), None);
+        assert_eq!(lock_index("alph"), None);
     }
 }

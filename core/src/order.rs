@@ -3,14 +3,23 @@
 //! moved into that order. Each `sort` or `sort_by` of the standard library on a new item type
 //! or closure adds another copy of its sort routine (kilobytes each, which the browser
 //! downloads); these add only the small loops below. Positions break ties, so the order is
-//! stable and reproducible.
+//! stable and reproducible. A few items (the common case: a lock's holders, a query's locks)
+//! are sorted in place instead, without allocating, in the same order.
 
 use alloc::vec::Vec;
 use core::cmp::Ordering;
 
+/// Up to this many items, an insertion sort in place costs less than the allocations of
+/// sorting keys and positions.
+const SMALL: usize = 16;
+
 /// Sorts `items` by the numbers `key` gives, first number first; equal keys keep their order.
 pub(crate) fn sort_by_numbers<T>(items: &mut Vec<T>, key: impl Fn(&T) -> (u64, u64)) {
     if items.len() < 2 {
+        return;
+    }
+    if items.len() <= SMALL {
+        insertion_sort(items, |before, item| key(before) > key(item));
         return;
     }
     let keys: Vec<(u64, u64)> = items.iter().map(key).collect();
@@ -21,6 +30,10 @@ pub(crate) fn sort_by_numbers<T>(items: &mut Vec<T>, key: impl Fn(&T) -> (u64, u
 /// Sorts `items` by the text `key` gives (byte order); equal keys keep their order.
 pub(crate) fn sort_by_text<T>(items: &mut Vec<T>, key: impl Fn(&T) -> &str) {
     if items.len() < 2 {
+        return;
+    }
+    if items.len() <= SMALL {
+        insertion_sort(items, |before, item| key(before) > key(item));
         return;
     }
     let keys: Vec<&str> = items.iter().map(&key).collect();
@@ -34,6 +47,25 @@ fn sorted_positions(len: usize, compare: &dyn Fn(usize, usize) -> Ordering) -> V
     let mut order: Vec<usize> = (0..len).collect();
     order.sort_unstable_by(|&a, &b| compare(a, b).then(a.cmp(&b)));
     order
+}
+
+/// Sorts a few items in place; an item moves before another only if it sorts strictly
+/// before it, so equal keys keep their order (as in the standard stable sort).
+fn insertion_sort<T>(items: &mut [T], after: impl Fn(&T, &T) -> bool) {
+    for end in 1..items.len() {
+        let mut at = end;
+        while at > 0 {
+            let out_of_order = match (items.get(at - 1), items.get(at)) {
+                (Some(before), Some(item)) => after(before, item),
+                _ => false,
+            };
+            if !out_of_order {
+                break;
+            }
+            items.swap(at - 1, at);
+            at -= 1;
+        }
+    }
 }
 
 /// Moves the items into `order`, a permutation of their positions.

@@ -178,7 +178,7 @@ impl<'a> Fields<'a> {
     fn get(&self, field: &str) -> Option<&'a Value> {
         self.0
             .iter()
-            .find(|(key, _)| key.as_text().as_deref() == Some(field))
+            .find(|(key, _)| reads_as(key, field))
             .map(|(_, value)| *value)
     }
 
@@ -195,10 +195,13 @@ impl<'a> Fields<'a> {
     }
 
     fn mode(&self) -> Option<Mode> {
-        match self.text("mode")?.as_str() {
-            "exclusive" => Some(Mode::Exclusive),
-            "shared" => Some(Mode::Shared),
-            _ => None,
+        let mode = self.get("mode")?;
+        if reads_as(mode, "exclusive") {
+            Some(Mode::Exclusive)
+        } else if reads_as(mode, "shared") {
+            Some(Mode::Shared)
+        } else {
+            None
         }
     }
 
@@ -207,6 +210,20 @@ impl<'a> Fields<'a> {
             Value::Array(items) => Some(items),
             _ => None,
         }
+    }
+}
+
+/// Tells whether `value.as_text()` would be `Some(text)`, without making that copy: every
+/// field of every lock in a QUERY reply is looked up by name.
+fn reads_as(value: &Value, text: &str) -> bool {
+    match value {
+        Value::Simple(own) | Value::BigNumber(own) => own == text,
+        Value::Bulk(bytes) => match core::str::from_utf8(bytes) {
+            Ok(own) => own == text,
+            // `as_text` replaces invalid sequences; so does this comparison.
+            Err(_) => String::from_utf8_lossy(bytes) == text,
+        },
+        _ => false,
     }
 }
 

@@ -458,7 +458,8 @@ impl Engine {
         let mut locks: Vec<LockInfo> = self
             .locks
             .iter()
-            .filter(|(_, lock)| lock.name.starts_with(prefix))
+            // Every lock matches the empty prefix (the common QUERY): no comparison call.
+            .filter(|(_, lock)| prefix.is_empty() || lock.name.starts_with(prefix))
             .map(|(_, lock)| lock_info(lock, now))
             .collect();
         crate::order::sort_by_text(&mut locks, |lock| &lock.name);

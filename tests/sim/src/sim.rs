@@ -1,7 +1,8 @@
 //! One simulated run: the world (servers, clients, links, disks, a fenced resource), the fault
 //! schedule, the workload and the checks.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use std::fmt::Write as _;
 
 use fencelock_core::client::{
@@ -165,6 +166,34 @@ enum Ev {
     },
 }
 
+/// An event in the queue, ordered by time and then by when it was scheduled (`seq` is unique),
+/// earliest first in a max-heap.
+struct Queued {
+    at: u64,
+    seq: u64,
+    ev: Ev,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, other: &Queued) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+
+impl Eq for Queued {}
+
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, other: &Queued) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Queued {
+    fn cmp(&self, other: &Queued) -> Ordering {
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
 enum Input {
     Syn(usize),
     Data(usize, Vec<u8>),
@@ -185,10 +214,12 @@ struct Proc {
     last_token: u64,
 }
 
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 struct ViewLease {
     /// The lock's name: one of [`LOCKS`].
     name: &'static str,
+    /// Its index in [`LOCKS`].
+    lock: usize,
     shared: bool,
     deadline: u64,
     ephemeral: bool,
@@ -203,8 +234,14 @@ struct Cell {
     keeps_boot_clock: bool,
     /// Leases of stopped runs, live until their deadline as far as anyone may know.
     ghosts: BTreeMap<u64, ViewLease>,
-    /// The engine's leases at the last check.
-    view: BTreeMap<u64, ViewLease>,
+    /// The engine's leases at the last check, by token (a handful: a sorted list).
+    view: Vec<(u64, ViewLease)>,
+    /// The list before that, kept for its allocation.
+    spare_view: Vec<(u64, ViewLease)>,
+    /// What a client check reads of this server may have changed other than through `view`
+    /// (a durable write blocked it, it stopped or started): its clients are checked again at
+    /// the next server check.
+    recheck_clients: bool,
     revealed: BTreeSet<u64>,
     max_revealed: u64,
     fence: Fence,
@@ -243,6 +280,9 @@ struct ClientHost {
     pending: BTreeMap<RequestId, Pending>,
     held: BTreeMap<u64, Held>,
     last_drop: u64,
+    /// Its owner labels, `c<client>` and `c<client>e` for EPHEMERAL leases (the server
+    /// check tells EPHEMERAL leases by that `e`).
+    owners: [String; 2],
 }
 
 #[derive(Default, Clone, Copy)]
@@ -273,7 +313,7 @@ struct World<'a> {
     rng: Rng,
     now: u64,
     seq: u64,
-    queue: BTreeMap<(u64, u64), Ev>,
+    queue: BinaryHeap<Queued>,
     cells: Vec<Cell>,
     clients: Vec<ClientHost>,
     links: Vec<Link>,
@@ -300,7 +340,7 @@ impl<'a> World<'a> {
             rng: rng.clone(),
             now: 1_000_000,
             seq: 0,
-            queue: BTreeMap::new(),
+            queue: BinaryHeap::new(),
             cells: Vec::new(),
             clients: Vec::new(),
             links: Vec::new(),
@@ -323,7 +363,9 @@ impl<'a> World<'a> {
                 boot_start: world.now - rng.range(0, 500_000),
                 keeps_boot_clock: rng.chance(80),
                 ghosts: BTreeMap::new(),
-                view: BTreeMap::new(),
+                view: Vec::new(),
+                spare_view: Vec::new(),
+                recheck_clients: true,
                 revealed: BTreeSet::new(),
                 max_revealed: 0,
                 fence: Fence::new(),
@@ -344,6 +386,7 @@ impl<'a> World<'a> {
                 if let Some(tweak) = options.client_tweak {
                     tweak(&mut config);
                 }
+                let client = world.clients.len();
                 world.clients.push(ClientHost {
                     cell,
                     client: Client::new(config),
@@ -355,6 +398,7 @@ impl<'a> World<'a> {
                     pending: BTreeMap::new(),
                     held: BTreeMap::new(),
                     last_drop: 0,
+                    owners: [format!("c{client}"), format!("c{client}e")],
                 });
             }
         }
@@ -373,7 +417,11 @@ impl<'a> World<'a> {
 
     fn schedule(&mut self, at: u64, ev: Ev) {
         self.seq += 1;
-        self.queue.insert((at.max(self.now), self.seq), ev);
+        self.queue.push(Queued {
+            at: at.max(self.now),
+            seq: self.seq,
+            ev,
+        });
     }
 
     fn note(&mut self, line: String) {
@@ -404,7 +452,7 @@ impl<'a> World<'a> {
             if !self.quiescing && self.now >= end {
                 self.quiesce();
             }
-            let next_event = self.queue.keys().next().map_or(u64::MAX, |&(at, _)| at);
+            let next_event = self.queue.peek().map_or(u64::MAX, |queued| queued.at);
             let next_timer = self.next_timer();
             let at = next_event.min(next_timer);
             if at == u64::MAX || at > end + DRAIN_MS {
@@ -413,8 +461,8 @@ impl<'a> World<'a> {
             self.now = self.now.max(at);
             if next_timer <= next_event {
                 self.fire_timers();
-            } else if let Some((_, ev)) = self.queue.pop_first() {
-                self.handle(ev);
+            } else if let Some(queued) = self.queue.pop() {
+                self.handle(queued.ev);
             }
             self.outcome.steps += 1;
             self.check_step();
@@ -575,24 +623,25 @@ impl<'a> World<'a> {
 
     /// Sends bytes one way, cut at random points; TCP keeps them in order.
     fn send(&mut self, link: usize, to_server: bool, bytes: Vec<u8>) {
-        let mut rest = bytes.as_slice();
+        // The last chunk (the whole message when it is not cut) is the buffer itself.
+        let mut rest = bytes;
         while !rest.is_empty() {
             let cut = if rest.len() > 1 && self.rng.chance(30) {
                 usize::try_from(self.rng.range(1, rest.len() as u64 - 1)).unwrap_or(1)
             } else {
                 rest.len()
             };
-            let (chunk, tail) = rest.split_at(cut.min(rest.len()));
+            let tail = rest.split_off(cut.min(rest.len()));
+            let chunk = std::mem::replace(&mut rest, tail);
             let at = self.arrival(link, to_server);
             self.schedule(
                 at,
                 Ev::Data {
                     link,
                     to_server,
-                    bytes: chunk.to_vec(),
+                    bytes: chunk,
                 },
             );
-            rest = tail;
         }
     }
 
@@ -673,6 +722,7 @@ impl<'a> World<'a> {
         let last_token = engine.last_token();
         cell.epoch += 1;
         cell.view.clear();
+        cell.recheck_clients = true;
         let point = match plan.kind {
             StartKind::Clean => LeaseOp::CleanRestart {
                 downtime_ms: now.saturating_sub(cell.stop_called_at),
@@ -801,6 +851,8 @@ impl<'a> World<'a> {
             match proc.server.poll_output() {
                 Some(ServerOutput::File(action)) => {
                     proc.fsync = Some(action);
+                    // Client checks skip this server while it is blocked.
+                    cell.recheck_clients = true;
                     let at = self.now + self.rng.range(0, 12);
                     self.schedule(
                         at,
@@ -901,6 +953,7 @@ impl<'a> World<'a> {
                 cell.ghosts.insert(token, lease);
             }
         }
+        cell.recheck_clients = true;
         if crash {
             cell.stop_called_at = now;
         }
@@ -1289,14 +1342,13 @@ impl<'a> World<'a> {
         }
         let cell = host.cell;
         let now = self.client_now(client);
-        let held: Vec<(u64, String, bool)> = host
+        let roll = self.rng.range(0, 99);
+        let pick = self.rng.index(host.held.len());
+        let chosen = host
             .held
             .iter()
-            .map(|(&t, h)| (t, h.name.clone(), h.shared))
-            .collect();
-        let roll = self.rng.range(0, 99);
-        let pick = self.rng.index(held.len());
-        let chosen = held.get(pick).cloned();
+            .nth(pick)
+            .map(|(&t, h)| (t, h.name.clone(), h.shared));
         let name = String::from(
             LOCKS
                 .get(self.rng.index(LOCKS.len()))
@@ -1321,10 +1373,7 @@ impl<'a> World<'a> {
                 }
                 options.steal = options.wait_ms == 0 && self.rng.chance(4);
                 options.ephemeral = self.rng.chance(20);
-                options.owner = Some(format!(
-                    "c{client}{}",
-                    if options.ephemeral { "e" } else { "" }
-                ));
+                options.owner = host.owners.get(usize::from(options.ephemeral)).cloned();
                 if let Ok(id) = host.client.acquire(now, &name, ttl_ms, &options) {
                     let op = LeaseOp::Acquire {
                         ttl_ms,
@@ -1606,9 +1655,16 @@ impl<'a> World<'a> {
 
     /// Checks a server whose engine may have changed, with every reply it asked for sent, and
     /// marks its clients for checking.
+    ///
+    /// A client check reads the server's leases (`view` and `ghosts`) and whether a durable
+    /// write blocks it; with the client, the leases and that unchanged, a check that passed
+    /// passes again later (time only ends leases, and a lapsed client deadline raises the
+    /// client's own alarm), so clients are marked only when one of them changed.
     fn observe_cell(&mut self, cell_index: usize) {
-        if let Err(message) = self.check_cell(cell_index) {
-            self.fail(message);
+        match self.check_cell(cell_index) {
+            Ok(false) => return,
+            Ok(true) => {}
+            Err(message) => self.fail(message),
         }
         for (client, host) in self.clients.iter().enumerate() {
             if host.cell == cell_index {
@@ -1621,18 +1677,19 @@ impl<'a> World<'a> {
 
     /// Server side: the engine's own invariants, tokens never going back, exclusivity over
     /// the live leases and those of stopped runs, and no lease ending before its deadline
-    /// without a release, a steal or (EPHEMERAL) a disconnect.
-    fn check_cell(&mut self, cell_index: usize) -> Result<(), String> {
+    /// without a release, a steal or (EPHEMERAL) a disconnect. Returns whether its clients
+    /// must be checked again (see `observe_cell`).
+    fn check_cell(&mut self, cell_index: usize) -> Result<bool, String> {
         let now = self.now;
         let Some(cell) = self.cells.get_mut(cell_index) else {
-            return Ok(());
+            return Ok(true);
         };
         cell.ghosts.retain(|_, lease| lease.deadline > now);
         let Some(proc) = cell.proc.as_mut() else {
-            return Ok(());
+            return Ok(true);
         };
         if proc.fsync.is_some() {
-            return Ok(());
+            return Ok(true);
         }
         let engine = proc.server.engine_mut();
         engine
@@ -1650,28 +1707,30 @@ impl<'a> World<'a> {
         // grants to waiters) behind the host's back, with nobody to send what they produce.
         let seen_at = engine.now();
         let seen_wall = proc.origin + seen_at.as_ms();
-        let mut view = BTreeMap::new();
+        let mut view = std::mem::take(&mut cell.spare_view);
+        view.clear();
         for lock in engine.query(seen_at, "") {
-            let Some(name) = LOCKS.iter().copied().find(|&name| name == lock.name) else {
+            let Some((index, name)) = lock_index(&lock.name) else {
                 return Err(format!(
                     "server {cell_index} holds lock {}, which nobody asked for",
                     lock.name
                 ));
             };
             for holder in lock.holders {
-                view.insert(
-                    holder.token,
-                    ViewLease {
-                        name,
-                        shared: holder.mode == Mode::Shared,
-                        deadline: seen_wall + holder.ms_left,
-                        ephemeral: holder.owner.as_deref().is_some_and(|o| o.ends_with('e')),
-                    },
-                );
+                let lease = ViewLease {
+                    name,
+                    lock: index,
+                    shared: holder.mode == Mode::Shared,
+                    deadline: seen_wall + holder.ms_left,
+                    ephemeral: holder.owner.as_deref().is_some_and(|o| o.ends_with('e')),
+                };
+                view.push((holder.token, lease));
             }
         }
+        // Tokens are unique: one lease each.
+        view.sort_unstable_by_key(|&(token, _)| token);
         for (token, lease) in &cell.view {
-            if view.contains_key(token) || lease.deadline <= now || lease.ephemeral {
+            if view_lease(&view, *token).is_some() || lease.deadline <= now || lease.ephemeral {
                 continue;
             }
             let released = cell.release_sent.contains(token);
@@ -1684,17 +1743,18 @@ impl<'a> World<'a> {
                 ));
             }
         }
-        cell.view = view;
+        let changed = std::mem::take(&mut cell.recheck_clients) || cell.view != view;
+        cell.spare_view = std::mem::replace(&mut cell.view, view);
         // Per lock: how many leases are live, and whether one of them is exclusive.
         let mut live = [(0usize, false); LOCKS.len()];
         let ghosts_only = cell
             .ghosts
             .iter()
-            .filter(|(token, _)| !cell.view.contains_key(token));
-        for (&token, _) in cell.view.iter().chain(ghosts_only) {
+            .filter(|(&token, _)| view_lease(&cell.view, token).is_none());
+        let current = cell.view.iter().map(|(token, lease)| (token, lease));
+        for (&token, _) in current.chain(ghosts_only) {
             if let Some(lease) = live_lease(cell, now, token) {
-                let index = LOCKS.iter().position(|&name| name == lease.name);
-                if let Some(slot) = index.and_then(|index| live.get_mut(index)) {
+                if let Some(slot) = live.get_mut(lease.lock) {
                     slot.0 += 1;
                     slot.1 |= !lease.shared;
                 }
@@ -1711,7 +1771,7 @@ impl<'a> World<'a> {
                 ));
             }
         }
-        Ok(())
+        Ok(changed)
     }
 
     /// Client side: every lease the client reports held is live on the server until at least
@@ -1727,11 +1787,13 @@ impl<'a> World<'a> {
             return Ok(u64::MAX);
         };
         let at = Instant(now - host.origin);
-        // A timer due at this very instant fires before time moves on.
-        let timer_due = host
-            .client
-            .poll_timeout()
-            .is_some_and(|t| host.origin + t.as_ms() <= now);
+        // A timer due at this very instant fires before time moves on (asked only when a
+        // deadline has passed).
+        let timer_due = || {
+            host.client
+                .poll_timeout()
+                .is_some_and(|t| host.origin + t.as_ms() <= now)
+        };
         let server_busy = cell.proc.as_ref().is_some_and(|p| p.fsync.is_some());
         let mut alarm = u64::MAX;
         for (&token, held) in &host.held {
@@ -1746,7 +1808,7 @@ impl<'a> World<'a> {
                 // A paused client is checked again when it resumes.
                 alarm = alarm.min(deadline);
             }
-            if deadline < now && host.paused_until == 0 && !timer_due {
+            if deadline < now && host.paused_until == 0 && !timer_due() {
                 return Err(format!(
                     "c{client} still reports {} #{token} held {} ms after its local deadline, with no LeaseLost",
                     held.name,
@@ -1861,7 +1923,7 @@ impl<'a> World<'a> {
 /// stopped run whose deadline has not passed), with the later deadline of the two.
 fn live_lease(cell: &Cell, now: u64, token: u64) -> Option<&ViewLease> {
     let live = |lease: &&ViewLease| lease.deadline > now;
-    let current = cell.view.get(&token).filter(live);
+    let current = view_lease(&cell.view, token).filter(live);
     let ghost = cell.ghosts.get(&token).filter(live);
     match (current, ghost) {
         (Some(current), Some(ghost)) if ghost.deadline > current.deadline => Some(ghost),
@@ -1874,7 +1936,8 @@ fn live_lease(cell: &Cell, now: u64, token: u64) -> Option<&ViewLease> {
 /// deadline has not passed.
 fn live_leases(cell: &Cell, now: u64) -> impl Iterator<Item = (u64, &ViewLease)> {
     let mut all: BTreeMap<u64, &ViewLease> = BTreeMap::new();
-    for (&token, lease) in cell.ghosts.iter().chain(cell.view.iter()) {
+    let current = cell.view.iter().map(|(token, lease)| (token, lease));
+    for (&token, lease) in cell.ghosts.iter().chain(current) {
         if lease.deadline > now {
             let entry = all.entry(token).or_insert(lease);
             if lease.deadline > entry.deadline {
@@ -1883,6 +1946,27 @@ fn live_leases(cell: &Cell, now: u64) -> impl Iterator<Item = (u64, &ViewLease)>
         }
     }
     all.into_iter()
+}
+
+/// The lease `token` in a view (sorted by token).
+fn view_lease(view: &[(u64, ViewLease)], token: u64) -> Option<&ViewLease> {
+    let at = view
+        .binary_search_by_key(&token, |&(token, _)| token)
+        .ok()?;
+    view.get(at).map(|(_, lease)| lease)
+}
+
+/// The index in [`LOCKS`] of a lock name, and the name as [`LOCKS`] has it.
+fn lock_index(name: &str) -> Option<(usize, &'static str)> {
+    // A match compares with constants inline; a search of LOCKS calls memcmp per name, and
+    // the server check does this for every lock after every server step.
+    let index = match name {
+        "alpha" => 0,
+        "beta" => 1,
+        "gamma" => 2,
+        _ => return None,
+    };
+    LOCKS.get(index).map(|&known| (index, known))
 }
 
 fn apply_file(disk: &mut BTreeMap<DataFile, Vec<u8>>, action: FileAction) {
@@ -1945,5 +2029,19 @@ fn complete(
             };
         }
         LeaseOp::Crash | LeaseOp::CleanRestart { .. } => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_index_knows_every_lock_and_only_those() {
+        for (index, &name) in LOCKS.iter().enumerate() {
+            assert_eq!(lock_index(name), Some((index, name)));
+        }
+        assert_eq!(lock_index("delta"), None);
+        assert_eq!(lock_index("alph"), None);
     }
 }

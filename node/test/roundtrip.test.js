@@ -273,6 +273,24 @@ test(`a client that does not read its replies is no longer read from (backpressu
   });
 });
 
+test(`past --max-connections a connection gets an error and is closed; the others are served (${IO})`, async () => {
+  await withServer({ maxConnections: 2 }, async ({ port, client }) => {
+    const first = await client();
+    const second = await client();
+    const third = net.connect({ port, host: '127.0.0.1' });
+    let text = '';
+    third.setEncoding('latin1');
+    third.on('data', (chunk) => {
+      text += chunk;
+    });
+    third.on('error', () => {});
+    await new Promise((resolve) => third.on('close', resolve));
+    assert.equal(text, '-ERR max number of clients reached\r\n');
+    assert.equal((await first.acquire('a', { ttl: 1000 })).token, 1);
+    assert.equal((await second.acquire('b', { ttl: 1000 })).token, 2);
+  });
+});
+
 test(`a failed durable write stops the server before the grant it guards leaves (${IO})`, async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fencelock-'));
   const fatal = [];

@@ -84,8 +84,27 @@ async function pageRun(r) {
         return { ok: { locks: [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : 1)) } };
       }
       case 'advance': {
-        const argv = ['DEBUG', 'ADVANCE', String(r.ms)].map((arg) => new TextEncoder().encode(arg));
-        await locks.submit((now) => locks.client.command(now, argv));
+        // The browser's module carries no raw-command entry point: DEBUG ADVANCE goes to the
+        // worker over a connection of its own, as the RESP bytes any client would send.
+        const { port, release } = await locks.link.open();
+        const ms = String(r.ms);
+        const request = new TextEncoder().encode(`*3\r\n$5\r\nDEBUG\r\n$7\r\nADVANCE\r\n$${ms.length}\r\n${ms}\r\n`);
+        const reply = await new Promise((resolve) => {
+          let text = '';
+          port.onmessage = (event) => {
+            if (!(event.data instanceof ArrayBuffer)) {
+              resolve(text || 'closed by the worker');
+              return;
+            }
+            text += new TextDecoder().decode(event.data);
+            if (text.endsWith('\r\n')) resolve(text);
+          };
+          port.postMessage(request.buffer, [request.buffer]);
+        });
+        port.postMessage('close');
+        port.close();
+        release();
+        if (reply.startsWith('-') || !reply.endsWith('\r\n')) throw new Error(`DEBUG ADVANCE: ${reply.trim()}`);
         return { ok: {} };
       }
       default: throw new Error(`unknown op ${r.op}`);

@@ -175,23 +175,15 @@ impl Harness {
             etcd: FakeEtcd::default(),
             nodes: Vec::new(),
             watches: Vec::new(),
-            paused: vec![false; count],
-            parked: vec![Vec::new(); count],
-            dead: vec![false; count],
+            paused: Vec::new(),
+            parked: Vec::new(),
+            dead: Vec::new(),
             received: BTreeMap::new(),
             now: Instant(1000),
             watch_first: false,
         };
-        for index in 0..count {
-            let config = ClusterConfig::new("test", &alloc::format!("127.0.0.1:{}", 7381 + index));
-            harness.nodes.push(ClusterNode::new(
-                harness.now,
-                config,
-                Config::default(),
-                ServerConfig::default(),
-            ));
-            harness.watches.push(Vec::new());
-            harness.pump();
+        for _ in 0..count {
+            harness.add_node_with(|_| {});
         }
         harness
     }
@@ -207,9 +199,14 @@ impl Harness {
 
     /// Starts one more node (a late joiner, or a member of a new cluster).
     fn add_node(&mut self, snapshot_every: u64) -> usize {
+        self.add_node_with(|config| config.snapshot_every = snapshot_every)
+    }
+
+    /// Starts one more node with its configuration changed by `edit`.
+    fn add_node_with(&mut self, edit: impl FnOnce(&mut ClusterConfig)) -> usize {
         let index = self.nodes.len();
         let mut config = ClusterConfig::new("test", &alloc::format!("127.0.0.1:{}", 7381 + index));
-        config.snapshot_every = snapshot_every;
+        edit(&mut config);
         self.nodes.push(ClusterNode::new(
             self.now,
             config,
@@ -660,19 +657,8 @@ fn a_leader_without_a_confirmed_lease_steps_down() {
 fn a_winner_whose_watch_saw_its_key_first_still_leads() {
     let mut h = Harness::new(0);
     h.watch_first = true;
-    for index in 0..2 {
-        let config = ClusterConfig::new("test", &alloc::format!("127.0.0.1:{}", 7381 + index));
-        h.nodes.push(ClusterNode::new(
-            h.now,
-            config,
-            Config::default(),
-            ServerConfig::default(),
-        ));
-        h.watches.push(Vec::new());
-        h.paused.push(false);
-        h.parked.push(Vec::new());
-        h.dead.push(false);
-        h.pump();
+    for _ in 0..2 {
+        h.add_node_with(|_| {});
     }
     assert_eq!(h.leader(), Some(0));
     let conn = h.connect(0);
@@ -818,20 +804,10 @@ fn a_node_that_joins_after_compaction_holds_the_leaders_exact_engine() {
 #[test]
 fn a_snapshot_over_the_size_limit_is_skipped_and_the_log_kept() {
     let mut h = Harness::new(0);
-    let mut config = ClusterConfig::new("test", "127.0.0.1:7381");
-    config.snapshot_every = 2;
-    config.snapshot_max_bytes = 10;
-    h.nodes.push(ClusterNode::new(
-        h.now,
-        config,
-        Config::default(),
-        ServerConfig::default(),
-    ));
-    h.watches.push(Vec::new());
-    h.paused.push(false);
-    h.parked.push(Vec::new());
-    h.dead.push(false);
-    h.pump();
+    h.add_node_with(|config| {
+        config.snapshot_every = 2;
+        config.snapshot_max_bytes = 10;
+    });
     let conn = h.connect(0);
     for round in 0..6 {
         token(&h.call(0, conn, &["ACQUIRE", &alloc::format!("l{round}"), "60000"]));
@@ -895,19 +871,7 @@ fn a_log_with_a_gap_is_not_applied_and_read_again_later() {
 #[test]
 fn large_batches_bring_the_snapshot_forward() {
     let mut h = Harness::new(0);
-    let mut config = ClusterConfig::new("test", "127.0.0.1:7381");
-    config.snapshot_log_bytes = 1000;
-    h.nodes.push(ClusterNode::new(
-        h.now,
-        config,
-        Config::default(),
-        ServerConfig::default(),
-    ));
-    h.watches.push(Vec::new());
-    h.paused.push(false);
-    h.parked.push(Vec::new());
-    h.dead.push(false);
-    h.pump();
+    h.add_node_with(|config| config.snapshot_log_bytes = 1000);
     let conn = h.connect(0);
     let owner = "o".repeat(200);
     for round in 0..10 {

@@ -1,60 +1,29 @@
 'use strict';
-// Atomic, durable file writes: temp file, fsync, rename, fsync of the directory (as Python's
-// _durable.py). Any failure throws DurabilityError; after a failed fsync the kernel may have
+// Atomic, durable file changes: temp file, fsync, rename, fsync of the directory (as Python's
+// _durable.py), performed by the addon (bindings/node/src/durable.rs, which the native socket
+// loop uses too). Any failure throws DurabilityError; after a failed fsync the kernel may have
 // dropped the dirty pages, so callers treat it as fatal (the server exits, a fence refuses
 // every later check).
 
-const fs = require('node:fs');
-const path = require('node:path');
+const native = require('./native');
 const { DurabilityError } = require('./errors');
 
 /** Replaces `file` with `data` so that a crash leaves either the old or the new file. */
 function writeAtomic(file, data) {
-  const temp = path.join(path.dirname(file), `.${path.basename(file)}.tmp`);
   try {
-    const fd = fs.openSync(temp, 'w', 0o644);
-    try {
-      let offset = 0;
-      while (offset < data.length) offset += fs.writeSync(fd, data, offset, data.length - offset);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(temp, file);
-    fsyncDir(path.dirname(file));
+    native.writeFileDurably(file, Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength));
   } catch (error) {
-    throw durability(`durable write of ${file} failed`, error);
+    throw new DurabilityError(`durable write of ${file} failed: ${error.message}`, { cause: error });
   }
 }
 
 /** Deletes `file` (if present) and makes the deletion durable. */
 function removeDurable(file) {
   try {
-    try {
-      fs.unlinkSync(file);
-    } catch (error) {
-      if (error.code === 'ENOENT') return;
-      throw error;
-    }
-    fsyncDir(path.dirname(file));
+    native.removeFileDurably(file);
   } catch (error) {
-    throw durability(`durable removal of ${file} failed`, error);
+    throw new DurabilityError(`durable removal of ${file} failed: ${error.message}`, { cause: error });
   }
 }
 
-/** Flushes a directory entry change (create, rename, unlink) to disk. */
-function fsyncDir(directory) {
-  const fd = fs.openSync(directory, fs.constants.O_RDONLY | (fs.constants.O_DIRECTORY ?? 0));
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-function durability(what, error) {
-  if (error instanceof DurabilityError) return error;
-  return new DurabilityError(`${what}: ${error.message}`, { cause: error });
-}
-
-module.exports = { writeAtomic, removeDurable, fsyncDir };
+module.exports = { writeAtomic, removeDurable };

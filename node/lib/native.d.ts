@@ -353,14 +353,8 @@ export declare class NativeTcpLoop {
   setUsers(usersFile?: Buffer | undefined | null): void
   /** Sets one user, `default`, with every right and this password hash (`--requirepass`). */
   setPasswordHash(hash: string): void
-  /** Audit events come as `audit` events from `pollEvents`: this returns null. */
-  pollAudit(): AuditRecord | null
-  /** Returns true when connections must authenticate. */
-  authRequired(): boolean
   /** Returns how many leases are live. */
   liveLeases(): number
-  /** Returns the highest token issued. */
-  lastToken(): number
   /** Returns how many connections the core has open. */
   connections(): number
   /** Returns what the loop's connections hold. */
@@ -785,6 +779,12 @@ export interface RecoveryRecord {
 }
 
 /**
+ * Deletes the file at `path` (if present) and makes the deletion durable; throws with the
+ * system's reason on any failure.
+ */
+export declare function removeFileDurably(path: string): void
+
+/**
  * One thing for the host to do, in order: `kind` is `write` (replace data-dir file `file`
  * with `data` atomically and durably before going on), `remove` (unlink `file`, fsync the
  * directory), `transmit` (write `data` to `conn`) or `close` (close `conn` after its
@@ -837,3 +837,9 @@ export interface WaiterRecord {
   /** ms until the wait ends. */
   msLeft: number
 }
+
+/**
+ * Replaces the file at `path` with `data` atomically and durably; throws with the system's
+ * reason on any failure.
+ */
+export declare function writeFileDurably(path: string, data: Buffer): void

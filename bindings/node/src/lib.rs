@@ -11,6 +11,7 @@
 mod client;
 mod cluster;
 mod convert;
+mod durable;
 mod engine;
 mod errors;
 mod fence;
@@ -18,6 +19,8 @@ mod server;
 mod tcp;
 
 use napi_derive::napi;
+
+pub use durable::{remove_file_durably, write_file_durably};
 
 /// The addon's Rust allocations (leases, names, replies) go to mimalloc: under load glibc's
 /// malloc and free took about a tenth of the Node server's CPU time.

@@ -11,12 +11,10 @@
 //! `poll_timeout`.
 
 use std::collections::{HashMap, VecDeque};
-use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, ToSocketAddrs};
-use std::os::unix::fs::OpenOptionsExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant as Clock};
@@ -31,6 +29,7 @@ use napi::{Env, Status};
 use napi_derive::napi;
 
 use crate::convert::{number, whole};
+use crate::durable::{remove_durable, write_atomic};
 use crate::server::{parse_users, single_user, AuditRecord, NativeServer};
 
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -289,28 +288,10 @@ impl NativeTcpLoop {
         Ok(())
     }
 
-    /// Audit events come as `audit` events from `pollEvents`: this returns null.
-    #[napi]
-    pub fn poll_audit(&self) -> Option<AuditRecord> {
-        None
-    }
-
-    /// Returns true when connections must authenticate.
-    #[napi]
-    pub fn auth_required(&self) -> bool {
-        self.shared.lock().server.auth_required()
-    }
-
     /// Returns how many leases are live.
     #[napi]
     pub fn live_leases(&self) -> f64 {
         number(self.shared.lock().server.engine().live_leases() as u64)
-    }
-
-    /// Returns the highest token issued.
-    #[napi]
-    pub fn last_token(&self) -> f64 {
-        number(self.shared.lock().server.engine().last_token())
     }
 
     /// Returns how many connections the core has open.
@@ -368,6 +349,32 @@ struct Conn {
 impl Conn {
     fn held(&self) -> usize {
         self.out.len() - self.sent
+    }
+
+    /// Writes `bytes` after what is held, straight from `bytes` when nothing is; keeps what
+    /// the socket does not take. Returns Ok(true) once nothing is held.
+    fn send(&mut self, bytes: &[u8]) -> io::Result<bool> {
+        if self.held() > 0 {
+            self.out.extend_from_slice(bytes);
+            return self.flush();
+        }
+        let mut sent = 0;
+        while sent < bytes.len() {
+            match self.stream.write(bytes.get(sent..).unwrap_or_default()) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => sent += n,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    self.out.clear();
+                    self.sent = 0;
+                    self.out
+                        .extend_from_slice(bytes.get(sent..).unwrap_or_default());
+                    return Ok(false);
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(true)
     }
 
     /// Writes what is held; returns Ok(true) once nothing is.
@@ -430,7 +437,7 @@ impl Io {
     fn run(&mut self) {
         let mut events = Events::with_capacity(1024);
         let mut buf = vec![0u8; READ_CHUNK];
-        {
+        let mut timeout = {
             // What the core had to do before the first connection (a write at start).
             let shared = Arc::clone(&self.shared);
             let mut inner = shared.lock();
@@ -439,9 +446,9 @@ impl Io {
             if self.failed {
                 return;
             }
-        }
+            self.next_timeout(&inner)
+        };
         loop {
-            let timeout = self.next_timeout();
             if let Err(error) = self.poll.poll(&mut events, timeout) {
                 if error.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -488,18 +495,18 @@ impl Io {
             self.expire_closing(&mut inner);
             self.update_stats(&mut inner);
             self.notify_events(&mut inner);
+            // Only this thread changes the core's timers: computed while the lock is held.
+            timeout = self.next_timeout(&inner);
         }
     }
 
     /// How long to wait: until the core's timer or the first closing connection's deadline.
-    fn next_timeout(&self) -> Option<Duration> {
-        let inner = self.shared.lock();
+    fn next_timeout(&self, inner: &Inner) -> Option<Duration> {
         let now = self.shared.clock.now();
         let mut wait = inner
             .server
             .poll_timeout()
             .map(|at| Duration::from_millis(at.as_ms().saturating_sub(now.as_ms())));
-        drop(inner);
         let clock = Clock::now();
         for conn in self.held.iter().filter_map(|id| self.conns.get(id)) {
             if let Some(deadline) = conn.closing {
@@ -690,8 +697,7 @@ impl Io {
         if conn.closing.is_some() && conn.shut {
             return;
         }
-        conn.out.extend_from_slice(bytes);
-        match conn.flush() {
+        match conn.send(bytes) {
             Ok(true) => {}
             Ok(false) => {
                 // The client is not reading its replies: stop reading its requests (the
@@ -796,12 +802,16 @@ impl Io {
         };
         let started = Clock::now();
         let (kind, name, result) = match action {
-            FileAction::Write { file, bytes } => {
-                ("write", file.name(), write_atomic(dir, file.name(), bytes))
-            }
-            FileAction::Remove { file } => {
-                ("remove", file.name(), remove_durable(dir, file.name()))
-            }
+            FileAction::Write { file, bytes } => (
+                "write",
+                file.name(),
+                write_atomic(&dir.join(file.name()), bytes),
+            ),
+            FileAction::Remove { file } => (
+                "remove",
+                file.name(),
+                remove_durable(&dir.join(file.name())),
+            ),
         };
         match result {
             Ok(()) => {
@@ -879,32 +889,5 @@ impl Io {
             leases: Some(number(leases as u64)),
         });
         self.notify_events(inner);
-    }
-}
-
-/// Replaces `dir/name` with `data` so that a crash leaves either the old or the new file:
-/// temp file, fsync, rename, fsync of the directory (as `node/lib/durable.js`).
-fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> io::Result<()> {
-    let temp = dir.join(format!(".{name}.tmp"));
-    {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .open(&temp)?;
-        file.write_all(data)?;
-        file.sync_all()?;
-    }
-    fs::rename(&temp, dir.join(name))?;
-    File::open(dir)?.sync_all()
-}
-
-/// Deletes `dir/name` (if present) and makes the deletion durable.
-fn remove_durable(dir: &Path, name: &str) -> io::Result<()> {
-    match fs::remove_file(dir.join(name)) {
-        Ok(()) => File::open(dir)?.sync_all(),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(error) => Err(error),
     }
 }

@@ -37,7 +37,7 @@ test:
 
 setup:
 	@echo "==> setup: rustup targets and components"
-	rustup component add clippy rustfmt >/dev/null 2>&1 || true
+	rustup component add clippy rustfmt rust-src >/dev/null 2>&1 || true
 	rustup target add wasm32-unknown-unknown thumbv6m-none-eabi
 	@# redis-cli is an independent client in the Python tests; redis-server and
 	@# redis-benchmark are the peers of the benchmark (Debian's redis-tools / redis-server).

@@ -3,13 +3,14 @@
 //! Only the resource, comparing tokens atomically at write time, is safe (docs/DESIGN.md, defect 4):
 //! a lease verified before a write can lapse before the write lands.
 
-use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use portable_atomic::{AtomicU64, Ordering};
 
 use crate::durable::CorruptFile;
+use crate::hash_map::HashMap;
 use crate::json::{self, ObjectWriter};
+use crate::order::sort_by_text;
 use crate::text::Text;
 
 /// Version of the durable fence file written by [`Fence::encode`]; decoding refuses any other.
@@ -80,9 +81,13 @@ impl FenceMark {
 }
 
 /// High-water marks of many resources, keyed by name, for a single owner (`&mut self`).
+///
+/// The marks are a hash map (the browser's module already links the hash table code, and a
+/// B-tree of its own would add about 7 KB); the file and [`Fence::marks`] list them in name
+/// order.
 #[derive(Debug, Default, Clone)]
 pub struct Fence {
-    marks: BTreeMap<String, u64>,
+    marks: HashMap<String, u64>,
 }
 
 impl Fence {
@@ -134,8 +139,8 @@ impl Fence {
         let mut out = Vec::new();
         let mut file = ObjectWriter::begin(&mut out);
         let mut marks = ObjectWriter::begin(file.key("marks"));
-        for (resource, highest) in &self.marks {
-            marks.number(resource, *highest);
+        for (resource, highest) in self.marks() {
+            marks.number(resource, highest);
         }
         marks.end();
         file.number("version", u64::from(FENCE_FILE_VERSION));
@@ -164,7 +169,7 @@ impl Fence {
             .required("marks")
             .and_then(|marks| marks.members("marks"))
             .map_err(corrupt)?;
-        let mut marks = BTreeMap::new();
+        let mut marks = HashMap::default();
         for (resource, highest) in members {
             let highest = highest.number(resource, u64::MAX).map_err(corrupt)?;
             marks.insert(resource.clone(), highest);
@@ -183,9 +188,13 @@ impl Fence {
 
     /// Iterates over every resource and its mark, in name order (for persisting).
     pub fn marks(&self) -> impl Iterator<Item = (&str, u64)> + '_ {
-        self.marks
+        let mut marks: Vec<(&str, u64)> = self
+            .marks
             .iter()
             .map(|(name, highest)| (name.as_str(), *highest))
+            .collect();
+        sort_by_text(&mut marks, |(name, _)| name);
+        marks.into_iter()
     }
 }
 
@@ -318,6 +327,29 @@ mod tests {
             mark.check(39_998),
             FenceOutcome::Rejected { highest: 39_999 }
         );
+    }
+
+    #[test]
+    fn file_and_marks_list_resources_in_name_order() {
+        // Few marks are sorted in place, many through the shared sort: both must give name order.
+        for count in [3u64, 40] {
+            let mut fence = Fence::new();
+            for i in (0..count).rev() {
+                let resource = std::format!("r{:03}", (i * 7) % count);
+                fence.check(&resource, i + 1);
+            }
+            let names: std::vec::Vec<&str> = fence.marks().map(|(name, _)| name).collect();
+            let mut sorted = names.clone();
+            sorted.sort_unstable();
+            assert_eq!(names, sorted);
+            assert_eq!(names.len() as u64, count);
+            let file = std::string::String::from_utf8(fence.encode()).unwrap_or_default();
+            let positions: std::vec::Vec<usize> =
+                names.iter().filter_map(|name| file.find(name)).collect();
+            assert!(positions.windows(2).all(|pair| pair[0] < pair[1]), "{file}");
+            let decoded = Fence::decode(&fence.encode()).map_err(|e| e.reason);
+            assert_eq!(decoded.map(|f| f.encode()), Ok(fence.encode()));
+        }
     }
 
     #[test]

@@ -346,7 +346,10 @@ mod tests {
             let file = std::string::String::from_utf8(fence.encode()).unwrap_or_default();
             let positions: std::vec::Vec<usize> =
                 names.iter().filter_map(|name| file.find(name)).collect();
-            assert!(positions.windows(2).all(|pair| pair.first() < pair.last()), "{file}");
+            assert!(
+                positions.windows(2).all(|pair| pair.first() < pair.last()),
+                "{file}"
+            );
             let decoded = Fence::decode(&fence.encode()).map_err(|e| e.reason);
             assert_eq!(decoded.map(|f| f.encode()), Ok(fence.encode()));
         }

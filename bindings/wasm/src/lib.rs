@@ -30,7 +30,11 @@ extern crate alloc;
 
 #[cfg(all(target_arch = "wasm32", not(test)))]
 #[global_allocator]
-static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+static ALLOCATOR: heap::Global<heap::Wasm> = heap::Global::new(heap::Wasm);
+
+// Natively only its tests use it.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+mod heap;
 
 #[cfg(all(target_arch = "wasm32", not(test)))]
 #[panic_handler]

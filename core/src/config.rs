@@ -1,6 +1,6 @@
 //! Limits and defaults of an engine.
 
-use alloc::format;
+use crate::text::Text;
 use core::fmt;
 
 use crate::error::Error;
@@ -213,12 +213,21 @@ pub(crate) fn set_by_name<C>(
     value: u64,
 ) -> Result<(), Error> {
     let Some(setting) = table.iter().find(|setting| setting.name == name) else {
-        return Err(Error::bad(format!("unknown {kind} setting {name:?}")));
+        return Err(Error::bad(
+            Text::new("unknown ")
+                .str(kind)
+                .str(" setting ")
+                .quoted(name),
+        ));
     };
     (setting.set)(config, value).map_err(|refusal| {
         Error::bad(match refusal {
-            Refusal::TooLarge => format!("setting {name} = {value} is too large"),
-            Refusal::NotASwitch => format!("setting {name} takes 0 or 1"),
+            Refusal::TooLarge => Text::new("setting ")
+                .str(name)
+                .str(" = ")
+                .num(value)
+                .str(" is too large"),
+            Refusal::NotASwitch => Text::new("setting ").str(name).str(" takes 0 or 1"),
         })
     })
 }

@@ -8,7 +8,6 @@
 //! renamed over the target, and the directory is fsynced; a removal fsyncs the directory. A
 //! failed fsync is fatal (the kernel may have dropped the data and cleared the error).
 
-use alloc::format;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -18,6 +17,7 @@ use crate::config::Config;
 use crate::engine::{Engine, Start};
 use crate::horizon::Horizon;
 use crate::snapshot::Snapshot;
+use crate::text::Text;
 use crate::time::Instant;
 use crate::tokens::MAX_TOKEN;
 
@@ -148,9 +148,20 @@ pub struct CorruptFile {
     pub reason: String,
 }
 
+impl CorruptFile {
+    /// Returns `<what> is corrupt: <reason>` (what `Display` shows).
+    #[must_use]
+    pub fn text(&self) -> String {
+        Text::new(self.what)
+            .str(" is corrupt: ")
+            .str(&self.reason)
+            .into()
+    }
+}
+
 impl fmt::Display for CorruptFile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} is corrupt: {}", self.what, self.reason)
+        f.write_str(&self.text())
     }
 }
 
@@ -220,12 +231,17 @@ impl Recovery {
             }
         };
         if snapshot.ceiling != on_disk {
-            let refusal = format!(
-                "it was taken under token ceiling {}, but the ceiling on disk is {}{}, so it is not from the last run",
-                snapshot.ceiling,
-                on_disk,
-                if ceiling.is_none() { " (no ceiling file)" } else { "" },
-            );
+            let refusal: String = Text::new("it was taken under token ceiling ")
+                .num(snapshot.ceiling)
+                .str(", but the ceiling on disk is ")
+                .num(on_disk)
+                .str(if ceiling.is_none() {
+                    " (no ceiling file)"
+                } else {
+                    ""
+                })
+                .str(", so it is not from the last run")
+                .into();
             return Recovery {
                 kind: StartKind::SnapshotRefused,
                 start: Start::Crashed {
@@ -303,26 +319,31 @@ impl Recovery {
         let case = engine.grace_case();
         match self.kind {
             StartKind::Fresh => String::from("fresh start: nothing on disk, tokens start at 1"),
-            StartKind::Clean => format!(
-                "recovered from a clean shutdown: {} leases restored, tokens resume above {}",
-                engine.live_leases(),
-                engine.last_token()
-            ),
-            StartKind::Crashed => format!(
-                "recovered from a crash: tokens resume above {}; restart grace {grace} ms, \
-                 case {} ({}; no grants until every lease of the last run has lapsed)",
-                engine.last_token(),
-                case.as_str(),
-                case.reason(),
-            ),
-            StartKind::SnapshotRefused => format!(
-                "snapshot refused ({}): recovering as from a crash; tokens resume above {}; \
-                 restart grace {grace} ms, case {} (no grants until every earlier lease has \
-                 lapsed)",
-                self.refusal.as_deref().unwrap_or("unreadable"),
-                engine.last_token(),
-                case.as_str(),
-            ),
+            StartKind::Clean => Text::new("recovered from a clean shutdown: ")
+                .num(engine.live_leases())
+                .str(" leases restored, tokens resume above ")
+                .num(engine.last_token())
+                .into(),
+            StartKind::Crashed => Text::new("recovered from a crash: tokens resume above ")
+                .num(engine.last_token())
+                .str("; restart grace ")
+                .num(grace)
+                .str(" ms, case ")
+                .str(case.as_str())
+                .str(" (")
+                .str(case.reason())
+                .str("; no grants until every lease of the last run has lapsed)")
+                .into(),
+            StartKind::SnapshotRefused => Text::new("snapshot refused (")
+                .str(self.refusal.as_deref().unwrap_or("unreadable"))
+                .str("): recovering as from a crash; tokens resume above ")
+                .num(engine.last_token())
+                .str("; restart grace ")
+                .num(grace)
+                .str(" ms, case ")
+                .str(case.as_str())
+                .str(" (no grants until every earlier lease has lapsed)")
+                .into(),
         }
     }
 
@@ -340,7 +361,9 @@ impl Recovery {
 /// Encodes a token ceiling as the content of [`DataFile::Ceiling`]: decimal digits and a newline.
 #[must_use]
 pub fn encode_ceiling(ceiling: u64) -> Vec<u8> {
-    format!("{ceiling}\n").into_bytes()
+    let mut bytes = Vec::from(itoa::Buffer::new().format(ceiling).as_bytes());
+    bytes.push(b'\n');
+    bytes
 }
 
 /// Decodes the content of [`DataFile::Ceiling`]; surrounding ASCII whitespace is allowed.
@@ -357,10 +380,12 @@ pub fn decode_ceiling(bytes: &[u8]) -> Result<u64, CorruptFile> {
         return Err(corrupt(String::from("it is empty")));
     }
     if !text.iter().all(u8::is_ascii_digit) {
-        return Err(corrupt(format!(
-            "{:?} is not a decimal number",
-            String::from_utf8_lossy(text.get(..40).unwrap_or(text))
-        )));
+        return Err(corrupt(
+            Text::new("")
+                .quoted(&String::from_utf8_lossy(text.get(..40).unwrap_or(text)))
+                .str(" is not a decimal number")
+                .into(),
+        ));
     }
     // Digits only, so the text is ASCII; a number past u64 or MAX_TOKEN was never written.
     let ceiling = core::str::from_utf8(text)

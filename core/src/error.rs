@@ -1,7 +1,7 @@
 //! The one error type of fencelock, with stable codes shared by every host and the wire.
 
+use crate::text::Text;
 use alloc::borrow::Cow;
-use alloc::format;
 use alloc::string::String;
 use core::fmt;
 
@@ -196,19 +196,32 @@ impl Error {
     #[must_use]
     pub fn message(&self) -> String {
         match self {
-            Error::Locked { ms_left } => format!("lock is held, free in at most {ms_left} ms"),
-            Error::Stale { token } => format!(
-                "token {token} is not a live lease of this lock (released, superseded or unknown)"
-            ),
-            Error::Expired { token } => format!("the lease of token {token} expired"),
-            Error::Timeout { waited_ms } => format!("lock not granted within {waited_ms} ms"),
-            Error::NotReady { ms_left } => format!(
-                "restarting after a crash, {ms_left} ms left until grants resume (every earlier lease must lapse first)"
-            ),
+            Error::Locked { ms_left } => Text::new("lock is held, free in at most ")
+                .num(*ms_left)
+                .str(" ms")
+                .into(),
+            Error::Stale { token } => Text::new("token ")
+                .num(*token)
+                .str(" is not a live lease of this lock (released, superseded or unknown)")
+                .into(),
+            Error::Expired { token } => Text::new("the lease of token ")
+                .num(*token)
+                .str(" expired")
+                .into(),
+            Error::Timeout { waited_ms } => Text::new("lock not granted within ")
+                .num(*waited_ms)
+                .str(" ms")
+                .into(),
+            Error::NotReady { ms_left } => Text::new("restarting after a crash, ")
+                .num(*ms_left)
+                .str(" ms left until grants resume (every earlier lease must lapse first)")
+                .into(),
             Error::Limit(what) => String::from(what.as_ref()),
             Error::Exhausted => String::from("token sequence exhausted at 2^53-1"),
             Error::Internal(what) => {
-                format!("internal error, a bug in fencelock (please report it): {what}")
+                Text::new("internal error, a bug in fencelock (please report it): ")
+                    .str(what)
+                    .into()
             }
             Error::BadRequest(message)
             | Error::NoAuth(message)
@@ -275,15 +288,24 @@ fn number_after(text: &str, marker: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
+impl Error {
+    /// Returns `CODE message`, exactly the text of a wire error reply (what `Display` shows;
+    /// built without `core::fmt`, which the browser's module leaves out).
+    #[must_use]
+    pub fn text(&self) -> String {
+        let message = self.message();
+        if message.is_empty() {
+            String::from(self.wire_code())
+        } else {
+            Text::new(self.wire_code()).str(" ").str(&message).into()
+        }
+    }
+}
+
 impl fmt::Display for Error {
     /// Formats as `CODE message`, exactly the text of a wire error reply.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let message = self.message();
-        if message.is_empty() {
-            f.write_str(self.wire_code())
-        } else {
-            write!(f, "{} {message}", self.wire_code())
-        }
+        f.write_str(&self.text())
     }
 }
 

@@ -13,7 +13,6 @@
 //! crash is the time left until the stored horizon; on another boot, or without a boot
 //! identity, it is the full grace.
 
-use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -297,10 +296,12 @@ impl HorizonTracker {
 fn valid_boot_id(boot_id: &str) -> Result<String, Error> {
     let boot_id = boot_id.trim();
     if boot_id.is_empty() || boot_id.len() > MAX_BOOT_ID_LEN {
-        return Err(Error::bad(format!(
-            "a boot identity is 1 to {MAX_BOOT_ID_LEN} bytes, not {}",
-            boot_id.len()
-        )));
+        return Err(Error::bad(
+            Text::new("a boot identity is 1 to ")
+                .num(MAX_BOOT_ID_LEN)
+                .str(" bytes, not ")
+                .num(boot_id.len()),
+        ));
     }
     if !boot_id.bytes().all(|byte| byte.is_ascii_graphic()) {
         return Err(Error::bad(

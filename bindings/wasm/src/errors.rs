@@ -4,7 +4,6 @@
 //! error, never from parsing its text.
 
 use alloc::string::String;
-use alloc::string::ToString;
 
 use fencelock_core::Error as CoreError;
 use wasm_bindgen::JsValue;
@@ -28,7 +27,7 @@ pub(crate) fn record(error: &CoreError) -> Record {
         .set("fencelock", true)
         .set("code", error.wire_code())
         .set("message", error.message())
-        .set("text", error.to_string())
+        .set("text", error.text())
         .maybe("msLeft", ms_left)
         .maybe("token", token)
         .maybe("waitedMs", waited_ms)
@@ -36,7 +35,7 @@ pub(crate) fn record(error: &CoreError) -> Record {
 
 /// Returns a thrown `Error` with the record's fields.
 pub(crate) fn throw(error: &CoreError) -> JsValue {
-    let thrown = js_sys::Error::new(&error.to_string());
+    let thrown = js_sys::Error::new(&error.text());
     let fields: JsValue = record(error).into();
     // Copying own enumerable properties of a plain object onto an Error cannot fail.
     let _ = js_sys::Object::assign(&thrown, &fields.into());
@@ -58,7 +57,7 @@ impl<T> OrThrow<T> for Result<T, CoreError> {
 /// Returns the error for a durable file that cannot be trusted (a corrupt ceiling or fence
 /// file): a plain `Error` with the core's reason and `code` `CORRUPT`.
 pub(crate) fn corrupt_file(error: &fencelock_core::CorruptFile) -> JsValue {
-    let thrown = js_sys::Error::new(&error.to_string());
+    let thrown = js_sys::Error::new(&error.text());
     let _ = js_sys::Reflect::set(&thrown, &"code".into(), &"CORRUPT".into());
     thrown.into()
 }

@@ -9,6 +9,7 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use crate::text::Text;
 use crate::Error;
 
 /// One decoded RESP value.
@@ -94,7 +95,7 @@ impl Value {
         match self {
             Value::Null => {}
             Value::Simple(text) | Value::Error(text) | Value::BigNumber(text) => {
-                out.push_str(&alloc::format!("{text:?}"));
+                crate::text::push_quoted(out, text);
             }
             Value::Integer(number) => out.push_str(itoa::Buffer::new().format(*number)),
             Value::Bulk(bytes) => {
@@ -311,10 +312,12 @@ impl Decoder {
             }
             Err(Stop::More(need)) => {
                 if need > self.limits.max_reply_bytes {
-                    return Err(Error::Protocol(alloc::format!(
-                        "reply larger than {} bytes",
-                        self.limits.max_reply_bytes
-                    )));
+                    return Err(Error::Protocol(
+                        Text::new("reply larger than ")
+                            .num(self.limits.max_reply_bytes)
+                            .str(" bytes")
+                            .into(),
+                    ));
                 }
                 self.need = need;
                 Ok(None)
@@ -356,10 +359,11 @@ struct Reader<'a> {
 impl Reader<'_> {
     fn value(&self, at: usize, depth: usize) -> Step<Value> {
         if depth > self.limits.max_depth {
-            return Err(Stop::Bad(alloc::format!(
-                "replies nested deeper than {}",
-                self.limits.max_depth
-            )));
+            return Err(Stop::Bad(
+                Text::new("replies nested deeper than ")
+                    .num(self.limits.max_depth)
+                    .into(),
+            ));
         }
         let Some(&kind) = self.bytes.get(at) else {
             return Err(Stop::More(at + 1));
@@ -412,9 +416,11 @@ impl Reader<'_> {
                 Err(_) if is_big_number(line) => Ok((Value::BigNumber(text(line)), next)),
                 Err(error) => Err(error),
             },
-            other => Err(Stop::Bad(alloc::format!(
-                "unknown reply type byte 0x{other:02x}"
-            ))),
+            other => Err(Stop::Bad(
+                Text::new("unknown reply type byte 0x")
+                    .hex_byte(other)
+                    .into(),
+            )),
         }
     }
 
@@ -442,10 +448,14 @@ impl Reader<'_> {
         };
         let end = at.saturating_add(len);
         if len > self.limits.max_reply_bytes {
-            return Err(Stop::Bad(alloc::format!(
-                "string of {len} bytes is longer than the {} allowed",
-                self.limits.max_reply_bytes
-            )));
+            return Err(Stop::Bad(
+                Text::new("string of ")
+                    .num(len)
+                    .str(" bytes is longer than the ")
+                    .num(self.limits.max_reply_bytes)
+                    .str(" allowed")
+                    .into(),
+            ));
         }
         let Some(blob) = self.bytes.get(at..end) else {
             return Err(Stop::More(end + 2));
@@ -469,9 +479,12 @@ impl Reader<'_> {
         // cannot be whole yet; this also keeps the reservation below from trusting the peer.
         let left = self.bytes.len().saturating_sub(at);
         if count > self.limits.max_reply_bytes / 3 {
-            return Err(Stop::Bad(alloc::format!(
-                "{count} elements cannot fit in a reply"
-            )));
+            return Err(Stop::Bad(
+                Text::new("")
+                    .num(count)
+                    .str(" elements cannot fit in a reply")
+                    .into(),
+            ));
         }
         let mut items = Vec::with_capacity(count.min(left / 3));
         for _ in 0..count {
@@ -536,7 +549,7 @@ fn length(line: &[u8]) -> Result<Option<usize>, Stop> {
 
 fn bad(what: &str, line: &[u8]) -> Stop {
     let shown = String::from_utf8_lossy(line.get(..40).unwrap_or(line)).into_owned();
-    Stop::Bad(alloc::format!("{what}: {shown:?}"))
+    Stop::Bad(Text::new(what).str(": ").quoted(&shown).into())
 }
 
 #[cfg(test)]
@@ -572,12 +585,16 @@ mod tests {
             (Value::Integer(i64::MIN), Value::Double(f64::NAN)),
             (Value::Double(-0.0), Value::Double(1e300)),
             (
-                Value::Simple(String::from("é\t\u{301}\0'")),
+                Value::Simple(String::from("é\t\u{1b}\0'")),
                 Value::Push(alloc::vec![Value::Boolean(false)])
             ),
             (Value::Bulk(alloc::vec![0, 255]), Value::Map(alloc::vec![])),
         ]);
         assert_eq!(more.shown(), format!("{more:?}"));
+        // Unlike `{:?}`, characters outside ASCII stay as they are, even combining marks and
+        // other non-printable ones (their tables stay out of the browser's module).
+        let mark = Value::Simple(String::from("e\u{301}\u{200b}"));
+        assert_eq!(mark.shown(), "Simple(\"e\u{301}\u{200b}\")");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use alloc::vec::Vec;
 use hashbrown::hash_map::Entry;
 
 use super::{ConnId, RequestId};
+use crate::text::Text;
 use crate::{Error, Instant, Token};
 
 /// Why a lease is lost.
@@ -33,14 +34,16 @@ impl LostReason {
     #[must_use]
     pub fn describe(&self) -> String {
         match self {
-            LostReason::Refused(error) => alloc::format!("the server refused it: {error}"),
+            LostReason::Refused(error) => Text::new("the server refused it: ")
+                .str(&error.text())
+                .into(),
             LostReason::Lapsed => {
                 String::from("its lease time ran out before a renewal was confirmed")
             }
             LostReason::Expired => String::from("server push: expired"),
-            LostReason::Stolen { by_token } => {
-                alloc::format!("server push: stolen by token {by_token}")
-            }
+            LostReason::Stolen { by_token } => Text::new("server push: stolen by token ")
+                .num(*by_token)
+                .into(),
             LostReason::ConnectionClosed => {
                 String::from("it was EPHEMERAL and the connection that took it closed")
             }

@@ -28,6 +28,7 @@ pub use decoder::{Decoder, DecoderLimits, Value};
 pub use leases::{LeaseStatus, LostReason};
 pub use reply::{InfoEntry, Reply};
 
+use crate::text::Text;
 use crate::vec_map::VecMap;
 use crate::{AcquireOptions, Error, Instant, Token};
 use leases::Leases;
@@ -366,8 +367,8 @@ impl Client {
 
     /// Sends `HELLO version` on the shared connection and returns the server's facts.
     pub fn hello(&mut self, now: Instant, version: u8) -> RequestId {
-        let digits = alloc::format!("{version}");
-        let bytes = request::encode(&[b"HELLO", digits.as_bytes()]);
+        let mut digits = itoa::Buffer::new();
+        let bytes = request::encode(&[b"HELLO", digits.format(version).as_bytes()]);
         self.submit(now, Kind::Command, bytes, 0)
     }
 
@@ -527,7 +528,10 @@ impl Client {
         // Hash order is arbitrary: act in connection order, so runs are reproducible.
         crate::order::sort_by_numbers(&mut late, |&(conn, timeout_ms)| (conn, timeout_ms));
         for (conn, timeout_ms) in late {
-            let reason = alloc::format!("no reply within {timeout_ms} ms");
+            let reason: String = Text::new("no reply within ")
+                .num(timeout_ms)
+                .str(" ms")
+                .into();
             self.fail_conn(conn, &reason, now);
         }
         for (name, token, reason) in self.leases.lapsed(now) {
@@ -577,10 +581,13 @@ impl Client {
                     } else {
                         "not sent"
                     };
-                    let error = Error::ConnectionLost(alloc::format!(
-                        "{} {what}: client closed",
-                        request.kind.command()
-                    ));
+                    let error = Error::ConnectionLost(
+                        Text::new(request.kind.command())
+                            .str(" ")
+                            .str(what)
+                            .str(": client closed")
+                            .into(),
+                    );
                     self.replies.push_back((id, Err(error)));
                 }
             }
@@ -982,12 +989,15 @@ impl Client {
                         // Either way the lease is gone: a tracked one is signalled lost.
                         let reason = LostReason::Refused(error.clone());
                         self.lose(request.name(), token, reason);
-                        result = Err(Error::ConnectionLost(alloc::format!(
-                            "RELEASE outcome unknown: its connection failed after it was sent, \
-                             and the retry found the lease gone ({}): released by the first \
-                             attempt, or lapsed before it",
-                            error.code().as_str()
-                        )));
+                        result = Err(Error::ConnectionLost(
+                            Text::new(
+                                "RELEASE outcome unknown: its connection failed after it was \
+                                 sent, and the retry found the lease gone (",
+                            )
+                            .str(error.code().as_str())
+                            .str("): released by the first attempt, or lapsed before it")
+                            .into(),
+                        ));
                     } else {
                         let reason = LostReason::Refused(error.clone());
                         self.lose(request.name(), token, reason);
@@ -1153,10 +1163,14 @@ impl Client {
             } else {
                 "failed"
             };
-            let error = Error::ConnectionLost(alloc::format!(
-                "{} {what}: {reason}",
-                request.kind.command()
-            ));
+            let error = Error::ConnectionLost(
+                Text::new(request.kind.command())
+                    .str(" ")
+                    .str(what)
+                    .str(": ")
+                    .str(reason)
+                    .into(),
+            );
             if let Kind::Renew {
                 token,
                 automatic: true,

@@ -6,6 +6,7 @@ use alloc::vec::Vec;
 use super::decoder::Small;
 use super::request::Kind;
 use super::{Event, Value};
+use crate::text::Text;
 use crate::{Error, HolderInfo, Instant, LockInfo, Mode, Token, WaiterInfo};
 
 /// A successful reply, typed by its request.
@@ -135,9 +136,14 @@ fn shape(command: &str, expected: &str, got: &Value) -> Error {
         shown.truncate(cut);
         shown.push_str("...");
     }
-    Error::Protocol(alloc::format!(
-        "{command}: expected {expected}, got {shown}"
-    ))
+    Error::Protocol(
+        Text::new(command)
+            .str(": expected ")
+            .str(expected)
+            .str(", got ")
+            .str(&shown)
+            .into(),
+    )
 }
 
 fn lock_page(value: &Value) -> Result<Reply, Error> {

@@ -4,6 +4,7 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use crate::text::Text;
 use crate::{rules, AcquireOptions, Error, Instant, Mode, Token, MAX_TOKEN};
 
 /// What a request was, so its reply can be typed and its effect on leases applied.
@@ -246,9 +247,13 @@ impl Digits {
     /// Formats `value`, refusing what JavaScript numbers (and tokens) cannot hold.
     fn of(what: &str, value: u64) -> Result<Digits, Error> {
         if value > MAX_TOKEN {
-            return Err(Error::BadRequest(alloc::format!(
-                "{what} {value} is above 2^53-1"
-            )));
+            return Err(Error::BadRequest(
+                Text::new(what)
+                    .str(" ")
+                    .num(value)
+                    .str(" is above 2^53-1")
+                    .into(),
+            ));
         }
         Ok(Digits::new(value))
     }

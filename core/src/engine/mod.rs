@@ -16,6 +16,7 @@ mod timers;
 mod types;
 
 use crate::hash_map::HashMap;
+use crate::text::Text;
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::string::String;
@@ -852,11 +853,12 @@ impl Engine {
     fn validate_name(&self, name: &str) -> Result<(), Error> {
         crate::rules::name_not_empty(name)?;
         if name.len() > self.config.max_name_len {
-            return Err(Error::bad(alloc::format!(
-                "lock name is {} bytes, longer than the limit of {}",
-                name.len(),
-                self.config.max_name_len
-            )));
+            return Err(Error::bad(
+                Text::new("lock name is ")
+                    .num(name.len())
+                    .str(" bytes, longer than the limit of ")
+                    .num(self.config.max_name_len),
+            ));
         }
         Ok(())
     }
@@ -864,11 +866,13 @@ impl Engine {
     fn validate_ttl(&self, ttl_ms: u64) -> Result<(), Error> {
         crate::rules::ttl_not_zero(ttl_ms)?;
         if ttl_ms > self.config.max_ttl_ms {
-            return Err(Error::bad(alloc::format!(
-                "ttl {} ms is over the maximum of {} ms",
-                ttl_ms,
-                self.config.max_ttl_ms
-            )));
+            return Err(Error::bad(
+                Text::new("ttl ")
+                    .num(ttl_ms)
+                    .str(" ms is over the maximum of ")
+                    .num(self.config.max_ttl_ms)
+                    .str(" ms"),
+            ));
         }
         Ok(())
     }
@@ -876,19 +880,22 @@ impl Engine {
     /// Validates the options and returns the lock-delay that applies.
     fn validate_acquire_options(&self, options: &AcquireOptions) -> Result<u32, Error> {
         if options.wait_ms > self.config.max_wait_ms {
-            return Err(Error::bad(alloc::format!(
-                "wait {} ms is over the maximum of {} ms",
-                options.wait_ms,
-                self.config.max_wait_ms
-            )));
+            return Err(Error::bad(
+                Text::new("wait ")
+                    .num(options.wait_ms)
+                    .str(" ms is over the maximum of ")
+                    .num(self.config.max_wait_ms)
+                    .str(" ms"),
+            ));
         }
         if let Some(owner) = &options.owner {
             if owner.len() > self.config.max_owner_len {
-                return Err(Error::bad(alloc::format!(
-                    "owner label is {} bytes, longer than the limit of {}",
-                    owner.len(),
-                    self.config.max_owner_len
-                )));
+                return Err(Error::bad(
+                    Text::new("owner label is ")
+                        .num(owner.len())
+                        .str(" bytes, longer than the limit of ")
+                        .num(self.config.max_owner_len),
+                ));
             }
         }
         if options.ephemeral && options.client == 0 {
@@ -897,11 +904,13 @@ impl Engine {
         crate::rules::steal_without_wait(options.steal, options.wait_ms)?;
         let delay = options.lock_delay_ms.unwrap_or(self.config.lock_delay_ms);
         if delay > self.config.max_lock_delay_ms {
-            return Err(Error::bad(alloc::format!(
-                "lock-delay {} ms is over the maximum of {} ms",
-                delay,
-                self.config.max_lock_delay_ms
-            )));
+            return Err(Error::bad(
+                Text::new("lock-delay ")
+                    .num(delay)
+                    .str(" ms is over the maximum of ")
+                    .num(self.config.max_lock_delay_ms)
+                    .str(" ms"),
+            ));
         }
         // max_lock_delay_ms is configured by the host; a value past u32 is clamped, not wrapped.
         Ok(u32::try_from(delay).unwrap_or(u32::MAX))
@@ -1158,10 +1167,11 @@ impl Engine {
         for saved in leases {
             self.validate_name(&saved.name)?;
             if saved.token == 0 || saved.token <= last_token || saved.token >= self.tokens.next() {
-                return Err(Error::bad(alloc::format!(
-                    "snapshot lease token {} is out of order or not below the next token",
-                    saved.token
-                )));
+                return Err(Error::bad(
+                    Text::new("snapshot lease token ")
+                        .num(saved.token)
+                        .str(" is out of order or not below the next token"),
+                ));
             }
             last_token = saved.token;
             if saved.ms_left == 0 {
@@ -1176,10 +1186,11 @@ impl Engine {
                 Mode::Exclusive
             };
             if !lock.holders.admits(mode) {
-                return Err(Error::bad(alloc::format!(
-                    "snapshot holds lock {:?} both shared and exclusive",
-                    saved.name
-                )));
+                return Err(Error::bad(
+                    Text::new("snapshot holds lock ")
+                        .quoted(&saved.name)
+                        .str(" both shared and exclusive"),
+                ));
             }
             // The connection of an ephemeral lease is gone; the lease lives out its time.
             let lease = Lease {

@@ -281,14 +281,17 @@ impl Start {
                 ceiling,
                 snapshot: crate::snapshot::Snapshot::decode(bytes)?,
             }),
-            (other, snapshot) => Err(crate::Error::BadRequest(alloc::format!(
-                "start {other:?} {} is not one of: fresh, crashed, clean with a snapshot",
-                if snapshot.is_some() {
-                    "with a snapshot"
-                } else {
-                    "without a snapshot"
-                }
-            ))),
+            (other, snapshot) => Err(crate::Error::BadRequest(
+                crate::text::Text::new("start ")
+                    .quoted(other)
+                    .str(if snapshot.is_some() {
+                        " with a snapshot"
+                    } else {
+                        " without a snapshot"
+                    })
+                    .str(" is not one of: fresh, crashed, clean with a snapshot")
+                    .into(),
+            )),
         }
     }
 }

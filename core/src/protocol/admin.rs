@@ -1,7 +1,7 @@
 //! Connection and server commands that stock Redis clients send: PING, ECHO, HELLO, AUTH,
 //! QUIT, SELECT, CLIENT, COMMAND, plus INFO's argument check and DEBUG ADVANCE.
 
-use alloc::string::{String, ToString};
+use alloc::string::String;
 
 use super::args::{self, bad, is, shown};
 use super::auth::{self, Verdict};
@@ -9,6 +9,7 @@ use super::context::{usage_error, Action, Context};
 use super::reply::{ReplyEncoder, RespVersion};
 use super::table::{self, CommandSpec, COMMANDS};
 use super::users::Need;
+use crate::text::Text;
 use crate::Error;
 
 /// The version reported by `HELLO` and `INFO`: the workspace version in Cargo.toml, the one
@@ -75,10 +76,12 @@ pub(crate) fn hello(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Result<Action, Err
             };
             new_name = Some(client_name(name)?);
         } else {
-            return Err(Error::BadRequest(alloc::format!(
-                "unknown HELLO option {}; options are AUTH username password, SETNAME name",
-                shown(option)
-            )));
+            return Err(Error::BadRequest(
+                Text::new("unknown HELLO option ")
+                    .str(&shown(option))
+                    .str("; options are AUTH username password, SETNAME name")
+                    .into(),
+            ));
         }
     }
     match credentials {
@@ -186,10 +189,12 @@ pub(crate) fn client(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Result<Action, Er
             } else if is(attribute, "LIB-VER") {
                 ctx.conn.lib_version = value;
             } else {
-                return Err(Error::BadRequest(alloc::format!(
-                    "unrecognized CLIENT SETINFO attribute {}; use LIB-NAME or LIB-VER",
-                    shown(attribute)
-                )));
+                return Err(Error::BadRequest(
+                    Text::new("unrecognized CLIENT SETINFO attribute ")
+                        .str(&shown(attribute))
+                        .str("; use LIB-NAME or LIB-VER")
+                        .into(),
+                ));
             }
             ctx.conn.reply().simple("OK");
         }
@@ -201,11 +206,13 @@ pub(crate) fn client(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Result<Action, Er
         // Hints some clients send; fencelock never evicts, so both are accepted as no-ops.
         [_] if is(sub, "NO-EVICT") || is(sub, "NO-TOUCH") => ctx.conn.reply().simple("OK"),
         _ => {
-            return Err(Error::BadRequest(alloc::format!(
-                "unknown CLIENT subcommand or wrong arguments for {}; usage {}",
-                shown(sub),
-                table::CLIENT.usage
-            )))
+            return Err(Error::BadRequest(
+                Text::new("unknown CLIENT subcommand or wrong arguments for ")
+                    .str(&shown(sub))
+                    .str("; usage ")
+                    .str(table::CLIENT.usage)
+                    .into(),
+            ))
         }
     }
     Ok(Action::Done)
@@ -253,10 +260,12 @@ pub(crate) fn command(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Result<Action, E
             command_docs(&mut reply, spec);
         }
     } else {
-        return Err(Error::BadRequest(alloc::format!(
-            "unknown COMMAND subcommand {}; use COUNT, LIST, INFO or DOCS",
-            shown(sub)
-        )));
+        return Err(Error::BadRequest(
+            Text::new("unknown COMMAND subcommand ")
+                .str(&shown(sub))
+                .str("; use COUNT, LIST, INFO or DOCS")
+                .into(),
+        ));
     }
     Ok(Action::Done)
 }
@@ -330,7 +339,7 @@ fn authenticate(ctx: &mut Context<'_>, user: &[u8], password: &[u8]) -> Option<A
             ctx.auth.failures += 1;
             ctx.auth
                 .audit(auth::failure_event(ctx.id, user, failures, closed));
-            ctx.conn.reply().error(&error.to_string());
+            ctx.conn.reply().error(&error.text());
             Some(if closed { Action::Close } else { Action::Done })
         }
     }
@@ -340,10 +349,12 @@ fn check_user(user: &[u8]) -> Result<(), Error> {
     if is(user, "default") {
         Ok(())
     } else {
-        Err(Error::BadRequest(alloc::format!(
-            "unknown user {}; fencelock has only the default user and no passwords",
-            shown(user)
-        )))
+        Err(Error::BadRequest(
+            Text::new("unknown user ")
+                .str(&shown(user))
+                .str("; fencelock has only the default user and no passwords")
+                .into(),
+        ))
     }
 }
 
@@ -359,5 +370,5 @@ fn client_name(name: &[u8]) -> Result<Option<String>, Error> {
         ));
     }
     // Printable ASCII is valid UTF-8.
-    Ok(Some(String::from_utf8_lossy(name).to_string()))
+    Ok(Some(String::from_utf8_lossy(name).into_owned()))
 }

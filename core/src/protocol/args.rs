@@ -2,40 +2,52 @@
 
 use alloc::string::String;
 
+use crate::text::Text;
 use crate::Error;
 
 /// Reads a lock name: any UTF-8 text (the engine checks its length).
 pub(crate) fn name<'a>(arg: &'a [u8], what: &str) -> Result<&'a str, Error> {
     core::str::from_utf8(arg)
-        .map_err(|_| Error::BadRequest(alloc::format!("{what} must be valid UTF-8 text")))
+        .map_err(|_| Error::BadRequest(Text::new(what).str(" must be valid UTF-8 text").into()))
 }
 
 /// Reads a non-negative whole number such as a TTL, a wait or a token.
 pub(crate) fn number(arg: &[u8], what: &str) -> Result<u64, Error> {
     if arg.is_empty() {
-        return Err(Error::BadRequest(alloc::format!(
-            "{what} must be a whole number, got an empty string"
-        )));
+        return Err(Error::BadRequest(
+            Text::new(what)
+                .str(" must be a whole number, got an empty string")
+                .into(),
+        ));
     }
     if arg.first() == Some(&b'-') && arg.len() > 1 && arg.iter().skip(1).all(u8::is_ascii_digit) {
-        return Err(Error::BadRequest(alloc::format!(
-            "{what} must not be negative, got {}",
-            shown(arg)
-        )));
+        return Err(Error::BadRequest(
+            Text::new(what)
+                .str(" must not be negative, got ")
+                .str(&shown(arg))
+                .into(),
+        ));
     }
     let mut value: u64 = 0;
     for &byte in arg {
         if !byte.is_ascii_digit() {
-            return Err(Error::BadRequest(alloc::format!(
-                "{what} must be a whole number of digits, got {}",
-                shown(arg)
-            )));
+            return Err(Error::BadRequest(
+                Text::new(what)
+                    .str(" must be a whole number of digits, got ")
+                    .str(&shown(arg))
+                    .into(),
+            ));
         }
         value = value
             .checked_mul(10)
             .and_then(|v| v.checked_add(u64::from(byte - b'0')))
             .ok_or_else(|| {
-                Error::BadRequest(alloc::format!("{what} is too large, got {}", shown(arg)))
+                Error::BadRequest(
+                    Text::new(what)
+                        .str(" is too large, got ")
+                        .str(&shown(arg))
+                        .into(),
+                )
             })?;
     }
     Ok(value)

@@ -1,12 +1,13 @@
 //! Dispatch: finds a request's command in the table, checks its arity, runs its handler and
 //! encodes an error reply if it fails.
 
-use alloc::string::{String, ToString};
+use alloc::string::String;
 
 use super::args::shown;
 use super::context::{usage_error, Action, Context};
 use super::table::{self, Kind, COMMANDS};
 use super::{admin, auth, lock_commands};
+use crate::text::Text;
 
 /// Runs the request `argv` (command name first) and appends its reply, unless it blocks.
 pub(crate) fn run(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Action {
@@ -24,7 +25,7 @@ pub(crate) fn run(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Action {
         })
     {
         // Before authenticating, a client learns nothing, not even which commands exist.
-        ctx.conn.reply().error(&auth::noauth().to_string());
+        ctx.conn.reply().error(&auth::noauth().text());
         return Action::Done;
     }
     let Some(spec) = spec else {
@@ -32,7 +33,7 @@ pub(crate) fn run(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Action {
         return Action::Done;
     };
     if !spec.accepts(argv.len()) {
-        ctx.conn.reply().error(&usage_error(spec).to_string());
+        ctx.conn.reply().error(&usage_error(spec).text());
         return Action::Done;
     }
     let result = match spec.kind {
@@ -55,7 +56,7 @@ pub(crate) fn run(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Action {
     match result {
         Ok(action) => action,
         Err(error) => {
-            ctx.conn.reply().error(&error.to_string());
+            ctx.conn.reply().error(&error.text());
             Action::Done
         }
     }
@@ -63,7 +64,10 @@ pub(crate) fn run(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Action {
 
 /// Returns the unknown-command error, listing every command the table serves.
 fn unknown_command(name: &[u8]) -> String {
-    let mut text = alloc::format!("ERR unknown command {}; fencelock serves", shown(name));
+    let mut text: String = Text::new("ERR unknown command ")
+        .str(&shown(name))
+        .str("; fencelock serves")
+        .into();
     for spec in COMMANDS {
         text.push(' ');
         text.push_str(spec.name);

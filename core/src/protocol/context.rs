@@ -4,7 +4,6 @@
 //! Handlers (`admin`, `lock_commands`) and the dispatcher (`commands`) both depend on this
 //! module and never on each other.
 
-use alloc::format;
 use alloc::string::String;
 
 use super::auth::Auth;
@@ -13,6 +12,7 @@ use super::table::CommandSpec;
 use super::users::Need;
 use super::ConnId;
 use super::ServerConfig;
+use crate::text::Text;
 use crate::{Engine, Error, Instant};
 
 /// Everything a command may touch, borrowed from the server for one request.
@@ -49,9 +49,11 @@ pub(crate) enum Action {
 /// Returns the bad-request error saying how `spec`'s command is used, for a wrong number of
 /// arguments.
 pub(crate) fn usage_error(spec: &CommandSpec) -> Error {
-    Error::BadRequest(format!(
-        "wrong number of arguments for '{}': usage {}",
-        spec.name.to_ascii_lowercase(),
-        spec.usage
-    ))
+    Error::BadRequest(
+        Text::new("wrong number of arguments for '")
+            .str(&spec.name.to_ascii_lowercase())
+            .str("': usage ")
+            .str(spec.usage)
+            .into(),
+    )
 }

@@ -1,12 +1,13 @@
 //! The lock commands: ACQUIRE, RENEW, RELEASE, VERIFY and QUERY.
 
-use alloc::string::ToString;
+use alloc::string::String;
 
 use super::args::{self, is, shown};
 use super::context::{usage_error, Action, Context};
 use super::reply::ReplyEncoder;
 use super::table;
 use super::users::Need;
+use crate::text::Text;
 use crate::{AcquireOptions, Acquired, Error, LockInfo, Mode};
 
 /// `ACQUIRE name ttl_ms [WAIT ms] [SHARED] [STEAL] [OWNER label] [EPHEMERAL] [LOCKDELAY ms]`.
@@ -26,18 +27,22 @@ pub(crate) fn acquire(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Result<Action, E
         } else if is(option, "STEAL") {
             options.steal = true;
         } else if is(option, "OWNER") {
-            options.owner =
-                Some(args::name(value(rest.next(), "OWNER", "label")?, "OWNER label")?.to_string());
+            options.owner = Some(String::from(args::name(
+                value(rest.next(), "OWNER", "label")?,
+                "OWNER label",
+            )?));
         } else if is(option, "EPHEMERAL") {
             options.ephemeral = true;
         } else if is(option, "LOCKDELAY") {
             let ms = args::number(value(rest.next(), "LOCKDELAY", "ms")?, "LOCKDELAY ms")?;
             options.lock_delay_ms = Some(ms);
         } else {
-            return Err(Error::BadRequest(alloc::format!(
-                "unknown ACQUIRE option {}; options are WAIT ms, SHARED, STEAL, OWNER label, EPHEMERAL, LOCKDELAY ms",
-                shown(option)
-            )));
+            return Err(Error::BadRequest(
+                Text::new("unknown ACQUIRE option ")
+                    .str(&shown(option))
+                    .str("; options are WAIT ms, SHARED, STEAL, OWNER label, EPHEMERAL, LOCKDELAY ms")
+                    .into(),
+            ));
         }
     }
     ctx.permit(Need::Write(name))?;
@@ -109,11 +114,13 @@ pub(crate) fn query(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Result<Action, Err
         } else if is(option, "CURSOR") {
             cursor = Some(args::name(given, "QUERY CURSOR")?);
         } else {
-            return Err(Error::BadRequest(alloc::format!(
-                "unknown QUERY option {}; usage {}",
-                shown(option),
-                table::QUERY.usage
-            )));
+            return Err(Error::BadRequest(
+                Text::new("unknown QUERY option ")
+                    .str(&shown(option))
+                    .str("; usage ")
+                    .str(table::QUERY.usage)
+                    .into(),
+            ));
         }
     }
     ctx.permit(Need::ReadPrefix(prefix))?;
@@ -201,8 +208,13 @@ fn arg<'a>(argv: &[&'a [u8]], index: usize) -> &'a [u8] {
 
 fn value<'a>(next: Option<&&'a [u8]>, option: &str, unit: &str) -> Result<&'a [u8], Error> {
     next.copied().ok_or_else(|| {
-        Error::BadRequest(alloc::format!(
-            "ACQUIRE option {option} needs a value ({unit})"
-        ))
+        Error::BadRequest(
+            Text::new("ACQUIRE option ")
+                .str(option)
+                .str(" needs a value (")
+                .str(unit)
+                .str(")")
+                .into(),
+        )
     })
 }

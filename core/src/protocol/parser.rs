@@ -9,6 +9,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
+use crate::text::Text;
+
 /// Bounds the parser enforces on every request; outside this crate, start from
 /// `ParserLimits::default()` and set fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,11 +45,17 @@ impl ProtocolError {
     pub fn message(&self) -> &str {
         &self.0
     }
+
+    /// Returns the whole text of the error reply (what `Display` shows).
+    #[must_use]
+    pub fn text(&self) -> String {
+        Text::new("ERR Protocol error: ").str(&self.0).into()
+    }
 }
 
 impl fmt::Display for ProtocolError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ERR Protocol error: {}", self.0)
+        f.write_str(&self.text())
     }
 }
 
@@ -143,10 +151,12 @@ impl RequestParser {
                 }
                 State::BulkStart => {
                     if byte != b'$' {
-                        return Err(ProtocolError(alloc::format!(
-                            "expected '$', got '{}'",
-                            core::ascii::escape_default(byte)
-                        )));
+                        return Err(ProtocolError(
+                            Text::new("expected '$', got '")
+                                .ascii_escaped(byte)
+                                .str("'")
+                                .into(),
+                        ));
                     }
                     pos += 1;
                     self.count(1)?;
@@ -411,13 +421,21 @@ fn expect_lf(byte: u8) -> Result<(), ProtocolError> {
 }
 
 fn request_too_big(max: usize) -> ProtocolError {
-    ProtocolError(alloc::format!("request larger than {max} bytes"))
+    ProtocolError(
+        Text::new("request larger than ")
+            .num(max)
+            .str(" bytes")
+            .into(),
+    )
 }
 
 fn too_many_args_text(max: usize) -> String {
-    alloc::format!("more than {max} arguments")
+    Text::new("more than ").num(max).str(" arguments").into()
 }
 
 fn bulk_too_long_text(max: usize) -> String {
-    alloc::format!("argument longer than {max} bytes")
+    Text::new("argument longer than ")
+        .num(max)
+        .str(" bytes")
+        .into()
 }

@@ -18,6 +18,7 @@ use super::ServerConfig;
 #[cfg(feature = "users")]
 use super::Users;
 use crate::durable::{encode_ceiling, DataFile, FileAction};
+use crate::text::Text;
 use crate::{Engine, Event, Instant};
 
 /// Identifies a connection; it doubles as the engine's `ClientId`, so it is never 0.
@@ -458,7 +459,7 @@ impl Server {
                 }
                 Err(error) => {
                     self.counters.protocol_errors += 1;
-                    connection.reply().error(&alloc::format!("{error}"));
+                    connection.reply().error(&error.text());
                     let now = self.clock.now(now);
                     self.close(now, conn);
                     return;
@@ -575,7 +576,7 @@ impl Server {
         let text = if leader.is_empty() {
             String::from(crate::error::NOT_LEADER_NO_LEADER)
         } else {
-            alloc::format!("MOVED {leader}")
+            Text::new("MOVED ").str(leader).into()
         };
         if let Some(connection) = self.connections.get_mut(&conn) {
             connection.reply().error(&text);
@@ -619,7 +620,7 @@ impl Server {
                     waited_ms,
                     ..
                 } => {
-                    let text = alloc::format!("{}", crate::Error::Timeout { waited_ms });
+                    let text = crate::Error::Timeout { waited_ms }.text();
                     self.unblock(now, client, waiter, |reply| reply.error(&text));
                 }
                 Event::Expired {

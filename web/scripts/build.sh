@@ -76,7 +76,8 @@ if [ -d "$sysroot/lib/rustlib/src/rust/library/core" ]; then
   wasm-bindgen --target web --out-dir "$here/pkg/web" "target/web-std/wasm32-unknown-unknown/wasm/fencelock_wasm.wasm"
   optimise "$here/pkg/web" "$web_opt"
 else
-  echo "WARNING: the rust-src component is not installed and could not be: the browser's module is built with the prebuilt core (larger, about 103 KB gzipped)" >&2
+  echo "WARNING: the rust-src component is not installed and could not be: the browser's module is built with the prebuilt core (larger, over the size budget)" >&2
+  export FENCELOCK_WASM_PREBUILT_CORE=1
   build web web "$here/pkg/web" "$web_opt" "${web_features[@]}"
 fi
 build node nodejs "$here/pkg/node" -O3

@@ -24,7 +24,8 @@ const ETCD_TIMEOUT_MS = 5000;
  * Options: `etcd` (endpoint URLs, e.g. `['http://127.0.0.1:2379']`), `cluster` (name),
  * `advertise` ('HOST:PORT' clients reach this node at), `host` (127.0.0.1), `port` (7380),
  * `electionTtlS` (2), `snapshotEvery` (1000: every N log batches the leader also stores a
- * snapshot and deletes the log before it), `maxConnections` (10000), `readyFile`, `maxTtlMs`,
+ * snapshot and deletes the log before it), `pipelineDepth` (4: log appends the leader keeps in
+ * flight at once), `maxConnections` (10000), `readyFile`, `maxTtlMs`,
  * `lockDelayMs`, `log` (a logger), `onFatal`.
  */
 class ClusterServer extends IoLoop {
@@ -36,6 +37,7 @@ class ClusterServer extends IoLoop {
       cluster: 'default',
       electionTtlS: 2,
       snapshotEvery: 1000,
+      pipelineDepth: 4,
       maxConnections: 10000,
       tlsHandshakeTimeoutMs: 10000,
       ...options,
@@ -60,6 +62,7 @@ class ClusterServer extends IoLoop {
       server,
       this.nowMs(),
       this.options.snapshotEvery,
+      this.options.pipelineDepth,
     ));
     this.loadAuth();
   }
@@ -201,16 +204,20 @@ class ClusterServer extends IoLoop {
             { request_delete_range: { key: op.deleteFrom, range_end: op.deleteEnd } },
           );
         }
-        const reply = await etcd.kv.txn({
-          compare: [
-            { key: op.electionKey, target: 'Create', result: 'Equal', create_revision: op.term },
-            { key: op.key, target: 'Create', result: 'Equal', create_revision: '0' },
-          ],
-          success,
-          failure: [],
-        });
+        const compare = [
+          { key: op.electionKey, target: 'Create', result: 'Equal', create_revision: op.term },
+          { key: op.key, target: 'Create', result: 'Equal', create_revision: '0' },
+        ];
+        // When a compare fails, the core needs to know which: these reads say.
+        const reads = [{ request_range: { key: op.electionKey } }, { request_range: { key: op.key } }];
+        if (op.previousKey) {
+          compare.push({ key: op.previousKey, target: 'Create', result: 'Greater', create_revision: '0' });
+          reads.push({ request_range: { key: op.previousKey } });
+        }
+        const reply = await etcd.kv.txn({ compare, success, failure: reads });
         const revision = reply.succeeded ? String(reply.header.revision) : '0';
-        return (now) => cluster.appendResult(now, id, Boolean(reply.succeeded), revision);
+        const created = (at) => (reply.succeeded ? '0' : String(reply.responses[at]?.response_range?.kvs?.[0]?.create_revision ?? '0'));
+        return (now) => cluster.appendResult(now, id, Boolean(reply.succeeded), revision, created(0), created(1), created(2));
       }
       case 'range': {
         const reply = await etcd.kv.range({ key: op.prefix, range_end: prefixEnd(op.prefix) });

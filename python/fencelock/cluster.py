@@ -39,6 +39,8 @@ class ClusterOptions:
     port: int = 7380
     election_ttl_s: int = 2
     snapshot_every: int = 1000
+    #: How many guarded appends the leader keeps in flight at once.
+    pipeline_depth: int = 4
     max_connections: int = 10_000
     ready_file: Optional[str] = None
     engine_settings: Dict[str, int] = field(default_factory=dict)
@@ -114,7 +116,7 @@ class ClusterServer(_IoLoop):
         self.native = NativeCluster(
             options.cluster, options.advertise, options.election_ttl_s,
             dict(options.engine_settings), {"max_connections": options.max_connections}, self.now_ms(),
-            options.snapshot_every,
+            options.snapshot_every, options.pipeline_depth,
         )
         self._load_auth()
         self.tls_context = self._tls_context()
@@ -271,19 +273,28 @@ class ClusterServer(_IoLoop):
                 leader = (key, found.value, found.create_revision, found.mod_revision) if found else (key, b"", 0, 0)
             return lambda now: native.campaign_result(op_id, bool(won), leader, now)
         if kind == "append":
-            _, _, election_key, term, key, value, compaction = op
+            _, _, election_key, term, key, value, previous_key, compaction = op
             success = [tx.Put(key, value)]
             if compaction is not None:
                 # The snapshot and the deletion of the log before it commit with the batch.
                 snapshot_key, snapshot, delete_from, delete_end = compaction
                 success += [tx.Put(snapshot_key, snapshot), tx.Delete(delete_from, range_end=delete_end)]
-            succeeded, responses = await client.transaction(
-                compare=[tx.Create(election_key) == term, tx.Create(key) == 0],
-                success=success,
-                failure=[],
-            )
-            revision = int(responses[0].response_put.header.revision) if succeeded else 0
-            return lambda now: native.append_result(op_id, bool(succeeded), revision, now)
+            compare = [tx.Create(election_key) == term, tx.Create(key) == 0]
+            # When a compare fails, the core needs to know which: these reads say.
+            reads = [tx.Get(election_key), tx.Get(key)]
+            if previous_key is not None:
+                compare.append(tx.Create(previous_key) > 0)
+                reads.append(tx.Get(previous_key))
+            succeeded, responses = await client.transaction(compare=compare, success=success, failure=reads)
+            if succeeded:
+                revision = int(responses[0].response_put.header.revision)
+                found = (0, 0, 0)
+            else:
+                revision = 0
+                created = [int(kvs[0][1].create_revision) if kvs else 0 for kvs in responses]
+                created += [0] * (3 - len(created))
+                found = (created[0], created[1], created[2])
+            return lambda now: native.append_result(op_id, bool(succeeded), revision, found, now)
         if kind == "range":
             found = await client.get_prefix(op[2])
             kvs = [(kv.key, kv.value, kv.create_revision, kv.mod_revision) for kv in found]
@@ -358,6 +369,7 @@ def cluster_options(args: Any) -> ClusterOptions:
         port=args.port,
         election_ttl_s=args.election_ttl,
         snapshot_every=args.snapshot_every,
+        pipeline_depth=args.pipeline_depth,
         max_connections=args.max_connections,
         ready_file=args.ready_file,
         engine_settings={

@@ -21,8 +21,10 @@ use crate::server::{output_object, parse_users, single_user, AuditRecord};
 /// An etcd operation for the host to perform, by `kind`:
 /// `grant_lease` (`ttlS`), `keep_alive` (`lease`, once), `revoke` (`lease`),
 /// `campaign` (`key`, `value`, `lease`: `Txn(if create_revision(key) == 0 then put(key, value,
-/// lease) else get(key))`), `append` (`electionKey`, `term`, `key`, `value`:
-/// `Txn(if create_revision(electionKey) == term and create_revision(key) == 0 then put(key, value))`,
+/// lease) else get(key))`), `append` (`electionKey`, `term`, `key`, `value`, `previousKey`:
+/// `Txn(if create_revision(electionKey) == term and create_revision(key) == 0 [and
+/// create_revision(previousKey) > 0] then put(key, value) else get(electionKey), get(key),
+/// get(previousKey))`, the failure branch's create revisions going back in `appendResult`;
 /// and when `snapshotKey` is set also `put(snapshotKey, snapshot)` and the deletion of the keys
 /// from `deleteFrom` up to `deleteEnd` (exclusive) in the same success branch),
 /// `range` (`prefix`), `watch` (`prefix`, `startRevision`; every batch of events answers under
@@ -47,6 +49,8 @@ pub struct EtcdOpRecord {
     pub election_key: Option<Buffer>,
     /// `append`: the create revision of this leader's election key (decimal).
     pub term: Option<String>,
+    /// `append`: the predecessor's log key, which must exist (absent for the log's first batch).
+    pub previous_key: Option<Buffer>,
     /// `range`, `watch`: the key prefix.
     pub prefix: Option<Buffer>,
     /// `watch`: the first revision to deliver (decimal).
@@ -98,8 +102,8 @@ pub struct NativeCluster {
 impl NativeCluster {
     /// Creates a node of cluster `cluster` reachable at `advertise` (`host:port`), with the
     /// election lease TTL `electionTtlS` (default 2), engine settings `config` and protocol
-    /// limits `serverSettings` as for `NativeServer`, and a snapshot every `snapshotEvery`
-    /// batches (default 1000, 0: never).
+    /// limits `serverSettings` as for `NativeServer`, a snapshot every `snapshotEvery`
+    /// batches (default 1000, 0: never), and up to `pipelineDepth` appends in flight (default 4).
     #[napi(constructor)]
     #[allow(clippy::too_many_arguments)] // the constructor's JavaScript arguments, in order
     pub fn new(
@@ -111,6 +115,7 @@ impl NativeCluster {
         server_settings: Option<HashMap<String, f64>>,
         now_ms: Option<f64>,
         snapshot_every: Option<f64>,
+        pipeline_depth: Option<f64>,
     ) -> napi::Result<Self> {
         let mut cluster_config = ClusterConfig::new(&cluster, &advertise);
         if let Some(ttl) = election_ttl_s {
@@ -118,6 +123,10 @@ impl NativeCluster {
         }
         if let Some(every) = snapshot_every {
             cluster_config.snapshot_every = whole("snapshotEvery", every)?;
+        }
+        if let Some(depth) = pipeline_depth {
+            let depth = whole("pipelineDepth", depth)?;
+            cluster_config.pipeline_depth = usize::try_from(depth).unwrap_or(usize::MAX).max(1);
         }
         let node = ClusterNode::new(
             Instant(whole("nowMs", now_ms.unwrap_or(0.0))?),
@@ -227,24 +236,29 @@ impl NativeCluster {
         self.result(now_ms, id, EtcdResult::Campaign { won, leader })
     }
 
-    /// Reports a guarded append's answer (`succeeded` false: a compare failed).
+    /// Reports a guarded append's answer (`succeeded` false: a compare failed). When it did
+    /// not succeed, the create revisions ("0": no key) the failure branch read: the election
+    /// key's, the batch key's and the predecessor key's.
     #[napi]
+    #[allow(clippy::too_many_arguments)] // the method's JavaScript arguments, in order
     pub fn append_result(
         &mut self,
         now_ms: f64,
         id: f64,
         succeeded: bool,
         revision: String,
+        election_created: String,
+        key_created: String,
+        previous_created: String,
     ) -> napi::Result<()> {
-        let revision = unsigned("revision", &revision)?;
-        self.result(
-            now_ms,
-            id,
-            EtcdResult::Append {
-                succeeded,
-                revision,
-            },
-        )
+        let result = EtcdResult::Append {
+            succeeded,
+            revision: unsigned("revision", &revision)?,
+            election_created: unsigned("electionCreated", &election_created)?,
+            key_created: unsigned("keyCreated", &key_created)?,
+            previous_created: unsigned("previousCreated", &previous_created)?,
+        };
+        self.result(now_ms, id, result)
     }
 
     /// Reports a range's answer: the store revision and the keys in key order.
@@ -396,6 +410,7 @@ fn op_record(op: EtcdOp) -> napi::Result<EtcdOpRecord> {
         value: None,
         election_key: None,
         term: None,
+        previous_key: None,
         prefix: None,
         start_revision: None,
         snapshot_key: None,
@@ -429,11 +444,13 @@ fn op_record(op: EtcdOp) -> napi::Result<EtcdOpRecord> {
             term,
             key,
             value,
+            previous_key,
             compaction,
             ..
         } => {
             record.election_key = Some(election_key.into());
             record.term = Some(term.to_string());
+            record.previous_key = previous_key.map(Into::into);
             record.key = Some(key.into());
             record.value = Some(value.into());
             if let Some(compaction) = compaction {

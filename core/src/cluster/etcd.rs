@@ -48,9 +48,15 @@ pub enum EtcdOp {
         lease: i64,
     },
     /// The guarded append: `Txn(if create_revision(election_key) == term and
-    /// create_revision(key) == 0 then put(key, value))`, and with `compaction` also, in the same
-    /// success branch, `put(snapshot_key, snapshot)` and `delete_range(delete_from, delete_end)`;
-    /// answer [`EtcdResult::Append`].
+    /// create_revision(key) == 0 [and create_revision(previous_key) > 0] then put(key, value)
+    /// else get(election_key), get(key), get(previous_key))`, and with `compaction` also, in the
+    /// same success branch, `put(snapshot_key, snapshot)` and `delete_range(delete_from,
+    /// delete_end)`; answer [`EtcdResult::Append`] with what the failure branch read.
+    ///
+    /// Several appends may be in flight at once (pipelining); etcd may apply them in any
+    /// order, so each one after the first also requires its predecessor's key: the log stays a
+    /// gap-free prefix. A compaction never deletes a predecessor a later append needs: it
+    /// deletes only the keys before its own batch's key.
     Append {
         /// Operation id.
         id: OpId,
@@ -62,6 +68,9 @@ pub enum EtcdOp {
         key: Vec<u8>,
         /// The encoded [`super::Batch`].
         value: Vec<u8>,
+        /// The log key of the batch before (none for the first batch of the log): it must
+        /// exist, and the failure branch reads it.
+        previous_key: Option<Vec<u8>>,
         /// A snapshot to store and the log keys it replaces, every `snapshot_every` batches.
         compaction: Option<Compaction>,
     },
@@ -180,10 +189,20 @@ pub enum EtcdResult {
     },
     /// A guarded append's answer.
     Append {
-        /// False when a compare failed: this node no longer leads (or another wrote the key).
+        /// False when a compare failed; the fields below then say which.
         succeeded: bool,
         /// The revision of the transaction.
         revision: u64,
+        /// When a compare failed: the create revision of the election key as the failure
+        /// branch read it (0: no key). Not this leader's term: it was deposed.
+        election_created: u64,
+        /// When a compare failed: the create revision of the batch's own key (0: none).
+        /// Not 0: another leader wrote this index.
+        key_created: u64,
+        /// When a compare failed: the create revision of the predecessor's key (0: none, or
+        /// no predecessor was named). 0 with the two above in order: the predecessor was not
+        /// applied yet, so the append is sent again once it commits.
+        previous_created: u64,
     },
     /// A range's answer.
     Range {

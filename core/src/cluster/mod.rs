@@ -5,7 +5,9 @@
 //! - The engine is deterministic given time, commands and disconnects, so the leader records
 //!   every state-changing input with its engine time ([`Entry`]) and appends them, one batch per
 //!   turn (group commit), under `/fencelock/<cluster>/log/<index>` in a transaction guarded by
-//!   the create revision of its election key (its term).
+//!   the create revision of its election key (its term). Up to `pipeline_depth` appends are in
+//!   flight at once; each also requires its predecessor's key, so etcd can only apply them in
+//!   order, and one that etcd tried before its predecessor is sent again once that commits.
 //! - Every output produced in a turn is held until the turn's batch is committed: a reply that
 //!   depends on an entry never leaves before etcd has it. If the append fails the node was
 //!   deposed: its held replies become errors (`-MOVED leader` when the request certainly had no
@@ -60,11 +62,15 @@ pub struct ClusterConfig {
     /// that the range a starting node reads (snapshot and log) stays well under the 4 MiB a
     /// gRPC client accepts by default, however large the batches.
     pub snapshot_log_bytes: u64,
+    /// How many guarded appends the leader keeps in flight at once (at least 1). etcd commits
+    /// concurrent transactions together, so more in flight means more batches per round trip.
+    pub pipeline_depth: usize,
 }
 
 impl ClusterConfig {
     /// Creates a configuration with the default election TTL (2 s), a snapshot every 1000
-    /// batches or 1 MiB of batches, and snapshots of at most 1 MiB.
+    /// batches or 1 MiB of batches, snapshots of at most 1 MiB, and up to
+    /// [`DEFAULT_PIPELINE_DEPTH`] appends in flight.
     #[must_use]
     pub fn new(cluster: &str, advertise: &str) -> ClusterConfig {
         ClusterConfig {
@@ -74,6 +80,7 @@ impl ClusterConfig {
             snapshot_every: 1000,
             snapshot_max_bytes: 1 << 20,
             snapshot_log_bytes: 1 << 20,
+            pipeline_depth: DEFAULT_PIPELINE_DEPTH,
         }
     }
 
@@ -132,15 +139,47 @@ impl Role {
     }
 }
 
+/// How many appends a leader keeps in flight unless configured otherwise.
+pub const DEFAULT_PIPELINE_DEPTH: usize = 4;
+
 /// What an outstanding operation was for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Pending {
     Lease,
     KeepAlive { sent: Instant },
     Campaign,
-    Append { index: u64, snapshot: bool },
+    Append { index: u64 },
     Range,
     Revoke,
+}
+
+/// A batch the leader sent and has not seen committed.
+#[derive(Debug)]
+struct Flight {
+    index: u64,
+    /// The append carrying it, or `None` while it waits to be sent again: etcd refused it
+    /// because its predecessor was not applied yet, so it certainly did not commit.
+    op: Option<OpId>,
+    /// The last index known committed when it was last sent: a predecessor at or below it
+    /// that etcd does not have is a damaged log, not a race between appends.
+    sent_after: u64,
+    /// The encoded batch, kept to send it again and to recognise it in the watch.
+    value: Vec<u8>,
+    compaction: Option<Compaction>,
+}
+
+/// Why a leader steps down, which decides what its held replies say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cause {
+    /// The watch showed the term end after every batch of this leader that committed: the
+    /// batches not seen committed certainly did not.
+    Absent,
+    /// etcd refused this batch: it, and every later one (each needs its predecessor), had no
+    /// effect; earlier ones still unanswered may have committed.
+    Refused(u64),
+    /// An answer is unknown (etcd unreachable, a timeout) or the lease may have lapsed: every
+    /// batch sent and unanswered may have committed.
+    Unknown,
 }
 
 /// A replicated fencelock server: the protocol [`Server`] plus the replication driver.
@@ -165,7 +204,8 @@ pub struct ClusterNode {
     next_keepalive: Instant,
     /// The last log index applied (follower) or committed (leader).
     committed: u64,
-    in_flight: Option<u64>,
+    /// The batches after `committed` that were sent, in index order (leader).
+    in_flight: VecDeque<Flight>,
     /// Entries recorded but not yet sent: the next batch.
     pending_entries: Vec<Entry>,
     /// Outputs waiting for the batch index they depend on to commit.
@@ -224,7 +264,7 @@ impl ClusterNode {
             lease_confirmed: now,
             next_keepalive: now,
             committed: 0,
-            in_flight: None,
+            in_flight: VecDeque::new(),
             pending_entries: Vec::new(),
             held: VecDeque::new(),
             ready: VecDeque::new(),
@@ -405,7 +445,7 @@ impl ClusterNode {
         let ttl_ms = node_ttl(&self.config).saturating_mul(1000);
         if self.role == Role::Leader && now.ms_since(self.lease_confirmed) >= ttl_ms {
             // etcd may already have let the lease go: stop acting as leader before it can.
-            self.step_down(now, false);
+            self.step_down(now, Cause::Unknown);
             return;
         }
         if self.retry_at.is_some_and(|at| now >= at) {
@@ -545,29 +585,7 @@ impl ClusterNode {
                 }
             }
             (Pending::Campaign, _) => {}
-            (
-                Pending::Append { index, snapshot },
-                EtcdResult::Append {
-                    succeeded,
-                    revision,
-                },
-            ) => {
-                self.in_flight = None;
-                if succeeded && self.role == Role::Leader {
-                    self.note_revision(revision);
-                    self.committed = index;
-                    if snapshot {
-                        self.snapshot_index = index;
-                    }
-                    self.release_held();
-                } else {
-                    self.step_down(now, true);
-                }
-            }
-            (Pending::Append { .. }, _) => {
-                self.in_flight = None;
-                self.step_down(now, false);
-            }
+            (Pending::Append { index }, result) => self.on_append(now, index, &result),
             (Pending::Range, EtcdResult::Range { revision, kvs }) => {
                 self.on_range(now, revision, &kvs);
             }
@@ -579,7 +597,12 @@ impl ClusterNode {
 
     fn on_events(&mut self, now: Instant, events: Vec<WatchEvent>) {
         let key = self.config.election_key();
+        let watch = self.watch;
         for event in events {
+            if self.watch != watch {
+                // A step-down or resync cancelled this watch: the rest is for nobody.
+                break;
+            }
             match event {
                 WatchEvent::Put(kv) => {
                     self.note_revision(kv.mod_revision);
@@ -591,7 +614,7 @@ impl ClusterNode {
                             // Every log entry before our key has been applied: lead.
                             self.promote(now);
                         } else if self.role == Role::Leader && kv.create_revision != self.term {
-                            self.step_down(now, true);
+                            self.step_down(now, Cause::Absent);
                         } else if self.role != Role::Leader {
                             self.redirect_to_leader();
                         }
@@ -603,10 +626,7 @@ impl ClusterNode {
                         self.log_bytes = 0;
                     } else if self.role == Role::Leader {
                         let index = self.config.log_index(&kv.key).unwrap_or(0);
-                        if index > self.assigned() {
-                            // Someone else appended: this node no longer leads.
-                            self.step_down(now, true);
-                        }
+                        self.on_own_log_key(now, index, &kv.value);
                     } else if !self.apply_log_key(&kv) {
                         // A gap or a foreign value: read everything again rather than diverge.
                         self.resync(now);
@@ -621,7 +641,7 @@ impl ClusterNode {
                         self.leader = None;
                         self.seen_term = 0;
                         if self.role == Role::Leader || self.role == Role::Candidate {
-                            self.step_down(now, true);
+                            self.step_down(now, Cause::Absent);
                         } else {
                             self.redirect_to_leader();
                             self.campaign();
@@ -776,7 +796,8 @@ impl ClusterNode {
     fn lease_lost(&mut self, now: Instant) {
         self.lease = None;
         if self.role == Role::Leader || self.role == Role::Candidate {
-            self.step_down(now, true);
+            // Appends still unanswered may have committed before the lease ended.
+            self.step_down(now, Cause::Unknown);
         } else {
             self.request_lease();
         }
@@ -785,7 +806,7 @@ impl ClusterNode {
     /// Drops the replica and reads the whole log again (a gap, a failed watch).
     fn resync(&mut self, now: Instant) {
         if self.role == Role::Leader || self.role == Role::Candidate {
-            self.step_down(now, false);
+            self.step_down(now, Cause::Unknown);
             return;
         }
         if let Some(watch) = self.watch.take() {
@@ -822,9 +843,13 @@ impl ClusterNode {
 
     /// The index the next output depends on: the last batch assigned so far.
     fn assigned(&self) -> u64 {
-        let in_flight = u64::from(self.in_flight.is_some());
         let pending = u64::from(!self.pending_entries.is_empty());
-        self.committed + in_flight + pending
+        self.last_sent() + pending
+    }
+
+    /// The index of the last batch sent (or committed, if none is in flight).
+    fn last_sent(&self) -> u64 {
+        self.committed + self.in_flight.len() as u64
     }
 
     fn end_turn(&mut self) {
@@ -846,38 +871,159 @@ impl ClusterNode {
         self.start_append();
     }
 
+    /// Sends the entries recorded so far as the next batch, while fewer than `pipeline_depth`
+    /// batches are in flight; what arrives meanwhile forms the next batch (group commit).
     fn start_append(&mut self) {
-        if self.role != Role::Leader || self.in_flight.is_some() || self.pending_entries.is_empty()
+        let depth = self.config.pipeline_depth.max(1);
+        while self.role == Role::Leader
+            && self.in_flight.len() < depth
+            && !self.pending_entries.is_empty()
         {
-            return;
-        }
-        let index = self.committed + 1;
-        let batch = Batch {
-            index,
-            term: self.term,
-            entries: core::mem::take(&mut self.pending_entries),
-        };
-        for entry in &batch.entries {
-            if let Some(client) = entry.client() {
-                self.max_client = self.max_client.max(client);
+            let index = self.last_sent() + 1;
+            let batch = Batch {
+                index,
+                term: self.term,
+                entries: core::mem::take(&mut self.pending_entries),
+            };
+            for entry in &batch.entries {
+                if let Some(client) = entry.client() {
+                    self.max_client = self.max_client.max(client);
+                }
             }
+            let value = batch.encode();
+            self.log_bytes = self.log_bytes.saturating_add(value.len() as u64);
+            let compaction = self.compaction(index);
+            self.in_flight.push_back(Flight {
+                index,
+                op: None,
+                sent_after: self.committed,
+                value,
+                compaction,
+            });
+            self.send(index);
         }
-        self.in_flight = Some(index);
-        let value = batch.encode();
-        self.log_bytes = self.log_bytes.saturating_add(value.len() as u64);
-        let compaction = self.compaction(index);
-        let snapshot = compaction.is_some();
-        let election_key = self.config.election_key();
-        let key = self.config.log_key(index);
-        let term = self.term;
-        self.request(Pending::Append { index, snapshot }, |id| EtcdOp::Append {
+    }
+
+    /// Sends (again) the append of the batch `index`, which is in flight.
+    fn send(&mut self, index: u64) {
+        let id = self.op_id();
+        let committed = self.committed;
+        let Some(flight) = self.flight_mut(index) else {
+            return;
+        };
+        flight.op = Some(id);
+        flight.sent_after = committed;
+        let value = flight.value.clone();
+        let compaction = flight.compaction.clone();
+        // The first batch of the log has no predecessor; every other one needs its own, even
+        // the first of a term or after a snapshot: a compaction keeps its own batch's key.
+        let previous_key = (index > 1).then(|| self.config.log_key(index - 1));
+        self.outstanding.push((id, Pending::Append { index }));
+        self.ops.push_back(EtcdOp::Append {
             id,
-            election_key,
-            term,
-            key,
+            election_key: self.config.election_key(),
+            term: self.term,
+            key: self.config.log_key(index),
             value,
+            previous_key,
             compaction,
         });
+    }
+
+    fn flight_mut(&mut self, index: u64) -> Option<&mut Flight> {
+        let at = index.checked_sub(self.committed.saturating_add(1))?;
+        self.in_flight.get_mut(usize::try_from(at).ok()?)
+    }
+
+    /// Handles the answer to the append of batch `index`.
+    fn on_append(&mut self, now: Instant, index: u64, result: &EtcdResult) {
+        // A later batch (or the watch) already showed this one committed.
+        if self.role != Role::Leader || index <= self.committed {
+            return;
+        }
+        let term = self.term;
+        let committed = self.committed;
+        let Some(flight) = self.flight_mut(index) else {
+            return;
+        };
+        match *result {
+            EtcdResult::Append {
+                succeeded: true,
+                revision,
+                ..
+            } => {
+                self.note_revision(revision);
+                self.commit_through(index);
+            }
+            EtcdResult::Append {
+                succeeded: false,
+                election_created,
+                key_created,
+                previous_created,
+                ..
+            } => {
+                flight.op = None;
+                // Only a predecessor that was itself in flight when this was sent can be
+                // missing by a race; one known committed then and gone now is a damaged log.
+                let predecessor_raced = index > 1 && index - 1 > flight.sent_after;
+                let only_early = election_created == term
+                    && key_created == 0
+                    && previous_created == 0
+                    && predecessor_raced;
+                if !only_early {
+                    // Deposed, or another leader wrote this index.
+                    self.step_down(now, Cause::Refused(index));
+                } else if index - 1 <= committed {
+                    // The predecessor committed while this one was refused.
+                    self.send(index);
+                }
+                // Otherwise it goes again once its predecessor commits (`commit_through`).
+            }
+            _ => self.step_down(now, Cause::Unknown),
+        }
+    }
+
+    /// The leader's watch showed a log key. Its own batches prove their commit (the watch
+    /// may come before the transaction's answer); any other write means it no longer leads.
+    fn on_own_log_key(&mut self, now: Instant, index: u64, value: &[u8]) {
+        if index <= self.committed {
+            return;
+        }
+        let ours = self
+            .flight_mut(index)
+            .is_some_and(|flight| flight.value == value);
+        if ours {
+            self.commit_through(index);
+        } else if index <= self.last_sent() {
+            // Someone else wrote an index this leader sent: that batch certainly failed.
+            self.step_down(now, Cause::Refused(index));
+        } else {
+            // Someone else appended past this leader: it no longer leads.
+            self.step_down(now, Cause::Absent);
+        }
+    }
+
+    /// Batch `index` committed, and with it every batch before it: etcd applied it only
+    /// because its predecessor was there.
+    fn commit_through(&mut self, index: u64) {
+        while let Some(flight) = self.in_flight.front() {
+            if flight.index > index {
+                break;
+            }
+            if flight.compaction.is_some() {
+                self.snapshot_index = self.snapshot_index.max(flight.index);
+            }
+            self.committed = flight.index;
+            self.in_flight.pop_front();
+        }
+        // The next batch may be waiting for exactly this one.
+        if let Some(next) = self.in_flight.front() {
+            if next.op.is_none() {
+                let next = next.index;
+                self.send(next);
+            }
+        }
+        self.release_held();
     }
 
     /// The snapshot that goes with batch `index`, once `snapshot_every` batches (or
@@ -930,11 +1076,19 @@ impl ClusterNode {
     }
 
     /// Leaves leadership: held replies become errors, connections close, and the engine
-    /// (which may hold inputs etcd never committed) is rebuilt from the log. `definite`: the
-    /// unsent and failed appends certainly did not commit.
-    fn step_down(&mut self, now: Instant, definite: bool) {
+    /// (which may hold inputs etcd never committed) is rebuilt from the log. `cause` says which
+    /// batches certainly did not commit: a reply that depends on any other unanswered batch
+    /// says that its request may or may not have taken effect.
+    fn step_down(&mut self, now: Instant, cause: Cause) {
         let _ = now;
-        let was_in_flight = self.in_flight.take();
+        let absent_from = self.absent_from(cause);
+        let maybe: Vec<u64> = self
+            .in_flight
+            .iter()
+            .filter(|flight| flight.op.is_some() && flight.index < absent_from)
+            .map(|flight| flight.index)
+            .collect();
+        self.in_flight.clear();
         self.server.set_redirect(Some(""));
         // Outputs still in the server are as held as the ones here.
         while let Some(output) = self.server.poll_output() {
@@ -949,7 +1103,7 @@ impl ClusterNode {
         for (barrier, output) in core::mem::take(&mut self.held) {
             match output {
                 Output::Transmit { conn, bytes } => {
-                    let unknown = !definite && Some(barrier) == was_in_flight;
+                    let unknown = maybe.contains(&barrier);
                     let text = failed_reply_text(leader.as_deref(), unknown);
                     let bytes = replace_replies(&bytes, &text);
                     if !bytes.is_empty() {
@@ -978,6 +1132,21 @@ impl ClusterNode {
             .retain(|(_, pending)| !matches!(pending, Pending::Lease | Pending::KeepAlive { .. }));
         self.request_lease();
         self.update_info();
+    }
+
+    /// The lowest batch index that certainly did not commit: every batch from it on needs it.
+    /// A batch waiting to be sent again was refused, so it counts too.
+    fn absent_from(&self, cause: Cause) -> u64 {
+        let waiting = self
+            .in_flight
+            .iter()
+            .find(|flight| flight.op.is_none())
+            .map_or(u64::MAX, |flight| flight.index);
+        match cause {
+            Cause::Absent => self.committed.saturating_add(1),
+            Cause::Refused(index) => waiting.min(index),
+            Cause::Unknown => waiting,
+        }
     }
 
     fn reset_replica(&mut self) {

@@ -116,11 +116,18 @@ impl FakeEtcd {
                 term,
                 key,
                 value,
+                previous_key,
                 compaction,
                 ..
             } => {
-                let ok = self.kv(election_key).create_revision == *term
-                    && self.kv(key).create_revision == 0;
+                let election_created = self.kv(election_key).create_revision;
+                let key_created = self.kv(key).create_revision;
+                let previous_created = previous_key
+                    .as_ref()
+                    .map_or(0, |previous| self.kv(previous).create_revision);
+                let ok = election_created == *term
+                    && key_created == 0
+                    && (previous_key.is_none() || previous_created != 0);
                 if ok {
                     // One transaction, one revision, as etcd does it.
                     self.put(key, value, 0);
@@ -128,10 +135,22 @@ impl FakeEtcd {
                         self.put_at(&compaction.snapshot_key, &compaction.snapshot);
                         self.delete_range_at(&compaction.delete_from, &compaction.delete_end);
                     }
-                }
-                EtcdResult::Append {
-                    succeeded: ok,
-                    revision: self.revision,
+                    EtcdResult::Append {
+                        succeeded: true,
+                        revision: self.revision,
+                        election_created: 0,
+                        key_created: 0,
+                        previous_created: 0,
+                    }
+                } else {
+                    // The failure branch reads the three keys the compares name.
+                    EtcdResult::Append {
+                        succeeded: false,
+                        revision: self.revision,
+                        election_created,
+                        key_created,
+                        previous_created,
+                    }
                 }
             }
             EtcdOp::Range { prefix, .. } => EtcdResult::Range {
@@ -244,6 +263,8 @@ impl Harness {
                     continue;
                 }
                 for op in core::mem::take(&mut self.parked[index]) {
+                    // Its answer may make the node ask for more.
+                    progress = true;
                     match &op {
                         EtcdOp::Watch {
                             id,
@@ -360,6 +381,47 @@ impl Harness {
         replies.remove(0)
     }
 
+    /// Takes the appends a paused node asked for and etcd has not seen yet, by log index;
+    /// its other operations stay parked.
+    fn take_appends(&mut self, node: usize) -> BTreeMap<u64, EtcdOp> {
+        self.pump();
+        let config = self.nodes[node].config().clone();
+        let mut appends = BTreeMap::new();
+        for op in core::mem::take(&mut self.parked[node]) {
+            match &op {
+                EtcdOp::Append { key, .. } => {
+                    appends.insert(config.log_index(key).expect("a log key"), op);
+                }
+                _ => self.parked[node].push(op),
+            }
+        }
+        appends
+    }
+
+    /// The log indexes of the appends a paused node has waiting, without taking them.
+    fn parked_appends(&mut self, node: usize) -> Vec<u64> {
+        self.pump();
+        let config = self.nodes[node].config().clone();
+        self.parked[node]
+            .iter()
+            .filter_map(|op| match op {
+                EtcdOp::Append { key, .. } => config.log_index(key),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Lets the fake etcd perform `op` now, without telling the node.
+    fn apply(&mut self, op: &EtcdOp) -> EtcdResult {
+        self.etcd.perform(op).expect("an operation with an answer")
+    }
+
+    /// Gives a node the answer to its operation `id` (the node may still be paused).
+    fn answer(&mut self, node: usize, id: OpId, result: EtcdResult) {
+        self.nodes[node].handle_etcd(self.now, id, result);
+        self.pump();
+    }
+
     fn kill(&mut self, node: usize) {
         self.dead[node] = true;
         let leases: Vec<i64> = self.nodes[node].lease.into_iter().collect();
@@ -422,20 +484,27 @@ fn followers_replay_the_log_exactly() {
 
 #[test]
 fn replies_wait_for_the_append_and_turns_are_batched() {
-    let mut h = Harness::new(2);
-    let (one, two) = (h.connect(0), h.connect(0));
+    // One append in flight at a time: what arrives meanwhile forms one batch.
+    let mut h = Harness::new(0);
+    for _ in 0..2 {
+        h.add_node_with(|config| config.pipeline_depth = 1);
+    }
+    let (one, two, three) = (h.connect(0), h.connect(0), h.connect(0));
     h.paused[0] = true;
     h.send(0, one, &["ACQUIRE", "x", "1000"]);
     h.send(0, two, &["ACQUIRE", "y", "1000"]);
+    h.send(0, three, &["ACQUIRE", "z", "1000"]);
     assert!(
         h.replies(0, one).is_empty(),
         "no reply before etcd has the entry"
     );
+    assert_eq!(h.parked_appends(0), vec![1], "one append in flight");
     h.paused[0] = false;
     h.pump();
     assert_eq!(h.replies(0, one).len(), 1);
     assert_eq!(h.replies(0, two).len(), 1);
-    // One batch in flight, the second turn waited and went in the next one.
+    assert_eq!(h.replies(0, three).len(), 1);
+    // The first turn's batch, then the two turns that waited for it in the next one.
     assert_eq!(h.nodes[0].log_index(), 2);
 }
 
@@ -882,4 +951,372 @@ fn large_batches_bring_the_snapshot_forward() {
     let snapshot = stored_snapshot(&h).expect("a snapshot by size");
     assert!(snapshot.index < 10, "{}", snapshot.index);
     assert_eq!(log_keys(&h).first(), Some(&snapshot.index));
+}
+
+// -- pipelined appends -------------------------------------------------------------------------
+
+/// Connections to `node` and, while it is paused, one ACQUIRE per connection, each in a turn
+/// of its own; returns the connections and the log index before them.
+fn acquire_each_in_a_turn(h: &mut Harness, node: usize, count: usize) -> (Vec<ConnId>, u64) {
+    let conns: Vec<ConnId> = (0..count).map(|_| h.connect(node)).collect();
+    let base = h.nodes[node].log_index();
+    h.paused[node] = true;
+    for (n, conn) in conns.iter().enumerate() {
+        h.send(node, *conn, &["ACQUIRE", &alloc::format!("p{n}"), "60000"]);
+    }
+    (conns, base)
+}
+
+fn assert_replicas_match(h: &Harness, leader: usize) {
+    for node in 0..h.nodes.len() {
+        if node == leader || h.dead[node] {
+            continue;
+        }
+        assert_eq!(h.nodes[node].role(), Role::Follower);
+        assert_eq!(h.nodes[node].log_index(), h.nodes[leader].log_index());
+        assert_eq!(
+            h.nodes[node].engine().image(),
+            h.nodes[leader].engine().image()
+        );
+        assert_eq!(h.nodes[node].log_error(), None);
+    }
+}
+
+fn refused(result: &EtcdResult) -> bool {
+    matches!(
+        result,
+        EtcdResult::Append {
+            succeeded: false,
+            ..
+        }
+    )
+}
+
+#[test]
+fn several_appends_are_in_flight_and_commit_in_order() {
+    let mut h = Harness::new(3);
+    let (conns, base) = acquire_each_in_a_turn(&mut h, 0, 6);
+    let appends = h.take_appends(0);
+    // As many in flight as the default depth, one turn each, the first four turns.
+    let sent: Vec<u64> = appends.keys().copied().collect();
+    assert_eq!(sent, (base + 1..=base + 4).collect::<Vec<u64>>());
+    let config = h.nodes[0].config().clone();
+    for (index, op) in &appends {
+        let EtcdOp::Append { previous_key, .. } = op else {
+            panic!("an append")
+        };
+        // Each needs its predecessor, but the log's first batch has none.
+        let expected = (*index > 1).then(|| config.log_key(index - 1));
+        assert_eq!(previous_key, &expected, "batch {index}");
+    }
+    for conn in &conns {
+        assert!(h.replies(0, *conn).is_empty(), "nothing before a commit");
+    }
+    for op in appends.values() {
+        let result = h.apply(op);
+        h.answer(0, op.id(), result);
+    }
+    // The last two turns waited for room and went in one batch.
+    assert_eq!(h.nodes[0].log_index(), base + 4);
+    assert_eq!(h.parked_appends(0), vec![base + 5]);
+    h.paused[0] = false;
+    h.pump();
+    assert_eq!(h.nodes[0].log_index(), base + 5);
+    let tokens: Vec<u64> = conns
+        .iter()
+        .map(|conn| {
+            let replies = h.replies(0, *conn);
+            assert_eq!(replies.len(), 1, "{replies:?}");
+            token(&replies[0])
+        })
+        .collect();
+    assert!(
+        tokens.windows(2).all(|pair| pair[0] < pair[1]),
+        "{tokens:?}"
+    );
+    assert_eq!(log_keys(&h), (1..=base + 5).collect::<Vec<u64>>());
+    assert_replicas_match(&h, 0);
+}
+
+#[test]
+fn an_append_etcd_tries_before_its_predecessor_is_sent_again_once_that_commits() {
+    let mut h = Harness::new(3);
+    let (conns, base) = acquire_each_in_a_turn(&mut h, 0, 3);
+    let appends = h.take_appends(0);
+    let (first, second, third) = (
+        appends[&(base + 1)].clone(),
+        appends[&(base + 2)].clone(),
+        appends[&(base + 3)].clone(),
+    );
+    // etcd gets to the second and third before the first: their predecessors are missing.
+    let second_result = h.apply(&second);
+    let third_result = h.apply(&third);
+    assert_eq!(
+        second_result,
+        EtcdResult::Append {
+            succeeded: false,
+            revision: h.etcd.revision,
+            election_created: h.nodes[0].term,
+            key_created: 0,
+            previous_created: 0,
+        }
+    );
+    assert!(refused(&third_result));
+    h.answer(0, second.id(), second_result);
+    h.answer(0, third.id(), third_result);
+    assert_eq!(
+        h.nodes[0].role(),
+        Role::Leader,
+        "an early append is no step-down"
+    );
+    assert!(h.parked_appends(0).is_empty(), "nothing goes again yet");
+    assert_eq!(log_keys(&h), (1..=base).collect::<Vec<u64>>(), "no gap");
+    // The first commits: its reply leaves, the second goes again, the third still waits.
+    let result = h.apply(&first);
+    h.answer(0, first.id(), result);
+    let one = token(&h.replies(0, conns[0])[0]);
+    assert!(h.replies(0, conns[1]).is_empty());
+    assert_eq!(h.parked_appends(0), vec![base + 2]);
+    for follower in 1..3 {
+        // Followers apply the log as etcd holds it: in order, up to the first batch.
+        assert_eq!(h.nodes[follower].log_index(), base + 1);
+    }
+    h.paused[0] = false;
+    h.pump();
+    // Nothing lost, the replies in order.
+    let two = token(&h.replies(0, conns[1])[0]);
+    let three = token(&h.replies(0, conns[2])[0]);
+    assert!(one < two && two < three, "{one} {two} {three}");
+    assert_eq!(h.nodes[0].log_index(), base + 3);
+    assert_eq!(h.nodes[0].engine().live_leases(), 3);
+    assert_eq!(log_keys(&h), (1..=base + 3).collect::<Vec<u64>>());
+    assert_replicas_match(&h, 0);
+}
+
+#[test]
+fn a_refusal_answered_after_its_predecessor_committed_is_sent_again_at_once() {
+    let mut h = Harness::new(2);
+    let (conns, base) = acquire_each_in_a_turn(&mut h, 0, 2);
+    let appends = h.take_appends(0);
+    let (first, second) = (appends[&(base + 1)].clone(), appends[&(base + 2)].clone());
+    let second_result = h.apply(&second);
+    let first_result = h.apply(&first);
+    // The answers come back in the other order.
+    h.answer(0, first.id(), first_result);
+    h.answer(0, second.id(), second_result);
+    assert_eq!(h.parked_appends(0), vec![base + 2]);
+    h.paused[0] = false;
+    h.pump();
+    for conn in &conns {
+        token(&h.replies(0, *conn)[0]);
+    }
+    assert_eq!(h.nodes[0].log_index(), base + 2);
+    assert_replicas_match(&h, 0);
+}
+
+#[test]
+fn a_leader_deposed_mid_pipeline_answers_errors_never_grants() {
+    let mut h = Harness::new(2);
+    let (conns, base) = acquire_each_in_a_turn(&mut h, 0, 3);
+    let appends = h.take_appends(0);
+    // etcd applies the first; then the leader's lease lapses, before any answer comes back.
+    let first_result = h.apply(&appends[&(base + 1)]);
+    let lease = h.nodes[0].lease.expect("lease");
+    h.etcd.expire(lease);
+    h.pump();
+    assert_eq!(h.nodes[1].role(), Role::Leader);
+    let other = h.connect(1);
+    token(&h.call(1, other, &["ACQUIRE", "mine", "60000"]));
+    // The later appends fail their term compare; the second's refusal is heard first.
+    let second_result = h.apply(&appends[&(base + 2)]);
+    let third_result = h.apply(&appends[&(base + 3)]);
+    assert!(refused(&second_result) && refused(&third_result));
+    h.answer(0, appends[&(base + 2)].id(), second_result);
+    assert_ne!(h.nodes[0].role(), Role::Leader);
+    // Answers that come after the step-down change nothing.
+    h.answer(0, appends[&(base + 1)].id(), first_result);
+    h.answer(0, appends[&(base + 3)].id(), third_result);
+    let replies: Vec<Vec<String>> = conns.iter().map(|conn| h.replies(0, *conn)).collect();
+    // No grant. The first batch was unanswered: it may have committed (it did), so its
+    // reply says so; the two after the refused one certainly had no effect.
+    let unknown = alloc::format!("-{}", crate::error::NOT_LEADER_UNKNOWN);
+    let no_effect = alloc::format!("-{}", crate::error::NOT_LEADER_NO_EFFECT);
+    assert_eq!(replies[0], vec![unknown]);
+    assert_eq!(replies[1], vec![no_effect.clone()]);
+    assert_eq!(replies[2], vec![no_effect]);
+    // The first batch is in the log: the new leader holds its lease.
+    let reply = h.call(1, other, &["ACQUIRE", "p0", "1000"]);
+    assert!(reply.starts_with("-LOCKED"), "{reply}");
+    assert!(token(&h.call(1, other, &["ACQUIRE", "p1", "1000"])) > 0);
+    // The old leader rejoins and replays the log as it is.
+    h.paused[0] = false;
+    h.pump();
+    assert_replicas_match(&h, 1);
+}
+
+#[test]
+fn an_unknown_outcome_of_a_middle_batch_leaves_it_and_every_later_reply_unknown() {
+    let mut h = Harness::new(2);
+    let (conns, base) = acquire_each_in_a_turn(&mut h, 0, 4);
+    let appends = h.take_appends(0);
+    let op = |i: u64| appends[&(base + i)].clone();
+    let result = h.apply(&op(1));
+    h.answer(0, op(1).id(), result);
+    let granted = token(&h.replies(0, conns[0])[0]);
+    // etcd applies the second and third; the third's answer is lost (a timeout) while the
+    // second's is still on its way, and the fourth was sent after them.
+    let second_result = h.apply(&op(2));
+    let _ = h.apply(&op(3));
+    h.answer(
+        0,
+        op(3).id(),
+        EtcdResult::Failed {
+            reason: "deadline exceeded".into(),
+        },
+    );
+    assert_ne!(h.nodes[0].role(), Role::Leader);
+    // Each of them may have committed: none is a grant, none says it had no effect.
+    let unknown = alloc::format!("-{}", crate::error::NOT_LEADER_UNKNOWN);
+    for conn in &conns[1..] {
+        assert_eq!(h.replies(0, *conn), vec![unknown.clone()]);
+    }
+    h.answer(0, op(2).id(), second_result);
+    assert!(
+        h.replies(0, conns[1]).is_empty(),
+        "a late answer sends nothing"
+    );
+    h.paused[0] = false;
+    h.pump();
+    // The new leader (node 0 again or node 1) holds what etcd committed.
+    let leader = h.leader().expect("a leader");
+    let conn = h.connect(leader);
+    for name in ["p1", "p2"] {
+        let reply = h.call(leader, conn, &["ACQUIRE", name, "1000"]);
+        assert!(reply.starts_with("-LOCKED"), "{name}: {reply}");
+    }
+    assert!(token(&h.call(leader, conn, &["ACQUIRE", "p3", "1000"])) > granted);
+}
+
+#[test]
+fn behind_a_refused_batch_replies_had_no_effect_even_when_an_earlier_answer_is_lost() {
+    let mut h = Harness::new(2);
+    let (conns, base) = acquire_each_in_a_turn(&mut h, 0, 3);
+    let appends = h.take_appends(0);
+    let op = |i: u64| appends[&(base + i)].clone();
+    // The second is refused (too early) and waits; then the first's answer is lost.
+    let result = h.apply(&op(2));
+    h.answer(0, op(2).id(), result);
+    let _ = h.apply(&op(1));
+    h.answer(
+        0,
+        op(1).id(),
+        EtcdResult::Failed {
+            reason: "connection reset".into(),
+        },
+    );
+    assert_ne!(h.nodes[0].role(), Role::Leader);
+    let unknown = alloc::format!("-{}", crate::error::NOT_LEADER_UNKNOWN);
+    let no_effect = alloc::format!("-{}", crate::error::NOT_LEADER_NO_EFFECT);
+    assert_eq!(h.replies(0, conns[0]), vec![unknown]);
+    // The second was never sent again, and the third needs it: neither can commit.
+    assert_eq!(h.replies(0, conns[1]), vec![no_effect.clone()]);
+    assert_eq!(h.replies(0, conns[2]), vec![no_effect]);
+    assert!(refused(&h.apply(&op(3))), "the third indeed cannot commit");
+}
+
+#[test]
+fn a_snapshot_commits_with_batches_in_flight_around_it() {
+    let mut h = Harness::with_snapshots(3, 5);
+    let conn = h.connect(0);
+    let mut round = 0;
+    while h.nodes[0].log_index() < 3 {
+        token(&h.call(
+            0,
+            conn,
+            &["ACQUIRE", &alloc::format!("pre{round}"), "60000"],
+        ));
+        round += 1;
+    }
+    let (conns, base) = acquire_each_in_a_turn(&mut h, 0, 4);
+    assert_eq!(base, 3);
+    let appends = h.take_appends(0);
+    let op = |i: u64| appends[&i].clone();
+    for (index, append) in &appends {
+        let EtcdOp::Append { compaction, .. } = append else {
+            panic!("an append")
+        };
+        assert_eq!(compaction.is_some(), *index == 5, "batch {index}");
+    }
+    // etcd tries the snapshot's batch before its predecessor, and the two after it too early.
+    let five = h.apply(&op(5));
+    let four = h.apply(&op(4));
+    let six = h.apply(&op(6));
+    let seven = h.apply(&op(7));
+    assert!(refused(&five) && !refused(&four) && refused(&six) && refused(&seven));
+    h.answer(0, op(5).id(), five);
+    h.answer(0, op(6).id(), six);
+    h.answer(0, op(7).id(), seven);
+    h.answer(0, op(4).id(), four);
+    // The snapshot's batch goes again, unchanged: the image is still the state after it.
+    let again = h.take_appends(0);
+    assert_eq!(again.keys().copied().collect::<Vec<u64>>(), vec![5]);
+    let (
+        EtcdOp::Append {
+            value, compaction, ..
+        },
+        EtcdOp::Append {
+            value: value_before,
+            compaction: compaction_before,
+            ..
+        },
+    ) = (&again[&5], &op(5))
+    else {
+        panic!("appends")
+    };
+    assert_eq!((value, compaction), (value_before, compaction_before));
+    h.parked[0].push(again[&5].clone());
+    h.paused[0] = false;
+    h.pump();
+    for conn in &conns {
+        token(&h.replies(0, *conn)[0]);
+    }
+    assert_eq!(h.nodes[0].log_index(), 7);
+    assert_eq!(stored_snapshot(&h).expect("a snapshot").index, 5);
+    assert_eq!(h.nodes[0].snapshot_index(), 5);
+    // The snapshot deleted the batches before its own; those after it kept their predecessors.
+    assert_eq!(log_keys(&h), vec![5, 6, 7]);
+    assert_replicas_match(&h, 0);
+    let joiner = h.add_node(5);
+    assert_eq!(h.nodes[joiner].log_index(), 7);
+    assert_eq!(
+        h.nodes[joiner].engine().image(),
+        h.nodes[0].engine().image()
+    );
+}
+
+#[test]
+fn the_watch_can_show_a_commit_before_its_answer_and_a_deposition_after_it() {
+    let mut h = Harness::new(2);
+    let (conns, base) = acquire_each_in_a_turn(&mut h, 0, 1);
+    let first = h.take_appends(0)[&(base + 1)].clone();
+    let result = h.apply(&first);
+    // The leader's watch shows its batch before the transaction's answer arrives.
+    h.deliver(0);
+    h.pump();
+    token(&h.replies(0, conns[0])[0]);
+    h.answer(0, first.id(), result);
+    assert_eq!(h.nodes[0].role(), Role::Leader);
+    assert_eq!(h.nodes[0].log_index(), base + 1);
+    // The next batch is still unanswered when the watch shows the term end: the watch is in
+    // revision order and showed no such batch, so it certainly did not commit.
+    h.send(0, conns[0], &["ACQUIRE", "later", "60000"]);
+    let second = h.take_appends(0)[&(base + 2)].clone();
+    let lease = h.nodes[0].lease.expect("lease");
+    h.etcd.expire(lease);
+    h.deliver(0);
+    h.pump();
+    assert_ne!(h.nodes[0].role(), Role::Leader);
+    let no_effect = alloc::format!("-{}", crate::error::NOT_LEADER_NO_EFFECT);
+    assert_eq!(h.replies(0, conns[0]), vec![no_effect]);
+    assert!(refused(&h.apply(&second)));
 }

@@ -196,7 +196,15 @@ class ClusterServer extends IoLoop {
         return (now) => cluster.campaignResult(now, id, Boolean(reply.succeeded), leader);
       }
       case 'append': {
-        const success = [{ request_put: { key: op.key, value: op.value } }];
+        // Each batch is put only if etcd does not have it yet (appends in flight together
+        // carry the same batches, and etcd may apply them in any order).
+        const success = op.batches.map(({ key, value }) => ({
+          request_txn: {
+            compare: [{ key, target: 'Create', result: 'Equal', create_revision: '0' }],
+            success: [{ request_put: { key, value } }],
+            failure: [],
+          },
+        }));
         if (op.snapshotKey) {
           // The snapshot and the deletion of the log before it commit with the batch.
           success.push(
@@ -204,20 +212,13 @@ class ClusterServer extends IoLoop {
             { request_delete_range: { key: op.deleteFrom, range_end: op.deleteEnd } },
           );
         }
-        const compare = [
-          { key: op.electionKey, target: 'Create', result: 'Equal', create_revision: op.term },
-          { key: op.key, target: 'Create', result: 'Equal', create_revision: '0' },
-        ];
-        // When a compare fails, the core needs to know which: these reads say.
-        const reads = [{ request_range: { key: op.electionKey } }, { request_range: { key: op.key } }];
-        if (op.previousKey) {
-          compare.push({ key: op.previousKey, target: 'Create', result: 'Greater', create_revision: '0' });
-          reads.push({ request_range: { key: op.previousKey } });
+        const compare = [{ key: op.electionKey, target: 'Create', result: 'Equal', create_revision: op.term }];
+        if (op.committedKey) {
+          compare.push({ key: op.committedKey, target: 'Create', result: 'Greater', create_revision: '0' });
         }
-        const reply = await etcd.kv.txn({ compare, success, failure: reads });
+        const reply = await etcd.kv.txn({ compare, success, failure: [] });
         const revision = reply.succeeded ? String(reply.header.revision) : '0';
-        const created = (at) => (reply.succeeded ? '0' : String(reply.responses[at]?.response_range?.kvs?.[0]?.create_revision ?? '0'));
-        return (now) => cluster.appendResult(now, id, Boolean(reply.succeeded), revision, created(0), created(1), created(2));
+        return (now) => cluster.appendResult(now, id, Boolean(reply.succeeded), revision);
       }
       case 'range': {
         const reply = await etcd.kv.range({ key: op.prefix, range_end: prefixEnd(op.prefix) });

@@ -273,28 +273,23 @@ class ClusterServer(_IoLoop):
                 leader = (key, found.value, found.create_revision, found.mod_revision) if found else (key, b"", 0, 0)
             return lambda now: native.campaign_result(op_id, bool(won), leader, now)
         if kind == "append":
-            _, _, election_key, term, key, value, previous_key, compaction = op
-            success = [tx.Put(key, value)]
+            _, _, election_key, term, committed_key, batches, compaction = op
+            # Each batch is put only if etcd does not have it yet (appends in flight together
+            # carry the same batches, and etcd may apply them in any order).
+            success = [
+                tx.Txn(compare=[tx.Create(key) == 0], success=[tx.Put(key, value)], failure=[])
+                for key, value in batches
+            ]
             if compaction is not None:
                 # The snapshot and the deletion of the log before it commit with the batch.
                 snapshot_key, snapshot, delete_from, delete_end = compaction
                 success += [tx.Put(snapshot_key, snapshot), tx.Delete(delete_from, range_end=delete_end)]
-            compare = [tx.Create(election_key) == term, tx.Create(key) == 0]
-            # When a compare fails, the core needs to know which: these reads say.
-            reads = [tx.Get(election_key), tx.Get(key)]
-            if previous_key is not None:
-                compare.append(tx.Create(previous_key) > 0)
-                reads.append(tx.Get(previous_key))
-            succeeded, responses = await client.transaction(compare=compare, success=success, failure=reads)
-            if succeeded:
-                revision = int(responses[0].response_put.header.revision)
-                found = (0, 0, 0)
-            else:
-                revision = 0
-                created = [int(kvs[0][1].create_revision) if kvs else 0 for kvs in responses]
-                created += [0] * (3 - len(created))
-                found = (created[0], created[1], created[2])
-            return lambda now: native.append_result(op_id, bool(succeeded), revision, found, now)
+            compare = [tx.Create(election_key) == term]
+            if committed_key is not None:
+                compare.append(tx.Create(committed_key) > 0)
+            succeeded, responses = await client.transaction(compare=compare, success=success, failure=[])
+            revision = _written_revision(responses) if succeeded else 0
+            return lambda now: native.append_result(op_id, bool(succeeded), revision, now)
         if kind == "range":
             found = await client.get_prefix(op[2])
             kvs = [(kv.key, kv.value, kv.create_revision, kv.mod_revision) for kv in found]
@@ -333,6 +328,18 @@ class ClusterServer(_IoLoop):
             self._watches.pop(op_id, None)
             self.native.failed(op_id, f"{type(error).__name__}: {error}", self.now_ms())
             self.flush()
+
+
+def _written_revision(responses: List[Any]) -> int:
+    """The revision of a transaction that wrote something, read from its puts (0 if none)."""
+    revision = 0
+    for response in responses:
+        kind = response.WhichOneof("response")
+        if kind == "response_put":
+            revision = max(revision, int(response.response_put.header.revision))
+        elif kind == "response_txn":
+            revision = max(revision, _written_revision(list(response.response_txn.responses)))
+    return revision
 
 
 async def serve_cluster(options: ClusterOptions, stop: Optional[asyncio.Event] = None) -> None:

@@ -21,10 +21,9 @@ use crate::server::{output_object, parse_users, single_user, AuditRecord};
 /// An etcd operation for the host to perform, by `kind`:
 /// `grant_lease` (`ttlS`), `keep_alive` (`lease`, once), `revoke` (`lease`),
 /// `campaign` (`key`, `value`, `lease`: `Txn(if create_revision(key) == 0 then put(key, value,
-/// lease) else get(key))`), `append` (`electionKey`, `term`, `key`, `value`, `previousKey`:
-/// `Txn(if create_revision(electionKey) == term and create_revision(key) == 0 [and
-/// create_revision(previousKey) > 0] then put(key, value) else get(electionKey), get(key),
-/// get(previousKey))`, the failure branch's create revisions going back in `appendResult`;
+/// lease) else get(key))`), `append` (`electionKey`, `term`, `committedKey`, `batches`:
+/// `Txn(if create_revision(electionKey) == term [and create_revision(committedKey) > 0] then
+/// Txn(if create_revision(key) == 0 then put(key, value)) for each of `batches` in order)`,
 /// and when `snapshotKey` is set also `put(snapshotKey, snapshot)` and the deletion of the keys
 /// from `deleteFrom` up to `deleteEnd` (exclusive) in the same success branch),
 /// `range` (`prefix`), `watch` (`prefix`, `startRevision`; every batch of events answers under
@@ -41,16 +40,19 @@ pub struct EtcdOpRecord {
     pub ttl_s: Option<f64>,
     /// `keep_alive`, `revoke`, `campaign`: the lease id (decimal).
     pub lease: Option<String>,
-    /// `campaign`: the election key; `append`: the log key.
+    /// `campaign`: the election key.
     pub key: Option<Buffer>,
-    /// `campaign`: this node's address; `append`: the encoded batch.
+    /// `campaign`: this node's address.
     pub value: Option<Buffer>,
     /// `append`: the election key.
     pub election_key: Option<Buffer>,
     /// `append`: the create revision of this leader's election key (decimal).
     pub term: Option<String>,
-    /// `append`: the predecessor's log key, which must exist (absent for the log's first batch).
-    pub previous_key: Option<Buffer>,
+    /// `append`: the log key of the last batch known committed, which must exist (absent
+    /// before the log's first batch).
+    pub committed_key: Option<Buffer>,
+    /// `append`: the batches to write, in index order, each only if its key does not exist.
+    pub batches: Option<Vec<EtcdLogWrite>>,
     /// `range`, `watch`: the key prefix.
     pub prefix: Option<Buffer>,
     /// `watch`: the first revision to deliver (decimal).
@@ -63,6 +65,17 @@ pub struct EtcdOpRecord {
     pub delete_from: Option<Buffer>,
     /// `append` with a snapshot: the end of the deleted range (exclusive).
     pub delete_end: Option<Buffer>,
+}
+
+/// One batch an append writes unless its key exists already.
+#[napi(object)]
+// napi's Buffer has no Debug.
+#[allow(missing_debug_implementations)]
+pub struct EtcdLogWrite {
+    /// The batch's log key.
+    pub key: Buffer,
+    /// The encoded batch.
+    pub value: Buffer,
 }
 
 /// A key as etcd returned it; revisions are decimal strings.
@@ -236,29 +249,24 @@ impl NativeCluster {
         self.result(now_ms, id, EtcdResult::Campaign { won, leader })
     }
 
-    /// Reports a guarded append's answer (`succeeded` false: a compare failed). When it did
-    /// not succeed, the create revisions ("0": no key) the failure branch read: the election
-    /// key's, the batch key's and the predecessor key's.
+    /// Reports a guarded append's answer (`succeeded` false: a compare failed).
     #[napi]
-    #[allow(clippy::too_many_arguments)] // the method's JavaScript arguments, in order
     pub fn append_result(
         &mut self,
         now_ms: f64,
         id: f64,
         succeeded: bool,
         revision: String,
-        election_created: String,
-        key_created: String,
-        previous_created: String,
     ) -> napi::Result<()> {
-        let result = EtcdResult::Append {
-            succeeded,
-            revision: unsigned("revision", &revision)?,
-            election_created: unsigned("electionCreated", &election_created)?,
-            key_created: unsigned("keyCreated", &key_created)?,
-            previous_created: unsigned("previousCreated", &previous_created)?,
-        };
-        self.result(now_ms, id, result)
+        let revision = unsigned("revision", &revision)?;
+        self.result(
+            now_ms,
+            id,
+            EtcdResult::Append {
+                succeeded,
+                revision,
+            },
+        )
     }
 
     /// Reports a range's answer: the store revision and the keys in key order.
@@ -410,7 +418,8 @@ fn op_record(op: EtcdOp) -> napi::Result<EtcdOpRecord> {
         value: None,
         election_key: None,
         term: None,
-        previous_key: None,
+        committed_key: None,
+        batches: None,
         prefix: None,
         start_revision: None,
         snapshot_key: None,
@@ -442,17 +451,23 @@ fn op_record(op: EtcdOp) -> napi::Result<EtcdOpRecord> {
         EtcdOp::Append {
             election_key,
             term,
-            key,
-            value,
-            previous_key,
+            committed_key,
+            batches,
             compaction,
             ..
         } => {
             record.election_key = Some(election_key.into());
             record.term = Some(term.to_string());
-            record.previous_key = previous_key.map(Into::into);
-            record.key = Some(key.into());
-            record.value = Some(value.into());
+            record.committed_key = committed_key.map(Into::into);
+            record.batches = Some(
+                batches
+                    .into_iter()
+                    .map(|batch| EtcdLogWrite {
+                        key: batch.key.into(),
+                        value: batch.value.into(),
+                    })
+                    .collect(),
+            );
             if let Some(compaction) = compaction {
                 record.snapshot_key = Some(compaction.snapshot_key.into());
                 record.snapshot = Some(compaction.snapshot.into());

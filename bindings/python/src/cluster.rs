@@ -94,12 +94,12 @@ impl NativeCluster {
 
     /// Returns every pending etcd operation as a tuple, kind first: ("grant_lease", id, ttl_s),
     /// ("keep_alive", id, lease), ("revoke", id, lease), ("campaign", id, key, value, lease),
-    /// ("append", id, election_key, term, key, value, previous_key, compaction) with
-    /// `previous_key` None (the log's first batch) or a key that must exist, and `compaction`
+    /// ("append", id, election_key, term, committed_key, batches, compaction) with
+    /// `committed_key` None (before the log's first batch) or a key that must exist, `batches`
+    /// a list of (key, value) each put only if its key does not exist yet, and `compaction`
     /// None or (snapshot_key, snapshot, delete_from, delete_end): also put the snapshot and
     /// delete the keys from `delete_from` up to `delete_end` (exclusive) in the transaction's
-    /// success branch; the failure branch reads the election key, the key and `previous_key`
-    /// for `append_result`, ("range", id, prefix),
+    /// success branch, ("range", id, prefix),
     /// ("watch", id, prefix, start_revision), ("cancel_watch", id).
     fn drain_etcd<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let list = PyList::empty(py);
@@ -119,9 +119,8 @@ impl NativeCluster {
                     id,
                     election_key,
                     term,
-                    key,
-                    value,
-                    previous_key,
+                    committed_key,
+                    batches,
                     compaction,
                 } => {
                     let compaction = match compaction {
@@ -141,9 +140,11 @@ impl NativeCluster {
                         id,
                         bytes(&election_key),
                         term,
-                        bytes(&key),
-                        bytes(&value),
-                        previous_key.map(|previous| bytes(&previous)),
+                        committed_key.map(|key| bytes(&key)),
+                        batches
+                            .iter()
+                            .map(|batch| (bytes(&batch.key), bytes(&batch.value)))
+                            .collect::<Vec<_>>(),
                         compaction,
                     )
                         .into_pyobject(py)?
@@ -175,25 +176,12 @@ impl NativeCluster {
         self.result(id, EtcdResult::Campaign { won, leader }, now_ms);
     }
 
-    /// A guarded append's answer; when it did not succeed, `found` holds the create revisions
-    /// (0: no key) the failure branch read: (election key, the batch's key, `previous_key`).
-    fn append_result(
-        &mut self,
-        id: u64,
-        succeeded: bool,
-        revision: u64,
-        found: (u64, u64, u64),
-        now_ms: u64,
-    ) {
-        let (election_created, key_created, previous_created) = found;
+    fn append_result(&mut self, id: u64, succeeded: bool, revision: u64, now_ms: u64) {
         self.result(
             id,
             EtcdResult::Append {
                 succeeded,
                 revision,
-                election_created,
-                key_created,
-                previous_created,
             },
             now_ms,
         );

@@ -6,8 +6,9 @@
 //!   every state-changing input with its engine time ([`Entry`]) and appends them, one batch per
 //!   turn (group commit), under `/fencelock/<cluster>/log/<index>` in a transaction guarded by
 //!   the create revision of its election key (its term). Up to `pipeline_depth` appends are in
-//!   flight at once; each also requires its predecessor's key, so etcd can only apply them in
-//!   order, and one that etcd tried before its predecessor is sent again once that commits.
+//!   flight at once. etcd orders concurrent requests as it likes, so each append carries every
+//!   batch after the last one known committed and writes those still missing: the log stays
+//!   a gap-free prefix whatever order etcd applies them in.
 //! - Every output produced in a turn is held until the turn's batch is committed: a reply that
 //!   depends on an entry never leaves before etcd has it. If the append fails the node was
 //!   deposed: its held replies become errors (`-MOVED leader` when the request certainly had no
@@ -35,7 +36,7 @@ use alloc::vec::Vec;
 use core::fmt::Write;
 
 pub use entry::{Batch, Entry};
-pub use etcd::{Compaction, EtcdOp, EtcdResult, KeyValue, OpId, WatchEvent};
+pub use etcd::{Compaction, EtcdOp, EtcdResult, KeyValue, LogWrite, OpId, WatchEvent};
 pub use snapshot::{LogSnapshot, LOG_SNAPSHOT_VERSION};
 
 use crate::client::{Decoder, DecoderLimits, Value};
@@ -65,12 +66,15 @@ pub struct ClusterConfig {
     /// How many guarded appends the leader keeps in flight at once (at least 1). etcd commits
     /// concurrent transactions together, so more in flight means more batches per round trip.
     pub pipeline_depth: usize,
+    /// No new append starts while the batches not yet committed hold this many bytes (each
+    /// append carries them all; etcd refuses requests over 1.5 MiB by default).
+    pub pipeline_max_bytes: usize,
 }
 
 impl ClusterConfig {
     /// Creates a configuration with the default election TTL (2 s), a snapshot every 1000
     /// batches or 1 MiB of batches, snapshots of at most 1 MiB, and up to
-    /// [`DEFAULT_PIPELINE_DEPTH`] appends in flight.
+    /// [`DEFAULT_PIPELINE_DEPTH`] appends in flight carrying up to 256 KiB of batches.
     #[must_use]
     pub fn new(cluster: &str, advertise: &str) -> ClusterConfig {
         ClusterConfig {
@@ -81,6 +85,7 @@ impl ClusterConfig {
             snapshot_max_bytes: 1 << 20,
             snapshot_log_bytes: 1 << 20,
             pipeline_depth: DEFAULT_PIPELINE_DEPTH,
+            pipeline_max_bytes: 256 << 10,
         }
     }
 
@@ -157,15 +162,11 @@ enum Pending {
 #[derive(Debug)]
 struct Flight {
     index: u64,
-    /// The append carrying it, or `None` while it waits to be sent again: etcd refused it
-    /// because its predecessor was not applied yet, so it certainly did not commit.
-    op: Option<OpId>,
-    /// The last index known committed when it was last sent: a predecessor at or below it
-    /// that etcd does not have is a damaged log, not a race between appends.
-    sent_after: u64,
-    /// The encoded batch, kept to send it again and to recognise it in the watch.
+    /// The encoded batch: every later append carries it too, and the watch shows it.
     value: Vec<u8>,
     compaction: Option<Compaction>,
+    /// Its own append was refused (a later one may still have written it).
+    refused: bool,
 }
 
 /// Why a leader steps down, which decides what its held replies say.
@@ -174,12 +175,9 @@ enum Cause {
     /// The watch showed the term end after every batch of this leader that committed: the
     /// batches not seen committed certainly did not.
     Absent,
-    /// etcd refused this batch: it, and every later one (each needs its predecessor), had no
-    /// effect; earlier ones still unanswered may have committed.
-    Refused(u64),
-    /// An answer is unknown (etcd unreachable, a timeout) or the lease may have lapsed: every
-    /// batch sent and unanswered may have committed.
-    Unknown,
+    /// An append was refused or its answer is unknown, or the lease may have lapsed: a batch
+    /// that an unanswered (or unknown) append carried may have committed.
+    Failed,
 }
 
 /// A replicated fencelock server: the protocol [`Server`] plus the replication driver.
@@ -206,6 +204,8 @@ pub struct ClusterNode {
     committed: u64,
     /// The batches after `committed` that were sent, in index order (leader).
     in_flight: VecDeque<Flight>,
+    /// The encoded bytes of the batches in flight.
+    in_flight_bytes: usize,
     /// Entries recorded but not yet sent: the next batch.
     pending_entries: Vec<Entry>,
     /// Outputs waiting for the batch index they depend on to commit.
@@ -265,6 +265,7 @@ impl ClusterNode {
             next_keepalive: now,
             committed: 0,
             in_flight: VecDeque::new(),
+            in_flight_bytes: 0,
             pending_entries: Vec::new(),
             held: VecDeque::new(),
             ready: VecDeque::new(),
@@ -445,7 +446,7 @@ impl ClusterNode {
         let ttl_ms = node_ttl(&self.config).saturating_mul(1000);
         if self.role == Role::Leader && now.ms_since(self.lease_confirmed) >= ttl_ms {
             // etcd may already have let the lease go: stop acting as leader before it can.
-            self.step_down(now, Cause::Unknown);
+            self.step_down(now, Cause::Failed);
             return;
         }
         if self.retry_at.is_some_and(|at| now >= at) {
@@ -797,7 +798,7 @@ impl ClusterNode {
         self.lease = None;
         if self.role == Role::Leader || self.role == Role::Candidate {
             // Appends still unanswered may have committed before the lease ended.
-            self.step_down(now, Cause::Unknown);
+            self.step_down(now, Cause::Failed);
         } else {
             self.request_lease();
         }
@@ -806,7 +807,7 @@ impl ClusterNode {
     /// Drops the replica and reads the whole log again (a gap, a failed watch).
     fn resync(&mut self, now: Instant) {
         if self.role == Role::Leader || self.role == Role::Candidate {
-            self.step_down(now, Cause::Unknown);
+            self.step_down(now, Cause::Failed);
             return;
         }
         if let Some(watch) = self.watch.take() {
@@ -872,14 +873,23 @@ impl ClusterNode {
     }
 
     /// Sends the entries recorded so far as the next batch, while fewer than `pipeline_depth`
-    /// batches are in flight; what arrives meanwhile forms the next batch (group commit).
+    /// appends are in flight; what arrives meanwhile forms the next batch (group commit). A
+    /// snapshot's batch goes alone, once every append before it was answered: its deletion of
+    /// the log before it must not remove the key an older append still compares.
     fn start_append(&mut self) {
         let depth = self.config.pipeline_depth.max(1);
-        while self.role == Role::Leader
-            && self.in_flight.len() < depth
-            && !self.pending_entries.is_empty()
-        {
+        while self.role == Role::Leader && !self.pending_entries.is_empty() {
+            let appends = self.appends_in_flight();
+            let snapshot_in_flight = self.in_flight.iter().any(|f| f.compaction.is_some());
             let index = self.last_sent() + 1;
+            // Decided once, before this batch counts in `log_bytes`.
+            let snapshot_due = self.snapshot_due(index);
+            let full = appends >= depth
+                || (!self.in_flight.is_empty()
+                    && self.in_flight_bytes >= self.config.pipeline_max_bytes);
+            if full || snapshot_in_flight || (appends > 0 && snapshot_due) {
+                return;
+            }
             let batch = Batch {
                 index,
                 term: self.term,
@@ -892,94 +902,86 @@ impl ClusterNode {
             }
             let value = batch.encode();
             self.log_bytes = self.log_bytes.saturating_add(value.len() as u64);
-            let compaction = self.compaction(index);
+            let compaction = if snapshot_due {
+                self.compaction(index)
+            } else {
+                None
+            };
+            self.in_flight_bytes = self.in_flight_bytes.saturating_add(value.len());
             self.in_flight.push_back(Flight {
                 index,
-                op: None,
-                sent_after: self.committed,
                 value,
                 compaction,
+                refused: false,
             });
             self.send(index);
         }
     }
 
-    /// Sends (again) the append of the batch `index`, which is in flight.
+    /// How many appends are unanswered (some may carry only batches committed since).
+    fn appends_in_flight(&self) -> usize {
+        self.outstanding
+            .iter()
+            .filter(|(_, pending)| matches!(pending, Pending::Append { .. }))
+            .count()
+    }
+
+    /// Sends the append of batch `index`: every batch in flight up to it, each written only
+    /// if etcd does not have it yet, guarded by the term and the last committed batch.
     fn send(&mut self, index: u64) {
-        let id = self.op_id();
-        let committed = self.committed;
-        let Some(flight) = self.flight_mut(index) else {
-            return;
-        };
-        flight.op = Some(id);
-        flight.sent_after = committed;
-        let value = flight.value.clone();
-        let compaction = flight.compaction.clone();
-        // The first batch of the log has no predecessor; every other one needs its own, even
-        // the first of a term or after a snapshot: a compaction keeps its own batch's key.
-        let previous_key = (index > 1).then(|| self.config.log_key(index - 1));
-        self.outstanding.push((id, Pending::Append { index }));
-        self.ops.push_back(EtcdOp::Append {
+        let batches: Vec<LogWrite> = self
+            .in_flight
+            .iter()
+            .take_while(|flight| flight.index <= index)
+            .map(|flight| LogWrite {
+                key: self.config.log_key(flight.index),
+                value: flight.value.clone(),
+            })
+            .collect();
+        let compaction = self
+            .in_flight
+            .back()
+            .filter(|flight| flight.index == index)
+            .and_then(|flight| flight.compaction.clone());
+        // Before the log's first batch there is nothing to require.
+        let committed_key = (self.committed > 0).then(|| self.config.log_key(self.committed));
+        let election_key = self.config.election_key();
+        let term = self.term;
+        self.request(Pending::Append { index }, |id| EtcdOp::Append {
             id,
-            election_key: self.config.election_key(),
-            term: self.term,
-            key: self.config.log_key(index),
-            value,
-            previous_key,
+            election_key,
+            term,
+            committed_key,
+            batches,
             compaction,
         });
     }
 
-    fn flight_mut(&mut self, index: u64) -> Option<&mut Flight> {
-        let at = index.checked_sub(self.committed.saturating_add(1))?;
-        self.in_flight.get_mut(usize::try_from(at).ok()?)
-    }
-
     /// Handles the answer to the append of batch `index`.
     fn on_append(&mut self, now: Instant, index: u64, result: &EtcdResult) {
-        // A later batch (or the watch) already showed this one committed.
+        // Batches a later append (or the watch) showed committed: nothing to learn.
         if self.role != Role::Leader || index <= self.committed {
             return;
         }
-        let term = self.term;
-        let committed = self.committed;
-        let Some(flight) = self.flight_mut(index) else {
-            return;
-        };
         match *result {
             EtcdResult::Append {
                 succeeded: true,
                 revision,
-                ..
             } => {
                 self.note_revision(revision);
                 self.commit_through(index);
             }
             EtcdResult::Append {
-                succeeded: false,
-                election_created,
-                key_created,
-                previous_created,
-                ..
+                succeeded: false, ..
             } => {
-                flight.op = None;
-                // Only a predecessor that was itself in flight when this was sent can be
-                // missing by a race; one known committed then and gone now is a damaged log.
-                let predecessor_raced = index > 1 && index - 1 > flight.sent_after;
-                let only_early = election_created == term
-                    && key_created == 0
-                    && previous_created == 0
-                    && predecessor_raced;
-                if !only_early {
-                    // Deposed, or another leader wrote this index.
-                    self.step_down(now, Cause::Refused(index));
-                } else if index - 1 <= committed {
-                    // The predecessor committed while this one was refused.
-                    self.send(index);
+                // Deposed (or the log was changed by hand): this append had no effect.
+                let at = usize::try_from(index - self.committed - 1).unwrap_or(usize::MAX);
+                if let Some(flight) = self.in_flight.get_mut(at) {
+                    flight.refused = true;
                 }
-                // Otherwise it goes again once its predecessor commits (`commit_through`).
+                self.step_down(now, Cause::Failed);
             }
-            _ => self.step_down(now, Cause::Unknown),
+            _ => self.step_down(now, Cause::Failed),
         }
     }
 
@@ -989,22 +991,24 @@ impl ClusterNode {
         if index <= self.committed {
             return;
         }
+        let at = usize::try_from(index - self.committed - 1).unwrap_or(usize::MAX);
         let ours = self
-            .flight_mut(index)
+            .in_flight
+            .get(at)
             .is_some_and(|flight| flight.value == value);
         if ours {
             self.commit_through(index);
         } else if index <= self.last_sent() {
-            // Someone else wrote an index this leader sent: that batch certainly failed.
-            self.step_down(now, Cause::Refused(index));
+            // Someone else wrote a batch this leader sent: nothing it sent can be trusted.
+            self.step_down(now, Cause::Failed);
         } else {
             // Someone else appended past this leader: it no longer leads.
             self.step_down(now, Cause::Absent);
         }
     }
 
-    /// Batch `index` committed, and with it every batch before it: etcd applied it only
-    /// because its predecessor was there.
+    /// Batch `index` committed, and with it every batch before it (an append writes the
+    /// batches it carries in index order, after the last committed one).
     fn commit_through(&mut self, index: u64) {
         while let Some(flight) = self.in_flight.front() {
             if flight.index > index {
@@ -1014,31 +1018,31 @@ impl ClusterNode {
                 self.snapshot_index = self.snapshot_index.max(flight.index);
             }
             self.committed = flight.index;
+            self.in_flight_bytes = self.in_flight_bytes.saturating_sub(flight.value.len());
             self.in_flight.pop_front();
-        }
-        // The next batch may be waiting for exactly this one.
-        if let Some(next) = self.in_flight.front() {
-            if next.op.is_none() {
-                let next = next.index;
-                self.send(next);
-            }
         }
         self.release_held();
     }
 
-    /// The snapshot that goes with batch `index`, once `snapshot_every` batches (or
-    /// `snapshot_log_bytes` of them) have passed since the last one. The batch takes every
-    /// entry recorded so far, so the engine is now exactly the state after it, unless inputs
-    /// were recorded since (then the next batch carries the snapshot). A snapshot over
-    /// `snapshot_max_bytes` is counted, not written, and the next try waits `snapshot_every`
-    /// batches: the append never fails because of it.
-    fn compaction(&mut self, index: u64) -> Option<Compaction> {
+    /// Tells whether batch `index` should carry a snapshot: `snapshot_every` batches (or
+    /// `snapshot_log_bytes` of them) have passed since the last one, and no recent one was too
+    /// large.
+    fn snapshot_due(&self, index: u64) -> bool {
         let every = self.config.snapshot_every;
         let due = index >= self.snapshot_index.saturating_add(every)
             || self.log_bytes >= self.config.snapshot_log_bytes;
         let too_large_lately = self.snapshot_tried > self.snapshot_index
             && index < self.snapshot_tried.saturating_add(every);
-        if every == 0 || !due || too_large_lately || self.server.engine().has_untaken_inputs() {
+        every != 0 && due && !too_large_lately
+    }
+
+    /// The snapshot that goes with batch `index`, which is due. The batch takes every entry
+    /// recorded so far, so the engine is now exactly the state after it, unless inputs were
+    /// recorded since (then the next batch carries the snapshot). A snapshot over
+    /// `snapshot_max_bytes` is counted, not written, and the next try waits `snapshot_every`
+    /// batches: the append never fails because of it.
+    fn compaction(&mut self, index: u64) -> Option<Compaction> {
+        if self.server.engine().has_untaken_inputs() {
             return None;
         }
         self.snapshot_tried = index;
@@ -1076,19 +1080,25 @@ impl ClusterNode {
     }
 
     /// Leaves leadership: held replies become errors, connections close, and the engine
-    /// (which may hold inputs etcd never committed) is rebuilt from the log. `cause` says which
-    /// batches certainly did not commit: a reply that depends on any other unanswered batch
-    /// says that its request may or may not have taken effect.
+    /// (which may hold inputs etcd never committed) is rebuilt from the log. A reply that
+    /// depends on a batch some unanswered (or unknown) append carried says that its request
+    /// may or may not have taken effect; the others certainly had none.
     fn step_down(&mut self, now: Instant, cause: Cause) {
         let _ = now;
-        let absent_from = self.absent_from(cause);
-        let maybe: Vec<u64> = self
-            .in_flight
-            .iter()
-            .filter(|flight| flight.op.is_some() && flight.index < absent_from)
-            .map(|flight| flight.index)
-            .collect();
+        // Every append carries the batches before its own, so the last one that may have
+        // committed decides for every batch up to it.
+        let maybe_through = match cause {
+            Cause::Absent => 0,
+            Cause::Failed => self
+                .in_flight
+                .iter()
+                .filter(|flight| !flight.refused)
+                .map(|flight| flight.index)
+                .max()
+                .unwrap_or(0),
+        };
         self.in_flight.clear();
+        self.in_flight_bytes = 0;
         self.server.set_redirect(Some(""));
         // Outputs still in the server are as held as the ones here.
         while let Some(output) = self.server.poll_output() {
@@ -1103,7 +1113,7 @@ impl ClusterNode {
         for (barrier, output) in core::mem::take(&mut self.held) {
             match output {
                 Output::Transmit { conn, bytes } => {
-                    let unknown = maybe.contains(&barrier);
+                    let unknown = barrier <= maybe_through;
                     let text = failed_reply_text(leader.as_deref(), unknown);
                     let bytes = replace_replies(&bytes, &text);
                     if !bytes.is_empty() {
@@ -1132,21 +1142,6 @@ impl ClusterNode {
             .retain(|(_, pending)| !matches!(pending, Pending::Lease | Pending::KeepAlive { .. }));
         self.request_lease();
         self.update_info();
-    }
-
-    /// The lowest batch index that certainly did not commit: every batch from it on needs it.
-    /// A batch waiting to be sent again was refused, so it counts too.
-    fn absent_from(&self, cause: Cause) -> u64 {
-        let waiting = self
-            .in_flight
-            .iter()
-            .find(|flight| flight.op.is_none())
-            .map_or(u64::MAX, |flight| flight.index);
-        match cause {
-            Cause::Absent => self.committed.saturating_add(1),
-            Cause::Refused(index) => waiting.min(index),
-            Cause::Unknown => waiting,
-        }
     }
 
     fn reset_replica(&mut self) {

@@ -114,43 +114,48 @@ impl FakeEtcd {
             EtcdOp::Append {
                 election_key,
                 term,
-                key,
-                value,
-                previous_key,
+                committed_key,
+                batches,
                 compaction,
                 ..
             } => {
-                let election_created = self.kv(election_key).create_revision;
-                let key_created = self.kv(key).create_revision;
-                let previous_created = previous_key
-                    .as_ref()
-                    .map_or(0, |previous| self.kv(previous).create_revision);
-                let ok = election_created == *term
-                    && key_created == 0
-                    && (previous_key.is_none() || previous_created != 0);
-                if ok {
-                    // One transaction, one revision, as etcd does it.
-                    self.put(key, value, 0);
+                // etcd refuses a transaction that puts a key twice or inside a range it deletes.
+                let mut keys: Vec<&Vec<u8>> = batches.iter().map(|batch| &batch.key).collect();
+                keys.sort();
+                keys.dedup();
+                let deleted = compaction.as_ref().is_some_and(|compaction| {
+                    batches.iter().any(|batch| {
+                        batch.key >= compaction.delete_from && batch.key < compaction.delete_end
+                    })
+                });
+                if keys.len() != batches.len() || deleted {
+                    return Some(EtcdResult::Failed {
+                        reason: "etcdserver: duplicate key given in txn request".into(),
+                    });
+                }
+                let ok = self.kv(election_key).create_revision == *term
+                    && committed_key
+                        .as_ref()
+                        .map_or(true, |key| self.kv(key).create_revision != 0);
+                let missing: Vec<&LogWrite> = batches
+                    .iter()
+                    .filter(|batch| self.kv(&batch.key).create_revision == 0)
+                    .collect();
+                if ok && !missing.is_empty() {
+                    // One transaction, one revision, as etcd does it; the batches etcd has
+                    // already are skipped.
+                    self.revision += 1;
+                    for batch in missing {
+                        self.put_at(&batch.key, &batch.value);
+                    }
                     if let Some(compaction) = compaction {
                         self.put_at(&compaction.snapshot_key, &compaction.snapshot);
                         self.delete_range_at(&compaction.delete_from, &compaction.delete_end);
                     }
-                    EtcdResult::Append {
-                        succeeded: true,
-                        revision: self.revision,
-                        election_created: 0,
-                        key_created: 0,
-                        previous_created: 0,
-                    }
-                } else {
-                    // The failure branch reads the three keys the compares name.
-                    EtcdResult::Append {
-                        succeeded: false,
-                        revision: self.revision,
-                        election_created,
-                        key_created,
-                        previous_created,
-                    }
+                }
+                EtcdResult::Append {
+                    succeeded: ok,
+                    revision: self.revision,
                 }
             }
             EtcdOp::Range { prefix, .. } => EtcdResult::Range {
@@ -388,11 +393,11 @@ impl Harness {
         let config = self.nodes[node].config().clone();
         let mut appends = BTreeMap::new();
         for op in core::mem::take(&mut self.parked[node]) {
-            match &op {
-                EtcdOp::Append { key, .. } => {
-                    appends.insert(config.log_index(key).expect("a log key"), op);
+            match append_index(&config, &op) {
+                Some(index) => {
+                    appends.insert(index, op);
                 }
-                _ => self.parked[node].push(op),
+                None => self.parked[node].push(op),
             }
         }
         appends
@@ -404,10 +409,7 @@ impl Harness {
         let config = self.nodes[node].config().clone();
         self.parked[node]
             .iter()
-            .filter_map(|op| match op {
-                EtcdOp::Append { key, .. } => config.log_index(key),
-                _ => None,
-            })
+            .filter_map(|op| append_index(&config, op))
             .collect()
     }
 
@@ -429,6 +431,14 @@ impl Harness {
             self.etcd.expire(lease);
         }
         self.pump();
+    }
+}
+
+/// The log index of an append: its own (last) batch's.
+fn append_index(config: &ClusterConfig, op: &EtcdOp) -> Option<u64> {
+    match op {
+        EtcdOp::Append { batches, .. } => config.log_index(&batches.last()?.key),
+        _ => None,
     }
 }
 
@@ -967,6 +977,32 @@ fn acquire_each_in_a_turn(h: &mut Harness, node: usize, count: usize) -> (Vec<Co
     (conns, base)
 }
 
+/// The log indexes of the batches an append carries.
+fn carried(h: &Harness, op: &EtcdOp) -> Vec<u64> {
+    let EtcdOp::Append { batches, .. } = op else {
+        panic!("an append")
+    };
+    let config = h.nodes[0].config();
+    batches
+        .iter()
+        .map(|batch| config.log_index(&batch.key).expect("a log key"))
+        .collect()
+}
+
+/// How many times etcd wrote each log key, in index order.
+fn log_writes(h: &Harness) -> BTreeMap<u64, usize> {
+    let config = h.nodes[0].config().clone();
+    let mut writes = BTreeMap::new();
+    for (_, event) in &h.etcd.history {
+        if let WatchEvent::Put(kv) = event {
+            if let Some(index) = config.log_index(&kv.key) {
+                *writes.entry(index).or_insert(0) += 1;
+            }
+        }
+    }
+    writes
+}
+
 fn assert_replicas_match(h: &Harness, leader: usize) {
     for node in 0..h.nodes.len() {
         if node == leader || h.dead[node] {
@@ -982,11 +1018,11 @@ fn assert_replicas_match(h: &Harness, leader: usize) {
     }
 }
 
-fn refused(result: &EtcdResult) -> bool {
+fn succeeded(result: &EtcdResult) -> bool {
     matches!(
         result,
         EtcdResult::Append {
-            succeeded: false,
+            succeeded: true,
             ..
         }
     )
@@ -997,28 +1033,35 @@ fn several_appends_are_in_flight_and_commit_in_order() {
     let mut h = Harness::new(3);
     let (conns, base) = acquire_each_in_a_turn(&mut h, 0, 6);
     let appends = h.take_appends(0);
-    // As many in flight as the default depth, one turn each, the first four turns.
+    // As many in flight as the default depth, one per turn; each carries every batch after
+    // the last committed one, and requires that one.
     let sent: Vec<u64> = appends.keys().copied().collect();
     assert_eq!(sent, (base + 1..=base + 4).collect::<Vec<u64>>());
     let config = h.nodes[0].config().clone();
     for (index, op) in &appends {
-        let EtcdOp::Append { previous_key, .. } = op else {
+        assert_eq!(carried(&h, op), (base + 1..=*index).collect::<Vec<u64>>());
+        let EtcdOp::Append { committed_key, .. } = op else {
             panic!("an append")
         };
-        // Each needs its predecessor, but the log's first batch has none.
-        let expected = (*index > 1).then(|| config.log_key(index - 1));
-        assert_eq!(previous_key, &expected, "batch {index}");
+        assert_eq!(committed_key, &(base > 0).then(|| config.log_key(base)));
     }
     for conn in &conns {
         assert!(h.replies(0, *conn).is_empty(), "nothing before a commit");
     }
     for op in appends.values() {
         let result = h.apply(op);
+        assert!(succeeded(&result));
         h.answer(0, op.id(), result);
     }
-    // The last two turns waited for room and went in one batch.
+    // The last two turns waited for room and went in one batch as soon as the first answer
+    // made some, carrying the three batches still unanswered then.
     assert_eq!(h.nodes[0].log_index(), base + 4);
-    assert_eq!(h.parked_appends(0), vec![base + 5]);
+    let next = h.take_appends(0);
+    assert_eq!(
+        carried(&h, &next[&(base + 5)]),
+        (base + 2..=base + 5).collect::<Vec<u64>>()
+    );
+    h.parked[0].extend(next.into_values());
     h.paused[0] = false;
     h.pump();
     assert_eq!(h.nodes[0].log_index(), base + 5);
@@ -1035,82 +1078,45 @@ fn several_appends_are_in_flight_and_commit_in_order() {
         "{tokens:?}"
     );
     assert_eq!(log_keys(&h), (1..=base + 5).collect::<Vec<u64>>());
+    assert!(log_writes(&h).values().all(|&writes| writes == 1));
     assert_replicas_match(&h, 0);
 }
 
 #[test]
-fn an_append_etcd_tries_before_its_predecessor_is_sent_again_once_that_commits() {
+fn appends_etcd_applies_out_of_order_write_each_batch_once_and_in_order() {
     let mut h = Harness::new(3);
     let (conns, base) = acquire_each_in_a_turn(&mut h, 0, 3);
     let appends = h.take_appends(0);
-    let (first, second, third) = (
-        appends[&(base + 1)].clone(),
-        appends[&(base + 2)].clone(),
-        appends[&(base + 3)].clone(),
+    let op = |i: u64| appends[&(base + i)].clone();
+    // etcd gets to the last append first: it writes all three batches, in index order.
+    let third = h.apply(&op(3));
+    assert!(succeeded(&third));
+    assert_eq!(log_keys(&h), (1..=base + 3).collect::<Vec<u64>>());
+    // The two before it find their batches written and skip them.
+    let first = h.apply(&op(1));
+    let second = h.apply(&op(2));
+    assert!(succeeded(&first) && succeeded(&second));
+    assert!(
+        log_writes(&h).values().all(|&writes| writes == 1),
+        "each batch written once"
     );
-    // etcd gets to the second and third before the first: their predecessors are missing.
-    let second_result = h.apply(&second);
-    let third_result = h.apply(&third);
-    assert_eq!(
-        second_result,
-        EtcdResult::Append {
-            succeeded: false,
-            revision: h.etcd.revision,
-            election_created: h.nodes[0].term,
-            key_created: 0,
-            previous_created: 0,
-        }
-    );
-    assert!(refused(&third_result));
-    h.answer(0, second.id(), second_result);
-    h.answer(0, third.id(), third_result);
-    assert_eq!(
-        h.nodes[0].role(),
-        Role::Leader,
-        "an early append is no step-down"
-    );
-    assert!(h.parked_appends(0).is_empty(), "nothing goes again yet");
-    assert_eq!(log_keys(&h), (1..=base).collect::<Vec<u64>>(), "no gap");
-    // The first commits: its reply leaves, the second goes again, the third still waits.
-    let result = h.apply(&first);
-    h.answer(0, first.id(), result);
+    // The answers come back in yet another order: the second's commits the first two.
+    h.answer(0, op(2).id(), second);
+    assert_eq!(h.nodes[0].log_index(), base + 2);
     let one = token(&h.replies(0, conns[0])[0]);
-    assert!(h.replies(0, conns[1]).is_empty());
-    assert_eq!(h.parked_appends(0), vec![base + 2]);
-    for follower in 1..3 {
-        // Followers apply the log as etcd holds it: in order, up to the first batch.
-        assert_eq!(h.nodes[follower].log_index(), base + 1);
-    }
+    let two = token(&h.replies(0, conns[1])[0]);
+    assert!(h.replies(0, conns[2]).is_empty());
+    h.answer(0, op(3).id(), third);
+    let three = token(&h.replies(0, conns[2])[0]);
+    // An answer about batches known committed changes nothing.
+    h.answer(0, op(1).id(), first);
+    assert_eq!(h.nodes[0].role(), Role::Leader);
+    assert!(one < two && two < three, "{one} {two} {three}");
     h.paused[0] = false;
     h.pump();
-    // Nothing lost, the replies in order.
-    let two = token(&h.replies(0, conns[1])[0]);
-    let three = token(&h.replies(0, conns[2])[0]);
-    assert!(one < two && two < three, "{one} {two} {three}");
     assert_eq!(h.nodes[0].log_index(), base + 3);
     assert_eq!(h.nodes[0].engine().live_leases(), 3);
-    assert_eq!(log_keys(&h), (1..=base + 3).collect::<Vec<u64>>());
-    assert_replicas_match(&h, 0);
-}
-
-#[test]
-fn a_refusal_answered_after_its_predecessor_committed_is_sent_again_at_once() {
-    let mut h = Harness::new(2);
-    let (conns, base) = acquire_each_in_a_turn(&mut h, 0, 2);
-    let appends = h.take_appends(0);
-    let (first, second) = (appends[&(base + 1)].clone(), appends[&(base + 2)].clone());
-    let second_result = h.apply(&second);
-    let first_result = h.apply(&first);
-    // The answers come back in the other order.
-    h.answer(0, first.id(), first_result);
-    h.answer(0, second.id(), second_result);
-    assert_eq!(h.parked_appends(0), vec![base + 2]);
-    h.paused[0] = false;
-    h.pump();
-    for conn in &conns {
-        token(&h.replies(0, *conn)[0]);
-    }
-    assert_eq!(h.nodes[0].log_index(), base + 2);
+    // The followers saw the three batches in one revision, in index order, and applied them.
     assert_replicas_match(&h, 0);
 }
 
@@ -1119,35 +1125,38 @@ fn a_leader_deposed_mid_pipeline_answers_errors_never_grants() {
     let mut h = Harness::new(2);
     let (conns, base) = acquire_each_in_a_turn(&mut h, 0, 3);
     let appends = h.take_appends(0);
+    let op = |i: u64| appends[&(base + i)].clone();
     // etcd applies the first; then the leader's lease lapses, before any answer comes back.
-    let first_result = h.apply(&appends[&(base + 1)]);
+    let first = h.apply(&op(1));
+    assert!(succeeded(&first));
     let lease = h.nodes[0].lease.expect("lease");
     h.etcd.expire(lease);
     h.pump();
     assert_eq!(h.nodes[1].role(), Role::Leader);
     let other = h.connect(1);
     token(&h.call(1, other, &["ACQUIRE", "mine", "60000"]));
-    // The later appends fail their term compare; the second's refusal is heard first.
-    let second_result = h.apply(&appends[&(base + 2)]);
-    let third_result = h.apply(&appends[&(base + 3)]);
-    assert!(refused(&second_result) && refused(&third_result));
-    h.answer(0, appends[&(base + 2)].id(), second_result);
+    // The third append fails its term compare, and that answer comes first.
+    let third = h.apply(&op(3));
+    assert!(!succeeded(&third));
+    h.answer(0, op(3).id(), third);
     assert_ne!(h.nodes[0].role(), Role::Leader);
     // Answers that come after the step-down change nothing.
-    h.answer(0, appends[&(base + 1)].id(), first_result);
-    h.answer(0, appends[&(base + 3)].id(), third_result);
+    h.answer(0, op(1).id(), first);
     let replies: Vec<Vec<String>> = conns.iter().map(|conn| h.replies(0, *conn)).collect();
-    // No grant. The first batch was unanswered: it may have committed (it did), so its
-    // reply says so; the two after the refused one certainly had no effect.
+    // No grant. The first two batches were carried by appends still unanswered: they may
+    // have committed (the first did), and their replies say so. The third was carried only
+    // by the refused append: certainly no effect.
     let unknown = alloc::format!("-{}", crate::error::NOT_LEADER_UNKNOWN);
     let no_effect = alloc::format!("-{}", crate::error::NOT_LEADER_NO_EFFECT);
-    assert_eq!(replies[0], vec![unknown]);
-    assert_eq!(replies[1], vec![no_effect.clone()]);
+    assert_eq!(replies[0], vec![unknown.clone()]);
+    assert_eq!(replies[1], vec![unknown]);
     assert_eq!(replies[2], vec![no_effect]);
-    // The first batch is in the log: the new leader holds its lease.
+    // The first batch is in the log: the new leader holds its lease, and only that one.
     let reply = h.call(1, other, &["ACQUIRE", "p0", "1000"]);
     assert!(reply.starts_with("-LOCKED"), "{reply}");
-    assert!(token(&h.call(1, other, &["ACQUIRE", "p1", "1000"])) > 0);
+    assert!(!succeeded(&h.apply(&op(2))), "the second cannot commit now");
+    token(&h.call(1, other, &["ACQUIRE", "p1", "1000"]));
+    token(&h.call(1, other, &["ACQUIRE", "p2", "1000"]));
     // The old leader rejoins and replays the log as it is.
     h.paused[0] = false;
     h.pump();
@@ -1155,7 +1164,7 @@ fn a_leader_deposed_mid_pipeline_answers_errors_never_grants() {
 }
 
 #[test]
-fn an_unknown_outcome_of_a_middle_batch_leaves_it_and_every_later_reply_unknown() {
+fn an_unknown_outcome_of_a_middle_append_leaves_every_batch_it_or_a_later_one_carried_unknown() {
     let mut h = Harness::new(2);
     let (conns, base) = acquire_each_in_a_turn(&mut h, 0, 4);
     let appends = h.take_appends(0);
@@ -1163,9 +1172,8 @@ fn an_unknown_outcome_of_a_middle_batch_leaves_it_and_every_later_reply_unknown(
     let result = h.apply(&op(1));
     h.answer(0, op(1).id(), result);
     let granted = token(&h.replies(0, conns[0])[0]);
-    // etcd applies the second and third; the third's answer is lost (a timeout) while the
-    // second's is still on its way, and the fourth was sent after them.
-    let second_result = h.apply(&op(2));
+    // etcd applies the third (which writes the second too); its answer is lost (a timeout)
+    // while the second's and fourth's are still on their way.
     let _ = h.apply(&op(3));
     h.answer(
         0,
@@ -1175,12 +1183,13 @@ fn an_unknown_outcome_of_a_middle_batch_leaves_it_and_every_later_reply_unknown(
         },
     );
     assert_ne!(h.nodes[0].role(), Role::Leader);
-    // Each of them may have committed: none is a grant, none says it had no effect.
+    // Each batch may have committed: none is a grant, none says it had no effect.
     let unknown = alloc::format!("-{}", crate::error::NOT_LEADER_UNKNOWN);
     for conn in &conns[1..] {
         assert_eq!(h.replies(0, *conn), vec![unknown.clone()]);
     }
-    h.answer(0, op(2).id(), second_result);
+    let second = h.apply(&op(2));
+    h.answer(0, op(2).id(), second);
     assert!(
         h.replies(0, conns[1]).is_empty(),
         "a late answer sends nothing"
@@ -1198,38 +1207,11 @@ fn an_unknown_outcome_of_a_middle_batch_leaves_it_and_every_later_reply_unknown(
 }
 
 #[test]
-fn behind_a_refused_batch_replies_had_no_effect_even_when_an_earlier_answer_is_lost() {
-    let mut h = Harness::new(2);
-    let (conns, base) = acquire_each_in_a_turn(&mut h, 0, 3);
-    let appends = h.take_appends(0);
-    let op = |i: u64| appends[&(base + i)].clone();
-    // The second is refused (too early) and waits; then the first's answer is lost.
-    let result = h.apply(&op(2));
-    h.answer(0, op(2).id(), result);
-    let _ = h.apply(&op(1));
-    h.answer(
-        0,
-        op(1).id(),
-        EtcdResult::Failed {
-            reason: "connection reset".into(),
-        },
-    );
-    assert_ne!(h.nodes[0].role(), Role::Leader);
-    let unknown = alloc::format!("-{}", crate::error::NOT_LEADER_UNKNOWN);
-    let no_effect = alloc::format!("-{}", crate::error::NOT_LEADER_NO_EFFECT);
-    assert_eq!(h.replies(0, conns[0]), vec![unknown]);
-    // The second was never sent again, and the third needs it: neither can commit.
-    assert_eq!(h.replies(0, conns[1]), vec![no_effect.clone()]);
-    assert_eq!(h.replies(0, conns[2]), vec![no_effect]);
-    assert!(refused(&h.apply(&op(3))), "the third indeed cannot commit");
-}
-
-#[test]
-fn a_snapshot_commits_with_batches_in_flight_around_it() {
+fn a_snapshot_waits_for_the_appends_in_flight_and_goes_alone() {
     let mut h = Harness::with_snapshots(3, 5);
     let conn = h.connect(0);
     let mut round = 0;
-    while h.nodes[0].log_index() < 3 {
+    while h.nodes[0].log_index() < 2 {
         token(&h.call(
             0,
             conn,
@@ -1238,60 +1220,67 @@ fn a_snapshot_commits_with_batches_in_flight_around_it() {
         round += 1;
     }
     let (conns, base) = acquire_each_in_a_turn(&mut h, 0, 4);
-    assert_eq!(base, 3);
+    assert_eq!(base, 2);
+    // Batches 3 and 4 go; batch 5 is due a snapshot and waits for both appends.
     let appends = h.take_appends(0);
-    let op = |i: u64| appends[&i].clone();
-    for (index, append) in &appends {
-        let EtcdOp::Append { compaction, .. } = append else {
-            panic!("an append")
-        };
-        assert_eq!(compaction.is_some(), *index == 5, "batch {index}");
-    }
-    // etcd tries the snapshot's batch before its predecessor, and the two after it too early.
-    let five = h.apply(&op(5));
-    let four = h.apply(&op(4));
-    let six = h.apply(&op(6));
-    let seven = h.apply(&op(7));
-    assert!(refused(&five) && !refused(&four) && refused(&six) && refused(&seven));
-    h.answer(0, op(5).id(), five);
-    h.answer(0, op(6).id(), six);
-    h.answer(0, op(7).id(), seven);
-    h.answer(0, op(4).id(), four);
-    // The snapshot's batch goes again, unchanged: the image is still the state after it.
-    let again = h.take_appends(0);
-    assert_eq!(again.keys().copied().collect::<Vec<u64>>(), vec![5]);
-    let (
-        EtcdOp::Append {
-            value, compaction, ..
-        },
-        EtcdOp::Append {
-            value: value_before,
-            compaction: compaction_before,
-            ..
-        },
-    ) = (&again[&5], &op(5))
+    assert_eq!(appends.keys().copied().collect::<Vec<u64>>(), vec![3, 4]);
+    let four = h.apply(&appends[&4]);
+    h.answer(0, appends[&4].id(), four);
+    assert_eq!(h.nodes[0].log_index(), 4);
+    assert!(
+        h.parked_appends(0).is_empty(),
+        "the append of batch 3 is still unanswered"
+    );
+    let three = h.apply(&appends[&3]);
+    h.answer(0, appends[&3].id(), three);
+    // Now the snapshot's batch goes, alone, with every turn that waited.
+    let snapshot = h.take_appends(0);
+    let EtcdOp::Append {
+        compaction,
+        committed_key,
+        ..
+    } = &snapshot[&5]
     else {
-        panic!("appends")
+        panic!("an append")
     };
-    assert_eq!((value, compaction), (value_before, compaction_before));
-    h.parked[0].push(again[&5].clone());
+    assert!(compaction.is_some());
+    assert_eq!(carried(&h, &snapshot[&5]), vec![5]);
+    assert_eq!(committed_key, &Some(h.nodes[0].config().log_key(4)));
+    // Nothing more goes while it is in flight.
+    h.send(0, conns[0], &["ACQUIRE", "after", "60000"]);
+    assert!(h.parked_appends(0).is_empty());
+    h.parked[0].extend(snapshot.into_values());
     h.paused[0] = false;
     h.pump();
     for conn in &conns {
         token(&h.replies(0, *conn)[0]);
     }
-    assert_eq!(h.nodes[0].log_index(), 7);
+    assert_eq!(h.nodes[0].log_index(), 6);
     assert_eq!(stored_snapshot(&h).expect("a snapshot").index, 5);
     assert_eq!(h.nodes[0].snapshot_index(), 5);
-    // The snapshot deleted the batches before its own; those after it kept their predecessors.
-    assert_eq!(log_keys(&h), vec![5, 6, 7]);
+    assert_eq!(log_keys(&h), vec![5, 6]);
     assert_replicas_match(&h, 0);
     let joiner = h.add_node(5);
-    assert_eq!(h.nodes[joiner].log_index(), 7);
+    assert_eq!(h.nodes[joiner].log_index(), 6);
     assert_eq!(
         h.nodes[joiner].engine().image(),
         h.nodes[0].engine().image()
     );
+}
+
+#[test]
+fn appends_stop_while_the_batches_in_flight_hold_the_byte_limit() {
+    let mut h = Harness::new(0);
+    h.add_node_with(|config| config.pipeline_max_bytes = 1);
+    let (conns, base) = acquire_each_in_a_turn(&mut h, 0, 3);
+    // One append at a time: the next would carry more than the limit.
+    assert_eq!(h.parked_appends(0), vec![base + 1]);
+    h.paused[0] = false;
+    h.pump();
+    for conn in &conns {
+        token(&h.replies(0, *conn)[0]);
+    }
+    assert_eq!(h.nodes[0].log_index(), base + 2);
 }
 
 #[test]
@@ -1318,5 +1307,47 @@ fn the_watch_can_show_a_commit_before_its_answer_and_a_deposition_after_it() {
     assert_ne!(h.nodes[0].role(), Role::Leader);
     let no_effect = alloc::format!("-{}", crate::error::NOT_LEADER_NO_EFFECT);
     assert_eq!(h.replies(0, conns[0]), vec![no_effect]);
-    assert!(refused(&h.apply(&second)));
+    assert!(!succeeded(&h.apply(&second)));
+}
+
+#[test]
+fn an_append_never_writes_past_a_committed_batch_that_is_gone() {
+    let mut h = Harness::new(1);
+    let conn = h.connect(0);
+    token(&h.call(0, conn, &["ACQUIRE", "a", "60000"]));
+    let last = h.nodes[0].log_index();
+    // The last committed batch disappears (by hand: not something fencelock does).
+    let key = h.nodes[0].config().log_key(last);
+    h.etcd.keys.remove(&key);
+    let reply = h.call(0, conn, &["ACQUIRE", "b", "60000"]);
+    assert!(reply.starts_with("-NOTLEADER"), "{reply}");
+    // Nothing was written after the hole.
+    assert_eq!(log_keys(&h), (1..last).collect::<Vec<u64>>());
+}
+
+#[test]
+fn a_snapshot_brought_forward_by_size_still_goes_alone() {
+    let mut h = Harness::new(0);
+    h.add_node_with(|config| config.snapshot_log_bytes = 1000);
+    let conns: Vec<ConnId> = (0..12).map(|_| h.connect(0)).collect();
+    h.paused[0] = true;
+    let owner = "o".repeat(200);
+    for (n, conn) in conns.iter().enumerate() {
+        let name = alloc::format!("l{n}");
+        h.send(0, *conn, &["ACQUIRE", &name, "60000", "OWNER", &owner]);
+        // Answer whatever is parked, in order, now and then: the pipeline keeps moving.
+        if n % 3 == 2 {
+            h.paused[0] = false;
+            h.pump();
+            h.paused[0] = true;
+        }
+    }
+    h.paused[0] = false;
+    h.pump();
+    for conn in &conns {
+        token(&h.replies(0, *conn)[0]);
+    }
+    assert_eq!(h.nodes[0].role(), Role::Leader);
+    let snapshot = stored_snapshot(&h).expect("a snapshot by size");
+    assert_eq!(log_keys(&h).first(), Some(&snapshot.index));
 }

@@ -58,7 +58,7 @@ const COMMANDS = {
       ['cluster', { type: 'string', default: 'default', meta: 'NAME', help: 'cluster mode: cluster name: its keys live under /fencelock/NAME/ (default default)' }],
       ['advertise', { type: 'string', meta: 'HOST:PORT', help: 'cluster mode: address clients reach this node at, sent in MOVED (default HOST:PORT)' }],
       ['election-ttl', { type: 'string', default: '2', meta: 'S', help: 'cluster mode: election lease TTL in seconds: a dead leader is replaced after about this long; raise it where a node can stall longer (default 2)', parse: positive }],
-      ['pipeline-depth', { type: 'string', default: '4', meta: 'N', help: 'cluster mode: the leader keeps up to N log appends in flight to etcd at once (default 4; 1: one at a time)', parse: positive }],
+      ['pipeline-depth', { type: 'string', default: '1', meta: 'N', help: 'cluster mode: the leader keeps up to N log appends in flight to etcd at once (default 1: one at a time)', parse: positive }],
       ['snapshot-every', { type: 'string', default: '1000', meta: 'N', help: 'cluster mode: every N log batches the leader also stores a snapshot of the lock state and deletes the log before it (default 1000)', parse: positive }],
     ],
     positionals: [],

@@ -24,7 +24,7 @@ const ETCD_TIMEOUT_MS = 5000;
  * Options: `etcd` (endpoint URLs, e.g. `['http://127.0.0.1:2379']`), `cluster` (name),
  * `advertise` ('HOST:PORT' clients reach this node at), `host` (127.0.0.1), `port` (7380),
  * `electionTtlS` (2), `snapshotEvery` (1000: every N log batches the leader also stores a
- * snapshot and deletes the log before it), `pipelineDepth` (4: log appends the leader keeps in
+ * snapshot and deletes the log before it), `pipelineDepth` (1: log appends the leader keeps in
  * flight at once), `maxConnections` (10000), `readyFile`, `maxTtlMs`,
  * `lockDelayMs`, `log` (a logger), `onFatal`.
  */
@@ -37,7 +37,7 @@ class ClusterServer extends IoLoop {
       cluster: 'default',
       electionTtlS: 2,
       snapshotEvery: 1000,
-      pipelineDepth: 4,
+      pipelineDepth: 1,
       maxConnections: 10000,
       tlsHandshakeTimeoutMs: 10000,
       ...options,

@@ -59,7 +59,7 @@ export declare class NativeCluster {
    * Creates a node of cluster `cluster` reachable at `advertise` (`host:port`), with the
    * election lease TTL `electionTtlS` (default 2), engine settings `config` and protocol
    * limits `serverSettings` as for `NativeServer`, a snapshot every `snapshotEvery`
-   * batches (default 1000, 0: never), and up to `pipelineDepth` appends in flight (default 4).
+   * batches (default 1000, 0: never), and up to `pipelineDepth` appends in flight (default 1).
    */
   constructor(cluster: string, advertise: string, electionTtlS?: number | undefined | null, config?: Record<string, number> | undefined | null, serverSettings?: Record<string, number> | undefined | null, nowMs?: number | undefined | null, snapshotEvery?: number | undefined | null, pipelineDepth?: number | undefined | null)
   /** Registers a connection and returns its id. */

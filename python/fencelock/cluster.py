@@ -40,7 +40,7 @@ class ClusterOptions:
     election_ttl_s: int = 2
     snapshot_every: int = 1000
     #: How many guarded appends the leader keeps in flight at once.
-    pipeline_depth: int = 4
+    pipeline_depth: int = 1
     max_connections: int = 10_000
     ready_file: Optional[str] = None
     engine_settings: Dict[str, int] = field(default_factory=dict)

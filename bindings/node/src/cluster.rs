@@ -116,7 +116,7 @@ impl NativeCluster {
     /// Creates a node of cluster `cluster` reachable at `advertise` (`host:port`), with the
     /// election lease TTL `electionTtlS` (default 2), engine settings `config` and protocol
     /// limits `serverSettings` as for `NativeServer`, a snapshot every `snapshotEvery`
-    /// batches (default 1000, 0: never), and up to `pipelineDepth` appends in flight (default 4).
+    /// batches (default 1000, 0: never), and up to `pipelineDepth` appends in flight (default 1).
     #[napi(constructor)]
     #[allow(clippy::too_many_arguments)] // the constructor's JavaScript arguments, in order
     pub fn new(

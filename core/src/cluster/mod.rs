@@ -144,8 +144,10 @@ impl Role {
     }
 }
 
-/// How many appends a leader keeps in flight unless configured otherwise.
-pub const DEFAULT_PIPELINE_DEPTH: usize = 4;
+/// How many appends a leader keeps in flight unless configured otherwise: one. On one 2-core
+/// machine running etcd and the nodes (bench/cluster), more in flight made etcd slower per
+/// append than the waiting it saved (docs/CLUSTER.md, "Performance").
+pub const DEFAULT_PIPELINE_DEPTH: usize = 1;
 
 /// What an outstanding operation was for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

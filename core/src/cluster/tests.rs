@@ -191,6 +191,8 @@ struct Harness {
     now: Instant,
     /// Deliver watch events before a campaign's answer (as a real network may).
     watch_first: bool,
+    /// The appends each new node keeps in flight.
+    pipeline_depth: usize,
 }
 
 impl Harness {
@@ -205,7 +207,18 @@ impl Harness {
             received: BTreeMap::new(),
             now: Instant(1000),
             watch_first: false,
+            pipeline_depth: DEFAULT_PIPELINE_DEPTH,
         };
+        for _ in 0..count {
+            harness.add_node_with(|_| {});
+        }
+        harness
+    }
+
+    /// A harness whose nodes keep up to 4 appends in flight.
+    fn pipelined(count: usize) -> Harness {
+        let mut harness = Harness::new(0);
+        harness.pipeline_depth = 4;
         for _ in 0..count {
             harness.add_node_with(|_| {});
         }
@@ -230,6 +243,7 @@ impl Harness {
     fn add_node_with(&mut self, edit: impl FnOnce(&mut ClusterConfig)) -> usize {
         let index = self.nodes.len();
         let mut config = ClusterConfig::new("test", &alloc::format!("127.0.0.1:{}", 7381 + index));
+        config.pipeline_depth = self.pipeline_depth;
         edit(&mut config);
         self.nodes.push(ClusterNode::new(
             self.now,
@@ -1030,7 +1044,7 @@ fn succeeded(result: &EtcdResult) -> bool {
 
 #[test]
 fn several_appends_are_in_flight_and_commit_in_order() {
-    let mut h = Harness::new(3);
+    let mut h = Harness::pipelined(3);
     let (conns, base) = acquire_each_in_a_turn(&mut h, 0, 6);
     let appends = h.take_appends(0);
     // As many in flight as the default depth, one per turn; each carries every batch after
@@ -1084,7 +1098,7 @@ fn several_appends_are_in_flight_and_commit_in_order() {
 
 #[test]
 fn appends_etcd_applies_out_of_order_write_each_batch_once_and_in_order() {
-    let mut h = Harness::new(3);
+    let mut h = Harness::pipelined(3);
     let (conns, base) = acquire_each_in_a_turn(&mut h, 0, 3);
     let appends = h.take_appends(0);
     let op = |i: u64| appends[&(base + i)].clone();
@@ -1122,7 +1136,7 @@ fn appends_etcd_applies_out_of_order_write_each_batch_once_and_in_order() {
 
 #[test]
 fn a_leader_deposed_mid_pipeline_answers_errors_never_grants() {
-    let mut h = Harness::new(2);
+    let mut h = Harness::pipelined(2);
     let (conns, base) = acquire_each_in_a_turn(&mut h, 0, 3);
     let appends = h.take_appends(0);
     let op = |i: u64| appends[&(base + i)].clone();
@@ -1165,7 +1179,7 @@ fn a_leader_deposed_mid_pipeline_answers_errors_never_grants() {
 
 #[test]
 fn an_unknown_outcome_of_a_middle_append_leaves_every_batch_it_or_a_later_one_carried_unknown() {
-    let mut h = Harness::new(2);
+    let mut h = Harness::pipelined(2);
     let (conns, base) = acquire_each_in_a_turn(&mut h, 0, 4);
     let appends = h.take_appends(0);
     let op = |i: u64| appends[&(base + i)].clone();
@@ -1208,7 +1222,11 @@ fn an_unknown_outcome_of_a_middle_append_leaves_every_batch_it_or_a_later_one_ca
 
 #[test]
 fn a_snapshot_waits_for_the_appends_in_flight_and_goes_alone() {
-    let mut h = Harness::with_snapshots(3, 5);
+    let mut h = Harness::new(0);
+    h.pipeline_depth = 4;
+    for _ in 0..3 {
+        h.add_node(5);
+    }
     let conn = h.connect(0);
     let mut round = 0;
     while h.nodes[0].log_index() < 2 {
@@ -1271,6 +1289,7 @@ fn a_snapshot_waits_for_the_appends_in_flight_and_goes_alone() {
 #[test]
 fn appends_stop_while_the_batches_in_flight_hold_the_byte_limit() {
     let mut h = Harness::new(0);
+    h.pipeline_depth = 4;
     h.add_node_with(|config| config.pipeline_max_bytes = 1);
     let (conns, base) = acquire_each_in_a_turn(&mut h, 0, 3);
     // One append at a time: the next would carry more than the limit.
@@ -1285,7 +1304,7 @@ fn appends_stop_while_the_batches_in_flight_hold_the_byte_limit() {
 
 #[test]
 fn the_watch_can_show_a_commit_before_its_answer_and_a_deposition_after_it() {
-    let mut h = Harness::new(2);
+    let mut h = Harness::pipelined(2);
     let (conns, base) = acquire_each_in_a_turn(&mut h, 0, 1);
     let first = h.take_appends(0)[&(base + 1)].clone();
     let result = h.apply(&first);
@@ -1328,6 +1347,7 @@ fn an_append_never_writes_past_a_committed_batch_that_is_gone() {
 #[test]
 fn a_snapshot_brought_forward_by_size_still_goes_alone() {
     let mut h = Harness::new(0);
+    h.pipeline_depth = 4;
     h.add_node_with(|config| config.snapshot_log_bytes = 1000);
     let conns: Vec<ConnId> = (0..12).map(|_| h.connect(0)).collect();
     h.paused[0] = true;

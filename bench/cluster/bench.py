@@ -1,6 +1,6 @@
 """A fencelock cluster beside etcd's own lock recipe, on the same 3-member loopback etcd.
 
-    python bench/cluster/bench.py [--seconds S] [--runs R] [--out bench/cluster/RESULTS.md]
+    python bench/cluster/bench.py [--seconds S] [--runs R] [--pipeline-depth N] [--out bench/cluster/RESULTS.md]
 
 Starts 3 etcd members (Debian's etcd-server) and 3 fencelock cluster nodes (`fencelock serve
 --etcd ...`, default election TTL), then measures, in interleaved runs (medians reported):
@@ -17,7 +17,9 @@ Starts 3 etcd members (Debian's etcd-server) and 3 fencelock cluster nodes (`fen
   node is granted a lease again.
 
 Both sides are driven by the same asyncio loop in this process, so the driver costs alike;
-the machine is shared (2 cores), so compare the ratios, not the absolute numbers.
+the machine is shared (2 cores), so compare the ratios, not the absolute numbers. The results
+say how busy the machine's CPUs were over the measured runs (everything on it counted) and the
+load average when the run started. `--pipeline-depth` is passed to the nodes (default: theirs).
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ import fencelock  # noqa: E402
 from fencelock.aio import AsyncClient  # noqa: E402
 
 
-def start_nodes(work: Path, urls: str, election_ttl: Optional[int]) -> Dict[int, subprocess.Popen]:
+def start_nodes(work: Path, urls: str, election_ttl: Optional[int],
+                pipeline_depth: Optional[int] = None) -> Dict[int, subprocess.Popen]:
     nodes = {}
     for port in free_ports(3):
         ready = work / f"node-{port}.ready"
@@ -55,6 +58,8 @@ def start_nodes(work: Path, urls: str, election_ttl: Optional[int]) -> Dict[int,
                    "--log-level", "warning"]
         if election_ttl is not None:
             command += ["--election-ttl", str(election_ttl)]
+        if pipeline_depth is not None:
+            command += ["--pipeline-depth", str(pipeline_depth)]
         log = open(work / f"node-{port}.log", "ab")
         nodes[port] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
@@ -93,6 +98,16 @@ def wait_leader(ports: List[int], timeout: float = 30) -> int:
                 return port
         time.sleep(0.05)
     raise RuntimeError("no leader")
+
+
+def cpu_jiffies() -> Optional[Tuple[int, int]]:
+    """(total, idle) CPU time of the whole machine from /proc/stat, or None where there is none."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(field) for field in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return sum(fields), fields[3] + fields[4]
 
 
 def percentile(samples: List[float], q: float) -> float:
@@ -197,16 +212,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=float(os.environ.get("SECONDS_PER_RUN", "6")))
     parser.add_argument("--runs", type=int, default=int(os.environ.get("RUNS", "3")))
+    parser.add_argument("--pipeline-depth", type=int, default=None,
+                        help="appends each node keeps in flight (default: the nodes' own)")
     parser.add_argument("--out", default=str(HERE / "RESULTS.md"))
     args = parser.parse_args()
+    load_at_start = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="fencelock-bench-cluster-"))
     results: Dict[str, List[Tuple[float, List[float]]]] = {}
     with Etcd(work / "etcd") as etcd:
-        nodes = start_nodes(work, etcd.urls, None)
+        nodes = start_nodes(work, etcd.urls, None, args.pipeline_depth)
         try:
             ports = list(nodes)
             wait_leader(ports)
             endpoint = ("127.0.0.1", etcd.client_ports[0])
+            cpu_before = cpu_jiffies()
             for run in range(args.runs):
                 for clients in (1, 50):
                     for side in ("fencelock", "etcd mutex"):
@@ -219,6 +238,7 @@ def main() -> int:
                         print(f"run {run + 1}/{args.runs}: {side:<10} {clients:>2} clients: "
                               f"{outcome[0]:8.0f} cycles/s, p50 {percentile(outcome[1], 0.5):6.2f} ms, "
                               f"p99 {percentile(outcome[1], 0.99):6.2f} ms", flush=True)
+            cpu_after = cpu_jiffies()
             rtts = asyncio.run(round_trips(ports, endpoint, 300))
             took = [failover(nodes, work, etcd.urls)]
         finally:
@@ -236,7 +256,9 @@ def main() -> int:
         "# fencelock cluster beside etcd's lock recipe",
         "",
         f"`bench/cluster/bench.py` ({args.runs} interleaved runs of {args.seconds:g} s, the median run's numbers; "
-        "3 etcd members and 3 fencelock nodes on loopback, one shared 2-core VM; see the script's docstring).",
+        "3 etcd members and 3 fencelock nodes on loopback"
+        + (f" with `--pipeline-depth {args.pipeline_depth}`" if args.pipeline_depth is not None else "")
+        + ", one shared 2-core VM; see the script's docstring).",
         "",
         "| clients | fencelock cycles/s | etcd mutex cycles/s | ratio | fencelock p50 / p99 ms | etcd mutex p50 / p99 ms |",
         "|---:|---:|---:|---:|---:|---:|",
@@ -264,6 +286,14 @@ def main() -> int:
         f"of its last keep-alive, then a follower campaigns).",
         "",
     ]
+    if cpu_before is not None and cpu_after is not None:
+        total, idle = cpu_after[0] - cpu_before[0], cpu_after[1] - cpu_before[1]
+        busy = 100 * (1 - idle / total) if total else 0.0
+        lines += [
+            f"Machine: the CPUs were {busy:.0f}% busy over the measured runs (this benchmark's etcd, "
+            f"nodes and driver included); load average {load_at_start:.2f} when the run started.",
+            "",
+        ]
     text = "\n".join(lines)
     print("\n" + text)
     Path(args.out).write_text(text)

@@ -24,7 +24,8 @@ const ETCD_TIMEOUT_MS = 5000;
  * Options: `etcd` (endpoint URLs, e.g. `['http://127.0.0.1:2379']`), `cluster` (name),
  * `advertise` ('HOST:PORT' clients reach this node at), `host` (127.0.0.1), `port` (7380),
  * `electionTtlS` (2), `snapshotEvery` (1000: every N log batches the leader also stores a
- * snapshot and deletes the log before it), `maxConnections` (10000), `readyFile`, `maxTtlMs`,
+ * snapshot and deletes the log before it), `pipelineDepth` (1: log appends the leader keeps in
+ * flight at once), `maxConnections` (10000), `readyFile`, `maxTtlMs`,
  * `lockDelayMs`, `log` (a logger), `onFatal`.
  */
 class ClusterServer extends IoLoop {
@@ -36,6 +37,7 @@ class ClusterServer extends IoLoop {
       cluster: 'default',
       electionTtlS: 2,
       snapshotEvery: 1000,
+      pipelineDepth: 1,
       maxConnections: 10000,
       tlsHandshakeTimeoutMs: 10000,
       ...options,
@@ -60,6 +62,7 @@ class ClusterServer extends IoLoop {
       server,
       this.nowMs(),
       this.options.snapshotEvery,
+      this.options.pipelineDepth,
     ));
     this.loadAuth();
   }
@@ -193,7 +196,15 @@ class ClusterServer extends IoLoop {
         return (now) => cluster.campaignResult(now, id, Boolean(reply.succeeded), leader);
       }
       case 'append': {
-        const success = [{ request_put: { key: op.key, value: op.value } }];
+        // Each batch is put only if etcd does not have it yet (appends in flight together
+        // carry the same batches, and etcd may apply them in any order).
+        const success = op.batches.map(({ key, value }) => ({
+          request_txn: {
+            compare: [{ key, target: 'Create', result: 'Equal', create_revision: '0' }],
+            success: [{ request_put: { key, value } }],
+            failure: [],
+          },
+        }));
         if (op.snapshotKey) {
           // The snapshot and the deletion of the log before it commit with the batch.
           success.push(
@@ -201,14 +212,11 @@ class ClusterServer extends IoLoop {
             { request_delete_range: { key: op.deleteFrom, range_end: op.deleteEnd } },
           );
         }
-        const reply = await etcd.kv.txn({
-          compare: [
-            { key: op.electionKey, target: 'Create', result: 'Equal', create_revision: op.term },
-            { key: op.key, target: 'Create', result: 'Equal', create_revision: '0' },
-          ],
-          success,
-          failure: [],
-        });
+        const compare = [{ key: op.electionKey, target: 'Create', result: 'Equal', create_revision: op.term }];
+        if (op.committedKey) {
+          compare.push({ key: op.committedKey, target: 'Create', result: 'Greater', create_revision: '0' });
+        }
+        const reply = await etcd.kv.txn({ compare, success, failure: [] });
         const revision = reply.succeeded ? String(reply.header.revision) : '0';
         return (now) => cluster.appendResult(now, id, Boolean(reply.succeeded), revision);
       }

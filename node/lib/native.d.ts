@@ -58,10 +58,10 @@ export declare class NativeCluster {
   /**
    * Creates a node of cluster `cluster` reachable at `advertise` (`host:port`), with the
    * election lease TTL `electionTtlS` (default 2), engine settings `config` and protocol
-   * limits `serverSettings` as for `NativeServer`, and a snapshot every `snapshotEvery`
-   * batches (default 1000, 0: never).
+   * limits `serverSettings` as for `NativeServer`, a snapshot every `snapshotEvery`
+   * batches (default 1000, 0: never), and up to `pipelineDepth` appends in flight (default 1).
    */
-  constructor(cluster: string, advertise: string, electionTtlS?: number | undefined | null, config?: Record<string, number> | undefined | null, serverSettings?: Record<string, number> | undefined | null, nowMs?: number | undefined | null, snapshotEvery?: number | undefined | null)
+  constructor(cluster: string, advertise: string, electionTtlS?: number | undefined | null, config?: Record<string, number> | undefined | null, serverSettings?: Record<string, number> | undefined | null, nowMs?: number | undefined | null, snapshotEvery?: number | undefined | null, pipelineDepth?: number | undefined | null)
   /** Registers a connection and returns its id. */
   connect(nowMs: number): number
   /** Feeds received bytes, split anywhere. */
@@ -565,12 +565,21 @@ export interface EtcdKeyValue {
   modRevision: string
 }
 
+/** One batch an append writes unless its key exists already. */
+export interface EtcdLogWrite {
+  /** The batch's log key. */
+  key: Buffer
+  /** The encoded batch. */
+  value: Buffer
+}
+
 /**
  * An etcd operation for the host to perform, by `kind`:
  * `grant_lease` (`ttlS`), `keep_alive` (`lease`, once), `revoke` (`lease`),
  * `campaign` (`key`, `value`, `lease`: `Txn(if create_revision(key) == 0 then put(key, value,
- * lease) else get(key))`), `append` (`electionKey`, `term`, `key`, `value`:
- * `Txn(if create_revision(electionKey) == term and create_revision(key) == 0 then put(key, value))`,
+ * lease) else get(key))`), `append` (`electionKey`, `term`, `committedKey`, `batches`:
+ * `Txn(if create_revision(electionKey) == term [and create_revision(committedKey) > 0] then
+ * Txn(if create_revision(key) == 0 then put(key, value)) for each of `batches` in order)`,
  * and when `snapshotKey` is set also `put(snapshotKey, snapshot)` and the deletion of the keys
  * from `deleteFrom` up to `deleteEnd` (exclusive) in the same success branch),
  * `range` (`prefix`), `watch` (`prefix`, `startRevision`; every batch of events answers under
@@ -585,14 +594,21 @@ export interface EtcdOpRecord {
   ttlS?: number
   /** `keep_alive`, `revoke`, `campaign`: the lease id (decimal). */
   lease?: string
-  /** `campaign`: the election key; `append`: the log key. */
+  /** `campaign`: the election key. */
   key?: Buffer
-  /** `campaign`: this node's address; `append`: the encoded batch. */
+  /** `campaign`: this node's address. */
   value?: Buffer
   /** `append`: the election key. */
   electionKey?: Buffer
   /** `append`: the create revision of this leader's election key (decimal). */
   term?: string
+  /**
+   * `append`: the log key of the last batch known committed, which must exist (absent
+   * before the log's first batch).
+   */
+  committedKey?: Buffer
+  /** `append`: the batches to write, in index order, each only if its key does not exist. */
+  batches?: Array<EtcdLogWrite>
   /** `range`, `watch`: the key prefix. */
   prefix?: Buffer
   /** `watch`: the first revision to deliver (decimal). */

@@ -110,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_argument("--cluster", metavar="NAME", default="default", help="cluster name: its keys live under /fencelock/NAME/ (default %(default)s)")
     cluster.add_argument("--advertise", metavar="HOST:PORT", help="address clients reach this node at, sent in MOVED (default HOST:PORT)")
     cluster.add_argument("--election-ttl", type=_positive_int, default=2, metavar="S", help="election lease TTL in seconds: a dead leader is replaced after about this long; raise it where a node can stall longer (default %(default)s)")
+    cluster.add_argument("--pipeline-depth", type=_positive_int, default=1, metavar="N", help="the leader keeps up to N log appends in flight to etcd at once (default %(default)s: one at a time)")
     cluster.add_argument("--snapshot-every", type=_positive_int, default=1000, metavar="N", help="every N log batches the leader also stores a snapshot of the lock state and deletes the log before it (default %(default)s)")
     serve.set_defaults(handler=_serve)
 

@@ -39,6 +39,8 @@ class ClusterOptions:
     port: int = 7380
     election_ttl_s: int = 2
     snapshot_every: int = 1000
+    #: How many guarded appends the leader keeps in flight at once.
+    pipeline_depth: int = 1
     max_connections: int = 10_000
     ready_file: Optional[str] = None
     engine_settings: Dict[str, int] = field(default_factory=dict)
@@ -114,7 +116,7 @@ class ClusterServer(_IoLoop):
         self.native = NativeCluster(
             options.cluster, options.advertise, options.election_ttl_s,
             dict(options.engine_settings), {"max_connections": options.max_connections}, self.now_ms(),
-            options.snapshot_every,
+            options.snapshot_every, options.pipeline_depth,
         )
         self._load_auth()
         self.tls_context = self._tls_context()
@@ -271,18 +273,22 @@ class ClusterServer(_IoLoop):
                 leader = (key, found.value, found.create_revision, found.mod_revision) if found else (key, b"", 0, 0)
             return lambda now: native.campaign_result(op_id, bool(won), leader, now)
         if kind == "append":
-            _, _, election_key, term, key, value, compaction = op
-            success = [tx.Put(key, value)]
+            _, _, election_key, term, committed_key, batches, compaction = op
+            # Each batch is put only if etcd does not have it yet (appends in flight together
+            # carry the same batches, and etcd may apply them in any order).
+            success = [
+                tx.Txn(compare=[tx.Create(key) == 0], success=[tx.Put(key, value)], failure=[])
+                for key, value in batches
+            ]
             if compaction is not None:
                 # The snapshot and the deletion of the log before it commit with the batch.
                 snapshot_key, snapshot, delete_from, delete_end = compaction
                 success += [tx.Put(snapshot_key, snapshot), tx.Delete(delete_from, range_end=delete_end)]
-            succeeded, responses = await client.transaction(
-                compare=[tx.Create(election_key) == term, tx.Create(key) == 0],
-                success=success,
-                failure=[],
-            )
-            revision = int(responses[0].response_put.header.revision) if succeeded else 0
+            compare = [tx.Create(election_key) == term]
+            if committed_key is not None:
+                compare.append(tx.Create(committed_key) > 0)
+            succeeded, responses = await client.transaction(compare=compare, success=success, failure=[])
+            revision = _written_revision(responses) if succeeded else 0
             return lambda now: native.append_result(op_id, bool(succeeded), revision, now)
         if kind == "range":
             found = await client.get_prefix(op[2])
@@ -324,6 +330,18 @@ class ClusterServer(_IoLoop):
             self.flush()
 
 
+def _written_revision(responses: List[Any]) -> int:
+    """The revision of a transaction that wrote something, read from its puts (0 if none)."""
+    revision = 0
+    for response in responses:
+        kind = response.WhichOneof("response")
+        if kind == "response_put":
+            revision = max(revision, int(response.response_put.header.revision))
+        elif kind == "response_txn":
+            revision = max(revision, _written_revision(list(response.response_txn.responses)))
+    return revision
+
+
 async def serve_cluster(options: ClusterOptions, stop: Optional[asyncio.Event] = None) -> None:
     """Serves until ``stop`` is set (or SIGTERM/SIGINT arrives), then hands leadership over."""
     await serve_until_stopped(ClusterServer(options), stop)
@@ -358,6 +376,7 @@ def cluster_options(args: Any) -> ClusterOptions:
         port=args.port,
         election_ttl_s=args.election_ttl,
         snapshot_every=args.snapshot_every,
+        pipeline_depth=args.pipeline_depth,
         max_connections=args.max_connections,
         ready_file=args.ready_file,
         engine_settings={

@@ -420,6 +420,72 @@ def test_snapshots_compact_the_log_and_a_late_node_takes_over(etcd_cluster: str,
     assert token > max(tokens)
 
 
+def test_pipelined_appends_keep_the_log_whole_and_the_leases(etcd_cluster: str, start_server: Any) -> None:
+    """With --pipeline-depth 4 (etcd may apply the appends in flight in any order), 40
+    concurrent clients on one pipelined connection cycle locks with 250-byte owners, so that
+    snapshots come by size (1 MiB of batches) while appends are in flight: the leader never
+    steps down, tokens only increase, etcd's log is a gap-free run from the snapshot's batch,
+    the followers apply all of it, and a failover keeps a lease taken mid-load."""
+    import asyncio
+    import json
+
+    from fencelock.aio import AsyncClient
+
+    ports = _free_ports(3)
+    nodes = {
+        port: start_server(
+            "--etcd", etcd_cluster, "--cluster", "t", "--advertise", f"127.0.0.1:{port}",
+            "--election-ttl", str(ELECTION_TTL_S), "--pipeline-depth", "4",
+            port=port,
+        )
+        for port in ports
+    }
+    leader = _wait_for(lambda: _leader_of(ports), 15, "a leader")
+    term = _info(leader)["term"]
+
+    async def load() -> List[List[int]]:
+        client = AsyncClient("127.0.0.1", leader, timeout=10.0)
+        owner = "o" * 250
+        stop = time.monotonic() + 4
+
+        async def cycles(index: int) -> List[int]:
+            tokens = []
+            while time.monotonic() < stop:
+                lease = await client.acquire(f"pipe:{index}", 10.0, owner=owner)
+                tokens.append(lease.token)
+                await client.release(f"pipe:{index}", lease.token)
+            return tokens
+
+        held = await client.acquire("held", 60.0)
+        per_client = await asyncio.gather(*(cycles(index) for index in range(40)))
+        await client.close()
+        return [[held.token]] + list(per_client)
+
+    per_client = asyncio.run(load())
+    tokens = [token for run in per_client for token in run]
+    assert len(tokens) > 200, len(tokens)
+    assert all(run == sorted(run) for run in per_client)
+    assert len(set(tokens)) == len(tokens)
+    info = _info(leader)
+    assert info["role"] == "leader" and info["term"] == term, "the leader stepped down under load"
+    keys = _etcd_keys(etcd_cluster, b"/fencelock/t/")
+    snapshot = json.loads(keys[b"/fencelock/t/snapshot"])
+    log_indexes = sorted(int(key.rsplit(b"/", 1)[1]) for key in keys if key.startswith(b"/fencelock/t/log/"))
+    assert log_indexes[0] == snapshot["index"] > 0, (snapshot["index"], log_indexes[:3])
+    # (The client's disconnect may have appended a batch since INFO was read.)
+    assert log_indexes == list(range(log_indexes[0], log_indexes[-1] + 1))
+    assert log_indexes[-1] >= info["log_index"]
+    followers = [port for port in ports if port != leader]
+    _wait_for(lambda: all(_info(port)["log_index"] == _info(leader)["log_index"] for port in followers), 10,
+              "the followers to apply the log")
+    nodes[leader].stop(signal.SIGKILL)
+    new_leader = _wait_for(lambda: _leader_of(followers), ELECTION_TTL_S + 5, "a new leader")
+    client = redis.Redis(host="127.0.0.1", port=new_leader, socket_timeout=5)
+    with pytest.raises(redis.ResponseError, match="LOCKED"):
+        client.execute_command("ACQUIRE", "held", 1000)
+    assert int(client.execute_command("ACQUIRE", "after", 1000)) > max(tokens)
+
+
 def test_service_continues_when_an_etcd_member_dies(etcd_cluster: str, etcd_processes: List[Any], start_server: Any) -> None:
     """SIGKILL the etcd member listed first (the one the nodes use first): a quorum is left, so
     leases keep being granted, the ones granted before are still held and tokens keep rising."""

@@ -21,8 +21,9 @@ use crate::server::{output_object, parse_users, single_user, AuditRecord};
 /// An etcd operation for the host to perform, by `kind`:
 /// `grant_lease` (`ttlS`), `keep_alive` (`lease`, once), `revoke` (`lease`),
 /// `campaign` (`key`, `value`, `lease`: `Txn(if create_revision(key) == 0 then put(key, value,
-/// lease) else get(key))`), `append` (`electionKey`, `term`, `key`, `value`:
-/// `Txn(if create_revision(electionKey) == term and create_revision(key) == 0 then put(key, value))`,
+/// lease) else get(key))`), `append` (`electionKey`, `term`, `committedKey`, `batches`:
+/// `Txn(if create_revision(electionKey) == term [and create_revision(committedKey) > 0] then
+/// Txn(if create_revision(key) == 0 then put(key, value)) for each of `batches` in order)`,
 /// and when `snapshotKey` is set also `put(snapshotKey, snapshot)` and the deletion of the keys
 /// from `deleteFrom` up to `deleteEnd` (exclusive) in the same success branch),
 /// `range` (`prefix`), `watch` (`prefix`, `startRevision`; every batch of events answers under
@@ -39,14 +40,19 @@ pub struct EtcdOpRecord {
     pub ttl_s: Option<f64>,
     /// `keep_alive`, `revoke`, `campaign`: the lease id (decimal).
     pub lease: Option<String>,
-    /// `campaign`: the election key; `append`: the log key.
+    /// `campaign`: the election key.
     pub key: Option<Buffer>,
-    /// `campaign`: this node's address; `append`: the encoded batch.
+    /// `campaign`: this node's address.
     pub value: Option<Buffer>,
     /// `append`: the election key.
     pub election_key: Option<Buffer>,
     /// `append`: the create revision of this leader's election key (decimal).
     pub term: Option<String>,
+    /// `append`: the log key of the last batch known committed, which must exist (absent
+    /// before the log's first batch).
+    pub committed_key: Option<Buffer>,
+    /// `append`: the batches to write, in index order, each only if its key does not exist.
+    pub batches: Option<Vec<EtcdLogWrite>>,
     /// `range`, `watch`: the key prefix.
     pub prefix: Option<Buffer>,
     /// `watch`: the first revision to deliver (decimal).
@@ -59,6 +65,17 @@ pub struct EtcdOpRecord {
     pub delete_from: Option<Buffer>,
     /// `append` with a snapshot: the end of the deleted range (exclusive).
     pub delete_end: Option<Buffer>,
+}
+
+/// One batch an append writes unless its key exists already.
+#[napi(object)]
+// napi's Buffer has no Debug.
+#[allow(missing_debug_implementations)]
+pub struct EtcdLogWrite {
+    /// The batch's log key.
+    pub key: Buffer,
+    /// The encoded batch.
+    pub value: Buffer,
 }
 
 /// A key as etcd returned it; revisions are decimal strings.
@@ -98,8 +115,8 @@ pub struct NativeCluster {
 impl NativeCluster {
     /// Creates a node of cluster `cluster` reachable at `advertise` (`host:port`), with the
     /// election lease TTL `electionTtlS` (default 2), engine settings `config` and protocol
-    /// limits `serverSettings` as for `NativeServer`, and a snapshot every `snapshotEvery`
-    /// batches (default 1000, 0: never).
+    /// limits `serverSettings` as for `NativeServer`, a snapshot every `snapshotEvery`
+    /// batches (default 1000, 0: never), and up to `pipelineDepth` appends in flight (default 1).
     #[napi(constructor)]
     #[allow(clippy::too_many_arguments)] // the constructor's JavaScript arguments, in order
     pub fn new(
@@ -111,6 +128,7 @@ impl NativeCluster {
         server_settings: Option<HashMap<String, f64>>,
         now_ms: Option<f64>,
         snapshot_every: Option<f64>,
+        pipeline_depth: Option<f64>,
     ) -> napi::Result<Self> {
         let mut cluster_config = ClusterConfig::new(&cluster, &advertise);
         if let Some(ttl) = election_ttl_s {
@@ -118,6 +136,10 @@ impl NativeCluster {
         }
         if let Some(every) = snapshot_every {
             cluster_config.snapshot_every = whole("snapshotEvery", every)?;
+        }
+        if let Some(depth) = pipeline_depth {
+            let depth = whole("pipelineDepth", depth)?;
+            cluster_config.pipeline_depth = usize::try_from(depth).unwrap_or(usize::MAX).max(1);
         }
         let node = ClusterNode::new(
             Instant(whole("nowMs", now_ms.unwrap_or(0.0))?),
@@ -396,6 +418,8 @@ fn op_record(op: EtcdOp) -> napi::Result<EtcdOpRecord> {
         value: None,
         election_key: None,
         term: None,
+        committed_key: None,
+        batches: None,
         prefix: None,
         start_revision: None,
         snapshot_key: None,
@@ -427,15 +451,23 @@ fn op_record(op: EtcdOp) -> napi::Result<EtcdOpRecord> {
         EtcdOp::Append {
             election_key,
             term,
-            key,
-            value,
+            committed_key,
+            batches,
             compaction,
             ..
         } => {
             record.election_key = Some(election_key.into());
             record.term = Some(term.to_string());
-            record.key = Some(key.into());
-            record.value = Some(value.into());
+            record.committed_key = committed_key.map(Into::into);
+            record.batches = Some(
+                batches
+                    .into_iter()
+                    .map(|batch| EtcdLogWrite {
+                        key: batch.key.into(),
+                        value: batch.value.into(),
+                    })
+                    .collect(),
+            );
             if let Some(compaction) = compaction {
                 record.snapshot_key = Some(compaction.snapshot_key.into());
                 record.snapshot = Some(compaction.snapshot.into());

@@ -2,7 +2,7 @@
 //! onto an etcd client and its outputs onto sockets. No replication logic lives here.
 
 use fencelock_core::cluster::{
-    ClusterConfig, ClusterNode, EtcdOp, EtcdResult, KeyValue, WatchEvent,
+    ClusterConfig, ClusterNode, EtcdOp, EtcdResult, KeyValue, WatchEvent, DEFAULT_PIPELINE_DEPTH,
 };
 use fencelock_core::Instant;
 use pyo3::prelude::*;
@@ -26,9 +26,10 @@ pub(crate) struct NativeCluster {
 #[pymethods]
 impl NativeCluster {
     /// Creates a node of cluster `cluster` reachable at `advertise` (`host:port`).
-    /// A snapshot goes with every `snapshot_every`-th batch (0: never).
+    /// A snapshot goes with every `snapshot_every`-th batch (0: never); up to `pipeline_depth`
+    /// appends are in flight at once.
     #[new]
-    #[pyo3(signature = (cluster, advertise, election_ttl_s=2, config=None, server_config=None, now_ms=0, snapshot_every=1000))]
+    #[pyo3(signature = (cluster, advertise, election_ttl_s=2, config=None, server_config=None, now_ms=0, snapshot_every=1000, pipeline_depth=DEFAULT_PIPELINE_DEPTH))]
     #[allow(clippy::too_many_arguments)] // mirrors the Python keyword arguments one to one
     fn new(
         py: Python<'_>,
@@ -39,10 +40,12 @@ impl NativeCluster {
         server_config: Option<&Bound<'_, PyDict>>,
         now_ms: u64,
         snapshot_every: u64,
+        pipeline_depth: usize,
     ) -> PyResult<Self> {
         let mut cluster_config = ClusterConfig::new(cluster, advertise);
         cluster_config.election_ttl_s = election_ttl_s;
         cluster_config.snapshot_every = snapshot_every;
+        cluster_config.pipeline_depth = pipeline_depth.max(1);
         let node = ClusterNode::new(
             Instant(now_ms),
             cluster_config,
@@ -91,10 +94,12 @@ impl NativeCluster {
 
     /// Returns every pending etcd operation as a tuple, kind first: ("grant_lease", id, ttl_s),
     /// ("keep_alive", id, lease), ("revoke", id, lease), ("campaign", id, key, value, lease),
-    /// ("append", id, election_key, term, key, value, compaction) with `compaction` None or
-    /// (snapshot_key, snapshot, delete_from, delete_end): also put the snapshot and delete the
-    /// keys from `delete_from` up to `delete_end` (exclusive) in the transaction's success
-    /// branch, ("range", id, prefix),
+    /// ("append", id, election_key, term, committed_key, batches, compaction) with
+    /// `committed_key` None (before the log's first batch) or a key that must exist, `batches`
+    /// a list of (key, value) each put only if its key does not exist yet, and `compaction`
+    /// None or (snapshot_key, snapshot, delete_from, delete_end): also put the snapshot and
+    /// delete the keys from `delete_from` up to `delete_end` (exclusive) in the transaction's
+    /// success branch, ("range", id, prefix),
     /// ("watch", id, prefix, start_revision), ("cancel_watch", id).
     fn drain_etcd<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let list = PyList::empty(py);
@@ -114,8 +119,8 @@ impl NativeCluster {
                     id,
                     election_key,
                     term,
-                    key,
-                    value,
+                    committed_key,
+                    batches,
                     compaction,
                 } => {
                     let compaction = match compaction {
@@ -135,8 +140,11 @@ impl NativeCluster {
                         id,
                         bytes(&election_key),
                         term,
-                        bytes(&key),
-                        bytes(&value),
+                        committed_key.map(|key| bytes(&key)),
+                        batches
+                            .iter()
+                            .map(|batch| (bytes(&batch.key), bytes(&batch.value)))
+                            .collect::<Vec<_>>(),
                         compaction,
                     )
                         .into_pyobject(py)?

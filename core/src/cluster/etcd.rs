@@ -47,10 +47,16 @@ pub enum EtcdOp {
         /// The lease the key is bound to.
         lease: i64,
     },
-    /// The guarded append: `Txn(if create_revision(election_key) == term and
-    /// create_revision(key) == 0 then put(key, value))`, and with `compaction` also, in the same
-    /// success branch, `put(snapshot_key, snapshot)` and `delete_range(delete_from, delete_end)`;
+    /// The guarded append: `Txn(if create_revision(election_key) == term [and
+    /// create_revision(committed_key) > 0] then Txn(if create_revision(key) == 0 then put(key,
+    /// value)) for each of `batches` in order)`, and with `compaction` also, in the same success
+    /// branch, `put(snapshot_key, snapshot)` and `delete_range(delete_from, delete_end)`;
     /// answer [`EtcdResult::Append`].
+    ///
+    /// Several appends may be in flight at once (pipelining), and etcd may apply them in any
+    /// order. So each one carries every batch after the last one known committed, and writes
+    /// those it finds missing: whichever etcd applies first writes the batches in index order,
+    /// the others skip them, and the log stays a gap-free prefix.
     Append {
         /// Operation id.
         id: OpId,
@@ -58,11 +64,13 @@ pub enum EtcdOp {
         election_key: Vec<u8>,
         /// The create revision of this leader's election key.
         term: u64,
-        /// The log key of the batch.
-        key: Vec<u8>,
-        /// The encoded [`super::Batch`].
-        value: Vec<u8>,
-        /// A snapshot to store and the log keys it replaces, every `snapshot_every` batches.
+        /// The log key of the last batch known committed, which must exist (none before the
+        /// log's first batch).
+        committed_key: Option<Vec<u8>>,
+        /// The batches after it, in index order; each is put only if its key does not exist.
+        batches: Vec<LogWrite>,
+        /// A snapshot to store and the log keys it replaces, every `snapshot_every` batches
+        /// (then `batches` holds the snapshot's own batch alone).
         compaction: Option<Compaction>,
     },
     /// `Range(prefix)`, every key under it in key order; answer [`EtcdResult::Range`].
@@ -87,6 +95,16 @@ pub enum EtcdOp {
         /// The id of the watch.
         watch: OpId,
     },
+}
+
+/// One batch an append writes unless its key exists already.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LogWrite {
+    /// The batch's log key, `/fencelock/<cluster>/log/<index, 20 digits>`.
+    pub key: Vec<u8>,
+    /// The encoded [`super::Batch`].
+    pub value: Vec<u8>,
 }
 
 /// The part of an append that stores a snapshot and deletes the log before it.
@@ -180,7 +198,8 @@ pub enum EtcdResult {
     },
     /// A guarded append's answer.
     Append {
-        /// False when a compare failed: this node no longer leads (or another wrote the key).
+        /// False when a compare failed: this node no longer leads (or the log was changed by
+        /// hand).
         succeeded: bool,
         /// The revision of the transaction.
         revision: u64,

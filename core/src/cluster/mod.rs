@@ -5,7 +5,10 @@
 //! - The engine is deterministic given time, commands and disconnects, so the leader records
 //!   every state-changing input with its engine time ([`Entry`]) and appends them, one batch per
 //!   turn (group commit), under `/fencelock/<cluster>/log/<index>` in a transaction guarded by
-//!   the create revision of its election key (its term).
+//!   the create revision of its election key (its term). Up to `pipeline_depth` appends are in
+//!   flight at once. etcd orders concurrent requests as it likes, so each append carries every
+//!   batch after the last one known committed and writes those still missing: the log stays
+//!   a gap-free prefix whatever order etcd applies them in.
 //! - Every output produced in a turn is held until the turn's batch is committed: a reply that
 //!   depends on an entry never leaves before etcd has it. If the append fails the node was
 //!   deposed: its held replies become errors (`-MOVED leader` when the request certainly had no
@@ -33,7 +36,7 @@ use alloc::vec::Vec;
 use core::fmt::Write;
 
 pub use entry::{Batch, Entry};
-pub use etcd::{Compaction, EtcdOp, EtcdResult, KeyValue, OpId, WatchEvent};
+pub use etcd::{Compaction, EtcdOp, EtcdResult, KeyValue, LogWrite, OpId, WatchEvent};
 pub use snapshot::{LogSnapshot, LOG_SNAPSHOT_VERSION};
 
 use crate::client::{Decoder, DecoderLimits, Value};
@@ -60,11 +63,18 @@ pub struct ClusterConfig {
     /// that the range a starting node reads (snapshot and log) stays well under the 4 MiB a
     /// gRPC client accepts by default, however large the batches.
     pub snapshot_log_bytes: u64,
+    /// How many guarded appends the leader keeps in flight at once (at least 1). etcd commits
+    /// concurrent transactions together, so more in flight means more batches per round trip.
+    pub pipeline_depth: usize,
+    /// No new append starts while the batches not yet committed hold this many bytes (each
+    /// append carries them all; etcd refuses requests over 1.5 MiB by default).
+    pub pipeline_max_bytes: usize,
 }
 
 impl ClusterConfig {
     /// Creates a configuration with the default election TTL (2 s), a snapshot every 1000
-    /// batches or 1 MiB of batches, and snapshots of at most 1 MiB.
+    /// batches or 1 MiB of batches, snapshots of at most 1 MiB, and up to
+    /// [`DEFAULT_PIPELINE_DEPTH`] appends in flight carrying up to 256 KiB of batches.
     #[must_use]
     pub fn new(cluster: &str, advertise: &str) -> ClusterConfig {
         ClusterConfig {
@@ -74,6 +84,8 @@ impl ClusterConfig {
             snapshot_every: 1000,
             snapshot_max_bytes: 1 << 20,
             snapshot_log_bytes: 1 << 20,
+            pipeline_depth: DEFAULT_PIPELINE_DEPTH,
+            pipeline_max_bytes: 256 << 10,
         }
     }
 
@@ -132,15 +144,42 @@ impl Role {
     }
 }
 
+/// How many appends a leader keeps in flight unless configured otherwise: one. On one 2-core
+/// machine running etcd and the nodes (bench/cluster), more in flight made etcd slower per
+/// append than the waiting it saved (docs/CLUSTER.md, "Performance").
+pub const DEFAULT_PIPELINE_DEPTH: usize = 1;
+
 /// What an outstanding operation was for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Pending {
     Lease,
     KeepAlive { sent: Instant },
     Campaign,
-    Append { index: u64, snapshot: bool },
+    Append { index: u64 },
     Range,
     Revoke,
+}
+
+/// A batch the leader sent and has not seen committed.
+#[derive(Debug)]
+struct Flight {
+    index: u64,
+    /// The encoded batch: every later append carries it too, and the watch shows it.
+    value: Vec<u8>,
+    compaction: Option<Compaction>,
+    /// Its own append was refused (a later one may still have written it).
+    refused: bool,
+}
+
+/// Why a leader steps down, which decides what its held replies say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cause {
+    /// The watch showed the term end after every batch of this leader that committed: the
+    /// batches not seen committed certainly did not.
+    Absent,
+    /// An append was refused or its answer is unknown, or the lease may have lapsed: a batch
+    /// that an unanswered (or unknown) append carried may have committed.
+    Failed,
 }
 
 /// A replicated fencelock server: the protocol [`Server`] plus the replication driver.
@@ -165,7 +204,10 @@ pub struct ClusterNode {
     next_keepalive: Instant,
     /// The last log index applied (follower) or committed (leader).
     committed: u64,
-    in_flight: Option<u64>,
+    /// The batches after `committed` that were sent, in index order (leader).
+    in_flight: VecDeque<Flight>,
+    /// The encoded bytes of the batches in flight.
+    in_flight_bytes: usize,
     /// Entries recorded but not yet sent: the next batch.
     pending_entries: Vec<Entry>,
     /// Outputs waiting for the batch index they depend on to commit.
@@ -224,7 +266,8 @@ impl ClusterNode {
             lease_confirmed: now,
             next_keepalive: now,
             committed: 0,
-            in_flight: None,
+            in_flight: VecDeque::new(),
+            in_flight_bytes: 0,
             pending_entries: Vec::new(),
             held: VecDeque::new(),
             ready: VecDeque::new(),
@@ -405,7 +448,7 @@ impl ClusterNode {
         let ttl_ms = node_ttl(&self.config).saturating_mul(1000);
         if self.role == Role::Leader && now.ms_since(self.lease_confirmed) >= ttl_ms {
             // etcd may already have let the lease go: stop acting as leader before it can.
-            self.step_down(now, false);
+            self.step_down(now, Cause::Failed);
             return;
         }
         if self.retry_at.is_some_and(|at| now >= at) {
@@ -545,29 +588,7 @@ impl ClusterNode {
                 }
             }
             (Pending::Campaign, _) => {}
-            (
-                Pending::Append { index, snapshot },
-                EtcdResult::Append {
-                    succeeded,
-                    revision,
-                },
-            ) => {
-                self.in_flight = None;
-                if succeeded && self.role == Role::Leader {
-                    self.note_revision(revision);
-                    self.committed = index;
-                    if snapshot {
-                        self.snapshot_index = index;
-                    }
-                    self.release_held();
-                } else {
-                    self.step_down(now, true);
-                }
-            }
-            (Pending::Append { .. }, _) => {
-                self.in_flight = None;
-                self.step_down(now, false);
-            }
+            (Pending::Append { index }, result) => self.on_append(now, index, &result),
             (Pending::Range, EtcdResult::Range { revision, kvs }) => {
                 self.on_range(now, revision, &kvs);
             }
@@ -579,7 +600,12 @@ impl ClusterNode {
 
     fn on_events(&mut self, now: Instant, events: Vec<WatchEvent>) {
         let key = self.config.election_key();
+        let watch = self.watch;
         for event in events {
+            if self.watch != watch {
+                // A step-down or resync cancelled this watch: the rest is for nobody.
+                break;
+            }
             match event {
                 WatchEvent::Put(kv) => {
                     self.note_revision(kv.mod_revision);
@@ -591,7 +617,7 @@ impl ClusterNode {
                             // Every log entry before our key has been applied: lead.
                             self.promote(now);
                         } else if self.role == Role::Leader && kv.create_revision != self.term {
-                            self.step_down(now, true);
+                            self.step_down(now, Cause::Absent);
                         } else if self.role != Role::Leader {
                             self.redirect_to_leader();
                         }
@@ -603,10 +629,7 @@ impl ClusterNode {
                         self.log_bytes = 0;
                     } else if self.role == Role::Leader {
                         let index = self.config.log_index(&kv.key).unwrap_or(0);
-                        if index > self.assigned() {
-                            // Someone else appended: this node no longer leads.
-                            self.step_down(now, true);
-                        }
+                        self.on_own_log_key(now, index, &kv.value);
                     } else if !self.apply_log_key(&kv) {
                         // A gap or a foreign value: read everything again rather than diverge.
                         self.resync(now);
@@ -621,7 +644,7 @@ impl ClusterNode {
                         self.leader = None;
                         self.seen_term = 0;
                         if self.role == Role::Leader || self.role == Role::Candidate {
-                            self.step_down(now, true);
+                            self.step_down(now, Cause::Absent);
                         } else {
                             self.redirect_to_leader();
                             self.campaign();
@@ -776,7 +799,8 @@ impl ClusterNode {
     fn lease_lost(&mut self, now: Instant) {
         self.lease = None;
         if self.role == Role::Leader || self.role == Role::Candidate {
-            self.step_down(now, true);
+            // Appends still unanswered may have committed before the lease ended.
+            self.step_down(now, Cause::Failed);
         } else {
             self.request_lease();
         }
@@ -785,7 +809,7 @@ impl ClusterNode {
     /// Drops the replica and reads the whole log again (a gap, a failed watch).
     fn resync(&mut self, now: Instant) {
         if self.role == Role::Leader || self.role == Role::Candidate {
-            self.step_down(now, false);
+            self.step_down(now, Cause::Failed);
             return;
         }
         if let Some(watch) = self.watch.take() {
@@ -822,9 +846,13 @@ impl ClusterNode {
 
     /// The index the next output depends on: the last batch assigned so far.
     fn assigned(&self) -> u64 {
-        let in_flight = u64::from(self.in_flight.is_some());
         let pending = u64::from(!self.pending_entries.is_empty());
-        self.committed + in_flight + pending
+        self.last_sent() + pending
+    }
+
+    /// The index of the last batch sent (or committed, if none is in flight).
+    fn last_sent(&self) -> u64 {
+        self.committed + self.in_flight.len() as u64
     }
 
     fn end_turn(&mut self) {
@@ -846,53 +874,177 @@ impl ClusterNode {
         self.start_append();
     }
 
+    /// Sends the entries recorded so far as the next batch, while fewer than `pipeline_depth`
+    /// appends are in flight; what arrives meanwhile forms the next batch (group commit). A
+    /// snapshot's batch goes alone, once every append before it was answered: its deletion of
+    /// the log before it must not remove the key an older append still compares.
     fn start_append(&mut self) {
-        if self.role != Role::Leader || self.in_flight.is_some() || self.pending_entries.is_empty()
-        {
-            return;
-        }
-        let index = self.committed + 1;
-        let batch = Batch {
-            index,
-            term: self.term,
-            entries: core::mem::take(&mut self.pending_entries),
-        };
-        for entry in &batch.entries {
-            if let Some(client) = entry.client() {
-                self.max_client = self.max_client.max(client);
+        let depth = self.config.pipeline_depth.max(1);
+        while self.role == Role::Leader && !self.pending_entries.is_empty() {
+            let appends = self.appends_in_flight();
+            let snapshot_in_flight = self.in_flight.iter().any(|f| f.compaction.is_some());
+            let index = self.last_sent() + 1;
+            // Decided once, before this batch counts in `log_bytes`.
+            let snapshot_due = self.snapshot_due(index);
+            let full = appends >= depth
+                || (!self.in_flight.is_empty()
+                    && self.in_flight_bytes >= self.config.pipeline_max_bytes);
+            if full || snapshot_in_flight || (appends > 0 && snapshot_due) {
+                return;
             }
+            let batch = Batch {
+                index,
+                term: self.term,
+                entries: core::mem::take(&mut self.pending_entries),
+            };
+            for entry in &batch.entries {
+                if let Some(client) = entry.client() {
+                    self.max_client = self.max_client.max(client);
+                }
+            }
+            let value = batch.encode();
+            self.log_bytes = self.log_bytes.saturating_add(value.len() as u64);
+            let compaction = if snapshot_due {
+                self.compaction(index)
+            } else {
+                None
+            };
+            self.in_flight_bytes = self.in_flight_bytes.saturating_add(value.len());
+            self.in_flight.push_back(Flight {
+                index,
+                value,
+                compaction,
+                refused: false,
+            });
+            self.send(index);
         }
-        self.in_flight = Some(index);
-        let value = batch.encode();
-        self.log_bytes = self.log_bytes.saturating_add(value.len() as u64);
-        let compaction = self.compaction(index);
-        let snapshot = compaction.is_some();
+    }
+
+    /// How many appends are unanswered (some may carry only batches committed since).
+    fn appends_in_flight(&self) -> usize {
+        self.outstanding
+            .iter()
+            .filter(|(_, pending)| matches!(pending, Pending::Append { .. }))
+            .count()
+    }
+
+    /// Sends the append of batch `index`: every batch in flight up to it, each written only
+    /// if etcd does not have it yet, guarded by the term and the last committed batch.
+    fn send(&mut self, index: u64) {
+        let batches: Vec<LogWrite> = self
+            .in_flight
+            .iter()
+            .take_while(|flight| flight.index <= index)
+            .map(|flight| LogWrite {
+                key: self.config.log_key(flight.index),
+                value: flight.value.clone(),
+            })
+            .collect();
+        let compaction = self
+            .in_flight
+            .back()
+            .filter(|flight| flight.index == index)
+            .and_then(|flight| flight.compaction.clone());
+        // Before the log's first batch there is nothing to require.
+        let committed_key = (self.committed > 0).then(|| self.config.log_key(self.committed));
         let election_key = self.config.election_key();
-        let key = self.config.log_key(index);
         let term = self.term;
-        self.request(Pending::Append { index, snapshot }, |id| EtcdOp::Append {
+        self.request(Pending::Append { index }, |id| EtcdOp::Append {
             id,
             election_key,
             term,
-            key,
-            value,
+            committed_key,
+            batches,
             compaction,
         });
     }
 
-    /// The snapshot that goes with batch `index`, once `snapshot_every` batches (or
-    /// `snapshot_log_bytes` of them) have passed since the last one. The batch takes every
-    /// entry recorded so far, so the engine is now exactly the state after it, unless inputs
-    /// were recorded since (then the next batch carries the snapshot). A snapshot over
-    /// `snapshot_max_bytes` is counted, not written, and the next try waits `snapshot_every`
-    /// batches: the append never fails because of it.
-    fn compaction(&mut self, index: u64) -> Option<Compaction> {
+    /// Handles the answer to the append of batch `index`.
+    fn on_append(&mut self, now: Instant, index: u64, result: &EtcdResult) {
+        // Batches a later append (or the watch) showed committed: nothing to learn.
+        if self.role != Role::Leader || index <= self.committed {
+            return;
+        }
+        match *result {
+            EtcdResult::Append {
+                succeeded: true,
+                revision,
+            } => {
+                self.note_revision(revision);
+                self.commit_through(index);
+            }
+            EtcdResult::Append {
+                succeeded: false, ..
+            } => {
+                // Deposed (or the log was changed by hand): this append had no effect.
+                let at = usize::try_from(index - self.committed - 1).unwrap_or(usize::MAX);
+                if let Some(flight) = self.in_flight.get_mut(at) {
+                    flight.refused = true;
+                }
+                self.step_down(now, Cause::Failed);
+            }
+            _ => self.step_down(now, Cause::Failed),
+        }
+    }
+
+    /// The leader's watch showed a log key. Its own batches prove their commit (the watch
+    /// may come before the transaction's answer); any other write means it no longer leads.
+    fn on_own_log_key(&mut self, now: Instant, index: u64, value: &[u8]) {
+        if index <= self.committed {
+            return;
+        }
+        let at = usize::try_from(index - self.committed - 1).unwrap_or(usize::MAX);
+        let ours = self
+            .in_flight
+            .get(at)
+            .is_some_and(|flight| flight.value == value);
+        if ours {
+            self.commit_through(index);
+        } else if index <= self.last_sent() {
+            // Someone else wrote a batch this leader sent: nothing it sent can be trusted.
+            self.step_down(now, Cause::Failed);
+        } else {
+            // Someone else appended past this leader: it no longer leads.
+            self.step_down(now, Cause::Absent);
+        }
+    }
+
+    /// Batch `index` committed, and with it every batch before it (an append writes the
+    /// batches it carries in index order, after the last committed one).
+    fn commit_through(&mut self, index: u64) {
+        while let Some(flight) = self.in_flight.front() {
+            if flight.index > index {
+                break;
+            }
+            if flight.compaction.is_some() {
+                self.snapshot_index = self.snapshot_index.max(flight.index);
+            }
+            self.committed = flight.index;
+            self.in_flight_bytes = self.in_flight_bytes.saturating_sub(flight.value.len());
+            self.in_flight.pop_front();
+        }
+        self.release_held();
+    }
+
+    /// Tells whether batch `index` should carry a snapshot: `snapshot_every` batches (or
+    /// `snapshot_log_bytes` of them) have passed since the last one, and no recent one was too
+    /// large.
+    fn snapshot_due(&self, index: u64) -> bool {
         let every = self.config.snapshot_every;
         let due = index >= self.snapshot_index.saturating_add(every)
             || self.log_bytes >= self.config.snapshot_log_bytes;
         let too_large_lately = self.snapshot_tried > self.snapshot_index
             && index < self.snapshot_tried.saturating_add(every);
-        if every == 0 || !due || too_large_lately || self.server.engine().has_untaken_inputs() {
+        every != 0 && due && !too_large_lately
+    }
+
+    /// The snapshot that goes with batch `index`, which is due. The batch takes every entry
+    /// recorded so far, so the engine is now exactly the state after it, unless inputs were
+    /// recorded since (then the next batch carries the snapshot). A snapshot over
+    /// `snapshot_max_bytes` is counted, not written, and the next try waits `snapshot_every`
+    /// batches: the append never fails because of it.
+    fn compaction(&mut self, index: u64) -> Option<Compaction> {
+        if self.server.engine().has_untaken_inputs() {
             return None;
         }
         self.snapshot_tried = index;
@@ -930,11 +1082,25 @@ impl ClusterNode {
     }
 
     /// Leaves leadership: held replies become errors, connections close, and the engine
-    /// (which may hold inputs etcd never committed) is rebuilt from the log. `definite`: the
-    /// unsent and failed appends certainly did not commit.
-    fn step_down(&mut self, now: Instant, definite: bool) {
+    /// (which may hold inputs etcd never committed) is rebuilt from the log. A reply that
+    /// depends on a batch some unanswered (or unknown) append carried says that its request
+    /// may or may not have taken effect; the others certainly had none.
+    fn step_down(&mut self, now: Instant, cause: Cause) {
         let _ = now;
-        let was_in_flight = self.in_flight.take();
+        // Every append carries the batches before its own, so the last one that may have
+        // committed decides for every batch up to it.
+        let maybe_through = match cause {
+            Cause::Absent => 0,
+            Cause::Failed => self
+                .in_flight
+                .iter()
+                .filter(|flight| !flight.refused)
+                .map(|flight| flight.index)
+                .max()
+                .unwrap_or(0),
+        };
+        self.in_flight.clear();
+        self.in_flight_bytes = 0;
         self.server.set_redirect(Some(""));
         // Outputs still in the server are as held as the ones here.
         while let Some(output) = self.server.poll_output() {
@@ -949,7 +1115,7 @@ impl ClusterNode {
         for (barrier, output) in core::mem::take(&mut self.held) {
             match output {
                 Output::Transmit { conn, bytes } => {
-                    let unknown = !definite && Some(barrier) == was_in_flight;
+                    let unknown = barrier <= maybe_through;
                     let text = failed_reply_text(leader.as_deref(), unknown);
                     let bytes = replace_replies(&bytes, &text);
                     if !bytes.is_empty() {

@@ -114,16 +114,40 @@ impl FakeEtcd {
             EtcdOp::Append {
                 election_key,
                 term,
-                key,
-                value,
+                committed_key,
+                batches,
                 compaction,
                 ..
             } => {
+                // etcd refuses a transaction that puts a key twice or inside a range it deletes.
+                let mut keys: Vec<&Vec<u8>> = batches.iter().map(|batch| &batch.key).collect();
+                keys.sort();
+                keys.dedup();
+                let deleted = compaction.as_ref().is_some_and(|compaction| {
+                    batches.iter().any(|batch| {
+                        batch.key >= compaction.delete_from && batch.key < compaction.delete_end
+                    })
+                });
+                if keys.len() != batches.len() || deleted {
+                    return Some(EtcdResult::Failed {
+                        reason: "etcdserver: duplicate key given in txn request".into(),
+                    });
+                }
                 let ok = self.kv(election_key).create_revision == *term
-                    && self.kv(key).create_revision == 0;
-                if ok {
-                    // One transaction, one revision, as etcd does it.
-                    self.put(key, value, 0);
+                    && committed_key
+                        .as_ref()
+                        .map_or(true, |key| self.kv(key).create_revision != 0);
+                let missing: Vec<&LogWrite> = batches
+                    .iter()
+                    .filter(|batch| self.kv(&batch.key).create_revision == 0)
+                    .collect();
+                if ok && !missing.is_empty() {
+                    // One transaction, one revision, as etcd does it; the batches etcd has
+                    // already are skipped.
+                    self.revision += 1;
+                    for batch in missing {
+                        self.put_at(&batch.key, &batch.value);
+                    }
                     if let Some(compaction) = compaction {
                         self.put_at(&compaction.snapshot_key, &compaction.snapshot);
                         self.delete_range_at(&compaction.delete_from, &compaction.delete_end);
@@ -167,6 +191,8 @@ struct Harness {
     now: Instant,
     /// Deliver watch events before a campaign's answer (as a real network may).
     watch_first: bool,
+    /// The appends each new node keeps in flight.
+    pipeline_depth: usize,
 }
 
 impl Harness {
@@ -181,7 +207,18 @@ impl Harness {
             received: BTreeMap::new(),
             now: Instant(1000),
             watch_first: false,
+            pipeline_depth: DEFAULT_PIPELINE_DEPTH,
         };
+        for _ in 0..count {
+            harness.add_node_with(|_| {});
+        }
+        harness
+    }
+
+    /// A harness whose nodes keep up to 4 appends in flight.
+    fn pipelined(count: usize) -> Harness {
+        let mut harness = Harness::new(0);
+        harness.pipeline_depth = 4;
         for _ in 0..count {
             harness.add_node_with(|_| {});
         }
@@ -206,6 +243,7 @@ impl Harness {
     fn add_node_with(&mut self, edit: impl FnOnce(&mut ClusterConfig)) -> usize {
         let index = self.nodes.len();
         let mut config = ClusterConfig::new("test", &alloc::format!("127.0.0.1:{}", 7381 + index));
+        config.pipeline_depth = self.pipeline_depth;
         edit(&mut config);
         self.nodes.push(ClusterNode::new(
             self.now,
@@ -244,6 +282,8 @@ impl Harness {
                     continue;
                 }
                 for op in core::mem::take(&mut self.parked[index]) {
+                    // Its answer may make the node ask for more.
+                    progress = true;
                     match &op {
                         EtcdOp::Watch {
                             id,
@@ -360,6 +400,44 @@ impl Harness {
         replies.remove(0)
     }
 
+    /// Takes the appends a paused node asked for and etcd has not seen yet, by log index;
+    /// its other operations stay parked.
+    fn take_appends(&mut self, node: usize) -> BTreeMap<u64, EtcdOp> {
+        self.pump();
+        let config = self.nodes[node].config().clone();
+        let mut appends = BTreeMap::new();
+        for op in core::mem::take(&mut self.parked[node]) {
+            match append_index(&config, &op) {
+                Some(index) => {
+                    appends.insert(index, op);
+                }
+                None => self.parked[node].push(op),
+            }
+        }
+        appends
+    }
+
+    /// The log indexes of the appends a paused node has waiting, without taking them.
+    fn parked_appends(&mut self, node: usize) -> Vec<u64> {
+        self.pump();
+        let config = self.nodes[node].config().clone();
+        self.parked[node]
+            .iter()
+            .filter_map(|op| append_index(&config, op))
+            .collect()
+    }
+
+    /// Lets the fake etcd perform `op` now, without telling the node.
+    fn apply(&mut self, op: &EtcdOp) -> EtcdResult {
+        self.etcd.perform(op).expect("an operation with an answer")
+    }
+
+    /// Gives a node the answer to its operation `id` (the node may still be paused).
+    fn answer(&mut self, node: usize, id: OpId, result: EtcdResult) {
+        self.nodes[node].handle_etcd(self.now, id, result);
+        self.pump();
+    }
+
     fn kill(&mut self, node: usize) {
         self.dead[node] = true;
         let leases: Vec<i64> = self.nodes[node].lease.into_iter().collect();
@@ -367,6 +445,14 @@ impl Harness {
             self.etcd.expire(lease);
         }
         self.pump();
+    }
+}
+
+/// The log index of an append: its own (last) batch's.
+fn append_index(config: &ClusterConfig, op: &EtcdOp) -> Option<u64> {
+    match op {
+        EtcdOp::Append { batches, .. } => config.log_index(&batches.last()?.key),
+        _ => None,
     }
 }
 
@@ -422,20 +508,27 @@ fn followers_replay_the_log_exactly() {
 
 #[test]
 fn replies_wait_for_the_append_and_turns_are_batched() {
-    let mut h = Harness::new(2);
-    let (one, two) = (h.connect(0), h.connect(0));
+    // One append in flight at a time: what arrives meanwhile forms one batch.
+    let mut h = Harness::new(0);
+    for _ in 0..2 {
+        h.add_node_with(|config| config.pipeline_depth = 1);
+    }
+    let (one, two, three) = (h.connect(0), h.connect(0), h.connect(0));
     h.paused[0] = true;
     h.send(0, one, &["ACQUIRE", "x", "1000"]);
     h.send(0, two, &["ACQUIRE", "y", "1000"]);
+    h.send(0, three, &["ACQUIRE", "z", "1000"]);
     assert!(
         h.replies(0, one).is_empty(),
         "no reply before etcd has the entry"
     );
+    assert_eq!(h.parked_appends(0), vec![1], "one append in flight");
     h.paused[0] = false;
     h.pump();
     assert_eq!(h.replies(0, one).len(), 1);
     assert_eq!(h.replies(0, two).len(), 1);
-    // One batch in flight, the second turn waited and went in the next one.
+    assert_eq!(h.replies(0, three).len(), 1);
+    // The first turn's batch, then the two turns that waited for it in the next one.
     assert_eq!(h.nodes[0].log_index(), 2);
 }
 
@@ -881,5 +974,400 @@ fn large_batches_bring_the_snapshot_forward() {
     // Far fewer than the 1000 batches of snapshot_every, but more than 1000 bytes of them.
     let snapshot = stored_snapshot(&h).expect("a snapshot by size");
     assert!(snapshot.index < 10, "{}", snapshot.index);
+    assert_eq!(log_keys(&h).first(), Some(&snapshot.index));
+}
+
+// -- pipelined appends -------------------------------------------------------------------------
+
+/// Connections to `node` and, while it is paused, one ACQUIRE per connection, each in a turn
+/// of its own; returns the connections and the log index before them.
+fn acquire_each_in_a_turn(h: &mut Harness, node: usize, count: usize) -> (Vec<ConnId>, u64) {
+    let conns: Vec<ConnId> = (0..count).map(|_| h.connect(node)).collect();
+    let base = h.nodes[node].log_index();
+    h.paused[node] = true;
+    for (n, conn) in conns.iter().enumerate() {
+        h.send(node, *conn, &["ACQUIRE", &alloc::format!("p{n}"), "60000"]);
+    }
+    (conns, base)
+}
+
+/// The log indexes of the batches an append carries.
+fn carried(h: &Harness, op: &EtcdOp) -> Vec<u64> {
+    let EtcdOp::Append { batches, .. } = op else {
+        panic!("an append")
+    };
+    let config = h.nodes[0].config();
+    batches
+        .iter()
+        .map(|batch| config.log_index(&batch.key).expect("a log key"))
+        .collect()
+}
+
+/// How many times etcd wrote each log key, in index order.
+fn log_writes(h: &Harness) -> BTreeMap<u64, usize> {
+    let config = h.nodes[0].config().clone();
+    let mut writes = BTreeMap::new();
+    for (_, event) in &h.etcd.history {
+        if let WatchEvent::Put(kv) = event {
+            if let Some(index) = config.log_index(&kv.key) {
+                *writes.entry(index).or_insert(0) += 1;
+            }
+        }
+    }
+    writes
+}
+
+fn assert_replicas_match(h: &Harness, leader: usize) {
+    for node in 0..h.nodes.len() {
+        if node == leader || h.dead[node] {
+            continue;
+        }
+        assert_eq!(h.nodes[node].role(), Role::Follower);
+        assert_eq!(h.nodes[node].log_index(), h.nodes[leader].log_index());
+        assert_eq!(
+            h.nodes[node].engine().image(),
+            h.nodes[leader].engine().image()
+        );
+        assert_eq!(h.nodes[node].log_error(), None);
+    }
+}
+
+fn succeeded(result: &EtcdResult) -> bool {
+    matches!(
+        result,
+        EtcdResult::Append {
+            succeeded: true,
+            ..
+        }
+    )
+}
+
+#[test]
+fn several_appends_are_in_flight_and_commit_in_order() {
+    let mut h = Harness::pipelined(3);
+    let (conns, base) = acquire_each_in_a_turn(&mut h, 0, 6);
+    let appends = h.take_appends(0);
+    // As many in flight as the default depth, one per turn; each carries every batch after
+    // the last committed one, and requires that one.
+    let sent: Vec<u64> = appends.keys().copied().collect();
+    assert_eq!(sent, (base + 1..=base + 4).collect::<Vec<u64>>());
+    let config = h.nodes[0].config().clone();
+    for (index, op) in &appends {
+        assert_eq!(carried(&h, op), (base + 1..=*index).collect::<Vec<u64>>());
+        let EtcdOp::Append { committed_key, .. } = op else {
+            panic!("an append")
+        };
+        assert_eq!(committed_key, &(base > 0).then(|| config.log_key(base)));
+    }
+    for conn in &conns {
+        assert!(h.replies(0, *conn).is_empty(), "nothing before a commit");
+    }
+    for op in appends.values() {
+        let result = h.apply(op);
+        assert!(succeeded(&result));
+        h.answer(0, op.id(), result);
+    }
+    // The last two turns waited for room and went in one batch as soon as the first answer
+    // made some, carrying the three batches still unanswered then.
+    assert_eq!(h.nodes[0].log_index(), base + 4);
+    let next = h.take_appends(0);
+    assert_eq!(
+        carried(&h, &next[&(base + 5)]),
+        (base + 2..=base + 5).collect::<Vec<u64>>()
+    );
+    h.parked[0].extend(next.into_values());
+    h.paused[0] = false;
+    h.pump();
+    assert_eq!(h.nodes[0].log_index(), base + 5);
+    let tokens: Vec<u64> = conns
+        .iter()
+        .map(|conn| {
+            let replies = h.replies(0, *conn);
+            assert_eq!(replies.len(), 1, "{replies:?}");
+            token(&replies[0])
+        })
+        .collect();
+    assert!(
+        tokens.windows(2).all(|pair| pair[0] < pair[1]),
+        "{tokens:?}"
+    );
+    assert_eq!(log_keys(&h), (1..=base + 5).collect::<Vec<u64>>());
+    assert!(log_writes(&h).values().all(|&writes| writes == 1));
+    assert_replicas_match(&h, 0);
+}
+
+#[test]
+fn appends_etcd_applies_out_of_order_write_each_batch_once_and_in_order() {
+    let mut h = Harness::pipelined(3);
+    let (conns, base) = acquire_each_in_a_turn(&mut h, 0, 3);
+    let appends = h.take_appends(0);
+    let op = |i: u64| appends[&(base + i)].clone();
+    // etcd gets to the last append first: it writes all three batches, in index order.
+    let third = h.apply(&op(3));
+    assert!(succeeded(&third));
+    assert_eq!(log_keys(&h), (1..=base + 3).collect::<Vec<u64>>());
+    // The two before it find their batches written and skip them.
+    let first = h.apply(&op(1));
+    let second = h.apply(&op(2));
+    assert!(succeeded(&first) && succeeded(&second));
+    assert!(
+        log_writes(&h).values().all(|&writes| writes == 1),
+        "each batch written once"
+    );
+    // The answers come back in yet another order: the second's commits the first two.
+    h.answer(0, op(2).id(), second);
+    assert_eq!(h.nodes[0].log_index(), base + 2);
+    let one = token(&h.replies(0, conns[0])[0]);
+    let two = token(&h.replies(0, conns[1])[0]);
+    assert!(h.replies(0, conns[2]).is_empty());
+    h.answer(0, op(3).id(), third);
+    let three = token(&h.replies(0, conns[2])[0]);
+    // An answer about batches known committed changes nothing.
+    h.answer(0, op(1).id(), first);
+    assert_eq!(h.nodes[0].role(), Role::Leader);
+    assert!(one < two && two < three, "{one} {two} {three}");
+    h.paused[0] = false;
+    h.pump();
+    assert_eq!(h.nodes[0].log_index(), base + 3);
+    assert_eq!(h.nodes[0].engine().live_leases(), 3);
+    // The followers saw the three batches in one revision, in index order, and applied them.
+    assert_replicas_match(&h, 0);
+}
+
+#[test]
+fn a_leader_deposed_mid_pipeline_answers_errors_never_grants() {
+    let mut h = Harness::pipelined(2);
+    let (conns, base) = acquire_each_in_a_turn(&mut h, 0, 3);
+    let appends = h.take_appends(0);
+    let op = |i: u64| appends[&(base + i)].clone();
+    // etcd applies the first; then the leader's lease lapses, before any answer comes back.
+    let first = h.apply(&op(1));
+    assert!(succeeded(&first));
+    let lease = h.nodes[0].lease.expect("lease");
+    h.etcd.expire(lease);
+    h.pump();
+    assert_eq!(h.nodes[1].role(), Role::Leader);
+    let other = h.connect(1);
+    token(&h.call(1, other, &["ACQUIRE", "mine", "60000"]));
+    // The third append fails its term compare, and that answer comes first.
+    let third = h.apply(&op(3));
+    assert!(!succeeded(&third));
+    h.answer(0, op(3).id(), third);
+    assert_ne!(h.nodes[0].role(), Role::Leader);
+    // Answers that come after the step-down change nothing.
+    h.answer(0, op(1).id(), first);
+    let replies: Vec<Vec<String>> = conns.iter().map(|conn| h.replies(0, *conn)).collect();
+    // No grant. The first two batches were carried by appends still unanswered: they may
+    // have committed (the first did), and their replies say so. The third was carried only
+    // by the refused append: certainly no effect.
+    let unknown = alloc::format!("-{}", crate::error::NOT_LEADER_UNKNOWN);
+    let no_effect = alloc::format!("-{}", crate::error::NOT_LEADER_NO_EFFECT);
+    assert_eq!(replies[0], vec![unknown.clone()]);
+    assert_eq!(replies[1], vec![unknown]);
+    assert_eq!(replies[2], vec![no_effect]);
+    // The first batch is in the log: the new leader holds its lease, and only that one.
+    let reply = h.call(1, other, &["ACQUIRE", "p0", "1000"]);
+    assert!(reply.starts_with("-LOCKED"), "{reply}");
+    assert!(!succeeded(&h.apply(&op(2))), "the second cannot commit now");
+    token(&h.call(1, other, &["ACQUIRE", "p1", "1000"]));
+    token(&h.call(1, other, &["ACQUIRE", "p2", "1000"]));
+    // The old leader rejoins and replays the log as it is.
+    h.paused[0] = false;
+    h.pump();
+    assert_replicas_match(&h, 1);
+}
+
+#[test]
+fn an_unknown_outcome_of_a_middle_append_leaves_every_batch_it_or_a_later_one_carried_unknown() {
+    let mut h = Harness::pipelined(2);
+    let (conns, base) = acquire_each_in_a_turn(&mut h, 0, 4);
+    let appends = h.take_appends(0);
+    let op = |i: u64| appends[&(base + i)].clone();
+    let result = h.apply(&op(1));
+    h.answer(0, op(1).id(), result);
+    let granted = token(&h.replies(0, conns[0])[0]);
+    // etcd applies the third (which writes the second too); its answer is lost (a timeout)
+    // while the second's and fourth's are still on their way.
+    let _ = h.apply(&op(3));
+    h.answer(
+        0,
+        op(3).id(),
+        EtcdResult::Failed {
+            reason: "deadline exceeded".into(),
+        },
+    );
+    assert_ne!(h.nodes[0].role(), Role::Leader);
+    // Each batch may have committed: none is a grant, none says it had no effect.
+    let unknown = alloc::format!("-{}", crate::error::NOT_LEADER_UNKNOWN);
+    for conn in &conns[1..] {
+        assert_eq!(h.replies(0, *conn), vec![unknown.clone()]);
+    }
+    let second = h.apply(&op(2));
+    h.answer(0, op(2).id(), second);
+    assert!(
+        h.replies(0, conns[1]).is_empty(),
+        "a late answer sends nothing"
+    );
+    h.paused[0] = false;
+    h.pump();
+    // The new leader (node 0 again or node 1) holds what etcd committed.
+    let leader = h.leader().expect("a leader");
+    let conn = h.connect(leader);
+    for name in ["p1", "p2"] {
+        let reply = h.call(leader, conn, &["ACQUIRE", name, "1000"]);
+        assert!(reply.starts_with("-LOCKED"), "{name}: {reply}");
+    }
+    assert!(token(&h.call(leader, conn, &["ACQUIRE", "p3", "1000"])) > granted);
+}
+
+#[test]
+fn a_snapshot_waits_for_the_appends_in_flight_and_goes_alone() {
+    let mut h = Harness::new(0);
+    h.pipeline_depth = 4;
+    for _ in 0..3 {
+        h.add_node(5);
+    }
+    let conn = h.connect(0);
+    let mut round = 0;
+    while h.nodes[0].log_index() < 2 {
+        token(&h.call(
+            0,
+            conn,
+            &["ACQUIRE", &alloc::format!("pre{round}"), "60000"],
+        ));
+        round += 1;
+    }
+    let (conns, base) = acquire_each_in_a_turn(&mut h, 0, 4);
+    assert_eq!(base, 2);
+    // Batches 3 and 4 go; batch 5 is due a snapshot and waits for both appends.
+    let appends = h.take_appends(0);
+    assert_eq!(appends.keys().copied().collect::<Vec<u64>>(), vec![3, 4]);
+    let four = h.apply(&appends[&4]);
+    h.answer(0, appends[&4].id(), four);
+    assert_eq!(h.nodes[0].log_index(), 4);
+    assert!(
+        h.parked_appends(0).is_empty(),
+        "the append of batch 3 is still unanswered"
+    );
+    let three = h.apply(&appends[&3]);
+    h.answer(0, appends[&3].id(), three);
+    // Now the snapshot's batch goes, alone, with every turn that waited.
+    let snapshot = h.take_appends(0);
+    let EtcdOp::Append {
+        compaction,
+        committed_key,
+        ..
+    } = &snapshot[&5]
+    else {
+        panic!("an append")
+    };
+    assert!(compaction.is_some());
+    assert_eq!(carried(&h, &snapshot[&5]), vec![5]);
+    assert_eq!(committed_key, &Some(h.nodes[0].config().log_key(4)));
+    // Nothing more goes while it is in flight.
+    h.send(0, conns[0], &["ACQUIRE", "after", "60000"]);
+    assert!(h.parked_appends(0).is_empty());
+    h.parked[0].extend(snapshot.into_values());
+    h.paused[0] = false;
+    h.pump();
+    for conn in &conns {
+        token(&h.replies(0, *conn)[0]);
+    }
+    assert_eq!(h.nodes[0].log_index(), 6);
+    assert_eq!(stored_snapshot(&h).expect("a snapshot").index, 5);
+    assert_eq!(h.nodes[0].snapshot_index(), 5);
+    assert_eq!(log_keys(&h), vec![5, 6]);
+    assert_replicas_match(&h, 0);
+    let joiner = h.add_node(5);
+    assert_eq!(h.nodes[joiner].log_index(), 6);
+    assert_eq!(
+        h.nodes[joiner].engine().image(),
+        h.nodes[0].engine().image()
+    );
+}
+
+#[test]
+fn appends_stop_while_the_batches_in_flight_hold_the_byte_limit() {
+    let mut h = Harness::new(0);
+    h.pipeline_depth = 4;
+    h.add_node_with(|config| config.pipeline_max_bytes = 1);
+    let (conns, base) = acquire_each_in_a_turn(&mut h, 0, 3);
+    // One append at a time: the next would carry more than the limit.
+    assert_eq!(h.parked_appends(0), vec![base + 1]);
+    h.paused[0] = false;
+    h.pump();
+    for conn in &conns {
+        token(&h.replies(0, *conn)[0]);
+    }
+    assert_eq!(h.nodes[0].log_index(), base + 2);
+}
+
+#[test]
+fn the_watch_can_show_a_commit_before_its_answer_and_a_deposition_after_it() {
+    let mut h = Harness::pipelined(2);
+    let (conns, base) = acquire_each_in_a_turn(&mut h, 0, 1);
+    let first = h.take_appends(0)[&(base + 1)].clone();
+    let result = h.apply(&first);
+    // The leader's watch shows its batch before the transaction's answer arrives.
+    h.deliver(0);
+    h.pump();
+    token(&h.replies(0, conns[0])[0]);
+    h.answer(0, first.id(), result);
+    assert_eq!(h.nodes[0].role(), Role::Leader);
+    assert_eq!(h.nodes[0].log_index(), base + 1);
+    // The next batch is still unanswered when the watch shows the term end: the watch is in
+    // revision order and showed no such batch, so it certainly did not commit.
+    h.send(0, conns[0], &["ACQUIRE", "later", "60000"]);
+    let second = h.take_appends(0)[&(base + 2)].clone();
+    let lease = h.nodes[0].lease.expect("lease");
+    h.etcd.expire(lease);
+    h.deliver(0);
+    h.pump();
+    assert_ne!(h.nodes[0].role(), Role::Leader);
+    let no_effect = alloc::format!("-{}", crate::error::NOT_LEADER_NO_EFFECT);
+    assert_eq!(h.replies(0, conns[0]), vec![no_effect]);
+    assert!(!succeeded(&h.apply(&second)));
+}
+
+#[test]
+fn an_append_never_writes_past_a_committed_batch_that_is_gone() {
+    let mut h = Harness::new(1);
+    let conn = h.connect(0);
+    token(&h.call(0, conn, &["ACQUIRE", "a", "60000"]));
+    let last = h.nodes[0].log_index();
+    // The last committed batch disappears (by hand: not something fencelock does).
+    let key = h.nodes[0].config().log_key(last);
+    h.etcd.keys.remove(&key);
+    let reply = h.call(0, conn, &["ACQUIRE", "b", "60000"]);
+    assert!(reply.starts_with("-NOTLEADER"), "{reply}");
+    // Nothing was written after the hole.
+    assert_eq!(log_keys(&h), (1..last).collect::<Vec<u64>>());
+}
+
+#[test]
+fn a_snapshot_brought_forward_by_size_still_goes_alone() {
+    let mut h = Harness::new(0);
+    h.pipeline_depth = 4;
+    h.add_node_with(|config| config.snapshot_log_bytes = 1000);
+    let conns: Vec<ConnId> = (0..12).map(|_| h.connect(0)).collect();
+    h.paused[0] = true;
+    let owner = "o".repeat(200);
+    for (n, conn) in conns.iter().enumerate() {
+        let name = alloc::format!("l{n}");
+        h.send(0, *conn, &["ACQUIRE", &name, "60000", "OWNER", &owner]);
+        // Answer whatever is parked, in order, now and then: the pipeline keeps moving.
+        if n % 3 == 2 {
+            h.paused[0] = false;
+            h.pump();
+            h.paused[0] = true;
+        }
+    }
+    h.paused[0] = false;
+    h.pump();
+    for conn in &conns {
+        token(&h.replies(0, *conn)[0]);
+    }
+    assert_eq!(h.nodes[0].role(), Role::Leader);
+    let snapshot = stored_snapshot(&h).expect("a snapshot by size");
     assert_eq!(log_keys(&h).first(), Some(&snapshot.index));
 }

@@ -30,24 +30,13 @@ impl Text {
         self
     }
 
-    /// Appends `byte` as `core::ascii::escape_default` shows it: printable ASCII as itself
-    /// (`'`, `"` and `\\` after a backslash), `\t`, `\r`, `\n`, any other byte as `\xNN`.
+    /// Appends `byte` escaped by `core::ascii::escape_default` (its iterator: no `core::fmt`):
+    /// printable ASCII as itself (`'`, `"` and `\\` after a backslash), `\t`, `\r`, `\n`, any
+    /// other byte as `\xNN`.
     #[must_use]
     pub(crate) fn ascii_escaped(mut self, byte: u8) -> Text {
-        match byte {
-            b'\t' => self.0.push_str("\\t"),
-            b'\r' => self.0.push_str("\\r"),
-            b'\n' => self.0.push_str("\\n"),
-            b'\'' | b'"' | b'\\' => {
-                self.0.push('\\');
-                self.0.push(char::from(byte));
-            }
-            0x20..=0x7e => self.0.push(char::from(byte)),
-            _ => {
-                self.0.push_str("\\x");
-                return self.hex_byte(byte);
-            }
-        }
+        self.0
+            .extend(core::ascii::escape_default(byte).map(char::from));
         self
     }
 
@@ -86,17 +75,7 @@ pub(crate) fn push_quoted(out: &mut String, text: &str) {
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
             '\0' => out.push_str("\\0"),
-            ch if ch.is_control() => {
-                out.push_str("\\u{");
-                let code = u32::from(ch);
-                let digits = (32 - code.leading_zeros()).div_ceil(4).max(1);
-                for shift in (0..digits).rev() {
-                    let nibble = (code >> (shift * 4)) & 0xf;
-                    let digit = b"0123456789abcdef".get(nibble as usize).copied();
-                    out.push(char::from(digit.unwrap_or(b'0')));
-                }
-                out.push('}');
-            }
+            ch if ch.is_control() => out.extend(ch.escape_unicode()),
             ch => out.push(ch),
         }
     }

@@ -139,7 +139,7 @@ impl NativeCluster {
         }
         if let Some(depth) = pipeline_depth {
             let depth = whole("pipelineDepth", depth)?;
-            cluster_config.pipeline_depth = usize::try_from(depth).unwrap_or(usize::MAX).max(1);
+            cluster_config.pipeline_depth = usize::try_from(depth).unwrap_or(usize::MAX);
         }
         let node = ClusterNode::new(
             Instant(whole("nowMs", now_ms.unwrap_or(0.0))?),

@@ -45,7 +45,7 @@ impl NativeCluster {
         let mut cluster_config = ClusterConfig::new(cluster, advertise);
         cluster_config.election_ttl_s = election_ttl_s;
         cluster_config.snapshot_every = snapshot_every;
-        cluster_config.pipeline_depth = pipeline_depth.max(1);
+        cluster_config.pipeline_depth = pipeline_depth;
         let node = ClusterNode::new(
             Instant(now_ms),
             cluster_config,

@@ -63,7 +63,7 @@ pub struct ClusterConfig {
     /// that the range a starting node reads (snapshot and log) stays well under the 4 MiB a
     /// gRPC client accepts by default, however large the batches.
     pub snapshot_log_bytes: u64,
-    /// How many guarded appends the leader keeps in flight at once (at least 1). etcd commits
+    /// How many guarded appends the leader keeps in flight at once (0 counts as 1). etcd commits
     /// concurrent transactions together, so more in flight means more batches per round trip.
     pub pipeline_depth: usize,
     /// No new append starts while the batches not yet committed hold this many bytes (each

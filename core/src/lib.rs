@@ -41,8 +41,8 @@ mod vec_map;
 pub use config::{Config, HashSeed};
 pub use durable::{CorruptFile, DataFile, DataFiles, FileAction, Recovery, StartKind};
 pub use engine::{
-    AcquireOptions, Acquired, ClientId, Engine, EngineImage, Event, HolderInfo, LockInfo, Mode,
-    Start, Stats, Token, WaiterId, WaiterInfo, IMAGE_VERSION,
+    AcquireOptions, Acquired, ClientId, Engine, EngineImage, Event, HolderInfo, LeaseView,
+    LockInfo, Mode, Start, Stats, Token, WaiterId, WaiterInfo, IMAGE_VERSION,
 };
 pub use error::{Error, ErrorCode};
 #[cfg(feature = "std")]

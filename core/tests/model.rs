@@ -154,10 +154,27 @@ proptest! {
                 prop_assert!(false, "{}", broken);
             }
             // I1 through the public view.
+            let mut queried = Vec::new();
             for lock in engine.query(t, "") {
                 let exclusive = lock.holders.iter().filter(|h| h.mode == Mode::Exclusive).count();
                 prop_assert!(exclusive == 0 || lock.holders.len() == 1, "I1 on {}", lock.name);
+                for h in &lock.holders {
+                    let owner = h.owner.clone();
+                    queried.push((lock.name.clone(), h.token, h.mode, h.ms_left, owner, h.client));
+                }
             }
+            // `leases` shows the same leases as the query that just ran the clock to `t`.
+            let mut listed: Vec<_> = engine
+                .leases()
+                .map(|l| {
+                    let left = l.deadline.as_ms().saturating_sub(t.as_ms());
+                    let owner = l.owner.map(String::from);
+                    (String::from(l.name), l.token, l.mode, left, owner, l.client)
+                })
+                .collect();
+            listed.sort_by_key(|l| l.1);
+            queried.sort_by_key(|l| l.1);
+            prop_assert_eq!(listed, queried);
             while engine.poll_persist().is_some() {}
         }
     }

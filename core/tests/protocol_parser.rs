@@ -166,3 +166,89 @@ fn an_endless_inline_line_is_refused_at_the_limit() {
     }
     assert!(refused);
 }
+
+/// Every request, error and partial request as a whole-buffer feed sees it, and as a feed of
+/// one byte at a time sees it (which never has a whole request at hand, so never takes the
+/// parser's one-pass path): they must agree.
+fn outcomes(limits: ParserLimits, input: &[u8], chunk: usize) -> Vec<String> {
+    let mut parser = RequestParser::new(limits);
+    let mut seen = Vec::new();
+    for piece in input.chunks(chunk.max(1)) {
+        let mut rest = piece;
+        loop {
+            match parser.feed(rest) {
+                Ok(Step::Complete(consumed)) => {
+                    let args: Vec<Vec<u8>> = parser.args().map(<[u8]>::to_vec).collect();
+                    seen.push(format!("{args:?}"));
+                    rest = &rest[consumed..];
+                }
+                Ok(_) => break,
+                Err(error) => {
+                    seen.push(error.to_string());
+                    return seen;
+                }
+            }
+        }
+    }
+    seen.push(format!("idle {}", parser.is_idle()));
+    seen
+}
+
+#[test]
+fn whole_requests_read_in_one_pass_as_byte_by_byte() {
+    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+    let mut next = move |below: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % below
+    };
+    let pieces: [&[u8]; 12] = [
+        b"*", b"$", b"\r\n", b"\r", b"\n", b"2", b"1", b"0", b"x", b"-1", b"ECHO", b" ",
+    ];
+    let mut agreed = 0;
+    for round in 0..4000 {
+        // A few well-formed requests, some with a piece changed, dropped or added.
+        let mut input = Vec::new();
+        for _ in 0..=next(3) {
+            let words = 1 + next(4) as usize;
+            input.extend_from_slice(format!("*{words}\r\n").as_bytes());
+            for _ in 0..words {
+                let len = next(14) as usize;
+                input.extend_from_slice(format!("${len}\r\n").as_bytes());
+                input.extend((0..len).map(|i| b"ab\r\n*$0"[(i + round) % 7]));
+                input.extend_from_slice(b"\r\n");
+            }
+        }
+        for _ in 0..next(3) {
+            let at = next(input.len() as u64 + 1) as usize;
+            match next(3) {
+                0 if at < input.len() => {
+                    input.remove(at);
+                }
+                1 if at < input.len() => input[at] = pieces[next(12) as usize][0],
+                _ => {
+                    let piece = pieces[next(12) as usize];
+                    input.splice(at..at, piece.iter().copied());
+                }
+            }
+        }
+        let mut limits = ParserLimits::default();
+        if round % 2 == 1 {
+            limits.max_args = 1 + next(4) as usize;
+            limits.max_bulk_bytes = next(14) as usize;
+            limits.max_request_bytes = 8 + next(60) as usize;
+        }
+        let whole = outcomes(limits, &input, input.len());
+        let bytewise = outcomes(limits, &input, 1);
+        assert_eq!(
+            whole,
+            bytewise,
+            "{:?} with {limits:?}",
+            String::from_utf8_lossy(&input)
+        );
+        agreed += usize::from(whole.iter().any(|seen| seen.starts_with('[')));
+    }
+    // Most rounds hold at least one request that parses (so the one-pass path was taken).
+    assert!(agreed > 1000, "only {agreed} rounds parsed a request");
+}

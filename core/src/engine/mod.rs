@@ -36,8 +36,8 @@ use lock::{Lease, Lock, Waiter};
 use ordered::{Expired, Owners, Timers};
 use timers::{TimerKey, TimerKind};
 pub use types::{
-    AcquireOptions, Acquired, ClientId, Event, HolderInfo, LockInfo, Mode, Start, Stats, Token,
-    WaiterId, WaiterInfo,
+    AcquireOptions, Acquired, ClientId, Event, HolderInfo, LeaseView, LockInfo, Mode, Start, Stats,
+    Token, WaiterId, WaiterInfo,
 };
 
 /// The whole lock service as a sans-IO state machine. Every call takes `now`; a time earlier
@@ -642,6 +642,29 @@ impl Engine {
     #[must_use]
     pub fn live_leases(&self) -> usize {
         self.live_leases
+    }
+
+    /// Visits every live lease as of the engine's last step, in no particular order, without
+    /// advancing its clock or copying anything: for checkers and metrics that look often.
+    /// A lease whose deadline has passed but whose timer has not run yet is still listed;
+    /// [`Engine::query`] at a later time would run that timer first.
+    pub fn leases(&self) -> impl Iterator<Item = LeaseView<'_>> + '_ {
+        self.locks.iter().flat_map(|(_, lock)| {
+            let name: &str = &lock.name;
+            lock.holders.as_slice().iter().map(move |lease| LeaseView {
+                name,
+                token: lease.token,
+                mode: if lease.shared {
+                    Mode::Shared
+                } else {
+                    Mode::Exclusive
+                },
+                deadline: lease.deadline,
+                owner: lease.owner.as_deref(),
+                client: lease.client,
+                ephemeral: lease.ephemeral,
+            })
+        })
     }
 
     /// Returns the number of queued requests.

@@ -180,6 +180,26 @@ pub struct HolderInfo {
     pub client: ClientId,
 }
 
+/// One live lease as [`Engine::leases`] shows it: borrowed from the engine, nothing copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LeaseView<'a> {
+    /// The lock it is on.
+    pub name: &'a str,
+    /// The fencing token of the lease.
+    pub token: Token,
+    /// Exclusive or shared.
+    pub mode: Mode,
+    /// When it ends unless renewed, on the engine's clock.
+    pub deadline: Instant,
+    /// The owner label, if any.
+    pub owner: Option<&'a str>,
+    /// The client that holds it (0: none).
+    pub client: ClientId,
+    /// Whether it ends when its client disconnects.
+    pub ephemeral: bool,
+}
+
 /// One waiter in a [`LockInfo`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

@@ -1705,27 +1705,26 @@ impl<'a> World<'a> {
         proc.last_token = last;
         // Read at the engine's own time: a later one would run its due timers (expiries,
         // grants to waiters) behind the host's back, with nobody to send what they produce.
-        let seen_at = engine.now();
-        let seen_wall = proc.origin + seen_at.as_ms();
+        // (`Engine::leases` reads it there without copying anything; a deadline already
+        // passed, its timer not yet run, counts as ending now, as a query would show it.)
+        let seen_at = engine.now().as_ms();
         let mut view = std::mem::take(&mut cell.spare_view);
         view.clear();
-        for lock in engine.query(seen_at, "") {
-            let Some((index, name)) = lock_index(&lock.name) else {
+        for held in engine.leases() {
+            let Some((index, name)) = lock_index(held.name) else {
                 return Err(format!(
                     "server {cell_index} holds lock {}, which nobody asked for",
-                    lock.name
+                    held.name
                 ));
             };
-            for holder in lock.holders {
-                let lease = ViewLease {
-                    name,
-                    lock: index,
-                    shared: holder.mode == Mode::Shared,
-                    deadline: seen_wall + holder.ms_left,
-                    ephemeral: holder.owner.as_deref().is_some_and(|o| o.ends_with('e')),
-                };
-                view.push((holder.token, lease));
-            }
+            let lease = ViewLease {
+                name,
+                lock: index,
+                shared: held.mode == Mode::Shared,
+                deadline: proc.origin + held.deadline.as_ms().max(seen_at),
+                ephemeral: held.owner.is_some_and(|o| o.ends_with('e')),
+            };
+            view.push((held.token, lease));
         }
         // Tokens are unique: one lease each.
         view.sort_unstable_by_key(|&(token, _)| token);

@@ -14,6 +14,23 @@ use fencelock_sim::{run, Options, Outcome};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+const USAGE: &str =
+    "usage: fencelock-sim [--seeds N] [--start S] [--jobs J] | --seed S [--trace LINES]";
+
+const HELP: &str = "\
+fencelock-sim: the whole of fencelock (servers, clients, network, disks, crashes) in one
+seeded process on simulated time; every run is checked as it goes and at its end.
+
+usage: fencelock-sim [--seeds N] [--start S] [--jobs J] | --seed S [--trace LINES]
+
+  --seeds N       run N seeds (default 1000), with a progress bar and the simulated hours
+  --start S       the first seed (default 0)
+  --jobs J        seeds run in parallel (default: every core)
+  --seed S        run one seed and print what it did; on a failure, its trace
+  --trace LINES   lines of trace printed for a failing --seed (default 200)
+
+A failing seed stops the run and prints the command that replays it. See tests/sim/README.md.";
+
 struct Args {
     seeds: u64,
     start: u64,
@@ -23,12 +40,15 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = match parse(std::env::args().skip(1).collect()) {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{HELP}");
+        return ExitCode::SUCCESS;
+    }
+    let args = match parse(argv) {
         Ok(args) => args,
         Err(message) => {
-            eprintln!(
-                "{message}\nusage: fencelock-sim [--seeds N] [--start S] [--jobs J] | --seed S [--trace LINES]"
-            );
+            eprintln!("{message}\n{USAGE} (--help for more)");
             return ExitCode::from(2);
         }
     };

@@ -1858,28 +1858,6 @@ impl<'a> World<'a> {
                 return;
             }
         }
-        // Requests never answered: they may have taken effect until their link closed.
-        for client in 0..self.clients.len() {
-            let Some(host) = self.clients.get(client) else {
-                continue;
-            };
-            for pending in host.pending.values() {
-                let until = host
-                    .conn_links
-                    .get(&pending.conn)
-                    .and_then(|&l| self.links.get(l))
-                    .and_then(|l| l.server_done_at);
-                if let Some(entry) = pending.history.and_then(|i| {
-                    self.cells
-                        .get(host.cell)?
-                        .history
-                        .get(&pending.name)?
-                        .get(i)
-                }) {
-                    let _ = (entry, until);
-                }
-            }
-        }
         for cell_index in 0..self.cells.len() {
             let Some(cell) = self.cells.get(cell_index) else {
                 continue;

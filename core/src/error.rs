@@ -297,7 +297,12 @@ impl Error {
         if message.is_empty() {
             String::from(self.wire_code())
         } else {
-            Text::new(self.wire_code()).str(" ").str(&message).into()
+            let code = self.wire_code();
+            let mut text = String::with_capacity(code.len() + 1 + message.len());
+            text.push_str(code);
+            text.push(' ');
+            text.push_str(&message);
+            text
         }
     }
 }

@@ -10,7 +10,10 @@ pub(crate) struct Text(String);
 impl Text {
     /// Starts a message with `text`.
     pub(crate) fn new(text: &str) -> Text {
-        Text(String::from(text))
+        // Room for what a message usually appends, so it is not regrown piece by piece.
+        let mut start = String::with_capacity(text.len() + 64);
+        start.push_str(text);
+        Text(start)
     }
 
     /// Appends `text`.

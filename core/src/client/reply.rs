@@ -173,19 +173,33 @@ fn locks(value: &Value) -> Result<Reply, Error> {
         .ok_or_else(|| shape("QUERY", "locks as field/value maps", value))
 }
 
-/// Fields of a map (RESP3) or a flat field/value array (RESP2), looked up by name.
-struct Fields<'a>(Vec<(&'a Value, &'a Value)>);
+/// Fields of a map (RESP3) or a flat field/value array (RESP2), looked up by name where
+/// they are (as [`Value::as_pairs`] reads them, without collecting the pairs).
+enum Fields<'a> {
+    Map(&'a [(Value, Value)]),
+    Flat(&'a [Value]),
+}
 
 impl<'a> Fields<'a> {
     fn of(value: &'a Value) -> Option<Fields<'a>> {
-        value.as_pairs().map(Fields)
+        match value {
+            Value::Map(pairs) => Some(Fields::Map(pairs)),
+            Value::Array(items) if items.len() % 2 == 0 => Some(Fields::Flat(items)),
+            _ => None,
+        }
     }
 
     fn get(&self, field: &str) -> Option<&'a Value> {
-        self.0
-            .iter()
-            .find(|(key, _)| reads_as(key, field))
-            .map(|(_, value)| *value)
+        match *self {
+            Fields::Map(pairs) => pairs
+                .iter()
+                .find(|(key, _)| reads_as(key, field))
+                .map(|(_, value)| value),
+            Fields::Flat(items) => items
+                .chunks_exact(2)
+                .find(|pair| pair.first().is_some_and(|key| reads_as(key, field)))
+                .and_then(|pair| pair.get(1)),
+        }
     }
 
     fn number(&self, field: &str) -> Option<u64> {
@@ -224,11 +238,16 @@ impl<'a> Fields<'a> {
 fn reads_as(value: &Value, text: &str) -> bool {
     match value {
         Value::Simple(own) | Value::BigNumber(own) => own == text,
-        Value::Bulk(bytes) => match core::str::from_utf8(bytes) {
-            Ok(own) => own == text,
-            // `as_text` replaces invalid sequences; so does this comparison.
-            Err(_) => String::from_utf8_lossy(bytes) == text,
-        },
+        // ASCII bytes read as themselves, so they are compared as they are (every field name
+        // of every lock of a QUERY reply comes here); others as `as_text` reads them, with
+        // U+FFFD in place of each sequence that is not UTF-8.
+        Value::Bulk(bytes) => {
+            if bytes.is_ascii() {
+                bytes.as_slice() == text.as_bytes()
+            } else {
+                String::from_utf8_lossy(bytes) == text
+            }
+        }
         _ => false,
     }
 }
@@ -293,4 +312,58 @@ fn info(value: &Value) -> Result<Reply, Error> {
         }
     }
     Ok(Reply::Info(entries))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::indexing_slicing)]
+    use super::*;
+
+    /// `reads_as` compares without the copy, and agrees with `as_text` on every pair: valid
+    /// and invalid UTF-8, texts with and without U+FFFD.
+    #[test]
+    fn reads_as_agrees_with_as_text() {
+        let bytes: [&[u8]; 9] = [
+            b"",
+            b"mode",
+            b"shared",
+            b"exclusive",
+            b"sh\xffred",
+            b"\xff",
+            b"\xef\xbf\xbd",
+            b"a\xc3",
+            "é".as_bytes(),
+        ];
+        let texts = [
+            "",
+            "mode",
+            "shared",
+            "sh\u{FFFD}red",
+            "\u{FFFD}",
+            "a\u{FFFD}",
+            "é",
+        ];
+        let mut matched = 0;
+        for bytes in bytes {
+            let values = [
+                Value::Bulk(bytes.to_vec()),
+                Value::Simple(String::from_utf8_lossy(bytes).into_owned()),
+                Value::Integer(1),
+            ];
+            for value in &values {
+                for text in texts {
+                    let expected = value.as_text().as_deref() == Some(text)
+                        && !matches!(value, Value::Integer(_));
+                    assert_eq!(reads_as(value, text), expected, "{value:?} as {text:?}");
+                    matched += usize::from(expected);
+                }
+            }
+        }
+        // Invalid bytes read as a text with U+FFFD, so both branches were taken.
+        assert!(reads_as(
+            &Value::Bulk(b"sh\xffred".to_vec()),
+            "sh\u{FFFD}red"
+        ));
+        assert!(matched > 10);
+    }
 }

@@ -276,16 +276,46 @@ impl Error {
 
 /// Returns the whole number that ends right before the first `marker` in `text`.
 fn number_before(text: &str, marker: &str) -> Option<u64> {
-    let head = text.get(..text.find(marker)?)?;
-    let digits = head.rsplit(|c: char| !c.is_ascii_digit()).next()?;
-    digits.parse().ok()
+    let head = text.as_bytes().get(..find(text, marker)?)?;
+    let start = head
+        .iter()
+        .rposition(|byte| !byte.is_ascii_digit())
+        .map_or(0, |at| at + 1);
+    decimal(head.get(start..)?)
 }
 
 /// Returns the whole number that starts right after the first `marker` in `text`.
 fn number_after(text: &str, marker: &str) -> Option<u64> {
-    let tail = text.get(text.find(marker)? + marker.len()..)?;
-    let digits = tail.split(|c: char| !c.is_ascii_digit()).next()?;
-    digits.parse().ok()
+    let tail = text.as_bytes().get(find(text, marker)? + marker.len()..)?;
+    let end = tail
+        .iter()
+        .position(|byte| !byte.is_ascii_digit())
+        .unwrap_or(tail.len());
+    decimal(tail.get(..end)?)
+}
+
+/// Where `marker` first starts in `text`: the markers are a few bytes long, so a plain scan
+/// (no searcher to set up for every error reply a client reads).
+fn find(text: &str, marker: &str) -> Option<usize> {
+    let marker = marker.as_bytes();
+    if marker.is_empty() {
+        return Some(0);
+    }
+    text.as_bytes()
+        .windows(marker.len())
+        .position(|window| window == marker)
+}
+
+/// Reads a run of ASCII digits (at least one) as a u64; `None` when it does not fit.
+fn decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |value, &digit| {
+        value
+            .checked_mul(10)?
+            .checked_add(u64::from(digit.wrapping_sub(b'0')))
+    })
 }
 
 impl Error {
@@ -327,3 +357,47 @@ pub const NOT_LEADER_NO_EFFECT: &str =
 /// not have taken effect, so it is the caller's answer, never retried by the client.
 pub const NOT_LEADER_UNKNOWN: &str =
     "NOTLEADER lost leadership while replicating; the request may or may not have taken effect";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The numbers in an error's text are read as `str::parse` reads a run of digits: the
+    /// last run before the marker, the first after it, nothing for an empty or too long run.
+    #[test]
+    fn numbers_are_read_around_markers() {
+        let parsed = |digits: &str| digits.parse::<u64>().ok();
+        for text in [
+            "free in at most 120 ms",
+            "at most 12a34 ms",
+            " ms",
+            "x ms then 7 ms",
+            "99999999999999999999 ms",
+            "18446744073709551615 ms",
+            "no marker",
+        ] {
+            let before = text
+                .find(" ms")
+                .and_then(|end| text[..end].rsplit(|c: char| !c.is_ascii_digit()).next())
+                .and_then(parsed);
+            assert_eq!(number_before(text, " ms"), before, "{text}");
+        }
+        for text in [
+            "token 42 is",
+            "token 4x2",
+            "token ",
+            "a token 1 token 2",
+            "none",
+        ] {
+            let after = text
+                .find("token ")
+                .and_then(|at| text[at + 6..].split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(parsed);
+            assert_eq!(number_after(text, "token "), after, "{text}");
+        }
+        assert_eq!(
+            Error::from_wire("LOCKED lock is held, free in at most 250 ms"),
+            Error::Locked { ms_left: 250 }
+        );
+    }
+}

@@ -390,12 +390,7 @@ impl Reader<'_> {
             }
             b'%' | b'|' => {
                 let count = length(line)?.unwrap_or(0);
-                let (flat, end) = self.items(next, count.saturating_mul(2), depth)?;
-                let mut pairs = Vec::with_capacity(flat.len() / 2);
-                let mut flat = flat.into_iter();
-                while let (Some(key), Some(value)) = (flat.next(), flat.next()) {
-                    pairs.push((key, value));
-                }
+                let (pairs, end) = self.pairs(next, count, depth)?;
                 if kind == b'|' {
                     // Attributes describe the reply that follows; clients have no use for them.
                     return self.value(end, depth + 1);
@@ -472,6 +467,29 @@ impl Reader<'_> {
             _ => Value::Bulk(blob.to_vec()),
         };
         Ok((value, end + 2))
+    }
+
+    /// Reads `count` key/value pairs, checked and reserved as [`Reader::items`] does for
+    /// twice as many elements.
+    fn pairs(&self, mut at: usize, count: usize, depth: usize) -> Step<Vec<(Value, Value)>> {
+        let elements = count.saturating_mul(2);
+        let left = self.bytes.len().saturating_sub(at);
+        if elements > self.limits.max_reply_bytes / 3 {
+            return Err(Stop::Bad(
+                Text::new("")
+                    .num(elements)
+                    .str(" elements cannot fit in a reply")
+                    .into(),
+            ));
+        }
+        let mut pairs = Vec::with_capacity(count.min(left / 6));
+        for _ in 0..count {
+            let (key, next) = self.value(at, depth + 1)?;
+            let (value, next) = self.value(next, depth + 1)?;
+            pairs.push((key, value));
+            at = next;
+        }
+        Ok((pairs, at))
     }
 
     fn items(&self, mut at: usize, count: usize, depth: usize) -> Step<Vec<Value>> {

@@ -153,4 +153,4 @@ SEEDS ?= 100000
 .PHONY: sim
 sim:
 	@echo "==> deterministic simulation: $(SEEDS) seeds"
-	$(CARGO) run -p fencelock-sim --release -- --seeds $(SEEDS) --jobs $$(nproc)
+	$(CARGO) run -p fencelock-sim --profile sim -- --seeds $(SEEDS) --jobs $$(nproc)

@@ -214,6 +214,6 @@ fn report(seed: u64, outcome: &Outcome, full: bool) -> ExitCode {
     for line in &violation.trace {
         println!("  {line}");
     }
-    println!("replay: cargo run -p fencelock-sim --release -- --seed {seed}");
+    println!("replay: cargo run -p fencelock-sim --profile sim -- --seed {seed}");
     ExitCode::FAILURE
 }

@@ -50,7 +50,7 @@ fn passes(seed: u64, options: &Options) {
     let outcome = run(options);
     if let Some(violation) = outcome.violation {
         panic!(
-            "seed {seed}: {}\n{}\nreplay: cargo run -p fencelock-sim --release -- --seed {seed}",
+            "seed {seed}: {}\n{}\nreplay: cargo run -p fencelock-sim --profile sim -- --seed {seed}",
             violation.message,
             violation.trace.join("\n")
         );

@@ -13,9 +13,6 @@
 //!   depends on an entry never leaves before etcd has it. If the append fails the node was
 //!   deposed: its held replies become errors (`-MOVED leader` when the request certainly had no
 //!   effect), never grants, its connections close and it rebuilds its engine from the log.
-//! - A leader learns its commits from its appends' answers and watches only its election key
-//!   (its term's end), not the log it writes. When the term ends with appends unanswered it
-//!   waits for their answers before it steps down: one may have committed before the end.
 //! - A follower applies the log to its own engine and answers lock commands with `-MOVED`.
 //!   Once it wins the election and its watch has delivered everything before its own election
 //!   key, it holds every lease of the log and resumes engine time from the last logged instant
@@ -177,8 +174,8 @@ struct Flight {
 /// Why a leader steps down, which decides what its held replies say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Cause {
-    /// The term ended and every append that carried a batch not committed was refused (or
-    /// none was sent): those batches certainly did not commit.
+    /// The watch showed the term end after every batch of this leader that committed: the
+    /// batches not seen committed certainly did not.
     Absent,
     /// An append was refused or its answer is unknown, or the lease may have lapsed: a batch
     /// that an unanswered (or unknown) append carried may have committed.
@@ -213,9 +210,6 @@ pub struct ClusterNode {
     in_flight_bytes: usize,
     /// Entries recorded but not yet sent: the next batch.
     pending_entries: Vec<Entry>,
-    /// The watch showed this leader's term end while appends were unanswered: nothing more is
-    /// sent, and it steps down once every append is answered.
-    term_ended: bool,
     /// Outputs waiting for the batch index they depend on to commit.
     held: VecDeque<(u64, Output)>,
     /// Outputs the host may perform now.
@@ -275,7 +269,6 @@ impl ClusterNode {
             in_flight: VecDeque::new(),
             in_flight_bytes: 0,
             pending_entries: Vec::new(),
-            term_ended: false,
             held: VecDeque::new(),
             ready: VecDeque::new(),
             ops: VecDeque::new(),
@@ -624,7 +617,7 @@ impl ClusterNode {
                             // Every log entry before our key has been applied: lead.
                             self.promote(now);
                         } else if self.role == Role::Leader && kv.create_revision != self.term {
-                            self.term_over(now);
+                            self.step_down(now, Cause::Absent);
                         } else if self.role != Role::Leader {
                             self.redirect_to_leader();
                         }
@@ -635,8 +628,8 @@ impl ClusterNode {
                         self.snapshot_index = self.snapshot_index.max(index);
                         self.log_bytes = 0;
                     } else if self.role == Role::Leader {
-                        // A leader watches only its election key: anything else under that
-                        // prefix (another cluster named after it plus `leader...`) is not its log.
+                        let index = self.config.log_index(&kv.key).unwrap_or(0);
+                        self.on_own_log_key(now, index, &kv.value);
                     } else if !self.apply_log_key(&kv) {
                         // A gap or a foreign value: read everything again rather than diverge.
                         self.resync(now);
@@ -650,10 +643,7 @@ impl ClusterNode {
                     if kv.key == key {
                         self.leader = None;
                         self.seen_term = 0;
-                        if self.role == Role::Leader {
-                            self.term_over(now);
-                        } else if self.role == Role::Candidate {
-                            // A candidate sent nothing yet.
+                        if self.role == Role::Leader || self.role == Role::Candidate {
                             self.step_down(now, Cause::Absent);
                         } else {
                             self.redirect_to_leader();
@@ -708,30 +698,18 @@ impl ClusterNode {
             Role::Follower
         };
         self.redirect_to_leader();
-        if ours {
-            // The log is applied up to the read; a leader watches only its key (`promote`).
-            self.promote(now);
-            return;
-        }
-        let prefix = self.config.prefix().into_bytes();
-        self.watch_from(prefix, revision.saturating_add(1));
-        if self.leader.is_none() {
-            self.campaign();
-        }
-    }
-
-    /// Replaces the watch (if any) with one on `prefix` from `start_revision`.
-    fn watch_from(&mut self, prefix: Vec<u8>, start_revision: u64) {
-        if let Some(watch) = self.watch.take() {
-            self.ops.push_back(EtcdOp::CancelWatch { watch });
-        }
         let id = self.op_id();
         self.watch = Some(id);
         self.ops.push_back(EtcdOp::Watch {
             id,
-            prefix,
-            start_revision,
+            prefix: self.config.prefix().into_bytes(),
+            start_revision: revision.saturating_add(1),
         });
+        if ours {
+            self.promote(now);
+        } else if self.leader.is_none() {
+            self.campaign();
+        }
     }
 
     /// Replaces the replica's engine with a snapshot's image: the log up to its index.
@@ -848,14 +826,7 @@ impl ClusterNode {
         // (they were redirected anyway) before any can reach the engine.
         self.close_all();
         self.role = Role::Leader;
-        self.term_ended = false;
         self.leader = Some(self.config.advertise.clone());
-        // The answers to its appends tell a leader what committed; etcd need not stream the
-        // log it writes back to it. Its key changes only when its term ends (deleted with its
-        // lease, then perhaps another node's): every such change comes after its creation, at
-        // revision `term`, and etcd does not compact revisions this recent.
-        let key = self.config.election_key();
-        self.watch_from(key, self.term.saturating_add(1));
         self.base_engine = self.server.engine().now();
         self.base_host = now;
         self.server
@@ -909,9 +880,7 @@ impl ClusterNode {
     /// the log before it must not remove the key an older append still compares.
     fn start_append(&mut self) {
         let depth = self.config.pipeline_depth.max(1);
-        // After the term's end every append would be refused: the entries wait for the
-        // step-down, which answers that they had no effect.
-        while self.role == Role::Leader && !self.term_ended && !self.pending_entries.is_empty() {
+        while self.role == Role::Leader && !self.pending_entries.is_empty() {
             let appends = self.appends_in_flight();
             let snapshot_in_flight = self.in_flight.iter().any(|f| f.compaction.is_some());
             let index = self.last_sent() + 1;
@@ -992,47 +961,50 @@ impl ClusterNode {
 
     /// Handles the answer to the append of batch `index`.
     fn on_append(&mut self, now: Instant, index: u64, result: &EtcdResult) {
-        if self.role != Role::Leader {
+        // Batches a later append (or the watch) showed committed: nothing to learn.
+        if self.role != Role::Leader || index <= self.committed {
             return;
         }
-        // Batches a later append showed committed: nothing to learn from this one.
-        if index > self.committed {
-            match *result {
-                EtcdResult::Append {
-                    succeeded: true,
-                    revision,
-                } => {
-                    self.note_revision(revision);
-                    self.commit_through(index);
-                }
-                EtcdResult::Append {
-                    succeeded: false, ..
-                } => {
-                    // Deposed (or the log was changed by hand): this append had no effect.
-                    let at = usize::try_from(index - self.committed - 1).unwrap_or(usize::MAX);
-                    if let Some(flight) = self.in_flight.get_mut(at) {
-                        flight.refused = true;
-                    }
-                    if !self.term_ended {
-                        return self.step_down(now, Cause::Failed);
-                    }
-                }
-                _ => return self.step_down(now, Cause::Failed),
+        match *result {
+            EtcdResult::Append {
+                succeeded: true,
+                revision,
+            } => {
+                self.note_revision(revision);
+                self.commit_through(index);
             }
-        }
-        if self.term_ended && self.appends_in_flight() == 0 {
-            // Every append was answered: what committed was released, the rest was refused.
-            self.step_down(now, Cause::Absent);
+            EtcdResult::Append {
+                succeeded: false, ..
+            } => {
+                // Deposed (or the log was changed by hand): this append had no effect.
+                let at = usize::try_from(index - self.committed - 1).unwrap_or(usize::MAX);
+                if let Some(flight) = self.in_flight.get_mut(at) {
+                    flight.refused = true;
+                }
+                self.step_down(now, Cause::Failed);
+            }
+            _ => self.step_down(now, Cause::Failed),
         }
     }
 
-    /// The watch showed the term end (the election key deleted, or another node's). The
-    /// leader does not watch its log, so an append still unanswered may have committed before
-    /// that: it steps down once every append is answered, and sends nothing more meanwhile
-    /// (the guard would refuse it).
-    fn term_over(&mut self, now: Instant) {
-        self.term_ended = true;
-        if self.appends_in_flight() == 0 {
+    /// The leader's watch showed a log key. Its own batches prove their commit (the watch
+    /// may come before the transaction's answer); any other write means it no longer leads.
+    fn on_own_log_key(&mut self, now: Instant, index: u64, value: &[u8]) {
+        if index <= self.committed {
+            return;
+        }
+        let at = usize::try_from(index - self.committed - 1).unwrap_or(usize::MAX);
+        let ours = self
+            .in_flight
+            .get(at)
+            .is_some_and(|flight| flight.value == value);
+        if ours {
+            self.commit_through(index);
+        } else if index <= self.last_sent() {
+            // Someone else wrote a batch this leader sent: nothing it sent can be trusted.
+            self.step_down(now, Cause::Failed);
+        } else {
+            // Someone else appended past this leader: it no longer leads.
             self.step_down(now, Cause::Absent);
         }
     }
@@ -1129,7 +1101,6 @@ impl ClusterNode {
         };
         self.in_flight.clear();
         self.in_flight_bytes = 0;
-        self.term_ended = false;
         self.server.set_redirect(Some(""));
         // Outputs still in the server are as held as the ones here.
         while let Some(output) = self.server.poll_output() {

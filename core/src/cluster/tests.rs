@@ -1305,164 +1305,30 @@ fn appends_stop_while_the_batches_in_flight_hold_the_byte_limit() {
 }
 
 #[test]
-fn a_leader_watches_only_its_election_key_and_commits_on_the_answer() {
-    let mut h = Harness::new(2);
-    let prefixes = |h: &Harness, node: usize| -> Vec<Vec<u8>> {
-        h.watches[node].iter().map(|w| w.prefix.clone()).collect()
-    };
-    let election_key = h.nodes[0].config().election_key();
-    assert_eq!(prefixes(&h, 0), vec![election_key]);
-    let everything = h.nodes[1].config().prefix().into_bytes();
-    assert_eq!(prefixes(&h, 1), vec![everything]);
-    let conn = h.connect(0);
-    h.paused[0] = true;
-    h.send(0, conn, &["ACQUIRE", "a", "60000"]);
-    let (index, append) = h.take_appends(0).pop_first().expect("an append");
-    let result = h.apply(&append);
-    assert!(succeeded(&result));
-    // etcd has the batch; the leader's watch does not stream it back, the answer tells.
+fn the_watch_can_show_a_commit_before_its_answer_and_a_deposition_after_it() {
+    let mut h = Harness::pipelined(2);
+    let (conns, base) = acquire_each_in_a_turn(&mut h, 0, 1);
+    let first = h.take_appends(0)[&(base + 1)].clone();
+    let result = h.apply(&first);
+    // The leader's watch shows its batch before the transaction's answer arrives.
     h.deliver(0);
     h.pump();
-    assert!(h.replies(0, conn).is_empty());
-    assert_eq!(h.nodes[0].log_index(), index - 1);
-    h.answer(0, append.id(), result);
-    token(&h.replies(0, conn)[0]);
-    assert_eq!(h.nodes[0].log_index(), index);
-    h.paused[0] = false;
-    h.pump();
-    assert_replicas_match(&h, 0);
-}
-
-#[test]
-fn a_leader_sees_its_term_end_right_after_it_began() {
-    let mut h = Harness::new(1);
-    assert_eq!(h.leader(), Some(0));
-    let term = h.nodes[0].term;
-    // The next revision deletes its key: its watch starts right after the key's creation.
-    let lease = h.nodes[0].lease.expect("lease");
-    h.etcd.expire(lease);
-    assert_eq!(h.etcd.revision, term + 1);
-    h.pump();
-    // It stepped down and, alone, leads again under a new term.
-    assert_eq!(h.leader(), Some(0));
-    assert!(
-        h.nodes[0].term > term + 1,
-        "{} after {term}",
-        h.nodes[0].term
-    );
-}
-
-/// The leader's append of ACQUIRE `contested` is unanswered (etcd applied it first when
-/// `committed`) when its lease lapses and node 1 takes over; its watch then shows the term
-/// end. Returns the harness, the old leader's connection, the append and, if applied, its
-/// result.
-fn deposed_with_an_append_unanswered(
-    committed: bool,
-) -> (Harness, ConnId, EtcdOp, Option<EtcdResult>) {
-    let mut h = Harness::new(2);
-    let conn = h.connect(0);
-    token(&h.call(0, conn, &["ACQUIRE", "before", "60000"]));
-    h.paused[0] = true;
-    h.send(0, conn, &["ACQUIRE", "contested", "60000"]);
-    let (_, append) = h.take_appends(0).pop_first().expect("an append");
-    let result = committed.then(|| h.apply(&append));
-    let lease = h.nodes[0].lease.expect("lease");
-    h.etcd.expire(lease);
-    h.pump();
-    assert_eq!(h.nodes[1].role(), Role::Leader);
-    assert!(h.deliver(0), "the old leader's watch shows its key deleted");
-    // The append may have committed before the end: it waits for the answer, grants nothing
-    // and sends nothing more meanwhile.
+    token(&h.replies(0, conns[0])[0]);
+    h.answer(0, first.id(), result);
     assert_eq!(h.nodes[0].role(), Role::Leader);
-    h.send(0, conn, &["ACQUIRE", "meanwhile", "60000"]);
-    assert!(h.replies(0, conn).is_empty());
-    assert!(h.parked_appends(0).is_empty());
-    (h, conn, append, result)
-}
-
-#[test]
-fn a_term_that_ends_after_an_append_committed_still_grants_what_it_carried() {
-    let (mut h, conn, append, result) = deposed_with_an_append_unanswered(true);
-    let result = result.expect("applied");
-    assert!(succeeded(&result));
-    h.answer(0, append.id(), result);
-    assert_ne!(h.nodes[0].role(), Role::Leader);
-    let replies = h.replies(0, conn);
-    let moved = alloc::format!("-MOVED {}", h.nodes[1].config().advertise);
-    // The grant is in the log: the new leader honours it. The request that came after the
-    // end was never sent.
-    assert_eq!(replies.len(), 2, "{replies:?}");
-    let granted = token(&replies[0]);
-    assert_eq!(replies[1], moved);
-    let other = h.connect(1);
-    let reply = h.call(1, other, &["ACQUIRE", "contested", "1000"]);
-    assert!(reply.starts_with("-LOCKED"), "{reply}");
-    assert!(token(&h.call(1, other, &["ACQUIRE", "meanwhile", "1000"])) > granted);
-    h.paused[0] = false;
-    h.pump();
-    assert_replicas_match(&h, 1);
-}
-
-#[test]
-fn a_term_that_ends_before_an_append_commits_answers_no_effect_once_it_is_refused() {
-    let (mut h, conn, append, _) = deposed_with_an_append_unanswered(false);
-    let result = h.apply(&append);
-    assert!(!succeeded(&result));
-    h.answer(0, append.id(), result);
-    assert_ne!(h.nodes[0].role(), Role::Leader);
-    let moved = alloc::format!("-MOVED {}", h.nodes[1].config().advertise);
-    assert_eq!(h.replies(0, conn), vec![moved.clone(), moved]);
-    let other = h.connect(1);
-    token(&h.call(1, other, &["ACQUIRE", "contested", "1000"]));
-    token(&h.call(1, other, &["ACQUIRE", "meanwhile", "1000"]));
-}
-
-#[test]
-fn a_term_that_ends_before_an_unknown_answer_leaves_its_append_unknown() {
-    let (mut h, conn, append, _) = deposed_with_an_append_unanswered(false);
-    h.answer(
-        0,
-        append.id(),
-        EtcdResult::Failed {
-            reason: "deadline exceeded".into(),
-        },
-    );
-    assert_ne!(h.nodes[0].role(), Role::Leader);
-    let unknown = alloc::format!("-{}", crate::error::NOT_LEADER_UNKNOWN);
-    let moved = alloc::format!("-MOVED {}", h.nodes[1].config().advertise);
-    assert_eq!(h.replies(0, conn), vec![unknown, moved]);
-}
-
-#[test]
-fn a_pipelined_leader_whose_term_ended_waits_for_every_answer() {
-    let mut h = Harness::pipelined(2);
-    let (conns, base) = acquire_each_in_a_turn(&mut h, 0, 3);
-    let appends = h.take_appends(0);
-    let op = |i: u64| appends[&(base + i)].clone();
-    // etcd applies the second (which writes the first too) before the term ends.
-    let second = h.apply(&op(2));
-    assert!(succeeded(&second));
+    assert_eq!(h.nodes[0].log_index(), base + 1);
+    // The next batch is still unanswered when the watch shows the term end: the watch is in
+    // revision order and showed no such batch, so it certainly did not commit.
+    h.send(0, conns[0], &["ACQUIRE", "later", "60000"]);
+    let second = h.take_appends(0)[&(base + 2)].clone();
     let lease = h.nodes[0].lease.expect("lease");
     h.etcd.expire(lease);
+    h.deliver(0);
     h.pump();
-    assert!(h.deliver(0));
-    // The first and third are refused; the second's answer is still on its way.
-    for i in [1, 3] {
-        let refused = h.apply(&op(i));
-        assert!(!succeeded(&refused));
-        h.answer(0, op(i).id(), refused);
-        assert_eq!(h.nodes[0].role(), Role::Leader, "the second is unanswered");
-    }
-    assert!(conns.iter().all(|conn| h.replies(0, *conn).is_empty()));
-    h.answer(0, op(2).id(), second);
     assert_ne!(h.nodes[0].role(), Role::Leader);
-    let moved = alloc::format!("-MOVED {}", h.nodes[1].config().advertise);
-    let first = token(&h.replies(0, conns[0])[0]);
-    assert!(token(&h.replies(0, conns[1])[0]) > first);
-    assert_eq!(h.replies(0, conns[2]), vec![moved]);
-    h.paused[0] = false;
-    h.pump();
-    assert_replicas_match(&h, 1);
+    let no_effect = alloc::format!("-{}", crate::error::NOT_LEADER_NO_EFFECT);
+    assert_eq!(h.replies(0, conns[0]), vec![no_effect]);
+    assert!(!succeeded(&h.apply(&second)));
 }
 
 #[test]

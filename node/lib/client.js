@@ -50,6 +50,7 @@ class Client {
     this.pending = new Map();
     this.leases = new Map();
     this.timer = null;
+    this.pumpScheduled = false;
     this.closed = false;
   }
 
@@ -224,7 +225,16 @@ class Client {
       }
       this.pending.set(id, waiter);
     });
-    this.pump();
+    // Written once the callbacks and promise continuations of this turn have run: the core
+    // client queues the requests made meanwhile on the same connection, so they go out in one
+    // write (one syscall, one segment) instead of one each.
+    if (!this.pumpScheduled) {
+      this.pumpScheduled = true;
+      setImmediate(() => {
+        this.pumpScheduled = false;
+        this.pump();
+      });
+    }
     return promise;
   }
 

@@ -65,6 +65,26 @@ test('acquire, verify, renew, release, query, info', async () => {
   });
 });
 
+test('requests made in one turn leave the client in one write; a lone request in one of its own', async () => {
+  await withServer({}, async ({ client }) => {
+    const c = await client();
+    const lease = await c.acquire('batched', { ttl: 5000 });
+    const [socket] = c.sockets.values();
+    const writes = [];
+    const write = socket.write.bind(socket);
+    socket.write = (data, ...rest) => {
+      writes.push(Buffer.from(data));
+      return write(data, ...rest);
+    };
+    const lefts = await Promise.all(Array.from({ length: 50 }, () => c.verify('batched', lease.token)));
+    assert.equal(lefts.length, 50);
+    assert.deepEqual(writes.map((data) => data.toString().split('VERIFY').length - 1), [50]);
+    await c.release('batched', lease.token);
+    assert.equal(writes.length, 2);
+    assert.ok(writes[1].includes('RELEASE'));
+  });
+});
+
 test('WAIT serves waiters in FIFO order', async () => {
   await withServer({}, async ({ client }) => {
     const holder = await client();

@@ -36,6 +36,34 @@ def test_round_trip_and_errors(server: ServerProcess) -> None:
     run(scenario())
 
 
+def test_requests_made_in_one_loop_iteration_go_out_in_one_write(server: ServerProcess) -> None:
+    async def scenario() -> None:
+        async with fencelock.AsyncClient(port=server.port) as client:
+            lease = await client.acquire("batched", 5.0)
+            driver = client._driver
+            assert driver is not None
+            (transport,) = driver.transports.values()
+            writes: list[bytes] = []
+            write = transport.write
+
+            def counting_write(data: Any) -> None:
+                writes.append(bytes(data))
+                write(data)
+
+            transport.write = counting_write  # type: ignore[method-assign]
+            # 50 coroutines that each send a request in the same turn of the loop: one write
+            # (one syscall, one segment for the server to read) carries them all.
+            lefts = await asyncio.gather(*(client.verify("batched", lease.token) for _ in range(50)))
+            assert lefts == [5.0] * 50
+            assert len(writes) == 1, [len(data) for data in writes]
+            assert writes[0].count(b"VERIFY") == 50
+            # A request alone still goes at once, in a write of its own.
+            await client.release("batched", lease.token)
+            assert len(writes) == 2 and b"RELEASE" in writes[1]
+
+    run(scenario())
+
+
 def test_wait_does_not_block_other_requests(server: ServerProcess) -> None:
     async def scenario() -> None:
         async with fencelock.AsyncClient(port=server.port) as client:

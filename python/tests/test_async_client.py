@@ -24,7 +24,8 @@ def test_round_trip_and_errors(server: ServerProcess) -> None:
                 await client.acquire("a", 5.0)
             # Pipelined on one connection, answered in order.
             lefts = await asyncio.gather(*(client.verify("a", lease.token) for _ in range(50)))
-            assert lefts == [5.0] * 50
+            # Seconds left by the server's clock: the same or a little less than the TTL.
+            assert len(lefts) == 50 and all(4.0 < left <= 5.0 for left in lefts), lefts
             assert await client.renew("a", lease.token, 6.0) == 6.0
             (lock,) = await client.query("a")
             assert lock.holders[0].token == lease.token
@@ -54,7 +55,8 @@ def test_requests_made_in_one_loop_iteration_go_out_in_one_write(server: ServerP
             # 50 coroutines that each send a request in the same turn of the loop: one write
             # (one syscall, one segment for the server to read) carries them all.
             lefts = await asyncio.gather(*(client.verify("batched", lease.token) for _ in range(50)))
-            assert lefts == [5.0] * 50
+            # Seconds left by the server's clock: the same or a little less than the TTL.
+            assert len(lefts) == 50 and all(4.0 < left <= 5.0 for left in lefts), lefts
             assert len(writes) == 1, [len(data) for data in writes]
             assert writes[0].count(b"VERIFY") == 50
             # A request alone still goes at once, in a write of its own.

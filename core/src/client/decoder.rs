@@ -472,17 +472,7 @@ impl Reader<'_> {
     /// Reads `count` key/value pairs, checked and reserved as [`Reader::items`] does for
     /// twice as many elements.
     fn pairs(&self, mut at: usize, count: usize, depth: usize) -> Step<Vec<(Value, Value)>> {
-        let elements = count.saturating_mul(2);
-        let left = self.bytes.len().saturating_sub(at);
-        if elements > self.limits.max_reply_bytes / 3 {
-            return Err(Stop::Bad(
-                Text::new("")
-                    .num(elements)
-                    .str(" elements cannot fit in a reply")
-                    .into(),
-            ));
-        }
-        let mut pairs = Vec::with_capacity(count.min(left / 6));
+        let mut pairs = Vec::with_capacity(self.room(at, count.saturating_mul(2))? / 2);
         for _ in 0..count {
             let (key, next) = self.value(at, depth + 1)?;
             let (value, next) = self.value(next, depth + 1)?;
@@ -493,24 +483,28 @@ impl Reader<'_> {
     }
 
     fn items(&self, mut at: usize, count: usize, depth: usize) -> Step<Vec<Value>> {
-        // Every element takes at least three bytes, so a count larger than the bytes left
-        // cannot be whole yet; this also keeps the reservation below from trusting the peer.
-        let left = self.bytes.len().saturating_sub(at);
-        if count > self.limits.max_reply_bytes / 3 {
-            return Err(Stop::Bad(
-                Text::new("")
-                    .num(count)
-                    .str(" elements cannot fit in a reply")
-                    .into(),
-            ));
-        }
-        let mut items = Vec::with_capacity(count.min(left / 3));
+        let mut items = Vec::with_capacity(self.room(at, count)?);
         for _ in 0..count {
             let (item, next) = self.value(at, depth + 1)?;
             items.push(item);
             at = next;
         }
         Ok((items, at))
+    }
+
+    /// Refuses `elements` announced at `at` that no reply within the limit could hold, and
+    /// returns how many to reserve room for: every element takes at least three bytes, so no
+    /// more than the bytes received from `at` on can hold (the peer's count is never trusted).
+    fn room(&self, at: usize, elements: usize) -> Result<usize, Stop> {
+        if elements > self.limits.max_reply_bytes / 3 {
+            return Err(Stop::Bad(
+                Text::new("")
+                    .num(elements)
+                    .str(" elements cannot fit in a reply")
+                    .into(),
+            ));
+        }
+        Ok(elements.min(self.bytes.len().saturating_sub(at) / 3))
     }
 }
 

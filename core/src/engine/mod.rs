@@ -889,13 +889,7 @@ impl Engine {
     fn validate_ttl(&self, ttl_ms: u64) -> Result<(), Error> {
         crate::rules::ttl_not_zero(ttl_ms)?;
         if ttl_ms > self.config.max_ttl_ms {
-            return Err(Error::bad(
-                Text::new("ttl ")
-                    .num(ttl_ms)
-                    .str(" ms is over the maximum of ")
-                    .num(self.config.max_ttl_ms)
-                    .str(" ms"),
-            ));
+            return Err(over_maximum("ttl", ttl_ms, self.config.max_ttl_ms));
         }
         Ok(())
     }
@@ -903,12 +897,10 @@ impl Engine {
     /// Validates the options and returns the lock-delay that applies.
     fn validate_acquire_options(&self, options: &AcquireOptions) -> Result<u32, Error> {
         if options.wait_ms > self.config.max_wait_ms {
-            return Err(Error::bad(
-                Text::new("wait ")
-                    .num(options.wait_ms)
-                    .str(" ms is over the maximum of ")
-                    .num(self.config.max_wait_ms)
-                    .str(" ms"),
+            return Err(over_maximum(
+                "wait",
+                options.wait_ms,
+                self.config.max_wait_ms,
             ));
         }
         if let Some(owner) = &options.owner {
@@ -927,12 +919,10 @@ impl Engine {
         crate::rules::steal_without_wait(options.steal, options.wait_ms)?;
         let delay = options.lock_delay_ms.unwrap_or(self.config.lock_delay_ms);
         if delay > self.config.max_lock_delay_ms {
-            return Err(Error::bad(
-                Text::new("lock-delay ")
-                    .num(delay)
-                    .str(" ms is over the maximum of ")
-                    .num(self.config.max_lock_delay_ms)
-                    .str(" ms"),
+            return Err(over_maximum(
+                "lock-delay",
+                delay,
+                self.config.max_lock_delay_ms,
             ));
         }
         // max_lock_delay_ms is configured by the host; a value past u32 is clamped, not wrapped.
@@ -1464,4 +1454,16 @@ fn lock_info(lock: &Lock, now: Instant) -> LockInfo {
         waiters,
         delay_ms_left: lock.delay_until.ms_since(now),
     }
+}
+
+/// `BAD <what> N ms is over the maximum of M ms`.
+fn over_maximum(what: &str, ms: u64, maximum: u64) -> Error {
+    Error::bad(
+        Text::new(what)
+            .str(" ")
+            .num(ms)
+            .str(" ms is over the maximum of ")
+            .num(maximum)
+            .str(" ms"),
+    )
 }

@@ -5,7 +5,7 @@ use alloc::string::String;
 
 use super::args::{self, bad, is, shown};
 use super::auth::{self, Verdict};
-use super::context::{usage_error, Action, Context};
+use super::context::{unknown_error, usage_error, Action, Context};
 use super::reply::{ReplyEncoder, RespVersion};
 use super::table::{self, CommandSpec, COMMANDS};
 use super::users::Need;
@@ -206,12 +206,10 @@ pub(crate) fn client(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Result<Action, Er
         // Hints some clients send; fencelock never evicts, so both are accepted as no-ops.
         [_] if is(sub, "NO-EVICT") || is(sub, "NO-TOUCH") => ctx.conn.reply().simple("OK"),
         _ => {
-            return Err(Error::BadRequest(
-                Text::new("unknown CLIENT subcommand or wrong arguments for ")
-                    .str(&shown(sub))
-                    .str("; usage ")
-                    .str(table::CLIENT.usage)
-                    .into(),
+            return Err(unknown_error(
+                "CLIENT subcommand or wrong arguments for",
+                sub,
+                &table::CLIENT,
             ))
         }
     }

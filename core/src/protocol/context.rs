@@ -48,6 +48,20 @@ pub(crate) enum Action {
 
 /// Returns the bad-request error saying how `spec`'s command is used, for a wrong number of
 /// arguments.
+/// `BAD unknown <what> <arg>; usage <spec's usage>`: an option or subcommand the command
+/// does not have.
+pub(crate) fn unknown_error(what: &str, arg: &[u8], spec: &CommandSpec) -> Error {
+    Error::BadRequest(
+        Text::new("unknown ")
+            .str(what)
+            .str(" ")
+            .str(&super::args::shown(arg))
+            .str("; usage ")
+            .str(spec.usage)
+            .into(),
+    )
+}
+
 pub(crate) fn usage_error(spec: &CommandSpec) -> Error {
     Error::BadRequest(
         Text::new("wrong number of arguments for '")

@@ -3,7 +3,7 @@
 use alloc::string::String;
 
 use super::args::{self, is, shown};
-use super::context::{usage_error, Action, Context};
+use super::context::{unknown_error, usage_error, Action, Context};
 use super::reply::ReplyEncoder;
 use super::table;
 use super::users::Need;
@@ -114,13 +114,7 @@ pub(crate) fn query(ctx: &mut Context<'_>, argv: &[&[u8]]) -> Result<Action, Err
         } else if is(option, "CURSOR") {
             cursor = Some(args::name(given, "QUERY CURSOR")?);
         } else {
-            return Err(Error::BadRequest(
-                Text::new("unknown QUERY option ")
-                    .str(&shown(option))
-                    .str("; usage ")
-                    .str(table::QUERY.usage)
-                    .into(),
-            ));
+            return Err(unknown_error("QUERY option", option, &table::QUERY));
         }
     }
     ctx.permit(Need::ReadPrefix(prefix))?;

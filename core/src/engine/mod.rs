@@ -500,11 +500,13 @@ impl Engine {
             }
         }
         let page = smallest.into_sorted_vec();
-        let locks = page
+        let locks: Vec<LockInfo> = page
             .iter()
             .filter_map(|&(_, slot)| self.locks.get(slot))
             .map(|lock| lock_info(lock, now))
             .collect();
+        #[cfg(feature = "sim-bugs")]
+        let locks = self.planted_query_drop(locks);
         (locks, more)
     }
 
@@ -835,6 +837,18 @@ impl Engine {
             client: lease.client,
         });
         self.grant_waiters(slot, now);
+    }
+
+    /// The planted bug [`crate::PlantedBug::QueryDropsHolder`]: each lock's last holder left
+    /// out of a QUERY page.
+    #[cfg(feature = "sim-bugs")]
+    fn planted_query_drop(&self, mut locks: Vec<LockInfo>) -> Vec<LockInfo> {
+        if self.config.planted_bug == Some(crate::PlantedBug::QueryDropsHolder) {
+            for lock in &mut locks {
+                lock.holders.pop();
+            }
+        }
+        locks
     }
 
     /// The planted bug [`crate::PlantedBug::StaleTimer`]: a timer whose lease is gone

@@ -306,6 +306,12 @@ pub enum LeaseOp {
         /// Success or the error code.
         outcome: Outcome<()>,
     },
+    /// `QUERY`: the holders it listed for this lock, `(token, shared)`. A read: it changes
+    /// nothing, but what it lists must be what the lock held at some instant of its call.
+    Query {
+        /// The holders listed.
+        outcome: Outcome<Vec<(u64, bool)>>,
+    },
     /// The server crashed: it forgot every lease (its restart grace still keeps them exclusive).
     Crash,
     /// The server restarted from a clean snapshot after `downtime_ms`: restored leases end that
@@ -512,6 +518,12 @@ impl Model for LeaseModel {
                 (Outcome::Unknown, _) => vec![state.clone()],
                 (Outcome::Fail(code), at) => refused(state, code, at, &may_be_lapsed, &without),
             },
+            LeaseOp::Query { outcome } => match outcome {
+                Outcome::Ok(listed) if !query_agrees(state, listed, &may_be_live, ret) => {
+                    Vec::new()
+                }
+                _ => vec![state.clone()],
+            },
             LeaseOp::Crash => {
                 let mut next = state.clone();
                 for h in &mut next.holders {
@@ -528,6 +540,36 @@ impl Model for LeaseModel {
             }
         }
     }
+}
+
+/// Whether a QUERY that listed `listed` as the lock's holders, taking effect in its call
+/// (which ends at `ret`), agrees with `state`: every holder it lists may be live then and is
+/// one the server still knows, in the mode granted (a grant whose reply nobody saw may be any
+/// of them), and every lease the server knows that is certainly live until `ret` (neither
+/// EPHEMERAL nor forgotten in a crash) is listed. Leases it leaves out that may have lapsed
+/// stay in the state: the check is sound, not complete.
+fn query_agrees(
+    state: &LeaseState,
+    listed: &[(u64, bool)],
+    may_be_live: &dyn Fn(&Holder) -> bool,
+    ret: u64,
+) -> bool {
+    let known = listed.iter().all(|&(token, shared)| {
+        state.holders.iter().any(|h| {
+            h.token.map_or(true, |t| t == token)
+                && h.shared == shared
+                && !h.forgotten
+                && may_be_live(h)
+        })
+    });
+    let complete = state.holders.iter().all(|h| {
+        let certain = !h.forgotten && !h.ephemeral && h.min_until > ret;
+        match h.token {
+            Some(token) if certain => listed.contains(&(token, h.shared)),
+            _ => true,
+        }
+    });
+    known && complete
 }
 
 /// A renew, release or verify refused: `STALE` or `EXPIRED` mean the lease is gone for good
@@ -829,6 +871,73 @@ mod tests {
         // The copy sent first, possible until its connection closed on the server side.
         history.push(op(10_032, Some(12_232), renew(Outcome::Unknown)));
         assert!(linearizable(&history));
+    }
+
+    fn query(invoke: u64, ret: u64, listed: &[(u64, bool)]) -> Entry<LeaseOp> {
+        op(
+            invoke,
+            Some(ret),
+            LeaseOp::Query {
+                outcome: Outcome::Ok(listed.to_vec()),
+            },
+        )
+    }
+
+    #[test]
+    fn a_query_lists_exactly_the_leases_certainly_live() {
+        let granted = acquire(0, 5, 1_000, Outcome::Ok(1));
+        let ok = |history: Vec<Entry<LeaseOp>>| linearizable(&history);
+        assert!(ok(vec![granted.clone(), query(10, 20, &[(1, false)])]));
+        // Left out while certainly live, listed in the wrong mode, or a token never granted.
+        assert!(!ok(vec![granted.clone(), query(10, 20, &[])]));
+        assert!(!ok(vec![granted.clone(), query(10, 20, &[(1, true)])]));
+        assert!(!ok(vec![
+            granted.clone(),
+            query(10, 20, &[(1, false), (2, false)])
+        ]));
+        // Listed after it was released, or left out once it may have lapsed (not before).
+        let released = op(
+            30,
+            Some(40),
+            LeaseOp::Release {
+                token: 1,
+                outcome: Outcome::Ok(()),
+            },
+        );
+        assert!(!ok(vec![
+            granted.clone(),
+            released.clone(),
+            query(50, 60, &[(1, false)])
+        ]));
+        assert!(ok(vec![granted.clone(), released, query(50, 60, &[])]));
+        assert!(ok(vec![granted.clone(), query(990, 1_010, &[])]));
+        assert!(!ok(vec![
+            granted.clone(),
+            query(5_990, 6_010, &[(1, false)])
+        ]));
+        // A query concurrent with the grant may come before it.
+        assert!(ok(vec![
+            acquire(0, 50, 1_000, Outcome::Ok(1)),
+            query(10, 20, &[])
+        ]));
+        // A grant whose reply nobody saw may be any holder listed.
+        let unseen = acquire(0, 5, 1_000, Outcome::Unknown);
+        assert!(ok(vec![unseen.clone(), query(10, 20, &[(9, false)])]));
+        assert!(ok(vec![unseen, query(10, 20, &[])]));
+        // Shared holders are listed together; a crash forgets them all.
+        let two = vec![shared(0, 5, 1_000, 1), shared(1, 6, 1_000, 2)];
+        let mut listed = two.clone();
+        listed.push(query(10, 20, &[(1, true), (2, true)]));
+        assert!(ok(listed));
+        let mut one_missing = two.clone();
+        one_missing.push(query(10, 20, &[(2, true)]));
+        assert!(!ok(one_missing));
+        let mut crashed = two;
+        crashed.push(op(8, Some(8), LeaseOp::Crash));
+        crashed.push(query(10, 20, &[]));
+        assert!(ok(crashed.clone()));
+        crashed.push(query(30, 40, &[(1, true)]));
+        assert!(!ok(crashed));
     }
 
     #[test]

@@ -256,6 +256,8 @@ struct Cell {
 struct Pending {
     name: String,
     history: Option<usize>,
+    /// A QUERY's entries, one in each lock's history (in the order of [`LOCKS`]).
+    reads: Vec<usize>,
     conn: u64,
     /// Connections the client sent it on before `conn` (it was retried).
     earlier_conns: Vec<u64>,
@@ -1279,7 +1281,17 @@ impl<'a> World<'a> {
                     .and_then(|c| c.history.get_mut(&pending.name))
                     .and_then(|h| h.get_mut(i))
                 {
-                    complete(entry, &result, kept, done_at, unknown_until);
+                    complete(entry, "", &result, kept, done_at, unknown_until);
+                }
+            }
+            for (&lock, &i) in LOCKS.iter().zip(&pending.reads) {
+                if let Some(entry) = self
+                    .cells
+                    .get_mut(cell)
+                    .and_then(|c| c.history.get_mut(lock))
+                    .and_then(|h| h.get_mut(i))
+                {
+                    complete(entry, lock, &result, false, done_at, unknown_until);
                 }
             }
             self.record_earlier_copies(client, cell, &pending);
@@ -1461,6 +1473,23 @@ impl<'a> World<'a> {
                 });
                 Some(list.len() - 1)
             });
+            // A QUERY reads every lock: an entry in each lock's history.
+            let mut reads = Vec::new();
+            if kind == "query" {
+                if let Some(c) = self.cells.get_mut(cell) {
+                    for lock in LOCKS {
+                        let list = c.history.entry(String::from(lock)).or_default();
+                        list.push(Entry {
+                            invoke: self.now,
+                            ret: None,
+                            op: LeaseOp::Query {
+                                outcome: LinOutcome::Unknown,
+                            },
+                        });
+                        reads.push(list.len() - 1);
+                    }
+                }
+            }
             note!(self, "c{client} sends {kind} {name}");
             if let Some(host) = self.clients.get_mut(client) {
                 let conn = host.client.request_conn(id).unwrap_or(0);
@@ -1469,6 +1498,7 @@ impl<'a> World<'a> {
                     Pending {
                         name,
                         history,
+                        reads,
                         conn,
                         earlier_conns: Vec::new(),
                         kind,
@@ -1966,8 +1996,11 @@ fn describe(result: &Result<Reply, Error>) -> String {
 }
 
 /// Records a request's outcome in its history entry.
+/// Records how an operation ended: when, and its outcome (for a QUERY, the holders listed for
+/// the history's lock, `lock`).
 fn complete(
     entry: &mut Entry<LeaseOp>,
+    lock: &str,
     result: &Result<Reply, Error>,
     kept: bool,
     done_at: u64,
@@ -2002,6 +2035,21 @@ fn complete(
             *outcome = match result {
                 _ if unknown => LinOutcome::Unknown,
                 Ok(_) => LinOutcome::Ok(()),
+                Err(error) => LinOutcome::Fail(code(error)),
+            };
+        }
+        LeaseOp::Query { outcome } => {
+            *outcome = match result {
+                _ if unknown => LinOutcome::Unknown,
+                Ok(Reply::Locks(locks)) => LinOutcome::Ok(
+                    locks
+                        .iter()
+                        .filter(|info| info.name == lock)
+                        .flat_map(|info| &info.holders)
+                        .map(|holder| (holder.token, holder.mode == Mode::Shared))
+                        .collect(),
+                ),
+                Ok(_) => LinOutcome::Unknown,
                 Err(error) => LinOutcome::Fail(code(error)),
             };
         }

@@ -123,3 +123,13 @@ fn planted_late_client_deadline_is_found() {
     let (seed, message) = found.expect("a client deadline later than the server's went unnoticed");
     eprintln!("late client deadline found by seed {seed}: {message}");
 }
+
+#[test]
+fn planted_query_dropping_a_holder_is_found() {
+    let found = caught(
+        Some(|c| c.planted_bug = Some(PlantedBug::QueryDropsHolder)),
+        None,
+    );
+    let (seed, message) = found.expect("a QUERY leaving out a live holder went unnoticed");
+    eprintln!("QUERY leaving out a holder found by seed {seed}: {message}");
+}

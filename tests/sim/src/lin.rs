@@ -289,8 +289,8 @@ pub enum LeaseOp {
         token: u64,
         /// The new TTL.
         ttl_ms: u64,
-        /// Success or the error code.
-        outcome: Outcome<()>,
+        /// The ms left it answered (the new TTL), or the error code.
+        outcome: Outcome<u64>,
     },
     /// `RELEASE token` (OK only when the release took effect on a live lease).
     Release {
@@ -303,8 +303,8 @@ pub enum LeaseOp {
     Verify {
         /// The lease.
         token: u64,
-        /// Success or the error code.
-        outcome: Outcome<()>,
+        /// The ms left it answered, or the error code.
+        outcome: Outcome<u64>,
     },
     /// `QUERY`: the holders it listed for this lock, `(token, shared)`. A read: it changes
     /// nothing, but what it lists must be what the lock held at some instant of its call.
@@ -473,8 +473,11 @@ impl Model for LeaseModel {
                     Some(next)
                 };
                 match (outcome, find(*token)) {
-                    (Outcome::Ok(()), Some(at)) => renewed(at).into_iter().collect(),
-                    (Outcome::Ok(()), None) => Vec::new(),
+                    // A renewal answers the TTL it set.
+                    (Outcome::Ok(ms_left), Some(at)) if ms_left == ttl_ms => {
+                        renewed(at).into_iter().collect()
+                    }
+                    (Outcome::Ok(_), _) => Vec::new(),
                     (Outcome::Unknown, Some(at)) => {
                         let mut next = vec![state.clone()];
                         next.extend(renewed(at));
@@ -503,18 +506,12 @@ impl Model for LeaseModel {
                 (Outcome::Fail(code), at) => refused(state, code, at, &may_be_lapsed, &without),
             },
             LeaseOp::Verify { token, outcome } => match (outcome, find(*token)) {
-                (Outcome::Ok(()), Some(at)) => {
-                    let live = state
-                        .holders
-                        .get(at)
-                        .is_some_and(|h| !h.forgotten && may_be_live(h));
-                    if live {
-                        vec![state.clone()]
-                    } else {
-                        Vec::new()
-                    }
+                (Outcome::Ok(ms_left), Some(at)) => {
+                    verified(state, at, inv, ret, *ms_left, &may_be_live)
+                        .into_iter()
+                        .collect()
                 }
-                (Outcome::Ok(()), None) => Vec::new(),
+                (Outcome::Ok(_), None) => Vec::new(),
                 (Outcome::Unknown, _) => vec![state.clone()],
                 (Outcome::Fail(code), at) => refused(state, code, at, &may_be_lapsed, &without),
             },
@@ -540,6 +537,35 @@ impl Model for LeaseModel {
             }
         }
     }
+}
+
+/// A VERIFY that found holder `at` live with `ms_left` to go, taking effect in `[inv, ret]`:
+/// the server's deadline was then between `inv + ms_left` and `ret + ms_left`, which must
+/// meet what the state allows. For a lease nothing renews behind the history's back (neither
+/// kept alive by its client nor EPHEMERAL), the state's bounds narrow to that.
+fn verified(
+    state: &LeaseState,
+    at: usize,
+    inv: u64,
+    ret: u64,
+    ms_left: u64,
+    may_be_live: &dyn Fn(&Holder) -> bool,
+) -> Option<LeaseState> {
+    let h = state.holders.get(at)?;
+    if h.forgotten || !may_be_live(h) {
+        return None;
+    }
+    let (earliest, latest) = (inv.saturating_add(ms_left), ret.saturating_add(ms_left));
+    if latest < h.min_until || earliest > h.max_until {
+        return None;
+    }
+    let mut next = state.clone();
+    if !h.ephemeral && h.max_until != u64::MAX {
+        let h = next.holders.get_mut(at)?;
+        h.min_until = h.min_until.max(earliest);
+        h.max_until = h.max_until.min(latest);
+    }
+    Some(next)
 }
 
 /// Whether a QUERY that listed `listed` as the lock's holders, taking effect in its call
@@ -640,7 +666,7 @@ mod tests {
         Entry { invoke, ret, op }
     }
 
-    fn fail(code: &str) -> Outcome<()> {
+    fn fail<T>(code: &str) -> Outcome<T> {
         Outcome::Fail(code.into())
     }
 
@@ -711,11 +737,66 @@ mod tests {
                 LeaseOp::Renew {
                     token: 1,
                     ttl_ms: 100,
-                    outcome: Outcome::Ok(()),
+                    outcome: Outcome::Ok(100),
                 },
             ),
         ];
         assert!(check(&LeaseModel, &history).is_err());
+    }
+
+    #[test]
+    fn verify_and_renew_answer_the_time_the_lease_has_left() {
+        let granted = acquire(0, 5, 1_000, Outcome::Ok(1));
+        let verify = |invoke: u64, ret: u64, ms_left: u64| {
+            op(
+                invoke,
+                Some(ret),
+                LeaseOp::Verify {
+                    token: 1,
+                    outcome: Outcome::Ok(ms_left),
+                },
+            )
+        };
+        let renew = |invoke: u64, ret: u64, ttl_ms: u64, ms_left: u64| {
+            op(
+                invoke,
+                Some(ret),
+                LeaseOp::Renew {
+                    token: 1,
+                    ttl_ms,
+                    outcome: Outcome::Ok(ms_left),
+                },
+            )
+        };
+        let ok = |history: Vec<Entry<LeaseOp>>| linearizable(&history);
+        // The deadline is between 1 000 and 1 005: at 100 to 110, 890 to 905 ms are left.
+        assert!(ok(vec![granted.clone(), verify(100, 110, 900)]));
+        assert!(ok(vec![granted.clone(), verify(100, 110, 890)]));
+        assert!(!ok(vec![granted.clone(), verify(100, 110, 880)]));
+        assert!(!ok(vec![granted.clone(), verify(100, 110, 910)]));
+        // A first answer narrows the deadline for the next one (1 000 to 1 002 here).
+        assert!(ok(vec![
+            granted.clone(),
+            verify(100, 102, 900),
+            verify(500, 500, 502)
+        ]));
+        assert!(!ok(vec![
+            granted.clone(),
+            verify(100, 102, 900),
+            verify(500, 500, 504)
+        ]));
+        // A renewal answers its own TTL, and moves the deadline.
+        assert!(ok(vec![
+            granted.clone(),
+            renew(100, 110, 300, 300),
+            verify(200, 200, 205)
+        ]));
+        assert!(!ok(vec![granted.clone(), renew(100, 110, 300, 299)]));
+        assert!(!ok(vec![
+            granted,
+            renew(100, 110, 300, 300),
+            verify(200, 200, 700)
+        ]));
     }
 
     #[test]

@@ -1325,9 +1325,8 @@ impl<'a> World<'a> {
             let mut copy = op.clone();
             copy.ret = link.server_done_at.map(|until| until.max(copy.invoke));
             match &mut copy.op {
-                LeaseOp::Renew { outcome, .. } | LeaseOp::Release { outcome, .. } => {
-                    *outcome = LinOutcome::Unknown;
-                }
+                LeaseOp::Renew { outcome, .. } => *outcome = LinOutcome::Unknown,
+                LeaseOp::Release { outcome, .. } => *outcome = LinOutcome::Unknown,
                 _ => {}
             }
             if let Some(history) = self
@@ -2029,9 +2028,15 @@ fn complete(
                 Err(error) => LinOutcome::Fail(code(error)),
             };
         }
-        LeaseOp::Renew { outcome, .. }
-        | LeaseOp::Release { outcome, .. }
-        | LeaseOp::Verify { outcome, .. } => {
+        LeaseOp::Renew { outcome, .. } | LeaseOp::Verify { outcome, .. } => {
+            *outcome = match result {
+                _ if unknown => LinOutcome::Unknown,
+                Ok(Reply::MsLeft(ms_left)) => LinOutcome::Ok(*ms_left),
+                Ok(_) => LinOutcome::Unknown,
+                Err(error) => LinOutcome::Fail(code(error)),
+            };
+        }
+        LeaseOp::Release { outcome, .. } => {
             *outcome = match result {
                 _ if unknown => LinOutcome::Unknown,
                 Ok(_) => LinOutcome::Ok(()),

@@ -306,11 +306,11 @@ pub enum LeaseOp {
         /// The ms left it answered, or the error code.
         outcome: Outcome<u64>,
     },
-    /// `QUERY`: the holders it listed for this lock, `(token, shared)`. A read: it changes
-    /// nothing, but what it lists must be what the lock held at some instant of its call.
+    /// `QUERY`: the holders it listed for this lock. A read: it changes nothing, but what it
+    /// lists must be what the lock held at some instant of its call.
     Query {
         /// The holders listed.
-        outcome: Outcome<Vec<(u64, bool)>>,
+        outcome: Outcome<Vec<Listed>>,
     },
     /// The server crashed: it forgot every lease (its restart grace still keeps them exclusive).
     Crash,
@@ -320,6 +320,17 @@ pub enum LeaseOp {
         /// Time between the shutdown and the restart.
         downtime_ms: u64,
     },
+}
+
+/// One holder as a QUERY listed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listed {
+    /// Its token.
+    pub token: u64,
+    /// Shared or exclusive.
+    pub shared: bool,
+    /// The ms it had left.
+    pub ms_left: u64,
 }
 
 /// One holder in the model.
@@ -516,7 +527,7 @@ impl Model for LeaseModel {
                 (Outcome::Fail(code), at) => refused(state, code, at, &may_be_lapsed, &without),
             },
             LeaseOp::Query { outcome } => match outcome {
-                Outcome::Ok(listed) if !query_agrees(state, listed, &may_be_live, ret) => {
+                Outcome::Ok(listed) if !query_agrees(state, listed, &may_be_live, inv, ret) => {
                     Vec::new()
                 }
                 _ => vec![state.clone()],
@@ -569,29 +580,36 @@ fn verified(
 }
 
 /// Whether a QUERY that listed `listed` as the lock's holders, taking effect in its call
-/// (which ends at `ret`), agrees with `state`: every holder it lists may be live then and is
-/// one the server still knows, in the mode granted (a grant whose reply nobody saw may be any
-/// of them), and every lease the server knows that is certainly live until `ret` (neither
-/// EPHEMERAL nor forgotten in a crash) is listed. Leases it leaves out that may have lapsed
-/// stay in the state: the check is sound, not complete.
+/// (`inv` to `ret`), agrees with `state`: every holder it lists may be live then and is one
+/// the server still knows, in the mode granted and with a deadline (then plus its ms left)
+/// within the lease's bounds (a grant whose reply nobody saw may be any of them), and every
+/// lease the server knows that is certainly live until `ret` (neither EPHEMERAL nor forgotten
+/// in a crash) is listed. Leases it leaves out that may have lapsed stay in the state: the
+/// check is sound, not complete.
 fn query_agrees(
     state: &LeaseState,
-    listed: &[(u64, bool)],
+    listed: &[Listed],
     may_be_live: &dyn Fn(&Holder) -> bool,
+    inv: u64,
     ret: u64,
 ) -> bool {
-    let known = listed.iter().all(|&(token, shared)| {
+    let known = listed.iter().all(|l| {
+        let (earliest, latest) = (inv.saturating_add(l.ms_left), ret.saturating_add(l.ms_left));
         state.holders.iter().any(|h| {
-            h.token.map_or(true, |t| t == token)
-                && h.shared == shared
+            h.token.map_or(true, |t| t == l.token)
+                && h.shared == l.shared
                 && !h.forgotten
                 && may_be_live(h)
+                && latest >= h.min_until
+                && earliest <= h.max_until
         })
     });
     let complete = state.holders.iter().all(|h| {
         let certain = !h.forgotten && !h.ephemeral && h.min_until > ret;
         match h.token {
-            Some(token) if certain => listed.contains(&(token, h.shared)),
+            Some(token) if certain => listed
+                .iter()
+                .any(|l| l.token == token && l.shared == h.shared),
             _ => true,
         }
     });
@@ -954,12 +972,19 @@ mod tests {
         assert!(linearizable(&history));
     }
 
+    /// A QUERY listing `(token, shared)` holders, each with the ms left that puts its
+    /// deadline 1 000 ms after the query's start.
     fn query(invoke: u64, ret: u64, listed: &[(u64, bool)]) -> Entry<LeaseOp> {
+        let listed = listed.iter().map(|&(token, shared)| Listed {
+            token,
+            shared,
+            ms_left: 1_000u64.saturating_sub(invoke),
+        });
         op(
             invoke,
             Some(ret),
             LeaseOp::Query {
-                outcome: Outcome::Ok(listed.to_vec()),
+                outcome: Outcome::Ok(listed.collect()),
             },
         )
     }
@@ -992,6 +1017,15 @@ mod tests {
         ]));
         assert!(ok(vec![granted.clone(), released, query(50, 60, &[])]));
         assert!(ok(vec![granted.clone(), query(990, 1_010, &[])]));
+        // Listed with more time left than the lease can have.
+        let mut late = query(10, 20, &[(1, false)]);
+        if let LeaseOp::Query {
+            outcome: Outcome::Ok(listed),
+        } = &mut late.op
+        {
+            listed.iter_mut().for_each(|l| l.ms_left += 10);
+        }
+        assert!(!ok(vec![granted.clone(), late]));
         assert!(!ok(vec![
             granted.clone(),
             query(5_990, 6_010, &[(1, false)])

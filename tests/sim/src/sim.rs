@@ -2051,7 +2051,11 @@ fn complete(
                         .iter()
                         .filter(|info| info.name == lock)
                         .flat_map(|info| &info.holders)
-                        .map(|holder| (holder.token, holder.mode == Mode::Shared))
+                        .map(|holder| lin::Listed {
+                            token: holder.token,
+                            shared: holder.mode == Mode::Shared,
+                            ms_left: holder.ms_left,
+                        })
                         .collect(),
                 ),
                 Ok(_) => LinOutcome::Unknown,

@@ -11,7 +11,7 @@ use fencelock_core::client::{
 use fencelock_core::protocol::{Output as ServerOutput, Server, ServerConfig};
 use fencelock_core::{
     AcquireOptions, BootClock, Config, DataFile, DataFiles, Error, Fence, FenceOutcome, FileAction,
-    Instant, Mode, Recovery, StartKind,
+    Instant, LockInfo, Mode, Recovery, StartKind,
 };
 
 use crate::lin::{self, Entry, LeaseModel, LeaseOp, Outcome as LinOutcome};
@@ -242,7 +242,8 @@ struct Cell {
     /// (a durable write blocked it, it stopped or started): its clients are checked again at
     /// the next server check.
     recheck_clients: bool,
-    revealed: BTreeSet<u64>,
+    /// Every token a client was told of, with the owner label its lease was asked with.
+    revealed: BTreeMap<u64, String>,
     max_revealed: u64,
     fence: Fence,
     fence_high: BTreeMap<String, u64>,
@@ -368,7 +369,7 @@ impl<'a> World<'a> {
                 view: Vec::new(),
                 spare_view: Vec::new(),
                 recheck_clients: true,
-                revealed: BTreeSet::new(),
+                revealed: BTreeMap::new(),
                 max_revealed: 0,
                 fence: Fence::new(),
                 fence_high: BTreeMap::new(),
@@ -1229,6 +1230,11 @@ impl<'a> World<'a> {
                     }) => (shared, ephemeral),
                     _ => (false, false),
                 };
+                let owner = host
+                    .owners
+                    .get(usize::from(ephemeral))
+                    .cloned()
+                    .unwrap_or_default();
                 host.held.insert(
                     token,
                     Held {
@@ -1241,13 +1247,18 @@ impl<'a> World<'a> {
                 let Some(c) = self.cells.get_mut(cell) else {
                     return taken;
                 };
-                if !c.revealed.insert(token) {
+                if c.revealed.insert(token, owner).is_some() {
                     let message =
                         format!("I2: token {token} was granted twice (on {})", pending.name);
                     self.fail(message);
                 }
                 if let Some(c) = self.cells.get_mut(cell) {
                     c.max_revealed = c.max_revealed.max(token);
+                }
+            }
+            if let Ok(Reply::Locks(locks)) = &result {
+                if let Some(message) = self.wrong_owner(cell, locks) {
+                    self.fail(message);
                 }
             }
             if let (Ok(Reply::Ok), "release") = (&result, pending.kind) {
@@ -1297,6 +1308,24 @@ impl<'a> World<'a> {
             self.record_earlier_copies(client, cell, &pending);
         }
         taken
+    }
+
+    /// A QUERY lists each holder with the owner label its lease was asked with (kept through
+    /// renewals, clean restarts and recoveries); returns what is wrong, if anything. Holders
+    /// whose grant no client saw are not known here.
+    fn wrong_owner(&self, cell: usize, locks: &[LockInfo]) -> Option<String> {
+        let revealed = &self.cells.get(cell)?.revealed;
+        locks.iter().find_map(|info| {
+            info.holders.iter().find_map(|holder| {
+                let asked = revealed.get(&holder.token)?;
+                (holder.owner.as_deref() != Some(asked.as_str())).then(|| {
+                    format!(
+                        "QUERY listed {} #{} with owner {:?}, asked as {asked:?}",
+                        info.name, holder.token, holder.owner
+                    )
+                })
+            })
+        })
     }
 
     /// A retried RENEW or RELEASE whose earlier copy reached the server may have taken

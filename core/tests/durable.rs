@@ -81,7 +81,7 @@ fn a_ceiling_without_a_snapshot_is_a_crash() {
     assert!(plan.actions.is_empty());
     let mut engine = plan.start_engine(Instant(0), config());
     let grace = engine.grace_left(Instant(0));
-    assert_eq!(grace, config().max_ttl_ms + config().lock_delay_ms);
+    assert_eq!(grace, config().max_ttl_ms + config().max_lock_delay_ms);
     let summary = plan.summary(Instant(0), &engine);
     assert!(
         summary.starts_with("recovered from a crash") && summary.contains("restart grace"),

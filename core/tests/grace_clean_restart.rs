@@ -16,6 +16,8 @@ use fencelock_core::{
 fn a_clean_restart_keeps_the_grace_of_an_earlier_crash() {
     let mut config = Config::default();
     config.max_ttl_ms = 1_000;
+    // No lock-delay may be asked for: the full grace is the longest TTL alone.
+    config.max_lock_delay_ms = 0;
     let mut crashed = Engine::after_crash(Instant(0), config.clone(), 10);
     assert_eq!(crashed.grace_left(Instant(0)), 1_000);
     // Shut down cleanly 100 ms into the grace, restart 100 ms later.

@@ -200,7 +200,8 @@ fn a_crash_on_the_same_boot_waits_only_until_the_horizon() {
 
 #[test]
 fn another_boot_no_boot_clock_no_horizon_or_a_stale_one_give_the_full_grace() {
-    let full = Config::default().max_ttl_ms;
+    // The longest lease and then the longest lock-delay an ACQUIRE may ask for.
+    let full = Config::default().max_ttl_ms + Config::default().max_lock_delay_ms;
     let dir = crashed_run("boot-a", 0, 1_000);
 
     let mut plan = Recovery::plan(dir.files()).unwrap();
@@ -240,6 +241,39 @@ fn another_boot_no_boot_clock_no_horizon_or_a_stale_one_give_the_full_grace() {
     let engine = plan.start_engine(Instant(0), config_on("boot-a", 0));
     assert_eq!(engine.grace_case(), GraceCase::StaleHorizon);
     assert_eq!(engine.grace_left(Instant(0)), full);
+}
+
+#[test]
+fn the_full_grace_outlasts_the_lock_delay_an_acquire_asked_for() {
+    // A lease of the longest TTL with its own lock-delay, longer than the server's default
+    // (0): after a crash on another boot, the lock stays ungranted until that lock-delay
+    // would have ended, not only until the longest TTL.
+    let mut config = config_on("boot-a", 0);
+    config.max_ttl_ms = 10_000;
+    config.max_lock_delay_ms = 4_000;
+    let mut engine = Engine::new(config.clone());
+    let mut dir = Dir::default();
+    let mut options = AcquireOptions::default();
+    options.lock_delay_ms = Some(4_000);
+    grant(&mut engine, 0, "a", 10_000, &options);
+    drain(&mut engine, &mut dir);
+
+    let mut plan = Recovery::plan(dir.files()).unwrap();
+    let mut restarted = config;
+    restarted.boot_clock = Some(BootClock::at("boot-b", Instant(0), BOOT_OFFSET).unwrap());
+    let mut engine = plan.start_engine(Instant(0), restarted);
+    assert_eq!(engine.grace_case(), GraceCase::Rebooted);
+    assert_eq!(engine.grace_left(Instant(0)), 14_000);
+    // Past the TTL, inside the lock-delay: still refused.
+    let refused = engine.acquire(Instant(12_000), "a", 1_000, &AcquireOptions::default());
+    assert!(
+        matches!(refused, Err(fencelock_core::Error::NotReady { .. })),
+        "{refused:?}"
+    );
+    assert!(matches!(
+        engine.acquire(Instant(14_000), "a", 1_000, &AcquireOptions::default()),
+        Ok(Acquired::Granted { .. })
+    ));
 }
 
 #[test]

@@ -55,7 +55,11 @@ fn a_snapshot_older_than_the_ceiling_counts_as_a_crash() {
         third.grace_left(Instant(0)) > 0,
         "a stale snapshot is a crash: restart grace"
     );
-    let after = grant(&mut third, config.max_ttl_ms, "a");
+    let after = grant(
+        &mut third,
+        config.max_ttl_ms + config.max_lock_delay_ms,
+        "a",
+    );
     assert!(
         after > issued,
         "token {after} must exceed every earlier token ({issued})"

@@ -36,8 +36,9 @@ const COMMANDS = {
       ['port', { type: 'string', default: '7380', meta: 'PORT', help: 'port to bind, 0 for any free port (default 7380)', parse: integer }],
       ['data-dir', { type: 'string', meta: 'DIR', help: 'directory for the token ceiling and the clean-shutdown snapshot (default ./.fencelock)' }],
       ['in-memory', { type: 'boolean', help: 'keep nothing on disk (tokens restart after a restart: for tests only)' }],
-      ['max-ttl-ms', { type: 'string', meta: 'N', help: 'longest lease a client may ask for (default 300000 = 5 min; also the restart grace after a crash when no lease horizon can be trusted)', parse: positive }],
+      ['max-ttl-ms', { type: 'string', meta: 'N', help: 'longest lease a client may ask for (default 300000 = 5 min; with --max-lock-delay-ms, the restart grace after a crash when no lease horizon can be trusted)', parse: positive }],
       ['lock-delay-ms', { type: 'string', meta: 'N', help: 'lock-delay after a lease expires (default 0 = off)', parse: nonNegative }],
+      ['max-lock-delay-ms', { type: 'string', meta: 'N', help: 'longest lock-delay a client may ask for (default 60000; 0 if no client asks for one: the restart grace without a trusted lease horizon is --max-ttl-ms plus this)', parse: nonNegative }],
       ['token-block', { type: 'string', meta: 'N', help: 'tokens reserved per durable write of the token ceiling (default 1048576)', parse: positive }],
       ['horizon-slack-ms', { type: 'string', meta: 'N', help: 'how far past a lease deadline each durable lease horizon reaches: about one fsync per N ms under load, and a crash restart waits at most N ms past the last deadline (default 5000)', parse: nonNegative }],
       ['max-connections', { type: 'string', default: '10000', meta: 'N', help: 'connection cap; extra connections get an error and are closed (default 10000)', parse: positive }],
@@ -272,6 +273,7 @@ async function serveCommand(args) {
   const engine = {};
   if (args['token-block'] !== undefined) engine.tokenBlock = args['token-block'];
   if (args['horizon-slack-ms'] !== undefined) engine.horizonSlackMs = args['horizon-slack-ms'];
+  if (args['max-lock-delay-ms'] !== undefined) engine.maxLockDelayMs = args['max-lock-delay-ms'];
   return serve({
     host: args.host,
     port: args.port,
@@ -330,6 +332,7 @@ async function serveClusterCommand(args) {
     readyFile: args['ready-file'],
     maxTtlMs: args['max-ttl-ms'],
     lockDelayMs: args['lock-delay-ms'],
+    maxLockDelayMs: args['max-lock-delay-ms'],
     usersFile: options.usersFile,
     requirepass: options.requirepass,
     tlsCert: options.tlsCert,

@@ -26,7 +26,7 @@ const ETCD_TIMEOUT_MS = 5000;
  * `electionTtlS` (2), `snapshotEvery` (1000: every N log batches the leader also stores a
  * snapshot and deletes the log before it), `pipelineDepth` (1: log appends the leader keeps in
  * flight at once), `maxConnections` (10000), `readyFile`, `maxTtlMs`,
- * `lockDelayMs`, `log` (a logger), `onFatal`.
+ * `lockDelayMs`, `maxLockDelayMs`, `log` (a logger), `onFatal`.
  */
 class ClusterServer extends IoLoop {
   constructor(options) {
@@ -51,7 +51,11 @@ class ClusterServer extends IoLoop {
     this.calls = new Set();
     this.watches = new Map();
     this.etcd = etcdClient(this.options.etcd);
-    const engine = settings({ maxTtlMs: this.options.maxTtlMs, lockDelayMs: this.options.lockDelayMs });
+    const engine = settings({
+      maxTtlMs: this.options.maxTtlMs,
+      lockDelayMs: this.options.lockDelayMs,
+      maxLockDelayMs: this.options.maxLockDelayMs,
+    });
     const server = settings({ maxConnections: this.options.maxConnections });
     this.advertise = this.options.advertise ?? `${this.options.host}:${this.options.port}`;
     this.native = construct(() => new native.NativeCluster(

@@ -126,7 +126,8 @@ test('kill -9 with a live 8 s lease: nothing granted before its deadline, then w
 
 test('a forged boot identity gives the full grace', { skip }, async () => {
   const data = tempDir('fencelock-horizon-');
-  const flags = ['--data-dir', data, '--max-ttl-ms', '3000', '--horizon-slack-ms', '100'];
+  // The full grace: the longest lease, then the longest lock-delay a client may ask for.
+  const flags = ['--data-dir', data, '--max-ttl-ms', '3000', '--max-lock-delay-ms', '500', '--horizon-slack-ms', '100'];
   try {
     const server = await startServerProcess(NODE_SERVER, flags, { env: bootEnv(data, 'boot-a') });
     const client = await connect({ port: server.port });
@@ -141,7 +142,7 @@ test('a forged boot identity gives the full grace', { skip }, async () => {
       const next = await connect({ port: again.port });
       const info = await next.info();
       assert.equal(info.restart_grace_case, 'rebooted');
-      assert.equal(info.restart_grace_ms, 3000);
+      assert.equal(info.restart_grace_ms, 3500);
       await assert.rejects(next.acquire('b', { ttl: 1000 }), NotReady);
       await next.close();
     } finally {
@@ -156,7 +157,7 @@ test('a data dir from before horizons starts with the full grace; a corrupt hori
   const data = tempDir('fencelock-horizon-');
   try {
     fs.writeFileSync(path.join(data, 'ceiling'), '1048576\n');
-    const server = await startServerProcess(NODE_SERVER, ['--data-dir', data, '--max-ttl-ms', '2000']);
+    const server = await startServerProcess(NODE_SERVER, ['--data-dir', data, '--max-ttl-ms', '2000', '--max-lock-delay-ms', '0']);
     try {
       assert.match(server.output(), /case no-horizon/);
       const client = await connect({ port: server.port });

@@ -86,8 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     storage = serve.add_mutually_exclusive_group()
     storage.add_argument("--data-dir", metavar="DIR", help="directory for the token ceiling and the clean-shutdown snapshot (default ./.fencelock)")
     storage.add_argument("--in-memory", action="store_true", help="keep nothing on disk (tokens restart after a restart: for tests only)")
-    serve.add_argument("--max-ttl-ms", type=_positive_int, metavar="N", help="longest lease a client may ask for (default 300000 = 5 min; also the restart grace after a crash when no lease horizon can be trusted)")
+    serve.add_argument("--max-ttl-ms", type=_positive_int, metavar="N", help="longest lease a client may ask for (default 300000 = 5 min; with --max-lock-delay-ms, the restart grace after a crash when no lease horizon can be trusted)")
     serve.add_argument("--lock-delay-ms", type=_nonnegative_int, metavar="N", help="lock-delay after a lease expires (default 0 = off)")
+    serve.add_argument("--max-lock-delay-ms", type=_nonnegative_int, metavar="N", help="longest lock-delay a client may ask for (default 60000; 0 if no client asks for one: the restart grace without a trusted lease horizon is --max-ttl-ms plus this)")
     serve.add_argument("--token-block", type=_positive_int, metavar="N", help="tokens reserved per durable write of the token ceiling (default 1048576)")
     serve.add_argument("--horizon-slack-ms", type=_nonnegative_int, metavar="N", help="how far past a lease deadline each durable lease horizon reaches: about one fsync per N ms under load, and a crash restart waits at most N ms past the last deadline (default 5000)")
     serve.add_argument("--max-connections", type=_positive_int, default=10000, metavar="N", help="connection cap; extra connections get an error and are closed (default %(default)s)")
@@ -239,7 +240,11 @@ def _serve(args: argparse.Namespace) -> int:
         metrics=args.metrics,
         engine_settings={
             name: value
-            for name, value in (("token_block", args.token_block), ("horizon_slack_ms", args.horizon_slack_ms))
+            for name, value in (
+                ("token_block", args.token_block),
+                ("horizon_slack_ms", args.horizon_slack_ms),
+                ("max_lock_delay_ms", args.max_lock_delay_ms),
+            )
             if value is not None
         },
         users_file=args.users,

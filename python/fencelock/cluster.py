@@ -381,7 +381,11 @@ def cluster_options(args: Any) -> ClusterOptions:
         ready_file=args.ready_file,
         engine_settings={
             name: value
-            for name, value in (("max_ttl_ms", args.max_ttl_ms), ("lock_delay_ms", args.lock_delay_ms))
+            for name, value in (
+                ("max_ttl_ms", args.max_ttl_ms),
+                ("lock_delay_ms", args.lock_delay_ms),
+                ("max_lock_delay_ms", getattr(args, "max_lock_delay_ms", None)),
+            )
             if value is not None
         },
         users_file=args.users,

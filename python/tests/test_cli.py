@@ -25,7 +25,7 @@ def test_every_command_has_help(command: List[str]) -> None:
     result = fencelock_cli(*command, "--help")
     assert result.returncode == 0 and "usage: fencelock" in result.stdout
     if command == ["serve"]:
-        for flag in ("--data-dir", "--in-memory", "--max-ttl-ms", "--lock-delay-ms", "--test-clock", "--log-level", "--max-connections"):
+        for flag in ("--data-dir", "--in-memory", "--max-ttl-ms", "--lock-delay-ms", "--max-lock-delay-ms", "--test-clock", "--log-level", "--max-connections"):
             assert flag in result.stdout
 
 

@@ -58,8 +58,9 @@ def test_tokens_survive_a_crash_and_a_clean_restart() -> None:
     first = engine.acquire("a", 1.0)
     ceiling = engine.poll_persist()
     assert isinstance(first, Granted) and ceiling is not None and ceiling >= first.token
-    crashed = fencelock.Engine(clock=ManualClock(), start="crashed", ceiling=ceiling, max_ttl=1.0)
-    assert crashed.grace_left() == 1.0
+    crashed = fencelock.Engine(clock=ManualClock(), start="crashed", ceiling=ceiling, max_ttl=1.0, max_lock_delay=0.5)
+    # The longest lease, then the longest lock-delay an acquire may have asked for.
+    assert crashed.grace_left() == 1.5
     with pytest.raises(fencelock.NotReady):
         crashed.acquire("b", 1.0)
     clean = fencelock.Engine(clock=ManualClock(), start="clean", ceiling=ceiling, snapshot=engine.snapshot())

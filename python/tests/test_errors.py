@@ -51,7 +51,7 @@ def test_core_errors_carry_their_fields_not_parsed_text() -> None:
     assert held.value.ms_left == 1500
     assert held.value.code == "LOCKED"
     assert str(held.value) == f"LOCKED {held.value.message}"
-    crashed = fencelock.Engine(start="crashed", ceiling=10, max_ttl=2.0)
+    crashed = fencelock.Engine(start="crashed", ceiling=10, max_ttl=2.0, max_lock_delay=0.0)
     with pytest.raises(fencelock.NotReady) as waiting:
         crashed.acquire("a", 1.0)
     assert waiting.value.ms_left == 2000

@@ -90,7 +90,8 @@ def test_kill_9_with_a_live_lease_grants_nothing_before_its_deadline(start_serve
 
 def test_a_forged_boot_identity_gives_the_full_grace(start_server, tmp_path: Path) -> None:
     data = tmp_path / "data"
-    flags = ("--max-ttl-ms", "3000", "--horizon-slack-ms", "100")
+    # The full grace: the longest lease, then the longest lock-delay a client may ask for.
+    flags = ("--max-ttl-ms", "3000", "--max-lock-delay-ms", "500", "--horizon-slack-ms", "100")
     server = start_server(*flags, data_dir=data, env=boot_env(tmp_path, "boot-a"))
     with fencelock.Client(port=server.port) as client:
         client.acquire("a", 0.1)
@@ -101,7 +102,7 @@ def test_a_forged_boot_identity_gives_the_full_grace(start_server, tmp_path: Pat
     assert "case rebooted" in again.output()
     with fencelock.Client(port=again.port) as client:
         info = client.info()
-        assert info["restart_grace_case"] == "rebooted" and info["restart_grace_ms"] == 3000
+        assert info["restart_grace_case"] == "rebooted" and info["restart_grace_ms"] == 3500
         with pytest.raises(fencelock.NotReady):
             client.acquire("b", 1.0)
 
@@ -123,7 +124,7 @@ def test_a_data_dir_from_before_horizons_starts_with_the_full_grace(start_server
     data = tmp_path / "data"
     data.mkdir()
     (data / "ceiling").write_text("1048576\n")
-    server = start_server("--max-ttl-ms", "2000", data_dir=data)
+    server = start_server("--max-ttl-ms", "2000", "--max-lock-delay-ms", "0", data_dir=data)
     assert "case no-horizon" in server.output()
     with fencelock.Client(port=server.port) as client:
         assert client.info()["restart_grace_case"] == "no-horizon"

@@ -720,10 +720,12 @@ impl Engine {
         #[cfg(not(feature = "sim-bugs"))]
         let next = ceiling.saturating_add(1);
         self.tokens = TokenSequence::resume(ceiling, next, self.config.token_block);
+        // The longest a lease the last run revealed may still keep its lock: its TTL and then
+        // its lock-delay, which an ACQUIRE may set up to the maximum whatever the default.
         let full = self
             .config
             .max_ttl_ms
-            .saturating_add(self.config.lock_delay_ms);
+            .saturating_add(self.config.lock_delay_ms.max(self.config.max_lock_delay_ms));
         let (case, until) = match (self.horizon.clock(), horizon) {
             (None, _) => (GraceCase::NoBootId, now.plus_ms(full)),
             (Some(_), None) => (GraceCase::NoHorizon, now.plus_ms(full)),

@@ -701,6 +701,9 @@ impl<'a> World<'a> {
         let start = Instant(now - origin);
         let mut config = Config::default();
         config.max_ttl_ms = MAX_TTL_MS;
+        // No client asks for a lock-delay here, so none may be asked for: the full restart
+        // grace is then the longest TTL alone.
+        config.max_lock_delay_ms = 0;
         config.max_wait_ms = 10_000;
         config.token_block = 8;
         config.horizon_slack_ms = 500;

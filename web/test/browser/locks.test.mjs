@@ -185,8 +185,9 @@ test('a page whose lease expired has its fenced write refused', async () => {
 });
 
 test('a restarted worker keeps tokens increasing (ceiling in IndexedDB)', async () => {
-  // A short max TTL keeps the restart grace (max TTL after a crash) short.
-  const worker = 'name=reload&max_ttl_ms=1000';
+  // A short max TTL and no lock-delay keep the restart grace after a crash (the max TTL,
+  // then the longest lock-delay a page may ask for) short.
+  const worker = 'name=reload&max_ttl_ms=1000&max_lock_delay_ms=0';
   const first = await pageOn(worker);
   const before = await first.evaluate(async () => {
     const tokens = [];

@@ -278,6 +278,9 @@ pub enum LeaseOp {
         steal: bool,
         /// EPHEMERAL: may end whenever its connection does.
         ephemeral: bool,
+        /// Its LOCKDELAY: if it expires (rather than being released, stolen or ended with its
+        /// connection), nothing is granted on the lock until that long after its deadline.
+        lock_delay_ms: u64,
         /// Kept alive by the client after the grant.
         kept: bool,
         /// The token granted.
@@ -348,6 +351,30 @@ pub struct Holder {
     pub forgotten: bool,
     /// EPHEMERAL: it may end with its connection at any time.
     pub ephemeral: bool,
+    /// Its lock-delay, from its deadline, if it expires.
+    pub delay: u64,
+    /// It is gone (a RENEW, RELEASE or VERIFY found it so), ended by `max_until` at the latest,
+    /// and kept only for its lock-delay.
+    pub ended: bool,
+}
+
+impl Holder {
+    /// May the lease be live at some instant of a call that starts at `inv`?
+    fn may_be_live(&self, inv: u64) -> bool {
+        !self.ended && inv < self.max_until
+    }
+
+    /// May the lease be over, lock-delay included, at some instant up to `ret`? An EPHEMERAL
+    /// lease may end with its connection at any time, and that ending has no lock-delay.
+    fn may_be_over(&self, ret: u64) -> bool {
+        let delay = if self.ephemeral { 0 } else { self.delay };
+        ret >= self.min_until.saturating_add(delay)
+    }
+
+    /// May the lease, or its lock-delay, still keep the lock at some instant from `inv` on?
+    fn may_hold_the_lock(&self, inv: u64) -> bool {
+        self.may_be_live(inv) || inv < self.max_until.saturating_add(self.delay)
+    }
 }
 
 /// The model's state: holders sorted, and the highest token granted on the lock.
@@ -376,7 +403,7 @@ impl Model for LeaseModel {
         let ret = entry.ret.unwrap_or(u64::MAX);
         // May a holder already have lapsed at the latest instant this operation can take effect?
         let may_be_lapsed = |h: &Holder| ret >= h.min_until;
-        let may_be_live = |h: &Holder| inv < h.max_until;
+        let may_be_live = |h: &Holder| h.may_be_live(inv);
         let find = |token: u64| state.holders.iter().position(|h| h.token == Some(token));
         let without = |at: usize| {
             let mut next = state.clone();
@@ -389,18 +416,21 @@ impl Model for LeaseModel {
                 shared,
                 steal,
                 ephemeral,
+                lock_delay_ms,
                 kept,
                 outcome,
             } => {
+                // A grant needs every holder over, lock-delay included (a steal ends them and
+                // the lock-delay), or, for a shared grant, a shared holder that may be live.
                 let admitted = |state: &LeaseState| -> Option<Vec<Holder>> {
                     if *steal {
                         return Some(Vec::new());
                     }
                     let mut kept_holders = Vec::new();
                     for h in &state.holders {
-                        if *shared && h.shared {
+                        if *shared && h.shared && h.may_be_live(inv) {
                             kept_holders.push(h.clone());
-                        } else if !may_be_lapsed(h) {
+                        } else if !h.may_be_over(ret) {
                             return None;
                         }
                     }
@@ -424,6 +454,8 @@ impl Model for LeaseModel {
                         max_until,
                         forgotten: false,
                         ephemeral: *ephemeral,
+                        delay: *lock_delay_ms,
+                        ended: false,
                     });
                     holders.sort();
                     LeaseState {
@@ -447,7 +479,7 @@ impl Model for LeaseModel {
                         next
                     }
                     Outcome::Fail(code) if code == "LOCKED" => {
-                        if !*steal && state.holders.iter().any(may_be_live) {
+                        if !*steal && state.holders.iter().any(|h| h.may_hold_the_lock(inv)) {
                             vec![state.clone()]
                         } else {
                             Vec::new()
@@ -495,7 +527,9 @@ impl Model for LeaseModel {
                         next
                     }
                     (Outcome::Unknown, None) => vec![state.clone()],
-                    (Outcome::Fail(code), at) => refused(state, code, at, &may_be_lapsed, &without),
+                    (Outcome::Fail(code), at) => {
+                        refused(state, code, at, ret, &may_be_lapsed, &without)
+                    }
                 }
             }
             LeaseOp::Release { token, outcome } => match (outcome, find(*token)) {
@@ -513,8 +547,13 @@ impl Model for LeaseModel {
                 }
                 (Outcome::Ok(()), None) => Vec::new(),
                 (Outcome::Unknown, None) => vec![state.clone()],
+                (Outcome::Unknown, Some(at)) if state.holders.get(at).is_some_and(|h| h.ended) => {
+                    vec![state.clone()]
+                }
                 (Outcome::Unknown, Some(at)) => vec![state.clone(), without(at)],
-                (Outcome::Fail(code), at) => refused(state, code, at, &may_be_lapsed, &without),
+                (Outcome::Fail(code), at) => {
+                    refused(state, code, at, ret, &may_be_lapsed, &without)
+                }
             },
             LeaseOp::Verify { token, outcome } => match (outcome, find(*token)) {
                 (Outcome::Ok(ms_left), Some(at)) => {
@@ -524,7 +563,9 @@ impl Model for LeaseModel {
                 }
                 (Outcome::Ok(_), None) => Vec::new(),
                 (Outcome::Unknown, _) => vec![state.clone()],
-                (Outcome::Fail(code), at) => refused(state, code, at, &may_be_lapsed, &without),
+                (Outcome::Fail(code), at) => {
+                    refused(state, code, at, ret, &may_be_lapsed, &without)
+                }
             },
             LeaseOp::Query { outcome } => match outcome {
                 Outcome::Ok(listed) if !query_agrees(state, listed, &may_be_live, inv, ret) => {
@@ -605,7 +646,7 @@ fn query_agrees(
         })
     });
     let complete = state.holders.iter().all(|h| {
-        let certain = !h.forgotten && !h.ephemeral && h.min_until > ret;
+        let certain = !h.forgotten && !h.ephemeral && !h.ended && h.min_until > ret;
         match h.token {
             Some(token) if certain => listed
                 .iter()
@@ -622,6 +663,7 @@ fn refused(
     state: &LeaseState,
     code: &str,
     at: Option<usize>,
+    ret: u64,
     may_be_lapsed: &dyn Fn(&Holder) -> bool,
     without: &dyn Fn(usize) -> LeaseState,
 ) -> Vec<LeaseState> {
@@ -634,14 +676,23 @@ fn refused(
     let Some(h) = state.holders.get(at) else {
         return vec![state.clone()];
     };
-    if h.forgotten {
+    if h.forgotten || h.ended {
         return vec![state.clone()];
     }
-    if may_be_lapsed(h) {
-        vec![without(at)]
-    } else {
-        Vec::new()
+    if !may_be_lapsed(h) {
+        return Vec::new();
     }
+    if h.delay == 0 {
+        return vec![without(at)];
+    }
+    // Gone by the refusal at the latest; its lock-delay may still keep the lock (an EPHEMERAL
+    // lease may also have ended with its connection, without one: `may_be_over` allows that).
+    let mut next = state.clone();
+    if let Some(h) = next.holders.get_mut(at) {
+        h.ended = true;
+        h.max_until = h.max_until.min(ret);
+    }
+    vec![next]
 }
 
 #[cfg(test)]
@@ -658,6 +709,7 @@ mod tests {
                 shared: false,
                 steal: false,
                 ephemeral: false,
+                lock_delay_ms: 0,
                 kept: false,
                 outcome,
             },
@@ -917,6 +969,7 @@ mod tests {
                     shared: false,
                     steal: false,
                     ephemeral: false,
+                    lock_delay_ms: 0,
                     kept: false,
                     outcome: Outcome::Unknown,
                 },
@@ -1053,6 +1106,71 @@ mod tests {
         assert!(ok(crashed.clone()));
         crashed.push(query(30, 40, &[(1, true)]));
         assert!(!ok(crashed));
+    }
+
+    #[test]
+    fn an_expired_lease_keeps_its_lock_delay_a_released_one_does_not() {
+        let delayed = |invoke: u64, ret: u64, outcome: Outcome<u64>| {
+            let mut entry = acquire(invoke, ret, 1_000, outcome);
+            if let LeaseOp::Acquire { lock_delay_ms, .. } = &mut entry.op {
+                *lock_delay_ms = 500;
+            }
+            entry
+        };
+        let ok = |history: Vec<Entry<LeaseOp>>| linearizable(&history);
+        let locked = |invoke: u64| acquire(invoke, invoke + 10, 1_000, fail("LOCKED"));
+        // Expired at 1 000 to 1 005: nothing is granted before 1 500, LOCKED until 1 505.
+        let first = delayed(0, 5, Outcome::Ok(1));
+        assert!(!ok(vec![
+            first.clone(),
+            acquire(1_200, 1_210, 100, Outcome::Ok(2))
+        ]));
+        assert!(ok(vec![
+            first.clone(),
+            acquire(1_495, 1_500, 100, Outcome::Ok(2))
+        ]));
+        assert!(ok(vec![first.clone(), locked(1_200)]));
+        assert!(!ok(vec![first.clone(), locked(1_600)]));
+        // A steal ends the lock-delay; a release leaves none.
+        let mut steal = acquire(1_200, 1_210, 100, Outcome::Ok(2));
+        if let LeaseOp::Acquire { steal, .. } = &mut steal.op {
+            *steal = true;
+        }
+        assert!(ok(vec![first.clone(), steal]));
+        let release = op(
+            100,
+            Some(110),
+            LeaseOp::Release {
+                token: 1,
+                outcome: Outcome::Ok(()),
+            },
+        );
+        assert!(ok(vec![
+            first.clone(),
+            release.clone(),
+            acquire(200, 210, 100, Outcome::Ok(2))
+        ]));
+        assert!(!ok(vec![first.clone(), release, locked(200)]));
+        // Found gone by a VERIFY, it still keeps the lock through its lock-delay.
+        let expired = op(
+            1_100,
+            Some(1_110),
+            LeaseOp::Verify {
+                token: 1,
+                outcome: fail("EXPIRED"),
+            },
+        );
+        assert!(!ok(vec![
+            first.clone(),
+            expired.clone(),
+            acquire(1_200, 1_210, 100, Outcome::Ok(2))
+        ]));
+        assert!(ok(vec![first.clone(), expired.clone(), locked(1_200)]));
+        assert!(ok(vec![
+            first,
+            expired,
+            acquire(1_500, 1_510, 100, Outcome::Ok(2))
+        ]));
     }
 
     #[test]

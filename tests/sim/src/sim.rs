@@ -31,6 +31,8 @@ macro_rules! note {
 const LOCKS: [&str; 3] = ["alpha", "beta", "gamma"];
 /// The servers' maximum TTL: short, so that restart graces are short and runs cover many.
 const MAX_TTL_MS: u64 = 4_000;
+/// The longest lock-delay a client asks for (one acquire in five asks for one).
+const MAX_LOCK_DELAY_MS: u64 = 2_000;
 /// How long the run goes on after the workload stops, so that every lease ends.
 const DRAIN_MS: u64 = 3 * MAX_TTL_MS + 10_000;
 
@@ -701,9 +703,8 @@ impl<'a> World<'a> {
         let start = Instant(now - origin);
         let mut config = Config::default();
         config.max_ttl_ms = MAX_TTL_MS;
-        // No client asks for a lock-delay here, so none may be asked for: the full restart
-        // grace is then the longest TTL alone.
-        config.max_lock_delay_ms = 0;
+        // The full restart grace is the longest TTL and then the longest lock-delay.
+        config.max_lock_delay_ms = MAX_LOCK_DELAY_MS;
         config.max_wait_ms = 10_000;
         config.token_block = 8;
         config.horizon_slack_ms = 500;
@@ -1265,20 +1266,18 @@ impl<'a> World<'a> {
                 }
             }
             if let (Ok(Reply::Ok), "release") = (&result, pending.kind) {
-                // Released: the client forgot it without an event.
-                if let Some(host) = self.clients.get_mut(client) {
-                    let released: Vec<u64> = host
-                        .held
-                        .iter()
-                        .filter(|(&t, h)| {
-                            h.name == pending.name
-                                && host.client.lease(Instant(0), &h.name, t).is_none()
-                        })
-                        .map(|(&t, _)| t)
-                        .collect();
-                    for token in released {
-                        host.held.remove(&token);
-                    }
+                // Released: the client forgot that lease without an event. Only that one: a
+                // lease of the same lock the client stopped tracking otherwise (stolen, with
+                // its loss held back behind a reply) still has its `LeaseLost` to come.
+                let released = pending
+                    .history
+                    .and_then(|i| self.cells.get(cell)?.history.get(&pending.name)?.get(i))
+                    .and_then(|entry| match entry.op {
+                        LeaseOp::Release { token, .. } => Some(token),
+                        _ => None,
+                    });
+                if let (Some(host), Some(token)) = (self.clients.get_mut(client), released) {
+                    host.held.remove(&token);
                 }
             }
             let done_at = self.now;
@@ -1416,6 +1415,13 @@ impl<'a> World<'a> {
                 }
                 options.steal = options.wait_ms == 0 && self.rng.chance(4);
                 options.ephemeral = self.rng.chance(20);
+                // A lock-delay, kept only if the lease expires.
+                let lock_delay_ms = if self.rng.chance(20) {
+                    self.rng.range(1, MAX_LOCK_DELAY_MS)
+                } else {
+                    0
+                };
+                options.lock_delay_ms = Some(lock_delay_ms);
                 options.owner = host.owners.get(usize::from(options.ephemeral)).cloned();
                 if let Ok(id) = host.client.acquire(now, &name, ttl_ms, &options) {
                     let op = LeaseOp::Acquire {
@@ -1423,6 +1429,7 @@ impl<'a> World<'a> {
                         shared: options.mode == Mode::Shared,
                         steal: options.steal,
                         ephemeral: options.ephemeral,
+                        lock_delay_ms,
                         kept: false,
                         outcome: LinOutcome::Unknown,
                     };

@@ -285,6 +285,8 @@ pub enum LeaseOp {
         kept: bool,
         /// The token granted.
         outcome: Outcome<u64>,
+        /// For `LOCKED`, the ms it said the lock is free in at most (its holders' deadlines).
+        free_within_ms: Option<u64>,
     },
     /// `RENEW token ttl`.
     Renew {
@@ -419,6 +421,7 @@ impl Model for LeaseModel {
                 lock_delay_ms,
                 kept,
                 outcome,
+                free_within_ms,
             } => {
                 // A grant needs every holder over, lock-delay included (a steal ends them and
                 // the lock-delay), or, for a shared grant, a shared holder that may be live.
@@ -479,7 +482,17 @@ impl Model for LeaseModel {
                         next
                     }
                     Outcome::Fail(code) if code == "LOCKED" => {
-                        if !*steal && state.holders.iter().any(|h| h.may_hold_the_lock(inv)) {
+                        // "Free in at most" covers every lease the server knows: none may
+                        // certainly outlast it.
+                        let outlasted = free_within_ms.is_some_and(|within| {
+                            state.holders.iter().any(|h| {
+                                !h.forgotten && !h.ended && h.min_until > ret.saturating_add(within)
+                            })
+                        });
+                        if !*steal
+                            && !outlasted
+                            && state.holders.iter().any(|h| h.may_hold_the_lock(inv))
+                        {
                             vec![state.clone()]
                         } else {
                             Vec::new()
@@ -712,6 +725,7 @@ mod tests {
                 lock_delay_ms: 0,
                 kept: false,
                 outcome,
+                free_within_ms: None,
             },
         }
     }
@@ -972,6 +986,7 @@ mod tests {
                     lock_delay_ms: 0,
                     kept: false,
                     outcome: Outcome::Unknown,
+                    free_within_ms: None,
                 },
             },
             acquire(10, 15, 1000, Outcome::Fail("LOCKED".into())),
@@ -1171,6 +1186,22 @@ mod tests {
             expired,
             acquire(1_500, 1_510, 100, Outcome::Ok(2))
         ]));
+    }
+
+    #[test]
+    fn locked_says_when_the_lock_is_free_at_the_latest() {
+        let granted = acquire(0, 5, 1_000, Outcome::Ok(1));
+        let locked = |within: u64| {
+            let mut entry = acquire(100, 110, 100, fail("LOCKED"));
+            if let LeaseOp::Acquire { free_within_ms, .. } = &mut entry.op {
+                *free_within_ms = Some(within);
+            }
+            entry
+        };
+        // The lease lasts until 1 000 at least: at 100 to 110, "free in at most 890" is right.
+        assert!(linearizable(&[granted.clone(), locked(890)]));
+        assert!(linearizable(&[granted.clone(), locked(2_000)]));
+        assert!(!linearizable(&[granted, locked(500)]));
     }
 
     #[test]

@@ -1432,6 +1432,7 @@ impl<'a> World<'a> {
                         lock_delay_ms,
                         kept: false,
                         outcome: LinOutcome::Unknown,
+                        free_within_ms: None,
                     };
                     if options.steal {
                         if let Some(c) = self.cells.get_mut(cell) {
@@ -2057,7 +2058,10 @@ fn complete(
     let code = |error: &Error| String::from(error.wire_code());
     match &mut entry.op {
         LeaseOp::Acquire {
-            outcome, kept: k, ..
+            outcome,
+            kept: k,
+            free_within_ms,
+            ..
         } => {
             *k = kept;
             *outcome = match result {
@@ -2066,6 +2070,9 @@ fn complete(
                 Ok(_) => LinOutcome::Unknown,
                 Err(error) => LinOutcome::Fail(code(error)),
             };
+            if let Err(Error::Locked { ms_left }) = result {
+                *free_within_ms = Some(*ms_left);
+            }
         }
         LeaseOp::Renew { outcome, .. } | LeaseOp::Verify { outcome, .. } => {
             *outcome = match result {

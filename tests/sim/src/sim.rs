@@ -1927,6 +1927,15 @@ impl<'a> World<'a> {
                 return;
             }
         }
+        for cell in &mut self.cells {
+            // A QUERY that failed or whose reply never came says nothing: left out.
+            for history in cell.history.values_mut() {
+                history.retain(|entry| match &entry.op {
+                    LeaseOp::Query { outcome } => matches!(outcome, LinOutcome::Ok(_)),
+                    _ => true,
+                });
+            }
+        }
         for cell_index in 0..self.cells.len() {
             let Some(cell) = self.cells.get(cell_index) else {
                 continue;

@@ -750,6 +750,18 @@ mod tests {
         Entry { invoke, ret, op }
     }
 
+    /// A RELEASE of `token` answered OK.
+    fn released(invoke: u64, ret: u64, token: u64) -> Entry<LeaseOp> {
+        op(
+            invoke,
+            Some(ret),
+            LeaseOp::Release {
+                token,
+                outcome: Outcome::Ok(()),
+            },
+        )
+    }
+
     fn fail<T>(code: &str) -> Outcome<T> {
         Outcome::Fail(code.into())
     }
@@ -759,14 +771,7 @@ mod tests {
         let history = vec![
             acquire(0, 5, 1000, Outcome::Ok(1)),
             acquire(10, 12, 1000, Outcome::Fail("LOCKED".into())),
-            op(
-                20,
-                Some(25),
-                LeaseOp::Release {
-                    token: 1,
-                    outcome: Outcome::Ok(()),
-                },
-            ),
+            released(20, 25, 1),
             acquire(30, 31, 1000, Outcome::Ok(2)),
             acquire(2000, 2001, 1000, Outcome::Ok(3)),
             op(
@@ -887,14 +892,7 @@ mod tests {
     fn rejects_a_release_that_vouches_for_a_lapsed_superseded_lease() {
         // Lease 1 ended at most at 5 + 100; lease 2 was granted after it; an OK for releasing
         // lease 1 afterwards would claim it was still live.
-        let release_1 = op(
-            500,
-            Some(501),
-            LeaseOp::Release {
-                token: 1,
-                outcome: Outcome::Ok(()),
-            },
-        );
+        let release_1 = released(500, 501, 1);
         let history = vec![
             acquire(0, 5, 100, Outcome::Ok(1)),
             acquire(200, 201, 1000, Outcome::Ok(2)),
@@ -902,17 +900,7 @@ mod tests {
         ];
         assert!(check(&LeaseModel, &history).is_err());
         // Released while it was certainly live, it is fine.
-        let in_time = vec![
-            acquire(0, 5, 1000, Outcome::Ok(1)),
-            op(
-                500,
-                Some(501),
-                LeaseOp::Release {
-                    token: 1,
-                    outcome: Outcome::Ok(()),
-                },
-            ),
-        ];
+        let in_time = vec![acquire(0, 5, 1000, Outcome::Ok(1)), released(500, 501, 1)];
         assert!(linearizable(&in_time));
         // Unknown, it may have done nothing.
         let unknown = vec![
@@ -1070,20 +1058,13 @@ mod tests {
             query(10, 20, &[(1, false), (2, false)])
         ]));
         // Listed after it was released, or left out once it may have lapsed (not before).
-        let released = op(
-            30,
-            Some(40),
-            LeaseOp::Release {
-                token: 1,
-                outcome: Outcome::Ok(()),
-            },
-        );
+        let release = released(30, 40, 1);
         assert!(!ok(vec![
             granted.clone(),
-            released.clone(),
+            release.clone(),
             query(50, 60, &[(1, false)])
         ]));
-        assert!(ok(vec![granted.clone(), released, query(50, 60, &[])]));
+        assert!(ok(vec![granted.clone(), release, query(50, 60, &[])]));
         assert!(ok(vec![granted.clone(), query(990, 1_010, &[])]));
         // Listed with more time left than the lease can have.
         let mut late = query(10, 20, &[(1, false)]);
@@ -1152,14 +1133,7 @@ mod tests {
             *steal = true;
         }
         assert!(ok(vec![first.clone(), steal]));
-        let release = op(
-            100,
-            Some(110),
-            LeaseOp::Release {
-                token: 1,
-                outcome: Outcome::Ok(()),
-            },
-        );
+        let release = released(100, 110, 1);
         assert!(ok(vec![
             first.clone(),
             release.clone(),

@@ -314,8 +314,8 @@ pub enum LeaseOp {
     /// `QUERY`: the holders it listed for this lock. A read: it changes nothing, but what it
     /// lists must be what the lock held at some instant of its call.
     Query {
-        /// The holders listed.
-        outcome: Outcome<Vec<Listed>>,
+        /// What it listed for this lock.
+        outcome: Outcome<Listing>,
     },
     /// The server crashed: it forgot every lease (its restart grace still keeps them exclusive).
     Crash,
@@ -325,6 +325,15 @@ pub enum LeaseOp {
         /// Time between the shutdown and the restart.
         downtime_ms: u64,
     },
+}
+
+/// What a QUERY listed for one lock (nothing, for a lock it did not list).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    /// The holders.
+    pub holders: Vec<Listed>,
+    /// The lock-delay left, in ms (0: none).
+    pub delay_ms_left: u64,
 }
 
 /// One holder as a QUERY listed it.
@@ -642,11 +651,12 @@ fn verified(
 /// check is sound, not complete.
 fn query_agrees(
     state: &LeaseState,
-    listed: &[Listed],
+    listing: &Listing,
     may_be_live: &dyn Fn(&Holder) -> bool,
     inv: u64,
     ret: u64,
 ) -> bool {
+    let listed = &listing.holders;
     let known = listed.iter().all(|l| {
         let (earliest, latest) = (inv.saturating_add(l.ms_left), ret.saturating_add(l.ms_left));
         state.holders.iter().any(|h| {
@@ -666,6 +676,29 @@ fn query_agrees(
                 .any(|l| l.token == token && l.shared == h.shared),
             _ => true,
         }
+    });
+    known && complete && delay_agrees(state, listing.delay_ms_left, inv, ret)
+}
+
+/// Whether the lock-delay a QUERY reported (`delay_ms_left`, 0 for none) agrees with `state`:
+/// a lock-delay reported ends when one of a lease the server knows may end (its deadline, at
+/// most its bounds, plus its lock-delay), and a lease certainly expired before the call whose
+/// lock-delay certainly runs past it is reported, at least that long.
+fn delay_agrees(state: &LeaseState, delay_ms_left: u64, inv: u64, ret: u64) -> bool {
+    let known = delay_ms_left == 0
+        || state.holders.iter().any(|h| {
+            h.delay > 0
+                && !h.forgotten
+                && inv.saturating_add(delay_ms_left) <= h.max_until.saturating_add(h.delay)
+                && ret.saturating_add(delay_ms_left) >= h.min_until.saturating_add(h.delay)
+        });
+    let complete = state.holders.iter().all(|h| {
+        // Over before the call, and not by a release (the state would not hold it): expired,
+        // unless an EPHEMERAL lease's connection ended it.
+        let ends = h.min_until.saturating_add(h.delay);
+        let certain =
+            h.delay > 0 && !h.forgotten && !h.ephemeral && h.max_until <= inv && ends > ret;
+        !certain || ret.saturating_add(delay_ms_left) >= ends
     });
     known && complete
 }
@@ -1040,7 +1073,10 @@ mod tests {
             invoke,
             Some(ret),
             LeaseOp::Query {
-                outcome: Outcome::Ok(listed.collect()),
+                outcome: Outcome::Ok(Listing {
+                    holders: listed.collect(),
+                    delay_ms_left: 0,
+                }),
             },
         )
     }
@@ -1069,10 +1105,10 @@ mod tests {
         // Listed with more time left than the lease can have.
         let mut late = query(10, 20, &[(1, false)]);
         if let LeaseOp::Query {
-            outcome: Outcome::Ok(listed),
+            outcome: Outcome::Ok(listing),
         } = &mut late.op
         {
-            listed.iter_mut().for_each(|l| l.ms_left += 10);
+            listing.holders.iter_mut().for_each(|l| l.ms_left += 10);
         }
         assert!(!ok(vec![granted.clone(), late]));
         assert!(!ok(vec![
@@ -1160,6 +1196,34 @@ mod tests {
             expired,
             acquire(1_500, 1_510, 100, Outcome::Ok(2))
         ]));
+    }
+
+    #[test]
+    fn a_query_reports_the_lock_delay_running() {
+        let mut first = acquire(0, 5, 1_000, Outcome::Ok(1));
+        if let LeaseOp::Acquire { lock_delay_ms, .. } = &mut first.op {
+            *lock_delay_ms = 500;
+        }
+        let delayed = |delay_ms_left: u64| {
+            op(
+                1_100,
+                Some(1_110),
+                LeaseOp::Query {
+                    outcome: Outcome::Ok(Listing {
+                        holders: Vec::new(),
+                        delay_ms_left,
+                    }),
+                },
+            )
+        };
+        // Expired at 1 000 to 1 005: its lock-delay ends at 1 500 to 1 505.
+        assert!(linearizable(&[first.clone(), delayed(395)]));
+        assert!(!linearizable(&[first.clone(), delayed(0)]));
+        assert!(!linearizable(&[first.clone(), delayed(450)]));
+        // Released: no lock-delay.
+        let release = released(100, 110, 1);
+        assert!(linearizable(&[first.clone(), release.clone(), delayed(0)]));
+        assert!(!linearizable(&[first, release, delayed(395)]));
     }
 
     #[test]

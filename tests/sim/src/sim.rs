@@ -2104,14 +2104,20 @@ fn complete(
                 Ok(Reply::Locks(locks)) => LinOutcome::Ok(
                     locks
                         .iter()
-                        .filter(|info| info.name == lock)
-                        .flat_map(|info| &info.holders)
-                        .map(|holder| lin::Listed {
-                            token: holder.token,
-                            shared: holder.mode == Mode::Shared,
-                            ms_left: holder.ms_left,
+                        .find(|info| info.name == lock)
+                        .map(|info| lin::Listing {
+                            holders: info
+                                .holders
+                                .iter()
+                                .map(|holder| lin::Listed {
+                                    token: holder.token,
+                                    shared: holder.mode == Mode::Shared,
+                                    ms_left: holder.ms_left,
+                                })
+                                .collect(),
+                            delay_ms_left: info.delay_ms_left,
                         })
-                        .collect(),
+                        .unwrap_or_default(),
                 ),
                 Ok(_) => LinOutcome::Unknown,
                 Err(error) => LinOutcome::Fail(code(error)),

@@ -578,11 +578,9 @@ impl Model for LeaseModel {
                 }
             },
             LeaseOp::Verify { token, outcome } => match (outcome, find(*token)) {
-                (Outcome::Ok(ms_left), Some(at)) => {
-                    verified(state, at, inv, ret, *ms_left, &may_be_live)
-                        .into_iter()
-                        .collect()
-                }
+                (Outcome::Ok(ms_left), Some(at)) => verified(state, at, inv, ret, *ms_left)
+                    .into_iter()
+                    .collect(),
                 (Outcome::Ok(_), None) => Vec::new(),
                 (Outcome::Unknown, _) => vec![state.clone()],
                 (Outcome::Fail(code), at) => {
@@ -590,9 +588,7 @@ impl Model for LeaseModel {
                 }
             },
             LeaseOp::Query { outcome } => match outcome {
-                Outcome::Ok(listed) if !query_agrees(state, listed, &may_be_live, inv, ret) => {
-                    Vec::new()
-                }
+                Outcome::Ok(listed) if !query_agrees(state, listed, inv, ret) => Vec::new(),
                 _ => vec![state.clone()],
             },
             LeaseOp::Crash => {
@@ -617,16 +613,9 @@ impl Model for LeaseModel {
 /// the server's deadline was then between `inv + ms_left` and `ret + ms_left`, which must
 /// meet what the state allows. For a lease nothing renews behind the history's back (neither
 /// kept alive by its client nor EPHEMERAL), the state's bounds narrow to that.
-fn verified(
-    state: &LeaseState,
-    at: usize,
-    inv: u64,
-    ret: u64,
-    ms_left: u64,
-    may_be_live: &dyn Fn(&Holder) -> bool,
-) -> Option<LeaseState> {
+fn verified(state: &LeaseState, at: usize, inv: u64, ret: u64, ms_left: u64) -> Option<LeaseState> {
     let h = state.holders.get(at)?;
-    if h.forgotten || !may_be_live(h) {
+    if h.forgotten || !h.may_be_live(inv) {
         return None;
     }
     let (earliest, latest) = (inv.saturating_add(ms_left), ret.saturating_add(ms_left));
@@ -649,13 +638,7 @@ fn verified(
 /// lease the server knows that is certainly live until `ret` (neither EPHEMERAL nor forgotten
 /// in a crash) is listed. Leases it leaves out that may have lapsed stay in the state: the
 /// check is sound, not complete.
-fn query_agrees(
-    state: &LeaseState,
-    listing: &Listing,
-    may_be_live: &dyn Fn(&Holder) -> bool,
-    inv: u64,
-    ret: u64,
-) -> bool {
+fn query_agrees(state: &LeaseState, listing: &Listing, inv: u64, ret: u64) -> bool {
     let listed = &listing.holders;
     let known = listed.iter().all(|l| {
         let (earliest, latest) = (inv.saturating_add(l.ms_left), ret.saturating_add(l.ms_left));
@@ -663,7 +646,7 @@ fn query_agrees(
             h.token.map_or(true, |t| t == l.token)
                 && h.shared == l.shared
                 && !h.forgotten
-                && may_be_live(h)
+                && h.may_be_live(inv)
                 && latest >= h.min_until
                 && earliest <= h.max_until
         })

@@ -106,6 +106,8 @@ fn run_many(args: &Args) -> ExitCode {
     let failure: Mutex<Option<(u64, Outcome)>> = Mutex::new(None);
     let end = args.start.saturating_add(args.seeds);
     let began = WallClock::now();
+    // A bar redrawn in place on a terminal; in a log (CI), a line per tenth of the seeds.
+    let terminal = std::io::stderr().is_terminal();
     std::thread::scope(|scope| {
         for _ in 0..args.jobs {
             scope.spawn(|| {
@@ -139,8 +141,6 @@ fn run_many(args: &Args) -> ExitCode {
                 }
             });
         }
-        // A bar redrawn in place on a terminal; in a log (CI), a line per tenth of the seeds.
-        let terminal = std::io::stderr().is_terminal();
         let mut last = 0;
         while done.load(Ordering::Relaxed) < args.seeds && !stop.load(Ordering::Relaxed) {
             std::thread::sleep(std::time::Duration::from_millis(200));
@@ -159,7 +159,6 @@ fn run_many(args: &Args) -> ExitCode {
         }
     });
     let finished = done.load(Ordering::Relaxed);
-    let terminal = std::io::stderr().is_terminal();
     progress(
         finished,
         args.seeds,

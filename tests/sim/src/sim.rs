@@ -259,8 +259,8 @@ struct Cell {
 struct Pending {
     name: String,
     history: Option<usize>,
-    /// A QUERY's entries, one in each lock's history (in the order of [`LOCKS`]).
-    reads: Vec<usize>,
+    /// When it was sent (a QUERY's reads enter the histories when its reply comes).
+    invoke: u64,
     conn: u64,
     /// Connections the client sent it on before `conn` (it was retried).
     earlier_conns: Vec<u64>,
@@ -1294,17 +1294,23 @@ impl<'a> World<'a> {
                     .and_then(|c| c.history.get_mut(&pending.name))
                     .and_then(|h| h.get_mut(i))
                 {
-                    complete(entry, "", &result, kept, done_at, unknown_until);
+                    complete(entry, &result, kept, done_at, unknown_until);
                 }
             }
-            for (&lock, &i) in LOCKS.iter().zip(&pending.reads) {
-                if let Some(entry) = self
-                    .cells
-                    .get_mut(cell)
-                    .and_then(|c| c.history.get_mut(lock))
-                    .and_then(|h| h.get_mut(i))
-                {
-                    complete(entry, lock, &result, false, done_at, unknown_until);
+            if let (Ok(Reply::Locks(locks)), Some(c)) = (&result, self.cells.get_mut(cell)) {
+                // A QUERY reads every lock: a read in each lock's history. One that failed or
+                // got no reply says nothing and is left out.
+                for lock in LOCKS {
+                    c.history
+                        .entry(String::from(lock))
+                        .or_default()
+                        .push(Entry {
+                            invoke: pending.invoke,
+                            ret: Some(done_at),
+                            op: LeaseOp::Query {
+                                outcome: LinOutcome::Ok(listing(locks, lock)),
+                            },
+                        });
                 }
             }
             self.record_earlier_copies(client, cell, &pending);
@@ -1512,23 +1518,6 @@ impl<'a> World<'a> {
                 });
                 Some(list.len() - 1)
             });
-            // A QUERY reads every lock: an entry in each lock's history.
-            let mut reads = Vec::new();
-            if kind == "query" {
-                if let Some(c) = self.cells.get_mut(cell) {
-                    for lock in LOCKS {
-                        let list = c.history.entry(String::from(lock)).or_default();
-                        list.push(Entry {
-                            invoke: self.now,
-                            ret: None,
-                            op: LeaseOp::Query {
-                                outcome: LinOutcome::Unknown,
-                            },
-                        });
-                        reads.push(list.len() - 1);
-                    }
-                }
-            }
             note!(self, "c{client} sends {kind} {name}");
             if let Some(host) = self.clients.get_mut(client) {
                 let conn = host.client.request_conn(id).unwrap_or(0);
@@ -1537,7 +1526,7 @@ impl<'a> World<'a> {
                     Pending {
                         name,
                         history,
-                        reads,
+                        invoke: self.now,
                         conn,
                         earlier_conns: Vec::new(),
                         kind,
@@ -1927,15 +1916,6 @@ impl<'a> World<'a> {
                 return;
             }
         }
-        for cell in &mut self.cells {
-            // A QUERY that failed or whose reply never came says nothing: left out.
-            for history in cell.history.values_mut() {
-                history.retain(|entry| match &entry.op {
-                    LeaseOp::Query { outcome } => matches!(outcome, LinOutcome::Ok(_)),
-                    _ => true,
-                });
-            }
-        }
         for cell_index in 0..self.cells.len() {
             let Some(cell) = self.cells.get(cell_index) else {
                 continue;
@@ -2043,12 +2023,9 @@ fn describe(result: &Result<Reply, Error>) -> String {
     }
 }
 
-/// Records a request's outcome in its history entry.
-/// Records how an operation ended: when, and its outcome (for a QUERY, the holders listed for
-/// the history's lock, `lock`).
+/// Records how a request ended in its history entry: when, and its outcome.
 fn complete(
     entry: &mut Entry<LeaseOp>,
-    lock: &str,
     result: &Result<Reply, Error>,
     kept: bool,
     done_at: u64,
@@ -2064,67 +2041,67 @@ fn complete(
     } else {
         Some(done_at)
     };
-    let code = |error: &Error| String::from(error.wire_code());
     match &mut entry.op {
         LeaseOp::Acquire {
-            outcome,
+            outcome: out,
             kept: k,
             free_within_ms,
             ..
         } => {
             *k = kept;
-            *outcome = match result {
-                _ if unknown => LinOutcome::Unknown,
-                Ok(Reply::Granted { token, .. }) => LinOutcome::Ok(*token),
-                Ok(_) => LinOutcome::Unknown,
-                Err(error) => LinOutcome::Fail(code(error)),
-            };
+            *out = outcome(result, unknown, |reply| match reply {
+                Reply::Granted { token, .. } => Some(*token),
+                _ => None,
+            });
             if let Err(Error::Locked { ms_left }) = result {
                 *free_within_ms = Some(*ms_left);
             }
         }
-        LeaseOp::Renew { outcome, .. } | LeaseOp::Verify { outcome, .. } => {
-            *outcome = match result {
-                _ if unknown => LinOutcome::Unknown,
-                Ok(Reply::MsLeft(ms_left)) => LinOutcome::Ok(*ms_left),
-                Ok(_) => LinOutcome::Unknown,
-                Err(error) => LinOutcome::Fail(code(error)),
-            };
+        LeaseOp::Renew { outcome: out, .. } | LeaseOp::Verify { outcome: out, .. } => {
+            *out = outcome(result, unknown, |reply| match reply {
+                Reply::MsLeft(ms_left) => Some(*ms_left),
+                _ => None,
+            });
         }
-        LeaseOp::Release { outcome, .. } => {
-            *outcome = match result {
-                _ if unknown => LinOutcome::Unknown,
-                Ok(_) => LinOutcome::Ok(()),
-                Err(error) => LinOutcome::Fail(code(error)),
-            };
+        LeaseOp::Release { outcome: out, .. } => {
+            *out = outcome(result, unknown, |_| Some(()));
         }
-        LeaseOp::Query { outcome } => {
-            *outcome = match result {
-                _ if unknown => LinOutcome::Unknown,
-                Ok(Reply::Locks(locks)) => LinOutcome::Ok(
-                    locks
-                        .iter()
-                        .find(|info| info.name == lock)
-                        .map(|info| lin::Listing {
-                            holders: info
-                                .holders
-                                .iter()
-                                .map(|holder| lin::Listed {
-                                    token: holder.token,
-                                    shared: holder.mode == Mode::Shared,
-                                    ms_left: holder.ms_left,
-                                })
-                                .collect(),
-                            delay_ms_left: info.delay_ms_left,
-                        })
-                        .unwrap_or_default(),
-                ),
-                Ok(_) => LinOutcome::Unknown,
-                Err(error) => LinOutcome::Fail(code(error)),
-            };
-        }
-        LeaseOp::Crash | LeaseOp::CleanRestart { .. } => {}
+        LeaseOp::Query { .. } | LeaseOp::Crash | LeaseOp::CleanRestart { .. } => {}
     }
+}
+
+/// Unknown if the request was lost, the error's code if refused, else what `ok` reads of the
+/// reply (a reply of another shape is unknown).
+fn outcome<T>(
+    result: &Result<Reply, Error>,
+    unknown: bool,
+    ok: impl Fn(&Reply) -> Option<T>,
+) -> LinOutcome<T> {
+    match result {
+        _ if unknown => LinOutcome::Unknown,
+        Ok(reply) => ok(reply).map_or(LinOutcome::Unknown, LinOutcome::Ok),
+        Err(error) => LinOutcome::Fail(String::from(error.wire_code())),
+    }
+}
+
+/// What a QUERY's reply listed for `lock` (nothing if it did not list it).
+fn listing(locks: &[LockInfo], lock: &str) -> lin::Listing {
+    locks
+        .iter()
+        .find(|info| info.name == lock)
+        .map(|info| lin::Listing {
+            holders: info
+                .holders
+                .iter()
+                .map(|holder| lin::Listed {
+                    token: holder.token,
+                    shared: holder.mode == Mode::Shared,
+                    ms_left: holder.ms_left,
+                })
+                .collect(),
+            delay_ms_left: info.delay_ms_left,
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -8,6 +8,10 @@ use super::parser::{ParserLimits, RequestParser};
 use super::reply::{ReplyEncoder, RespVersion};
 use crate::{Instant, WaiterId};
 
+/// Bytes reserved for a connection's next output: an ACQUIRE's or QUERY's reply of a few locks
+/// fits.
+const REPLY_ROOM: usize = 128;
+
 /// One client connection as the server sees it.
 #[derive(Debug)]
 pub(crate) struct Connection {
@@ -62,6 +66,11 @@ impl Connection {
 
     /// Returns an encoder appending to this connection's output in its RESP version.
     pub(crate) fn reply(&mut self) -> ReplyEncoder<'_> {
+        // The output was handed to the host whole (`Output::Transmit`): room for a typical
+        // reply up front rather than growing 8, 16, 32, 64 bytes as it is encoded.
+        if self.out.capacity() == 0 {
+            self.out.reserve(REPLY_ROOM);
+        }
         ReplyEncoder::counting(&mut self.out, self.version, &mut self.errors)
     }
 

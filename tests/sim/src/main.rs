@@ -108,6 +108,8 @@ fn run_many(args: &Args) -> ExitCode {
     let began = WallClock::now();
     // A bar redrawn in place on a terminal; in a log (CI), a line per tenth of the seeds.
     let terminal = std::io::stderr().is_terminal();
+    // Woken by each job as it ends, so the time reported is not rounded up to a redraw.
+    let main = std::thread::current();
     std::thread::scope(|scope| {
         for _ in 0..args.jobs {
             scope.spawn(|| {
@@ -139,11 +141,12 @@ fn run_many(args: &Args) -> ExitCode {
                     }
                     done.fetch_add(1, Ordering::Relaxed);
                 }
+                main.unpark();
             });
         }
         let mut last = 0;
         while done.load(Ordering::Relaxed) < args.seeds && !stop.load(Ordering::Relaxed) {
-            std::thread::sleep(std::time::Duration::from_millis(200));
+            std::thread::park_timeout(std::time::Duration::from_millis(200));
             let finished = done.load(Ordering::Relaxed);
             let shown = if terminal {
                 finished

@@ -20,4 +20,7 @@ pub enum PlantedBug {
     /// QUERY lists each lock's holders one short (an off-by-one): the lease granted last is
     /// left out, though it is live.
     QueryDropsHolder,
+    /// A connection that goes away keeps its queued requests: a waiter outlives the request
+    /// that made it, and may be granted a lease nobody will hear of.
+    DisconnectKeepsWaits,
 }

@@ -324,6 +324,8 @@ impl Engine {
             return;
         }
         let owned: Vec<(ClientId, u64, u32)> = self.by_client.of(client);
+        #[cfg(feature = "sim-bugs")]
+        let owned = self.planted_kept_waits(owned);
         self.drop_owned(&owned, now);
     }
 
@@ -851,6 +853,21 @@ impl Engine {
             }
         }
         locks
+    }
+
+    /// The planted bug [`crate::PlantedBug::DisconnectKeepsWaits`]: a disconnect drops the
+    /// client's EPHEMERAL leases but not its waits.
+    #[cfg(feature = "sim-bugs")]
+    fn planted_kept_waits(
+        &self,
+        mut owned: Vec<(ClientId, u64, u32)>,
+    ) -> Vec<(ClientId, u64, u32)> {
+        if self.config.planted_bug == Some(crate::PlantedBug::DisconnectKeepsWaits) {
+            owned.retain(|&(_, tagged, _)| {
+                !matches!(TimerKind::untag(tagged), (TimerKind::Wait, _))
+            });
+        }
+        owned
     }
 
     /// The planted bug [`crate::PlantedBug::StaleTimer`]: a timer whose lease is gone

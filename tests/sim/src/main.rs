@@ -220,7 +220,7 @@ fn progress(done: u64, total: u64, simulated_ms: u64, began: WallClock, terminal
 fn report(seed: u64, outcome: &Outcome, full: bool) -> ExitCode {
     let Some(violation) = &outcome.violation else {
         println!(
-            "seed {seed} passed: {} simulated ms, {} steps, {} grants, {} crashes, {} clean shutdowns, fenced writes {:?} (accepted, refused), {} operations checked ({} lock histories undecided)",
+            "seed {seed} passed: {} simulated ms, {} steps, {} grants, {} crashes, {} clean shutdowns, fenced writes {:?} (accepted, refused), {} operations checked ({} lock histories undecided), {} waiters QUERY listed checked",
             outcome.simulated_ms - 1_000_000,
             outcome.steps,
             outcome.grants,
@@ -228,7 +228,8 @@ fn report(seed: u64, outcome: &Outcome, full: bool) -> ExitCode {
             outcome.shutdowns,
             outcome.fenced_writes,
             outcome.checked_ops,
-            outcome.undecided_histories
+            outcome.undecided_histories,
+            outcome.waiters_checked
         );
         return ExitCode::SUCCESS;
     };

@@ -102,6 +102,8 @@ pub struct Outcome {
     pub checked_ops: u64,
     /// Lock histories whose linearizability search ran out of budget (neither passed nor failed).
     pub undecided_histories: u64,
+    /// Waiters QUERY replies listed, each checked against the ACQUIREs with a WAIT in flight.
+    pub waiters_checked: u64,
     /// The first broken check, if any.
     pub violation: Option<Violation>,
 }
@@ -252,6 +254,9 @@ struct Cell {
     history: BTreeMap<String, Vec<Entry<LeaseOp>>>,
     release_sent: BTreeSet<u64>,
     steal_at: BTreeMap<String, u64>,
+    /// ACQUIREs with a WAIT a QUERY may list as waiting, by the number `next_wait` gave them.
+    waits: BTreeMap<u64, WaitCall>,
+    next_wait: u64,
     stop_called_at: u64,
     route_down_until: [u64; 2],
 }
@@ -265,6 +270,20 @@ struct Pending {
     /// Connections the client sent it on before `conn` (it was retried).
     earlier_conns: Vec<u64>,
     kind: &'static str,
+    /// An ACQUIRE with a WAIT: its number in the cell's `waits`.
+    wait: Option<u64>,
+}
+
+/// An ACQUIRE with a WAIT, as a QUERY may list it among a lock's waiters.
+struct WaitCall {
+    lock: String,
+    owner: String,
+    shared: bool,
+    wait_ms: u64,
+    invoke: u64,
+    /// When its call ended: from then on the server no longer queues it (it answered, or the
+    /// server side of its connection closed). `None` while it may still be queued.
+    over_at: Option<u64>,
 }
 
 struct Held {
@@ -378,6 +397,8 @@ impl<'a> World<'a> {
                 history: BTreeMap::new(),
                 release_sent: BTreeSet::new(),
                 steal_at: BTreeMap::new(),
+                waits: BTreeMap::new(),
+                next_wait: 0,
                 stop_called_at: 0,
                 route_down_until: [0, 0],
             });
@@ -1264,6 +1285,9 @@ impl<'a> World<'a> {
                 if let Some(message) = self.wrong_owner(cell, locks) {
                     self.fail(message);
                 }
+                if let Some(message) = self.wrong_waiter(cell, locks, pending.invoke) {
+                    self.fail(message);
+                }
             }
             if let (Ok(Reply::Ok), "release") = (&result, pending.kind) {
                 // Released: the client forgot that lease without an event. Only that one: a
@@ -1288,13 +1312,16 @@ impl<'a> World<'a> {
                 .and_then(|&l| self.links.get(l))
                 .and_then(|l| l.server_done_at);
             if let Some(i) = pending.history {
-                if let Some(entry) = self
-                    .cells
-                    .get_mut(cell)
-                    .and_then(|c| c.history.get_mut(&pending.name))
-                    .and_then(|h| h.get_mut(i))
-                {
-                    complete(entry, &result, kept, done_at, unknown_until);
+                if let Some(c) = self.cells.get_mut(cell) {
+                    if let Some(entry) = c.history.get_mut(&pending.name).and_then(|h| h.get_mut(i))
+                    {
+                        complete(entry, &result, kept, done_at, unknown_until);
+                        // The history's end of the call is when the server let it go.
+                        let over_at = entry.ret;
+                        if let Some(call) = pending.wait.and_then(|w| c.waits.get_mut(&w)) {
+                            call.over_at = over_at;
+                        }
+                    }
                 }
             }
             if let (Ok(Reply::Locks(locks)), Some(c)) = (&result, self.cells.get_mut(cell)) {
@@ -1334,6 +1361,91 @@ impl<'a> World<'a> {
                 })
             })
         })
+    }
+
+    /// A QUERY, called at `invoke` and answered now, lists as waiting only ACQUIREs with a WAIT
+    /// of that lock, owner label and mode, sent before now and not let go by the server
+    /// before `invoke` (no more of them than there are), each at its place in the queue and
+    /// with a wait left that the call allows: at most its WAIT, and at least what is left of
+    /// it if it reached the server when it was sent and the QUERY ran at its latest. Returns
+    /// what is wrong, if anything; calls no QUERY still waiting for can list are forgotten.
+    fn wrong_waiter(&mut self, cell: usize, locks: &[LockInfo], invoke: u64) -> Option<String> {
+        let now = self.now;
+        // The earliest QUERY still in flight to this server (or this one) bounds which calls
+        // a listing can still name.
+        let oldest = self
+            .clients
+            .iter()
+            .filter(|h| h.cell == cell)
+            .flat_map(|h| h.pending.values())
+            .filter(|p| p.kind == "query")
+            .map(|p| p.invoke)
+            .fold(invoke, u64::min);
+        let c = self.cells.get_mut(cell)?;
+        c.waits
+            .retain(|_, call| call.over_at.map_or(true, |over| over >= oldest));
+        let waits = &c.waits;
+        self.outcome.waiters_checked += locks
+            .iter()
+            .map(|info| info.waiters.len() as u64)
+            .sum::<u64>();
+        for info in locks {
+            for (at, waiter) in info.waiters.iter().enumerate() {
+                let owner = waiter.owner.as_deref().unwrap_or_default();
+                let shared = waiter.mode == Mode::Shared;
+                let shown = || {
+                    format!(
+                        "QUERY (sent at {invoke} ms) listed {} waiter {} ({owner:?}, {}, {} ms left)",
+                        info.name,
+                        waiter.position,
+                        if shared { "shared" } else { "exclusive" },
+                        waiter.ms_left
+                    )
+                };
+                if waiter.position != at + 1 {
+                    return Some(format!("{} at place {} of the queue", shown(), at + 1));
+                }
+                let alike = |call: &&WaitCall| {
+                    call.lock == info.name
+                        && call.owner == owner
+                        && call.shared == shared
+                        && call.invoke <= now
+                        && call.over_at.map_or(true, |over| over >= invoke)
+                };
+                let listed = info
+                    .waiters
+                    .iter()
+                    .filter(|w| {
+                        w.owner.as_deref().unwrap_or_default() == owner
+                            && (w.mode == Mode::Shared) == shared
+                    })
+                    .count();
+                let calls = waits.values().filter(alike).count();
+                if calls < listed {
+                    return Some(format!(
+                        "{}: {listed} such waiters listed, {calls} such calls in flight",
+                        shown()
+                    ));
+                }
+                let fits = waits.values().filter(alike).any(|call| {
+                    waiter.ms_left <= call.wait_ms
+                        && now + waiter.ms_left >= call.invoke + call.wait_ms
+                });
+                if !fits {
+                    return Some(format!(
+                        "{}: no call in flight waits that long (calls: {})",
+                        shown(),
+                        waits
+                            .values()
+                            .filter(alike)
+                            .map(|call| format!("WAIT {} sent at {}", call.wait_ms, call.invoke))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+            }
+        }
+        None
     }
 
     /// A retried RENEW or RELEASE whose earlier copy reached the server may have taken
@@ -1404,6 +1516,7 @@ impl<'a> World<'a> {
                 .unwrap_or("alpha"),
         );
         let mut recorded: Option<(RequestId, &'static str, String, Option<LeaseOp>)> = None;
+        let mut wait = None;
         let Some(host) = self.clients.get_mut(client) else {
             return;
         };
@@ -1446,6 +1559,23 @@ impl<'a> World<'a> {
                         }
                     }
                     let kind = if options.steal { "steal" } else { "acquire" };
+                    if options.wait_ms > 0 {
+                        if let Some(c) = self.cells.get_mut(cell) {
+                            c.next_wait += 1;
+                            c.waits.insert(
+                                c.next_wait,
+                                WaitCall {
+                                    lock: name.clone(),
+                                    owner: options.owner.clone().unwrap_or_default(),
+                                    shared: options.mode == Mode::Shared,
+                                    wait_ms: options.wait_ms,
+                                    invoke: self.now,
+                                    over_at: None,
+                                },
+                            );
+                            wait = Some(c.next_wait);
+                        }
+                    }
                     recorded = Some((id, kind, name, Some(op)));
                 }
             }
@@ -1530,6 +1660,7 @@ impl<'a> World<'a> {
                         conn,
                         earlier_conns: Vec::new(),
                         kind,
+                        wait,
                     },
                 );
             }

@@ -133,3 +133,13 @@ fn planted_query_dropping_a_holder_is_found() {
     let (seed, message) = found.expect("a QUERY leaving out a live holder went unnoticed");
     eprintln!("QUERY leaving out a holder found by seed {seed}: {message}");
 }
+
+#[test]
+fn planted_waits_kept_after_a_disconnect_are_found() {
+    let found = caught(
+        Some(|c| c.planted_bug = Some(PlantedBug::DisconnectKeepsWaits)),
+        None,
+    );
+    let (seed, message) = found.expect("a waiter outliving its connection went unnoticed");
+    eprintln!("waits kept after a disconnect found by seed {seed}: {message}");
+}

@@ -930,16 +930,19 @@ impl Client {
             }
             Kind::Renew { token, automatic } => {
                 let name = request.name();
+                // A deposed leader's "may or may not have taken effect": the renewal may
+                // have run, and set the lease's deadline by its TTL, a shorter one too. It
+                // counts as a copy left on a failed connection, the user's as well as the
+                // schedule's.
+                let unknown = matches!(&result, Err(error) if effect_unknown(error));
+                if unknown {
+                    self.leases.renewal_cut(name, token, id, true, false);
+                }
                 if automatic && matches!(&result, Err(error) if is_not_leader(error)) {
                     // A cluster node that does not lead, and no MOVED was left to follow (a
                     // failover: the followers still name the dead leader). The lease stands:
-                    // renew again, until its own deadline, as after a lost connection. A
-                    // deposed leader's "may or may not have taken effect" leaves the copy as
-                    // one that may still have run.
-                    if matches!(&result, Err(Error::Reply { message, .. }) if message.contains("may or may not"))
-                    {
-                        self.leases.renewal_cut(name, token, id, true, false);
-                    } else {
+                    // renew again, until its own deadline, as after a lost connection.
+                    if !unknown {
                         self.leases.renewal_refused(name, token, id);
                     }
                     if let Some(lost) = self.leases.renewal_failed(now, name, token) {
@@ -958,6 +961,8 @@ impl Client {
                         self.leases.renewal_answered(name, token, id, automatic);
                         None
                     }
+                    // The user hears the error; the lease stands, its deadline capped.
+                    Err(_) if unknown => None,
                     Err(Error::ConnectionLost(_)) => {
                         self.leases.renewal_refused(name, token, id);
                         // Like a renewal whose connection failed: tried again soon.
@@ -1199,6 +1204,12 @@ enum Decoded {
 /// request reached no leader, so it says nothing about the lease.
 fn is_not_leader(error: &Error) -> bool {
     matches!(error, Error::Reply { code, .. } if code == "MOVED" || code == "NOTLEADER")
+}
+
+/// Tells whether an error is a deposed cluster leader's "may or may not have taken effect"
+/// ([`crate::error::NOT_LEADER_UNKNOWN`]).
+fn effect_unknown(error: &Error) -> bool {
+    matches!(error, Error::Reply { code, message } if code == "NOTLEADER" && message.contains("may or may not"))
 }
 
 /// Tells whether an error means the token holds nothing: the lease is gone for good.

@@ -317,3 +317,34 @@ fn a_kept_lease_answered_moved_until_its_deadline_lapses() {
         "{event:?}"
     );
 }
+
+#[test]
+fn a_user_renewal_whose_outcome_is_unknown_may_have_shortened_the_lease() {
+    // A deposed leader answers a shorter renewal "may or may not have taken effect": if it
+    // did, the server's lease ends at the renewal's TTL, so the client's deadline must not
+    // stay at the grant's (found by the cluster simulator: two clients believed they held
+    // the same lock).
+    let mut client = client();
+    let now = Instant(0);
+    client
+        .acquire(now, "a", 4000, &AcquireOptions::default())
+        .unwrap();
+    let (conn, _, _) = connect_next(&mut client, now);
+    client.receive(now, conn, b":7\r\n");
+    assert!(client.poll_reply().is_some());
+    assert_eq!(client.lease(now, "a", 7).unwrap().deadline, Instant(4000));
+    let renewed = Instant(100);
+    let id = client.renew(renewed, "a", 7, 500).unwrap();
+    let _ = outputs(&mut client);
+    let text = alloc::format!("-{}\r\n", crate::error::NOT_LEADER_UNKNOWN);
+    client.receive(Instant(120), conn, text.as_bytes());
+    let (reply_id, reply) = client.poll_reply().unwrap();
+    assert_eq!(reply_id, id);
+    assert!(reply.is_err(), "{reply:?}");
+    let status = client.lease(Instant(120), "a", 7).unwrap();
+    assert!(
+        status.deadline <= renewed.plus_ms(500),
+        "the deadline {:?} outlasts the renewal that may have run",
+        status.deadline
+    );
+}

@@ -460,11 +460,7 @@ impl ClusterNode {
             }
         }
         if let Some(lease) = self.lease {
-            let busy = self
-                .outstanding
-                .iter()
-                .any(|(_, pending)| matches!(pending, Pending::KeepAlive { .. }));
-            if now >= self.next_keepalive && !busy {
+            if now >= self.next_keepalive && !self.keep_alive_in_flight() {
                 self.next_keepalive = now.plus_ms(ttl_ms / 3);
                 self.request(Pending::KeepAlive { sent: now }, |id| EtcdOp::KeepAlive {
                     id,
@@ -485,7 +481,12 @@ impl ClusterNode {
         if self.role == Role::Stopped {
             return None;
         }
-        let mut next = self.lease.map(|_| self.next_keepalive);
+        // While a keep-alive is unanswered the next waits for its answer (`handle_etcd`):
+        // its due time would soon be in the past, and the host would call again and again.
+        let mut next = self
+            .lease
+            .filter(|_| !self.keep_alive_in_flight())
+            .map(|_| self.next_keepalive);
         if let Some(retry) = self.retry_at {
             next = Some(next.map_or(retry, |at| at.min(retry)));
         }
@@ -499,6 +500,12 @@ impl ClusterNode {
             }
         }
         next
+    }
+
+    fn keep_alive_in_flight(&self) -> bool {
+        self.outstanding
+            .iter()
+            .any(|(_, pending)| matches!(pending, Pending::KeepAlive { .. }))
     }
 
     /// Returns the next output the host must perform, in order (transmits and closes only:
@@ -587,7 +594,7 @@ impl ClusterNode {
                     self.redirect_to_leader();
                 }
             }
-            (Pending::Campaign, _) => {}
+            (Pending::Campaign, _) => self.campaign_unknown(),
             (Pending::Append { index }, result) => self.on_append(now, index, &result),
             (Pending::Range, EtcdResult::Range { revision, kvs }) => {
                 self.on_range(now, revision, &kvs);
@@ -782,6 +789,20 @@ impl ClusterNode {
             value,
             lease,
         });
+    }
+
+    /// A campaign whose answer was lost may have written the election key, bound to this
+    /// node's lease, without the node knowing it won: while it kept that lease alive no node
+    /// would ever lead. The lease is revoked (the key, if ours, goes with it, and every node
+    /// campaigns again when the watch shows it deleted) and a fresh one asked for; a lease
+    /// the revoke does not reach lapses, as nothing keeps it alive any more.
+    fn campaign_unknown(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            self.request(Pending::Revoke, |id| EtcdOp::Revoke { id, lease });
+        }
+        self.outstanding
+            .retain(|(_, pending)| !matches!(pending, Pending::Lease | Pending::KeepAlive { .. }));
+        self.request_lease();
     }
 
     fn redirect_to_leader(&mut self) {

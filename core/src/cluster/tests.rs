@@ -747,6 +747,83 @@ fn a_leader_without_a_confirmed_lease_steps_down() {
 }
 
 #[test]
+fn a_keep_alive_in_flight_asks_for_no_timer_in_the_past() {
+    // etcd unreachable: each node's keep-alive goes unanswered for a while. A timer in the
+    // past would have the host call `handle_timeout` again and again until the answer came
+    // (a busy loop, found by the simulator); the leader still wakes when its lease may lapse.
+    let mut h = Harness::new(2);
+    h.paused = vec![true, true];
+    // A keep-alive goes out after a third of the 2 s lease, and is still unanswered when the
+    // next one would be due.
+    h.advance(700);
+    h.advance(700);
+    for node in 0..2 {
+        assert!(
+            h.parked[node]
+                .iter()
+                .any(|op| matches!(op, EtcdOp::KeepAlive { .. })),
+            "n{node} has a keep-alive in flight"
+        );
+        let now = h.now;
+        h.nodes[node].handle_timeout(now);
+        let due = h.nodes[node].poll_timeout();
+        assert!(
+            due.map_or(true, |at| at > now),
+            "n{node} asks for a timer at {due:?}, at or before {now:?}"
+        );
+    }
+    assert!(
+        h.nodes[0].poll_timeout().is_some(),
+        "the leader wakes to step down"
+    );
+    // Once the keep-alive is answered the next one is due, and goes out.
+    h.paused = vec![false, false];
+    h.pump();
+    let now = h.now;
+    assert!(h.nodes[1].poll_timeout().is_some_and(|at| at <= now));
+    h.nodes[1].handle_timeout(now);
+    assert!(matches!(
+        h.nodes[1].poll_etcd(),
+        Some(EtcdOp::KeepAlive { .. })
+    ));
+}
+
+#[test]
+fn a_campaign_whose_answer_was_lost_does_not_leave_the_cluster_leaderless() {
+    // The campaign wrote the election key, bound to the node's lease, but its answer was lost:
+    // the node does not know it won, and keeping its lease alive would keep the key, so that
+    // no node would ever lead (found by the simulator).
+    let mut h = Harness::new(2);
+    h.paused[1] = true;
+    h.kill(0);
+    assert!(h.deliver(1), "n1 sees the leader's key deleted");
+    h.pump();
+    let campaign = h.parked[1]
+        .iter()
+        .position(|op| matches!(op, EtcdOp::Campaign { .. }))
+        .expect("n1 campaigns");
+    let op = h.parked[1].remove(campaign);
+    assert!(matches!(
+        h.apply(&op),
+        EtcdResult::Campaign { won: true, .. }
+    ));
+    h.answer(
+        1,
+        op.id(),
+        EtcdResult::Failed {
+            reason: "etcdserver: request timed out".to_string(),
+        },
+    );
+    h.paused[1] = false;
+    for _ in 0..40 {
+        h.advance(100);
+    }
+    assert_eq!(h.leader(), Some(1), "n1 leads again");
+    let conn = h.connect(1);
+    assert!(token(&h.call(1, conn, &["ACQUIRE", "a", "1000"])) > 0);
+}
+
+#[test]
 fn a_winner_whose_watch_saw_its_key_first_still_leads() {
     let mut h = Harness::new(0);
     h.watch_first = true;

@@ -7,22 +7,25 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant as WallClock;
 
-use fencelock_sim::{run, Options, Outcome};
+use fencelock_sim::{run, run_cluster, Options, Outcome};
 
 /// Every step of a run allocates (messages, replies, checks): mimalloc makes that cheaper than
 /// glibc's malloc and free, and allocation never decides anything in a run.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const USAGE: &str =
-    "usage: fencelock-sim [--seeds N] [--start S] [--jobs J] [--strict] | --seed S [--trace LINES]";
+const USAGE: &str = "usage: fencelock-sim [--cluster] [--seeds N] [--start S] [--jobs J] [--strict] | [--cluster] --seed S [--trace LINES]";
 
 const HELP: &str = "\
 fencelock-sim: the whole of fencelock (servers, clients, network, disks, crashes) in one
 seeded process on simulated time; every run is checked as it goes and at its end.
 
-usage: fencelock-sim [--seeds N] [--start S] [--jobs J] [--strict] | --seed S [--trace LINES]
+usage: fencelock-sim [--cluster] [--seeds N] [--start S] [--jobs J] [--strict]
+       fencelock-sim [--cluster] --seed S [--trace LINES]
 
+  --cluster       simulate the cluster instead: three nodes replicating through a modelled
+                  etcd, clients failing over between them, leaders paused past their
+                  election lease, nodes crashed or cut off from etcd, etcd calls failing
   --seeds N       run N seeds (default 1000), with a progress bar and the simulated hours
                   (a line per tenth of the seeds when standard error is not a terminal)
   --start S       the first seed (default 0)
@@ -41,6 +44,18 @@ struct Args {
     replay: Option<u64>,
     trace: usize,
     strict: bool,
+    cluster: bool,
+}
+
+impl Args {
+    /// Runs one seed of the chosen simulation.
+    fn run(&self, options: &Options) -> Outcome {
+        if self.cluster {
+            run_cluster(options)
+        } else {
+            run(options)
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -59,8 +74,8 @@ fn main() -> ExitCode {
     if let Some(seed) = args.replay {
         let mut options = Options::new(seed);
         options.trace_len = args.trace;
-        let outcome = run(&options);
-        return report(seed, &outcome, true);
+        let outcome = args.run(&options);
+        return report(seed, &outcome, true, args.cluster);
     }
     run_many(&args)
 }
@@ -73,11 +88,16 @@ fn parse(argv: Vec<String>) -> Result<Args, String> {
         replay: None,
         trace: 200,
         strict: false,
+        cluster: false,
     };
     let mut it = argv.into_iter();
     while let Some(flag) = it.next() {
         if flag == "--strict" {
             args.strict = true;
+            continue;
+        }
+        if flag == "--cluster" {
+            args.cluster = true;
             continue;
         }
         let mut value = || -> Result<u64, String> {
@@ -118,7 +138,7 @@ fn run_many(args: &Args) -> ExitCode {
                     if seed >= end {
                         break;
                     }
-                    let outcome = run(&Options::new(seed));
+                    let outcome = args.run(&Options::new(seed));
                     simulated_ms.fetch_add(
                         outcome.simulated_ms.saturating_sub(1_000_000),
                         Ordering::Relaxed,
@@ -174,7 +194,7 @@ fn run_many(args: &Args) -> ExitCode {
     }
     let taken = failure.lock().ok().and_then(|mut slot| slot.take());
     match taken {
-        Some((seed, outcome)) => report(seed, &outcome, false),
+        Some((seed, outcome)) => report(seed, &outcome, false, args.cluster),
         None => {
             let hours = simulated_ms.load(Ordering::Relaxed) as f64 / 3_600_000.0;
             let seconds = began.elapsed().as_secs_f64();
@@ -217,7 +237,7 @@ fn progress(done: u64, total: u64, simulated_ms: u64, began: WallClock, terminal
     let _ = std::io::stderr().flush();
 }
 
-fn report(seed: u64, outcome: &Outcome, full: bool) -> ExitCode {
+fn report(seed: u64, outcome: &Outcome, full: bool, cluster: bool) -> ExitCode {
     let Some(violation) = &outcome.violation else {
         println!(
             "seed {seed} passed: {} simulated ms, {} steps, {} grants, {} crashes, {} clean shutdowns, fenced writes {:?} (accepted, refused), {} operations checked ({} lock histories undecided), {} waiters QUERY listed checked",
@@ -244,6 +264,9 @@ fn report(seed: u64, outcome: &Outcome, full: bool) -> ExitCode {
     for line in &violation.trace {
         println!("  {line}");
     }
-    println!("replay: cargo run -p fencelock-sim --profile sim -- --seed {seed}");
+    println!(
+        "replay: cargo run -p fencelock-sim --profile sim -- {}--seed {seed}",
+        if cluster { "--cluster " } else { "" }
+    );
     ExitCode::FAILURE
 }

@@ -1,0 +1,1729 @@
+//! The cluster, simulated: three `ClusterNode`s replicating through a modelled etcd, core
+//! clients failing over between them, and faults aimed at the replication: leaders paused
+//! past their election lease, nodes crashed and restarted, nodes cut off from etcd, etcd
+//! calls that fail before or after they took effect, watches that end, connections reset.
+//!
+//! Checked as it goes: no two clients ever believe at the same instant that they hold
+//! conflicting leases (each client's own conservative deadline, the one its library hands
+//! out), no token is granted twice, a token is above every token revealed before its
+//! request was sent, the fence never goes back, every node's engine keeps its invariants.
+//! At the end, with the faults over: a new client gets every lock within a bound, one node
+//! leads and every follower holds the leader's leases and tokens.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
+
+use fencelock_core::client::{
+    Client, ClientConfig, Event as ClientEvent, Output as ClientOutput, Reply, RequestId,
+};
+use fencelock_core::cluster::{
+    ClusterConfig, ClusterNode, EtcdOp, EtcdResult, KeyValue, LogWrite, OpId, Role, WatchEvent,
+};
+use fencelock_core::protocol::{ConnId, Output as ServerOutput, ServerConfig};
+use fencelock_core::{AcquireOptions, Config, Fence, FenceOutcome, Instant, Mode};
+
+use crate::rng::Rng;
+use crate::sim::{Options, Outcome, Violation};
+
+/// Adds a line to the trace, formatted only when the run is traced.
+macro_rules! note {
+    ($world:expr, $($arg:tt)*) => {
+        if $world.tracing {
+            let line = format!($($arg)*);
+            $world.note(line);
+        }
+    };
+}
+
+const NODES: usize = 3;
+const LOCKS: [&str; 3] = ["alpha", "beta", "gamma"];
+const MAX_TTL_MS: u64 = 4_000;
+/// The election lease: a leader paused or cut off longer than this is replaced.
+const ELECTION_TTL_S: u64 = 2;
+const START: u64 = 1_000_000;
+/// After the workload: how long a new client may take to get each lock.
+const RECOVERY_MS: u64 = 30_000;
+
+/// Simulates one seed of the cluster and checks it.
+#[must_use]
+pub fn run_cluster(options: &Options) -> Outcome {
+    let outcome = run_once(options, false);
+    if outcome.violation.is_some() && options.trace_len > 0 {
+        return run_once(options, true);
+    }
+    outcome
+}
+
+fn run_once(options: &Options, tracing: bool) -> Outcome {
+    let mut world = World::new(options, tracing);
+    world.main_loop();
+    if world.violation.is_none() {
+        world.recovery();
+    }
+    world.outcome.simulated_ms = world.now;
+    world.outcome.violation = world.violation.take();
+    world.outcome
+}
+
+// ---- etcd ----
+
+struct Stored {
+    value: Vec<u8>,
+    create: u64,
+    modified: u64,
+    lease: i64,
+}
+
+/// etcd as the driver sees it: a revisioned key space, leases that run out on simulated time,
+/// transactions and a history for watches.
+#[derive(Default)]
+struct Etcd {
+    revision: u64,
+    keys: BTreeMap<Vec<u8>, Stored>,
+    /// Lease -> (TTL in s, expiry in simulated ms).
+    leases: BTreeMap<i64, (u64, u64)>,
+    next_lease: i64,
+    history: Vec<(u64, WatchEvent)>,
+}
+
+impl Etcd {
+    fn kv(&self, key: &[u8]) -> KeyValue {
+        self.keys.get(key).map_or_else(KeyValue::default, |s| {
+            KeyValue::new(key.to_vec(), s.value.clone(), s.create, s.modified)
+        })
+    }
+
+    /// A put at the current revision (inside a transaction that took it).
+    fn put_at(&mut self, key: &[u8], value: &[u8], lease: i64) {
+        let create = self.keys.get(key).map_or(self.revision, |s| s.create);
+        self.keys.insert(
+            key.to_vec(),
+            Stored {
+                value: value.to_vec(),
+                create,
+                modified: self.revision,
+                lease,
+            },
+        );
+        let kv = KeyValue::new(key.to_vec(), value.to_vec(), create, self.revision);
+        self.history.push((self.revision, WatchEvent::Put(kv)));
+    }
+
+    fn delete_at(&mut self, key: &[u8]) {
+        if self.keys.remove(key).is_some() {
+            let kv = KeyValue::new(key.to_vec(), Vec::new(), 0, self.revision);
+            self.history.push((self.revision, WatchEvent::Delete(kv)));
+        }
+    }
+
+    /// Ends a lease and deletes its keys, one revision per key as etcd does.
+    fn end_lease(&mut self, lease: i64) {
+        self.leases.remove(&lease);
+        let doomed: Vec<Vec<u8>> = self
+            .keys
+            .iter()
+            .filter(|(_, s)| s.lease == lease)
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in doomed {
+            self.revision += 1;
+            self.delete_at(&key);
+        }
+    }
+
+    /// Ends every lease whose time ran out by `now`; returns whether any did.
+    fn expire(&mut self, now: u64) -> bool {
+        let due: Vec<i64> = self
+            .leases
+            .iter()
+            .filter(|(_, &(_, until))| until <= now)
+            .map(|(&lease, _)| lease)
+            .collect();
+        for &lease in &due {
+            self.end_lease(lease);
+        }
+        !due.is_empty()
+    }
+
+    fn live(&self, lease: i64, now: u64) -> bool {
+        self.leases
+            .get(&lease)
+            .is_some_and(|&(_, until)| until > now)
+    }
+
+    /// Performs an operation; watches are the world's.
+    fn perform(&mut self, op: &EtcdOp, now: u64) -> EtcdResult {
+        match op {
+            EtcdOp::GrantLease { ttl_s, .. } => {
+                self.next_lease += 1;
+                self.leases
+                    .insert(self.next_lease, (*ttl_s, now + ttl_s * 1000));
+                EtcdResult::LeaseGranted {
+                    lease: self.next_lease,
+                }
+            }
+            EtcdOp::KeepAlive { lease, .. } => {
+                let ttl_s = match self.leases.get_mut(lease) {
+                    Some((ttl, until)) if *until > now => {
+                        *until = now + *ttl * 1000;
+                        i64::try_from(*ttl).unwrap_or(0)
+                    }
+                    _ => 0,
+                };
+                EtcdResult::KeepAlive { ttl_s }
+            }
+            EtcdOp::Revoke { lease, .. } => {
+                self.end_lease(*lease);
+                EtcdResult::Done
+            }
+            EtcdOp::Campaign {
+                key, value, lease, ..
+            } => {
+                if !self.live(*lease, now) {
+                    return EtcdResult::Failed {
+                        reason: String::from("etcdserver: requested lease not found"),
+                    };
+                }
+                let won = !self.keys.contains_key(key);
+                if won {
+                    self.revision += 1;
+                    self.put_at(key, value, *lease);
+                }
+                EtcdResult::Campaign {
+                    won,
+                    leader: self.kv(key),
+                }
+            }
+            EtcdOp::Append {
+                election_key,
+                term,
+                committed_key,
+                batches,
+                compaction,
+                ..
+            } => {
+                let mut keys: Vec<&Vec<u8>> = batches.iter().map(|b| &b.key).collect();
+                keys.sort();
+                keys.dedup();
+                let deleted = compaction.as_ref().is_some_and(|c| {
+                    batches
+                        .iter()
+                        .any(|b| b.key >= c.delete_from && b.key < c.delete_end)
+                });
+                if keys.len() != batches.len() || deleted {
+                    return EtcdResult::Failed {
+                        reason: String::from("etcdserver: duplicate key given in txn request"),
+                    };
+                }
+                let ok = self.kv(election_key).create_revision == *term
+                    && committed_key
+                        .as_ref()
+                        .map_or(true, |key| self.keys.contains_key(key));
+                let missing: Vec<&LogWrite> = batches
+                    .iter()
+                    .filter(|b| !self.keys.contains_key(&b.key))
+                    .collect();
+                if ok && !missing.is_empty() {
+                    self.revision += 1;
+                    for batch in missing {
+                        self.put_at(&batch.key, &batch.value, 0);
+                    }
+                    if let Some(c) = compaction {
+                        self.put_at(&c.snapshot_key, &c.snapshot, 0);
+                        let doomed: Vec<Vec<u8>> = self
+                            .keys
+                            .range(c.delete_from.clone()..c.delete_end.clone())
+                            .map(|(key, _)| key.clone())
+                            .collect();
+                        for key in doomed {
+                            self.delete_at(&key);
+                        }
+                    }
+                }
+                EtcdResult::Append {
+                    succeeded: ok,
+                    revision: self.revision,
+                }
+            }
+            EtcdOp::Range { prefix, .. } => EtcdResult::Range {
+                revision: self.revision,
+                kvs: self
+                    .keys
+                    .keys()
+                    .filter(|key| key.starts_with(prefix))
+                    .map(|key| self.kv(key))
+                    .collect(),
+            },
+            // Watches are kept by the world; nothing else is asked.
+            _ => EtcdResult::Done,
+        }
+    }
+
+    /// The events of revisions `from` on under `prefix`.
+    fn events_from(&self, from: u64, prefix: &[u8]) -> Vec<WatchEvent> {
+        let first = self.history.partition_point(|(rev, _)| *rev < from);
+        self.history
+            .get(first..)
+            .unwrap_or_default()
+            .iter()
+            .filter(|(_, event)| match event {
+                WatchEvent::Put(kv) | WatchEvent::Delete(kv) => kv.key.starts_with(prefix),
+                _ => false,
+            })
+            .map(|(_, event)| event.clone())
+            .collect()
+    }
+}
+
+// ---- the world ----
+
+struct WatchState {
+    id: OpId,
+    prefix: Vec<u8>,
+    next: u64,
+}
+
+struct NodeHost {
+    node: Option<ClusterNode>,
+    /// Bumped at each crash: events for an earlier run are dropped.
+    epoch: u64,
+    /// Host clock = simulated time - origin (each run its own machine clock).
+    origin: u64,
+    paused_until: u64,
+    etcd_cut_until: u64,
+    watches: Vec<WatchState>,
+    watch_due: bool,
+    /// The node's connections and their links.
+    conns: BTreeMap<ConnId, usize>,
+}
+
+struct Link {
+    client: usize,
+    cconn: u64,
+    node: usize,
+    epoch: u64,
+    sconn: Option<ConnId>,
+    /// Either side closed it: nothing more is carried.
+    closed: bool,
+    last_to_node: u64,
+    last_to_client: u64,
+}
+
+struct Held {
+    name: String,
+    shared: bool,
+    ephemeral: bool,
+    /// Its RELEASE was sent: its holder stopped using it.
+    releasing: bool,
+}
+
+/// A request awaiting its reply.
+struct Sent {
+    kind: &'static str,
+    name: String,
+    /// When the user called it (simulated time).
+    at: u64,
+    /// The lease a RENEW or RELEASE names.
+    token: u64,
+}
+
+struct ClientHost {
+    client: Client,
+    origin: u64,
+    paused_until: u64,
+    conns: BTreeMap<u64, usize>,
+    pending: BTreeMap<RequestId, Sent>,
+    held: BTreeMap<u64, Held>,
+    /// Leases granted to it so far.
+    grants: u64,
+    /// Closed at the end of the workload (or the recovery probe, which takes no steps).
+    closed: bool,
+}
+
+enum Ev {
+    Step {
+        client: usize,
+    },
+    Fault,
+    EtcdArrive {
+        node: usize,
+        epoch: u64,
+        op: EtcdOp,
+    },
+    EtcdReply {
+        node: usize,
+        epoch: u64,
+        id: OpId,
+        result: EtcdResult,
+    },
+    WatchDeliver {
+        node: usize,
+        epoch: u64,
+    },
+    Accept {
+        link: usize,
+    },
+    Connected {
+        link: usize,
+    },
+    Refused {
+        link: usize,
+    },
+    ToNode {
+        link: usize,
+        bytes: Vec<u8>,
+    },
+    ToClient {
+        link: usize,
+        bytes: Vec<u8>,
+    },
+    NodeSideClosed {
+        link: usize,
+    },
+    ClientSideClosed {
+        link: usize,
+        reason: &'static str,
+    },
+    Restart {
+        node: usize,
+    },
+    Stop {
+        node: usize,
+    },
+}
+
+struct World {
+    options: Options,
+    rng: Rng,
+    now: u64,
+    seq: u64,
+    queue: BinaryHeap<Reverse<(u64, u64)>>,
+    events: BTreeMap<u64, Ev>,
+    etcd: Etcd,
+    nodes: Vec<NodeHost>,
+    links: Vec<Link>,
+    clients: Vec<ClientHost>,
+    fence: Fence,
+    fence_high: BTreeMap<String, u64>,
+    revealed: BTreeSet<u64>,
+    /// (when a grant's reply came, the highest token revealed by then), in time order.
+    reveals: Vec<(u64, u64)>,
+    cluster_config: ClusterConfig,
+    faults_on: bool,
+    /// Steps taken at the current instant (a busy loop never lets time go on).
+    steps_now: u64,
+    tracing: bool,
+    trace: VecDeque<String>,
+    violation: Option<Violation>,
+    outcome: Outcome,
+}
+
+impl World {
+    fn new(options: &Options, tracing: bool) -> World {
+        let mut rng = Rng::new(options.seed ^ 0xC1u64 << 56);
+        let mut cluster_config = ClusterConfig::new("sim", "n0");
+        cluster_config.election_ttl_s = ELECTION_TTL_S;
+        cluster_config.snapshot_every = [0, 4, 40].get(rng.index(3)).copied().unwrap_or(0);
+        cluster_config.pipeline_depth = usize::try_from(rng.range(1, 4)).unwrap_or(1);
+        let mut world = World {
+            options: options.clone(),
+            rng,
+            now: START,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            events: BTreeMap::new(),
+            etcd: Etcd::default(),
+            nodes: Vec::new(),
+            links: Vec::new(),
+            clients: Vec::new(),
+            fence: Fence::new(),
+            fence_high: BTreeMap::new(),
+            revealed: BTreeSet::new(),
+            reveals: Vec::new(),
+            cluster_config,
+            faults_on: true,
+            steps_now: 0,
+            tracing,
+            trace: VecDeque::new(),
+            violation: None,
+            outcome: Outcome::default(),
+        };
+        for _ in 0..NODES {
+            world.nodes.push(NodeHost {
+                node: None,
+                epoch: 0,
+                origin: 0,
+                paused_until: 0,
+                etcd_cut_until: 0,
+                watches: Vec::new(),
+                watch_due: false,
+                conns: BTreeMap::new(),
+            });
+        }
+        for index in 0..NODES {
+            world.start_node(index);
+        }
+        let clients = options.clients_per_server.max(2);
+        for index in 0..clients {
+            let mut config = ClientConfig::default();
+            config.endpoints = NODES;
+            config.endpoint_addresses = (0..NODES).map(address).collect();
+            config.request_timeout_ms = world.rng.range(1_000, 4_000);
+            if let Some(tweak) = world.options.client_tweak {
+                tweak(&mut config);
+            }
+            let origin = START - world.rng.range(0, 100_000);
+            world.clients.push(ClientHost {
+                client: Client::new(config),
+                origin,
+                paused_until: 0,
+                conns: BTreeMap::new(),
+                pending: BTreeMap::new(),
+                held: BTreeMap::new(),
+                grants: 0,
+                closed: false,
+            });
+            let at = START + world.rng.range(100, 2_000);
+            world.schedule(at, Ev::Step { client: index });
+        }
+        let at = START + world.rng.range(2_000, 4_000);
+        world.schedule(at, Ev::Fault);
+        world
+    }
+
+    fn note(&mut self, line: String) {
+        if self.options.trace_len == 0 {
+            return;
+        }
+        if self.trace.len() >= self.options.trace_len {
+            self.trace.pop_front();
+        }
+        self.trace.push_back(format!("[{:>9}] {line}", self.now));
+    }
+
+    fn fail(&mut self, message: String) {
+        if self.violation.is_none() {
+            note!(self, "VIOLATION: {message}");
+            self.violation = Some(Violation {
+                at_ms: self.now,
+                message,
+                trace: self.trace.iter().cloned().collect(),
+            });
+        }
+    }
+
+    fn schedule(&mut self, at: u64, ev: Ev) {
+        self.seq += 1;
+        self.queue.push(Reverse((at.max(self.now), self.seq)));
+        self.events.insert(self.seq, ev);
+    }
+
+    fn latency(&mut self) -> u64 {
+        if self.rng.chance(5) {
+            self.rng.range(20, 200)
+        } else {
+            self.rng.range(1, 8)
+        }
+    }
+
+    fn node_now(&self, node: usize) -> Instant {
+        Instant(self.now - self.nodes.get(node).map_or(0, |n| n.origin))
+    }
+
+    fn client_now(&self, client: usize) -> Instant {
+        Instant(self.now - self.clients.get(client).map_or(0, |c| c.origin))
+    }
+
+    // ---- the loop ----
+
+    /// The earliest timer of a node or client that may run, in simulated time.
+    fn next_timer(&self) -> Option<(u64, Option<usize>, Option<usize>)> {
+        let mut best: Option<(u64, Option<usize>, Option<usize>)> = None;
+        for (index, host) in self.nodes.iter().enumerate() {
+            let Some(node) = &host.node else { continue };
+            // A paused process runs its timers once it resumes.
+            if let Some(at) = node.poll_timeout() {
+                let at = (at.0 + host.origin).max(self.now).max(host.paused_until);
+                if best.map_or(true, |(b, _, _)| at < b) {
+                    best = Some((at, Some(index), None));
+                }
+            }
+        }
+        for (index, host) in self.clients.iter().enumerate() {
+            if let Some(at) = host.client.poll_timeout() {
+                let at = (at.0 + host.origin).max(self.now).max(host.paused_until);
+                if best.map_or(true, |(b, _, _)| at < b) {
+                    best = Some((at, None, Some(index)));
+                }
+            }
+        }
+        best
+    }
+
+    /// Runs the workload and its faults, then winds them down.
+    fn main_loop(&mut self) {
+        let workload_end = START + self.options.duration_ms;
+        while self.violation.is_none() && self.step_once(workload_end) {}
+        self.now = self.now.max(workload_end);
+        self.wind_down();
+    }
+
+    /// The workload and the faults stop; every node runs again, reachable; clients stop
+    /// renewing (their leases run out).
+    fn wind_down(&mut self) {
+        note!(self, "workload over: faults end, clients close");
+        self.faults_on = false;
+        for index in 0..NODES {
+            if let Some(host) = self.nodes.get_mut(index) {
+                host.paused_until = host.paused_until.min(self.now);
+                host.etcd_cut_until = host.etcd_cut_until.min(self.now);
+            }
+            let dead = self.nodes.get(index).is_some_and(|h| h.node.is_none());
+            if dead {
+                self.start_node(index);
+            }
+            self.pump_node(index);
+        }
+        for index in 0..self.clients.len() {
+            let now = self.client_now(index);
+            if let Some(host) = self.clients.get_mut(index) {
+                host.paused_until = 0;
+                host.closed = true;
+                host.client.close(now);
+            }
+            self.flush_client(index);
+        }
+    }
+
+    fn handle(&mut self, ev: Ev) {
+        match ev {
+            Ev::Step { client } => self.step_client(client),
+            Ev::Fault => self.fault(),
+            Ev::EtcdArrive { node, epoch, op } => self.etcd_arrive(node, epoch, op),
+            Ev::EtcdReply {
+                node,
+                epoch,
+                id,
+                result,
+            } => {
+                if !self.node_live(node, epoch) {
+                    return;
+                }
+                if self.node_paused(node) {
+                    let at = self.nodes.get(node).map_or(self.now, |h| h.paused_until);
+                    self.schedule(
+                        at,
+                        Ev::EtcdReply {
+                            node,
+                            epoch,
+                            id,
+                            result,
+                        },
+                    );
+                    return;
+                }
+                let now = self.node_now(node);
+                if let Some(n) = self.nodes.get_mut(node).and_then(|h| h.node.as_mut()) {
+                    n.handle_etcd(now, id, result);
+                }
+                self.pump_node(node);
+            }
+            Ev::WatchDeliver { node, epoch } => self.deliver_watches(node, epoch),
+            Ev::Accept { link } => self.accept(link),
+            Ev::Connected { link } => {
+                let Some(l) = self.links.get(link) else {
+                    return;
+                };
+                if l.closed {
+                    return;
+                }
+                let (client, cconn) = (l.client, l.cconn);
+                if self.client_paused(client) {
+                    let at = self
+                        .clients
+                        .get(client)
+                        .map_or(self.now, |c| c.paused_until);
+                    self.schedule(at, Ev::Connected { link });
+                    return;
+                }
+                let now = self.client_now(client);
+                if let Some(c) = self.clients.get_mut(client) {
+                    c.client.handle_connected(now, cconn);
+                }
+                self.flush_client(client);
+            }
+            Ev::Refused { link } => self.client_side_closed(link, "connection refused"),
+            Ev::ToNode { link, bytes } => {
+                let Some(l) = self.links.get(link) else {
+                    return;
+                };
+                let (node, epoch, sconn) = (l.node, l.epoch, l.sconn);
+                if l.closed || !self.node_live(node, epoch) {
+                    return;
+                }
+                if self.node_paused(node) {
+                    let at = self.nodes.get(node).map_or(self.now, |h| h.paused_until);
+                    self.schedule(at, Ev::ToNode { link, bytes });
+                    return;
+                }
+                let Some(sconn) = sconn else { return };
+                let now = self.node_now(node);
+                if let Some(n) = self.nodes.get_mut(node).and_then(|h| h.node.as_mut()) {
+                    n.receive(now, sconn, &bytes);
+                }
+                self.pump_node(node);
+            }
+            Ev::ToClient { link, bytes } => {
+                let Some(l) = self.links.get(link) else {
+                    return;
+                };
+                let (client, cconn) = (l.client, l.cconn);
+                if l.closed {
+                    return;
+                }
+                if self.client_paused(client) {
+                    let at = self
+                        .clients
+                        .get(client)
+                        .map_or(self.now, |c| c.paused_until);
+                    self.schedule(at, Ev::ToClient { link, bytes });
+                    return;
+                }
+                let now = self.client_now(client);
+                if let Some(c) = self.clients.get_mut(client) {
+                    c.client.receive(now, cconn, &bytes);
+                }
+                self.flush_client(client);
+            }
+            Ev::NodeSideClosed { link } => self.node_side_closed(link),
+            Ev::ClientSideClosed { link, reason } => self.client_side_closed(link, reason),
+            Ev::Restart { node } => {
+                if self.nodes.get(node).is_some_and(|h| h.node.is_none()) {
+                    self.start_node(node);
+                }
+            }
+            Ev::Stop { node } => self.crash_node(node, "stopped after its clean shutdown"),
+        }
+    }
+
+    fn node_live(&self, node: usize, epoch: u64) -> bool {
+        self.nodes
+            .get(node)
+            .is_some_and(|h| h.node.is_some() && h.epoch == epoch)
+    }
+
+    fn node_paused(&self, node: usize) -> bool {
+        self.nodes
+            .get(node)
+            .is_some_and(|h| h.paused_until > self.now)
+    }
+
+    fn client_paused(&self, client: usize) -> bool {
+        self.clients
+            .get(client)
+            .is_some_and(|c| c.paused_until > self.now)
+    }
+
+    // ---- nodes ----
+
+    fn start_node(&mut self, index: usize) {
+        let origin = self.now - self.rng.range(0, 100_000);
+        let mut config = self.cluster_config.clone();
+        config.advertise = address(index);
+        let mut engine = Config::default();
+        engine.max_ttl_ms = MAX_TTL_MS;
+        engine.max_wait_ms = 10_000;
+        if let Some(tweak) = self.options.engine_tweak {
+            tweak(&mut engine);
+        }
+        let Some(host) = self.nodes.get_mut(index) else {
+            return;
+        };
+        host.epoch += 1;
+        host.origin = origin;
+        host.paused_until = 0;
+        host.watches.clear();
+        host.watch_due = false;
+        host.conns.clear();
+        let now = Instant(self.now - origin);
+        host.node = Some(ClusterNode::new(
+            now,
+            config,
+            engine,
+            ServerConfig::default(),
+        ));
+        note!(self, "n{index} starts");
+        self.pump_node(index);
+    }
+
+    fn crash_node(&mut self, index: usize, why: &str) {
+        let Some(host) = self.nodes.get_mut(index) else {
+            return;
+        };
+        if host.node.take().is_none() {
+            return;
+        }
+        host.epoch += 1;
+        host.watches.clear();
+        let links: Vec<usize> = host.conns.values().copied().collect();
+        host.conns.clear();
+        note!(self, "n{index} {why}");
+        self.outcome.crashes += 1;
+        for link in links {
+            let at = self.now + self.latency();
+            self.schedule(
+                at,
+                Ev::ClientSideClosed {
+                    link,
+                    reason: "connection reset",
+                },
+            );
+        }
+        let at = self.now + self.rng.range(300, 5_000);
+        self.schedule(at, Ev::Restart { node: index });
+    }
+
+    /// Carries out everything a node asks for: bytes to clients, closes, etcd calls.
+    fn pump_node(&mut self, index: usize) {
+        loop {
+            let Some(host) = self.nodes.get_mut(index) else {
+                return;
+            };
+            let epoch = host.epoch;
+            let Some(node) = host.node.as_mut() else {
+                return;
+            };
+            if let Some(output) = node.poll_output() {
+                match output {
+                    ServerOutput::Transmit { conn, bytes } => {
+                        if let Some(&link) = host.conns.get(&conn) {
+                            self.send_to_client(link, bytes);
+                        }
+                    }
+                    ServerOutput::Close { conn } => {
+                        if let Some(link) = host.conns.remove(&conn) {
+                            let at = self.now + self.latency();
+                            self.schedule(
+                                at,
+                                Ev::ClientSideClosed {
+                                    link,
+                                    reason: "closed by the server",
+                                },
+                            );
+                        }
+                    }
+                    _ => {}
+                }
+                continue;
+            }
+            if let Some(op) = node.poll_etcd() {
+                match op {
+                    EtcdOp::Watch {
+                        id,
+                        prefix,
+                        start_revision,
+                    } => {
+                        host.watches.push(WatchState {
+                            id,
+                            prefix,
+                            next: start_revision,
+                        });
+                        self.watches_changed_for(index);
+                    }
+                    EtcdOp::CancelWatch { watch } => host.watches.retain(|w| w.id != watch),
+                    op => {
+                        let at = self.now + self.latency();
+                        self.schedule(
+                            at,
+                            Ev::EtcdArrive {
+                                node: index,
+                                epoch,
+                                op,
+                            },
+                        );
+                    }
+                }
+                continue;
+            }
+            break;
+        }
+        self.check_node(index);
+    }
+
+    fn check_node(&mut self, index: usize) {
+        let broken = self
+            .nodes
+            .get(index)
+            .and_then(|h| h.node.as_ref())
+            .and_then(|n| n.engine().check_invariants().err());
+        if let Some(message) = broken {
+            self.fail(format!("n{index}'s engine: {message}"));
+        }
+    }
+
+    fn etcd_arrive(&mut self, node: usize, epoch: u64, op: EtcdOp) {
+        let cut = self
+            .nodes
+            .get(node)
+            .is_some_and(|h| h.etcd_cut_until > self.now);
+        let id = op.id();
+        // A call lost on the way (or to a node cut off): it never ran, and the node hears
+        // only that it failed, after a timeout. One that ran may fail on the way back too.
+        let before = cut || (self.faults_on && self.rng.chance(3));
+        let after = !before && self.faults_on && self.rng.chance(3);
+        let result = if before {
+            None
+        } else {
+            let result = self.etcd.perform(&op, self.now);
+            note!(
+                self,
+                "etcd: n{node} {} -> {}",
+                op_name(&op),
+                result_name(&result)
+            );
+            self.watches_changed();
+            Some(result)
+        };
+        let result = match result {
+            Some(result) if !after => result,
+            _ => EtcdResult::Failed {
+                reason: String::from("etcdserver: request timed out"),
+            },
+        };
+        let back = if before || after {
+            self.rng.range(100, 1_500)
+        } else {
+            self.latency()
+        };
+        let at = self.now + back;
+        self.schedule(
+            at,
+            Ev::EtcdReply {
+                node,
+                epoch,
+                id,
+                result,
+            },
+        );
+    }
+
+    /// Something changed in etcd: every watch has news after a delay.
+    fn watches_changed(&mut self) {
+        for index in 0..NODES {
+            self.watches_changed_for(index);
+        }
+    }
+
+    fn watches_changed_for(&mut self, index: usize) {
+        let Some(host) = self.nodes.get_mut(index) else {
+            return;
+        };
+        if host.watch_due || host.watches.is_empty() {
+            return;
+        }
+        host.watch_due = true;
+        let epoch = host.epoch;
+        let at = self.now + self.latency();
+        self.schedule(at, Ev::WatchDeliver { node: index, epoch });
+    }
+
+    fn deliver_watches(&mut self, index: usize, epoch: u64) {
+        if !self.node_live(index, epoch) {
+            return;
+        }
+        let (paused, cut) = match self.nodes.get(index) {
+            Some(h) => (h.paused_until > self.now, h.etcd_cut_until > self.now),
+            None => return,
+        };
+        if paused || cut {
+            let at = self.nodes.get(index).map_or(self.now, |h| {
+                h.paused_until.max(h.etcd_cut_until).max(self.now)
+            });
+            self.schedule(at, Ev::WatchDeliver { node: index, epoch });
+            return;
+        }
+        if let Some(host) = self.nodes.get_mut(index) {
+            host.watch_due = false;
+        }
+        // Now and then a watch ends (a compaction, a lost stream): the node must recover.
+        if self.faults_on && self.rng.chance(2) {
+            let ended = self
+                .nodes
+                .get_mut(index)
+                .and_then(|h| (!h.watches.is_empty()).then(|| h.watches.remove(0)));
+            if let Some(watch) = ended {
+                note!(self, "etcd: n{index}'s watch {} ends", watch.id);
+                let now = self.node_now(index);
+                if let Some(n) = self.nodes.get_mut(index).and_then(|h| h.node.as_mut()) {
+                    n.handle_etcd(
+                        now,
+                        watch.id,
+                        EtcdResult::Failed {
+                            reason: String::from("etcdserver: watch closed"),
+                        },
+                    );
+                }
+                self.pump_node(index);
+                return;
+            }
+        }
+        let revision = self.etcd.revision;
+        let mut batches = Vec::new();
+        if let Some(host) = self.nodes.get_mut(index) {
+            for watch in &mut host.watches {
+                if watch.next > revision {
+                    continue;
+                }
+                let events = self.etcd.events_from(watch.next, &watch.prefix);
+                watch.next = revision + 1;
+                if !events.is_empty() {
+                    batches.push((watch.id, events));
+                }
+            }
+        }
+        for (id, events) in batches {
+            let now = self.node_now(index);
+            if let Some(n) = self.nodes.get_mut(index).and_then(|h| h.node.as_mut()) {
+                n.handle_etcd(now, id, EtcdResult::Events(events));
+            }
+            self.pump_node(index);
+        }
+    }
+
+    // ---- links ----
+
+    fn accept(&mut self, link: usize) {
+        let Some(l) = self.links.get(link) else {
+            return;
+        };
+        if l.closed {
+            return;
+        }
+        let node = l.node;
+        let live = self.nodes.get(node).is_some_and(|h| h.node.is_some());
+        if !live {
+            let at = self.now + self.latency();
+            self.schedule(at, Ev::Refused { link });
+            return;
+        }
+        if self.node_paused(node) {
+            // The kernel accepts for a stopped process; it reads once it runs again.
+            let at = self.nodes.get(node).map_or(self.now, |h| h.paused_until);
+            self.schedule(at, Ev::Accept { link });
+            return;
+        }
+        let now = self.node_now(node);
+        let Some(host) = self.nodes.get_mut(node) else {
+            return;
+        };
+        let epoch = host.epoch;
+        let Some(n) = host.node.as_mut() else { return };
+        let sconn = n.connect(now);
+        host.conns.insert(sconn, link);
+        if let Some(l) = self.links.get_mut(link) {
+            l.sconn = Some(sconn);
+            l.epoch = epoch;
+        }
+        let at = self.now + self.latency();
+        self.schedule(at, Ev::Connected { link });
+        self.pump_node(node);
+    }
+
+    fn send_to_client(&mut self, link: usize, bytes: Vec<u8>) {
+        let lat = self.latency();
+        let Some(l) = self.links.get_mut(link) else {
+            return;
+        };
+        let at = (self.now + lat).max(l.last_to_client);
+        l.last_to_client = at;
+        self.schedule(at, Ev::ToClient { link, bytes });
+    }
+
+    fn send_to_node(&mut self, link: usize, bytes: Vec<u8>) {
+        let lat = self.latency();
+        let Some(l) = self.links.get_mut(link) else {
+            return;
+        };
+        let at = (self.now + lat).max(l.last_to_node);
+        l.last_to_node = at;
+        self.schedule(at, Ev::ToNode { link, bytes });
+    }
+
+    fn node_side_closed(&mut self, link: usize) {
+        let Some(l) = self.links.get(link) else {
+            return;
+        };
+        let (node, epoch, sconn) = (l.node, l.epoch, l.sconn);
+        let Some(sconn) = sconn else { return };
+        if !self.node_live(node, epoch) {
+            return;
+        }
+        if self.node_paused(node) {
+            let at = self.nodes.get(node).map_or(self.now, |h| h.paused_until);
+            self.schedule(at, Ev::NodeSideClosed { link });
+            return;
+        }
+        let now = self.node_now(node);
+        if let Some(host) = self.nodes.get_mut(node) {
+            if host.conns.remove(&sconn).is_some() {
+                if let Some(n) = host.node.as_mut() {
+                    n.disconnect(now, sconn);
+                }
+            }
+        }
+        self.pump_node(node);
+    }
+
+    fn client_side_closed(&mut self, link: usize, reason: &'static str) {
+        let Some(l) = self.links.get_mut(link) else {
+            return;
+        };
+        if l.closed {
+            return;
+        }
+        let (client, cconn) = (l.client, l.cconn);
+        if self.client_paused(client) {
+            let at = self
+                .clients
+                .get(client)
+                .map_or(self.now, |c| c.paused_until);
+            self.schedule(at, Ev::ClientSideClosed { link, reason });
+            return;
+        }
+        if let Some(l) = self.links.get_mut(link) {
+            l.closed = true;
+        }
+        let now = self.client_now(client);
+        if let Some(c) = self.clients.get_mut(client) {
+            c.conns.remove(&cconn);
+            c.client.handle_disconnect(now, cconn, reason);
+        }
+        // The node's side ends too, if it has not already.
+        let at = self.now + self.latency();
+        self.schedule(at, Ev::NodeSideClosed { link });
+        self.flush_client(client);
+    }
+
+    // ---- clients ----
+
+    fn step_client(&mut self, client: usize) {
+        let Some(host) = self.clients.get(client) else {
+            return;
+        };
+        if host.closed {
+            return;
+        }
+        if host.paused_until > self.now {
+            let at = host.paused_until + 1;
+            self.schedule(at, Ev::Step { client });
+            return;
+        }
+        let now = self.client_now(client);
+        let roll = self.rng.range(0, 99);
+        let pick = self.rng.index(host.held.len());
+        let chosen = host
+            .held
+            .iter()
+            .nth(pick)
+            .map(|(&t, h)| (t, h.name.clone(), h.shared));
+        let name = String::from(
+            LOCKS
+                .get(self.rng.index(LOCKS.len()))
+                .copied()
+                .unwrap_or("alpha"),
+        );
+        let sent = self.now;
+        let mut recorded: Option<(RequestId, &'static str, String, u64)> = None;
+        match (roll, chosen) {
+            (0..=49, _) | (_, None) if roll < 85 => {
+                let ttl_ms = self.rng.range(300, MAX_TTL_MS);
+                let mut options = AcquireOptions::default();
+                options.wait_ms = if self.rng.chance(50) {
+                    0
+                } else {
+                    self.rng.range(100, 3_000)
+                };
+                if self.rng.chance(25) {
+                    options.mode = Mode::Shared;
+                }
+                options.ephemeral = self.rng.chance(15);
+                let ephemeral = options.ephemeral;
+                let shared = options.mode == Mode::Shared;
+                if let Some(h) = self.clients.get_mut(client) {
+                    if let Ok(id) = h.client.acquire(now, &name, ttl_ms, &options) {
+                        let kind = match (shared, ephemeral) {
+                            (true, true) => "acquire-shared-ephemeral",
+                            (true, false) => "acquire-shared",
+                            (false, true) => "acquire-ephemeral",
+                            (false, false) => "acquire",
+                        };
+                        recorded = Some((id, kind, name, 0));
+                    }
+                }
+            }
+            (50..=64, Some((token, name, _))) => {
+                let ttl_ms = self.rng.range(300, MAX_TTL_MS);
+                if let Some(h) = self.clients.get_mut(client) {
+                    if let Ok(id) = h.client.renew(now, &name, token, ttl_ms) {
+                        recorded = Some((id, "renew", name, token));
+                    }
+                }
+            }
+            (65..=79, Some((token, name, _))) => {
+                if let Some(h) = self.clients.get_mut(client) {
+                    if let Some(held) = h.held.get_mut(&token) {
+                        held.releasing = true;
+                    }
+                    if let Ok(id) = h.client.release(now, &name, token) {
+                        h.pending.insert(
+                            id,
+                            Sent {
+                                kind: "release",
+                                name: name.clone(),
+                                at: sent,
+                                token,
+                            },
+                        );
+                        note!(self, "c{client} sends release {name} #{token}");
+                    }
+                }
+            }
+            (80..=94, Some((token, name, false))) => {
+                let believed = self.clients.get(client).is_some_and(|h| {
+                    h.client
+                        .lease(now, &name, token)
+                        .is_some_and(|status| status.ms_left > 0)
+                });
+                if believed {
+                    self.fence_write(&name, token);
+                }
+            }
+            _ => {}
+        }
+        if let Some((id, kind, name, token)) = recorded {
+            note!(self, "c{client} sends {kind} {name}");
+            if let Some(h) = self.clients.get_mut(client) {
+                h.pending.insert(
+                    id,
+                    Sent {
+                        kind,
+                        name,
+                        at: sent,
+                        token,
+                    },
+                );
+            }
+        }
+        self.flush_client(client);
+        let at = self.now + self.rng.range(30, 600);
+        self.schedule(at, Ev::Step { client });
+    }
+
+    fn fence_write(&mut self, name: &str, token: u64) {
+        let outcome = self.fence.check(name, token);
+        let high = self.fence_high.entry(String::from(name)).or_insert(0);
+        if let FenceOutcome::Accepted { .. } = outcome {
+            let was = *high;
+            *high = token;
+            self.outcome.fenced_writes.0 += 1;
+            if token < was {
+                self.fail(format!(
+                    "the fence accepted token {token} on {name} after token {was}"
+                ));
+            }
+        } else {
+            self.outcome.fenced_writes.1 += 1;
+        }
+    }
+
+    /// Performs what a client asks for and takes its events and replies, until none is left.
+    fn flush_client(&mut self, client: usize) {
+        loop {
+            let Some(host) = self.clients.get_mut(client) else {
+                return;
+            };
+            if let Some(output) = host.client.poll_output() {
+                match output {
+                    ClientOutput::Connect { conn, endpoint } => {
+                        let link = self.links.len();
+                        host.conns.insert(conn, link);
+                        self.links.push(Link {
+                            client,
+                            cconn: conn,
+                            node: endpoint % NODES,
+                            epoch: 0,
+                            sconn: None,
+                            closed: false,
+                            last_to_node: 0,
+                            last_to_client: 0,
+                        });
+                        let at = self.now + self.latency();
+                        self.schedule(at, Ev::Accept { link });
+                    }
+                    ClientOutput::Transmit { conn, bytes } => {
+                        if let Some(&link) = host.conns.get(&conn) {
+                            self.send_to_node(link, bytes);
+                        }
+                    }
+                    ClientOutput::Close { conn } => {
+                        if let Some(link) = host.conns.remove(&conn) {
+                            if let Some(l) = self.links.get_mut(link) {
+                                l.closed = true;
+                            }
+                            let at = self.now + self.latency();
+                            self.schedule(at, Ev::NodeSideClosed { link });
+                        }
+                    }
+                    _ => {}
+                }
+                continue;
+            }
+            if let Some(event) = host.client.poll_event() {
+                if let ClientEvent::LeaseLost { name, token, .. } = event {
+                    host.held.remove(&token);
+                    note!(self, "c{client} lost {name} #{token}");
+                }
+                continue;
+            }
+            if let Some((id, result)) = host.client.poll_reply() {
+                let Some(Sent {
+                    kind,
+                    name,
+                    at: sent,
+                    token: named,
+                }) = host.pending.remove(&id)
+                else {
+                    continue;
+                };
+                match &result {
+                    Ok(Reply::Granted { token, .. }) => {
+                        let token = *token;
+                        let keep = self.rng.chance(60);
+                        let Some(host) = self.clients.get_mut(client) else {
+                            return;
+                        };
+                        host.grants += 1;
+                        // Closed clients (and the probe) renew nothing.
+                        let keep = keep && !host.closed;
+                        if keep {
+                            host.client.keep_alive(&name, token);
+                        }
+                        host.held.insert(
+                            token,
+                            Held {
+                                name: name.clone(),
+                                shared: kind.starts_with("acquire-shared"),
+                                ephemeral: kind.ends_with("ephemeral"),
+                                releasing: false,
+                            },
+                        );
+                        note!(self, "c{client} {kind} {name} -> #{token}");
+                        self.granted(&name, token, sent);
+                    }
+                    Ok(Reply::Ok) if kind == "release" => {
+                        if let Some(host) = self.clients.get_mut(client) {
+                            host.held.remove(&named);
+                        }
+                        note!(self, "c{client} released {name} #{named}");
+                    }
+                    other => {
+                        note!(self, "c{client} {kind} {name} -> {}", short(other));
+                    }
+                }
+                continue;
+            }
+            break;
+        }
+    }
+
+    /// A grant: a token never granted before, above every token revealed before its request
+    /// was sent.
+    fn granted(&mut self, name: &str, token: u64, sent: u64) {
+        self.outcome.grants += 1;
+        if !self.revealed.insert(token) {
+            self.fail(format!("token {token} granted twice (now on {name})"));
+            return;
+        }
+        let before = self.reveals.partition_point(|&(at, _)| at < sent);
+        let highest = before
+            .checked_sub(1)
+            .and_then(|i| self.reveals.get(i))
+            .map_or(0, |&(_, high)| high);
+        if token <= highest {
+            self.fail(format!(
+                "{name} granted #{token} for a request sent at {sent} ms, after #{highest} was revealed"
+            ));
+        }
+        let high = self.reveals.last().map_or(0, |&(_, h)| h).max(token);
+        self.reveals.push((self.now, high));
+    }
+
+    /// No two clients believe at once that they hold conflicting leases of a lock (each by
+    /// its own conservative deadline). Left out: EPHEMERAL leases (one ends on the server
+    /// when its connection does, before its client may hear of it) and leases whose RELEASE
+    /// was sent.
+    fn check_beliefs(&mut self) {
+        let mut believed: BTreeMap<&str, Vec<(usize, u64, bool)>> = BTreeMap::new();
+        for (index, host) in self.clients.iter().enumerate() {
+            let now = Instant(self.now - host.origin);
+            for (&token, held) in &host.held {
+                if held.ephemeral || held.releasing {
+                    continue;
+                }
+                let live = host
+                    .client
+                    .lease(now, &held.name, token)
+                    .is_some_and(|status| status.ms_left > 0);
+                if live {
+                    believed.entry(held.name.as_str()).or_default().push((
+                        index,
+                        token,
+                        held.shared,
+                    ));
+                }
+            }
+        }
+        let conflict = believed.iter().find_map(|(name, holders)| {
+            let exclusive = holders.iter().find(|h| !h.2)?;
+            let other = holders.iter().find(|h| h.1 != exclusive.1)?;
+            Some(format!(
+                "c{} believes it holds {name} #{} exclusively while c{} believes it holds #{}",
+                exclusive.0, exclusive.1, other.0, other.1
+            ))
+        });
+        if let Some(message) = conflict {
+            self.fail(message);
+        }
+    }
+
+    // ---- faults ----
+
+    fn fault(&mut self) {
+        if !self.faults_on {
+            return;
+        }
+        let roll = self.rng.range(0, 99);
+        let leader = (0..NODES).find(|&i| {
+            self.nodes
+                .get(i)
+                .and_then(|h| h.node.as_ref())
+                .is_some_and(|n| n.role() == Role::Leader)
+        });
+        let target = match leader {
+            Some(l) if self.rng.chance(60) => l,
+            _ => self.rng.index(NODES),
+        };
+        match roll {
+            0..=24 => {
+                let ms = self.rng.range(300, 6_000);
+                if let Some(h) = self.nodes.get_mut(target) {
+                    if h.node.is_some() {
+                        h.paused_until = h.paused_until.max(self.now + ms);
+                    }
+                }
+                note!(self, "fault: n{target} paused for {ms} ms");
+            }
+            25..=39 => self.crash_node(target, "crashes"),
+            40..=54 => {
+                let ms = self.rng.range(300, 5_000);
+                if let Some(h) = self.nodes.get_mut(target) {
+                    h.etcd_cut_until = h.etcd_cut_until.max(self.now + ms);
+                }
+                note!(self, "fault: n{target} cut off from etcd for {ms} ms");
+            }
+            55..=69 => {
+                let open: Vec<usize> = (0..self.links.len())
+                    .filter(|&l| self.links.get(l).is_some_and(|l| !l.closed))
+                    .collect();
+                if !open.is_empty() {
+                    let link = open.get(self.rng.index(open.len())).copied().unwrap_or(0);
+                    note!(self, "fault: link {link} reset");
+                    let at = self.now + self.latency();
+                    self.schedule(at, Ev::NodeSideClosed { link });
+                    let at = self.now + self.latency();
+                    self.schedule(
+                        at,
+                        Ev::ClientSideClosed {
+                            link,
+                            reason: "connection reset",
+                        },
+                    );
+                }
+            }
+            70..=77 => {
+                let now = self.node_now(target);
+                let stopped = match self.nodes.get_mut(target).and_then(|h| h.node.as_mut()) {
+                    Some(n) => {
+                        n.shutdown(now);
+                        true
+                    }
+                    None => false,
+                };
+                if stopped {
+                    note!(self, "fault: n{target} shuts down cleanly");
+                    self.outcome.shutdowns += 1;
+                    self.pump_node(target);
+                    let at = self.now + self.rng.range(50, 500);
+                    self.schedule(at, Ev::Stop { node: target });
+                }
+            }
+            78..=87 => {
+                let client = self.rng.index(self.clients.len());
+                let ms = self.rng.range(500, 2 * MAX_TTL_MS + 2_000);
+                if let Some(c) = self.clients.get_mut(client) {
+                    c.paused_until = c.paused_until.max(self.now + ms);
+                }
+                note!(self, "fault: c{client} paused for {ms} ms");
+            }
+            _ => {}
+        }
+        let at = self.now + self.rng.range(300, 3_000);
+        self.schedule(at, Ev::Fault);
+    }
+
+    // ---- the end ----
+
+    /// With every fault over: a new client must get each lock within the recovery bound, and
+    /// then one node leads and every follower holds what the leader holds.
+    fn recovery(&mut self) {
+        let mut config = ClientConfig::default();
+        config.endpoints = NODES;
+        config.endpoint_addresses = (0..NODES).map(address).collect();
+        config.request_timeout_ms = 2_000;
+        let probe = self.clients.len();
+        self.clients.push(ClientHost {
+            client: Client::new(config),
+            origin: 0,
+            paused_until: 0,
+            conns: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            held: BTreeMap::new(),
+            grants: 0,
+            closed: true,
+        });
+        let deadline = self.now + RECOVERY_MS;
+        for lock in LOCKS {
+            let mut got = false;
+            while !got && self.violation.is_none() && self.now < deadline {
+                let now = self.client_now(probe);
+                let mut options = AcquireOptions::default();
+                options.wait_ms = 3_000;
+                let sent = self.now;
+                if let Some(h) = self.clients.get_mut(probe) {
+                    // A TTL longer than the wait: the lease is measured from the request.
+                    if let Ok(id) = h.client.acquire(now, lock, MAX_TTL_MS, &options) {
+                        h.pending.insert(
+                            id,
+                            Sent {
+                                kind: "acquire",
+                                name: String::from(lock),
+                                at: sent,
+                                token: 0,
+                            },
+                        );
+                    }
+                }
+                self.flush_client(probe);
+                let before = self.clients.get(probe).map_or(0, |h| h.grants);
+                // Run until the probe's request is answered.
+                while self.violation.is_none()
+                    && self.now < deadline
+                    && self
+                        .clients
+                        .get(probe)
+                        .is_some_and(|h| !h.pending.is_empty())
+                {
+                    if !self.step_once(deadline) {
+                        break;
+                    }
+                }
+                got = self.clients.get(probe).map_or(0, |h| h.grants) > before;
+                if !got {
+                    // Refused (no leader yet, or the lock still held): a little later.
+                    let until = self.now + 200;
+                    while self.violation.is_none() && self.now < until.min(deadline) {
+                        if !self.step_once(until.min(deadline)) {
+                            self.now = until.min(deadline);
+                        }
+                    }
+                }
+            }
+            if !got && self.violation.is_none() {
+                let roles: Vec<String> = self
+                    .nodes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, h)| match &h.node {
+                        Some(n) => format!(
+                            "n{i} {} (leader {:?}, log index {}, etcd revision {})",
+                            n.role().as_str(),
+                            n.leader(),
+                            n.log_index(),
+                            n.etcd_revision()
+                        ),
+                        None => format!("n{i} down"),
+                    })
+                    .collect();
+                let key = format!("{}leader", self.cluster_config.prefix());
+                let held = self.etcd.kv(key.as_bytes());
+                self.fail(format!(
+                    "{} ms after the faults ended, a new client still had no lease on {lock} ({}; etcd at revision {}: election key {:?} created at {})",
+                    RECOVERY_MS,
+                    roles.join(", "),
+                    self.etcd.revision,
+                    String::from_utf8_lossy(&held.value),
+                    held.create_revision
+                ));
+                return;
+            }
+        }
+        // Quiet until the probe's leases have ended and the leader's appends of their ends
+        // reached every follower.
+        let until = self.now + MAX_TTL_MS + 4_000;
+        while self.violation.is_none() && self.step_once(until) {}
+        self.now = self.now.max(until);
+        self.replicas_agree();
+    }
+
+    /// One step of the loop outside `main_loop`; false when nothing is due by `until`.
+    fn step_once(&mut self, until: u64) -> bool {
+        let event_at = self.queue.peek().map(|Reverse((at, _))| *at);
+        let timer = self.next_timer();
+        let timer_first = match (event_at, timer) {
+            (Some(e), Some((t, _, _))) => t < e,
+            (None, Some(_)) => true,
+            _ => false,
+        };
+        let at = if timer_first {
+            timer.map(|(t, _, _)| t)
+        } else {
+            event_at
+        };
+        let Some(at) = at.filter(|&at| at <= until) else {
+            return false;
+        };
+        if at > self.now {
+            self.now = at;
+            self.steps_now = 0;
+        }
+        self.steps_now += 1;
+        if self.steps_now > 100_000 {
+            let what = match timer {
+                Some((_, Some(node), _)) if timer_first => format!("n{node}'s timer"),
+                Some((_, _, Some(client))) if timer_first => format!("c{client}'s timer"),
+                _ => String::from("events"),
+            };
+            self.fail(format!(
+                "a busy loop: 100 000 steps at the same instant, the last of them {what}"
+            ));
+            return false;
+        }
+        self.outcome.steps += 1;
+        if timer_first {
+            match timer {
+                Some((_, Some(node), _)) => {
+                    let now = self.node_now(node);
+                    if let Some(n) = self.nodes.get_mut(node).and_then(|h| h.node.as_mut()) {
+                        n.handle_timeout(now);
+                    }
+                    self.pump_node(node);
+                }
+                Some((_, _, Some(client))) => {
+                    let now = self.client_now(client);
+                    if let Some(c) = self.clients.get_mut(client) {
+                        c.client.handle_timeout(now);
+                    }
+                    self.flush_client(client);
+                }
+                _ => {}
+            }
+        } else if let Some(Reverse((_, seq))) = self.queue.pop() {
+            if let Some(ev) = self.events.remove(&seq) {
+                self.handle(ev);
+            }
+        }
+        if self.etcd.expire(self.now) {
+            self.watches_changed();
+        }
+        self.check_beliefs();
+        true
+    }
+
+    fn replicas_agree(&mut self) {
+        let leaders: Vec<usize> = (0..NODES)
+            .filter(|&i| {
+                self.nodes
+                    .get(i)
+                    .and_then(|h| h.node.as_ref())
+                    .is_some_and(|n| n.role() == Role::Leader)
+            })
+            .collect();
+        let [leader] = leaders.as_slice() else {
+            self.fail(format!("after recovery {} nodes lead", leaders.len()));
+            return;
+        };
+        let state = |i: usize| {
+            self.nodes.get(i).and_then(|h| h.node.as_ref()).map(|n| {
+                let mut leases: Vec<(String, u64)> = n
+                    .engine()
+                    .leases()
+                    .map(|l| (String::from(l.name), l.token))
+                    .collect();
+                leases.sort();
+                (n.log_index(), n.engine().last_token(), leases)
+            })
+        };
+        let expected = state(*leader);
+        for i in 0..NODES {
+            if i == *leader {
+                continue;
+            }
+            let got = state(i);
+            if got != expected {
+                self.fail(format!(
+                    "follower n{i} holds (log index, last token, leases) {got:?}, leader n{leader} {expected:?}"
+                ));
+                return;
+            }
+        }
+    }
+}
+
+fn address(index: usize) -> String {
+    format!("n{index}")
+}
+
+fn op_name(op: &EtcdOp) -> &'static str {
+    match op {
+        EtcdOp::GrantLease { .. } => "grant lease",
+        EtcdOp::KeepAlive { .. } => "keep-alive",
+        EtcdOp::Revoke { .. } => "revoke",
+        EtcdOp::Campaign { .. } => "campaign",
+        EtcdOp::Append { .. } => "append",
+        EtcdOp::Range { .. } => "range",
+        _ => "watch",
+    }
+}
+
+fn result_name(result: &EtcdResult) -> String {
+    match result {
+        EtcdResult::Campaign { won, .. } => format!("won {won}"),
+        EtcdResult::Append {
+            succeeded,
+            revision,
+        } => {
+            format!("succeeded {succeeded} at {revision}")
+        }
+        EtcdResult::KeepAlive { ttl_s } => format!("ttl {ttl_s}"),
+        EtcdResult::Failed { reason } => format!("failed: {reason}"),
+        _ => String::from("ok"),
+    }
+}
+
+fn short(result: &Result<Reply, fencelock_core::Error>) -> String {
+    match result {
+        Ok(Reply::MsLeft(ms)) => format!("{ms} ms left"),
+        Ok(_) => String::from("ok"),
+        Err(error) => error.to_string(),
+    }
+}

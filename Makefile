@@ -12,13 +12,14 @@ DEMO_PORT ?= 8380
 
 matrix_python := .venv-python-test/bin/python
 
-.PHONY: cluster sim-test test setup rust-test rust-lint rust-targets fuzz python-test node-test web-test web-build matrix serve demo bench bench-quick bench-cluster bench-core bench-python bench-node bench-web help
+.PHONY: cluster sim-test sim-cluster test setup rust-test rust-lint rust-targets fuzz python-test node-test web-test web-build matrix serve demo bench bench-quick bench-cluster bench-core bench-python bench-node bench-web help
 
 help:
 	@echo "make serve        - install the Python package in $(VENV) and run the server on 127.0.0.1:7380 (data in $(DATA_DIR))"
 	@echo "make cluster      - 3 etcd members and 3 replicated nodes on loopback (127.0.0.1:7381-7383, data in ./.fencelock-cluster)"
 	@echo "make test         - set up everything and run every test (what CI runs)"
 	@echo "make sim          - the deterministic simulation over SEEDS seeds (default 100000) on every core"
+	@echo "make sim-cluster  - the deterministic simulation of the cluster over SEEDS seeds"
 	@echo "make bench        - every server and redis-server under bench/loadgen, side by side: bench/RESULTS.md and plots (~6 min)"
 	@echo "make bench-quick  - the same scripts in a short pass (QUICK=1, under 2 min, numbers not judged)"
 	@echo "make bench-cluster - a 3-node cluster beside etcd's lock recipe on the same etcd: bench/cluster/RESULTS.md (~2 min)"
@@ -56,13 +57,17 @@ rust-test:
 
 # The deterministic simulation (tests/sim): its fixed seeds, the planted bugs, then a sweep of
 # seeds 0 to SIM_SWEEP-1 (about 400 simulated hours at the default; every run must pass and
-# decide every lock history). `make sim` runs many more.
+# decide every lock history), and of the cluster's seeds 0 to SIM_CLUSTER_SWEEP-1 (about 36
+# simulated hours). `make sim` and `make sim-cluster` run many more.
 SIM_SWEEP ?= 10000
+SIM_CLUSTER_SWEEP ?= 1000
 sim-test:
 	@echo "==> deterministic simulation: the fixed seeds, the planted bugs found, replay"
 	$(CARGO) test -p fencelock-sim
 	@echo "==> deterministic simulation: seeds 0 to $$(($(SIM_SWEEP) - 1))"
 	$(CARGO) run -q -p fencelock-sim --profile sim -- --seeds $(SIM_SWEEP) --jobs $$(nproc) --strict
+	@echo "==> deterministic simulation of the cluster: seeds 0 to $$(($(SIM_CLUSTER_SWEEP) - 1))"
+	$(CARGO) run -q -p fencelock-sim --profile sim -- --cluster --seeds $(SIM_CLUSTER_SWEEP) --jobs $$(nproc)
 
 rust-targets:
 	@echo "==> core builds without std for targets without 64-bit atomics, and for wasm"
@@ -160,3 +165,7 @@ SEEDS ?= 100000
 sim:
 	@echo "==> deterministic simulation: $(SEEDS) seeds"
 	$(CARGO) run -p fencelock-sim --profile sim -- --seeds $(SEEDS) --jobs $$(nproc)
+
+sim-cluster:
+	@echo "==> deterministic simulation of the cluster: $(SEEDS) seeds"
+	$(CARGO) run -p fencelock-sim --profile sim -- --cluster --seeds $(SEEDS) --jobs $$(nproc)

@@ -307,6 +307,10 @@ struct Link {
     closed: bool,
     last_to_node: u64,
     last_to_client: u64,
+    /// Bytes on their way, in order: each `ToNode` or `ToClient` event delivers the oldest,
+    /// so events put off for a paused process cannot reorder a stream.
+    to_node: VecDeque<Vec<u8>>,
+    to_client: VecDeque<Vec<u8>>,
 }
 
 struct Held {
@@ -371,11 +375,9 @@ enum Ev {
     },
     ToNode {
         link: usize,
-        bytes: Vec<u8>,
     },
     ToClient {
         link: usize,
-        bytes: Vec<u8>,
     },
     NodeSideClosed {
         link: usize,
@@ -653,7 +655,7 @@ impl World {
                 self.flush_client(client);
             }
             Ev::Refused { link } => self.client_side_closed(link, "connection refused"),
-            Ev::ToNode { link, bytes } => {
+            Ev::ToNode { link } => {
                 let Some(l) = self.links.get(link) else {
                     return;
                 };
@@ -663,17 +665,22 @@ impl World {
                 }
                 if self.node_paused(node) {
                     let at = self.nodes.get(node).map_or(self.now, |h| h.paused_until);
-                    self.schedule(at, Ev::ToNode { link, bytes });
+                    self.schedule(at, Ev::ToNode { link });
                     return;
                 }
+                let Some(bytes) = self.links.get_mut(link).and_then(|l| l.to_node.pop_front())
+                else {
+                    return;
+                };
                 let Some(sconn) = sconn else { return };
                 let now = self.node_now(node);
+                note!(self, "link {link} -> n{node}: {}", shown(&bytes));
                 if let Some(n) = self.nodes.get_mut(node).and_then(|h| h.node.as_mut()) {
                     n.receive(now, sconn, &bytes);
                 }
                 self.pump_node(node);
             }
-            Ev::ToClient { link, bytes } => {
+            Ev::ToClient { link } => {
                 let Some(l) = self.links.get(link) else {
                     return;
                 };
@@ -686,10 +693,18 @@ impl World {
                         .clients
                         .get(client)
                         .map_or(self.now, |c| c.paused_until);
-                    self.schedule(at, Ev::ToClient { link, bytes });
+                    self.schedule(at, Ev::ToClient { link });
                     return;
                 }
+                let Some(bytes) = self
+                    .links
+                    .get_mut(link)
+                    .and_then(|l| l.to_client.pop_front())
+                else {
+                    return;
+                };
                 let now = self.client_now(client);
+                note!(self, "link {link} -> c{client}: {}", shown(&bytes));
                 if let Some(c) = self.clients.get_mut(client) {
                     c.client.receive(now, cconn, &bytes);
                 }
@@ -797,6 +812,11 @@ impl World {
                 match output {
                     ServerOutput::Transmit { conn, bytes } => {
                         if let Some(&link) = host.conns.get(&conn) {
+                            note!(
+                                self,
+                                "n{index} conn {conn} sends on link {link}: {}",
+                                shown(&bytes)
+                            );
                             self.send_to_client(link, bytes);
                         }
                     }
@@ -1036,7 +1056,8 @@ impl World {
         };
         let at = (self.now + lat).max(l.last_to_client);
         l.last_to_client = at;
-        self.schedule(at, Ev::ToClient { link, bytes });
+        l.to_client.push_back(bytes);
+        self.schedule(at, Ev::ToClient { link });
     }
 
     fn send_to_node(&mut self, link: usize, bytes: Vec<u8>) {
@@ -1046,7 +1067,8 @@ impl World {
         };
         let at = (self.now + lat).max(l.last_to_node);
         l.last_to_node = at;
-        self.schedule(at, Ev::ToNode { link, bytes });
+        l.to_node.push_back(bytes);
+        self.schedule(at, Ev::ToNode { link });
     }
 
     fn node_side_closed(&mut self, link: usize) {
@@ -1256,12 +1278,19 @@ impl World {
                             closed: false,
                             last_to_node: 0,
                             last_to_client: 0,
+                            to_node: VecDeque::new(),
+                            to_client: VecDeque::new(),
                         });
                         let at = self.now + self.latency();
                         self.schedule(at, Ev::Accept { link });
                     }
                     ClientOutput::Transmit { conn, bytes } => {
                         if let Some(&link) = host.conns.get(&conn) {
+                            note!(
+                                self,
+                                "c{client} conn {conn} sends on link {link}: {}",
+                                shown(&bytes)
+                            );
                             self.send_to_node(link, bytes);
                         }
                     }
@@ -1687,6 +1716,11 @@ impl World {
             }
         }
     }
+}
+
+/// Bytes on a link, for the trace: printable ASCII as is, the rest escaped.
+fn shown(bytes: &[u8]) -> String {
+    bytes.escape_ascii().to_string()
 }
 
 fn address(index: usize) -> String {

@@ -24,16 +24,7 @@ use fencelock_core::{AcquireOptions, Config, Fence, FenceOutcome, Instant, Mode}
 
 use crate::rng::Rng;
 use crate::sim::{Options, Outcome, Violation};
-
-/// Adds a line to the trace, formatted only when the run is traced.
-macro_rules! note {
-    ($world:expr, $($arg:tt)*) => {
-        if $world.tracing {
-            let line = format!($($arg)*);
-            $world.note(line);
-        }
-    };
-}
+use crate::trace::{replayed, Trace};
 
 const NODES: usize = 3;
 const LOCKS: [&str; 3] = ["alpha", "beta", "gamma"];
@@ -47,11 +38,7 @@ const RECOVERY_MS: u64 = 30_000;
 /// Simulates one seed of the cluster and checks it.
 #[must_use]
 pub fn run_cluster(options: &Options) -> Outcome {
-    let outcome = run_once(options, false);
-    if outcome.violation.is_some() && options.trace_len > 0 {
-        return run_once(options, true);
-    }
-    outcome
+    replayed(options, run_once)
 }
 
 fn run_once(options: &Options, tracing: bool) -> Outcome {
@@ -415,7 +402,7 @@ struct World {
     /// Steps taken at the current instant (a busy loop never lets time go on).
     steps_now: u64,
     tracing: bool,
-    trace: VecDeque<String>,
+    trace: Trace,
     violation: Option<Violation>,
     outcome: Outcome,
 }
@@ -446,7 +433,7 @@ impl World {
             faults_on: true,
             steps_now: 0,
             tracing,
-            trace: VecDeque::new(),
+            trace: Trace::new(options.trace_len),
             violation: None,
             outcome: Outcome::default(),
         };
@@ -493,24 +480,14 @@ impl World {
         world
     }
 
-    fn note(&mut self, line: String) {
-        if self.options.trace_len == 0 {
-            return;
-        }
-        if self.trace.len() >= self.options.trace_len {
-            self.trace.pop_front();
-        }
-        self.trace.push_back(format!("[{:>9}] {line}", self.now));
+    fn note(&mut self, line: &str) {
+        self.trace.push(self.now, line);
     }
 
     fn fail(&mut self, message: String) {
         if self.violation.is_none() {
             note!(self, "VIOLATION: {message}");
-            self.violation = Some(Violation {
-                at_ms: self.now,
-                message,
-                trace: self.trace.iter().cloned().collect(),
-            });
+            self.violation = Some(self.trace.violation(self.now, message));
         }
     }
 
@@ -611,17 +588,12 @@ impl World {
                 if !self.node_live(node, epoch) {
                     return;
                 }
-                if self.node_paused(node) {
-                    let at = self.nodes.get(node).map_or(self.now, |h| h.paused_until);
-                    self.schedule(
-                        at,
-                        Ev::EtcdReply {
-                            node,
-                            epoch,
-                            id,
-                            result,
-                        },
-                    );
+                if self.put_off_for_node(node, || Ev::EtcdReply {
+                    node,
+                    epoch,
+                    id,
+                    result: result.clone(),
+                }) {
                     return;
                 }
                 let now = self.node_now(node);
@@ -640,12 +612,7 @@ impl World {
                     return;
                 }
                 let (client, cconn) = (l.client, l.cconn);
-                if self.client_paused(client) {
-                    let at = self
-                        .clients
-                        .get(client)
-                        .map_or(self.now, |c| c.paused_until);
-                    self.schedule(at, Ev::Connected { link });
+                if self.put_off_for_client(client, || Ev::Connected { link }) {
                     return;
                 }
                 let now = self.client_now(client);
@@ -663,9 +630,7 @@ impl World {
                 if l.closed || !self.node_live(node, epoch) {
                     return;
                 }
-                if self.node_paused(node) {
-                    let at = self.nodes.get(node).map_or(self.now, |h| h.paused_until);
-                    self.schedule(at, Ev::ToNode { link });
+                if self.put_off_for_node(node, || Ev::ToNode { link }) {
                     return;
                 }
                 let Some(bytes) = self.links.get_mut(link).and_then(|l| l.to_node.pop_front())
@@ -688,12 +653,7 @@ impl World {
                 if l.closed {
                     return;
                 }
-                if self.client_paused(client) {
-                    let at = self
-                        .clients
-                        .get(client)
-                        .map_or(self.now, |c| c.paused_until);
-                    self.schedule(at, Ev::ToClient { link });
+                if self.put_off_for_client(client, || Ev::ToClient { link }) {
                     return;
                 }
                 let Some(bytes) = self
@@ -727,16 +687,25 @@ impl World {
             .is_some_and(|h| h.node.is_some() && h.epoch == epoch)
     }
 
-    fn node_paused(&self, node: usize) -> bool {
-        self.nodes
-            .get(node)
-            .is_some_and(|h| h.paused_until > self.now)
+    /// Puts an event off until `node`'s process runs again, if it is paused; true if it did.
+    fn put_off_for_node(&mut self, node: usize, ev: impl FnOnce() -> Ev) -> bool {
+        let until = self.nodes.get(node).map_or(0, |h| h.paused_until);
+        self.put_off(until, ev)
     }
 
-    fn client_paused(&self, client: usize) -> bool {
-        self.clients
-            .get(client)
-            .is_some_and(|c| c.paused_until > self.now)
+    /// Puts an event off until `client`'s process runs again, if it is paused.
+    fn put_off_for_client(&mut self, client: usize, ev: impl FnOnce() -> Ev) -> bool {
+        let until = self.clients.get(client).map_or(0, |c| c.paused_until);
+        self.put_off(until, ev)
+    }
+
+    fn put_off(&mut self, until: u64, ev: impl FnOnce() -> Ev) -> bool {
+        if until <= self.now {
+            return false;
+        }
+        let ev = ev();
+        self.schedule(until, ev);
+        true
     }
 
     // ---- nodes ----
@@ -1026,10 +995,8 @@ impl World {
             self.schedule(at, Ev::Refused { link });
             return;
         }
-        if self.node_paused(node) {
-            // The kernel accepts for a stopped process; it reads once it runs again.
-            let at = self.nodes.get(node).map_or(self.now, |h| h.paused_until);
-            self.schedule(at, Ev::Accept { link });
+        // The kernel accepts for a stopped process; it reads once it runs again.
+        if self.put_off_for_node(node, || Ev::Accept { link }) {
             return;
         }
         let now = self.node_now(node);
@@ -1080,9 +1047,7 @@ impl World {
         if !self.node_live(node, epoch) {
             return;
         }
-        if self.node_paused(node) {
-            let at = self.nodes.get(node).map_or(self.now, |h| h.paused_until);
-            self.schedule(at, Ev::NodeSideClosed { link });
+        if self.put_off_for_node(node, || Ev::NodeSideClosed { link }) {
             return;
         }
         let now = self.node_now(node);
@@ -1104,12 +1069,7 @@ impl World {
             return;
         }
         let (client, cconn) = (l.client, l.cconn);
-        if self.client_paused(client) {
-            let at = self
-                .clients
-                .get(client)
-                .map_or(self.now, |c| c.paused_until);
-            self.schedule(at, Ev::ClientSideClosed { link, reason });
+        if self.put_off_for_client(client, || Ev::ClientSideClosed { link, reason }) {
             return;
         }
         if let Some(l) = self.links.get_mut(link) {

@@ -16,16 +16,7 @@ use fencelock_core::{
 
 use crate::lin::{self, Entry, LeaseModel, LeaseOp, Outcome as LinOutcome};
 use crate::rng::Rng;
-
-/// Adds a line to the trace, formatted only when the run is traced.
-macro_rules! note {
-    ($world:expr, $($arg:tt)*) => {
-        if $world.tracing {
-            let line = format!($($arg)*);
-            $world.note(line);
-        }
-    };
-}
+use crate::trace::{replayed, Trace};
 
 /// The hot lock names every client fights over.
 const LOCKS: [&str; 3] = ["alpha", "beta", "gamma"];
@@ -111,12 +102,7 @@ pub struct Outcome {
 /// Simulates one run and checks it.
 #[must_use]
 pub fn run(options: &Options) -> Outcome {
-    let outcome = run_once(options, false);
-    if outcome.violation.is_some() && options.trace_len > 0 {
-        // A run is a function of its options: run it again, traced, for the report.
-        return run_once(options, true);
-    }
-    outcome
+    replayed(options, run_once)
 }
 
 fn run_once(options: &Options, tracing: bool) -> Outcome {
@@ -341,7 +327,7 @@ struct World<'a> {
     cells: Vec<Cell>,
     clients: Vec<ClientHost>,
     links: Vec<Link>,
-    trace: VecDeque<String>,
+    trace: Trace,
     violation: Option<Violation>,
     quiescing: bool,
     /// Trace lines are formatted: the run is replayed for a failure report.
@@ -368,7 +354,7 @@ impl<'a> World<'a> {
             cells: Vec::new(),
             clients: Vec::new(),
             links: Vec::new(),
-            trace: VecDeque::new(),
+            trace: Trace::new(options.trace_len),
             violation: None,
             quiescing: false,
             tracing,
@@ -450,24 +436,14 @@ impl<'a> World<'a> {
         });
     }
 
-    fn note(&mut self, line: String) {
-        if self.options.trace_len == 0 {
-            return;
-        }
-        if self.trace.len() >= self.options.trace_len {
-            self.trace.pop_front();
-        }
-        self.trace.push_back(format!("[{:>9}] {line}", self.now));
+    fn note(&mut self, line: &str) {
+        self.trace.push(self.now, line);
     }
 
     fn fail(&mut self, message: String) {
         if self.violation.is_none() {
             note!(self, "VIOLATION: {message}");
-            self.violation = Some(Violation {
-                at_ms: self.now,
-                message,
-                trace: self.trace.iter().cloned().collect(),
-            });
+            self.violation = Some(self.trace.violation(self.now, message));
         }
     }
 

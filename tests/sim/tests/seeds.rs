@@ -6,6 +6,8 @@ use fencelock_core::client::ClientConfig;
 use fencelock_core::{Config, PlantedBug};
 use fencelock_sim::{run, Options};
 
+mod common;
+
 /// Seeds run by `cargo test -p fencelock-sim`, each 30 simulated seconds plus the drain.
 const FIXED_SEEDS: std::ops::Range<u64> = 0..16;
 
@@ -82,22 +84,7 @@ fn caught(
     engine: Option<fn(&mut Config)>,
     client: Option<fn(&mut ClientConfig)>,
 ) -> Option<(u64, String)> {
-    FIXED_SEEDS.into_iter().find_map(|seed| {
-        let mut options = options(seed);
-        options.engine_tweak = engine;
-        options.client_tweak = client;
-        run(&options).violation.map(|v| {
-            // The failing run is replayed with its trace for the report.
-            assert!(
-                v.trace.len() > 1
-                    && v.trace
-                        .last()
-                        .is_some_and(|line| line.contains("VIOLATION")),
-                "seed {seed}: a failure reported without the events before it"
-            );
-            (seed, v.message)
-        })
-    })
+    common::caught(FIXED_SEEDS, options, run, engine, client)
 }
 
 #[test]

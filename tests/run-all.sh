@@ -21,8 +21,9 @@ count() { # count PART LOG: one phrase saying what passed, from the part's own o
             echo "$n Rust tests passed (unit, vectors, properties, durability, doc examples)" ;;
         sim-test)
             n=$(grep -oE "test result: ok\. [0-9]+ passed" "$log" | awk '{s += $4} END {print s + 0}')
-            sweep=$(grep -oE "^[0-9]+ seeds passed: [0-9.]+ simulated hours" "$log" | tail -n 1 | sed 's/ passed:/ clean,/')
-            echo "$n simulator tests passed (fixed seeds, planted bugs found, replay, checker); ${sweep:-no seed sweep}" ;;
+            # Two sweeps, in order: the single-server seeds, then the cluster's.
+            sweeps=$(grep -oE "^[0-9]+ seeds passed: [0-9.]+ simulated hours" "$log" | sed 's/ passed:/ clean,/' | paste -sd ';' - | sed 's/;/ and cluster /')
+            echo "$n simulator tests passed (fixed seeds, planted bugs found, replay, checker); ${sweeps:-no seed sweep}" ;;
         python-test)
             grep -oE "[0-9]+ passed[^=]*" "$log" | tail -n 1 | sed 's/ in .*//; s/^/pytest: /' ;;
         node-test|web-test)

@@ -32,6 +32,8 @@ const MAX_TTL_MS: u64 = 4_000;
 /// The election lease: a leader paused or cut off longer than this is replaced.
 const ELECTION_TTL_S: u64 = 2;
 const START: u64 = 1_000_000;
+/// How long after its client heard its connection failed a STEAL may still take effect.
+const STEAL_UNKNOWN_MS: u64 = 20_000;
 /// After the workload: how long a new client may take to get each lock.
 const RECOVERY_MS: u64 = 30_000;
 
@@ -306,6 +308,8 @@ struct Held {
     ephemeral: bool,
     /// Its RELEASE was sent: its holder stopped using it.
     releasing: bool,
+    /// When its ACQUIRE was sent (simulated time).
+    sent_at: u64,
 }
 
 /// A request awaiting its reply.
@@ -394,6 +398,9 @@ struct World {
     clients: Vec<ClientHost>,
     fence: Fence,
     fence_high: BTreeMap<String, u64>,
+    /// Each lock's STEALs: when sent, and when their call ended (`None` while it may still
+    /// run). A steal ends the leases granted before it runs, before their holders can know.
+    steals: BTreeMap<String, Vec<(u64, Option<u64>)>>,
     revealed: BTreeSet<u64>,
     /// (when a grant's reply came, the highest token revealed by then), in time order.
     reveals: Vec<(u64, u64)>,
@@ -427,6 +434,7 @@ impl World {
             clients: Vec::new(),
             fence: Fence::new(),
             fence_high: BTreeMap::new(),
+            steals: BTreeMap::new(),
             revealed: BTreeSet::new(),
             reveals: Vec::new(),
             cluster_config,
@@ -1129,15 +1137,31 @@ impl World {
                     options.mode = Mode::Shared;
                 }
                 options.ephemeral = self.rng.chance(15);
+                options.steal = options.wait_ms == 0 && self.rng.chance(4);
+                if options.steal {
+                    options.mode = Mode::Exclusive;
+                }
+                // A lock-delay, kept only if the lease expires.
+                if self.rng.chance(20) {
+                    options.lock_delay_ms = Some(self.rng.range(1, 2_000));
+                }
                 let ephemeral = options.ephemeral;
                 let shared = options.mode == Mode::Shared;
+                if options.steal {
+                    self.steals
+                        .entry(name.clone())
+                        .or_default()
+                        .push((self.now, None));
+                }
                 if let Some(h) = self.clients.get_mut(client) {
                     if let Ok(id) = h.client.acquire(now, &name, ttl_ms, &options) {
-                        let kind = match (shared, ephemeral) {
-                            (true, true) => "acquire-shared-ephemeral",
-                            (true, false) => "acquire-shared",
-                            (false, true) => "acquire-ephemeral",
-                            (false, false) => "acquire",
+                        let kind = match (options.steal, shared, ephemeral) {
+                            (true, _, true) => "steal-ephemeral",
+                            (true, _, false) => "steal",
+                            (false, true, true) => "acquire-shared-ephemeral",
+                            (false, true, false) => "acquire-shared",
+                            (false, false, true) => "acquire-ephemeral",
+                            (false, false, false) => "acquire",
                         };
                         recorded = Some((id, kind, name, 0));
                     }
@@ -1284,6 +1308,21 @@ impl World {
                 else {
                     continue;
                 };
+                if kind.starts_with("steal") {
+                    // One whose connection failed may still run: a leader may have queued its
+                    // entry behind appends in flight, or be paused with it. Within
+                    // `STEAL_UNKNOWN_MS` it has run or never will (a pause lasts 6 s at most,
+                    // an etcd call 1.5 s, and a leader unconfirmed for 2 s steps down).
+                    let lost = matches!(result, Err(fencelock_core::Error::ConnectionLost(_)));
+                    let end = self.now + if lost { STEAL_UNKNOWN_MS } else { 0 };
+                    if let Some(steal) = self
+                        .steals
+                        .get_mut(&name)
+                        .and_then(|steals| steals.iter_mut().find(|(at, _)| *at == sent))
+                    {
+                        steal.1 = Some(end);
+                    }
+                }
                 match &result {
                     Ok(Reply::Granted { token, .. }) => {
                         let token = *token;
@@ -1304,6 +1343,7 @@ impl World {
                                 shared: kind.starts_with("acquire-shared"),
                                 ephemeral: kind.ends_with("ephemeral"),
                                 releasing: false,
+                                sent_at: sent,
                             },
                         );
                         note!(self, "c{client} {kind} {name} -> #{token}");
@@ -1349,14 +1389,20 @@ impl World {
 
     /// No two clients believe at once that they hold conflicting leases of a lock (each by
     /// its own conservative deadline). Left out: EPHEMERAL leases (one ends on the server
-    /// when its connection does, before its client may hear of it) and leases whose RELEASE
-    /// was sent.
+    /// when its connection does, before its client may hear of it), leases whose RELEASE was
+    /// sent, and leases a STEAL of their lock may have ended: one asked for before that
+    /// steal's call ended.
     fn check_beliefs(&mut self) {
         let mut believed: BTreeMap<&str, Vec<(usize, u64, bool)>> = BTreeMap::new();
         for (index, host) in self.clients.iter().enumerate() {
             let now = Instant(self.now - host.origin);
             for (&token, held) in &host.held {
-                if held.ephemeral || held.releasing {
+                let stealable = self.steals.get(&held.name).is_some_and(|steals| {
+                    steals
+                        .iter()
+                        .any(|&(_, ended)| ended.map_or(true, |end| end >= held.sent_at))
+                });
+                if held.ephemeral || held.releasing || stealable {
                     continue;
                 }
                 let live = host

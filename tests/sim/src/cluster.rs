@@ -1544,6 +1544,7 @@ impl World {
                 let mut options = AcquireOptions::default();
                 options.wait_ms = 3_000;
                 let sent = self.now;
+                let before = self.clients.get(probe).map_or(0, |h| h.grants);
                 if let Some(h) = self.clients.get_mut(probe) {
                     // A TTL longer than the wait: the lease is measured from the request.
                     if let Ok(id) = h.client.acquire(now, lock, MAX_TTL_MS, &options) {
@@ -1559,7 +1560,6 @@ impl World {
                     }
                 }
                 self.flush_client(probe);
-                let before = self.clients.get(probe).map_or(0, |h| h.grants);
                 // Run until the probe's request is answered.
                 while self.violation.is_none()
                     && self.now < deadline
@@ -1620,7 +1620,8 @@ impl World {
         self.replicas_agree();
     }
 
-    /// One step of the loop outside `main_loop`; false when nothing is due by `until`.
+    /// Takes one step: the earliest event or timer due by `until`, then the checks; false
+    /// when nothing is due by then.
     fn step_once(&mut self, until: u64) -> bool {
         let event_at = self.queue.peek().map(|Reverse((at, _))| *at);
         let timer = self.next_timer();

@@ -1663,6 +1663,12 @@ impl World {
                         n.handle_timeout(now);
                     }
                     self.pump_node(node);
+                    let next = self
+                        .nodes
+                        .get(node)
+                        .and_then(|h| h.node.as_ref())
+                        .and_then(ClusterNode::poll_timeout);
+                    self.timer_moved_on(&format!("n{node}"), now, next);
                 }
                 Some((_, _, Some(client))) => {
                     let now = self.client_now(client);
@@ -1670,6 +1676,11 @@ impl World {
                         c.client.handle_timeout(now);
                     }
                     self.flush_client(client);
+                    let next = self
+                        .clients
+                        .get(client)
+                        .and_then(|c| c.client.poll_timeout());
+                    self.timer_moved_on(&format!("c{client}"), now, next);
                 }
                 _ => {}
             }
@@ -1683,6 +1694,19 @@ impl World {
         }
         self.check_beliefs();
         true
+    }
+
+    /// docs/HOSTS.md, "Timers": a `handle_timeout` at or after the instant `poll_timeout`
+    /// asked for makes progress, and the next instant is later (or none); one at or before
+    /// `now` would have the host call again at once, for ever.
+    fn timer_moved_on(&mut self, who: &str, now: Instant, next: Option<Instant>) {
+        if let Some(next) = next.filter(|&next| next <= now) {
+            self.fail(format!(
+                "{who} asks for its timer at {} ms right after handle_timeout at {} ms: its host would call it again at once",
+                next.as_ms(),
+                now.as_ms()
+            ));
+        }
     }
 
     fn replicas_agree(&mut self) {

@@ -24,7 +24,7 @@ use fencelock_core::{AcquireOptions, Config, Fence, FenceOutcome, Instant, Mode}
 
 use crate::rng::Rng;
 use crate::sim::{Options, Outcome, Violation};
-use crate::trace::{replayed, Trace};
+use crate::trace::{replayed, stuck_timer, Trace};
 
 const NODES: usize = 3;
 const LOCKS: [&str; 3] = ["alpha", "beta", "gamma"];
@@ -1696,16 +1696,9 @@ impl World {
         true
     }
 
-    /// docs/HOSTS.md, "Timers": a `handle_timeout` at or after the instant `poll_timeout`
-    /// asked for makes progress, and the next instant is later (or none); one at or before
-    /// `now` would have the host call again at once, for ever.
     fn timer_moved_on(&mut self, who: &str, now: Instant, next: Option<Instant>) {
-        if let Some(next) = next.filter(|&next| next <= now) {
-            self.fail(format!(
-                "{who} asks for its timer at {} ms right after handle_timeout at {} ms: its host would call it again at once",
-                next.as_ms(),
-                now.as_ms()
-            ));
+        if let Some(message) = stuck_timer(who, now, next) {
+            self.fail(message);
         }
     }
 

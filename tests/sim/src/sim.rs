@@ -16,7 +16,7 @@ use fencelock_core::{
 
 use crate::lin::{self, Entry, LeaseModel, LeaseOp, Outcome as LinOutcome};
 use crate::rng::Rng;
-use crate::trace::{replayed, Trace};
+use crate::trace::{replayed, stuck_timer, Trace};
 
 /// The hot lock names every client fights over.
 const LOCKS: [&str; 3] = ["alpha", "beta", "gamma"];
@@ -557,8 +557,14 @@ impl<'a> World<'a> {
         let now = self.now;
         for cell in 0..self.cells.len() {
             if self.server_timer(cell) <= now {
+                let mut called = None;
                 if let Some(proc) = self.cells.get_mut(cell).and_then(|c| c.proc.as_mut()) {
-                    proc.server.handle_timeout(Instant(now - proc.origin));
+                    let at = Instant(now - proc.origin);
+                    proc.server.handle_timeout(at);
+                    called = Some((at, proc.server.poll_timeout()));
+                }
+                if let Some((at, next)) = called {
+                    self.timer_moved_on(&format!("server {cell}"), at, next);
                 }
                 self.pump(cell);
             }
@@ -570,7 +576,18 @@ impl<'a> World<'a> {
                     host.client.handle_timeout(at);
                 }
                 self.flush_client(index);
+                let next = self
+                    .clients
+                    .get(index)
+                    .and_then(|h| h.client.poll_timeout());
+                self.timer_moved_on(&format!("c{index}"), at, next);
             }
+        }
+    }
+
+    fn timer_moved_on(&mut self, who: &str, now: Instant, next: Option<Instant>) {
+        if let Some(message) = stuck_timer(who, now, next) {
+            self.fail(message);
         }
     }
 

@@ -1,7 +1,9 @@
-//! What both simulations keep for a failure report: the last lines of a run, and the replay
-//! that fills them.
+//! What both simulations share: the last lines of a run kept for a failure report, the
+//! replay that fills them, and the timer rule every host relies on.
 
 use std::collections::VecDeque;
+
+use fencelock_core::Instant;
 
 use crate::sim::{Options, Outcome, Violation};
 
@@ -48,4 +50,16 @@ pub(crate) fn replayed(options: &Options, run_once: fn(&Options, bool) -> Outcom
         return run_once(options, true);
     }
     outcome
+}
+
+/// docs/HOSTS.md, "Timers": a `handle_timeout` at or after the instant `poll_timeout` asked
+/// for makes progress, and the next instant is later (or none). One at or before the call
+/// would have the host call again at once, for ever: returns what is wrong, if so.
+pub(crate) fn stuck_timer(who: &str, now: Instant, next: Option<Instant>) -> Option<String> {
+    let next = next.filter(|&next| next <= now)?;
+    Some(format!(
+        "{who} asks for its timer at {} ms right after handle_timeout at {} ms: its host would call it again at once",
+        next.as_ms(),
+        now.as_ms()
+    ))
 }

@@ -797,6 +797,12 @@ impl ClusterNode {
     /// campaigns again when the watch shows it deleted) and a fresh one asked for; a lease
     /// the revoke does not reach lapses, as nothing keeps it alive any more.
     fn campaign_unknown(&mut self) {
+        self.replace_lease();
+    }
+
+    /// Revokes this node's etcd lease, taking the election key with it if it is ours (the
+    /// others may campaign at once), and asks for a fresh one.
+    fn replace_lease(&mut self) {
         if let Some(lease) = self.lease.take() {
             self.request(Pending::Revoke, |id| EtcdOp::Revoke { id, lease });
         }
@@ -1158,12 +1164,7 @@ impl ClusterNode {
         self.reset_replica();
         // The election key may still be ours: revoking its lease frees it for the others at
         // once. A fresh lease then starts this node again as a follower.
-        if let Some(lease) = self.lease.take() {
-            self.request(Pending::Revoke, |id| EtcdOp::Revoke { id, lease });
-        }
-        self.outstanding
-            .retain(|(_, pending)| !matches!(pending, Pending::Lease | Pending::KeepAlive { .. }));
-        self.request_lease();
+        self.replace_lease();
         self.update_info();
     }
 

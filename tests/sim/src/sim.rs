@@ -1398,13 +1398,17 @@ impl<'a> World<'a> {
                 if waiter.position != at + 1 {
                     return Some(format!("{} at place {} of the queue", shown(), at + 1));
                 }
-                let alike = |call: &&WaitCall| {
-                    call.lock == info.name
-                        && call.owner == owner
-                        && call.shared == shared
-                        && call.invoke <= now
-                        && call.over_at.map_or(true, |over| over >= invoke)
-                };
+                // The calls this waiter may be, gathered once.
+                let alike: Vec<&WaitCall> = waits
+                    .values()
+                    .filter(|call| {
+                        call.lock == info.name
+                            && call.owner == owner
+                            && call.shared == shared
+                            && call.invoke <= now
+                            && call.over_at.map_or(true, |over| over >= invoke)
+                    })
+                    .collect();
                 let listed = info
                     .waiters
                     .iter()
@@ -1413,14 +1417,14 @@ impl<'a> World<'a> {
                             && (w.mode == Mode::Shared) == shared
                     })
                     .count();
-                let calls = waits.values().filter(alike).count();
+                let calls = alike.len();
                 if calls < listed {
                     return Some(format!(
                         "{}: {listed} such waiters listed, {calls} such calls in flight",
                         shown()
                     ));
                 }
-                let fits = waits.values().filter(alike).any(|call| {
+                let fits = alike.iter().any(|call| {
                     waiter.ms_left <= call.wait_ms
                         && now + waiter.ms_left >= call.invoke + call.wait_ms
                 });
@@ -1428,9 +1432,8 @@ impl<'a> World<'a> {
                     return Some(format!(
                         "{}: no call in flight waits that long (calls: {})",
                         shown(),
-                        waits
-                            .values()
-                            .filter(alike)
+                        alike
+                            .iter()
                             .map(|call| format!("WAIT {} sent at {}", call.wait_ms, call.invoke))
                             .collect::<Vec<_>>()
                             .join(", ")

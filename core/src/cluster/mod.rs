@@ -919,10 +919,21 @@ impl ClusterNode {
             if full || snapshot_in_flight || (appends > 0 && snapshot_due) {
                 return;
             }
+            let mut entries = core::mem::take(&mut self.pending_entries);
+            let engine = self.server.engine();
+            if snapshot_due && !engine.has_untaken_inputs() {
+                // The engine's time moves on without an entry (a timeout that fires no timer,
+                // a VERIFY), and the snapshot's image holds it: a tick brings the replicas
+                // that replay this batch to the same instant as those that restore the image.
+                let now = engine.now();
+                if entries.last().is_some_and(|entry| entry.at() < now) {
+                    entries.push(Entry::Tick { at: now.as_ms() });
+                }
+            }
             let batch = Batch {
                 index,
                 term: self.term,
-                entries: core::mem::take(&mut self.pending_entries),
+                entries,
             };
             for entry in &batch.entries {
                 if let Some(client) = entry.client() {

@@ -1019,6 +1019,43 @@ fn a_follower_that_lost_its_watch_resyncs_from_the_snapshot() {
 }
 
 #[test]
+fn a_replica_restored_from_a_snapshot_keeps_the_time_of_one_that_replayed_the_log() {
+    // The leader's engine time moves on without an entry (a timeout that fires no timer, a
+    // VERIFY). A snapshot taken then holds the later time; the batch it goes with must carry
+    // it too, or replicas that restored it and replicas that replayed the log run at different
+    // times and grant the same lease different deadlines.
+    let mut h = Harness::with_snapshots(2, 2);
+    let first = h.connect(0);
+    let second = h.connect(0);
+    h.paused[0] = true;
+    h.send(0, first, &["ACQUIRE", "a", "60000"]);
+    // Batch 2 (the snapshot's) waits for batch 1's answer.
+    h.send(0, second, &["ACQUIRE", "b", "60000"]);
+    h.advance(800);
+    h.paused[0] = false;
+    h.pump();
+    token(&h.replies(0, first).concat());
+    token(&h.replies(0, second).concat());
+    let snapshot = stored_snapshot(&h).expect("a snapshot was stored");
+    assert_eq!(snapshot.index, 2);
+    let joiner = h.add_node(2);
+    assert_eq!(h.nodes[joiner].log_index(), 2);
+    let leader = h.nodes[0].engine().image();
+    assert_eq!(h.nodes[joiner].engine().image(), leader, "restored");
+    assert_eq!(h.nodes[1].engine().image(), leader, "replayed");
+    // The two followers grant the next lease the same deadline.
+    h.kill(0);
+    let next = h.leader().expect("a new leader");
+    let conn = h.connect(next);
+    token(&h.call(next, conn, &["ACQUIRE", "c", "1000"]));
+    let other = if next == 1 { joiner } else { 1 };
+    assert_eq!(
+        h.nodes[other].engine().image(),
+        h.nodes[next].engine().image()
+    );
+}
+
+#[test]
 fn a_log_with_a_gap_is_not_applied_and_read_again_later() {
     let mut h = Harness::new(1);
     let conn = h.connect(0);

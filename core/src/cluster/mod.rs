@@ -305,6 +305,24 @@ impl ClusterNode {
         self.leader.as_deref()
     }
 
+    /// Returns the node's term: the create revision of the election key it won (0 while it
+    /// has not won one). The node leads only while etcd's election key has this revision.
+    #[must_use]
+    pub fn term(&self) -> u64 {
+        self.term
+    }
+
+    /// Returns the engine time at host time `now`: a leader's engine clock runs on from the
+    /// last logged instant at the host's rate; a follower's engine time is the log's.
+    #[must_use]
+    pub fn engine_time_at(&self, now: Instant) -> Instant {
+        if self.role == Role::Leader {
+            self.base_engine.plus_ms(now.ms_since(self.base_host))
+        } else {
+            self.server.engine().now()
+        }
+    }
+
     /// Returns the last log index applied or committed.
     #[must_use]
     pub fn log_index(&self) -> u64 {
@@ -563,7 +581,9 @@ impl ClusterNode {
                 self.lease_confirmed = now;
                 let ttl_ms = node_ttl(&self.config).saturating_mul(1000);
                 self.next_keepalive = now.plus_ms(ttl_ms / 3);
-                if self.watch.is_none() && self.role == Role::Starting {
+                // A read already asked for (the watch failed meanwhile) serves: a second
+                // would start a second watch.
+                if self.watch.is_none() && self.role == Role::Starting && !self.reading_log() {
                     self.read_log();
                 } else if self.leader.is_none() && self.role == Role::Follower {
                     self.campaign();
@@ -664,6 +684,12 @@ impl ClusterNode {
     }
 
     // -- follower --------------------------------------------------------------------------
+
+    fn reading_log(&self) -> bool {
+        self.outstanding
+            .iter()
+            .any(|(_, pending)| *pending == Pending::Range)
+    }
 
     fn read_log(&mut self) {
         // The whole cluster prefix: the election key and the log.
@@ -803,6 +829,8 @@ impl ClusterNode {
     /// Revokes this node's etcd lease, taking the election key with it if it is ours (the
     /// others may campaign at once), and asks for a fresh one.
     fn replace_lease(&mut self) {
+        // The fresh lease's answer starts what a retry would have (a read of the log).
+        self.retry_at = None;
         if let Some(lease) = self.lease.take() {
             self.request(Pending::Revoke, |id| EtcdOp::Revoke { id, lease });
         }
@@ -1233,11 +1261,7 @@ impl ClusterNode {
     /// time; a follower's engine time is the log's.
     fn engine_time(&mut self, now: Instant) -> Instant {
         self.last_host = self.last_host.max(now);
-        if self.role == Role::Leader {
-            self.base_engine.plus_ms(now.ms_since(self.base_host))
-        } else {
-            self.server.engine().now()
-        }
+        self.engine_time_at(now)
     }
 
     fn host_time(&self, engine: Instant) -> Instant {

@@ -789,6 +789,53 @@ fn a_keep_alive_in_flight_asks_for_no_timer_in_the_past() {
 }
 
 #[test]
+fn a_follower_that_lost_its_watch_and_its_lease_reads_the_log_once() {
+    // The watch fails (the follower reads the log again) and the lease is gone (it asks for a
+    // new one); the new lease may come before the read. A second read then overwrote the
+    // first's watch, which nobody cancelled, and a retry timer left by a failed one of the two
+    // outlived a later step-down, in the past (found by the simulator, cluster seed 5742).
+    let mut h = Harness::new(2);
+    h.paused[1] = true;
+    // A keep-alive goes out after a third of the lease; etcd no longer knows the lease.
+    h.advance(700);
+    let lease = h.nodes[1].lease.expect("a lease");
+    h.etcd.expire(lease);
+    let watch = h.nodes[1].watch.expect("a watch");
+    h.nodes[1].handle_etcd(
+        h.now,
+        watch,
+        EtcdResult::Failed {
+            reason: "compacted".into(),
+        },
+    );
+    h.watches[1].clear();
+    h.pump();
+    let take = |h: &mut Harness, pick: fn(&EtcdOp) -> bool| -> EtcdOp {
+        let at = h.parked[1]
+            .iter()
+            .position(pick)
+            .expect("a parked operation");
+        h.parked[1].remove(at)
+    };
+    let keep_alive = take(&mut h, |op| matches!(op, EtcdOp::KeepAlive { .. }));
+    let result = h.apply(&keep_alive);
+    h.answer(1, keep_alive.id(), result);
+    let grant = take(&mut h, |op| matches!(op, EtcdOp::GrantLease { .. }));
+    let result = h.apply(&grant);
+    h.answer(1, grant.id(), result);
+    let ranges = h.parked[1]
+        .iter()
+        .filter(|op| matches!(op, EtcdOp::Range { .. }))
+        .count();
+    assert_eq!(ranges, 1, "one read of the log at a time");
+    h.paused[1] = false;
+    h.pump();
+    assert_eq!(h.nodes[1].role(), Role::Follower);
+    assert_eq!(h.watches[1].len(), 1, "one watch");
+    assert_eq!(h.nodes[1].log_index(), h.nodes[0].log_index());
+}
+
+#[test]
 fn a_campaign_whose_answer_was_lost_does_not_leave_the_cluster_leaderless() {
     // The campaign wrote the election key, bound to the node's lease, but its answer was lost:
     // the node does not know it won, and keeping its lease alive would keep the key, so that

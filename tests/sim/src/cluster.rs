@@ -1397,12 +1397,7 @@ impl World {
         for (index, host) in self.clients.iter().enumerate() {
             let now = Instant(self.now - host.origin);
             for (&token, held) in &host.held {
-                let stealable = self.steals.get(&held.name).is_some_and(|steals| {
-                    steals
-                        .iter()
-                        .any(|&(_, ended)| ended.map_or(true, |end| end >= held.sent_at))
-                });
-                if held.ephemeral || held.releasing || stealable {
+                if held.ephemeral || held.releasing || self.stealable(held) {
                     continue;
                 }
                 let live = host
@@ -1427,6 +1422,103 @@ impl World {
             ))
         });
         if let Some(message) = conflict {
+            self.fail(message);
+        }
+    }
+
+    /// A STEAL of the lease's lock may have ended it before its holder could know: one that
+    /// was asked for before the steal's call ended.
+    fn stealable(&self, held: &Held) -> bool {
+        self.steals.get(&held.name).is_some_and(|steals| {
+            steals
+                .iter()
+                .any(|&(_, ended)| ended.map_or(true, |end| end >= held.sent_at))
+        })
+    }
+
+    /// The node that leads by etcd's word (the election key has its term), if any.
+    fn leader(&self) -> Option<usize> {
+        let key = format!("{}leader", self.cluster_config.prefix());
+        let term = self.etcd.keys.get(key.as_bytes())?.create;
+        self.nodes.iter().position(|host| {
+            host.node
+                .as_ref()
+                .is_some_and(|node| node.role() == Role::Leader && node.term() == term)
+        })
+    }
+
+    /// Client side, after every step: each lease a client reports held is still tracked, is
+    /// signalled lost at the latest when its local deadline passes, and, while a node leads by
+    /// etcd's word, lives in that leader's engine at least until the client's deadline
+    /// (engine time mapped to the leader's host clock). Left out of the last: the leases
+    /// `check_beliefs` leaves out.
+    fn check_clients(&mut self) {
+        let now = self.now;
+        // The leader's leases: token -> the simulated instant its engine ends it.
+        let leader: Option<BTreeMap<u64, u64>> = self.leader().and_then(|index| {
+            let host = self.nodes.get(index)?;
+            let node = host.node.as_ref()?;
+            let engine_now = node.engine_time_at(Instant(now - host.origin)).as_ms();
+            Some(
+                node.engine()
+                    .leases()
+                    .map(|lease| {
+                        let left = lease.deadline.as_ms().saturating_sub(engine_now);
+                        (lease.token, now + left)
+                    })
+                    .collect(),
+            )
+        });
+        let mut failure = None;
+        'clients: for (index, host) in self.clients.iter().enumerate() {
+            let at = Instant(now - host.origin);
+            let paused = host.paused_until > now;
+            // A timer due at this very instant fires before time moves on.
+            let timer_due = host
+                .client
+                .poll_timeout()
+                .is_some_and(|t| host.origin + t.as_ms() <= now);
+            for (&token, held) in &host.held {
+                let Some(status) = host.client.lease(at, &held.name, token) else {
+                    failure = Some(format!(
+                        "c{index} stopped tracking {} #{token} without a LeaseLost event",
+                        held.name
+                    ));
+                    break 'clients;
+                };
+                let deadline = host.origin + status.deadline.as_ms();
+                if deadline < now && !paused && !timer_due {
+                    failure = Some(format!(
+                        "c{index} still reports {} #{token} held {} ms after its local deadline, with no LeaseLost",
+                        held.name,
+                        now - deadline
+                    ));
+                    break 'clients;
+                }
+                if deadline <= now || held.ephemeral || held.releasing || self.stealable(held) {
+                    continue;
+                }
+                let Some(leases) = &leader else { continue };
+                match leases.get(&token) {
+                    Some(&end) if end < deadline => {
+                        failure = Some(format!(
+                            "c{index} believes {} #{token} lasts until {deadline}, but the leader ends it at {end}",
+                            held.name
+                        ));
+                        break 'clients;
+                    }
+                    Some(_) => {}
+                    None => {
+                        failure = Some(format!(
+                            "c{index} believes it holds {} #{token} until {deadline}, but the leader does not",
+                            held.name
+                        ));
+                        break 'clients;
+                    }
+                }
+            }
+        }
+        if let Some(message) = failure {
             self.fail(message);
         }
     }
@@ -1693,6 +1785,7 @@ impl World {
             self.watches_changed();
         }
         self.check_beliefs();
+        self.check_clients();
         true
     }
 

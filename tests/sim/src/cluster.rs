@@ -1709,6 +1709,18 @@ impl World {
         let until = self.now + MAX_TTL_MS + 4_000;
         while self.violation.is_none() && self.step_once(until) {}
         self.now = self.now.max(until);
+        // Every lease has ended by now: each holder heard of it.
+        let unheard = self.clients.iter().enumerate().find_map(|(index, host)| {
+            let (token, held) = host.held.iter().next()?;
+            Some(format!(
+                "c{index} never heard that {} #{token} ended (no LeaseLost by the end)",
+                held.name
+            ))
+        });
+        if let Some(message) = unheard {
+            self.fail(message);
+            return;
+        }
         self.replicas_agree();
     }
 

@@ -17,11 +17,13 @@ use fencelock_core::client::{
     Client, ClientConfig, Event as ClientEvent, Output as ClientOutput, Reply, RequestId,
 };
 use fencelock_core::cluster::{
-    ClusterConfig, ClusterNode, EtcdOp, EtcdResult, KeyValue, LogWrite, OpId, Role, WatchEvent,
+    Batch, ClusterConfig, ClusterNode, EtcdOp, EtcdResult, KeyValue, LogWrite, OpId, Role,
+    WatchEvent,
 };
 use fencelock_core::protocol::{ConnId, Output as ServerOutput, ServerConfig};
 use fencelock_core::{AcquireOptions, Config, Fence, FenceOutcome, Instant, Mode};
 
+use crate::lin::{self, Entry as LinEntry, LeaseModel, LeaseOp, Outcome as LinOutcome};
 use crate::rng::Rng;
 use crate::sim::{Options, Outcome, Violation};
 use crate::trace::{replayed, stuck_timer, Trace};
@@ -320,6 +322,8 @@ struct Sent {
     at: u64,
     /// The lease a RENEW or RELEASE names.
     token: u64,
+    /// Its operation in the lock's history.
+    history: Option<usize>,
 }
 
 struct ClientHost {
@@ -405,6 +409,17 @@ struct World {
     /// (when a grant's reply came, the highest token revealed by then), in time order.
     reveals: Vec<(u64, u64)>,
     cluster_config: ClusterConfig,
+    /// Each lock's history of calls, and the failovers that may have lengthened its leases.
+    history: BTreeMap<String, Vec<LinEntry<LeaseOp>>>,
+    /// Calls whose outcome is unknown: (lock, index in its history, when the call ended).
+    unknown: Vec<(String, usize, u64)>,
+    /// Each term's start: (the leader's engine time, simulated time) at its promotion.
+    terms: BTreeMap<u64, (u64, u64)>,
+    /// The term each node led in when last looked at (0: it did not lead).
+    leading: [u64; NODES],
+    /// When the election key changed (deleted or created), in order: after that, no append
+    /// of an earlier term can commit.
+    elections: Vec<u64>,
     faults_on: bool,
     /// Steps taken at the current instant (a busy loop never lets time go on).
     steps_now: u64,
@@ -438,6 +453,11 @@ impl World {
             revealed: BTreeSet::new(),
             reveals: Vec::new(),
             cluster_config,
+            history: BTreeMap::new(),
+            unknown: Vec::new(),
+            terms: BTreeMap::new(),
+            leading: [0; NODES],
+            elections: Vec::new(),
             faults_on: true,
             steps_now: 0,
             tracing,
@@ -845,6 +865,7 @@ impl World {
             break;
         }
         self.check_node(index);
+        self.note_promotion(index);
     }
 
     fn check_node(&mut self, index: usize) {
@@ -871,7 +892,11 @@ impl World {
         let result = if before {
             None
         } else {
+            let term_before = self.election_term();
             let result = self.etcd.perform(&op, self.now);
+            if self.election_term() != term_before {
+                self.elections.push(self.now);
+            }
             note!(
                 self,
                 "etcd: n{node} {} -> {}",
@@ -1123,7 +1148,7 @@ impl World {
                 .unwrap_or("alpha"),
         );
         let sent = self.now;
-        let mut recorded: Option<(RequestId, &'static str, String, u64)> = None;
+        let mut recorded: Option<(RequestId, &'static str, String, u64, LeaseOp)> = None;
         match (roll, chosen) {
             (0..=49, _) | (_, None) if roll < 85 => {
                 let ttl_ms = self.rng.range(300, MAX_TTL_MS);
@@ -1163,7 +1188,17 @@ impl World {
                             (false, false, true) => "acquire-ephemeral",
                             (false, false, false) => "acquire",
                         };
-                        recorded = Some((id, kind, name, 0));
+                        let op = LeaseOp::Acquire {
+                            ttl_ms,
+                            shared,
+                            steal: options.steal,
+                            ephemeral,
+                            lock_delay_ms: options.lock_delay_ms.unwrap_or(0),
+                            kept: false,
+                            outcome: LinOutcome::Unknown,
+                            free_within_ms: None,
+                        };
+                        recorded = Some((id, kind, name, 0, op));
                     }
                 }
             }
@@ -1171,7 +1206,12 @@ impl World {
                 let ttl_ms = self.rng.range(300, MAX_TTL_MS);
                 if let Some(h) = self.clients.get_mut(client) {
                     if let Ok(id) = h.client.renew(now, &name, token, ttl_ms) {
-                        recorded = Some((id, "renew", name, token));
+                        let op = LeaseOp::Renew {
+                            token,
+                            ttl_ms,
+                            outcome: LinOutcome::Unknown,
+                        };
+                        recorded = Some((id, "renew", name, token, op));
                     }
                 }
             }
@@ -1181,16 +1221,11 @@ impl World {
                         held.releasing = true;
                     }
                     if let Ok(id) = h.client.release(now, &name, token) {
-                        h.pending.insert(
-                            id,
-                            Sent {
-                                kind: "release",
-                                name: name.clone(),
-                                at: sent,
-                                token,
-                            },
-                        );
-                        note!(self, "c{client} sends release {name} #{token}");
+                        let op = LeaseOp::Release {
+                            token,
+                            outcome: LinOutcome::Unknown,
+                        };
+                        recorded = Some((id, "release", name, token, op));
                     }
                 }
             }
@@ -1206,8 +1241,9 @@ impl World {
             }
             _ => {}
         }
-        if let Some((id, kind, name, token)) = recorded {
-            note!(self, "c{client} sends {kind} {name}");
+        if let Some((id, kind, name, token, op)) = recorded {
+            note!(self, "c{client} sends {kind} {name} #{token}");
+            let history = Some(self.call(&name, op));
             if let Some(h) = self.clients.get_mut(client) {
                 h.pending.insert(
                     id,
@@ -1216,6 +1252,7 @@ impl World {
                         name,
                         at: sent,
                         token,
+                        history,
                     },
                 );
             }
@@ -1304,6 +1341,7 @@ impl World {
                     name,
                     at: sent,
                     token: named,
+                    history,
                 }) = host.pending.remove(&id)
                 else {
                     continue;
@@ -1323,6 +1361,7 @@ impl World {
                         steal.1 = Some(end);
                     }
                 }
+                let mut kept = false;
                 match &result {
                     Ok(Reply::Granted { token, .. }) => {
                         let token = *token;
@@ -1333,6 +1372,7 @@ impl World {
                         host.grants += 1;
                         // Closed clients (and the probe) renew nothing.
                         let keep = keep && !host.closed;
+                        kept = keep;
                         if keep {
                             host.client.keep_alive(&name, token);
                         }
@@ -1359,9 +1399,165 @@ impl World {
                         note!(self, "c{client} {kind} {name} -> {}", short(other));
                     }
                 }
+                let now = self.now;
+                let entry =
+                    history.and_then(|i| Some((i, self.history.get_mut(&name)?.get_mut(i)?)));
+                if let Some((index, entry)) = entry {
+                    if complete(entry, &result, kept, now) {
+                        self.unknown.push((name, index, now));
+                    }
+                }
                 continue;
             }
             break;
+        }
+    }
+
+    /// The create revision of the election key (0: none).
+    fn election_term(&self) -> u64 {
+        let key = format!("{}leader", self.cluster_config.prefix());
+        self.etcd
+            .keys
+            .get(key.as_bytes())
+            .map_or(0, |stored| stored.create)
+    }
+
+    /// Opens an operation in `name`'s history, invoked now; returns its index.
+    fn call(&mut self, name: &str, op: LeaseOp) -> usize {
+        let history = self.history.entry(String::from(name)).or_default();
+        history.push(LinEntry {
+            invoke: self.now,
+            ret: None,
+            op,
+        });
+        history.len() - 1
+    }
+
+    /// A node that leads now and did not when last looked at: every lease in the log lives
+    /// on from its last logged instant, so each may end later by the time since that instant
+    /// was the leader's (a failover lengthens leases, never shortens them). That enters each
+    /// lock's history as a restart after that long. The instant was the engine time of the
+    /// term that wrote the last batch, which started at (engine time, simulated time); if this
+    /// run never saw that term start, the whole run so far bounds it.
+    fn note_promotion(&mut self, index: usize) {
+        let Some(host) = self.nodes.get(index) else {
+            return;
+        };
+        let Some(node) = host.node.as_ref() else {
+            return;
+        };
+        let term = if node.role() == Role::Leader {
+            node.term()
+        } else {
+            0
+        };
+        let was = self.leading.get(index).copied().unwrap_or(0);
+        if term == was {
+            return;
+        }
+        if let Some(slot) = self.leading.get_mut(index) {
+            *slot = term;
+        }
+        if term == 0 {
+            return;
+        }
+        let resumed = node.engine_time_at(Instant(self.now - host.origin)).as_ms();
+        let log_prefix = format!("{}log/", self.cluster_config.prefix());
+        let last_term = self
+            .etcd
+            .keys
+            .range(log_prefix.clone().into_bytes()..)
+            .take_while(|(key, _)| key.starts_with(log_prefix.as_bytes()))
+            .last()
+            .and_then(|(_, stored)| Batch::decode(&stored.value).ok())
+            .map(|batch| batch.term);
+        let written_at = last_term
+            .and_then(|t| self.terms.get(&t))
+            .map_or(START, |&(engine, at)| at + resumed.saturating_sub(engine));
+        let gap = self.now.saturating_sub(written_at);
+        self.terms.insert(term, (resumed, self.now));
+        note!(
+            self,
+            "n{index} leads (term {term}) from engine time {resumed}: leases may end up to {gap} ms later"
+        );
+        for lock in LOCKS {
+            self.history
+                .entry(String::from(lock))
+                .or_default()
+                .push(LinEntry {
+                    invoke: self.now,
+                    ret: Some(self.now),
+                    op: LeaseOp::CleanRestart { downtime_ms: gap },
+                });
+        }
+    }
+
+    /// Every lock's history is linearizable under the lease model. A call of unknown outcome
+    /// ran on a leader or nowhere, and an entry commits only in its leader's term: it took
+    /// effect before the election key next changed after the call ended, if at all, and
+    /// within `STEAL_UNKNOWN_MS`.
+    fn check_histories(&mut self) {
+        for (name, index, ended) in std::mem::take(&mut self.unknown) {
+            let next = self.elections.partition_point(|&at| at < ended);
+            let changed = self.elections.get(next).copied().unwrap_or(u64::MAX);
+            if let Some(entry) = self.history.get_mut(&name).and_then(|h| h.get_mut(index)) {
+                entry.ret = Some(changed.min(ended + STEAL_UNKNOWN_MS).max(entry.invoke));
+            }
+        }
+        for (name, history) in &self.history {
+            if std::env::var("LINDEBUG").is_ok() {
+                let unknown: Vec<u64> = history
+                    .iter()
+                    .filter(|e| {
+                        matches!(
+                            &e.op,
+                            LeaseOp::Acquire {
+                                outcome: LinOutcome::Unknown,
+                                ..
+                            } | LeaseOp::Renew {
+                                outcome: LinOutcome::Unknown,
+                                ..
+                            } | LeaseOp::Release {
+                                outcome: LinOutcome::Unknown,
+                                ..
+                            }
+                        )
+                    })
+                    .map(|e| e.ret.unwrap_or(0) - e.invoke)
+                    .collect();
+                let kept = history
+                    .iter()
+                    .filter(|e| matches!(&e.op, LeaseOp::Acquire { kept: true, .. }))
+                    .count();
+                let mut w = unknown.clone();
+                w.sort();
+                eprintln!("LIN {name}: {} ops, {} unknown, window median {:?} max {:?}, kept {kept}, elections {}, verdict {:?}", history.len(), unknown.len(), w.get(w.len()/2), w.last(), self.elections.len(), lin::check(&LeaseModel, history).map_err(|f| f.placed));
+            }
+            self.outcome.checked_ops += history.len() as u64;
+            let failure = match lin::check(&LeaseModel, history) {
+                Ok(lin::Verdict::Linearizable { .. }) => continue,
+                Ok(lin::Verdict::Undecided) => {
+                    self.outcome.undecided_histories += 1;
+                    continue;
+                }
+                Err(failure) => failure,
+            };
+            let mut message = format!(
+                "lock {name}: history not linearizable ({} of {} operations placed); stuck at:",
+                failure.placed,
+                history.len()
+            );
+            if let Some(entry) = history.get(failure.stuck) {
+                message.push_str(&format!(" {entry:?}\nhistory around it:"));
+                for other in history.iter().filter(|o| {
+                    o.invoke + 6_000 >= entry.invoke
+                        && o.invoke <= entry.ret.unwrap_or(entry.invoke) + 100
+                }) {
+                    message.push_str(&format!("\n  {other:?}"));
+                }
+            }
+            self.fail(message);
+            return;
         }
     }
 
@@ -1640,15 +1836,29 @@ impl World {
                 if let Some(h) = self.clients.get_mut(probe) {
                     // A TTL longer than the wait: the lease is measured from the request.
                     if let Ok(id) = h.client.acquire(now, lock, MAX_TTL_MS, &options) {
-                        h.pending.insert(
-                            id,
-                            Sent {
-                                kind: "acquire",
-                                name: String::from(lock),
-                                at: sent,
-                                token: 0,
-                            },
-                        );
+                        let op = LeaseOp::Acquire {
+                            ttl_ms: MAX_TTL_MS,
+                            shared: false,
+                            steal: false,
+                            ephemeral: false,
+                            lock_delay_ms: 0,
+                            kept: false,
+                            outcome: LinOutcome::Unknown,
+                            free_within_ms: None,
+                        };
+                        let history = Some(self.call(lock, op));
+                        if let Some(h) = self.clients.get_mut(probe) {
+                            h.pending.insert(
+                                id,
+                                Sent {
+                                    kind: "acquire",
+                                    name: String::from(lock),
+                                    at: sent,
+                                    token: 0,
+                                    history,
+                                },
+                            );
+                        }
                     }
                 }
                 self.flush_client(probe);
@@ -1722,6 +1932,7 @@ impl World {
             return;
         }
         self.replicas_agree();
+        self.check_histories();
     }
 
     /// Takes one step: the earliest event or timer due by `until`, then the checks; false
@@ -1793,8 +2004,12 @@ impl World {
                 self.handle(ev);
             }
         }
+        let term_before = self.election_term();
         if self.etcd.expire(self.now) {
             self.watches_changed();
+        }
+        if self.election_term() != term_before {
+            self.elections.push(self.now);
         }
         self.check_beliefs();
         self.check_clients();
@@ -1889,4 +2104,61 @@ fn short(result: &Result<Reply, fencelock_core::Error>) -> String {
         Ok(_) => String::from("ok"),
         Err(error) => error.to_string(),
     }
+}
+
+/// Records how a call ended in its history entry: when, and its outcome; returns true if its
+/// outcome is unknown (its end is then settled by `check_histories`): a call whose connection
+/// failed after it was sent, and a deposed leader's "may or may not have taken effect".
+fn complete(
+    entry: &mut LinEntry<LeaseOp>,
+    result: &Result<Reply, fencelock_core::Error>,
+    kept: bool,
+    now: u64,
+) -> bool {
+    use fencelock_core::Error;
+    let unknown = match result {
+        Err(Error::ConnectionLost(message)) => !message.contains(" not sent: "),
+        Err(Error::Reply { code, message }) => {
+            code == "NOTLEADER" && message.contains("may or may not")
+        }
+        _ => false,
+    };
+    entry.ret = (!unknown).then_some(now);
+    let outcome = |ok: Option<u64>| match result {
+        _ if unknown => LinOutcome::Unknown,
+        Ok(_) => ok.map_or(LinOutcome::Unknown, LinOutcome::Ok),
+        Err(error) => LinOutcome::Fail(String::from(error.wire_code())),
+    };
+    match &mut entry.op {
+        LeaseOp::Acquire {
+            outcome: out,
+            kept: k,
+            free_within_ms,
+            ..
+        } => {
+            *k = kept;
+            *out = outcome(match result {
+                Ok(Reply::Granted { token, .. }) => Some(*token),
+                _ => None,
+            });
+            if let Err(Error::Locked { ms_left }) = result {
+                *free_within_ms = Some(*ms_left);
+            }
+        }
+        LeaseOp::Renew { outcome: out, .. } | LeaseOp::Verify { outcome: out, .. } => {
+            *out = outcome(match result {
+                Ok(Reply::MsLeft(ms_left)) => Some(*ms_left),
+                _ => None,
+            });
+        }
+        LeaseOp::Release { outcome: out, .. } => {
+            *out = match outcome(matches!(result, Ok(Reply::Ok)).then_some(0)) {
+                LinOutcome::Ok(_) => LinOutcome::Ok(()),
+                LinOutcome::Unknown => LinOutcome::Unknown,
+                LinOutcome::Fail(code) => LinOutcome::Fail(code),
+            };
+        }
+        LeaseOp::Query { .. } | LeaseOp::Crash | LeaseOp::CleanRestart { .. } => {}
+    }
+    unknown
 }

@@ -438,6 +438,14 @@ impl Harness {
         self.pump();
     }
 
+    /// The node's watch fails (etcd compacted the revisions it needed), unseen by etcd.
+    fn fail_watch(&mut self, node: usize) {
+        let watch = self.nodes[node].watch.expect("a watch");
+        let reason = "compacted".into();
+        self.nodes[node].handle_etcd(self.now, watch, EtcdResult::Failed { reason });
+        self.watches[node].clear();
+    }
+
     fn kill(&mut self, node: usize) {
         self.dead[node] = true;
         let leases: Vec<i64> = self.nodes[node].lease.into_iter().collect();
@@ -800,15 +808,7 @@ fn a_follower_that_lost_its_watch_and_its_lease_reads_the_log_once() {
     h.advance(700);
     let lease = h.nodes[1].lease.expect("a lease");
     h.etcd.expire(lease);
-    let watch = h.nodes[1].watch.expect("a watch");
-    h.nodes[1].handle_etcd(
-        h.now,
-        watch,
-        EtcdResult::Failed {
-            reason: "compacted".into(),
-        },
-    );
-    h.watches[1].clear();
+    h.fail_watch(1);
     h.pump();
     let take = |h: &mut Harness, pick: fn(&EtcdOp) -> bool| -> EtcdOp {
         let at = h.parked[1]
@@ -1048,15 +1048,7 @@ fn a_follower_that_lost_its_watch_resyncs_from_the_snapshot() {
     }
     assert!(log_keys(&h).first().copied() > Some(1), "compacted");
     // etcd compacted the revisions the watch needed: it fails, and the follower reads again.
-    let watch = h.nodes[1].watch.expect("a watch");
-    h.nodes[1].handle_etcd(
-        h.now,
-        watch,
-        EtcdResult::Failed {
-            reason: "compacted".into(),
-        },
-    );
-    h.watches[1].clear();
+    h.fail_watch(1);
     h.paused[1] = false;
     h.pump();
     assert_eq!(h.nodes[1].role(), Role::Follower);

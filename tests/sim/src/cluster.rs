@@ -17,11 +17,14 @@ use fencelock_core::client::{
     Client, ClientConfig, Event as ClientEvent, Output as ClientOutput, Reply, RequestId,
 };
 use fencelock_core::cluster::{
-    Batch, ClusterConfig, ClusterNode, EtcdOp, EtcdResult, KeyValue, LogWrite, OpId, Role,
+    Batch, ClusterConfig, Entry as LogEntry, ClusterNode, EtcdOp, EtcdResult, KeyValue, LogWrite, OpId, Role,
     WatchEvent,
 };
 use fencelock_core::protocol::{ConnId, Output as ServerOutput, ServerConfig};
-use fencelock_core::{AcquireOptions, Config, Fence, FenceOutcome, Instant, Mode};
+use fencelock_core::{
+    AcquireOptions, Acquired, Config, Engine, Event as EngineEvent, Fence, FenceOutcome, Instant,
+    Mode,
+};
 
 use crate::lin::{self, Entry as LinEntry, LeaseModel, LeaseOp, Outcome as LinOutcome};
 use crate::rng::Rng;
@@ -413,6 +416,8 @@ struct World {
     history: BTreeMap<String, Vec<LinEntry<LeaseOp>>>,
     /// Calls whose outcome is unknown: (lock, index in its history, when the call ended).
     unknown: Vec<(String, usize, u64)>,
+    /// Each ACQUIRE's owner label (one per call) -> its lock and index in the lock's history.
+    owners: BTreeMap<String, (String, usize)>,
     /// Each term's start: (the leader's engine time, simulated time) at its promotion.
     terms: BTreeMap<u64, (u64, u64)>,
     /// The term each node led in when last looked at (0: it did not lead).
@@ -455,6 +460,7 @@ impl World {
             cluster_config,
             history: BTreeMap::new(),
             unknown: Vec::new(),
+            owners: BTreeMap::new(),
             terms: BTreeMap::new(),
             leading: [0; NODES],
             elections: Vec::new(),
@@ -1172,6 +1178,7 @@ impl World {
                 }
                 let ephemeral = options.ephemeral;
                 let shared = options.mode == Mode::Shared;
+                options.owner = Some(format!("o{}", self.owners.len()));
                 if options.steal {
                     self.steals
                         .entry(name.clone())
@@ -1243,7 +1250,13 @@ impl World {
         }
         if let Some((id, kind, name, token, op)) = recorded {
             note!(self, "c{client} sends {kind} {name} #{token}");
-            let history = Some(self.call(&name, op));
+            let acquire = matches!(op, LeaseOp::Acquire { .. });
+            let index = self.call(&name, op);
+            if acquire {
+                let owner = format!("o{}", self.owners.len());
+                self.owners.insert(owner, (name.clone(), index));
+            }
+            let history = Some(index);
             if let Some(h) = self.clients.get_mut(client) {
                 h.pending.insert(
                     id,
@@ -1405,6 +1418,22 @@ impl World {
                 if let Some((index, entry)) = entry {
                     if complete(entry, &result, kept, now) {
                         self.unknown.push((name, index, now));
+                    } else if refused_renewal_or_release(&entry.op) {
+                        // The client sends a RENEW or RELEASE once more on a new connection
+                        // when its connection fails: the refusal may answer that copy while
+                        // the first ran. The first enters as a call of unknown outcome.
+                        let mut copy = entry.clone();
+                        match &mut copy.op {
+                            LeaseOp::Renew { outcome, .. } => *outcome = LinOutcome::Unknown,
+                            LeaseOp::Release { outcome, .. } => *outcome = LinOutcome::Unknown,
+                            _ => {}
+                        }
+                        copy.ret = None;
+                        if let Some(history) = self.history.get_mut(&name) {
+                            history.push(copy);
+                            let copied = history.len() - 1;
+                            self.unknown.push((name, copied, now));
+                        }
                     }
                 }
                 continue;
@@ -1431,6 +1460,79 @@ impl World {
             op,
         });
         history.len() - 1
+    }
+
+    /// Replays every batch etcd committed, in order, on an engine of its own: for each ACQUIRE
+    /// of this run (by its owner label) that committed, the token it was granted, at once or
+    /// after a wait (`None`: it ran and was not granted).
+    fn replay_log(&self) -> BTreeMap<String, Option<u64>> {
+        let mut config = Config::default();
+        config.max_ttl_ms = MAX_TTL_MS;
+        config.max_wait_ms = 10_000;
+        if let Some(tweak) = self.options.engine_tweak {
+            tweak(&mut config);
+        }
+        let mut engine = Engine::new(config);
+        let log_prefix = format!("{}log/", self.cluster_config.prefix());
+        let mut ran: BTreeMap<String, Option<u64>> = BTreeMap::new();
+        let mut waiting = BTreeMap::new();
+        for (_, event) in &self.etcd.history {
+            let WatchEvent::Put(kv) = event else { continue };
+            if !kv.key.starts_with(log_prefix.as_bytes()) {
+                continue;
+            }
+            let Ok(batch) = Batch::decode(&kv.value) else {
+                continue;
+            };
+            for entry in &batch.entries {
+                match entry {
+                    LogEntry::Acquire {
+                        at,
+                        name,
+                        ttl_ms,
+                        shared,
+                        wait_ms,
+                        owner: Some(owner),
+                        steal,
+                        client,
+                        ephemeral,
+                        lock_delay_ms,
+                    } => {
+                        let mut options = AcquireOptions::default();
+                        options.mode = if *shared { Mode::Shared } else { Mode::Exclusive };
+                        options.wait_ms = *wait_ms;
+                        options.owner = Some(owner.clone());
+                        options.steal = *steal;
+                        options.client = *client;
+                        options.ephemeral = *ephemeral;
+                        options.lock_delay_ms = *lock_delay_ms;
+                        let granted = match engine.acquire(Instant(*at), name, *ttl_ms, &options) {
+                            Ok(Acquired::Granted { token, .. }) => Some(token),
+                            Ok(Acquired::Queued { waiter, .. }) => {
+                                waiting.insert(waiter, owner.clone());
+                                None
+                            }
+                            _ => None,
+                        };
+                        ran.insert(owner.clone(), granted);
+                    }
+                    other => other.apply(&mut engine),
+                }
+                if std::env::var("LINDEBUG").is_ok() && entry.at().as_ms() >= 54_000 && entry.at().as_ms() <= 55_450 {
+                    eprintln!("REPLAY batch {} term {} {:?}\n   alpha: {:?}", batch.index, batch.term, entry, engine.query(entry.at(), "alpha"));
+                }
+                while let Some(event) = engine.poll_event() {
+                    if let EngineEvent::Granted { waiter, token, .. } = event {
+                        if let Some(owner) = waiting.remove(&waiter) {
+                            ran.insert(owner, Some(token));
+                        }
+                    }
+                }
+                while engine.poll_persist().is_some() {}
+                while engine.poll_horizon().is_some() {}
+            }
+        }
+        ran
     }
 
     /// A node that leads now and did not when last looked at: every lease in the log lives
@@ -1497,14 +1599,42 @@ impl World {
     /// effect before the election key next changed after the call ended, if at all, and
     /// within `STEAL_UNKNOWN_MS`.
     fn check_histories(&mut self) {
+        let ran = self.replay_log();
         for (name, index, ended) in std::mem::take(&mut self.unknown) {
             let next = self.elections.partition_point(|&at| at < ended);
             let changed = self.elections.get(next).copied().unwrap_or(u64::MAX);
             if let Some(entry) = self.history.get_mut(&name).and_then(|h| h.get_mut(index)) {
                 entry.ret = Some(changed.min(ended + STEAL_UNKNOWN_MS).max(entry.invoke));
+                // An ACQUIRE's outcome is in the log: whether its entry committed, and what
+                // replaying the log made of it.
+                if let LeaseOp::Acquire { outcome, .. } = &mut entry.op {
+                    let owner = self
+                        .owners
+                        .iter()
+                        .find(|(_, &(ref lock, i))| *lock == name && i == index)
+                        .map(|(owner, _)| owner.clone());
+                    if std::env::var("LINDEBUG").is_ok() && entry.invoke >= 1_100_000 && entry.invoke <= 1_109_200 && name == "alpha" {
+                        eprintln!("RESOLVE {name} {:?} inv {} ret {:?} -> {:?}", owner, entry.invoke, entry.ret, owner.as_ref().and_then(|o| ran.get(o)));
+                    }
+                    *outcome = match owner.and_then(|owner| ran.get(&owner).copied()) {
+                        Some(Some(token)) => LinOutcome::Ok(token),
+                        Some(None) => LinOutcome::Fail(String::from("RAN-NOT-GRANTED")),
+                        None => LinOutcome::Fail(String::from("NOT-COMMITTED")),
+                    };
+                }
             }
         }
         for (name, history) in &self.history {
+            // Calls that change nothing and constrain nothing in any state (an ACQUIRE refused
+            // other than LOCKED, or that never ran) only widen the search: left out.
+            let history: Vec<LinEntry<LeaseOp>> = history
+                .iter()
+                .filter(|entry| {
+                    !matches!(&entry.op, LeaseOp::Acquire { outcome: LinOutcome::Fail(code), .. } if code != "LOCKED")
+                })
+                .cloned()
+                .collect();
+            let history = &history;
             if std::env::var("LINDEBUG").is_ok() {
                 let unknown: Vec<u64> = history
                     .iter()
@@ -1831,6 +1961,7 @@ impl World {
                 let now = self.client_now(probe);
                 let mut options = AcquireOptions::default();
                 options.wait_ms = 3_000;
+                options.owner = Some(format!("o{}", self.owners.len()));
                 let sent = self.now;
                 let before = self.clients.get(probe).map_or(0, |h| h.grants);
                 if let Some(h) = self.clients.get_mut(probe) {
@@ -1846,7 +1977,10 @@ impl World {
                             outcome: LinOutcome::Unknown,
                             free_within_ms: None,
                         };
-                        let history = Some(self.call(lock, op));
+                        let index = self.call(lock, op);
+                        let owner = format!("o{}", self.owners.len());
+                        self.owners.insert(owner, (String::from(lock), index));
+                        let history = Some(index);
                         if let Some(h) = self.clients.get_mut(probe) {
                             h.pending.insert(
                                 id,
@@ -2161,4 +2295,18 @@ fn complete(
         LeaseOp::Query { .. } | LeaseOp::Crash | LeaseOp::CleanRestart { .. } => {}
     }
     unknown
+}
+
+/// A RENEW or RELEASE that was refused.
+fn refused_renewal_or_release(op: &LeaseOp) -> bool {
+    matches!(
+        op,
+        LeaseOp::Renew {
+            outcome: LinOutcome::Fail(_),
+            ..
+        } | LeaseOp::Release {
+            outcome: LinOutcome::Fail(_),
+            ..
+        }
+    )
 }

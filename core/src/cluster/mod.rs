@@ -30,7 +30,7 @@ mod snapshot;
 #[cfg(test)]
 mod tests;
 
-use alloc::collections::VecDeque;
+use alloc::collections::{BTreeSet, VecDeque};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
@@ -210,6 +210,9 @@ pub struct ClusterNode {
     in_flight_bytes: usize,
     /// Entries recorded but not yet sent: the next batch.
     pending_entries: Vec<Entry>,
+    /// Connections that waited for a lock since their last reply was released: a reply held
+    /// for them may complete a WAIT whose ACQUIRE is replicated already.
+    waited: BTreeSet<ConnId>,
     /// Outputs waiting for the batch index they depend on to commit.
     held: VecDeque<(u64, Output)>,
     /// Outputs the host may perform now.
@@ -269,6 +272,7 @@ impl ClusterNode {
             in_flight: VecDeque::new(),
             in_flight_bytes: 0,
             pending_entries: Vec::new(),
+            waited: BTreeSet::new(),
             held: VecDeque::new(),
             ready: VecDeque::new(),
             ops: VecDeque::new(),
@@ -439,6 +443,9 @@ impl ClusterNode {
     pub fn receive(&mut self, now: Instant, conn: ConnId, bytes: &[u8]) {
         let at = self.engine_time(now);
         self.server.receive(at, conn, bytes);
+        if self.server.is_blocked(conn) {
+            self.waited.insert(conn);
+        }
         self.end_turn();
     }
 
@@ -446,6 +453,7 @@ impl ClusterNode {
     pub fn disconnect(&mut self, now: Instant, conn: ConnId) {
         let at = self.engine_time(now);
         self.server.disconnect(at, conn);
+        self.waited.remove(&conn);
         self.end_turn();
     }
 
@@ -917,16 +925,32 @@ impl ClusterNode {
         }
         let barrier = self.assigned();
         while let Some(output) = self.server.poll_output() {
+            if let Output::Transmit { conn, .. } = &output {
+                // A command held while its connection waited may have run, and waits again.
+                if self.server.is_blocked(*conn) {
+                    self.waited.insert(*conn);
+                }
+            }
             match output {
                 // Durable files are the standalone server's; etcd holds the cluster's state.
                 Output::File(_) => {}
                 output if self.held.is_empty() && barrier <= self.committed => {
-                    self.ready.push_back(output);
+                    self.release(output);
                 }
                 output => self.held.push_back((barrier, output)),
             }
         }
         self.start_append();
+    }
+
+    /// Hands an output to the host: what it answers is committed.
+    fn release(&mut self, output: Output) {
+        if let Output::Transmit { conn, .. } = &output {
+            if !self.server.is_blocked(*conn) {
+                self.waited.remove(conn);
+            }
+        }
+        self.ready.push_back(output);
     }
 
     /// Sends the entries recorded so far as the next batch, while fewer than `pipeline_depth`
@@ -1141,7 +1165,7 @@ impl ClusterNode {
                 break;
             }
             if let Some((_, output)) = self.held.pop_front() {
-                self.ready.push_back(output);
+                self.release(output);
             }
         }
         self.start_append();
@@ -1181,7 +1205,9 @@ impl ClusterNode {
         for (barrier, output) in core::mem::take(&mut self.held) {
             match output {
                 Output::Transmit { conn, bytes } => {
-                    let unknown = barrier <= maybe_through;
+                    // A reply that completes a replicated WAIT answers a request that took
+                    // effect, whatever became of what completed it.
+                    let unknown = barrier <= maybe_through || self.waited.contains(&conn);
                     let text = failed_reply_text(leader.as_deref(), unknown);
                     let bytes = replace_replies(&bytes, &text);
                     if !bytes.is_empty() {
@@ -1192,6 +1218,7 @@ impl ClusterNode {
             }
         }
         self.close_all();
+        self.waited.clear();
         self.pending_entries.clear();
         self.term = 0;
         self.leader = None;

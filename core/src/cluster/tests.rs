@@ -747,6 +747,45 @@ fn a_deposed_leader_answers_errors_never_grants() {
 }
 
 #[test]
+fn a_deposed_leader_never_says_a_wait_it_replicated_had_no_effect() {
+    // A WAIT is queued and its ACQUIRE replicated; the wait then runs out on the leader, whose
+    // append of that is refused: it was deposed. The request had an effect (the next leader
+    // holds it queued, and may grant it), so its answer may not say "no effect" (found by
+    // the cluster simulation's linearizability check).
+    let mut h = Harness::new(2);
+    let holder = h.connect(0);
+    token(&h.call(0, holder, &["ACQUIRE", "a", "60000"]));
+    let waiter = h.connect(0);
+    h.send(0, waiter, &["ACQUIRE", "a", "1000", "WAIT", "300"]);
+    assert!(h.replies(0, waiter).is_empty(), "queued");
+    let queued_at = h.nodes[0].log_index();
+    assert_eq!(
+        h.nodes[1].log_index(),
+        queued_at,
+        "the queued ACQUIRE is replicated"
+    );
+    h.paused[0] = true;
+    h.advance(400);
+    assert!(
+        h.replies(0, waiter).is_empty(),
+        "the timeout waits for its append"
+    );
+    let lease = h.nodes[0].lease.expect("lease");
+    h.etcd.expire(lease);
+    h.pump();
+    assert_eq!(h.nodes[1].role(), Role::Leader);
+    h.paused[0] = false;
+    h.pump();
+    let replies = h.replies(0, waiter);
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    assert_eq!(
+        replies[0],
+        alloc::format!("-{}", crate::error::NOT_LEADER_UNKNOWN),
+        "{replies:?}"
+    );
+}
+
+#[test]
 fn a_leader_without_a_confirmed_lease_steps_down() {
     let mut h = Harness::new(2);
     h.paused[0] = true;

@@ -428,6 +428,15 @@ impl Server {
         self.connections.len()
     }
 
+    /// Returns true if the connection waits for a lock (an `ACQUIRE ... WAIT` queued): its next
+    /// reply completes a request that is in the engine already.
+    #[must_use]
+    pub fn is_blocked(&self, conn: ConnId) -> bool {
+        self.connections
+            .get(&conn)
+            .is_some_and(|connection| connection.blocked.is_some())
+    }
+
     /// Returns the bytes a connection holds in the server (partial request, input held while
     /// blocked, unpolled output), or 0 for an unknown connection.
     #[must_use]

@@ -17,8 +17,8 @@ use fencelock_core::client::{
     Client, ClientConfig, Event as ClientEvent, Output as ClientOutput, Reply, RequestId,
 };
 use fencelock_core::cluster::{
-    Batch, ClusterConfig, Entry as LogEntry, ClusterNode, EtcdOp, EtcdResult, KeyValue, LogWrite, OpId, Role,
-    WatchEvent,
+    Batch, ClusterConfig, ClusterNode, Entry as LogEntry, EtcdOp, EtcdResult, KeyValue, LogWrite,
+    OpId, Role, WatchEvent,
 };
 use fencelock_core::protocol::{ConnId, Output as ServerOutput, ServerConfig};
 use fencelock_core::{
@@ -425,6 +425,8 @@ struct World {
     /// When the election key changed (deleted or created), in order: after that, no append
     /// of an earlier term can commit.
     elections: Vec<u64>,
+    /// When a node began to lead, in order.
+    promotions: Vec<u64>,
     faults_on: bool,
     /// Steps taken at the current instant (a busy loop never lets time go on).
     steps_now: u64,
@@ -464,6 +466,7 @@ impl World {
             terms: BTreeMap::new(),
             leading: [0; NODES],
             elections: Vec::new(),
+            promotions: Vec::new(),
             faults_on: true,
             steps_now: 0,
             tracing,
@@ -1499,7 +1502,11 @@ impl World {
                         lock_delay_ms,
                     } => {
                         let mut options = AcquireOptions::default();
-                        options.mode = if *shared { Mode::Shared } else { Mode::Exclusive };
+                        options.mode = if *shared {
+                            Mode::Shared
+                        } else {
+                            Mode::Exclusive
+                        };
                         options.wait_ms = *wait_ms;
                         options.owner = Some(owner.clone());
                         options.steal = *steal;
@@ -1517,9 +1524,6 @@ impl World {
                         ran.insert(owner.clone(), granted);
                     }
                     other => other.apply(&mut engine),
-                }
-                if std::env::var("LINDEBUG").is_ok() && entry.at().as_ms() >= 54_000 && entry.at().as_ms() <= 55_450 {
-                    eprintln!("REPLAY batch {} term {} {:?}\n   alpha: {:?}", batch.index, batch.term, entry, engine.query(entry.at(), "alpha"));
                 }
                 while let Some(event) = engine.poll_event() {
                     if let EngineEvent::Granted { waiter, token, .. } = event {
@@ -1578,6 +1582,7 @@ impl World {
             .map_or(START, |&(engine, at)| at + resumed.saturating_sub(engine));
         let gap = self.now.saturating_sub(written_at);
         self.terms.insert(term, (resumed, self.now));
+        self.promotions.push(self.now);
         note!(
             self,
             "n{index} leads (term {term}) from engine time {resumed}: leases may end up to {gap} ms later"
@@ -1594,17 +1599,37 @@ impl World {
         }
     }
 
-    /// Every lock's history is linearizable under the lease model. A call of unknown outcome
-    /// ran on a leader or nowhere, and an entry commits only in its leader's term: it took
-    /// effect before the election key next changed after the call ended, if at all, and
-    /// within `STEAL_UNKNOWN_MS`.
+    /// Every lock's history is linearizable under the lease model.
+    ///
+    /// When a call of unknown outcome may have taken effect: it ran on the leader that got it,
+    /// or nowhere, and its entry commits only in that leader's term. While the term lasts, its
+    /// effects come within `STEAL_UNKNOWN_MS` of the call's end (a WAIT lasts 3 s at most, a
+    /// pause 6 s, and the leader drops the connection's waits once it hears it closed). Once
+    /// the election key changes, nothing of that term commits; a WAIT it replicated may still
+    /// be granted by the next leader as it orphans the old clients, at its promotion.
+    fn unknown_until(&self, ended: u64) -> u64 {
+        let within = ended + STEAL_UNKNOWN_MS;
+        let change = self
+            .elections
+            .get(self.elections.partition_point(|&at| at < ended));
+        match change {
+            Some(&change) if change <= within => self
+                .promotions
+                .get(self.promotions.partition_point(|&at| at < change))
+                .copied()
+                .unwrap_or(u64::MAX),
+            _ => within,
+        }
+    }
+
+    /// Every lock's history is linearizable under the lease model (calls of unknown outcome
+    /// bounded by `unknown_until`; an ACQUIRE's outcome read from the committed log).
     fn check_histories(&mut self) {
         let ran = self.replay_log();
         for (name, index, ended) in std::mem::take(&mut self.unknown) {
-            let next = self.elections.partition_point(|&at| at < ended);
-            let changed = self.elections.get(next).copied().unwrap_or(u64::MAX);
+            let until = self.unknown_until(ended);
             if let Some(entry) = self.history.get_mut(&name).and_then(|h| h.get_mut(index)) {
-                entry.ret = Some(changed.min(ended + STEAL_UNKNOWN_MS).max(entry.invoke));
+                entry.ret = Some(until.max(entry.invoke));
                 // An ACQUIRE's outcome is in the log: whether its entry committed, and what
                 // replaying the log made of it.
                 if let LeaseOp::Acquire { outcome, .. } = &mut entry.op {
@@ -1613,9 +1638,6 @@ impl World {
                         .iter()
                         .find(|(_, &(ref lock, i))| *lock == name && i == index)
                         .map(|(owner, _)| owner.clone());
-                    if std::env::var("LINDEBUG").is_ok() && entry.invoke >= 1_100_000 && entry.invoke <= 1_109_200 && name == "alpha" {
-                        eprintln!("RESOLVE {name} {:?} inv {} ret {:?} -> {:?}", owner, entry.invoke, entry.ret, owner.as_ref().and_then(|o| ran.get(o)));
-                    }
                     *outcome = match owner.and_then(|owner| ran.get(&owner).copied()) {
                         Some(Some(token)) => LinOutcome::Ok(token),
                         Some(None) => LinOutcome::Fail(String::from("RAN-NOT-GRANTED")),
@@ -1635,34 +1657,6 @@ impl World {
                 .cloned()
                 .collect();
             let history = &history;
-            if std::env::var("LINDEBUG").is_ok() {
-                let unknown: Vec<u64> = history
-                    .iter()
-                    .filter(|e| {
-                        matches!(
-                            &e.op,
-                            LeaseOp::Acquire {
-                                outcome: LinOutcome::Unknown,
-                                ..
-                            } | LeaseOp::Renew {
-                                outcome: LinOutcome::Unknown,
-                                ..
-                            } | LeaseOp::Release {
-                                outcome: LinOutcome::Unknown,
-                                ..
-                            }
-                        )
-                    })
-                    .map(|e| e.ret.unwrap_or(0) - e.invoke)
-                    .collect();
-                let kept = history
-                    .iter()
-                    .filter(|e| matches!(&e.op, LeaseOp::Acquire { kept: true, .. }))
-                    .count();
-                let mut w = unknown.clone();
-                w.sort();
-                eprintln!("LIN {name}: {} ops, {} unknown, window median {:?} max {:?}, kept {kept}, elections {}, verdict {:?}", history.len(), unknown.len(), w.get(w.len()/2), w.last(), self.elections.len(), lin::check(&LeaseModel, history).map_err(|f| f.placed));
-            }
             self.outcome.checked_ops += history.len() as u64;
             let failure = match lin::check(&LeaseModel, history) {
                 Ok(lin::Verdict::Linearizable { .. }) => continue,

@@ -6,9 +6,12 @@
 //! Checked as it goes: no two clients ever believe at the same instant that they hold
 //! conflicting leases (each client's own conservative deadline, the one its library hands
 //! out), no token is granted twice, a token is above every token revealed before its
-//! request was sent, the fence never goes back, every node's engine keeps its invariants.
-//! At the end, with the faults over: a new client gets every lock within a bound, one node
-//! leads and every follower holds the leader's leases and tokens.
+//! request was sent, the fence never goes back, every node's engine keeps its invariants,
+//! every lease a client reports held lives in the leader's engine until the client's deadline
+//! and is signalled lost when that passes. At the end, with the faults over: a new client gets
+//! every lock within a bound, one node leads and every follower holds the leader's leases and
+//! tokens, and each lock's history is linearizable (failovers enter it as restarts that may
+//! lengthen leases; calls of unknown outcome are settled from the committed log).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};

@@ -148,37 +148,49 @@ impl Entry {
         }
     }
 
+    /// For an `Acquire`: the lock, the TTL and the options the leader's engine was given.
+    #[must_use]
+    pub fn acquire_request(&self) -> Option<(&str, u64, AcquireOptions)> {
+        let Entry::Acquire {
+            name,
+            ttl_ms,
+            shared,
+            wait_ms,
+            owner,
+            steal,
+            client,
+            ephemeral,
+            lock_delay_ms,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        let options = AcquireOptions {
+            mode: if *shared {
+                Mode::Shared
+            } else {
+                Mode::Exclusive
+            },
+            wait_ms: *wait_ms,
+            owner: owner.clone(),
+            steal: *steal,
+            client: *client,
+            ephemeral: *ephemeral,
+            lock_delay_ms: *lock_delay_ms,
+        };
+        Some((name, *ttl_ms, options))
+    }
+
     /// Applies the entry to a replica exactly as the leader's engine handled it. Results are
     /// dropped (the leader sent them); events and durable writes are the caller's to drain.
     pub fn apply(&self, engine: &mut Engine) {
         let now = self.at();
         match self {
-            Entry::Acquire {
-                name,
-                ttl_ms,
-                shared,
-                wait_ms,
-                owner,
-                steal,
-                client,
-                ephemeral,
-                lock_delay_ms,
-                ..
-            } => {
-                let options = AcquireOptions {
-                    mode: if *shared {
-                        Mode::Shared
-                    } else {
-                        Mode::Exclusive
-                    },
-                    wait_ms: *wait_ms,
-                    owner: owner.clone(),
-                    steal: *steal,
-                    client: *client,
-                    ephemeral: *ephemeral,
-                    lock_delay_ms: *lock_delay_ms,
-                };
-                let _ = engine.acquire(now, name, *ttl_ms, &options);
+            Entry::Acquire { .. } => {
+                if let Some((name, ttl_ms, options)) = self.acquire_request() {
+                    let _ = engine.acquire(now, name, ttl_ms, &options);
+                }
             }
             Entry::Renew {
                 name,

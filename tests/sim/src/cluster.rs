@@ -20,8 +20,8 @@ use fencelock_core::client::{
     Client, ClientConfig, Event as ClientEvent, Output as ClientOutput, Reply, RequestId,
 };
 use fencelock_core::cluster::{
-    Batch, ClusterConfig, ClusterNode, Entry as LogEntry, EtcdOp, EtcdResult, KeyValue, LogWrite,
-    OpId, Role, WatchEvent,
+    Batch, ClusterConfig, ClusterNode, EtcdOp, EtcdResult, KeyValue, LogWrite, OpId, Role,
+    WatchEvent,
 };
 use fencelock_core::protocol::{ConnId, Output as ServerOutput, ServerConfig};
 use fencelock_core::{
@@ -29,7 +29,7 @@ use fencelock_core::{
     Mode,
 };
 
-use crate::lin::{self, Entry as LinEntry, LeaseModel, LeaseOp, Outcome as LinOutcome};
+use crate::lin::{self, Entry as LinEntry, LeaseOp, Outcome as LinOutcome};
 use crate::rng::Rng;
 use crate::sim::{Options, Outcome, Violation};
 use crate::trace::{replayed, stuck_timer, Trace};
@@ -1491,32 +1491,10 @@ impl World {
                 continue;
             };
             for entry in &batch.entries {
-                match entry {
-                    LogEntry::Acquire {
-                        at,
-                        name,
-                        ttl_ms,
-                        shared,
-                        wait_ms,
-                        owner: Some(owner),
-                        steal,
-                        client,
-                        ephemeral,
-                        lock_delay_ms,
-                    } => {
-                        let mut options = AcquireOptions::default();
-                        options.mode = if *shared {
-                            Mode::Shared
-                        } else {
-                            Mode::Exclusive
-                        };
-                        options.wait_ms = *wait_ms;
-                        options.owner = Some(owner.clone());
-                        options.steal = *steal;
-                        options.client = *client;
-                        options.ephemeral = *ephemeral;
-                        options.lock_delay_ms = *lock_delay_ms;
-                        let granted = match engine.acquire(Instant(*at), name, *ttl_ms, &options) {
+                match entry.acquire_request() {
+                    Some((name, ttl_ms, options)) if options.owner.is_some() => {
+                        let owner = options.owner.clone().unwrap_or_default();
+                        let granted = match engine.acquire(entry.at(), name, ttl_ms, &options) {
                             Ok(Acquired::Granted { token, .. }) => Some(token),
                             Ok(Acquired::Queued { waiter, .. }) => {
                                 waiting.insert(waiter, owner.clone());
@@ -1524,9 +1502,9 @@ impl World {
                             }
                             _ => None,
                         };
-                        ran.insert(owner.clone(), granted);
+                        ran.insert(owner, granted);
                     }
-                    other => other.apply(&mut engine),
+                    _ => entry.apply(&mut engine),
                 }
                 while let Some(event) = engine.poll_event() {
                     if let EngineEvent::Granted { waiter, token, .. } = event {
@@ -1661,30 +1639,14 @@ impl World {
                 .collect();
             let history = &history;
             self.outcome.checked_ops += history.len() as u64;
-            let failure = match lin::check(&LeaseModel, history) {
-                Ok(lin::Verdict::Linearizable { .. }) => continue,
-                Ok(lin::Verdict::Undecided) => {
-                    self.outcome.undecided_histories += 1;
-                    continue;
-                }
-                Err(failure) => failure,
-            };
-            let mut message = format!(
-                "lock {name}: history not linearizable ({} of {} operations placed); stuck at:",
-                failure.placed,
-                history.len()
-            );
-            if let Some(entry) = history.get(failure.stuck) {
-                message.push_str(&format!(" {entry:?}\nhistory around it:"));
-                for other in history.iter().filter(|o| {
-                    o.invoke + 6_000 >= entry.invoke
-                        && o.invoke <= entry.ret.unwrap_or(entry.invoke) + 100
-                }) {
-                    message.push_str(&format!("\n  {other:?}"));
+            match lin::judge(history, &format!("lock {name}")) {
+                Ok(true) => {}
+                Ok(false) => self.outcome.undecided_histories += 1,
+                Err(message) => {
+                    self.fail(message);
+                    return;
                 }
             }
-            self.fail(message);
-            return;
         }
     }
 
@@ -2255,42 +2217,7 @@ fn complete(
         _ => false,
     };
     entry.ret = (!unknown).then_some(now);
-    let outcome = |ok: Option<u64>| match result {
-        _ if unknown => LinOutcome::Unknown,
-        Ok(_) => ok.map_or(LinOutcome::Unknown, LinOutcome::Ok),
-        Err(error) => LinOutcome::Fail(String::from(error.wire_code())),
-    };
-    match &mut entry.op {
-        LeaseOp::Acquire {
-            outcome: out,
-            kept: k,
-            free_within_ms,
-            ..
-        } => {
-            *k = kept;
-            *out = outcome(match result {
-                Ok(Reply::Granted { token, .. }) => Some(*token),
-                _ => None,
-            });
-            if let Err(Error::Locked { ms_left }) = result {
-                *free_within_ms = Some(*ms_left);
-            }
-        }
-        LeaseOp::Renew { outcome: out, .. } | LeaseOp::Verify { outcome: out, .. } => {
-            *out = outcome(match result {
-                Ok(Reply::MsLeft(ms_left)) => Some(*ms_left),
-                _ => None,
-            });
-        }
-        LeaseOp::Release { outcome: out, .. } => {
-            *out = match outcome(matches!(result, Ok(Reply::Ok)).then_some(0)) {
-                LinOutcome::Ok(_) => LinOutcome::Ok(()),
-                LinOutcome::Unknown => LinOutcome::Unknown,
-                LinOutcome::Fail(code) => LinOutcome::Fail(code),
-            };
-        }
-        LeaseOp::Query { .. } | LeaseOp::Crash | LeaseOp::CleanRestart { .. } => {}
-    }
+    lin::settle(&mut entry.op, result, unknown, kept);
     unknown
 }
 

@@ -11,6 +11,8 @@
 
 use std::hash::{Hash, Hasher};
 
+use fencelock_core::client::Reply;
+use fencelock_core::Error;
 use hashbrown::HashTable;
 
 /// A sequential specification: the states an operation may lead to from a state (none: the
@@ -63,6 +65,78 @@ pub enum Verdict {
     },
     /// The search passed [`BUDGET`] pairs without an answer (never counted as a violation).
     Undecided,
+}
+
+/// Sets an operation's outcome from its call's result: unknown if the call was lost, the
+/// error's code if refused, else what the reply says (a reply of another shape is unknown);
+/// `kept`: an ACQUIRE's lease is kept alive by its client.
+pub fn settle(op: &mut LeaseOp, result: &Result<Reply, Error>, unknown: bool, kept: bool) {
+    fn outcome<T>(
+        result: &Result<Reply, Error>,
+        unknown: bool,
+        ok: impl Fn(&Reply) -> Option<T>,
+    ) -> Outcome<T> {
+        match result {
+            _ if unknown => Outcome::Unknown,
+            Ok(reply) => ok(reply).map_or(Outcome::Unknown, Outcome::Ok),
+            Err(error) => Outcome::Fail(String::from(error.wire_code())),
+        }
+    }
+    match op {
+        LeaseOp::Acquire {
+            outcome: out,
+            kept: k,
+            free_within_ms,
+            ..
+        } => {
+            *k = kept;
+            *out = outcome(result, unknown, |reply| match reply {
+                Reply::Granted { token, .. } => Some(*token),
+                _ => None,
+            });
+            if let Err(Error::Locked { ms_left }) = result {
+                *free_within_ms = Some(*ms_left);
+            }
+        }
+        LeaseOp::Renew { outcome: out, .. } | LeaseOp::Verify { outcome: out, .. } => {
+            *out = outcome(result, unknown, |reply| match reply {
+                Reply::MsLeft(ms_left) => Some(*ms_left),
+                _ => None,
+            });
+        }
+        LeaseOp::Release { outcome: out, .. } => {
+            *out = outcome(result, unknown, |_| Some(()));
+        }
+        LeaseOp::Query { .. } | LeaseOp::Crash | LeaseOp::CleanRestart { .. } => {}
+    }
+}
+
+/// Checks one lock's history under [`LeaseModel`]: `Ok(true)` if decided linearizable,
+/// `Ok(false)` if the search gave up; otherwise a readable failure naming `what` (the lock,
+/// and where it lives), the operation no order could place and the calls around it.
+///
+/// # Errors
+/// The message, when the history is not linearizable.
+pub fn judge(history: &[Entry<LeaseOp>], what: &str) -> Result<bool, String> {
+    let failure = match check(&LeaseModel, history) {
+        Ok(Verdict::Linearizable { .. }) => return Ok(true),
+        Ok(Verdict::Undecided) => return Ok(false),
+        Err(failure) => failure,
+    };
+    let mut message = format!(
+        "{what}: history not linearizable ({} of {} operations placed); stuck at:",
+        failure.placed,
+        history.len()
+    );
+    if let Some(entry) = history.get(failure.stuck) {
+        message.push_str(&format!(" {entry:?}\nhistory around it:"));
+        for other in history.iter().filter(|o| {
+            o.invoke + 6_000 >= entry.invoke && o.invoke <= entry.ret.unwrap_or(entry.invoke) + 100
+        }) {
+            message.push_str(&format!("\n  {other:?}"));
+        }
+    }
+    Err(message)
 }
 
 /// Checks that `history` is linearizable under `model`. The search tries the operation
@@ -974,6 +1048,13 @@ mod tests {
         let mut mixed = history.clone();
         mixed.push(acquire(20, 25, 1000, Outcome::Ok(3)));
         assert!(check(&LeaseModel, &mixed).is_err());
+        assert_eq!(judge(&history, "lock a"), Ok(true));
+        let message = judge(&mixed, "lock a").unwrap_err();
+        assert!(
+            message.starts_with("lock a: history not linearizable (2 of 3 operations placed)"),
+            "{message}"
+        );
+        assert!(message.contains("outcome: Ok(3)"), "{message}");
     }
 
     #[test]

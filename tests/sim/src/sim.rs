@@ -3,7 +3,6 @@
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
-use std::fmt::Write as _;
 
 use fencelock_core::client::{
     Client, ClientConfig, Event as ClientEvent, Output as ClientOutput, Reply, RequestId,
@@ -14,7 +13,7 @@ use fencelock_core::{
     Instant, LockInfo, Mode, Recovery, StartKind,
 };
 
-use crate::lin::{self, Entry, LeaseModel, LeaseOp, Outcome as LinOutcome};
+use crate::lin::{self, Entry, LeaseOp, Outcome as LinOutcome};
 use crate::rng::Rng;
 use crate::trace::{replayed, stuck_timer, Trace};
 
@@ -2049,32 +2048,14 @@ impl<'a> World<'a> {
             };
             for (name, history) in &cell.history {
                 self.outcome.checked_ops += history.len() as u64;
-                let failure = match lin::check(&LeaseModel, history) {
-                    Ok(lin::Verdict::Linearizable { .. }) => continue,
-                    Ok(lin::Verdict::Undecided) => {
-                        self.outcome.undecided_histories += 1;
-                        continue;
+                let what = format!("lock {name} on server {cell_index}");
+                match lin::judge(history, &what) {
+                    Ok(true) => {}
+                    Ok(false) => self.outcome.undecided_histories += 1,
+                    Err(message) => {
+                        self.fail(message);
+                        return;
                     }
-                    Err(failure) => failure,
-                };
-                {
-                    let mut message = format!(
-                        "lock {name} on server {cell_index}: history not linearizable ({} of {} operations placed); stuck at:",
-                        failure.placed,
-                        history.len()
-                    );
-                    if let Some(entry) = history.get(failure.stuck) {
-                        let _ = write!(message, " {entry:?}");
-                        let _ = write!(message, "\nhistory around it:");
-                        for other in history.iter().filter(|o| {
-                            o.invoke + 6_000 >= entry.invoke
-                                && o.invoke <= entry.ret.unwrap_or(entry.invoke) + 100
-                        }) {
-                            let _ = write!(message, "\n  {other:?}");
-                        }
-                    }
-                    self.fail(message);
-                    return;
                 }
             }
         }
@@ -2168,47 +2149,7 @@ fn complete(
     } else {
         Some(done_at)
     };
-    match &mut entry.op {
-        LeaseOp::Acquire {
-            outcome: out,
-            kept: k,
-            free_within_ms,
-            ..
-        } => {
-            *k = kept;
-            *out = outcome(result, unknown, |reply| match reply {
-                Reply::Granted { token, .. } => Some(*token),
-                _ => None,
-            });
-            if let Err(Error::Locked { ms_left }) = result {
-                *free_within_ms = Some(*ms_left);
-            }
-        }
-        LeaseOp::Renew { outcome: out, .. } | LeaseOp::Verify { outcome: out, .. } => {
-            *out = outcome(result, unknown, |reply| match reply {
-                Reply::MsLeft(ms_left) => Some(*ms_left),
-                _ => None,
-            });
-        }
-        LeaseOp::Release { outcome: out, .. } => {
-            *out = outcome(result, unknown, |_| Some(()));
-        }
-        LeaseOp::Query { .. } | LeaseOp::Crash | LeaseOp::CleanRestart { .. } => {}
-    }
-}
-
-/// Unknown if the request was lost, the error's code if refused, else what `ok` reads of the
-/// reply (a reply of another shape is unknown).
-fn outcome<T>(
-    result: &Result<Reply, Error>,
-    unknown: bool,
-    ok: impl Fn(&Reply) -> Option<T>,
-) -> LinOutcome<T> {
-    match result {
-        _ if unknown => LinOutcome::Unknown,
-        Ok(reply) => ok(reply).map_or(LinOutcome::Unknown, LinOutcome::Ok),
-        Err(error) => LinOutcome::Fail(String::from(error.wire_code())),
-    }
+    lin::settle(&mut entry.op, result, unknown, kept);
 }
 
 /// What a QUERY's reply listed for `lock` (nothing if it did not list it).

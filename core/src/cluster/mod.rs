@@ -945,10 +945,14 @@ impl ClusterNode {
 
     /// Hands an output to the host: what it answers is committed.
     fn release(&mut self, output: Output) {
-        if let Output::Transmit { conn, .. } = &output {
-            if !self.server.is_blocked(*conn) {
+        match &output {
+            Output::Transmit { conn, .. } if !self.server.is_blocked(*conn) => {
                 self.waited.remove(conn);
             }
+            Output::Close { conn } => {
+                self.waited.remove(conn);
+            }
+            _ => {}
         }
         self.ready.push_back(output);
     }

@@ -786,6 +786,30 @@ fn a_deposed_leader_never_says_a_wait_it_replicated_had_no_effect() {
 }
 
 #[test]
+fn a_leader_forgets_a_wait_once_its_answer_is_out() {
+    // The connections whose next reply may complete a replicated WAIT: kept while that can
+    // be, and no longer (nothing grows with connections that come and go).
+    let mut h = Harness::new(1);
+    let holder = h.connect(0);
+    let held = token(&h.call(0, holder, &["ACQUIRE", "a", "60000"]));
+    let granted = h.connect(0);
+    h.send(0, granted, &["ACQUIRE", "a", "1000", "WAIT", "5000"]);
+    let gone = h.connect(0);
+    h.send(0, gone, &["ACQUIRE", "a", "1000", "WAIT", "5000"]);
+    assert!(h.nodes[0].waited.contains(&granted) && h.nodes[0].waited.contains(&gone));
+    let now = h.now;
+    h.nodes[0].disconnect(now, gone);
+    h.pump();
+    assert!(!h.nodes[0].waited.contains(&gone), "closed");
+    assert_eq!(
+        h.call(0, holder, &["RELEASE", "a", &held.to_string()]),
+        "OK"
+    );
+    token(&h.replies(0, granted).concat());
+    assert!(h.nodes[0].waited.is_empty(), "answered and committed");
+}
+
+#[test]
 fn a_leader_without_a_confirmed_lease_steps_down() {
     let mut h = Harness::new(2);
     h.paused[0] = true;

@@ -419,8 +419,8 @@ struct World {
     history: BTreeMap<String, Vec<LinEntry<LeaseOp>>>,
     /// Calls whose outcome is unknown: (lock, index in its history, when the call ended).
     unknown: Vec<(String, usize, u64)>,
-    /// Each ACQUIRE's owner label (one per call) -> its lock and index in the lock's history.
-    owners: BTreeMap<String, (String, usize)>,
+    /// Each ACQUIRE's call (its lock and index in the lock's history) -> its owner label.
+    owners: BTreeMap<(String, usize), String>,
     /// Each term's start: (the leader's engine time, simulated time) at its promotion.
     terms: BTreeMap<u64, (u64, u64)>,
     /// The term each node led in when last looked at (0: it did not lead).
@@ -1184,7 +1184,7 @@ impl World {
                 }
                 let ephemeral = options.ephemeral;
                 let shared = options.mode == Mode::Shared;
-                options.owner = Some(format!("o{}", self.owners.len()));
+                options.owner = Some(self.next_owner());
                 if options.steal {
                     self.steals
                         .entry(name.clone())
@@ -1259,8 +1259,8 @@ impl World {
             let acquire = matches!(op, LeaseOp::Acquire { .. });
             let index = self.call(&name, op);
             if acquire {
-                let owner = format!("o{}", self.owners.len());
-                self.owners.insert(owner, (name.clone(), index));
+                let owner = self.next_owner();
+                self.owners.insert((name.clone(), index), owner);
             }
             let history = Some(index);
             if let Some(h) = self.clients.get_mut(client) {
@@ -1457,6 +1457,11 @@ impl World {
             .map_or(0, |stored| stored.create)
     }
 
+    /// The owner label of the next ACQUIRE: one per call, so the log names the call.
+    fn next_owner(&self) -> String {
+        format!("o{}", self.owners.len())
+    }
+
     /// Opens an operation in `name`'s history, invoked now; returns its index.
     fn call(&mut self, name: &str, op: LeaseOp) -> usize {
         let history = self.history.entry(String::from(name)).or_default();
@@ -1614,12 +1619,8 @@ impl World {
                 // An ACQUIRE's outcome is in the log: whether its entry committed, and what
                 // replaying the log made of it.
                 if let LeaseOp::Acquire { outcome, .. } = &mut entry.op {
-                    let owner = self
-                        .owners
-                        .iter()
-                        .find(|(_, &(ref lock, i))| *lock == name && i == index)
-                        .map(|(owner, _)| owner.clone());
-                    *outcome = match owner.and_then(|owner| ran.get(&owner).copied()) {
+                    let owner = self.owners.get(&(name.clone(), index));
+                    *outcome = match owner.and_then(|owner| ran.get(owner).copied()) {
                         Some(Some(token)) => LinOutcome::Ok(token),
                         Some(None) => LinOutcome::Fail(String::from("RAN-NOT-GRANTED")),
                         None => LinOutcome::Fail(String::from("NOT-COMMITTED")),
@@ -1920,7 +1921,7 @@ impl World {
                 let now = self.client_now(probe);
                 let mut options = AcquireOptions::default();
                 options.wait_ms = 3_000;
-                options.owner = Some(format!("o{}", self.owners.len()));
+                options.owner = Some(self.next_owner());
                 let sent = self.now;
                 let before = self.clients.get(probe).map_or(0, |h| h.grants);
                 if let Some(h) = self.clients.get_mut(probe) {
@@ -1937,8 +1938,8 @@ impl World {
                             free_within_ms: None,
                         };
                         let index = self.call(lock, op);
-                        let owner = format!("o{}", self.owners.len());
-                        self.owners.insert(owner, (String::from(lock), index));
+                        let owner = self.next_owner();
+                        self.owners.insert((String::from(lock), index), owner);
                         let history = Some(index);
                         if let Some(h) = self.clients.get_mut(probe) {
                             h.pending.insert(

@@ -189,9 +189,11 @@ pub struct Recovery {
 impl Recovery {
     /// Plans the start from the bytes the host read for each [`DataFile`].
     ///
-    /// A snapshot is trusted only if it decodes and was taken under the ceiling on disk;
-    /// otherwise the start is a crash start whose ceiling is the highest the ceiling file and
-    /// the refused snapshot vouch for, so no token can be issued twice.
+    /// The ceiling on disk is the higher of the ceiling file's and the one the lease horizon
+    /// names (written just before a raised ceiling). A snapshot is trusted only if it decodes
+    /// and was taken under the ceiling on disk; otherwise the start is a crash start whose
+    /// ceiling is the highest the files and the refused snapshot vouch for, so no token can be
+    /// issued twice.
     ///
     /// # Errors
     /// [`CorruptFile`] if the ceiling file is not a decimal token (guessing could reissue
@@ -199,6 +201,13 @@ impl Recovery {
     pub fn plan(files: DataFiles<'_>) -> Result<Recovery, CorruptFile> {
         let ceiling = files.ceiling.map(decode_ceiling).transpose()?;
         let horizon = files.horizon.map(Horizon::decode).transpose()?;
+        // A horizon is written before the raised ceiling it names: after a crash between the
+        // two, its ceiling is the higher one, and no token above the ceiling file was revealed.
+        let ceiling = match (ceiling, &horizon) {
+            (Some(ceiling), Some(horizon)) => Some(ceiling.max(horizon.ceiling)),
+            (None, Some(horizon)) => Some(horizon.ceiling),
+            (ceiling, None) => ceiling,
+        };
         let mut plan = Recovery::plan_tokens(ceiling, files.snapshot);
         plan.horizon = horizon;
         Ok(plan)

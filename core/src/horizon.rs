@@ -21,6 +21,7 @@ use crate::error::Error;
 use crate::json::{self, ObjectWriter};
 use crate::text::Text;
 use crate::time::Instant;
+use crate::tokens::MAX_TOKEN;
 
 /// Version of the horizon file written by this build; decoding refuses any other.
 pub const HORIZON_VERSION: u32 = 1;
@@ -78,8 +79,10 @@ impl BootClock {
 
 /// The content of [`DataFile::Horizon`]: no lease the last run revealed ends after
 /// `monotonic_ms` on the system monotonic clock of boot `boot_id`. `ceiling` is the token
-/// ceiling in force when it was written: a horizon whose ceiling is not the one on disk comes
-/// from another run (one that did not keep it up to date) and is not trusted.
+/// ceiling in force when it was written, a raised one included: the horizon is written just
+/// before that ceiling, and a start takes the higher of the two as the ceiling on disk. A
+/// horizon whose ceiling is below the one on disk comes from an earlier run (one that did not
+/// keep it up to date) and is not trusted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Horizon {
@@ -89,7 +92,8 @@ pub struct Horizon {
     pub boot_id: String,
     /// The horizon on that boot's system monotonic clock, in ms.
     pub monotonic_ms: u64,
-    /// The token ceiling in force when the horizon was written.
+    /// The token ceiling in force when the horizon was written (a raised one is written
+    /// after the horizon).
     pub ceiling: u64,
 }
 
@@ -142,7 +146,7 @@ impl Horizon {
                     version: u32::try_from(version).unwrap_or(u32::MAX),
                     boot_id: fields.text("boot_id")?,
                     monotonic_ms: fields.number("monotonic_ms", u64::MAX)?,
-                    ceiling: fields.number("ceiling", u64::MAX)?,
+                    ceiling: fields.number("ceiling", MAX_TOKEN)?,
                 })
             })
             .map_err(|error| {
@@ -265,7 +269,8 @@ impl HorizonTracker {
     }
 
     /// Takes the horizon to persist, if one is due: a new one, or the last one again under a
-    /// raised token `ceiling` (a horizon is trusted only under the ceiling it names).
+    /// raised token `ceiling` (a horizon is trusted only under the ceiling it names), to be
+    /// written before that ceiling.
     pub(crate) fn poll(&mut self, ceiling: u64) -> Option<Horizon> {
         let clock = self.clock.as_ref()?;
         let restamp = self.covered > Instant::ZERO && self.written_ceiling != ceiling;
@@ -355,6 +360,8 @@ mod tests {
             b"{\"version\":2,\"boot_id\":\"a\",\"monotonic_ms\":1,\"ceiling\":1}",
             b"{\"version\":1,\"boot_id\":\"a b\",\"monotonic_ms\":1,\"ceiling\":1}",
             b"{\"version\":1,\"boot_id\":\"a\",\"monotonic_ms\":-1,\"ceiling\":1}",
+            // Above the largest token: no run wrote it.
+            b"{\"version\":1,\"boot_id\":\"a\",\"monotonic_ms\":1,\"ceiling\":9007199254740992}",
         ] {
             let error = Horizon::decode(bad).unwrap_err();
             assert_eq!(error.what, "horizon");

@@ -33,13 +33,13 @@ fn grant(engine: &mut Engine, now: u64, name: &str, ttl: u64, options: &AcquireO
     }
 }
 
-/// Drains the ceiling and horizon the engine asks for, as a host would.
+/// Drains the horizon and ceiling the engine asks for, in that order, as a host would.
 fn drain(engine: &mut Engine, dir: &mut Dir) {
-    while let Some(ceiling) = engine.poll_persist() {
-        dir.ceiling = Some(format!("{ceiling}\n").into_bytes());
-    }
     while let Some(horizon) = engine.poll_horizon() {
         dir.horizon = Some(horizon.encode());
+    }
+    while let Some(ceiling) = engine.poll_persist() {
+        dir.ceiling = Some(format!("{ceiling}\n").into_bytes());
     }
 }
 
@@ -310,6 +310,100 @@ fn a_raised_ceiling_restamps_the_horizon_so_it_stays_trusted() {
     assert_eq!(engine.grace_case(), GraceCase::Horizon);
 }
 
+/// Starts a crashed run from `dir` on boot-a, 100 ms later on the system clock.
+fn restart_on_boot_a(dir: &Dir) -> (Recovery, Engine) {
+    let mut plan = Recovery::plan(dir.files()).unwrap();
+    let mut config = config_on("boot-a", 0);
+    config.boot_clock = Some(BootClock::at("boot-a", Instant(0), BOOT_OFFSET + 100).unwrap());
+    let engine = plan.start_engine(Instant(0), config);
+    (plan, engine)
+}
+
+#[test]
+fn a_crash_between_the_horizon_and_the_raised_ceiling_keeps_the_horizon_trusted() {
+    // Ten grants fill the first block of tokens (ceiling 10); the eleventh raises it to 20.
+    let mut engine = Engine::new(config_on("boot-a", 0));
+    let mut dir = Dir::default();
+    for i in 0..10 {
+        grant(
+            &mut engine,
+            0,
+            &format!("n{i}"),
+            1_000,
+            &AcquireOptions::default(),
+        );
+        drain(&mut engine, &mut dir);
+    }
+    assert_eq!(dir.ceiling.as_deref(), Some(&b"10\n"[..]));
+    grant(&mut engine, 0, "n10", 4_000, &AcquireOptions::default());
+    // The host takes the horizon first: it names the raised ceiling and covers the new lease.
+    let horizon = engine.poll_horizon().unwrap();
+    assert_eq!(horizon.ceiling, 20);
+    dir.horizon = Some(horizon.encode());
+    // SIGKILL before the ceiling write: the ceiling file still says 10.
+    let (plan, mut engine) = restart_on_boot_a(&dir);
+    assert_eq!(plan.kind, StartKind::Crashed);
+    assert_eq!(engine.grace_case(), GraceCase::Horizon);
+    // What is left of 4000 + 1000 + 1 after 100 ms, not the full grace.
+    assert_eq!(engine.grace_left(Instant(0)), 4_901);
+    // Tokens resume above the horizon's ceiling, the higher of the two.
+    assert_eq!(engine.last_token(), 20);
+    assert_eq!(
+        grant(&mut engine, 4_901, "z", 100, &AcquireOptions::default()),
+        21
+    );
+
+    // The same crash on a fresh directory, at its first grant: no ceiling file at all.
+    let mut engine = Engine::new(config_on("boot-a", 0));
+    grant(&mut engine, 0, "a", 2_000, &AcquireOptions::default());
+    let mut fresh = Dir::default();
+    fresh.horizon = Some(engine.poll_horizon().unwrap().encode());
+    let (plan, engine) = restart_on_boot_a(&fresh);
+    assert_eq!(plan.kind, StartKind::Crashed);
+    assert_eq!(engine.grace_case(), GraceCase::Horizon);
+    assert_eq!(engine.grace_left(Instant(0)), 2_901);
+    assert_eq!(engine.last_token(), 10);
+}
+
+#[test]
+fn a_run_without_a_boot_clock_after_that_crash_leaves_no_horizon_to_trust() {
+    let mut engine = Engine::new(config_on("boot-a", 0));
+    let mut dir = Dir::default();
+    for i in 0..10 {
+        grant(
+            &mut engine,
+            0,
+            &format!("n{i}"),
+            1_000,
+            &AcquireOptions::default(),
+        );
+        drain(&mut engine, &mut dir);
+    }
+    grant(&mut engine, 0, "n10", 1_000, &AcquireOptions::default());
+    dir.horizon = Some(engine.poll_horizon().unwrap().encode());
+    // A run without a boot clock: it resumes above the horizon's ceiling and removes the
+    // horizon before serving, since its own leases will not be under it.
+    let mut plan = Recovery::plan(dir.files()).unwrap();
+    let mut config = Config::default();
+    config.token_block = 10;
+    let mut blind = plan.start_engine(Instant(0), config);
+    assert_eq!(blind.grace_case(), GraceCase::NoBootId);
+    assert_eq!(blind.last_token(), 20);
+    dir.apply(plan.actions.drain(..));
+    assert!(dir.horizon.is_none());
+    let full = Config::default().max_ttl_ms + Config::default().max_lock_delay_ms;
+    assert_eq!(
+        grant(&mut blind, full, "late", 60_000, &AcquireOptions::default()),
+        21
+    );
+    drain(&mut blind, &mut dir);
+    assert_eq!(dir.ceiling.as_deref(), Some(&b"30\n"[..]));
+    // It crashes in turn: the next run on the same boot has no horizon and waits in full.
+    let (_, engine) = restart_on_boot_a(&dir);
+    assert_eq!(engine.grace_case(), GraceCase::NoHorizon);
+    assert_eq!(engine.last_token(), 30);
+}
+
 #[test]
 fn a_clean_start_covers_restored_leases_before_serving_and_shutdown_removes_the_horizon() {
     let mut engine = Engine::new(config_on("boot-a", 0));
@@ -364,7 +458,7 @@ fn the_server_persists_the_horizon_before_the_reply_that_depends_on_it() {
             })
             .collect()
     };
-    assert_eq!(kinds(&mut server), ["ceiling", "horizon", "transmit"]);
+    assert_eq!(kinds(&mut server), ["horizon", "ceiling", "transmit"]);
     server.receive(Instant(10), conn, b"ACQUIRE b 4000\r\n");
     assert_eq!(kinds(&mut server), ["transmit"]);
     server.receive(Instant(20), conn, b"ACQUIRE c 6000\r\n");

@@ -344,8 +344,8 @@ impl NativeEngine {
         self.engine.grace_case().as_str().to_owned()
     }
 
-    /// Returns the bytes of a lease horizon file that must be made durable (after the
-    /// ceiling) before any reply of the same call is delivered, or null.
+    /// Returns the bytes of a lease horizon file that must be made durable (before the
+    /// ceiling of `pollPersist`) before any reply of the same call is delivered, or null.
     #[napi]
     pub fn poll_horizon(&mut self) -> Option<Buffer> {
         self.engine

@@ -237,8 +237,8 @@ impl NativeEngine {
         self.engine.poll_persist()
     }
 
-    /// Returns the bytes of a lease horizon file that must be made durable (after the ceiling)
-    /// before any reply of the same call is delivered, or None.
+    /// Returns the bytes of a lease horizon file that must be made durable (before the ceiling
+    /// of `poll_persist`) before any reply of the same call is delivered, or None.
     fn poll_horizon<'py>(&mut self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
         self.engine
             .poll_horizon()

@@ -84,8 +84,8 @@ impl WasmEngine {
         self.engine.grace_case().as_str().into()
     }
 
-    /// Returns the bytes of a lease horizon file that must be made durable (after the
-    /// ceiling) before any reply of the same call is delivered, or undefined.
+    /// Returns the bytes of a lease horizon file that must be made durable (before the
+    /// ceiling of `pollPersist`) before any reply of the same call is delivered, or undefined.
     #[wasm_bindgen(js_name = pollHorizon)]
     pub fn poll_horizon(&mut self) -> Option<Vec<u8>> {
         self.engine.poll_horizon().map(|horizon| horizon.encode())

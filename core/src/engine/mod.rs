@@ -370,32 +370,35 @@ impl Engine {
     }
 
     /// Ends the run cleanly: every client is disconnected (waits and EPHEMERAL leases go), and
-    /// the returned actions write the token ceiling (and a lease horizon still pending), then
+    /// the returned actions write a lease horizon still pending and the token ceiling, then
     /// the snapshot of the leases left, then remove the lease horizon (with a boot clock).
     ///
-    /// The host performs them in order, each durable before the next: a crash between the two
-    /// leaves a ceiling without a snapshot, which restarts as a crash (safe), and a snapshot is
-    /// trusted only under the ceiling it names. The actions replace any pending
-    /// [`Engine::poll_persist`] and [`Engine::poll_horizon`]. Calls after this one make the snapshot stale; a later start
-    /// then refuses it (its ceiling no longer matches) instead of reissuing tokens.
+    /// The host performs them in order, each durable before the next: a crash between the
+    /// ceiling and the snapshot leaves a ceiling without a snapshot, which restarts as a crash
+    /// (safe), and a snapshot is trusted only under the ceiling it names. The actions replace
+    /// any pending [`Engine::poll_persist`] and [`Engine::poll_horizon`]. Calls after this one
+    /// make the snapshot stale; a later start then refuses it (its ceiling no longer matches)
+    /// instead of reissuing tokens.
     pub fn shutdown(&mut self, now: Instant) -> Vec<FileAction> {
         let now = self.advance(now);
         let owned: Vec<(ClientId, u64, u32)> = self.by_client.all();
         self.drop_owned(&owned, now);
-        // The ceiling write below covers whatever was pending.
-        let _ = self.tokens.poll_persist();
         let snapshot = self.snapshot(now);
-        let mut actions = alloc::vec![FileAction::Write {
-            file: DataFile::Ceiling,
-            bytes: encode_ceiling(self.tokens.ceiling()),
-        }];
-        // Replies still to be sent may depend on a horizon not yet persisted.
+        let mut actions = Vec::new();
+        // Replies still to be sent may depend on a horizon not yet persisted; it goes before
+        // the ceiling it names, as in `poll_horizon`.
         if let Some(horizon) = self.poll_horizon() {
             actions.push(FileAction::Write {
                 file: DataFile::Horizon,
                 bytes: horizon.encode(),
             });
         }
+        // The ceiling write below covers whatever was pending.
+        let _ = self.tokens.poll_persist();
+        actions.push(FileAction::Write {
+            file: DataFile::Ceiling,
+            bytes: encode_ceiling(self.tokens.ceiling()),
+        });
         actions.push(FileAction::Write {
             file: DataFile::Snapshot,
             bytes: snapshot.encode(),
@@ -446,8 +449,11 @@ impl Engine {
 
     /// Takes a lease horizon that the host must persist as [`DataFile::Horizon`] (atomically,
     /// with fsync) before it delivers any reply or event of the call that asked for it, and
-    /// after the ceiling of [`Engine::poll_persist`]. Only an engine with a boot clock keeps
-    /// horizons; a busy one asks about once per `horizon_slack_ms`.
+    /// before the ceiling of [`Engine::poll_persist`]: the horizon names the ceiling in force,
+    /// raised or not, and a start takes the higher of the two files' ceilings
+    /// ([`crate::Recovery::plan`]), so a crash between the two writes leaves a horizon the next
+    /// start trusts. Only an engine with a boot clock keeps horizons; a busy one asks about
+    /// once per `horizon_slack_ms`.
     #[must_use]
     pub fn poll_horizon(&mut self) -> Option<Horizon> {
         let horizon = self.horizon.poll(self.tokens.ceiling())?;

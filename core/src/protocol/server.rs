@@ -311,8 +311,8 @@ impl Server {
         }
         let mut files = self.engine.shutdown(now);
         self.route_events(now);
-        // The ceiling and a pending horizon go first: pending transmits may carry tokens up
-        // to the one and deadlines up to the other. The snapshot and what follows go last.
+        // A pending horizon and the ceiling go first: pending transmits may carry deadlines
+        // up to the one and tokens up to the other. The snapshot and what follows go last.
         let at = files
             .iter()
             .position(|action| action.file() == DataFile::Snapshot)
@@ -340,23 +340,25 @@ impl Server {
         self.run_resumed();
     }
 
-    /// Returns the next thing the host must do; a ceiling to persist always comes before
-    /// transmits that could carry tokens above it, and a lease horizon before transmits that
-    /// could reveal deadlines past the one persisted before.
+    /// Returns the next thing the host must do; a lease horizon to persist always comes
+    /// before transmits that could reveal deadlines past the one persisted before, and a
+    /// ceiling before transmits that could carry tokens above it. The horizon goes first: it
+    /// names the raised ceiling, so a crash between the two writes leaves a horizon the next
+    /// start still trusts ([`Engine::poll_horizon`]).
     pub fn poll_output(&mut self) -> Option<Output> {
         if let Some(action) = self.files_first.pop_front() {
             return Some(Output::File(action));
-        }
-        if let Some(ceiling) = self.engine.poll_persist() {
-            return Some(Output::File(FileAction::Write {
-                file: DataFile::Ceiling,
-                bytes: encode_ceiling(ceiling),
-            }));
         }
         if let Some(horizon) = self.engine.poll_horizon() {
             return Some(Output::File(FileAction::Write {
                 file: DataFile::Horizon,
                 bytes: horizon.encode(),
+            }));
+        }
+        if let Some(ceiling) = self.engine.poll_persist() {
+            return Some(Output::File(FileAction::Write {
+                file: DataFile::Ceiling,
+                bytes: encode_ceiling(ceiling),
             }));
         }
         while let Some(id) = self.ready.pop_front() {

@@ -10,7 +10,7 @@ use fencelock_core::client::{
 use fencelock_core::protocol::{Output as ServerOutput, Server, ServerConfig};
 use fencelock_core::{
     AcquireOptions, BootClock, Config, DataFile, DataFiles, Error, Fence, FenceOutcome, FileAction,
-    Instant, LockInfo, Mode, Recovery, StartKind,
+    GraceCase, Instant, LockInfo, Mode, Recovery, StartKind,
 };
 
 use crate::lin::{self, Entry, LeaseOp, Outcome as LinOutcome};
@@ -701,6 +701,11 @@ impl<'a> World<'a> {
             cell.boot += 1;
             cell.boot_start = now.saturating_sub(2_000);
         }
+        // Now and then a run without a boot clock (a host that cannot read one) comes between
+        // runs that keep horizons.
+        if cell.epoch > 0 && self.rng.chance(10) {
+            cell.keeps_boot_clock = !cell.keeps_boot_clock;
+        }
         let mut files = DataFiles::default();
         for file in DataFile::ALL {
             files.set(file, cell.disk.get(&file).map(Vec::as_slice));
@@ -729,6 +734,17 @@ impl<'a> World<'a> {
             tweak(&mut config);
         }
         let mut engine = plan.start_engine(start, config);
+        // A run that keeps a horizon writes it before it reveals anything, and a run that
+        // keeps none removes it before serving, so a crash (between any two durable writes)
+        // never leaves a horizon that the next run cannot trust.
+        if cell.keeps_boot_clock && engine.grace_case() == GraceCase::StaleHorizon {
+            let message = format!(
+                "server {cell_index} restarts with the full grace: the horizon on disk names another token ceiling ({summary})",
+                summary = plan.summary(start, &engine)
+            );
+            self.fail(message);
+            return;
+        }
         // Leases restored from a clean snapshot live in the engine again, not as ghosts.
         for lock in engine.query(start, "") {
             for holder in lock.holders {

@@ -179,8 +179,8 @@ export declare class NativeEngine {
    */
   graceCase(): string
   /**
-   * Returns the bytes of a lease horizon file that must be made durable (after the
-   * ceiling) before any reply of the same call is delivered, or null.
+   * Returns the bytes of a lease horizon file that must be made durable (before the
+   * ceiling of `pollPersist`) before any reply of the same call is delivered, or null.
    */
   pollHorizon(): Buffer | null
   /** Returns the highest token issued (0 if none). */

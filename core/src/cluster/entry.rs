@@ -86,6 +86,13 @@ pub enum Entry {
         /// The client whose connection went with the old leader.
         client: ClientId,
     },
+    /// [`Engine::orphan_all`]: every client of a leader that failed over, at once.
+    OrphanAll {
+        /// Engine time in ms.
+        at: u64,
+        /// The clients whose connections went with the old leader.
+        clients: Vec<ClientId>,
+    },
     /// Time reached `at` with timers due ([`Engine::handle_timeout`]).
     Tick {
         /// Engine time in ms.
@@ -133,17 +140,19 @@ impl Entry {
             | Entry::CancelWait { at, .. }
             | Entry::Disconnect { at, .. }
             | Entry::Orphan { at, .. }
+            | Entry::OrphanAll { at, .. }
             | Entry::Tick { at } => *at,
         })
     }
 
-    /// Returns the client the entry names, if any.
+    /// Returns the client the entry names, if any (the highest, for an `OrphanAll`).
     #[must_use]
     pub fn client(&self) -> Option<ClientId> {
         match self {
             Entry::Acquire { client, .. }
             | Entry::Disconnect { client, .. }
             | Entry::Orphan { client, .. } => Some(*client),
+            Entry::OrphanAll { clients, .. } => clients.iter().copied().max(),
             _ => None,
         }
     }
@@ -208,6 +217,7 @@ impl Entry {
             }
             Entry::Disconnect { client, .. } => engine.disconnect(now, *client),
             Entry::Orphan { client, .. } => engine.orphan(now, *client),
+            Entry::OrphanAll { clients, .. } => engine.orphan_all(now, clients),
             Entry::Tick { .. } => engine.handle_timeout(now),
         }
     }
@@ -288,6 +298,32 @@ mod tests {
                 3000,
                 &AcquireOptions::default()
             )])
+        );
+    }
+
+    #[test]
+    fn orphan_all_names_its_clients_and_round_trips() {
+        let entry = Entry::OrphanAll {
+            at: 9,
+            clients: alloc::vec![3, 1, 7],
+        };
+        assert_eq!(entry.client(), Some(7));
+        assert_eq!(entry.at(), Instant(9));
+        let batch = Batch {
+            index: 1,
+            term: 1,
+            entries: alloc::vec![entry.clone()],
+        };
+        let text = String::from_utf8(batch.encode()).unwrap_or_default();
+        assert!(
+            text.contains(r#"{"op":"orphan_all","at":9,"clients":[3,1,7]}"#),
+            "{text}"
+        );
+        assert_eq!(
+            Batch::decode(text.as_bytes())
+                .map(|batch| batch.entries)
+                .ok(),
+            Some(alloc::vec![entry])
         );
     }
 }

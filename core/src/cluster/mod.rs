@@ -899,9 +899,11 @@ impl ClusterNode {
         let engine = self.server.engine_mut();
         engine.record_inputs(true);
         // The old leader's connections are gone: their waits end, and their EPHEMERAL leases
-        // live on until their deadline (the clients may not even know of the failover).
-        for client in engine.clients() {
-            engine.orphan(at, client);
+        // live on until their deadline (the clients may not even know of the failover). All
+        // at once: orphaned one by one, a client's wait could be granted as another's went.
+        let clients = engine.clients();
+        if !clients.is_empty() {
+            engine.orphan_all(at, &clients);
         }
         engine.handle_timeout(at);
         self.update_info();

@@ -623,6 +623,39 @@ fn ephemeral_leases_outlive_a_failover_until_their_ttl_and_waits_end() {
 }
 
 #[test]
+fn a_new_leader_grants_nothing_to_the_clients_it_orphans() {
+    let mut h = Harness::new(3);
+    let holder = h.connect(0);
+    let held = token(&h.call(0, holder, &["ACQUIRE", "l", "60000", "SHARED"]));
+    // An exclusive wait, then a shared one behind it (queued: the exclusive one is first).
+    let exclusive = h.connect(0);
+    h.send(0, exclusive, &["ACQUIRE", "l", "1000", "WAIT", "60000"]);
+    h.advance(10);
+    let shared = h.connect(0);
+    h.send(
+        0,
+        shared,
+        &["ACQUIRE", "l", "60000", "SHARED", "WAIT", "60000"],
+    );
+    h.advance(10);
+    assert!(h.replies(0, exclusive).is_empty() && h.replies(0, shared).is_empty());
+    h.kill(0);
+    let leader = h.leader().expect("a new leader");
+    // The old leader's clients are gone with it: withdrawing the exclusive wait must not
+    // grant the lock to the shared wait of a client that is being orphaned too.
+    for node in 1..3 {
+        let engine = h.nodes[node].engine();
+        engine.check_invariants().expect("invariants");
+        let tokens: Vec<u64> = engine.leases().map(|lease| lease.token).collect();
+        assert_eq!(tokens, vec![held], "node {node}");
+        assert_eq!(engine.waiting(), 0, "node {node}");
+    }
+    let conn = h.connect(leader);
+    // The lock is shared by the one lease that was granted, so a new shared lease joins it.
+    assert!(token(&h.call(leader, conn, &["ACQUIRE", "l", "1000", "SHARED"])) > held);
+}
+
+#[test]
 fn with_users_a_node_answers_noauth_before_moved_and_keeps_them_across_a_failover() {
     let mut h = Harness::new(2);
     let hash = crate::protocol::hash_password(b"secret", b"salt-salt-salt-1", 1000);

@@ -340,11 +340,30 @@ impl Engine {
             at: now.as_ms(),
             client,
         });
-        if client == 0 {
-            return;
+        self.orphan_owned(now, &[client]);
+    }
+
+    /// [`Engine::orphan`] for every client of a leader that failed over, at once: all their
+    /// waits are withdrawn before any lock is served, so none of these clients is granted a
+    /// lock as another's wait goes (a lease its holder could never hear of, holding the lock
+    /// for its whole TTL). A new leader calls it once, at its promotion.
+    pub fn orphan_all(&mut self, now: Instant, clients: &[ClientId]) {
+        let now = self.advance(now);
+        self.record(|| Entry::OrphanAll {
+            at: now.as_ms(),
+            clients: clients.to_vec(),
+        });
+        self.orphan_owned(now, clients);
+    }
+
+    fn orphan_owned(&mut self, now: Instant, clients: &[ClientId]) {
+        let mut owned: Vec<(ClientId, u64, u32)> = Vec::new();
+        for &client in clients {
+            if client != 0 {
+                owned.extend(self.by_client.of(client));
+            }
         }
-        let owned: Vec<(ClientId, u64, u32)> = self.by_client.of(client);
-        for &(_, tagged, slot) in &owned {
+        for &(client, tagged, slot) in &owned {
             match TimerKind::untag(tagged) {
                 (TimerKind::Wait, waiter) => {
                     self.drop_waiter(slot, waiter);

@@ -20,7 +20,7 @@ use fencelock_core::client::{
     Client, ClientConfig, Event as ClientEvent, Output as ClientOutput, Reply, RequestId,
 };
 use fencelock_core::cluster::{
-    Batch, ClusterConfig, ClusterNode, EtcdOp, EtcdResult, KeyValue, LogWrite, OpId, Role,
+    Batch, ClusterConfig, ClusterNode, Entry, EtcdOp, EtcdResult, KeyValue, LogWrite, OpId, Role,
     WatchEvent,
 };
 use fencelock_core::protocol::{ConnId, Output as ServerOutput, ServerConfig};
@@ -428,8 +428,6 @@ struct World {
     /// When the election key changed (deleted or created), in order: after that, no append
     /// of an earlier term can commit.
     elections: Vec<u64>,
-    /// When a node began to lead, in order.
-    promotions: Vec<u64>,
     faults_on: bool,
     /// Steps taken at the current instant (a busy loop never lets time go on).
     steps_now: u64,
@@ -469,7 +467,6 @@ impl World {
             terms: BTreeMap::new(),
             leading: [0; NODES],
             elections: Vec::new(),
-            promotions: Vec::new(),
             faults_on: true,
             steps_now: 0,
             tracing,
@@ -1476,7 +1473,11 @@ impl World {
     /// Replays every batch etcd committed, in order, on an engine of its own: for each ACQUIRE
     /// of this run (by its owner label) that committed, the token it was granted, at once or
     /// after a wait (`None`: it ran and was not granted).
-    fn replay_log(&self) -> BTreeMap<String, Option<u64>> {
+    ///
+    /// Also returns the first grant made while the log orphans the old leader's clients: only
+    /// they have waits then, and none of them can hear of a grant (a phantom lease that keeps
+    /// its lock for a whole TTL).
+    fn replay_log(&self) -> (BTreeMap<String, Option<u64>>, Option<String>) {
         let mut config = Config::default();
         config.max_ttl_ms = MAX_TTL_MS;
         config.max_wait_ms = 10_000;
@@ -1487,6 +1488,7 @@ impl World {
         let log_prefix = format!("{}log/", self.cluster_config.prefix());
         let mut ran: BTreeMap<String, Option<u64>> = BTreeMap::new();
         let mut waiting = BTreeMap::new();
+        let mut phantom = None;
         for (_, event) in &self.etcd.history {
             let WatchEvent::Put(kv) = event else { continue };
             if !kv.key.starts_with(log_prefix.as_bytes()) {
@@ -1496,6 +1498,7 @@ impl World {
                 continue;
             };
             for entry in &batch.entries {
+                let orphaning = matches!(entry, Entry::Orphan { .. } | Entry::OrphanAll { .. });
                 match entry.acquire_request() {
                     Some((name, ttl_ms, options)) if options.owner.is_some() => {
                         let owner = options.owner.clone().unwrap_or_default();
@@ -1513,6 +1516,12 @@ impl World {
                 }
                 while let Some(event) = engine.poll_event() {
                     if let EngineEvent::Granted { waiter, token, .. } = event {
+                        if orphaning && phantom.is_none() {
+                            phantom = Some(format!(
+                                "log batch {} grants token {token} as it orphans the old leader's clients: a lease none of them can hear of",
+                                batch.index
+                            ));
+                        }
                         if let Some(owner) = waiting.remove(&waiter) {
                             ran.insert(owner, Some(token));
                         }
@@ -1522,7 +1531,7 @@ impl World {
                 while engine.poll_horizon().is_some() {}
             }
         }
-        ran
+        (ran, phantom)
     }
 
     /// A node that leads now and did not when last looked at: every lease in the log lives
@@ -1568,7 +1577,6 @@ impl World {
             .map_or(START, |&(engine, at)| at + resumed.saturating_sub(engine));
         let gap = self.now.saturating_sub(written_at);
         self.terms.insert(term, (resumed, self.now));
-        self.promotions.push(self.now);
         note!(
             self,
             "n{index} leads (term {term}) from engine time {resumed}: leases may end up to {gap} ms later"
@@ -1591,19 +1599,15 @@ impl World {
     /// or nowhere, and its entry commits only in that leader's term. While the term lasts, its
     /// effects come within `STEAL_UNKNOWN_MS` of the call's end (a WAIT lasts 3 s at most, a
     /// pause 6 s, and the leader drops the connection's waits once it hears it closed). Once
-    /// the election key changes, nothing of that term commits; a WAIT it replicated may still
-    /// be granted by the next leader as it orphans the old clients, at its promotion.
+    /// the election key changes, nothing of that term commits, and the next leader withdraws
+    /// every wait of the old clients at its promotion before it serves any lock.
     fn unknown_until(&self, ended: u64) -> u64 {
         let within = ended + STEAL_UNKNOWN_MS;
         let change = self
             .elections
             .get(self.elections.partition_point(|&at| at < ended));
         match change {
-            Some(&change) if change <= within => self
-                .promotions
-                .get(self.promotions.partition_point(|&at| at < change))
-                .copied()
-                .unwrap_or(u64::MAX),
+            Some(&change) if change <= within => change,
             _ => within,
         }
     }
@@ -1611,7 +1615,11 @@ impl World {
     /// Every lock's history is linearizable under the lease model (calls of unknown outcome
     /// bounded by `unknown_until`; an ACQUIRE's outcome read from the committed log).
     fn check_histories(&mut self) {
-        let ran = self.replay_log();
+        let (ran, phantom) = self.replay_log();
+        if let Some(message) = phantom {
+            self.fail(message);
+            return;
+        }
         for (name, index, ended) in std::mem::take(&mut self.unknown) {
             let until = self.unknown_until(ended);
             if let Some(entry) = self.history.get_mut(&name).and_then(|h| h.get_mut(index)) {

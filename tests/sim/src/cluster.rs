@@ -81,6 +81,9 @@ struct Etcd {
     leases: BTreeMap<i64, (u64, u64)>,
     next_lease: i64,
     history: Vec<(u64, WatchEvent)>,
+    /// When each revision that put a key was made, in simulated ms (the last `perform`).
+    put_at_ms: BTreeMap<u64, u64>,
+    now: u64,
 }
 
 impl Etcd {
@@ -104,6 +107,7 @@ impl Etcd {
         );
         let kv = KeyValue::new(key.to_vec(), value.to_vec(), create, self.revision);
         self.history.push((self.revision, WatchEvent::Put(kv)));
+        self.put_at_ms.insert(self.revision, self.now);
     }
 
     fn delete_at(&mut self, key: &[u8]) {
@@ -150,6 +154,7 @@ impl Etcd {
 
     /// Performs an operation; watches are the world's.
     fn perform(&mut self, op: &EtcdOp, now: u64) -> EtcdResult {
+        self.now = now;
         match op {
             EtcdOp::GrantLease { ttl_s, .. } => {
                 self.next_lease += 1;
@@ -1477,7 +1482,7 @@ impl World {
     /// Also returns the first grant made while the log orphans the old leader's clients: only
     /// they have waits then, and none of them can hear of a grant (a phantom lease that keeps
     /// its lock for a whole TTL).
-    fn replay_log(&self) -> (BTreeMap<String, Option<u64>>, Option<String>) {
+    fn replay_log(&self) -> Replayed {
         let mut config = Config::default();
         config.max_ttl_ms = MAX_TTL_MS;
         config.max_wait_ms = 10_000;
@@ -1486,10 +1491,11 @@ impl World {
         }
         let mut engine = Engine::new(config);
         let log_prefix = format!("{}log/", self.cluster_config.prefix());
-        let mut ran: BTreeMap<String, Option<u64>> = BTreeMap::new();
+        let mut ran: BTreeMap<String, (Option<u64>, u64)> = BTreeMap::new();
         let mut waiting = BTreeMap::new();
         let mut phantom = None;
-        for (_, event) in &self.etcd.history {
+        let mut committed: BTreeMap<(u64, bool), Vec<u64>> = BTreeMap::new();
+        for (revision, event) in &self.etcd.history {
             let WatchEvent::Put(kv) = event else { continue };
             if !kv.key.starts_with(log_prefix.as_bytes()) {
                 continue;
@@ -1497,8 +1503,23 @@ impl World {
             let Ok(batch) = Batch::decode(&kv.value) else {
                 continue;
             };
+            let put_at = self
+                .etcd
+                .put_at_ms
+                .get(revision)
+                .copied()
+                .unwrap_or(u64::MAX);
             for entry in &batch.entries {
                 let orphaning = matches!(entry, Entry::Orphan { .. } | Entry::OrphanAll { .. });
+                match entry {
+                    Entry::Renew { token, .. } => {
+                        committed.entry((*token, false)).or_default().push(put_at);
+                    }
+                    Entry::Release { token, .. } => {
+                        committed.entry((*token, true)).or_default().push(put_at);
+                    }
+                    _ => {}
+                }
                 match entry.acquire_request() {
                     Some((name, ttl_ms, options)) if options.owner.is_some() => {
                         let owner = options.owner.clone().unwrap_or_default();
@@ -1510,7 +1531,7 @@ impl World {
                             }
                             _ => None,
                         };
-                        ran.insert(owner, granted);
+                        ran.insert(owner, (granted, put_at));
                     }
                     _ => entry.apply(&mut engine),
                 }
@@ -1523,7 +1544,7 @@ impl World {
                             ));
                         }
                         if let Some(owner) = waiting.remove(&waiter) {
-                            ran.insert(owner, Some(token));
+                            ran.insert(owner, (Some(token), put_at));
                         }
                     }
                 }
@@ -1531,7 +1552,11 @@ impl World {
                 while engine.poll_horizon().is_some() {}
             }
         }
-        (ran, phantom)
+        Replayed {
+            ran,
+            phantom,
+            committed,
+        }
     }
 
     /// A node that leads now and did not when last looked at: every lease in the log lives
@@ -1615,7 +1640,11 @@ impl World {
     /// Every lock's history is linearizable under the lease model (calls of unknown outcome
     /// bounded by `unknown_until`; an ACQUIRE's outcome read from the committed log).
     fn check_histories(&mut self) {
-        let (ran, phantom) = self.replay_log();
+        let Replayed {
+            ran,
+            phantom,
+            committed,
+        } = self.replay_log();
         if let Some(message) = phantom {
             self.fail(message);
             return;
@@ -1626,23 +1655,64 @@ impl World {
                 entry.ret = Some(until.max(entry.invoke));
                 // An ACQUIRE's outcome is in the log: whether its entry committed, and what
                 // replaying the log made of it.
-                if let LeaseOp::Acquire { outcome, .. } = &mut entry.op {
-                    let owner = self.owners.get(&(name.clone(), index));
-                    *outcome = match owner.and_then(|owner| ran.get(owner).copied()) {
-                        Some(Some(token)) => LinOutcome::Ok(token),
-                        Some(None) => LinOutcome::Fail(String::from("RAN-NOT-GRANTED")),
-                        None => LinOutcome::Fail(String::from("NOT-COMMITTED")),
-                    };
+                match &mut entry.op {
+                    LeaseOp::Acquire { outcome, .. } => {
+                        let owner = self.owners.get(&(name.clone(), index));
+                        *outcome = match owner.and_then(|owner| ran.get(owner).copied()) {
+                            // Granted by the time etcd took the batch that granted it.
+                            Some((Some(token), at)) => {
+                                entry.ret = entry.ret.map(|ret| ret.min(at).max(entry.invoke));
+                                LinOutcome::Ok(token)
+                            }
+                            Some((None, _)) => LinOutcome::Fail(String::from("RAN-NOT-GRANTED")),
+                            None => LinOutcome::Fail(String::from(NOT_COMMITTED)),
+                        };
+                    }
+                    // A RENEW or RELEASE took effect, if at all, by the time etcd took the
+                    // batch with its entry: one of those of its lease put after its call
+                    // began (the log does not say which call, or which automatic renewal,
+                    // wrote each). Without any, it had no effect.
+                    LeaseOp::Renew { token, outcome, .. } => {
+                        let key = (*token, false);
+                        match last_put_since(&committed, key, entry.invoke) {
+                            None => *outcome = LinOutcome::Fail(String::from(NOT_COMMITTED)),
+                            Some(at) => {
+                                entry.ret = entry.ret.map(|ret| ret.min(at).max(entry.invoke))
+                            }
+                        }
+                    }
+                    LeaseOp::Release { token, outcome } => {
+                        let key = (*token, true);
+                        match last_put_since(&committed, key, entry.invoke) {
+                            None => *outcome = LinOutcome::Fail(String::from(NOT_COMMITTED)),
+                            Some(at) => {
+                                entry.ret = entry.ret.map(|ret| ret.min(at).max(entry.invoke))
+                            }
+                        }
+                    }
+                    _ => {}
                 }
             }
         }
         for (name, history) in &self.history {
             // Calls that change nothing and constrain nothing in any state (an ACQUIRE refused
-            // other than LOCKED, or that never ran) only widen the search: left out.
+            // other than LOCKED, a call that never committed) only widen the search: left out.
             let history: Vec<LinEntry<LeaseOp>> = history
                 .iter()
-                .filter(|entry| {
-                    !matches!(&entry.op, LeaseOp::Acquire { outcome: LinOutcome::Fail(code), .. } if code != "LOCKED")
+                .filter(|entry| match &entry.op {
+                    LeaseOp::Acquire {
+                        outcome: LinOutcome::Fail(code),
+                        ..
+                    } => code == "LOCKED",
+                    LeaseOp::Renew {
+                        outcome: LinOutcome::Fail(code),
+                        ..
+                    }
+                    | LeaseOp::Release {
+                        outcome: LinOutcome::Fail(code),
+                        ..
+                    } => code != NOT_COMMITTED,
+                    _ => true,
                 })
                 .cloned()
                 .collect();
@@ -2206,6 +2276,35 @@ fn short(result: &Result<Reply, fencelock_core::Error>) -> String {
         Ok(_) => String::from("ok"),
         Err(error) => error.to_string(),
     }
+}
+
+/// The outcome given to a call of unknown outcome whose entry the committed log lacks.
+const NOT_COMMITTED: &str = "NOT-COMMITTED";
+
+/// What replaying the committed log tells the end-of-run checks.
+struct Replayed {
+    /// Each ACQUIRE's owner label: the token it was granted (`None` if it ran without one),
+    /// and when etcd took the batch that granted it (or that held the request).
+    ran: BTreeMap<String, (Option<u64>, u64)>,
+    /// A grant made while orphaning the old leader's clients.
+    phantom: Option<String>,
+    /// When etcd took each committed RENEW (`false`) or RELEASE (`true`) of a lease, in
+    /// simulated ms, in log order.
+    committed: BTreeMap<(u64, bool), Vec<u64>>,
+}
+
+/// The latest time etcd took an entry of `key` at or after `since`.
+fn last_put_since(
+    committed: &BTreeMap<(u64, bool), Vec<u64>>,
+    key: (u64, bool),
+    since: u64,
+) -> Option<u64> {
+    committed
+        .get(&key)?
+        .iter()
+        .copied()
+        .filter(|&at| at >= since)
+        .max()
 }
 
 /// Records how a call ended in its history entry: when, and its outcome; returns true if its

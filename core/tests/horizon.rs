@@ -289,11 +289,12 @@ fn a_corrupt_horizon_is_a_clear_error() {
     );
 }
 
-#[test]
-fn a_raised_ceiling_restamps_the_horizon_so_it_stays_trusted() {
+/// An engine on boot-a that granted `count` leases of 1 s (token block 10), as its host
+/// left its data directory.
+fn granted_run(count: usize) -> (Engine, Dir) {
     let mut engine = Engine::new(config_on("boot-a", 0));
     let mut dir = Dir::default();
-    for i in 0..11 {
+    for i in 0..count {
         grant(
             &mut engine,
             0,
@@ -303,6 +304,12 @@ fn a_raised_ceiling_restamps_the_horizon_so_it_stays_trusted() {
         );
         drain(&mut engine, &mut dir);
     }
+    (engine, dir)
+}
+
+#[test]
+fn a_raised_ceiling_restamps_the_horizon_so_it_stays_trusted() {
+    let (_, dir) = granted_run(11);
     assert_eq!(dir.ceiling.as_deref(), Some(&b"20\n"[..]));
     assert_eq!(dir.horizon().ceiling, 20);
     let mut plan = Recovery::plan(dir.files()).unwrap();
@@ -322,18 +329,7 @@ fn restart_on_boot_a(dir: &Dir) -> (Recovery, Engine) {
 #[test]
 fn a_crash_between_the_horizon_and_the_raised_ceiling_keeps_the_horizon_trusted() {
     // Ten grants fill the first block of tokens (ceiling 10); the eleventh raises it to 20.
-    let mut engine = Engine::new(config_on("boot-a", 0));
-    let mut dir = Dir::default();
-    for i in 0..10 {
-        grant(
-            &mut engine,
-            0,
-            &format!("n{i}"),
-            1_000,
-            &AcquireOptions::default(),
-        );
-        drain(&mut engine, &mut dir);
-    }
+    let (mut engine, mut dir) = granted_run(10);
     assert_eq!(dir.ceiling.as_deref(), Some(&b"10\n"[..]));
     grant(&mut engine, 0, "n10", 4_000, &AcquireOptions::default());
     // The host takes the horizon first: it names the raised ceiling and covers the new lease.
@@ -367,18 +363,7 @@ fn a_crash_between_the_horizon_and_the_raised_ceiling_keeps_the_horizon_trusted(
 
 #[test]
 fn a_run_without_a_boot_clock_after_that_crash_leaves_no_horizon_to_trust() {
-    let mut engine = Engine::new(config_on("boot-a", 0));
-    let mut dir = Dir::default();
-    for i in 0..10 {
-        grant(
-            &mut engine,
-            0,
-            &format!("n{i}"),
-            1_000,
-            &AcquireOptions::default(),
-        );
-        drain(&mut engine, &mut dir);
-    }
+    let (mut engine, mut dir) = granted_run(10);
     grant(&mut engine, 0, "n10", 1_000, &AcquireOptions::default());
     dir.horizon = Some(engine.poll_horizon().unwrap().encode());
     // A run without a boot clock: it resumes above the horizon's ceiling and removes the

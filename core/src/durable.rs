@@ -203,11 +203,7 @@ impl Recovery {
         let horizon = files.horizon.map(Horizon::decode).transpose()?;
         // A horizon is written before the raised ceiling it names: after a crash between the
         // two, its ceiling is the higher one, and no token above the ceiling file was revealed.
-        let ceiling = match (ceiling, &horizon) {
-            (Some(ceiling), Some(horizon)) => Some(ceiling.max(horizon.ceiling)),
-            (None, Some(horizon)) => Some(horizon.ceiling),
-            (ceiling, None) => ceiling,
-        };
+        let ceiling = ceiling.max(horizon.as_ref().map(|horizon| horizon.ceiling));
         let mut plan = Recovery::plan_tokens(ceiling, files.snapshot);
         plan.horizon = horizon;
         Ok(plan)

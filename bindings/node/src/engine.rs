@@ -404,11 +404,7 @@ impl NativeEngine {
 #[allow(clippy::field_reassign_with_default)]
 pub(crate) fn acquire_options(options: AcquireOpts) -> napi::Result<AcquireOptions> {
     let mut built = AcquireOptions::default();
-    built.mode = if options.shared.unwrap_or(false) {
-        Mode::Shared
-    } else {
-        Mode::Exclusive
-    };
+    built.mode = Mode::from_shared(options.shared.unwrap_or(false));
     built.wait_ms = whole_opt("waitMs", options.wait_ms)?.unwrap_or(0);
     built.owner = options.owner;
     built.steal = options.steal.unwrap_or(false);

@@ -434,11 +434,7 @@ pub(crate) fn acquire_options(
     lock_delay_ms: Option<u64>,
 ) -> AcquireOptions {
     let mut options = AcquireOptions::default();
-    options.mode = if shared {
-        Mode::Shared
-    } else {
-        Mode::Exclusive
-    };
+    options.mode = Mode::from_shared(shared);
     options.wait_ms = wait_ms;
     options.owner = owner;
     options.steal = steal;

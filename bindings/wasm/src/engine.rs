@@ -272,11 +272,7 @@ pub(crate) fn acquire_options(
     with_client: bool,
 ) -> Result<AcquireOptions, JsValue> {
     let mut built = AcquireOptions::default();
-    built.mode = if bool_field(options, "shared")?.unwrap_or(false) {
-        Mode::Shared
-    } else {
-        Mode::Exclusive
-    };
+    built.mode = Mode::from_shared(bool_field(options, "shared")?.unwrap_or(false));
     built.wait_ms = whole_field(options, "waitMs")?.unwrap_or(0);
     built.owner = string_field(options, "owner")?;
     built.steal = bool_field(options, "steal")?.unwrap_or(false);

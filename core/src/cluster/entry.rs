@@ -176,11 +176,7 @@ impl Entry {
             return None;
         };
         let options = AcquireOptions {
-            mode: if *shared {
-                Mode::Shared
-            } else {
-                Mode::Exclusive
-            },
+            mode: Mode::from_shared(*shared),
             wait_ms: *wait_ms,
             owner: owner.clone(),
             steal: *steal,

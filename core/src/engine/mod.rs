@@ -683,11 +683,7 @@ impl Engine {
             lock.holders.as_slice().iter().map(move |lease| LeaseView {
                 name,
                 token: lease.token,
-                mode: if lease.shared {
-                    Mode::Shared
-                } else {
-                    Mode::Exclusive
-                },
+                mode: Mode::from_shared(lease.shared),
                 deadline: lease.deadline,
                 owner: lease.owner.as_deref(),
                 client: lease.client,
@@ -1473,20 +1469,13 @@ fn new_lease(
 }
 
 fn lock_info(lock: &Lock, now: Instant) -> LockInfo {
-    let mode_of = |shared: bool| {
-        if shared {
-            Mode::Shared
-        } else {
-            Mode::Exclusive
-        }
-    };
     let mut holders: Vec<HolderInfo> = lock
         .holders
         .as_slice()
         .iter()
         .map(|lease| HolderInfo {
             token: lease.token,
-            mode: mode_of(lease.shared),
+            mode: Mode::from_shared(lease.shared),
             owner: lease.owner.as_deref().map(String::from),
             ms_left: lease.deadline.ms_since(now),
             client: lease.client,
@@ -1500,7 +1489,7 @@ fn lock_info(lock: &Lock, now: Instant) -> LockInfo {
         .map(|(at, waiter)| WaiterInfo {
             waiter: waiter.id,
             position: at + 1,
-            mode: mode_of(waiter.shared),
+            mode: Mode::from_shared(waiter.shared),
             owner: waiter.owner.as_deref().map(String::from),
             client: waiter.client,
             ms_left: waiter.deadline.ms_since(now),

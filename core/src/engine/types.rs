@@ -24,6 +24,16 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// Returns [`Mode::Shared`] if `shared`, else [`Mode::Exclusive`].
+    #[must_use]
+    pub const fn from_shared(shared: bool) -> Mode {
+        if shared {
+            Mode::Shared
+        } else {
+            Mode::Exclusive
+        }
+    }
+
     /// Returns `"exclusive"` or `"shared"`.
     #[must_use]
     pub const fn as_str(self) -> &'static str {

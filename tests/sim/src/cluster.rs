@@ -1649,72 +1649,58 @@ impl World {
             self.fail(message);
             return;
         }
+        // Calls of unknown outcome whose entry never committed: they had no effect.
+        let mut never_ran: BTreeMap<String, BTreeSet<usize>> = BTreeMap::new();
         for (name, index, ended) in std::mem::take(&mut self.unknown) {
-            let until = self.unknown_until(ended);
-            if let Some(entry) = self.history.get_mut(&name).and_then(|h| h.get_mut(index)) {
-                entry.ret = Some(until.max(entry.invoke));
-                // An ACQUIRE's outcome is in the log: whether its entry committed, and what
-                // replaying the log made of it.
-                match &mut entry.op {
-                    LeaseOp::Acquire { outcome, .. } => {
-                        let owner = self.owners.get(&(name.clone(), index));
-                        *outcome = match owner.and_then(|owner| ran.get(owner).copied()) {
-                            // Granted by the time etcd took the batch that granted it.
-                            Some((Some(token), at)) => {
-                                entry.ret = entry.ret.map(|ret| ret.min(at).max(entry.invoke));
-                                LinOutcome::Ok(token)
-                            }
-                            Some((None, _)) => LinOutcome::Fail(String::from("RAN-NOT-GRANTED")),
-                            None => LinOutcome::Fail(String::from(NOT_COMMITTED)),
-                        };
+            let mut until = self.unknown_until(ended);
+            let Some(entry) = self.history.get_mut(&name).and_then(|h| h.get_mut(index)) else {
+                continue;
+            };
+            // A RENEW or RELEASE took effect, if at all, by the time etcd took the batch with
+            // its entry: one of those of its lease put after its call began (the log does not
+            // say which call, or which automatic renewal, wrote each). Without any, it had no
+            // effect.
+            let logged = match &entry.op {
+                LeaseOp::Renew { token, .. } => Some((*token, false)),
+                LeaseOp::Release { token, .. } => Some((*token, true)),
+                _ => None,
+            };
+            if let Some(key) = logged {
+                match last_put_since(&committed, key, entry.invoke) {
+                    Some(at) => until = until.min(at),
+                    None => {
+                        never_ran.entry(name.clone()).or_default().insert(index);
                     }
-                    // A RENEW or RELEASE took effect, if at all, by the time etcd took the
-                    // batch with its entry: one of those of its lease put after its call
-                    // began (the log does not say which call, or which automatic renewal,
-                    // wrote each). Without any, it had no effect.
-                    LeaseOp::Renew { token, outcome, .. } => {
-                        let key = (*token, false);
-                        match last_put_since(&committed, key, entry.invoke) {
-                            None => *outcome = LinOutcome::Fail(String::from(NOT_COMMITTED)),
-                            Some(at) => {
-                                entry.ret = entry.ret.map(|ret| ret.min(at).max(entry.invoke))
-                            }
-                        }
-                    }
-                    LeaseOp::Release { token, outcome } => {
-                        let key = (*token, true);
-                        match last_put_since(&committed, key, entry.invoke) {
-                            None => *outcome = LinOutcome::Fail(String::from(NOT_COMMITTED)),
-                            Some(at) => {
-                                entry.ret = entry.ret.map(|ret| ret.min(at).max(entry.invoke))
-                            }
-                        }
-                    }
-                    _ => {}
                 }
             }
+            // An ACQUIRE's outcome is in the log: whether its entry committed, and what
+            // replaying the log made of it (granted by the time etcd took the batch that
+            // granted it).
+            if let LeaseOp::Acquire { outcome, .. } = &mut entry.op {
+                let owner = self.owners.get(&(name.clone(), index));
+                *outcome = match owner.and_then(|owner| ran.get(owner).copied()) {
+                    Some((Some(token), at)) => {
+                        until = until.min(at);
+                        LinOutcome::Ok(token)
+                    }
+                    Some((None, _)) => LinOutcome::Fail(String::from("RAN-NOT-GRANTED")),
+                    None => LinOutcome::Fail(String::from("NOT-COMMITTED")),
+                };
+            }
+            entry.ret = Some(until.max(entry.invoke));
         }
         for (name, history) in &self.history {
             // Calls that change nothing and constrain nothing in any state (an ACQUIRE refused
             // other than LOCKED, a call that never committed) only widen the search: left out.
+            let skipped = never_ran.get(name);
             let history: Vec<LinEntry<LeaseOp>> = history
                 .iter()
-                .filter(|entry| match &entry.op {
-                    LeaseOp::Acquire {
-                        outcome: LinOutcome::Fail(code),
-                        ..
-                    } => code == "LOCKED",
-                    LeaseOp::Renew {
-                        outcome: LinOutcome::Fail(code),
-                        ..
-                    }
-                    | LeaseOp::Release {
-                        outcome: LinOutcome::Fail(code),
-                        ..
-                    } => code != NOT_COMMITTED,
-                    _ => true,
+                .enumerate()
+                .filter(|(index, entry)| {
+                    !skipped.is_some_and(|skipped| skipped.contains(index))
+                        && !matches!(&entry.op, LeaseOp::Acquire { outcome: LinOutcome::Fail(code), .. } if code != "LOCKED")
                 })
-                .cloned()
+                .map(|(_, entry)| entry.clone())
                 .collect();
             let history = &history;
             self.outcome.checked_ops += history.len() as u64;
@@ -2278,9 +2264,6 @@ fn short(result: &Result<Reply, fencelock_core::Error>) -> String {
     }
 }
 
-/// The outcome given to a call of unknown outcome whose entry the committed log lacks.
-const NOT_COMMITTED: &str = "NOT-COMMITTED";
-
 /// What replaying the committed log tells the end-of-run checks.
 struct Replayed {
     /// Each ACQUIRE's owner label: the token it was granted (`None` if it ran without one),
@@ -2293,7 +2276,8 @@ struct Replayed {
     committed: BTreeMap<(u64, bool), Vec<u64>>,
 }
 
-/// The latest time etcd took an entry of `key` at or after `since`.
+/// The latest time etcd took an entry of `key`, if at or after `since` (the times are in log
+/// order, so none before it).
 fn last_put_since(
     committed: &BTreeMap<(u64, bool), Vec<u64>>,
     key: (u64, bool),
@@ -2301,10 +2285,9 @@ fn last_put_since(
 ) -> Option<u64> {
     committed
         .get(&key)?
-        .iter()
+        .last()
         .copied()
         .filter(|&at| at >= since)
-        .max()
 }
 
 /// Records how a call ended in its history entry: when, and its outcome; returns true if its
